@@ -1,0 +1,433 @@
+//! Account flows: sign-up, email verification, sign-in, sessions, password
+//! reset and change. Handlers call these and translate the result; every
+//! decision (who may sign in, which link is valid, what to email) is made here.
+
+use std::sync::Arc;
+
+use crate::clock::UnixTime;
+use crate::email::EmailAddress;
+use crate::error::{AccountError, StoreError};
+use crate::lockout::{LockState, LockoutPolicy};
+use crate::mail::{Mailer, OutgoingEmail};
+use crate::password::{PasswordCheck, PasswordHasher, PasswordPolicy};
+use crate::rate_limit::{LimitedAction, RateLimits};
+use crate::secrets::{random_token, token_digest};
+use crate::session::{AuthMethod, AuthRecord, SessionPolicy, SessionRecord};
+use crate::store::{AccountStore, EmailLink, LinkPurpose};
+use crate::user::{User, UserId};
+
+/// Tunables of the account flows.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// Public base URL, used in emailed links (no trailing slash).
+    pub base_url: String,
+    /// Product name shown in emails.
+    pub product_name: String,
+    /// Rules for new passwords.
+    pub password_policy: PasswordPolicy,
+    /// Lockout after failed sign-ins.
+    pub lockout: LockoutPolicy,
+    /// Session lifetimes.
+    pub sessions: SessionPolicy,
+    /// Per-IP request limits.
+    pub rate_limits: RateLimits,
+    /// Lifetime of an email-verification link (seconds).
+    pub verify_link_ttl: i64,
+    /// Lifetime of a password-reset link (seconds).
+    pub reset_link_ttl: i64,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "http://localhost:8080".into(),
+            product_name: "Portcullis".into(),
+            password_policy: PasswordPolicy::default(),
+            lockout: LockoutPolicy::default(),
+            sessions: SessionPolicy::default(),
+            rate_limits: RateLimits::default(),
+            verify_link_ttl: 24 * 3600,
+            reset_link_ttl: 3600,
+        }
+    }
+}
+
+/// What a person typed into the sign-up form.
+#[derive(Debug, Clone)]
+pub struct SignUpForm<'a> {
+    /// Email, as typed.
+    pub email: &'a str,
+    /// Display name, possibly empty.
+    pub name: &'a str,
+    /// Password.
+    pub password: &'a str,
+    /// Password again.
+    pub confirm: &'a str,
+}
+
+/// A session just opened: the cookie token (shown once) and the record.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// Secret for the session cookie.
+    pub token: String,
+    /// What was stored.
+    pub record: SessionRecord,
+}
+
+/// A session found from its cookie.
+#[derive(Debug, Clone)]
+pub struct ActiveSession {
+    /// The stored record.
+    pub record: SessionRecord,
+    /// The account.
+    pub user: User,
+    /// Digest of the cookie token (identifies the session in the store).
+    pub digest: String,
+}
+
+/// The account service.
+#[derive(Clone)]
+pub struct Accounts<S> {
+    store: S,
+    hasher: PasswordHasher,
+    mailer: Arc<dyn Mailer>,
+    settings: Arc<AccountSettings>,
+}
+
+impl<S: AccountStore> Accounts<S> {
+    /// Wires the service.
+    pub fn new(store: S, hasher: PasswordHasher, mailer: Arc<dyn Mailer>, settings: AccountSettings) -> Self {
+        Self { store, hasher, mailer, settings: Arc::new(settings) }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &AccountSettings {
+        &self.settings
+    }
+
+    /// The store (for health checks).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Counts a request from `client` and refuses it over the limit with the seconds to wait.
+    pub async fn throttle(&self, action: LimitedAction, client: &str, now: UnixTime) -> Result<Result<(), i64>, StoreError> {
+        let limits = &self.settings.rate_limits;
+        let bucket = limits.bucket(action, client, now);
+        let hits = self.store.hit_rate_bucket(&bucket).await?;
+        Ok(limits.decide(action, &bucket, hits, now))
+    }
+
+    fn check_new_password(&self, email: &EmailAddress, name: &str, password: &str, confirm: &str) -> Result<(), AccountError> {
+        let mut hints = vec![email.local_part(), email.as_str()];
+        hints.extend(name.split_whitespace());
+        self.settings.password_policy.check(password, &hints)?;
+        if password != confirm {
+            return Err(AccountError::PasswordMismatch);
+        }
+        Ok(())
+    }
+
+    async fn hash(&self, password: &str) -> Result<String, AccountError> {
+        self.hasher.hash(password).await.map_err(|e| AccountError::Hashing(e.to_string()))
+    }
+
+    /// Self-service sign-up. The outcome looks the same whether or not the
+    /// address already has an account (no enumeration): a new address gets a
+    /// verification link, a known one gets a note saying someone tried.
+    pub async fn sign_up(&self, form: SignUpForm<'_>, now: UnixTime) -> Result<(), AccountError> {
+        let email = EmailAddress::parse(form.email)?;
+        let name = form.name.trim();
+        self.check_new_password(&email, name, form.password, form.confirm)?;
+        let user = User {
+            id: UserId::new(),
+            email: email.clone(),
+            name: name.to_owned(),
+            password_hash: self.hash(form.password).await?,
+            email_verified_at: None,
+            is_admin: false,
+            created_at: now,
+        };
+        match self.store.create_user(&user).await {
+            Ok(()) => self.send_verification(&user, now).await,
+            Err(StoreError::Conflict) => {
+                let s = &self.settings;
+                self.send(OutgoingEmail {
+                    to: email.to_string(),
+                    subject: format!("{}: sign-up attempt with your address", s.product_name),
+                    text: format!(
+                        "Someone, perhaps you, tried to create a {} account with this address, which already has one.\n\n\
+                         If it was you, sign in at {}/login or reset your password at {}/forgot-password.\n\
+                         If it was not you, you can ignore this message.\n",
+                        s.product_name, s.base_url, s.base_url
+                    ),
+                    link: None,
+                })
+                .await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates an account as the operator (already verified). Refuses a taken address.
+    pub async fn create_user_by_operator(&self, email: &str, name: &str, password: &str, is_admin: bool, now: UnixTime) -> Result<User, AccountError> {
+        let email = EmailAddress::parse(email)?;
+        self.check_new_password(&email, name, password, password)?;
+        let user = User {
+            id: UserId::new(),
+            email,
+            name: name.trim().to_owned(),
+            password_hash: self.hash(password).await?,
+            email_verified_at: Some(now),
+            is_admin,
+            created_at: now,
+        };
+        self.store.create_user(&user).await?;
+        Ok(user)
+    }
+
+    async fn send(&self, email: OutgoingEmail) -> Result<(), AccountError> {
+        self.mailer.send(&email).await.map_err(AccountError::Delivery)
+    }
+
+    async fn issue_link(&self, user: &User, purpose: LinkPurpose, ttl: i64, path: &str, now: UnixTime) -> Result<String, AccountError> {
+        let token = random_token();
+        self.store
+            .replace_email_link(&EmailLink { digest: token_digest(&token), user_id: user.id, purpose, created_at: now, expires_at: now + ttl })
+            .await?;
+        Ok(format!("{}{path}?token={token}", self.settings.base_url))
+    }
+
+    async fn send_verification(&self, user: &User, now: UnixTime) -> Result<(), AccountError> {
+        let link = self.issue_link(user, LinkPurpose::VerifyEmail, self.settings.verify_link_ttl, "/verify-email", now).await?;
+        let s = &self.settings;
+        self.send(OutgoingEmail {
+            to: user.email.to_string(),
+            subject: format!("{}: confirm your email address", s.product_name),
+            text: format!(
+                "Confirm your email address to finish setting up your {} account:\n\n{link}\n\n\
+                 The link works once and expires in {} hours. If you did not sign up, ignore this message.\n",
+                s.product_name,
+                s.verify_link_ttl / 3600
+            ),
+            link: Some(link.clone()),
+        })
+        .await
+    }
+
+    /// Whether a verification or reset link is currently usable (without using it).
+    pub async fn check_link(&self, token: &str, purpose: LinkPurpose, now: UnixTime) -> Result<(), AccountError> {
+        match self.store.peek_email_link(&token_digest(token), purpose, now).await? {
+            Some(_) => Ok(()),
+            None => Err(AccountError::InvalidLink),
+        }
+    }
+
+    /// Confirms an email address with the emailed link (single use).
+    pub async fn verify_email(&self, token: &str, now: UnixTime) -> Result<UserId, AccountError> {
+        let user = self.store.consume_email_link(&token_digest(token), LinkPurpose::VerifyEmail, now).await?.ok_or(AccountError::InvalidLink)?;
+        self.store.mark_email_verified(user, now).await?;
+        Ok(user)
+    }
+
+    /// Password sign-in. Unknown addresses, wrong passwords and locked accounts
+    /// behave alike for an outsider: the same message after the same work.
+    pub async fn sign_in(&self, email: &str, password: &str, now: UnixTime) -> Result<NewSession, AccountError> {
+        let Ok(email) = EmailAddress::parse(email) else {
+            self.hasher.verify_decoy(password).await;
+            return Err(AccountError::InvalidCredentials);
+        };
+        let key = email.as_str();
+        let lockout = &self.settings.lockout;
+        if let LockState::Locked { retry_after_secs } = lockout.state(&self.store.failure_record(key).await?, now) {
+            return Err(AccountError::Locked { retry_after_secs });
+        }
+        let user = self.store.user_by_email(&email).await?;
+        let check = match &user {
+            Some(u) => self.hasher.verify(password, &u.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))?,
+            None => {
+                self.hasher.verify_decoy(password).await;
+                PasswordCheck::Mismatch
+            }
+        };
+        let user = match (user, check) {
+            (Some(user), PasswordCheck::Match) => user,
+            (Some(user), PasswordCheck::MatchRehashed(new_hash)) => {
+                self.store.set_password_hash(user.id, &new_hash).await?;
+                user
+            }
+            _ => return Err(self.count_failure(key, now).await?),
+        };
+        self.store.clear_login_failures(key).await?;
+        if user.email_verified_at.is_none() {
+            self.send_verification(&user, now).await?;
+            return Err(AccountError::EmailNotVerified);
+        }
+        self.open_session(user.id, AuthRecord::single(AuthMethod::Password, now), now).await
+    }
+
+    /// Counts a failed attempt; returns the error to show (locks at the threshold).
+    async fn count_failure(&self, key: &str, now: UnixTime) -> Result<AccountError, AccountError> {
+        let lockout = &self.settings.lockout;
+        let failures = self.store.record_login_failure(key, now, lockout.window_start(now)).await?;
+        if lockout.must_lock(failures) {
+            self.store.lock_account(key, lockout.lock_until(now)).await?;
+            tracing::warn!(account = key, failures, "account locked after repeated failures");
+            return Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds });
+        }
+        Ok(AccountError::InvalidCredentials)
+    }
+
+    async fn open_session(&self, user_id: UserId, auth: AuthRecord, now: UnixTime) -> Result<NewSession, AccountError> {
+        let token = random_token();
+        let record = SessionRecord { id: uuid::Uuid::new_v4().simple().to_string(), user_id, created_at: now, last_seen_at: now, auth };
+        self.store.create_session(&token_digest(&token), &record, self.settings.sessions.expires_at(now)).await?;
+        Ok(NewSession { token, record })
+    }
+
+    /// The live session behind a cookie token, if any; records activity.
+    pub async fn session(&self, token: &str, now: UnixTime) -> Result<Option<ActiveSession>, AccountError> {
+        let digest = token_digest(token);
+        let Some(record) = self.store.session_by_digest(&digest).await? else { return Ok(None) };
+        let policy = &self.settings.sessions;
+        if !policy.is_alive(&record, now) {
+            self.store.delete_session(&digest).await?;
+            return Ok(None);
+        }
+        let Some(user) = self.store.user_by_id(record.user_id).await? else { return Ok(None) };
+        if policy.should_touch(&record, now) {
+            self.store.touch_session(&digest, now).await?;
+        }
+        Ok(Some(ActiveSession { record, user, digest }))
+    }
+
+    /// Ends the session behind a cookie token.
+    pub async fn sign_out(&self, token: &str) -> Result<(), AccountError> {
+        Ok(self.store.delete_session(&token_digest(token)).await?)
+    }
+
+    /// Ends every session of a user.
+    pub async fn sign_out_everywhere(&self, user: UserId) -> Result<u64, AccountError> {
+        Ok(self.store.delete_user_sessions(user, None).await?)
+    }
+
+    /// Emails a reset link if the address has an account. Always looks the same
+    /// to the requester; a delivery failure is logged, not shown (it would reveal
+    /// that the account exists).
+    pub async fn request_password_reset(&self, email: &str, now: UnixTime) -> Result<(), AccountError> {
+        let email = EmailAddress::parse(email)?;
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            tracing::info!("password reset requested for an address without an account");
+            return Ok(());
+        };
+        let link = self.issue_link(&user, LinkPurpose::ResetPassword, self.settings.reset_link_ttl, "/reset-password", now).await?;
+        let s = &self.settings;
+        let sent = self
+            .send(OutgoingEmail {
+                to: user.email.to_string(),
+                subject: format!("{}: reset your password", s.product_name),
+                text: format!(
+                    "Someone asked to reset the password of your {} account. To choose a new password, open:\n\n{link}\n\n\
+                     The link works once and expires in {} minutes. If you did not ask, ignore this message: your password stays as it is.\n",
+                    s.product_name,
+                    s.reset_link_ttl / 60
+                ),
+                link: Some(link.clone()),
+            })
+            .await;
+        if let Err(e) = sent {
+            tracing::error!(error = %e, user = %user.id, "could not send the password-reset email");
+        }
+        Ok(())
+    }
+
+    /// Sets a new password with a reset link. The password is checked before
+    /// the link is used, so a refused password does not burn the link. Signs
+    /// the user out everywhere, lifts any lock, and confirms the address (the
+    /// link proved control of the mailbox).
+    pub async fn reset_password(&self, token: &str, password: &str, confirm: &str, now: UnixTime) -> Result<(), AccountError> {
+        let digest = token_digest(token);
+        let user_id = self.store.peek_email_link(&digest, LinkPurpose::ResetPassword, now).await?.ok_or(AccountError::InvalidLink)?;
+        let user = self.store.user_by_id(user_id).await?.ok_or(AccountError::InvalidLink)?;
+        self.check_new_password(&user.email, &user.name, password, confirm)?;
+        let hash = self.hash(password).await?;
+        if self.store.consume_email_link(&digest, LinkPurpose::ResetPassword, now).await? != Some(user.id) {
+            return Err(AccountError::InvalidLink);
+        }
+        self.store.set_password_hash(user.id, &hash).await?;
+        self.store.mark_email_verified(user.id, now).await?;
+        self.store.clear_login_failures(user.email.as_str()).await?;
+        self.store.delete_user_sessions(user.id, None).await?;
+        self.notify_password_changed(&user).await;
+        Ok(())
+    }
+
+    /// Changes the password of a signed-in user, who must give the current one.
+    /// Other sessions end; this one stays.
+    pub async fn change_password(&self, session: &ActiveSession, current: &str, password: &str, confirm: &str, now: UnixTime) -> Result<(), AccountError> {
+        let user = &session.user;
+        let key = user.email.as_str();
+        if let LockState::Locked { retry_after_secs } = self.settings.lockout.state(&self.store.failure_record(key).await?, now) {
+            return Err(AccountError::Locked { retry_after_secs });
+        }
+        match self.hasher.verify(current, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
+            PasswordCheck::Mismatch => {
+                return Err(match self.count_failure(key, now).await? {
+                    AccountError::InvalidCredentials => AccountError::WrongCurrentPassword,
+                    other => other,
+                });
+            }
+            PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => {}
+        }
+        self.check_new_password(&user.email, &user.name, password, confirm)?;
+        let hash = self.hash(password).await?;
+        self.store.set_password_hash(user.id, &hash).await?;
+        self.store.delete_user_sessions(user.id, Some(&session.digest)).await?;
+        self.notify_password_changed(user).await;
+        Ok(())
+    }
+
+    async fn notify_password_changed(&self, user: &User) {
+        let s = &self.settings;
+        let sent = self
+            .send(OutgoingEmail {
+                to: user.email.to_string(),
+                subject: format!("{}: your password was changed", s.product_name),
+                text: format!(
+                    "The password of your {} account was just changed and other sessions were signed out.\n\
+                     If this was not you, reset your password now at {}/forgot-password.\n",
+                    s.product_name, s.base_url
+                ),
+                link: None,
+            })
+            .await;
+        if let Err(e) = sent {
+            tracing::error!(error = %e, user = %user.id, "could not send the password-change notice");
+        }
+    }
+
+    /// Lifts a lock (operator action); true if the account was locked or had failures.
+    pub async fn unlock(&self, email: &str) -> Result<bool, AccountError> {
+        let email = EmailAddress::parse(email)?;
+        Ok(self.store.clear_login_failures(email.as_str()).await?)
+    }
+
+    /// All accounts.
+    pub async fn list_users(&self) -> Result<Vec<User>, AccountError> {
+        Ok(self.store.list_users().await?)
+    }
+
+    /// Deletes an account by email; false if there was none.
+    pub async fn delete_user(&self, email: &str) -> Result<bool, AccountError> {
+        let email = EmailAddress::parse(email)?;
+        match self.store.user_by_email(&email).await? {
+            Some(u) => Ok(self.store.delete_user(u.id).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// Lock state of an account key, for listings.
+    pub async fn lock_state(&self, email: &EmailAddress, now: UnixTime) -> Result<LockState, AccountError> {
+        Ok(self.settings.lockout.state(&self.store.failure_record(email.as_str()).await?, now))
+    }
+}

@@ -1,0 +1,59 @@
+//! Domain errors. The server maps each to one HTTP response in one place.
+
+use crate::password::PasswordProblem;
+
+/// A failure of the persistence layer, as the domain sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value (such as an email address) is already taken.
+    #[error("already exists")]
+    Conflict,
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// Why an account operation did not happen. Messages are safe to show users.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The email address is not valid.
+    #[error(transparent)]
+    InvalidEmail(#[from] crate::email::InvalidEmail),
+    /// The new password breaks the password policy.
+    #[error(transparent)]
+    WeakPassword(#[from] PasswordProblem),
+    /// Password and confirmation differ.
+    #[error("The passwords do not match.")]
+    PasswordMismatch,
+    /// Wrong email or password (deliberately not saying which).
+    #[error("Incorrect email or password.")]
+    InvalidCredentials,
+    /// The current password given to change it was wrong.
+    #[error("Your current password is incorrect.")]
+    WrongCurrentPassword,
+    /// Too many failed attempts for this account.
+    #[error("Too many failed attempts. Try again in {} minute(s).", minutes_until(*.retry_after_secs))]
+    Locked {
+        /// Seconds until the lock lifts.
+        retry_after_secs: i64,
+    },
+    /// Password was right, but the address has not been confirmed yet.
+    #[error("Confirm your email address first: we have sent you a new link.")]
+    EmailNotVerified,
+    /// A link (verification or reset) is unknown, used or expired.
+    #[error("This link is invalid or has expired. Request a new one.")]
+    InvalidLink,
+    /// Mail could not be sent.
+    #[error("We could not send the email. Try again later.")]
+    Delivery(#[source] crate::mail::MailError),
+    /// Password hashing failed (misconfiguration or a stored hash we cannot parse).
+    #[error("internal error: {0}")]
+    Hashing(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn minutes_until(secs: i64) -> i64 {
+    (secs.max(1) + 59) / 60
+}

@@ -1,0 +1,22 @@
+//! Portcullis domain logic.
+//!
+//! Everything here decides; nothing here does I/O except through the traits in
+//! [`store`] (persistence) and [`mail`] (delivery), and time only arrives as a
+//! parameter or through [`clock::Clock`]. That keeps every rule (lockout, session
+//! lifetimes, password policy, one-time tokens) testable without a server or a
+//! database, and keeps HTTP and SQL out of the decisions.
+
+pub mod accounts;
+pub mod clock;
+pub mod email;
+pub mod error;
+pub mod lockout;
+pub mod mail;
+pub mod password;
+pub mod rate_limit;
+pub mod secrets;
+pub mod session;
+pub mod store;
+pub mod user;
+
+pub use error::{AccountError, StoreError};

@@ -1,0 +1,142 @@
+//! Browser sessions and the record of how the user authenticated.
+//!
+//! The session id is a random token in an `HttpOnly` cookie; only its digest is
+//! stored. A new id is issued at every sign-in (no fixation). Each session
+//! carries an [`AuthRecord`]: which methods were used and when, from which the
+//! OIDC layer derives `amr`, `acr` and `auth_time` without guessing.
+
+use crate::clock::UnixTime;
+use crate::user::UserId;
+
+/// A way the user proved who they are. Later factors add variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// Password (knowledge factor).
+    Password,
+}
+
+impl AuthMethod {
+    /// The RFC 8176 `amr` values this method contributes.
+    pub fn amr_values(self) -> &'static [&'static str] {
+        match self {
+            Self::Password => &["pwd"],
+        }
+    }
+}
+
+/// One successful authentication step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthEvent {
+    /// The method used.
+    pub method: AuthMethod,
+    /// When it succeeded.
+    pub at: UnixTime,
+}
+
+/// Every authentication step performed in a session, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthRecord {
+    /// Steps in order.
+    pub events: Vec<AuthEvent>,
+}
+
+impl AuthRecord {
+    /// A record holding one step.
+    pub fn single(method: AuthMethod, at: UnixTime) -> Self {
+        Self { events: vec![AuthEvent { method, at }] }
+    }
+
+    /// Time of the most recent step (OIDC `auth_time`).
+    pub fn auth_time(&self) -> Option<UnixTime> {
+        self.events.iter().map(|e| e.at).max()
+    }
+
+    /// RFC 8176 `amr` values, deduplicated, in first-use order.
+    pub fn amr(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for v in self.events.iter().flat_map(|e| e.method.amr_values()) {
+            if !out.contains(v) {
+                out.push(v);
+            }
+        }
+        out
+    }
+}
+
+/// How long sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// Inactivity after which a session ends (seconds).
+    pub idle_timeout: i64,
+    /// Age after which a session ends regardless of activity (seconds).
+    pub absolute_timeout: i64,
+}
+
+impl Default for SessionPolicy {
+    /// 30 minutes idle, 10 hours absolute (the common SSO defaults; OWASP ASVS V3.3).
+    fn default() -> Self {
+        Self { idle_timeout: 30 * 60, absolute_timeout: 10 * 3600 }
+    }
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Public identifier of the session (OIDC `sid`); not the cookie secret.
+    pub id: String,
+    /// Whose session.
+    pub user_id: UserId,
+    /// When it started.
+    pub created_at: UnixTime,
+    /// Last request seen.
+    pub last_seen_at: UnixTime,
+    /// How the user authenticated.
+    pub auth: AuthRecord,
+}
+
+/// Seconds between two writes of `last_seen_at` (saves a write per request).
+pub const TOUCH_INTERVAL: i64 = 60;
+
+impl SessionPolicy {
+    /// Whether a session is still alive at `now`.
+    pub fn is_alive(&self, s: &SessionRecord, now: UnixTime) -> bool {
+        now - s.created_at < self.absolute_timeout && now - s.last_seen_at < self.idle_timeout
+    }
+
+    /// Whether to record activity now.
+    pub fn should_touch(&self, s: &SessionRecord, now: UnixTime) -> bool {
+        now - s.last_seen_at >= TOUCH_INTERVAL
+    }
+
+    /// When a session created at `created_at` must be deleted at the latest.
+    pub fn expires_at(&self, created_at: UnixTime) -> UnixTime {
+        created_at + self.absolute_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(created: i64, seen: i64) -> SessionRecord {
+        SessionRecord { id: "s".into(), user_id: UserId::new(), created_at: created, last_seen_at: seen, auth: AuthRecord::default() }
+    }
+
+    #[test]
+    fn idle_and_absolute_timeouts_end_sessions() {
+        let p = SessionPolicy { idle_timeout: 100, absolute_timeout: 1000 };
+        assert!(p.is_alive(&session(0, 0), 99));
+        assert!(!p.is_alive(&session(0, 0), 100), "idle");
+        assert!(p.is_alive(&session(0, 950), 999));
+        assert!(!p.is_alive(&session(0, 950), 1000), "absolute");
+    }
+
+    #[test]
+    fn password_sign_in_gives_pwd_and_auth_time() {
+        let r = AuthRecord::single(AuthMethod::Password, 1234);
+        assert_eq!(r.amr(), vec!["pwd"]);
+        assert_eq!(r.auth_time(), Some(1234));
+        assert_eq!(AuthRecord::default().auth_time(), None);
+    }
+}

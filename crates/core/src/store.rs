@@ -1,0 +1,104 @@
+//! What the domain needs from persistence. `portcullis-store` implements it for
+//! SQLite and PostgreSQL. Every one-time value is consumed by one conditional
+//! write whose affected-row count decides, so two concurrent requests can never
+//! both succeed, even across server processes sharing a database.
+
+use std::future::Future;
+
+use crate::clock::UnixTime;
+use crate::email::EmailAddress;
+use crate::error::StoreError;
+use crate::rate_limit::RateBucket;
+use crate::session::SessionRecord;
+use crate::user::{User, UserId};
+use crate::lockout::FailureRecord;
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What an emailed link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// Confirms an email address.
+    VerifyEmail,
+    /// Lets the user choose a new password.
+    ResetPassword,
+}
+
+impl LinkPurpose {
+    /// Stable name stored with the link.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// A single-use emailed link, stored by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailLink {
+    /// SHA-256 digest of the token in the link.
+    pub digest: String,
+    /// The account it acts on.
+    pub user_id: UserId,
+    /// What it does.
+    pub purpose: LinkPurpose,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Expiry time.
+    pub expires_at: UnixTime,
+}
+
+/// Persistence of accounts, sessions and abuse counters.
+pub trait AccountStore: Clone + Send + Sync + 'static {
+    /// Inserts a user; `StoreError::Conflict` if the email is taken.
+    fn create_user(&self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Looks a user up by normalised email.
+    fn user_by_email(&self, email: &EmailAddress) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    /// Looks a user up by id.
+    fn user_by_id(&self, id: UserId) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    /// All users, oldest first.
+    fn list_users(&self) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+    /// Deletes a user and everything that belongs to them; false if absent.
+    fn delete_user(&self, id: UserId) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Replaces a password hash.
+    fn set_password_hash(&self, id: UserId, hash: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records that the email address was confirmed (keeps an earlier time).
+    fn mark_email_verified(&self, id: UserId, at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Stores a link, invalidating earlier unused links of the same purpose for that user.
+    fn replace_email_link(&self, link: &EmailLink) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The user of a link that is unused and unexpired at `now`, without using it.
+    fn peek_email_link(&self, digest: &str, purpose: LinkPurpose, now: UnixTime) -> impl Future<Output = StoreResult<Option<UserId>>> + Send;
+    /// Uses a link atomically: at most one caller ever gets `Some`.
+    fn consume_email_link(&self, digest: &str, purpose: LinkPurpose, now: UnixTime) -> impl Future<Output = StoreResult<Option<UserId>>> + Send;
+
+    /// Failure counter for an account key (normalised email).
+    fn failure_record(&self, account_key: &str) -> impl Future<Output = StoreResult<FailureRecord>> + Send;
+    /// Atomically counts one failure (forgetting failures last seen before
+    /// `window_start`) and returns the count including this one.
+    fn record_login_failure(&self, account_key: &str, now: UnixTime, window_start: UnixTime) -> impl Future<Output = StoreResult<u32>> + Send;
+    /// Locks the account until `until` and resets the counter.
+    fn lock_account(&self, account_key: &str, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Clears failures and any lock; true if there was something to clear.
+    fn clear_login_failures(&self, account_key: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Stores a new session under the digest of its cookie token.
+    fn create_session(&self, digest: &str, session: &SessionRecord, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The session stored under a cookie digest.
+    fn session_by_digest(&self, digest: &str) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
+    /// Records activity.
+    fn touch_session(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Ends one session.
+    fn delete_session(&self, digest: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Ends all of a user's sessions except the one under `keep` (if given); returns how many ended.
+    fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Counts one hit in a rate-limit bucket atomically and returns the count in its window.
+    fn hit_rate_bucket(&self, bucket: &RateBucket) -> impl Future<Output = StoreResult<u32>> + Send;
+    /// Deletes expired sessions, links, stale counters.
+    fn purge_expired(&self, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Whether the database answers.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+}

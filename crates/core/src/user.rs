@@ -1,0 +1,59 @@
+//! Users as the domain knows them.
+
+use crate::clock::UnixTime;
+use crate::email::EmailAddress;
+use uuid::Uuid;
+
+/// A user's stable identifier (the OIDC `sub`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct UserId(pub Uuid);
+
+impl UserId {
+    /// A fresh, time-ordered identifier.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Identifier.
+    pub id: UserId,
+    /// Normalised email address (unique).
+    pub email: EmailAddress,
+    /// Display name, possibly empty.
+    pub name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// When the address was confirmed, if it was.
+    pub email_verified_at: Option<UnixTime>,
+    /// Whether the user may use the admin console.
+    pub is_admin: bool,
+    /// Creation time.
+    pub created_at: UnixTime,
+}
+
+impl std::fmt::Debug for User {
+    // Hand-written so the password hash never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email.as_str())
+            .field("email_verified_at", &self.email_verified_at)
+            .field("is_admin", &self.is_admin)
+            .finish_non_exhaustive()
+    }
+}
