@@ -1,1 +1,207 @@
-fn main(){}
+//! `portcullis`: command line of the identity provider.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use portcullis::config::{Config, FlagOverrides, LogFormat};
+use portcullis::{Application, StartError, open_store};
+use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::lockout::LockState;
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "Self-hosted OpenID Connect identity provider with multi-factor authentication")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// Public base URL [default: http://localhost:8080].
+    #[arg(long, global = true)]
+    issuer: Option<String>,
+    /// Data directory [default: ./portcullis-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL (sqlite:PATH or postgres://…) [default: SQLite in the data directory].
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (counts as email-verified). Reads the password from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Grant the admin role.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users as JSON lines.
+    List,
+    /// Lift a lockout.
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
+    /// Delete a user and everything that belongs to them.
+    Delete {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flags = FlagOverrides {
+        listen: cli.global.listen.clone(),
+        issuer: cli.global.issuer.clone(),
+        data_dir: cli.global.data_dir.clone(),
+        database_url: cli.global.database_url.clone(),
+    };
+    let config = match Config::load(cli.global.config.as_deref(), &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config, matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {}", e.to_string().replace('\n', " "));
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+fn init_logging(config: &Config, serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), StartError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Serve => serve(config, clock).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            println!("migrations applied ({})", store.backend_name());
+            Ok(())
+        }
+        Command::User(cmd) => user(cmd, config, clock).await,
+    }
+}
+
+async fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> {
+    let app = Application::build(&config, clock).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| StartError::Other(format!("listen {}: {e}", config.listen)))?;
+    tracing::info!(listen = %config.listen, issuer = %config.issuer, database = app.store.backend_name(), "Portcullis is ready");
+    portcullis_server::serve(listener, app.state, shutdown_signal()).await.map_err(|e| StartError::Other(format!("server: {e}")))?;
+    app.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> {
+    let app = Application::build(&config, clock.clone()).await?;
+    let accounts = app.state.accounts();
+    let fail = |e: portcullis_core::AccountError| StartError::Other(e.to_string());
+    match cmd {
+        UserCommand::Create { email, name, admin, password_stdin: _ } => {
+            let mut input = Zeroizing::new(String::new());
+            std::io::stdin().read_to_string(&mut input).map_err(|e| StartError::Other(format!("reading the password from standard input: {e}")))?;
+            let password = input.trim_end_matches(['\n', '\r']);
+            let user = accounts.create_user_by_operator(&email, &name, password, admin, clock.now()).await.map_err(|e| match e {
+                portcullis_core::AccountError::Store(portcullis_core::StoreError::Conflict) => StartError::Other(format!("a user with email {email} already exists")),
+                other => fail(other),
+            })?;
+            println!("{}", serde_json::json!({ "id": user.id.to_string(), "email": user.email.as_str(), "admin": user.is_admin }));
+        }
+        UserCommand::List => {
+            for u in accounts.list_users().await.map_err(fail)? {
+                let locked = matches!(accounts.lock_state(&u.email, clock.now()).await.map_err(fail)?, LockState::Locked { .. });
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": u.id.to_string(), "email": u.email.as_str(), "name": u.name,
+                        "email_verified": u.email_verified_at.is_some(), "admin": u.is_admin, "locked": locked, "created_at": u.created_at,
+                    })
+                );
+            }
+        }
+        UserCommand::Unlock { email } => {
+            let was = accounts.unlock(&email).await.map_err(fail)?;
+            println!("{}", if was { format!("{email}: unlocked") } else { format!("{email}: was not locked") });
+        }
+        UserCommand::Delete { email } => {
+            if !accounts.delete_user(&email).await.map_err(fail)? {
+                return Err(StartError::Other(format!("no user with email {email}")));
+            }
+            println!("{email}: deleted");
+        }
+    }
+    app.store.close().await;
+    Ok(())
+}

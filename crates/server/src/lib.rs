@@ -1,1 +1,77 @@
+//! Portcullis HTTP transport.
+//!
+//! Handlers parse the request, find the session, call a `portcullis-core`
+//! service, and translate the outcome into a page or a redirect. They decide
+//! nothing: every rule lives in `core`. Cross-cutting protections are layers so
+//! no route can forget them: CSRF on every state-changing browser request
+//! ([`csrf`]), a body-size limit, security headers, request ids.
 
+pub mod csrf;
+pub mod error;
+mod pages;
+mod request;
+mod routes;
+mod state;
+
+pub use state::{AppState, ServerSettings};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest request body accepted (forms are small; this stops memory abuse).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The complete application router.
+pub fn router(state: AppState) -> Router {
+    let browser = routes::browser_routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard));
+    Router::new()
+        .merge(browser)
+        .merge(routes::ops_routes())
+        .fallback(routes::not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then finishes
+/// in-flight requests. Also runs the periodic clean-up of expired records.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let janitor = tokio::spawn(purge_periodically(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    janitor.abort();
+    result
+}
+
+async fn purge_periodically(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.purge_expired().await {
+            tracing::warn!(error = %e, "periodic clean-up failed");
+        }
+    }
+}

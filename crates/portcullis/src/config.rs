@@ -1,0 +1,302 @@
+//! Configuration: defaults, then the TOML file (`--config` / `PORTCULLIS_CONFIG`),
+//! then `PORTCULLIS_*` environment variables (`__` for nesting), then flags.
+//! Loaded once into one typed struct; every later step trusts it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use portcullis_delivery::SmtpSettings;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Public base URL (OIDC issuer), e.g. `https://id.example.com`.
+    pub issuer: String,
+    /// Directory for the SQLite file, generated keys and the outbox.
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` or `postgres://…`; default: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Outgoing mail server; absent: development outbox.
+    pub smtp: Option<SmtpSettings>,
+    /// Password rules and hashing cost.
+    pub password: PasswordConfig,
+    /// Lockout after failed sign-ins.
+    pub lockout: LockoutConfig,
+    /// Session lifetimes.
+    pub session: SessionConfig,
+    /// Per-client-IP limits.
+    pub rate_limit: RateLimitConfig,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[password]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Minimum length.
+    pub min_length: usize,
+    /// Maximum length.
+    pub max_length: usize,
+    /// Minimum zxcvbn score (0–4).
+    pub min_score: u8,
+    /// Argon2id memory (KiB).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Hashes computed at once (default: number of CPUs).
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        let policy = portcullis_core::password::PasswordPolicy::default();
+        let cost = portcullis_core::password::Argon2Cost::default();
+        Self {
+            min_length: policy.min_length,
+            max_length: policy.max_length,
+            min_score: policy.min_score,
+            argon2_memory_kib: cost.memory_kib,
+            argon2_iterations: cost.iterations,
+            argon2_parallelism: cost.parallelism,
+            max_concurrent_hashes: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        }
+    }
+}
+
+/// `[lockout]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    /// Failures that lock an account.
+    pub max_failures: u32,
+    /// Lock duration (seconds).
+    pub lock_seconds: i64,
+    /// Failures older than this are forgotten (seconds).
+    pub failure_window_seconds: i64,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        let p = portcullis_core::lockout::LockoutPolicy::default();
+        Self { max_failures: p.max_failures, lock_seconds: p.lock_seconds, failure_window_seconds: p.failure_window_seconds }
+    }
+}
+
+/// `[session]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Inactivity that ends a session (seconds).
+    pub idle_timeout_seconds: i64,
+    /// Age that ends a session (seconds).
+    pub absolute_timeout_seconds: i64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        let p = portcullis_core::session::SessionPolicy::default();
+        Self { idle_timeout_seconds: p.idle_timeout, absolute_timeout_seconds: p.absolute_timeout }
+    }
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sign-in attempts per IP per minute.
+    pub sign_in_per_minute: u32,
+    /// Sign-ups per IP per minute.
+    pub sign_up_per_minute: u32,
+    /// Emails requested per IP per minute.
+    pub send_email_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let r = portcullis_core::rate_limit::RateLimits::default();
+        Self { sign_in_per_minute: r.sign_in_per_minute, sign_up_per_minute: r.sign_up_per_minute, send_email_per_minute: r.send_email_per_minute }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: "http://localhost:8080".into(),
+            data_dir: PathBuf::from("./portcullis-data"),
+            database_url: None,
+            smtp: None,
+            password: PasswordConfig::default(),
+            lockout: LockoutConfig::default(),
+            session: SessionConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Settings given as command-line flags (highest precedence).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FlagOverrides {
+    /// `--listen`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `--issuer`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `--data-dir`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads and validates the layered configuration.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!("config: file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("PORTCULLIS_").split("__").ignore(&["config", "log"]))
+            .merge(Serialized::defaults(flags));
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = url::Url::parse(&self.issuer).map_err(|e| ConfigError(format!("issuer: {e}: {:?}", self.issuer)))?;
+        if !matches!(issuer.scheme(), "http" | "https") || issuer.host_str().is_none() || issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(ConfigError(format!("issuer: must be an http(s) URL without query or fragment, got {:?}", self.issuer)));
+        }
+        if self.password.min_length < 8 || self.password.max_length < 64 || self.password.max_length < self.password.min_length {
+            return Err(ConfigError("password: min_length must be at least 8 and max_length at least 64 (NIST SP 800-63B)".into()));
+        }
+        if self.password.min_score > 4 {
+            return Err(ConfigError("password.min_score: must be between 0 and 4".into()));
+        }
+        if self.password.max_concurrent_hashes == 0 {
+            return Err(ConfigError("password.max_concurrent_hashes: must be at least 1".into()));
+        }
+        if self.lockout.max_failures == 0 || self.lockout.lock_seconds <= 0 || self.lockout.failure_window_seconds <= 0 {
+            return Err(ConfigError("lockout: max_failures, lock_seconds and failure_window_seconds must be positive".into()));
+        }
+        if self.session.idle_timeout_seconds <= 0 || self.session.absolute_timeout_seconds <= 0 {
+            return Err(ConfigError("session: timeouts must be positive".into()));
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError(format!("database_url: must start with sqlite: or postgres://, got {url:?}")));
+        }
+        Ok(())
+    }
+
+    /// The public origin (issuer without a trailing slash).
+    pub fn origin(&self) -> String {
+        self.issuer.trim_end_matches('/').to_owned()
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("portcullis.db").display()))
+    }
+}
+
+/// One line naming the offending key and where its value came from.
+fn describe(e: &figment::Error) -> String {
+    let mut key = e.path.join(".");
+    if key.is_empty() {
+        key = "config".into();
+    }
+    let source = match e.metadata.as_ref().map(|m| m.name.as_ref()) {
+        Some(n) if n.contains("FlagOverrides") => " (from a command-line flag)".to_owned(),
+        Some(n) if n.contains("Config") => String::new(),
+        Some(n) => format!(" (from {n})"),
+        None => String::new(),
+    };
+    format!("{key}: {}{source}", e.kind).replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_interface_contract() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://localhost:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./portcullis-data"));
+        assert_eq!(c.database_url(), "sqlite:./portcullis-data/portcullis.db");
+        assert!(c.smtp.is_none());
+    }
+
+    #[test]
+    fn flag_beats_environment_beats_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("p.toml", "issuer = \"https://file.example\"\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/file\"\n[lockout]\nmax_failures = 7\n")?;
+            jail.set_env("PORTCULLIS_ISSUER", "https://env.example");
+            jail.set_env("PORTCULLIS_LISTEN", "127.0.0.1:9001");
+            jail.set_env("PORTCULLIS_LOCKOUT__LOCK_SECONDS", "60");
+            let flags = FlagOverrides { issuer: Some("https://flag.example".into()), ..Default::default() };
+            let c = Config::load(Some(Path::new("p.toml")), &flags).unwrap();
+            assert_eq!(c.issuer, "https://flag.example");
+            assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
+            assert_eq!(c.data_dir, PathBuf::from("/file"));
+            assert_eq!((c.lockout.max_failures, c.lockout.lock_seconds), (7, 60));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[lockout]\nmax_failures = \"many\"\n")?;
+            let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(e.contains("lockout.max_failures"), "{e}");
+            assert!(!e.contains('\n'));
+            jail.create_file("unknown.toml", "colour = \"blue\"\n")?;
+            let e = Config::load(Some(Path::new("unknown.toml")), &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(e.contains("colour"), "{e}");
+            jail.set_env("PORTCULLIS_LISTEN", "not-an-address");
+            let e = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(e.contains("listen"), "{e}");
+            Ok(())
+        });
+        let e = Config::load(None, &FlagOverrides { issuer: Some("ftp://x".into()), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("issuer"), "{e}");
+    }
+}

@@ -1,0 +1,125 @@
+//! The Portcullis binary's library half: configuration, secrets and the wiring
+//! of store, delivery, domain and transport. `main.rs` only parses the command
+//! line; tests build the same application through [`Application::build`].
+
+pub mod config;
+pub mod keys;
+
+use std::sync::Arc;
+
+use portcullis_core::accounts::{AccountSettings, Accounts};
+use portcullis_core::clock::Clock;
+use portcullis_core::lockout::LockoutPolicy;
+use portcullis_core::mail::Mailer;
+use portcullis_core::password::{Argon2Cost, PasswordHasher, PasswordPolicy};
+use portcullis_core::rate_limit::RateLimits;
+use portcullis_core::secrets::MacKey;
+use portcullis_core::session::SessionPolicy;
+use portcullis_delivery::{OutboxMailer, SmtpMailer};
+use portcullis_server::{AppState, ServerSettings};
+use portcullis_store::Store;
+
+use crate::config::Config;
+use crate::keys::ServerKeys;
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration is invalid (exit code 2).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Secret key files are unusable.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] portcullis_store::OpenError),
+    /// Mail delivery is misconfigured.
+    #[error(transparent)]
+    Delivery(#[from] portcullis_delivery::DeliveryError),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StartError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Config(_) | Self::Delivery(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A wired application.
+pub struct Application {
+    /// Handler state.
+    pub state: AppState,
+    /// The database.
+    pub store: Store,
+}
+
+impl Application {
+    /// Opens the store (applying migrations), loads or creates secrets, and wires everything.
+    pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        create_private_dir(&config.data_dir)?;
+        let keys = ServerKeys::load_or_create(&config.data_dir)?;
+        let store = open_store(config).await?;
+        let mailer: Arc<dyn Mailer> = match &config.smtp {
+            Some(smtp) => Arc::new(SmtpMailer::new(smtp)?),
+            None => {
+                tracing::warn!(outbox = %OutboxMailer::path_in(&config.data_dir).display(), "no [smtp] configured: mail goes to the development outbox");
+                Arc::new(OutboxMailer::new(&config.data_dir)?)
+            }
+        };
+        let p = &config.password;
+        let cost = Argon2Cost { memory_kib: p.argon2_memory_kib, iterations: p.argon2_iterations, parallelism: p.argon2_parallelism };
+        let hasher = PasswordHasher::new(cost, p.max_concurrent_hashes).map_err(|e| StartError::Config(config::ConfigError(format!("password: {e}"))))?;
+        let settings = AccountSettings {
+            base_url: config.origin(),
+            password_policy: PasswordPolicy { min_length: p.min_length, max_length: p.max_length, min_score: p.min_score },
+            lockout: LockoutPolicy {
+                max_failures: config.lockout.max_failures,
+                lock_seconds: config.lockout.lock_seconds,
+                failure_window_seconds: config.lockout.failure_window_seconds,
+            },
+            sessions: SessionPolicy { idle_timeout: config.session.idle_timeout_seconds, absolute_timeout: config.session.absolute_timeout_seconds },
+            rate_limits: RateLimits {
+                sign_in_per_minute: config.rate_limit.sign_in_per_minute,
+                sign_up_per_minute: config.rate_limit.sign_up_per_minute,
+                send_email_per_minute: config.rate_limit.send_email_per_minute,
+            },
+            ..AccountSettings::default()
+        };
+        let accounts = Accounts::new(store.clone(), hasher, mailer, settings);
+        let state = AppState::new(
+            accounts,
+            MacKey::new(keys.cookie),
+            clock,
+            ServerSettings { origin: config.origin(), product_name: "Portcullis".into() },
+        );
+        Ok(Self { state, store })
+    }
+}
+
+/// Creates the data directory readable by its owner only (it holds the
+/// SQLite file with password hashes, and the secrets).
+fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StartError::Other(format!("data_dir {}: {e}", dir.display())))
+}
+
+/// Opens and migrates the configured database.
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    let store = Store::connect(&config.database_url()).await?;
+    store.migrate().await?;
+    Ok(store)
+}

@@ -1,0 +1,106 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Domain errors that a person can fix (wrong password, weak password) are
+//! shown next to the form field by the handler, using [`form_problem`] for the
+//! status and field; everything else becomes an error page here. 5xx details
+//! are logged with the request id, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::AccountError;
+
+use crate::pages;
+
+/// A request that ends in an error page.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A domain error with no form to show it on.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// Malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// CSRF or origin check failed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Body is not a form.
+    #[error("Send this form as application/x-www-form-urlencoded.")]
+    UnsupportedMediaType,
+    /// Body too large.
+    #[error("The request is too large.")]
+    PayloadTooLarge,
+    /// Rate limit hit.
+    #[error("Too many requests. Wait {retry_after_secs} seconds and try again.")]
+    TooManyRequests {
+        /// Seconds to wait.
+        retry_after_secs: i64,
+    },
+    /// No such page.
+    #[error("This page does not exist.")]
+    NotFound,
+}
+
+/// Where a domain error belongs on a form: status code, field name (empty for
+/// the whole form) and message.
+pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
+    Some(match e {
+        AccountError::InvalidEmail(_) => (StatusCode::UNPROCESSABLE_ENTITY, "email"),
+        AccountError::WeakPassword(_) => (StatusCode::UNPROCESSABLE_ENTITY, "password"),
+        AccountError::PasswordMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "confirm"),
+        AccountError::WrongCurrentPassword => (StatusCode::UNPROCESSABLE_ENTITY, "current"),
+        AccountError::InvalidCredentials => (StatusCode::UNAUTHORIZED, ""),
+        AccountError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, ""),
+        AccountError::EmailNotVerified => (StatusCode::FORBIDDEN, ""),
+        AccountError::InvalidLink => (StatusCode::BAD_REQUEST, ""),
+        AccountError::Delivery(_) => (StatusCode::SERVICE_UNAVAILABLE, ""),
+        AccountError::Hashing(_) | AccountError::Store(_) => return None,
+    })
+}
+
+/// Seconds a client should wait, for errors that have such a figure.
+pub fn retry_after(e: &AccountError) -> Option<i64> {
+    match e {
+        AccountError::Locked { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
+    }
+}
+
+/// Adds `Retry-After` to a response.
+pub fn with_retry_after(mut response: Response, secs: Option<i64>) -> Response {
+    if let Some(v) = secs.and_then(|s| HeaderValue::from_str(&s.max(1).to_string()).ok()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+impl AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Account(e) => form_problem(e).map(|(s, _)| s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "Something went wrong on our side. Try again in a moment.".to_owned()
+        } else {
+            self.to_string()
+        };
+        let retry = match &self {
+            Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            Self::Account(e) => retry_after(e),
+            _ => None,
+        };
+        with_retry_after(pages::error_page(status, &message), retry)
+    }
+}

@@ -1,0 +1,143 @@
+//! What a handler needs to know about the browser: its address, its cookies,
+//! its CSRF token, and typed form bodies with clear errors.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use cookie::{Cookie, SameSite};
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::{csrf, pages};
+
+/// Session cookie (random token; the store keeps only its digest).
+pub const SESSION_COOKIE: &str = "portcullis_session";
+/// CSRF cookie (random value the form token is derived from).
+pub const CSRF_COOKIE: &str = "portcullis_csrf";
+
+/// The value of cookie `name` in the request headers.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, path `/`, `Secure` on HTTPS.
+/// `max_age` of `None` makes a browser-session cookie; `Some(0)` deletes it.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let mut c = Cookie::build((name.to_owned(), value.to_owned()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.settings().secure_cookies())
+        .build();
+    if let Some(secs) = max_age {
+        c.set_max_age(cookie::time::Duration::seconds(secs));
+    }
+    // Names and values are ours (base64url), so the header is always valid.
+    HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The browser behind a request.
+#[derive(Debug, Clone)]
+pub struct Browser {
+    /// Client address (the socket peer).
+    pub ip: String,
+    /// Session cookie, if present.
+    pub session_token: Option<String>,
+    /// Token to put into forms.
+    pub csrf_token: String,
+    /// A CSRF cookie to set, when the browser had none.
+    new_csrf_cookie: Option<HeaderValue>,
+}
+
+impl FromRequestParts<AppState> for Browser {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let (csrf_token, new_csrf_cookie) = csrf::form_token(state, &parts.headers);
+        Ok(Self { ip, session_token: cookie_value(&parts.headers, SESSION_COOKIE), csrf_token, new_csrf_cookie })
+    }
+}
+
+impl Browser {
+    /// Renders a page, adding the CSRF token to its context and the CSRF cookie when new.
+    pub fn page(&self, status: StatusCode, template: &str, ctx: minijinja::Value) -> Response {
+        let ctx = minijinja::context! { csrf_token => &self.csrf_token, ..ctx };
+        self.finish(pages::render(status, template, ctx))
+    }
+
+    /// Adds the CSRF cookie to a response when the browser had none.
+    pub fn finish(&self, mut response: Response) -> Response {
+        if let Some(c) = &self.new_csrf_cookie {
+            response.headers_mut().append(header::SET_COOKIE, c.clone());
+        }
+        response
+    }
+}
+
+/// A form body. Wrong content type, oversized bodies and missing or malformed
+/// fields become clear error pages with the right status, never a panic.
+pub struct HtmlForm<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for HtmlForm<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(Self(v)),
+            Err(FormRejection::InvalidFormContentType(_)) => Err(AppError::UnsupportedMediaType),
+            Err(FormRejection::FailedToDeserializeForm(e)) => Err(malformed(e.body_text())),
+            Err(FormRejection::FailedToDeserializeFormBody(e)) => Err(malformed(e.body_text())),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(AppError::PayloadTooLarge),
+            Err(e) => Err(AppError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+fn malformed(detail: String) -> AppError {
+    AppError::BadRequest(format!("The form is incomplete or malformed: {detail}"))
+}
+
+/// A local path to continue to after signing in; anything that could leave
+/// the site (`//host`, `/\host`, absolute URLs) falls back to the account page.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.chars().any(|c| c.is_control()) => n.to_owned(),
+        _ => "/account".to_owned(),
+    }
+}
+
+/// 303 See Other to a local path (the right redirect after a POST).
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_never_leaves_the_site() {
+        assert_eq!(safe_next(Some("/authorize?client_id=x")), "/authorize?client_id=x");
+        for bad in ["//evil.example", "/\\evil.example", "https://evil.example", "evil", "", "/\nSet-Cookie:x"] {
+            assert_eq!(safe_next(Some(bad)), "/account", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/account");
+    }
+}

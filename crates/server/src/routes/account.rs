@@ -1,0 +1,55 @@
+//! The signed-in user's account page.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use portcullis_core::accounts::ActiveSession;
+use serde::Deserialize;
+
+use super::{current_session, form_error};
+use crate::error::AppError;
+use crate::request::{Browser, HtmlForm, see_other};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct ChangePasswordForm {
+    current: String,
+    password: String,
+    confirm: String,
+}
+
+fn account_context(session: &ActiveSession) -> minijinja::Value {
+    context! {
+        signed_in => true,
+        email => session.user.email.as_str(),
+        name => &session.user.name,
+        amr => session.record.auth.amr(),
+        auth_time => session.record.auth.auth_time(),
+    }
+}
+
+fn to_login(next: &str) -> Response {
+    see_other(&format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()))
+}
+
+/// GET /
+pub async fn home() -> Response {
+    see_other("/account")
+}
+
+/// GET /account
+pub async fn account_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    let Some(session) = current_session(&state, &browser).await? else { return Ok(to_login("/account")) };
+    Ok(browser.page(StatusCode::OK, "account.html", account_context(&session)))
+}
+
+/// POST /account/password
+pub async fn change_password(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<ChangePasswordForm>) -> Result<Response, AppError> {
+    let Some(session) = current_session(&state, &browser).await? else { return Ok(to_login("/account")) };
+    let ctx = account_context(&session);
+    match state.accounts().change_password(&session, &form.current, &form.password, &form.confirm, state.now()).await {
+        Ok(()) => Ok(browser.page(StatusCode::OK, "account.html", context! { notice => "Your password has been changed. Other sessions were signed out.", ..ctx })),
+        Err(e) => Ok(form_error(&browser, "account.html", ctx, e)),
+    }
+}

@@ -1,0 +1,74 @@
+//! Routes. Browser pages in [`auth`] and [`account`]; operations in [`ops`].
+
+mod account;
+mod auth;
+mod ops;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use portcullis_core::AccountError;
+use portcullis_core::accounts::ActiveSession;
+
+use crate::error::{AppError, form_problem, retry_after, with_retry_after};
+use crate::request::Browser;
+use crate::state::AppState;
+
+/// Pages and forms used by people in a browser (behind the CSRF guard).
+pub fn browser_routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(account::home))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/signup", get(auth::signup_page).post(auth::signup))
+        .route("/verify-email", get(auth::verify_email_page).post(auth::verify_email))
+        .route("/forgot-password", get(auth::forgot_password_page).post(auth::forgot_password))
+        .route("/reset-password", get(auth::reset_password_page).post(auth::reset_password))
+        .route("/logout", post(auth::logout))
+        .route("/logout/everywhere", post(auth::logout_everywhere))
+        .route("/account", get(account::account_page))
+        .route("/account/password", post(account::change_password))
+}
+
+/// Liveness, readiness and static assets.
+pub fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/static/portcullis.css", get(ops::stylesheet))
+}
+
+/// Unknown paths.
+pub async fn not_found() -> Response {
+    AppError::NotFound.into_response()
+}
+
+/// The signed-in session of this browser, if any.
+async fn current_session(state: &AppState, browser: &Browser) -> Result<Option<ActiveSession>, AppError> {
+    match &browser.session_token {
+        Some(token) => Ok(state.accounts().session(token, state.now()).await?),
+        None => Ok(None),
+    }
+}
+
+/// Shows a domain error on the form it came from (next to its field), or as an
+/// error page when it is not something the person can fix.
+fn form_error(browser: &Browser, template: &str, ctx: minijinja::Value, err: AccountError) -> Response {
+    let Some((status, field)) = form_problem(&err) else { return AppError::Account(err).into_response() };
+    let message = err.to_string();
+    let ctx = if field.is_empty() {
+        minijinja::context! { error => message, ..ctx }
+    } else {
+        let errors = std::collections::BTreeMap::from([(field, message)]);
+        minijinja::context! { errors => errors, ..ctx }
+    };
+    with_retry_after(browser.page(status, template, ctx), retry_after(&err))
+}
+
+/// Shows a "too many requests" error on a form, with `Retry-After`.
+fn throttled(browser: &Browser, template: &str, ctx: minijinja::Value, retry_after_secs: i64) -> Response {
+    let message = AppError::TooManyRequests { retry_after_secs }.to_string();
+    with_retry_after(
+        browser.page(axum::http::StatusCode::TOO_MANY_REQUESTS, template, minijinja::context! { error => message, ..ctx }),
+        Some(retry_after_secs),
+    )
+}

@@ -1,0 +1,69 @@
+//! Shared application state.
+
+use std::sync::Arc;
+
+use portcullis_core::accounts::Accounts;
+use portcullis_core::clock::{Clock, UnixTime};
+use portcullis_core::secrets::MacKey;
+use portcullis_core::store::AccountStore;
+use portcullis_core::AccountError;
+use portcullis_store::Store;
+
+/// Settings the transport needs.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Public origin, like `http://localhost:8080` (no trailing slash).
+    pub origin: String,
+    /// Product name shown on pages.
+    pub product_name: String,
+}
+
+impl ServerSettings {
+    /// Cookies get `Secure` when the public origin is HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.origin.starts_with("https://")
+    }
+}
+
+/// Everything a handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    accounts: Accounts<Store>,
+    cookie_key: MacKey,
+    clock: Arc<dyn Clock>,
+    settings: ServerSettings,
+}
+
+impl AppState {
+    /// Builds the state. `cookie_key` signs CSRF tokens.
+    pub fn new(accounts: Accounts<Store>, cookie_key: MacKey, clock: Arc<dyn Clock>, settings: ServerSettings) -> Self {
+        Self(Arc::new(Inner { accounts, cookie_key, clock, settings }))
+    }
+
+    /// The account service.
+    pub fn accounts(&self) -> &Accounts<Store> {
+        &self.0.accounts
+    }
+
+    /// The current time.
+    pub fn now(&self) -> UnixTime {
+        self.0.clock.now()
+    }
+
+    /// Key for CSRF tags.
+    pub fn cookie_key(&self) -> &MacKey {
+        &self.0.cookie_key
+    }
+
+    /// Transport settings.
+    pub fn settings(&self) -> &ServerSettings {
+        &self.0.settings
+    }
+
+    /// Deletes expired sessions, links and counters.
+    pub async fn purge_expired(&self) -> Result<(), AccountError> {
+        Ok(self.0.accounts.store().purge_expired(self.now()).await?)
+    }
+}
