@@ -178,7 +178,11 @@ impl OutboxMailer {
             .open(&self.path)
             .await
             .map_err(|e| MailError(format!("outbox {}: {e}", self.path.display())))?;
-        file.write_all(line.as_bytes()).await.map_err(|e| MailError(format!("outbox {}: {e}", self.path.display())))?;
+        // tokio hands writes to a blocking thread; flush so the message is on disk before we report it sent.
+        file.write_all(line.as_bytes())
+            .await
+            .and(file.flush().await)
+            .map_err(|e| MailError(format!("outbox {}: {e}", self.path.display())))?;
         tracing::info!(to = %email.to, subject = %email.subject, link = email.link.as_deref().unwrap_or(""), "mail written to the development outbox");
         Ok(())
     }

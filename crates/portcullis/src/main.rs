@@ -113,7 +113,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(config: &Config, serving: bool) {
-    let default = if serving { "info" } else { "warn" };
+    // Commands for scripts keep stderr for their one-line error.
+    let default = if serving { "info" } else { "error" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.log_format {

@@ -12,7 +12,7 @@
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use portcullis_core::secrets::random_token;
@@ -48,8 +48,12 @@ fn is_form(headers: &HeaderMap) -> bool {
 
 /// Middleware: checks origin, content type, size and CSRF token of unsafe requests.
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(request).await;
+    match *request.method() {
+        Method::GET | Method::HEAD | Method::OPTIONS => return next.run(request).await,
+        Method::POST => {}
+        // Browser pages register only GET and POST; refusing other methods here
+        // means no future route can accept an unchecked state change.
+        _ => return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD, POST")]).into_response(),
     }
     match check(&state, request).await {
         Ok(request) => next.run(request).await,

@@ -34,7 +34,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let browser = routes::browser_routes()
-        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard));
     Router::new()
         .merge(browser)
         .merge(routes::ops_routes())

@@ -9,6 +9,8 @@ use minijinja::Environment;
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
+    // `errors.email` must be empty, not an error, when there are no errors.
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
     for (name, source) in [
         ("base.html", include_str!("../templates/base.html")),
         ("error.html", include_str!("../templates/error.html")),

@@ -1,0 +1,185 @@
+//! `spawn_app` starts the real application on a free port with a fresh
+//! database and a manual clock; [`TestApp`] has methods named after what a
+//! person does in a browser.
+
+use std::sync::Arc;
+
+use portcullis::Application;
+use portcullis::config::Config;
+use portcullis_core::clock::ManualClock;
+use portcullis_delivery::{OutboxEntry, OutboxMailer};
+pub use portcullis_store::testing::Backend;
+use portcullis_store::testing::TestDatabase;
+use reqwest::StatusCode;
+
+/// A password zxcvbn rates strong enough.
+pub const PASSWORD: &str = "tangerine-Quiver-87-lantern";
+/// Another strong password.
+pub const NEW_PASSWORD: &str = "obsidian-Harbor-42-meadow";
+
+/// Runs each listed scenario on both backends, as `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await { super::$name(app).await } } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await { super::$name(app).await } } )* }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A running server and a browser-like client with its own cookie jar.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub config: Config,
+    _db: TestDatabase,
+    _data: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A configuration for tests: cheap Argon2, temporary data directory, given database.
+pub fn test_config(data_dir: &std::path::Path, database_url: &str) -> Config {
+    let mut config = Config::default();
+    config.data_dir = data_dir.to_owned();
+    config.database_url = Some(database_url.to_owned());
+    config.password.argon2_memory_kib = 256;
+    config.password.argon2_iterations = 1;
+    config
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let db = TestDatabase::new(backend).await?;
+    let data = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut config = test_config(data.path(), &db.url);
+    config.issuer = format!("http://127.0.0.1:{port}");
+    tweak(&mut config);
+    let clock = ManualClock::new(1_900_000_000);
+    let app = Application::build(&config, Arc::new(clock.clone())).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(portcullis_server::serve(listener, app.state, async move {
+        let _ = stopped.await;
+    }));
+    Some(TestApp { base: config.issuer.clone(), client: browser(), clock, config, _db: db, _data: data, _stop: stop })
+}
+
+/// A client that keeps cookies and does not follow redirects (tests check them).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The value of the hidden CSRF field in a page.
+pub fn csrf_token_in(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).unwrap_or_else(|| panic!("no CSRF field in page:\n{html}")) + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub body: String,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    async fn from(r: reqwest::Response) -> Self {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let location = headers.get("location").map(|v| v.to_str().unwrap().to_owned());
+        Self { status, body: r.text().await.unwrap(), location, headers }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        Page::from(self.client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// Fetches the page with the form, then submits the form with its CSRF token.
+    pub async fn submit(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let page = self.get(form_page).await;
+        assert_eq!(page.status, StatusCode::OK, "form page {form_page}: {}", page.body);
+        let token = csrf_token_in(&page.body);
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf_token", &token));
+        Page::from(self.client.post(self.url(action)).form(&all).send().await.unwrap()).await
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str) -> Page {
+        self.submit("/signup", "/signup", &[("email", email), ("password", password), ("confirm", password)]).await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Page {
+        self.submit("/login", "/login", &[("email", email), ("password", password)]).await
+    }
+
+    pub async fn sign_out(&self) -> Page {
+        self.submit("/account", "/logout", &[]).await
+    }
+
+    /// Messages in the development outbox.
+    pub fn outbox(&self) -> Vec<OutboxEntry> {
+        OutboxMailer::read_all(&OutboxMailer::path_in(&self.config.data_dir)).unwrap()
+    }
+
+    /// Path and query of the link in the newest message to `to`.
+    pub fn last_link_to(&self, to: &str) -> String {
+        let mail = self.outbox().into_iter().rev().find(|m| m.email.to == to).unwrap_or_else(|| panic!("no mail to {to}"));
+        let link = mail.email.link.unwrap_or_else(|| panic!("mail to {to} has no link: {}", mail.email.text));
+        assert!(mail.email.text.contains(&link), "the link is in the text");
+        link.strip_prefix(&self.base).unwrap_or_else(|| panic!("link {link} is not on {}", self.base)).to_owned()
+    }
+
+    /// Confirms the address with the newest verification link sent to it.
+    pub async fn verify_email(&self, email: &str) -> Page {
+        let link = self.last_link_to(email);
+        assert!(link.starts_with("/verify-email?token="), "{link}");
+        let token = link.split("token=").nth(1).unwrap().to_owned();
+        self.submit(&link, "/verify-email", &[("token", &token)]).await
+    }
+
+    /// Signs up and verifies a user (in a separate browser, leaving this one signed out).
+    pub async fn verified_user(&self, email: &str) {
+        assert_eq!(self.sign_up(email, PASSWORD).await.status, StatusCode::OK);
+        assert_eq!(self.verify_email(email).await.status, StatusCode::OK);
+    }
+
+    /// Another browser on the same server.
+    pub fn other_browser(&self) -> TestApp2<'_> {
+        TestApp2 { app: self, client: browser() }
+    }
+}
+
+/// A second browser sharing the server of a [`TestApp`].
+pub struct TestApp2<'a> {
+    app: &'a TestApp,
+    pub client: reqwest::Client,
+}
+
+impl TestApp2<'_> {
+    pub async fn sign_in(&self, email: &str, password: &str) -> StatusCode {
+        let page = self.client.get(self.app.url("/login")).send().await.unwrap().text().await.unwrap();
+        let token = csrf_token_in(&page);
+        self.client
+            .post(self.app.url("/login"))
+            .form(&[("email", email), ("password", password), ("csrf_token", &token)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    pub async fn account_status(&self) -> StatusCode {
+        self.client.get(self.app.url("/account")).send().await.unwrap().status()
+    }
+}

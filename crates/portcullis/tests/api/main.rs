@@ -1,0 +1,13 @@
+//! End-to-end tests of the real server over HTTP. One test binary (fast to
+//! link); one module per feature; each scenario runs on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod accounts;
+mod bad_input;
+mod cli;
+mod csrf;
+mod lockout;
+mod password_reset;
+mod smtp;

@@ -1,0 +1,150 @@
+//! Mail through a real SMTP conversation with a local sink started by the test.
+
+use std::sync::{Arc, Mutex};
+
+use portcullis_delivery::{SmtpSettings, SmtpTls};
+use reqwest::StatusCode;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use crate::helpers::{Backend, PASSWORD, spawn_app_with};
+
+/// A minimal SMTP server (RFC 5321 subset) that accepts every message.
+struct SmtpSink {
+    port: u16,
+    messages: Arc<Mutex<Vec<Received>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Received {
+    from: String,
+    to: Vec<String>,
+    data: String,
+}
+
+impl SmtpSink {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let store = messages.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 sink.test ESMTP ready\r\n").await.ok()?;
+                    let mut current = Received { from: String::new(), to: Vec::new(), data: String::new() };
+                    while let Some(line) = lines.next_line().await.ok()? {
+                        let upper = line.to_ascii_uppercase();
+                        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                            b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+                        } else if upper.starts_with("MAIL FROM:") {
+                            current.from = line[10..].trim().to_owned();
+                            b"250 OK\r\n"
+                        } else if upper.starts_with("RCPT TO:") {
+                            current.to.push(line[8..].trim().to_owned());
+                            b"250 OK\r\n"
+                        } else if upper == "DATA" {
+                            write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await.ok()?;
+                            let mut data = String::new();
+                            while let Some(l) = lines.next_line().await.ok()? {
+                                if l == "." {
+                                    break;
+                                }
+                                data.push_str(l.strip_prefix('.').filter(|_| l.starts_with("..")).unwrap_or(&l));
+                                data.push('\n');
+                            }
+                            current.data = data;
+                            store.lock().unwrap().push(current.clone());
+                            b"250 OK: queued\r\n"
+                        } else if upper == "QUIT" {
+                            write.write_all(b"221 Bye\r\n").await.ok()?;
+                            return Some(());
+                        } else {
+                            b"250 OK\r\n"
+                        };
+                        write.write_all(reply).await.ok()?;
+                    }
+                    Some(())
+                });
+            }
+        });
+        Self { port, messages }
+    }
+
+    fn messages(&self) -> Vec<Received> {
+        self.messages.lock().unwrap().clone()
+    }
+}
+
+/// Undoes quoted-printable soft line breaks and escapes (RFC 2045 §6.7).
+fn decode_quoted_printable(s: &str) -> String {
+    let joined = s.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() + 0 && u8::from_str_radix(&joined[i + 1..i + 3], 16).is_ok() {
+            out.push(u8::from_str_radix(&joined[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_mail_is_delivered_over_smtp_and_its_link_works() {
+    let sink = SmtpSink::start().await;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.smtp = Some(SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: sink.port,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "Portcullis <no-reply@portcullis.test>".into(),
+        })
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(app.sign_up("nora@example.com", PASSWORD).await.status, StatusCode::OK);
+    assert!(app.outbox().is_empty(), "with SMTP configured, nothing goes to the outbox");
+
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert_eq!(m.from, "<no-reply@portcullis.test>");
+    assert_eq!(m.to, vec!["<nora@example.com>"]);
+    let data = decode_quoted_printable(&m.data);
+    assert!(data.contains("Subject: Portcullis: confirm your email address"), "{data}");
+    let start = data.find("/verify-email?token=").expect("link in the message");
+    let link: String = data[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let confirmed = app.submit(&link, "/verify-email", &[("token", &token)]).await;
+    assert_eq!(confirmed.status, StatusCode::OK);
+    assert_eq!(app.sign_in("nora@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_smtp_server_is_reported_not_swallowed() {
+    // A port with nothing listening.
+    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.smtp = Some(SmtpSettings { host: "127.0.0.1".into(), port, tls: SmtpTls::None, username: None, password: None, from: "no-reply@portcullis.test".into() })
+    })
+    .await
+    else {
+        return;
+    };
+    let page = app.sign_up("omar@example.com", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.body.contains("We could not send the email"), "{}", page.body);
+}
