@@ -78,7 +78,9 @@ impl Default for PasswordConfig {
             argon2_memory_kib: cost.memory_kib,
             argon2_iterations: cost.iterations,
             argon2_parallelism: cost.parallelism,
-            max_concurrent_hashes: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            max_concurrent_hashes: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
         }
     }
 }
@@ -98,7 +100,11 @@ pub struct LockoutConfig {
 impl Default for LockoutConfig {
     fn default() -> Self {
         let p = portcullis_core::lockout::LockoutPolicy::default();
-        Self { max_failures: p.max_failures, lock_seconds: p.lock_seconds, failure_window_seconds: p.failure_window_seconds }
+        Self {
+            max_failures: p.max_failures,
+            lock_seconds: p.lock_seconds,
+            failure_window_seconds: p.failure_window_seconds,
+        }
     }
 }
 
@@ -115,7 +121,10 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         let p = portcullis_core::session::SessionPolicy::default();
-        Self { idle_timeout_seconds: p.idle_timeout, absolute_timeout_seconds: p.absolute_timeout }
+        Self {
+            idle_timeout_seconds: p.idle_timeout,
+            absolute_timeout_seconds: p.absolute_timeout,
+        }
     }
 }
 
@@ -134,7 +143,11 @@ pub struct RateLimitConfig {
 impl Default for RateLimitConfig {
     fn default() -> Self {
         let r = portcullis_core::rate_limit::RateLimits::default();
-        Self { sign_in_per_minute: r.sign_in_per_minute, sign_up_per_minute: r.sign_up_per_minute, send_email_per_minute: r.send_email_per_minute }
+        Self {
+            sign_in_per_minute: r.sign_in_per_minute,
+            sign_up_per_minute: r.sign_up_per_minute,
+            send_email_per_minute: r.send_email_per_minute,
+        }
     }
 }
 
@@ -183,12 +196,19 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(ConfigError(format!("config: file {} does not exist", path.display())));
+                return Err(ConfigError(format!(
+                    "config: file {} does not exist",
+                    path.display()
+                )));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
-            .merge(Env::prefixed("PORTCULLIS_").split("__").ignore(&["config", "log"]))
+            .merge(
+                Env::prefixed("PORTCULLIS_")
+                    .split("__")
+                    .ignore(&["config", "log"]),
+            )
             .merge(Serialized::defaults(flags));
         let config: Config = figment.extract().map_err(|e| ConfigError(describe(&e)))?;
         config.validate()?;
@@ -196,29 +216,54 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let issuer = url::Url::parse(&self.issuer).map_err(|e| ConfigError(format!("issuer: {e}: {:?}", self.issuer)))?;
-        if !matches!(issuer.scheme(), "http" | "https") || issuer.host_str().is_none() || issuer.query().is_some() || issuer.fragment().is_some() {
-            return Err(ConfigError(format!("issuer: must be an http(s) URL without query or fragment, got {:?}", self.issuer)));
+        let issuer = url::Url::parse(&self.issuer)
+            .map_err(|e| ConfigError(format!("issuer: {e}: {:?}", self.issuer)))?;
+        if !matches!(issuer.scheme(), "http" | "https")
+            || issuer.host_str().is_none()
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+        {
+            return Err(ConfigError(format!(
+                "issuer: must be an http(s) URL without query or fragment, got {:?}",
+                self.issuer
+            )));
         }
-        if self.password.min_length < 8 || self.password.max_length < 64 || self.password.max_length < self.password.min_length {
+        if self.password.min_length < 8
+            || self.password.max_length < 64
+            || self.password.max_length < self.password.min_length
+        {
             return Err(ConfigError("password: min_length must be at least 8 and max_length at least 64 (NIST SP 800-63B)".into()));
         }
         if self.password.min_score > 4 {
-            return Err(ConfigError("password.min_score: must be between 0 and 4".into()));
+            return Err(ConfigError(
+                "password.min_score: must be between 0 and 4".into(),
+            ));
         }
         if self.password.max_concurrent_hashes == 0 {
-            return Err(ConfigError("password.max_concurrent_hashes: must be at least 1".into()));
+            return Err(ConfigError(
+                "password.max_concurrent_hashes: must be at least 1".into(),
+            ));
         }
-        if self.lockout.max_failures == 0 || self.lockout.lock_seconds <= 0 || self.lockout.failure_window_seconds <= 0 {
-            return Err(ConfigError("lockout: max_failures, lock_seconds and failure_window_seconds must be positive".into()));
+        if self.lockout.max_failures == 0
+            || self.lockout.lock_seconds <= 0
+            || self.lockout.failure_window_seconds <= 0
+        {
+            return Err(ConfigError(
+                "lockout: max_failures, lock_seconds and failure_window_seconds must be positive"
+                    .into(),
+            ));
         }
         if self.session.idle_timeout_seconds <= 0 || self.session.absolute_timeout_seconds <= 0 {
             return Err(ConfigError("session: timeouts must be positive".into()));
         }
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
         {
-            return Err(ConfigError(format!("database_url: must start with sqlite: or postgres://, got {url:?}")));
+            return Err(ConfigError(format!(
+                "database_url: must start with sqlite: or postgres://, got {url:?}"
+            )));
         }
         Ok(())
     }
@@ -230,7 +275,9 @@ impl Config {
 
     /// The database URL in force.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("portcullis.db").display()))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("portcullis.db").display()))
     }
 }
 
@@ -251,7 +298,7 @@ fn describe(e: &figment::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::result_large_err)]
     use super::*;
 
     #[test]
@@ -271,7 +318,10 @@ mod tests {
             jail.set_env("PORTCULLIS_ISSUER", "https://env.example");
             jail.set_env("PORTCULLIS_LISTEN", "127.0.0.1:9001");
             jail.set_env("PORTCULLIS_LOCKOUT__LOCK_SECONDS", "60");
-            let flags = FlagOverrides { issuer: Some("https://flag.example".into()), ..Default::default() };
+            let flags = FlagOverrides {
+                issuer: Some("https://flag.example".into()),
+                ..Default::default()
+            };
             let c = Config::load(Some(Path::new("p.toml")), &flags).unwrap();
             assert_eq!(c.issuer, "https://flag.example");
             assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
@@ -285,18 +335,32 @@ mod tests {
     fn bad_values_name_their_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[lockout]\nmax_failures = \"many\"\n")?;
-            let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default()).unwrap_err().to_string();
+            let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("lockout.max_failures"), "{e}");
             assert!(!e.contains('\n'));
             jail.create_file("unknown.toml", "colour = \"blue\"\n")?;
-            let e = Config::load(Some(Path::new("unknown.toml")), &FlagOverrides::default()).unwrap_err().to_string();
+            let e = Config::load(Some(Path::new("unknown.toml")), &FlagOverrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("colour"), "{e}");
             jail.set_env("PORTCULLIS_LISTEN", "not-an-address");
-            let e = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
+            let e = Config::load(None, &FlagOverrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("listen"), "{e}");
             Ok(())
         });
-        let e = Config::load(None, &FlagOverrides { issuer: Some("ftp://x".into()), ..Default::default() }).unwrap_err().to_string();
+        let e = Config::load(
+            None,
+            &FlagOverrides {
+                issuer: Some("ftp://x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("issuer"), "{e}");
     }
 }

@@ -74,17 +74,29 @@ impl Application {
             }
         };
         let p = &config.password;
-        let cost = Argon2Cost { memory_kib: p.argon2_memory_kib, iterations: p.argon2_iterations, parallelism: p.argon2_parallelism };
-        let hasher = PasswordHasher::new(cost, p.max_concurrent_hashes).map_err(|e| StartError::Config(config::ConfigError(format!("password: {e}"))))?;
+        let cost = Argon2Cost {
+            memory_kib: p.argon2_memory_kib,
+            iterations: p.argon2_iterations,
+            parallelism: p.argon2_parallelism,
+        };
+        let hasher = PasswordHasher::new(cost, p.max_concurrent_hashes)
+            .map_err(|e| StartError::Config(config::ConfigError(format!("password: {e}"))))?;
         let settings = AccountSettings {
             base_url: config.origin(),
-            password_policy: PasswordPolicy { min_length: p.min_length, max_length: p.max_length, min_score: p.min_score },
+            password_policy: PasswordPolicy {
+                min_length: p.min_length,
+                max_length: p.max_length,
+                min_score: p.min_score,
+            },
             lockout: LockoutPolicy {
                 max_failures: config.lockout.max_failures,
                 lock_seconds: config.lockout.lock_seconds,
                 failure_window_seconds: config.lockout.failure_window_seconds,
             },
-            sessions: SessionPolicy { idle_timeout: config.session.idle_timeout_seconds, absolute_timeout: config.session.absolute_timeout_seconds },
+            sessions: SessionPolicy {
+                idle_timeout: config.session.idle_timeout_seconds,
+                absolute_timeout: config.session.absolute_timeout_seconds,
+            },
             rate_limits: RateLimits {
                 sign_in_per_minute: config.rate_limit.sign_in_per_minute,
                 sign_up_per_minute: config.rate_limit.sign_up_per_minute,
@@ -97,7 +109,10 @@ impl Application {
             accounts,
             MacKey::new(keys.cookie),
             clock,
-            ServerSettings { origin: config.origin(), product_name: "Portcullis".into() },
+            ServerSettings {
+                origin: config.origin(),
+                product_name: "Portcullis".into(),
+            },
         );
         Ok(Self { state, store })
     }

@@ -13,7 +13,11 @@ use portcullis_core::lockout::LockState;
 use zeroize::Zeroizing;
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "Self-hosted OpenID Connect identity provider with multi-factor authentication")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Self-hosted OpenID Connect identity provider with multi-factor authentication"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -115,8 +119,11 @@ fn main() -> ExitCode {
 fn init_logging(config: &Config, serving: bool) {
     // Commands for scripts keep stderr for their one-line error.
     let default = if serving { "info" } else { "error" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -138,9 +145,13 @@ async fn run(command: Command, config: Config) -> Result<(), StartError> {
 
 async fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> {
     let app = Application::build(&config, clock).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| StartError::Other(format!("listen {}: {e}", config.listen)))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Other(format!("listen {}: {e}", config.listen)))?;
     tracing::info!(listen = %config.listen, issuer = %config.issuer, database = app.store.backend_name(), "Portcullis is ready");
-    portcullis_server::serve(listener, app.state, shutdown_signal()).await.map_err(|e| StartError::Other(format!("server: {e}")))?;
+    portcullis_server::serve(listener, app.state, shutdown_signal())
+        .await
+        .map_err(|e| StartError::Other(format!("server: {e}")))?;
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -170,19 +181,40 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
     let accounts = app.state.accounts();
     let fail = |e: portcullis_core::AccountError| StartError::Other(e.to_string());
     match cmd {
-        UserCommand::Create { email, name, admin, password_stdin: _ } => {
+        UserCommand::Create {
+            email,
+            name,
+            admin,
+            password_stdin: _,
+        } => {
             let mut input = Zeroizing::new(String::new());
-            std::io::stdin().read_to_string(&mut input).map_err(|e| StartError::Other(format!("reading the password from standard input: {e}")))?;
-            let password = input.trim_end_matches(['\n', '\r']);
-            let user = accounts.create_user_by_operator(&email, &name, password, admin, clock.now()).await.map_err(|e| match e {
-                portcullis_core::AccountError::Store(portcullis_core::StoreError::Conflict) => StartError::Other(format!("a user with email {email} already exists")),
-                other => fail(other),
+            std::io::stdin().read_to_string(&mut input).map_err(|e| {
+                StartError::Other(format!("reading the password from standard input: {e}"))
             })?;
-            println!("{}", serde_json::json!({ "id": user.id.to_string(), "email": user.email.as_str(), "admin": user.is_admin }));
+            let password = input.trim_end_matches(['\n', '\r']);
+            let user = accounts
+                .create_user_by_operator(&email, &name, password, admin, clock.now())
+                .await
+                .map_err(|e| match e {
+                    portcullis_core::AccountError::Store(portcullis_core::StoreError::Conflict) => {
+                        StartError::Other(format!("a user with email {email} already exists"))
+                    }
+                    other => fail(other),
+                })?;
+            println!(
+                "{}",
+                serde_json::json!({ "id": user.id.to_string(), "email": user.email.as_str(), "admin": user.is_admin })
+            );
         }
         UserCommand::List => {
             for u in accounts.list_users().await.map_err(fail)? {
-                let locked = matches!(accounts.lock_state(&u.email, clock.now()).await.map_err(fail)?, LockState::Locked { .. });
+                let locked = matches!(
+                    accounts
+                        .lock_state(&u.email, clock.now())
+                        .await
+                        .map_err(fail)?,
+                    LockState::Locked { .. }
+                );
                 println!(
                     "{}",
                     serde_json::json!({
@@ -194,7 +226,14 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
         }
         UserCommand::Unlock { email } => {
             let was = accounts.unlock(&email).await.map_err(fail)?;
-            println!("{}", if was { format!("{email}: unlocked") } else { format!("{email}: was not locked") });
+            println!(
+                "{}",
+                if was {
+                    format!("{email}: unlocked")
+                } else {
+                    format!("{email}: was not locked")
+                }
+            );
         }
         UserCommand::Delete { email } => {
             if !accounts.delete_user(&email).await.map_err(fail)? {

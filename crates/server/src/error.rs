@@ -76,7 +76,9 @@ pub fn with_retry_after(mut response: Response, secs: Option<i64>) -> Response {
 impl AppError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Account(e) => form_problem(e).map(|(s, _)| s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Self::Account(e) => form_problem(e)
+                .map(|(s, _)| s)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

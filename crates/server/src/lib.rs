@@ -33,8 +33,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
-    let browser = routes::browser_routes()
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard));
+    let browser = routes::browser_routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        csrf::guard,
+    ));
     Router::new()
         .merge(browser)
         .merge(routes::ops_routes())
@@ -58,10 +60,16 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes
 /// in-flight requests. Also runs the periodic clean-up of expired records.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let janitor = tokio::spawn(purge_periodically(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     janitor.abort();
     result
 }

@@ -17,9 +17,18 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("message.html", include_str!("../templates/message.html")),
         ("login.html", include_str!("../templates/login.html")),
         ("signup.html", include_str!("../templates/signup.html")),
-        ("verify_email.html", include_str!("../templates/verify_email.html")),
-        ("forgot_password.html", include_str!("../templates/forgot_password.html")),
-        ("reset_password.html", include_str!("../templates/reset_password.html")),
+        (
+            "verify_email.html",
+            include_str!("../templates/verify_email.html"),
+        ),
+        (
+            "forgot_password.html",
+            include_str!("../templates/forgot_password.html"),
+        ),
+        (
+            "reset_password.html",
+            include_str!("../templates/reset_password.html"),
+        ),
         ("account.html", include_str!("../templates/account.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
@@ -37,12 +46,18 @@ pub fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response
         Ok(body) => {
             let mut response = (status, Html(body)).into_response();
             // Pages carry per-user content and CSRF tokens: never cache them.
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(e) => {
             tracing::error!(template = name, error = %e, "template rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            )
+                .into_response()
         }
     }
 }

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use portcullis_core::AccountError;
 use portcullis_core::accounts::Accounts;
 use portcullis_core::clock::{Clock, UnixTime};
 use portcullis_core::secrets::MacKey;
 use portcullis_core::store::AccountStore;
-use portcullis_core::AccountError;
 use portcullis_store::Store;
 
 /// Settings the transport needs.
@@ -38,8 +38,18 @@ struct Inner {
 
 impl AppState {
     /// Builds the state. `cookie_key` signs CSRF tokens.
-    pub fn new(accounts: Accounts<Store>, cookie_key: MacKey, clock: Arc<dyn Clock>, settings: ServerSettings) -> Self {
-        Self(Arc::new(Inner { accounts, cookie_key, clock, settings }))
+    pub fn new(
+        accounts: Accounts<Store>,
+        cookie_key: MacKey,
+        clock: Arc<dyn Clock>,
+        settings: ServerSettings,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            accounts,
+            cookie_key,
+            clock,
+            settings,
+        }))
     }
 
     /// The account service.

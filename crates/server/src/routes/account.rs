@@ -30,7 +30,10 @@ fn account_context(session: &ActiveSession) -> minijinja::Value {
 }
 
 fn to_login(next: &str) -> Response {
-    see_other(&format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()))
+    see_other(&format!(
+        "/login?next={}",
+        url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+    ))
 }
 
 /// GET /
@@ -39,14 +42,25 @@ pub async fn home() -> Response {
 }
 
 /// GET /account
-pub async fn account_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
-    let Some(session) = current_session(&state, &browser).await? else { return Ok(to_login("/account")) };
+pub async fn account_page(
+    State(state): State<AppState>,
+    browser: Browser,
+) -> Result<Response, AppError> {
+    let Some(session) = current_session(&state, &browser).await? else {
+        return Ok(to_login("/account"));
+    };
     Ok(browser.page(StatusCode::OK, "account.html", account_context(&session)))
 }
 
 /// POST /account/password
-pub async fn change_password(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<ChangePasswordForm>) -> Result<Response, AppError> {
-    let Some(session) = current_session(&state, &browser).await? else { return Ok(to_login("/account")) };
+pub async fn change_password(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<ChangePasswordForm>,
+) -> Result<Response, AppError> {
+    let Some(session) = current_session(&state, &browser).await? else {
+        return Ok(to_login("/account"));
+    };
     let ctx = account_context(&session);
     match state.accounts().change_password(&session, &form.current, &form.password, &form.confirm, state.now()).await {
         Ok(()) => Ok(browser.page(StatusCode::OK, "account.html", context! { notice => "Your password has been changed. Other sessions were signed out.", ..ctx })),

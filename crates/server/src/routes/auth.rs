@@ -55,11 +55,19 @@ pub struct ResetForm {
 }
 
 fn message(browser: &Browser, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
-    browser.page(StatusCode::OK, "message.html", context! { title, text, link_href => link.map(|l| l.0), link_text => link.map(|l| l.1) })
+    browser.page(
+        StatusCode::OK,
+        "message.html",
+        context! { title, text, link_href => link.map(|l| l.0), link_text => link.map(|l| l.1) },
+    )
 }
 
 /// GET /login
-pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
+pub async fn login_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, AppError> {
     let next = safe_next(q.next.as_deref());
     if current_session(&state, &browser).await?.is_some() {
         return Ok(see_other(&next));
@@ -68,21 +76,37 @@ pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q
 }
 
 /// POST /login
-pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<LoginForm>) -> Result<Response, AppError> {
+pub async fn login(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<LoginForm>,
+) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
     let ctx = context! { next => &next, email => &form.email };
     let now = state.now();
-    if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
+    if let Err(wait) = state
+        .accounts()
+        .throttle(LimitedAction::SignIn, &browser.ip, now)
+        .await
+        .map_err(AccountError::from)?
+    {
         return Ok(throttled(&browser, "login.html", ctx, wait));
     }
-    match state.accounts().sign_in(&form.email, &form.password, now).await {
+    match state
+        .accounts()
+        .sign_in(&form.email, &form.password, now)
+        .await
+    {
         Ok(session) => {
             // A new session id at every sign-in: whatever the browser had is discarded (no fixation).
             if let Some(old) = &browser.session_token {
                 state.accounts().sign_out(old).await?;
             }
             let mut response = see_other(&next);
-            response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &session.token, None));
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(&state, SESSION_COOKIE, &session.token, None),
+            );
             Ok(browser.finish(response))
         }
         Err(e) => Ok(form_error(&browser, "login.html", ctx, e)),
@@ -95,18 +119,35 @@ pub async fn signup_page(browser: Browser) -> Response {
 }
 
 /// POST /signup
-pub async fn signup(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<SignupForm>) -> Result<Response, AppError> {
+pub async fn signup(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<SignupForm>,
+) -> Result<Response, AppError> {
     let ctx = context! { email => &form.email, name => &form.name };
     let now = state.now();
-    if let Err(wait) = state.accounts().throttle(LimitedAction::SignUp, &browser.ip, now).await.map_err(AccountError::from)? {
+    if let Err(wait) = state
+        .accounts()
+        .throttle(LimitedAction::SignUp, &browser.ip, now)
+        .await
+        .map_err(AccountError::from)?
+    {
         return Ok(throttled(&browser, "signup.html", ctx, wait));
     }
-    let attempt = SignUpForm { email: &form.email, name: &form.name, password: &form.password, confirm: &form.confirm };
+    let attempt = SignUpForm {
+        email: &form.email,
+        name: &form.name,
+        password: &form.password,
+        confirm: &form.confirm,
+    };
     match state.accounts().sign_up(attempt, now).await {
         Ok(()) => Ok(message(
             &browser,
             "Check your email",
-            &format!("We have sent a message to {}. Open the link in it to confirm your address, then sign in.", form.email.trim()),
+            &format!(
+                "We have sent a message to {}. Open the link in it to confirm your address, then sign in.",
+                form.email.trim()
+            ),
             None,
         )),
         Err(e) => Ok(form_error(&browser, "signup.html", ctx, e)),
@@ -115,15 +156,38 @@ pub async fn signup(State(state): State<AppState>, browser: Browser, HtmlForm(fo
 
 /// GET /verify-email?token=…: shows a button rather than acting, so a mail
 /// scanner that prefetches links cannot use the link up.
-pub async fn verify_email_page(State(state): State<AppState>, browser: Browser, Query(q): Query<TokenQuery>) -> Result<Response, AppError> {
-    state.accounts().check_link(&q.token, LinkPurpose::VerifyEmail, state.now()).await?;
-    Ok(browser.page(StatusCode::OK, "verify_email.html", context! { token => q.token }))
+pub async fn verify_email_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response, AppError> {
+    state
+        .accounts()
+        .check_link(&q.token, LinkPurpose::VerifyEmail, state.now())
+        .await?;
+    Ok(browser.page(
+        StatusCode::OK,
+        "verify_email.html",
+        context! { token => q.token },
+    ))
 }
 
 /// POST /verify-email
-pub async fn verify_email(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<TokenQuery>) -> Result<Response, AppError> {
-    state.accounts().verify_email(&form.token, state.now()).await?;
-    Ok(message(&browser, "Email address confirmed", "Your address is confirmed. You can sign in now.", Some(("/login", "Sign in"))))
+pub async fn verify_email(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<TokenQuery>,
+) -> Result<Response, AppError> {
+    state
+        .accounts()
+        .verify_email(&form.token, state.now())
+        .await?;
+    Ok(message(
+        &browser,
+        "Email address confirmed",
+        "Your address is confirmed. You can sign in now.",
+        Some(("/login", "Sign in")),
+    ))
 }
 
 /// GET /forgot-password
@@ -132,17 +196,33 @@ pub async fn forgot_password_page(browser: Browser) -> Response {
 }
 
 /// POST /forgot-password
-pub async fn forgot_password(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<EmailForm>) -> Result<Response, AppError> {
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<EmailForm>,
+) -> Result<Response, AppError> {
     let ctx = context! { email => &form.email };
     let now = state.now();
-    if let Err(wait) = state.accounts().throttle(LimitedAction::SendEmail, &browser.ip, now).await.map_err(AccountError::from)? {
+    if let Err(wait) = state
+        .accounts()
+        .throttle(LimitedAction::SendEmail, &browser.ip, now)
+        .await
+        .map_err(AccountError::from)?
+    {
         return Ok(throttled(&browser, "forgot_password.html", ctx, wait));
     }
-    match state.accounts().request_password_reset(&form.email, now).await {
+    match state
+        .accounts()
+        .request_password_reset(&form.email, now)
+        .await
+    {
         Ok(()) => Ok(message(
             &browser,
             "Check your email",
-            &format!("If {} has an account, we have sent it a link to choose a new password. The link expires in one hour.", form.email.trim()),
+            &format!(
+                "If {} has an account, we have sent it a link to choose a new password. The link expires in one hour.",
+                form.email.trim()
+            ),
             None,
         )),
         Err(e) => Ok(form_error(&browser, "forgot_password.html", ctx, e)),
@@ -150,14 +230,33 @@ pub async fn forgot_password(State(state): State<AppState>, browser: Browser, Ht
 }
 
 /// GET /reset-password?token=…
-pub async fn reset_password_page(State(state): State<AppState>, browser: Browser, Query(q): Query<TokenQuery>) -> Result<Response, AppError> {
-    state.accounts().check_link(&q.token, LinkPurpose::ResetPassword, state.now()).await?;
-    Ok(browser.page(StatusCode::OK, "reset_password.html", context! { token => q.token }))
+pub async fn reset_password_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response, AppError> {
+    state
+        .accounts()
+        .check_link(&q.token, LinkPurpose::ResetPassword, state.now())
+        .await?;
+    Ok(browser.page(
+        StatusCode::OK,
+        "reset_password.html",
+        context! { token => q.token },
+    ))
 }
 
 /// POST /reset-password
-pub async fn reset_password(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<ResetForm>) -> Result<Response, AppError> {
-    match state.accounts().reset_password(&form.token, &form.password, &form.confirm, state.now()).await {
+pub async fn reset_password(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<ResetForm>,
+) -> Result<Response, AppError> {
+    match state
+        .accounts()
+        .reset_password(&form.token, &form.password, &form.confirm, state.now())
+        .await
+    {
         Ok(()) => Ok(message(
             &browser,
             "Password changed",
@@ -165,13 +264,21 @@ pub async fn reset_password(State(state): State<AppState>, browser: Browser, Htm
             Some(("/login", "Sign in")),
         )),
         Err(AccountError::InvalidLink) => Err(AccountError::InvalidLink.into()),
-        Err(e) => Ok(form_error(&browser, "reset_password.html", context! { token => &form.token }, e)),
+        Err(e) => Ok(form_error(
+            &browser,
+            "reset_password.html",
+            context! { token => &form.token },
+            e,
+        )),
     }
 }
 
 fn signed_out(state: &AppState, browser: &Browser) -> Response {
     let mut response = see_other("/login");
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, "", Some(0)));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(state, SESSION_COOKIE, "", Some(0)),
+    );
     browser.finish(response)
 }
 
@@ -184,9 +291,15 @@ pub async fn logout(State(state): State<AppState>, browser: Browser) -> Result<R
 }
 
 /// POST /logout/everywhere
-pub async fn logout_everywhere(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+pub async fn logout_everywhere(
+    State(state): State<AppState>,
+    browser: Browser,
+) -> Result<Response, AppError> {
     if let Some(session) = current_session(&state, &browser).await? {
-        state.accounts().sign_out_everywhere(session.user.id).await?;
+        state
+            .accounts()
+            .sign_out_everywhere(session.user.id)
+            .await?;
     }
     Ok(signed_out(&state, &browser))
 }

@@ -20,9 +20,18 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/", get(account::home))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/signup", get(auth::signup_page).post(auth::signup))
-        .route("/verify-email", get(auth::verify_email_page).post(auth::verify_email))
-        .route("/forgot-password", get(auth::forgot_password_page).post(auth::forgot_password))
-        .route("/reset-password", get(auth::reset_password_page).post(auth::reset_password))
+        .route(
+            "/verify-email",
+            get(auth::verify_email_page).post(auth::verify_email),
+        )
+        .route(
+            "/forgot-password",
+            get(auth::forgot_password_page).post(auth::forgot_password),
+        )
+        .route(
+            "/reset-password",
+            get(auth::reset_password_page).post(auth::reset_password),
+        )
         .route("/logout", post(auth::logout))
         .route("/logout/everywhere", post(auth::logout_everywhere))
         .route("/account", get(account::account_page))
@@ -43,7 +52,10 @@ pub async fn not_found() -> Response {
 }
 
 /// The signed-in session of this browser, if any.
-async fn current_session(state: &AppState, browser: &Browser) -> Result<Option<ActiveSession>, AppError> {
+async fn current_session(
+    state: &AppState,
+    browser: &Browser,
+) -> Result<Option<ActiveSession>, AppError> {
     match &browser.session_token {
         Some(token) => Ok(state.accounts().session(token, state.now()).await?),
         None => Ok(None),
@@ -52,8 +64,15 @@ async fn current_session(state: &AppState, browser: &Browser) -> Result<Option<A
 
 /// Shows a domain error on the form it came from (next to its field), or as an
 /// error page when it is not something the person can fix.
-fn form_error(browser: &Browser, template: &str, ctx: minijinja::Value, err: AccountError) -> Response {
-    let Some((status, field)) = form_problem(&err) else { return AppError::Account(err).into_response() };
+fn form_error(
+    browser: &Browser,
+    template: &str,
+    ctx: minijinja::Value,
+    err: AccountError,
+) -> Response {
+    let Some((status, field)) = form_problem(&err) else {
+        return AppError::Account(err).into_response();
+    };
     let message = err.to_string();
     let ctx = if field.is_empty() {
         minijinja::context! { error => message, ..ctx }
@@ -65,10 +84,19 @@ fn form_error(browser: &Browser, template: &str, ctx: minijinja::Value, err: Acc
 }
 
 /// Shows a "too many requests" error on a form, with `Retry-After`.
-fn throttled(browser: &Browser, template: &str, ctx: minijinja::Value, retry_after_secs: i64) -> Response {
+fn throttled(
+    browser: &Browser,
+    template: &str,
+    ctx: minijinja::Value,
+    retry_after_secs: i64,
+) -> Response {
     let message = AppError::TooManyRequests { retry_after_secs }.to_string();
     with_retry_after(
-        browser.page(axum::http::StatusCode::TOO_MANY_REQUESTS, template, minijinja::context! { error => message, ..ctx }),
+        browser.page(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            template,
+            minijinja::context! { error => message, ..ctx },
+        ),
         Some(retry_after_secs),
     )
 }

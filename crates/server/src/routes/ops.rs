@@ -26,7 +26,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// The one stylesheet.
 pub async fn stylesheet() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         include_str!("../../static/portcullis.css"),
     )
 }
