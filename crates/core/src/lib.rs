@@ -12,6 +12,7 @@ pub mod email;
 pub mod error;
 pub mod lockout;
 pub mod mail;
+pub mod oauth;
 pub mod password;
 pub mod rate_limit;
 pub mod secrets;

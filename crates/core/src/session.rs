@@ -54,6 +54,14 @@ impl AuthRecord {
         self.events.iter().map(|e| e.at).max()
     }
 
+    /// The authentication context class reached, from those Portcullis
+    /// advertises (`mfa`, `phr`, `phrh`); `None` for a single factor, so a token
+    /// never claims a level that was not reached.
+    pub fn acr(&self) -> Option<&'static str> {
+        // Only passwords exist so far: one factor reaches no advertised level.
+        None
+    }
+
     /// RFC 8176 `amr` values, deduplicated, in first-use order.
     pub fn amr(&self) -> Vec<&'static str> {
         let mut out: Vec<&'static str> = Vec::new();

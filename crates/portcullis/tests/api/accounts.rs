@@ -260,3 +260,35 @@ async fn health_endpoints_answer(app: TestApp) {
     );
     assert!(live.headers.contains_key("x-request-id"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_when_the_issuer_is_https() {
+    let Some(app) = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| {
+        c.issuer = "https://id.example.com".into()
+    })
+    .await
+    else {
+        return;
+    };
+    let page = app.get("/login").await;
+    let cookie = page.headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        cookie.starts_with("portcullis_csrf=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+    // Over plain http the server of this test still answers, but a browser would not send the cookie back.
+    let Some(plain) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
+        return;
+    };
+    assert!(
+        !plain
+            .get("/login")
+            .await
+            .headers
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Secure")
+    );
+}

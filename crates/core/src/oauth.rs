@@ -1,0 +1,302 @@
+//! OAuth 2.0 / OpenID Connect records the domain keeps: registered clients,
+//! signing keys, pending authorization requests, authorization codes and
+//! tokens. Protocol rules live in `portcullis-oidc`; this module only says
+//! what is stored, so `portcullis-store` can persist it without knowing the
+//! protocol.
+
+use std::future::Future;
+
+use crate::clock::UnixTime;
+use crate::session::AuthRecord;
+use crate::store::StoreResult;
+use crate::user::UserId;
+
+/// Whether a client's users must use a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    /// Never asked by this client (a user's own enrolled factors still apply).
+    Off,
+    /// Asked when the user has a factor or the request asks for it.
+    #[default]
+    Optional,
+    /// Always required.
+    Required,
+}
+
+impl MfaPolicy {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Optional => "optional",
+            Self::Required => "required",
+        }
+    }
+
+    /// Parses a stored or typed name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "optional" => Some(Self::Optional),
+            "required" => Some(Self::Required),
+            _ => None,
+        }
+    }
+}
+
+/// JWS algorithms Portcullis signs with.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+pub enum SigningAlg {
+    /// ECDSA P-256 with SHA-256 (default).
+    #[default]
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, for clients that know nothing else.
+    RS256,
+}
+
+impl SigningAlg {
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+
+    /// Parses a JOSE name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ES256" => Some(Self::ES256),
+            "RS256" => Some(Self::RS256),
+            _ => None,
+        }
+    }
+}
+
+/// A registered application.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Public identifier.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// SHA-256 digest of the secret (confidential clients); the secret is 256 random bits.
+    pub secret_digest: Option<String>,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Exact post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// MFA policy.
+    pub mfa: MfaPolicy,
+    /// ID-token signing algorithm.
+    pub signing_alg: SigningAlg,
+    /// Creation time.
+    pub created_at: UnixTime,
+}
+
+impl Client {
+    /// A public client (no secret; PKCE mandatory).
+    pub fn is_public(&self) -> bool {
+        self.secret_digest.is_none()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("public", &self.is_public())
+            .field("redirect_uris", &self.redirect_uris)
+            .field("mfa", &self.mfa)
+            .field("signing_alg", &self.signing_alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token-signing key as stored: the private half sealed with the at-rest key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// Algorithm.
+    pub alg: SigningAlg,
+    /// Private key (PKCS#8 DER), sealed.
+    pub sealed_private_key: Vec<u8>,
+    /// Public JWK, as JSON.
+    pub public_jwk: String,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// When a newer key replaced it for signing (`None`: it signs now).
+    pub rotated_at: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("rotated_at", &self.rotated_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a user's authentication granted a client; carried by codes and refresh tokens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    /// Groups every token issued from one authorization, so one misuse revokes them all.
+    pub grant_id: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub user_id: UserId,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// How the user authenticated (source of `amr`, `acr`, `auth_time`).
+    pub auth: AuthRecord,
+    /// The browser session (`sid`).
+    pub session_id: String,
+}
+
+/// An issued authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    /// SHA-256 digest of the code.
+    pub digest: String,
+    /// What it grants.
+    pub grant: Grant,
+    /// The redirect URI it was sent to (must be repeated at the token endpoint).
+    pub redirect_uri: String,
+    /// `nonce` from the request.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+}
+
+/// An issued refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// SHA-256 digest of the token.
+    pub digest: String,
+    /// What it grants.
+    pub grant: Grant,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+}
+
+/// Result of presenting a one-time credential (code or refresh token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OneTimeUse<T> {
+    /// First use: here is what it carried.
+    Fresh(T),
+    /// Already used (or revoked): a replay. Carries the grant to revoke.
+    Replayed {
+        /// The grant the credential belonged to.
+        grant_id: String,
+    },
+    /// Never issued.
+    Unknown,
+}
+
+/// Persistence of OAuth clients, keys, codes and tokens.
+pub trait OidcStore: Clone + Send + Sync + 'static {
+    /// Registers a client; `Conflict` if the id exists.
+    fn create_client(&self, client: &Client) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A client by id.
+    fn client(&self, id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
+    /// All clients.
+    fn list_clients(&self) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
+    /// Deletes a client and its codes and tokens.
+    fn delete_client(&self, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Keys not yet retired, newest first.
+    fn signing_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredSigningKey>>> + Send;
+    /// Adds a key that signs from now on; marks the previous signing key of the
+    /// same algorithm rotated at `now`. One transaction.
+    fn rotate_in_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes keys rotated out before `cutoff` (their tokens have all expired).
+    fn retire_signing_keys(
+        &self,
+        cutoff: UnixTime,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Keeps an authorization request while the user signs in.
+    fn save_pending_request(
+        &self,
+        id: &str,
+        request_json: &str,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A pending request that has not expired.
+    fn pending_request(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// Forgets a pending request.
+    fn delete_pending_request(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Stores an issued code.
+    fn insert_authorization_code(
+        &self,
+        code: &AuthorizationCode,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Uses a code atomically (RFC 6749 §4.1.2: at most once).
+    fn consume_authorization_code(
+        &self,
+        digest: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<OneTimeUse<AuthorizationCode>>> + Send;
+
+    /// Stores an issued refresh token.
+    fn insert_refresh_token(
+        &self,
+        token: &RefreshToken,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Uses a refresh token atomically for rotation; a used or revoked one is a replay.
+    fn consume_refresh_token(
+        &self,
+        digest: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<OneTimeUse<RefreshToken>>> + Send;
+    /// A refresh token that is neither used, revoked nor expired.
+    fn active_refresh_token(
+        &self,
+        digest: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<Option<RefreshToken>>> + Send;
+    /// Records an issued access token (by `jti`) so it can be revoked.
+    fn insert_access_token(
+        &self,
+        jti: &str,
+        grant_id: &str,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Whether an access token was revoked (unknown `jti`s count as revoked).
+    fn access_token_revoked(&self, jti: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Revokes one access token.
+    fn revoke_access_token(
+        &self,
+        jti: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Revokes every code, refresh token and access token of a grant.
+    fn revoke_grant(
+        &self,
+        grant_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}

@@ -1,0 +1,868 @@
+//! What each OIDC endpoint answers. Handlers parse HTTP and call these.
+
+use std::sync::{Arc, RwLock};
+
+use portcullis_core::clock::UnixTime;
+use portcullis_core::oauth::{
+    AuthorizationCode, Client, Grant, OidcStore, OneTimeUse, RefreshToken, SigningAlg,
+};
+use portcullis_core::secrets::{SecretBox, constant_time_eq, random_token, token_digest};
+use portcullis_core::session::SessionRecord;
+use portcullis_core::store::AccountStore;
+use portcullis_core::user::User;
+use serde_json::{Value, json};
+
+use crate::keys::{self, KeyRing};
+use crate::request::{
+    AuthorizeFailure, AuthorizeParams, AuthorizeRequest, ReplyTo, ResponseType, SUPPORTED_SCOPES,
+    validate,
+};
+use crate::tokens::{ACCESS_TOKEN_TYP, Expect, half_hash, sign, verify};
+use crate::{ErrorCode, OAuthError, OidcError, pkce};
+
+/// Lifetimes of what the provider issues, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLifetimes {
+    /// Authorization codes.
+    pub code: i64,
+    /// Access tokens.
+    pub access_token: i64,
+    /// ID tokens.
+    pub id_token: i64,
+    /// Refresh tokens (sliding: each rotation starts a new period).
+    pub refresh_token: i64,
+    /// How long a sign-in detour may take.
+    pub pending_request: i64,
+}
+
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        Self {
+            code: 60,
+            access_token: 3600,
+            id_token: 3600,
+            refresh_token: 30 * 24 * 3600,
+            pending_request: 1800,
+        }
+    }
+}
+
+/// What the authorization endpoint should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Issue the response now.
+    Issue,
+    /// The user must sign in (again, if `reauthenticate`) first.
+    SignIn {
+        /// A session exists but is too old or `prompt=login` asked for a fresh sign-in.
+        reauthenticate: bool,
+    },
+    /// Tell the client it cannot have what it asked for.
+    Fail(ReplyTo, OAuthError),
+}
+
+/// A response to deliver to the client's redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationResponse {
+    /// Where and how.
+    pub reply: ReplyTo,
+    /// Parameters (`code`, `id_token`, `state`, `iss`).
+    pub params: Vec<(String, String)>,
+}
+
+/// How the client authenticated at the token, revocation or introspection endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCredentials {
+    /// `client_id` (from Basic auth or the form).
+    pub client_id: Option<String>,
+    /// `client_secret` (from Basic auth or the form).
+    pub client_secret: Option<String>,
+}
+
+/// Token endpoint form (RFC 6749 §4.1.3, §6, §4.4.2).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// What RP-initiated logout should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logout {
+    /// The request proved who sent it (`id_token_hint` for this user): sign out, then go to `redirect` if any.
+    SignOut {
+        /// Validated post-logout redirect, with `state`.
+        redirect: Option<String>,
+    },
+    /// Ask the user before signing out (the request may be forged).
+    Confirm {
+        /// Validated post-logout redirect, with `state`.
+        redirect: Option<String>,
+    },
+}
+
+/// The provider.
+#[derive(Clone)]
+pub struct Provider<S> {
+    store: S,
+    sealer: SecretBox,
+    issuer: String,
+    lifetimes: TokenLifetimes,
+    ring: Arc<RwLock<Arc<KeyRing>>>,
+}
+
+fn strs(v: &[&str]) -> Value {
+    Value::from(v.iter().map(|s| Value::from(*s)).collect::<Vec<_>>())
+}
+
+impl<S: OidcStore + AccountStore> Provider<S> {
+    /// Loads signing keys, creating one per algorithm on first start.
+    pub async fn start(
+        store: S,
+        sealer: SecretBox,
+        issuer: String,
+        lifetimes: TokenLifetimes,
+        now: UnixTime,
+    ) -> Result<Self, OidcError> {
+        let provider = Self {
+            store,
+            sealer,
+            issuer,
+            lifetimes,
+            ring: Arc::new(RwLock::new(Arc::new(KeyRing::from_stored(
+                &[],
+                &SecretBox::new([0; 32]),
+            )?))),
+        };
+        provider.reload_keys(now).await?;
+        let missing = provider.ring().missing();
+        for alg in missing {
+            let key = keys::generate(alg, &provider.sealer, now)?;
+            provider.store.rotate_in_signing_key(&key, now).await?;
+            tracing::info!(kid = %key.kid, alg = alg.as_str(), "generated a signing key");
+        }
+        provider.reload_keys(now).await?;
+        Ok(provider)
+    }
+
+    /// Re-reads keys from the store (picks up rotations by other processes) and retires expired ones.
+    pub async fn reload_keys(&self, now: UnixTime) -> Result<(), OidcError> {
+        // A rotated-out key stays published while tokens it signed can still be valid.
+        let longest = self.lifetimes.access_token.max(self.lifetimes.id_token);
+        self.store.retire_signing_keys(now - longest - 60).await?;
+        let ring = Arc::new(KeyRing::from_stored(
+            &self.store.signing_keys().await?,
+            &self.sealer,
+        )?);
+        if let Ok(mut guard) = self.ring.write() {
+            *guard = ring;
+        }
+        Ok(())
+    }
+
+    /// Adds a new signing key for every algorithm; returns their `kid`s.
+    pub async fn rotate_keys(&self, now: UnixTime) -> Result<Vec<String>, OidcError> {
+        let mut kids = Vec::new();
+        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+            let key = keys::generate(alg, &self.sealer, now)?;
+            self.store.rotate_in_signing_key(&key, now).await?;
+            kids.push(key.kid);
+        }
+        self.reload_keys(now).await?;
+        Ok(kids)
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        match self.ring.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The issuer identifier.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The public JWK set.
+    pub fn jwks(&self) -> Value {
+        self.ring().jwks().clone()
+    }
+
+    /// `/.well-known/openid-configuration`: only what is implemented.
+    pub fn discovery(&self, acr_values_supported: &[&str]) -> Value {
+        let i = &self.issuer;
+        json!({
+            "issuer": i,
+            "authorization_endpoint": format!("{i}/authorize"),
+            "token_endpoint": format!("{i}/token"),
+            "userinfo_endpoint": format!("{i}/userinfo"),
+            "jwks_uri": format!("{i}/jwks.json"),
+            "end_session_endpoint": format!("{i}/end-session"),
+            "revocation_endpoint": format!("{i}/revoke"),
+            "introspection_endpoint": format!("{i}/introspect"),
+            "scopes_supported": strs(&SUPPORTED_SCOPES),
+            "response_types_supported": strs(&["code", "code id_token"]),
+            "response_modes_supported": strs(&["query", "fragment", "form_post"]),
+            "grant_types_supported": strs(&["authorization_code", "refresh_token", "client_credentials"]),
+            "subject_types_supported": strs(&["public"]),
+            "id_token_signing_alg_values_supported": strs(&["ES256", "RS256"]),
+            "token_endpoint_auth_methods_supported": strs(&["client_secret_basic", "client_secret_post", "none"]),
+            "revocation_endpoint_auth_methods_supported": strs(&["client_secret_basic", "client_secret_post"]),
+            "introspection_endpoint_auth_methods_supported": strs(&["client_secret_basic", "client_secret_post"]),
+            "code_challenge_methods_supported": strs(&["S256"]),
+            "prompt_values_supported": strs(&["none", "login"]),
+            "acr_values_supported": strs(acr_values_supported),
+            "claims_supported": strs(&["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash", "c_hash", "email", "email_verified", "name"]),
+            "claims_parameter_supported": false,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "authorization_response_iss_parameter_supported": true,
+        })
+    }
+
+    /// Validates an authorization request.
+    pub async fn validate(
+        &self,
+        params: &AuthorizeParams,
+    ) -> Result<Result<AuthorizeRequest, AuthorizeFailure>, OidcError> {
+        let client = match params
+            .client_id
+            .as_deref()
+            .filter(|s| !s.is_empty() && s.len() <= 128)
+        {
+            Some(id) => self.store.client(id).await?,
+            None => None,
+        };
+        Ok(validate(params, client))
+    }
+
+    /// Decides whether the browser's session can answer `req` now.
+    /// `signed_in_since`: for a request resumed after a sign-in detour, when it began.
+    pub fn decide(
+        &self,
+        req: &AuthorizeRequest,
+        session: Option<&SessionRecord>,
+        signed_in_since: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Decision {
+        let login_required = || {
+            Decision::Fail(
+                req.reply.clone(),
+                OAuthError::new(ErrorCode::LoginRequired, "the user must sign in"),
+            )
+        };
+        let Some(session) = session else {
+            return if req.prompt_none {
+                login_required()
+            } else {
+                Decision::SignIn {
+                    reauthenticate: false,
+                }
+            };
+        };
+        let auth_time = session.auth.auth_time().unwrap_or(session.created_at);
+        if req.prompt_login && !signed_in_since.is_some_and(|since| auth_time >= since) {
+            return Decision::SignIn {
+                reauthenticate: true,
+            };
+        }
+        if let Some(max_age) = req.max_age
+            && now - auth_time > max_age
+        {
+            return if req.prompt_none {
+                login_required()
+            } else {
+                Decision::SignIn {
+                    reauthenticate: true,
+                }
+            };
+        }
+        Decision::Issue
+    }
+
+    /// Keeps a request while the user signs in; returns its id.
+    pub async fn save_pending(
+        &self,
+        req: &AuthorizeRequest,
+        now: UnixTime,
+    ) -> Result<String, OidcError> {
+        let id = random_token();
+        let json = serde_json::to_string(&json!({ "params": req.params, "created_at": now }))
+            .map_err(|e| OidcError::Key(e.to_string()))?;
+        self.store
+            .save_pending_request(&id, &json, now + self.lifetimes.pending_request)
+            .await?;
+        Ok(id)
+    }
+
+    /// A pending request's parameters and start time, if it has not expired.
+    pub async fn load_pending(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<(AuthorizeParams, UnixTime)>, OidcError> {
+        let Some(json) = self.store.pending_request(id, now).await? else {
+            return Ok(None);
+        };
+        let v: Value = serde_json::from_str(&json).map_err(|e| OidcError::Key(e.to_string()))?;
+        let params: AuthorizeParams = serde_json::from_value(v["params"].clone())
+            .map_err(|e| OidcError::Key(e.to_string()))?;
+        Ok(Some((params, v["created_at"].as_i64().unwrap_or(now))))
+    }
+
+    /// Issues the authorization response for a signed-in user.
+    pub async fn issue(
+        &self,
+        req: &AuthorizeRequest,
+        session: &SessionRecord,
+        user: &User,
+        pending: Option<&str>,
+        now: UnixTime,
+    ) -> Result<AuthorizationResponse, OidcError> {
+        let grant = Grant {
+            grant_id: uuid::Uuid::new_v4().to_string(),
+            client_id: req.client.id.clone(),
+            user_id: user.id,
+            scope: req.scopes.join(" "),
+            auth: session.auth.clone(),
+            session_id: session.id.clone(),
+        };
+        let code = random_token();
+        self.store
+            .insert_authorization_code(&AuthorizationCode {
+                digest: token_digest(&code),
+                grant: grant.clone(),
+                redirect_uri: req.reply.redirect_uri.clone(),
+                nonce: req.nonce.clone(),
+                code_challenge: req.code_challenge.clone(),
+                created_at: now,
+                expires_at: now + self.lifetimes.code,
+            })
+            .await?;
+        let mut params = vec![("code".to_owned(), code.clone())];
+        if req.response_type == ResponseType::CodeIdToken {
+            let id_token = self.id_token(
+                &req.client,
+                &grant,
+                user,
+                req.nonce.as_deref(),
+                ("c_hash", &code),
+                now,
+            )?;
+            params.push(("id_token".to_owned(), id_token));
+        }
+        if let Some(state) = &req.reply.state {
+            params.push(("state".to_owned(), state.clone()));
+        }
+        // RFC 9207: lets the client detect a mix-up between providers.
+        params.push(("iss".to_owned(), self.issuer.clone()));
+        if let Some(id) = pending {
+            self.store.delete_pending_request(id).await?;
+        }
+        Ok(AuthorizationResponse {
+            reply: req.reply.clone(),
+            params,
+        })
+    }
+
+    fn id_token(
+        &self,
+        client: &Client,
+        grant: &Grant,
+        user: &User,
+        nonce: Option<&str>,
+        hash: (&str, &str),
+        now: UnixTime,
+    ) -> Result<String, OidcError> {
+        let mut claims = json!({
+            "iss": self.issuer,
+            "sub": user.id.to_string(),
+            "aud": client.id,
+            "exp": now + self.lifetimes.id_token,
+            "iat": now,
+            "auth_time": grant.auth.auth_time().unwrap_or(now),
+            "amr": grant.auth.amr(),
+            "sid": grant.session_id,
+            hash.0: half_hash(hash.1),
+        });
+        if let Some(acr) = grant.auth.acr() {
+            claims["acr"] = acr.into();
+        }
+        if let Some(n) = nonce {
+            claims["nonce"] = n.into();
+        }
+        add_user_claims(&mut claims, &grant.scope, user);
+        sign(&self.ring(), client.signing_alg, "JWT", &claims)
+    }
+
+    async fn access_token(
+        &self,
+        client: &Client,
+        grant_id: &str,
+        subject: &str,
+        scope: &str,
+        grant: Option<&Grant>,
+        now: UnixTime,
+    ) -> Result<String, OidcError> {
+        let jti = uuid::Uuid::new_v4().to_string();
+        let expires = now + self.lifetimes.access_token;
+        let mut claims = json!({
+            "iss": self.issuer, "sub": subject, "aud": client.id, "client_id": client.id,
+            "exp": expires, "iat": now, "jti": jti, "scope": scope,
+        });
+        if let Some(g) = grant {
+            claims["auth_time"] = g.auth.auth_time().unwrap_or(now).into();
+            claims["amr"] = g.auth.amr().into();
+            claims["sid"] = g.session_id.clone().into();
+            if let Some(acr) = g.auth.acr() {
+                claims["acr"] = acr.into();
+            }
+        }
+        self.store
+            .insert_access_token(&jti, grant_id, expires)
+            .await?;
+        // Access tokens are always ES256: resource servers validate them, not legacy RPs.
+        sign(&self.ring(), SigningAlg::ES256, ACCESS_TOKEN_TYP, &claims)
+    }
+
+    /// Authenticates a client (RFC 6749 §2.3.1); public clients send no secret.
+    pub async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+    ) -> Result<Client, OidcError> {
+        let invalid = || OidcError::oauth(ErrorCode::InvalidClient, "client authentication failed");
+        let id = creds
+            .client_id
+            .as_deref()
+            .filter(|s| !s.is_empty() && s.len() <= 128)
+            .ok_or_else(invalid)?;
+        let client = self.store.client(id).await?.ok_or_else(invalid)?;
+        match (&client.secret_digest, &creds.client_secret) {
+            (Some(stored), Some(given))
+                if constant_time_eq(stored.as_bytes(), token_digest(given).as_bytes()) =>
+            {
+                Ok(client)
+            }
+            (None, None) => Ok(client),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// The token endpoint.
+    pub async fn token(
+        &self,
+        creds: &ClientCredentials,
+        req: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<Value, OidcError> {
+        let client = self.authenticate_client(creds).await?;
+        match req.grant_type.as_deref() {
+            Some("authorization_code") => self.redeem_code(&client, req, now).await,
+            Some("refresh_token") => self.refresh(&client, req, now).await,
+            Some("client_credentials") => {
+                if client.is_public() {
+                    return Err(OidcError::oauth(
+                        ErrorCode::UnauthorizedClient,
+                        "public clients cannot use client_credentials",
+                    ));
+                }
+                let scope = req.scope.clone().unwrap_or_default();
+                let access = self
+                    .access_token(
+                        &client,
+                        &format!("cc:{}", uuid::Uuid::new_v4()),
+                        &client.id,
+                        &scope,
+                        None,
+                        now,
+                    )
+                    .await?;
+                Ok(
+                    json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": scope }),
+                )
+            }
+            Some(other) => Err(OidcError::oauth(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type {other:?} is not supported"),
+            )),
+            None => Err(OidcError::oauth(
+                ErrorCode::InvalidRequest,
+                "grant_type is missing",
+            )),
+        }
+    }
+
+    async fn redeem_code(
+        &self,
+        client: &Client,
+        req: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<Value, OidcError> {
+        let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
+        let code = req
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "code is missing"))?;
+        let code = match self
+            .store
+            .consume_authorization_code(&token_digest(code), now)
+            .await?
+        {
+            OneTimeUse::Fresh(c) => c,
+            OneTimeUse::Replayed { grant_id } => {
+                // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+                self.store.revoke_grant(&grant_id, now).await?;
+                tracing::warn!(client = %client.id, "authorization code replayed: grant revoked");
+                return Err(invalid_grant(
+                    "the authorization code was already used; tokens issued with it have been revoked",
+                ));
+            }
+            OneTimeUse::Unknown => return Err(invalid_grant("the authorization code is invalid")),
+        };
+        if code.grant.client_id != client.id {
+            return Err(invalid_grant(
+                "the authorization code was issued to another client",
+            ));
+        }
+        if code.expires_at <= now {
+            return Err(invalid_grant("the authorization code has expired"));
+        }
+        if req.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
+            return Err(invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        match (&code.code_challenge, req.code_verifier.as_deref()) {
+            (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
+            (Some(_), _) => {
+                return Err(invalid_grant(
+                    "the PKCE code_verifier does not match the code_challenge",
+                ));
+            }
+            // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
+            (None, Some(_)) => {
+                return Err(invalid_grant(
+                    "code_verifier sent but no code_challenge was",
+                ));
+            }
+            (None, None) => {}
+        }
+        self.respond_with_tokens(client, &code.grant, code.nonce.as_deref(), now)
+            .await
+    }
+
+    async fn refresh(
+        &self,
+        client: &Client,
+        req: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<Value, OidcError> {
+        let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
+        let token = req
+            .refresh_token
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                OidcError::oauth(ErrorCode::InvalidRequest, "refresh_token is missing")
+            })?;
+        let old = match self
+            .store
+            .consume_refresh_token(&token_digest(token), now)
+            .await?
+        {
+            OneTimeUse::Fresh(t) => t,
+            OneTimeUse::Replayed { grant_id } => {
+                // Rotation: a used token presented again means it leaked; end the whole family.
+                self.store.revoke_grant(&grant_id, now).await?;
+                tracing::warn!(client = %client.id, "refresh token reused: token family revoked");
+                return Err(invalid_grant(
+                    "the refresh token was already used; all tokens of this grant have been revoked",
+                ));
+            }
+            OneTimeUse::Unknown => {
+                return Err(invalid_grant("the refresh token is invalid or expired"));
+            }
+        };
+        if old.grant.client_id != client.id {
+            return Err(invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        let mut grant = old.grant;
+        if let Some(scope) = req.scope.as_deref() {
+            let granted: Vec<&str> = grant.scope.split_whitespace().collect();
+            if !scope.split_whitespace().all(|s| granted.contains(&s)) {
+                return Err(OidcError::oauth(
+                    ErrorCode::InvalidScope,
+                    "a refresh cannot widen the granted scope",
+                ));
+            }
+            grant.scope = scope.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+        self.respond_with_tokens(client, &grant, None, now).await
+    }
+
+    async fn respond_with_tokens(
+        &self,
+        client: &Client,
+        grant: &Grant,
+        nonce: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Value, OidcError> {
+        let user = self.store.user_by_id(grant.user_id).await?.ok_or_else(|| {
+            OidcError::oauth(ErrorCode::InvalidGrant, "the user no longer exists")
+        })?;
+        let access = self
+            .access_token(
+                client,
+                &grant.grant_id,
+                &user.id.to_string(),
+                &grant.scope,
+                Some(grant),
+                now,
+            )
+            .await?;
+        let mut body = json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": grant.scope });
+        if grant.scope.split_whitespace().any(|s| s == "openid") {
+            body["id_token"] = self
+                .id_token(client, grant, &user, nonce, ("at_hash", &access), now)?
+                .into();
+        }
+        if grant
+            .scope
+            .split_whitespace()
+            .any(|s| s == "offline_access")
+        {
+            let refresh = random_token();
+            self.store
+                .insert_refresh_token(&RefreshToken {
+                    digest: token_digest(&refresh),
+                    grant: grant.clone(),
+                    created_at: now,
+                    expires_at: now + self.lifetimes.refresh_token,
+                })
+                .await?;
+            body["refresh_token"] = refresh.into();
+        }
+        Ok(body)
+    }
+
+    async fn live_access_token(&self, token: &str) -> Result<Value, OidcError> {
+        let claims = verify(
+            &self.ring(),
+            token,
+            Expect {
+                issuer: &self.issuer,
+                typ: Some(ACCESS_TOKEN_TYP),
+                check_expiry: true,
+            },
+        )?;
+        let jti = claims["jti"].as_str().unwrap_or_default();
+        if self.store.access_token_revoked(jti).await? {
+            return Err(OidcError::oauth(
+                ErrorCode::InvalidToken,
+                "the token has been revoked",
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// The UserInfo endpoint (OIDC Core §5.3).
+    pub async fn userinfo(&self, access_token: &str) -> Result<Value, OidcError> {
+        let claims = self.live_access_token(access_token).await?;
+        let scope = claims["scope"].as_str().unwrap_or_default();
+        if !scope.split_whitespace().any(|s| s == "openid") {
+            return Err(OidcError::oauth(
+                ErrorCode::InvalidToken,
+                "the token was not issued for OpenID Connect",
+            ));
+        }
+        let user_id = claims["sub"]
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidToken, "the token has no user"))?;
+        let user = self
+            .store
+            .user_by_id(portcullis_core::user::UserId(user_id))
+            .await?
+            .ok_or_else(|| {
+                OidcError::oauth(ErrorCode::InvalidToken, "the user no longer exists")
+            })?;
+        let mut body = json!({ "sub": user.id.to_string() });
+        add_user_claims(&mut body, scope, &user);
+        Ok(body)
+    }
+
+    /// Token revocation (RFC 7009). Unknown tokens are not an error.
+    pub async fn revoke(
+        &self,
+        creds: &ClientCredentials,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<(), OidcError> {
+        let client = self.authenticate_client(creds).await?;
+        if let Ok(claims) = verify(
+            &self.ring(),
+            token,
+            Expect {
+                issuer: &self.issuer,
+                typ: Some(ACCESS_TOKEN_TYP),
+                check_expiry: false,
+            },
+        ) {
+            if claims["client_id"] == client.id.as_str()
+                && let Some(jti) = claims["jti"].as_str()
+            {
+                self.store.revoke_access_token(jti, now).await?;
+            }
+            return Ok(());
+        }
+        if let Some(t) = self
+            .store
+            .active_refresh_token(&token_digest(token), now)
+            .await?
+            && t.grant.client_id == client.id
+        {
+            // Revoking a refresh token ends its whole grant, access tokens included (RFC 7009 §2.1).
+            self.store.revoke_grant(&t.grant.grant_id, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Token introspection (RFC 7662), for confidential clients.
+    pub async fn introspect(
+        &self,
+        creds: &ClientCredentials,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Value, OidcError> {
+        let client = self.authenticate_client(creds).await?;
+        if client.is_public() {
+            return Err(OidcError::oauth(
+                ErrorCode::InvalidClient,
+                "public clients cannot introspect tokens",
+            ));
+        }
+        if let Ok(claims) = self.live_access_token(token).await {
+            let mut body = json!({ "active": true, "token_type": "Bearer" });
+            for k in [
+                "scope",
+                "client_id",
+                "sub",
+                "exp",
+                "iat",
+                "iss",
+                "aud",
+                "jti",
+                "auth_time",
+                "acr",
+                "amr",
+                "sid",
+            ] {
+                if let Some(v) = claims.get(k) {
+                    body[k] = v.clone();
+                }
+            }
+            return Ok(body);
+        }
+        if let Some(t) = self
+            .store
+            .active_refresh_token(&token_digest(token), now)
+            .await?
+        {
+            return Ok(json!({
+                "active": true, "token_type": "refresh_token", "scope": t.grant.scope, "client_id": t.grant.client_id,
+                "sub": t.grant.user_id.to_string(), "exp": t.expires_at, "iat": t.created_at, "iss": self.issuer,
+            }));
+        }
+        Ok(json!({ "active": false }))
+    }
+
+    /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2–§3).
+    pub async fn end_session(
+        &self,
+        id_token_hint: Option<&str>,
+        client_id: Option<&str>,
+        post_logout_redirect_uri: Option<&str>,
+        state: Option<&str>,
+        session_user: Option<&User>,
+    ) -> Result<Logout, OidcError> {
+        let bad = |why: &str| OidcError::oauth(ErrorCode::InvalidRequest, why);
+        let hint = match id_token_hint.filter(|h| !h.is_empty()) {
+            Some(h) => Some(
+                verify(
+                    &self.ring(),
+                    h,
+                    Expect {
+                        issuer: &self.issuer,
+                        typ: None,
+                        check_expiry: false,
+                    },
+                )
+                .map_err(|_| bad("id_token_hint is not a valid ID token from this provider"))?,
+            ),
+            None => None,
+        };
+        let hinted_client = hint
+            .as_ref()
+            .and_then(|c| c["aud"].as_str().map(str::to_owned));
+        if let (Some(a), Some(b)) = (&hinted_client, client_id)
+            && a != b
+        {
+            return Err(bad("client_id does not match the id_token_hint"));
+        }
+        let client_id = hinted_client.or(client_id.map(str::to_owned));
+        let redirect = match post_logout_redirect_uri.filter(|u| !u.is_empty()) {
+            None => None,
+            Some(uri) => {
+                let client_id = client_id.as_deref().ok_or_else(|| {
+                    bad("post_logout_redirect_uri needs id_token_hint or client_id")
+                })?;
+                let client = self
+                    .store
+                    .client(client_id)
+                    .await?
+                    .ok_or_else(|| bad("unknown client"))?;
+                if !client.post_logout_redirect_uris.iter().any(|r| r == uri) {
+                    return Err(bad(
+                        "post_logout_redirect_uri is not registered for this client",
+                    ));
+                }
+                let mut url = url::Url::parse(uri)
+                    .map_err(|_| bad("post_logout_redirect_uri is not a URL"))?;
+                if let Some(s) = state {
+                    url.query_pairs_mut().append_pair("state", s);
+                }
+                Some(url.to_string())
+            }
+        };
+        let hint_matches_session = match (&hint, session_user) {
+            (Some(h), Some(u)) => h["sub"] == u.id.to_string().as_str(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        Ok(if hint_matches_session || session_user.is_none() {
+            Logout::SignOut { redirect }
+        } else {
+            Logout::Confirm { redirect }
+        })
+    }
+}
+
+/// Adds the claims the granted scopes allow.
+fn add_user_claims(claims: &mut Value, scope: &str, user: &User) {
+    let scopes: Vec<&str> = scope.split_whitespace().collect();
+    if scopes.contains(&"email") {
+        claims["email"] = user.email.as_str().into();
+        claims["email_verified"] = user.email_verified_at.is_some().into();
+    }
+    if scopes.contains(&"profile") && !user.name.is_empty() {
+        claims["name"] = user.name.clone().into();
+    }
+}
