@@ -96,18 +96,8 @@ pub struct Accounts<S> {
 
 impl<S: AccountStore> Accounts<S> {
     /// Wires the service.
-    pub fn new(
-        store: S,
-        hasher: PasswordHasher,
-        mailer: Arc<dyn Mailer>,
-        settings: AccountSettings,
-    ) -> Self {
-        Self {
-            store,
-            hasher,
-            mailer,
-            settings: Arc::new(settings),
-        }
+    pub fn new(store: S, hasher: PasswordHasher, mailer: Arc<dyn Mailer>, settings: AccountSettings) -> Self {
+        Self { store, hasher, mailer, settings: Arc::new(settings) }
     }
 
     /// The settings in force.
@@ -121,25 +111,14 @@ impl<S: AccountStore> Accounts<S> {
     }
 
     /// Counts a request from `client` and refuses it over the limit with the seconds to wait.
-    pub async fn throttle(
-        &self,
-        action: LimitedAction,
-        client: &str,
-        now: UnixTime,
-    ) -> Result<Result<(), i64>, StoreError> {
+    pub async fn throttle(&self, action: LimitedAction, client: &str, now: UnixTime) -> Result<Result<(), i64>, StoreError> {
         let limits = &self.settings.rate_limits;
         let bucket = limits.bucket(action, client, now);
         let hits = self.store.hit_rate_bucket(&bucket).await?;
         Ok(limits.decide(action, &bucket, hits, now))
     }
 
-    fn check_new_password(
-        &self,
-        email: &EmailAddress,
-        name: &str,
-        password: &str,
-        confirm: &str,
-    ) -> Result<(), AccountError> {
+    fn check_new_password(&self, email: &EmailAddress, name: &str, password: &str, confirm: &str) -> Result<(), AccountError> {
         let mut hints = vec![email.local_part(), email.as_str()];
         hints.extend(name.split_whitespace());
         self.settings.password_policy.check(password, &hints)?;
@@ -150,10 +129,7 @@ impl<S: AccountStore> Accounts<S> {
     }
 
     async fn hash(&self, password: &str) -> Result<String, AccountError> {
-        self.hasher
-            .hash(password)
-            .await
-            .map_err(|e| AccountError::Hashing(e.to_string()))
+        self.hasher.hash(password).await.map_err(|e| AccountError::Hashing(e.to_string()))
     }
 
     /// Self-service sign-up. The outcome looks the same whether or not the
@@ -218,20 +194,10 @@ impl<S: AccountStore> Accounts<S> {
     }
 
     async fn send(&self, email: OutgoingEmail) -> Result<(), AccountError> {
-        self.mailer
-            .send(&email)
-            .await
-            .map_err(AccountError::Delivery)
+        self.mailer.send(&email).await.map_err(AccountError::Delivery)
     }
 
-    async fn issue_link(
-        &self,
-        user: &User,
-        purpose: LinkPurpose,
-        ttl: i64,
-        path: &str,
-        now: UnixTime,
-    ) -> Result<String, AccountError> {
+    async fn issue_link(&self, user: &User, purpose: LinkPurpose, ttl: i64, path: &str, now: UnixTime) -> Result<String, AccountError> {
         let token = random_token();
         self.store
             .replace_email_link(&EmailLink {
@@ -246,15 +212,7 @@ impl<S: AccountStore> Accounts<S> {
     }
 
     async fn send_verification(&self, user: &User, now: UnixTime) -> Result<(), AccountError> {
-        let link = self
-            .issue_link(
-                user,
-                LinkPurpose::VerifyEmail,
-                self.settings.verify_link_ttl,
-                "/verify-email",
-                now,
-            )
-            .await?;
+        let link = self.issue_link(user, LinkPurpose::VerifyEmail, self.settings.verify_link_ttl, "/verify-email", now).await?;
         let s = &self.settings;
         self.send(OutgoingEmail {
             to: user.email.to_string(),
@@ -271,17 +229,8 @@ impl<S: AccountStore> Accounts<S> {
     }
 
     /// Whether a verification or reset link is currently usable (without using it).
-    pub async fn check_link(
-        &self,
-        token: &str,
-        purpose: LinkPurpose,
-        now: UnixTime,
-    ) -> Result<(), AccountError> {
-        match self
-            .store
-            .peek_email_link(&token_digest(token), purpose, now)
-            .await?
-        {
+    pub async fn check_link(&self, token: &str, purpose: LinkPurpose, now: UnixTime) -> Result<(), AccountError> {
+        match self.store.peek_email_link(&token_digest(token), purpose, now).await? {
             Some(_) => Ok(()),
             None => Err(AccountError::InvalidLink),
         }
@@ -289,41 +238,27 @@ impl<S: AccountStore> Accounts<S> {
 
     /// Confirms an email address with the emailed link (single use).
     pub async fn verify_email(&self, token: &str, now: UnixTime) -> Result<UserId, AccountError> {
-        let user = self
-            .store
-            .consume_email_link(&token_digest(token), LinkPurpose::VerifyEmail, now)
-            .await?
-            .ok_or(AccountError::InvalidLink)?;
+        let user =
+            self.store.consume_email_link(&token_digest(token), LinkPurpose::VerifyEmail, now).await?.ok_or(AccountError::InvalidLink)?;
         self.store.mark_email_verified(user, now).await?;
         Ok(user)
     }
 
     /// Password sign-in. Unknown addresses, wrong passwords and locked accounts
     /// behave alike for an outsider: the same message after the same work.
-    pub async fn sign_in(
-        &self,
-        email: &str,
-        password: &str,
-        now: UnixTime,
-    ) -> Result<NewSession, AccountError> {
+    pub async fn sign_in(&self, email: &str, password: &str, now: UnixTime) -> Result<NewSession, AccountError> {
         let Ok(email) = EmailAddress::parse(email) else {
             self.hasher.verify_decoy(password).await;
             return Err(AccountError::InvalidCredentials);
         };
         let key = email.as_str();
         let lockout = &self.settings.lockout;
-        if let LockState::Locked { retry_after_secs } =
-            lockout.state(&self.store.failure_record(key).await?, now)
-        {
+        if let LockState::Locked { retry_after_secs } = lockout.state(&self.store.failure_record(key).await?, now) {
             return Err(AccountError::Locked { retry_after_secs });
         }
         let user = self.store.user_by_email(&email).await?;
         let check = match &user {
-            Some(u) => self
-                .hasher
-                .verify(password, &u.password_hash)
-                .await
-                .map_err(|e| AccountError::Hashing(e.to_string()))?,
+            Some(u) => self.hasher.verify(password, &u.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))?,
             None => {
                 self.hasher.verify_decoy(password).await;
                 PasswordCheck::Mismatch
@@ -342,63 +277,30 @@ impl<S: AccountStore> Accounts<S> {
             self.send_verification(&user, now).await?;
             return Err(AccountError::EmailNotVerified);
         }
-        self.open_session(user.id, AuthRecord::single(AuthMethod::Password, now), now)
-            .await
+        self.open_session(user.id, AuthRecord::single(AuthMethod::Password, now), now).await
     }
 
     /// Counts a failed attempt; returns the error to show (locks at the threshold).
     async fn count_failure(&self, key: &str, now: UnixTime) -> Result<AccountError, AccountError> {
         let lockout = &self.settings.lockout;
-        let failures = self
-            .store
-            .record_login_failure(key, now, lockout.window_start(now))
-            .await?;
+        let failures = self.store.record_login_failure(key, now, lockout.window_start(now)).await?;
         if lockout.must_lock(failures) {
-            self.store
-                .lock_account(key, lockout.lock_until(now))
-                .await?;
-            tracing::warn!(
-                account = key,
-                failures,
-                "account locked after repeated failures"
-            );
-            return Ok(AccountError::Locked {
-                retry_after_secs: lockout.lock_seconds,
-            });
+            self.store.lock_account(key, lockout.lock_until(now)).await?;
+            tracing::warn!(account = key, failures, "account locked after repeated failures");
+            return Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds });
         }
         Ok(AccountError::InvalidCredentials)
     }
 
-    async fn open_session(
-        &self,
-        user_id: UserId,
-        auth: AuthRecord,
-        now: UnixTime,
-    ) -> Result<NewSession, AccountError> {
+    async fn open_session(&self, user_id: UserId, auth: AuthRecord, now: UnixTime) -> Result<NewSession, AccountError> {
         let token = random_token();
-        let record = SessionRecord {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            user_id,
-            created_at: now,
-            last_seen_at: now,
-            auth,
-        };
-        self.store
-            .create_session(
-                &token_digest(&token),
-                &record,
-                self.settings.sessions.expires_at(now),
-            )
-            .await?;
+        let record = SessionRecord { id: uuid::Uuid::new_v4().simple().to_string(), user_id, created_at: now, last_seen_at: now, auth };
+        self.store.create_session(&token_digest(&token), &record, self.settings.sessions.expires_at(now)).await?;
         Ok(NewSession { token, record })
     }
 
     /// The live session behind a cookie token, if any; records activity.
-    pub async fn session(
-        &self,
-        token: &str,
-        now: UnixTime,
-    ) -> Result<Option<ActiveSession>, AccountError> {
+    pub async fn session(&self, token: &str, now: UnixTime) -> Result<Option<ActiveSession>, AccountError> {
         let digest = token_digest(token);
         let Some(record) = self.store.session_by_digest(&digest).await? else {
             return Ok(None);
@@ -414,11 +316,7 @@ impl<S: AccountStore> Accounts<S> {
         if policy.should_touch(&record, now) {
             self.store.touch_session(&digest, now).await?;
         }
-        Ok(Some(ActiveSession {
-            record,
-            user,
-            digest,
-        }))
+        Ok(Some(ActiveSession { record, user, digest }))
     }
 
     /// Ends the session behind a cookie token.
@@ -434,25 +332,13 @@ impl<S: AccountStore> Accounts<S> {
     /// Emails a reset link if the address has an account. Always looks the same
     /// to the requester; a delivery failure is logged, not shown (it would reveal
     /// that the account exists).
-    pub async fn request_password_reset(
-        &self,
-        email: &str,
-        now: UnixTime,
-    ) -> Result<(), AccountError> {
+    pub async fn request_password_reset(&self, email: &str, now: UnixTime) -> Result<(), AccountError> {
         let email = EmailAddress::parse(email)?;
         let Some(user) = self.store.user_by_email(&email).await? else {
             tracing::info!("password reset requested for an address without an account");
             return Ok(());
         };
-        let link = self
-            .issue_link(
-                &user,
-                LinkPurpose::ResetPassword,
-                self.settings.reset_link_ttl,
-                "/reset-password",
-                now,
-            )
-            .await?;
+        let link = self.issue_link(&user, LinkPurpose::ResetPassword, self.settings.reset_link_ttl, "/reset-password", now).await?;
         let s = &self.settings;
         let sent = self
             .send(OutgoingEmail {
@@ -477,32 +363,13 @@ impl<S: AccountStore> Accounts<S> {
     /// the link is used, so a refused password does not burn the link. Signs
     /// the user out everywhere, lifts any lock, and confirms the address (the
     /// link proved control of the mailbox).
-    pub async fn reset_password(
-        &self,
-        token: &str,
-        password: &str,
-        confirm: &str,
-        now: UnixTime,
-    ) -> Result<(), AccountError> {
+    pub async fn reset_password(&self, token: &str, password: &str, confirm: &str, now: UnixTime) -> Result<(), AccountError> {
         let digest = token_digest(token);
-        let user_id = self
-            .store
-            .peek_email_link(&digest, LinkPurpose::ResetPassword, now)
-            .await?
-            .ok_or(AccountError::InvalidLink)?;
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(AccountError::InvalidLink)?;
+        let user_id = self.store.peek_email_link(&digest, LinkPurpose::ResetPassword, now).await?.ok_or(AccountError::InvalidLink)?;
+        let user = self.store.user_by_id(user_id).await?.ok_or(AccountError::InvalidLink)?;
         self.check_new_password(&user.email, &user.name, password, confirm)?;
         let hash = self.hash(password).await?;
-        if self
-            .store
-            .consume_email_link(&digest, LinkPurpose::ResetPassword, now)
-            .await?
-            != Some(user.id)
-        {
+        if self.store.consume_email_link(&digest, LinkPurpose::ResetPassword, now).await? != Some(user.id) {
             return Err(AccountError::InvalidLink);
         }
         self.store.set_password_hash(user.id, &hash).await?;
@@ -525,19 +392,10 @@ impl<S: AccountStore> Accounts<S> {
     ) -> Result<(), AccountError> {
         let user = &session.user;
         let key = user.email.as_str();
-        if let LockState::Locked { retry_after_secs } = self
-            .settings
-            .lockout
-            .state(&self.store.failure_record(key).await?, now)
-        {
+        if let LockState::Locked { retry_after_secs } = self.settings.lockout.state(&self.store.failure_record(key).await?, now) {
             return Err(AccountError::Locked { retry_after_secs });
         }
-        match self
-            .hasher
-            .verify(current, &user.password_hash)
-            .await
-            .map_err(|e| AccountError::Hashing(e.to_string()))?
-        {
+        match self.hasher.verify(current, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
             PasswordCheck::Mismatch => {
                 return Err(match self.count_failure(key, now).await? {
                     AccountError::InvalidCredentials => AccountError::WrongCurrentPassword,
@@ -549,9 +407,7 @@ impl<S: AccountStore> Accounts<S> {
         self.check_new_password(&user.email, &user.name, password, confirm)?;
         let hash = self.hash(password).await?;
         self.store.set_password_hash(user.id, &hash).await?;
-        self.store
-            .delete_user_sessions(user.id, Some(&session.digest))
-            .await?;
+        self.store.delete_user_sessions(user.id, Some(&session.digest)).await?;
         self.notify_password_changed(user).await;
         Ok(())
     }
@@ -596,14 +452,7 @@ impl<S: AccountStore> Accounts<S> {
     }
 
     /// Lock state of an account key, for listings.
-    pub async fn lock_state(
-        &self,
-        email: &EmailAddress,
-        now: UnixTime,
-    ) -> Result<LockState, AccountError> {
-        Ok(self
-            .settings
-            .lockout
-            .state(&self.store.failure_record(email.as_str()).await?, now))
+    pub async fn lock_state(&self, email: &EmailAddress, now: UnixTime) -> Result<LockState, AccountError> {
+        Ok(self.settings.lockout.state(&self.store.failure_record(email.as_str()).await?, now))
     }
 }

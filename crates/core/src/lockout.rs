@@ -27,11 +27,7 @@ pub struct LockoutPolicy {
 
 impl Default for LockoutPolicy {
     fn default() -> Self {
-        Self {
-            max_failures: 5,
-            lock_seconds: 300,
-            failure_window_seconds: 900,
-        }
+        Self { max_failures: 5, lock_seconds: 300, failure_window_seconds: 900 }
     }
 }
 
@@ -60,9 +56,7 @@ impl LockoutPolicy {
     /// The state at `now` given the stored record.
     pub fn state(&self, record: &FailureRecord, now: UnixTime) -> LockState {
         match record.locked_until {
-            Some(until) if until > now => LockState::Locked {
-                retry_after_secs: until - now,
-            },
+            Some(until) if until > now => LockState::Locked { retry_after_secs: until - now },
             _ => LockState::Open,
         }
     }
@@ -92,22 +86,9 @@ mod tests {
         let p = LockoutPolicy::default();
         assert!(!p.must_lock(4));
         assert!(p.must_lock(5));
-        let rec = FailureRecord {
-            failures: 0,
-            locked_until: Some(p.lock_until(1_000)),
-        };
-        assert_eq!(
-            p.state(&rec, 1_000),
-            LockState::Locked {
-                retry_after_secs: 300
-            }
-        );
-        assert_eq!(
-            p.state(&rec, 1_299),
-            LockState::Locked {
-                retry_after_secs: 1
-            }
-        );
+        let rec = FailureRecord { failures: 0, locked_until: Some(p.lock_until(1_000)) };
+        assert_eq!(p.state(&rec, 1_000), LockState::Locked { retry_after_secs: 300 });
+        assert_eq!(p.state(&rec, 1_299), LockState::Locked { retry_after_secs: 1 });
         assert_eq!(p.state(&rec, 1_300), LockState::Open);
         assert_eq!(p.state(&FailureRecord::default(), 0), LockState::Open);
     }

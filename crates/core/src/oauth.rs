@@ -46,9 +46,7 @@ impl MfaPolicy {
 }
 
 /// JWS algorithms Portcullis signs with.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub enum SigningAlg {
     /// ECDSA P-256 with SHA-256 (default).
     #[default]
@@ -222,38 +220,19 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn signing_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredSigningKey>>> + Send;
     /// Adds a key that signs from now on; marks the previous signing key of the
     /// same algorithm rotated at `now`. One transaction.
-    fn rotate_in_signing_key(
-        &self,
-        key: &StoredSigningKey,
-        now: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn rotate_in_signing_key(&self, key: &StoredSigningKey, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Deletes keys rotated out before `cutoff` (their tokens have all expired).
-    fn retire_signing_keys(
-        &self,
-        cutoff: UnixTime,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn retire_signing_keys(&self, cutoff: UnixTime) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Keeps an authorization request while the user signs in.
-    fn save_pending_request(
-        &self,
-        id: &str,
-        request_json: &str,
-        expires_at: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn save_pending_request(&self, id: &str, request_json: &str, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// A pending request that has not expired.
-    fn pending_request(
-        &self,
-        id: &str,
-        now: UnixTime,
-    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    fn pending_request(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<String>>> + Send;
     /// Forgets a pending request.
     fn delete_pending_request(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Stores an issued code.
-    fn insert_authorization_code(
-        &self,
-        code: &AuthorizationCode,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn insert_authorization_code(&self, code: &AuthorizationCode) -> impl Future<Output = StoreResult<()>> + Send;
     /// Uses a code atomically (RFC 6749 §4.1.2: at most once).
     fn consume_authorization_code(
         &self,
@@ -262,41 +241,17 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<OneTimeUse<AuthorizationCode>>> + Send;
 
     /// Stores an issued refresh token.
-    fn insert_refresh_token(
-        &self,
-        token: &RefreshToken,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn insert_refresh_token(&self, token: &RefreshToken) -> impl Future<Output = StoreResult<()>> + Send;
     /// Uses a refresh token atomically for rotation; a used or revoked one is a replay.
-    fn consume_refresh_token(
-        &self,
-        digest: &str,
-        now: UnixTime,
-    ) -> impl Future<Output = StoreResult<OneTimeUse<RefreshToken>>> + Send;
+    fn consume_refresh_token(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<OneTimeUse<RefreshToken>>> + Send;
     /// A refresh token that is neither used, revoked nor expired.
-    fn active_refresh_token(
-        &self,
-        digest: &str,
-        now: UnixTime,
-    ) -> impl Future<Output = StoreResult<Option<RefreshToken>>> + Send;
+    fn active_refresh_token(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<RefreshToken>>> + Send;
     /// Records an issued access token (by `jti`) so it can be revoked.
-    fn insert_access_token(
-        &self,
-        jti: &str,
-        grant_id: &str,
-        expires_at: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn insert_access_token(&self, jti: &str, grant_id: &str, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Whether an access token was revoked (unknown `jti`s count as revoked).
     fn access_token_revoked(&self, jti: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Revokes one access token.
-    fn revoke_access_token(
-        &self,
-        jti: &str,
-        now: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn revoke_access_token(&self, jti: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Revokes every code, refresh token and access token of a grant.
-    fn revoke_grant(
-        &self,
-        grant_id: &str,
-        now: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
 }

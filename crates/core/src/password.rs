@@ -24,11 +24,7 @@ pub struct Argon2Cost {
 impl Default for Argon2Cost {
     /// OWASP Password Storage Cheat Sheet: Argon2id, m=19456 KiB (19 MiB), t=2, p=1.
     fn default() -> Self {
-        Self {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-        }
+        Self { memory_kib: 19_456, iterations: 2, parallelism: 1 }
     }
 }
 
@@ -45,11 +41,7 @@ pub struct PasswordPolicy {
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self {
-            min_length: 8,
-            max_length: 128,
-            min_score: 3,
-        }
+        Self { min_length: 8, max_length: 128, min_score: 3 }
     }
 }
 
@@ -83,15 +75,12 @@ impl PasswordPolicy {
             let advice = estimate
                 .feedback()
                 .map(|f| {
-                    let mut parts: Vec<String> =
-                        f.warning().map(|w| w.to_string()).into_iter().collect();
+                    let mut parts: Vec<String> = f.warning().map(|w| w.to_string()).into_iter().collect();
                     parts.extend(f.suggestions().iter().map(|s| s.to_string()));
                     parts.join(" ")
                 })
                 .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| {
-                    "Add another word or two; uncommon words are better.".to_owned()
-                });
+                .unwrap_or_else(|| "Add another word or two; uncommon words are better.".to_owned());
             return Err(PasswordProblem::TooWeak(advice));
         }
         Ok(())
@@ -132,28 +121,18 @@ pub struct PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher")
-            .field("params", &self.params)
-            .finish_non_exhaustive()
+        f.debug_struct("PasswordHasher").field("params", &self.params).finish_non_exhaustive()
     }
 }
 
 impl PasswordHasher {
     /// A hasher with the given cost, running at most `max_concurrent` hashes at once.
     pub fn new(cost: Argon2Cost, max_concurrent: usize) -> Result<Self, HashError> {
-        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
-            .map_err(|e| HashError::Argon2(e.to_string()))?;
+        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None).map_err(|e| HashError::Argon2(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let decoy_password = crate::secrets::random_token();
-        let decoy = argon
-            .hash_password(decoy_password.as_bytes())
-            .map_err(|e| HashError::Argon2(e.to_string()))?
-            .to_string();
-        Ok(Self {
-            params,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            decoy: Arc::new(decoy),
-        })
+        let decoy = argon.hash_password(decoy_password.as_bytes()).map_err(|e| HashError::Argon2(e.to_string()))?.to_string();
+        Ok(Self { params, permits: Arc::new(Semaphore::new(max_concurrent.max(1))), decoy: Arc::new(decoy) })
     }
 
     fn argon(&self) -> Argon2<'static> {
@@ -161,26 +140,18 @@ impl PasswordHasher {
     }
 
     /// Runs `work` on the blocking pool once a permit is free.
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(Argon2<'static>, Params) -> T + Send + 'static,
-    ) -> Result<T, HashError> {
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce(Argon2<'static>, Params) -> T + Send + 'static) -> Result<T, HashError> {
         let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
         let argon = self.argon();
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || work(argon, params))
-            .await
-            .map_err(|_| HashError::Task)
+        tokio::task::spawn_blocking(move || work(argon, params)).await.map_err(|_| HashError::Task)
     }
 
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let password = Zeroizing::new(password.to_owned());
         self.run(move |argon, _| {
-            argon
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| HashError::Argon2(e.to_string()))
+            argon.hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| HashError::Argon2(e.to_string()))
         })
         .await?
     }
@@ -190,17 +161,12 @@ impl PasswordHasher {
         let password = Zeroizing::new(password.to_owned());
         let stored = stored.to_owned();
         self.run(move |argon, current| {
-            let parsed =
-                PasswordHash::new(&stored).map_err(|e| HashError::Argon2(e.to_string()))?;
+            let parsed = PasswordHash::new(&stored).map_err(|e| HashError::Argon2(e.to_string()))?;
             if argon.verify_password(password.as_bytes(), &parsed).is_err() {
                 return Ok(PasswordCheck::Mismatch);
             }
             let same_cost = Params::try_from(&parsed)
-                .map(|p| {
-                    p.m_cost() == current.m_cost()
-                        && p.t_cost() == current.t_cost()
-                        && p.p_cost() == current.p_cost()
-                })
+                .map(|p| p.m_cost() == current.m_cost() && p.t_cost() == current.t_cost() && p.p_cost() == current.p_cost())
                 .unwrap_or(false);
             if same_cost && parsed.algorithm.as_str() == "argon2id" {
                 Ok(PasswordCheck::Match)
@@ -226,15 +192,7 @@ mod tests {
     use super::*;
 
     fn cheap() -> PasswordHasher {
-        PasswordHasher::new(
-            Argon2Cost {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            2,
-        )
-        .unwrap()
+        PasswordHasher::new(Argon2Cost { memory_kib: 64, iterations: 1, parallelism: 1 }, 2).unwrap()
     }
 
     #[test]
@@ -248,49 +206,26 @@ mod tests {
         let hasher = PasswordHasher::new(Argon2Cost::default(), 1).unwrap();
         let phc = hasher.hash("correct horse battery staple").await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert_eq!(
-            hasher
-                .verify("correct horse battery staple", &phc)
-                .await
-                .unwrap(),
-            PasswordCheck::Match
-        );
+        assert_eq!(hasher.verify("correct horse battery staple", &phc).await.unwrap(), PasswordCheck::Match);
     }
 
     #[tokio::test]
     async fn verify_tells_right_from_wrong() {
         let h = cheap();
         let phc = h.hash("s3cret-enough").await.unwrap();
-        assert_eq!(
-            h.verify("s3cret-enough", &phc).await.unwrap(),
-            PasswordCheck::Match
-        );
-        assert_eq!(
-            h.verify("s3cret-enougH", &phc).await.unwrap(),
-            PasswordCheck::Mismatch
-        );
+        assert_eq!(h.verify("s3cret-enough", &phc).await.unwrap(), PasswordCheck::Match);
+        assert_eq!(h.verify("s3cret-enougH", &phc).await.unwrap(), PasswordCheck::Mismatch);
     }
 
     #[tokio::test]
     async fn changed_parameters_trigger_a_rehash() {
         let old = cheap();
         let phc = old.hash("pass phrase here").await.unwrap();
-        let new = PasswordHasher::new(
-            Argon2Cost {
-                memory_kib: 128,
-                iterations: 1,
-                parallelism: 1,
-            },
-            1,
-        )
-        .unwrap();
+        let new = PasswordHasher::new(Argon2Cost { memory_kib: 128, iterations: 1, parallelism: 1 }, 1).unwrap();
         match new.verify("pass phrase here", &phc).await.unwrap() {
             PasswordCheck::MatchRehashed(h) => {
                 assert!(h.contains("m=128"), "{h}");
-                assert_eq!(
-                    new.verify("pass phrase here", &h).await.unwrap(),
-                    PasswordCheck::Match
-                );
+                assert_eq!(new.verify("pass phrase here", &h).await.unwrap(), PasswordCheck::Match);
             }
             other => panic!("expected a rehash, got {other:?}"),
         }
@@ -300,23 +235,11 @@ mod tests {
     fn policy_enforces_length_and_strength() {
         let p = PasswordPolicy::default();
         assert_eq!(p.check("short", &[]), Err(PasswordProblem::TooShort(8)));
-        assert_eq!(
-            p.check(&"x".repeat(129), &[]),
-            Err(PasswordProblem::TooLong(128))
-        );
-        assert!(matches!(
-            p.check("password1", &[]),
-            Err(PasswordProblem::TooWeak(_))
-        ));
-        assert!(matches!(
-            p.check("alicealice2024", &["alice"]),
-            Err(PasswordProblem::TooWeak(_))
-        ));
+        assert_eq!(p.check(&"x".repeat(129), &[]), Err(PasswordProblem::TooLong(128)));
+        assert!(matches!(p.check("password1", &[]), Err(PasswordProblem::TooWeak(_))));
+        assert!(matches!(p.check("alicealice2024", &["alice"]), Err(PasswordProblem::TooWeak(_))));
         assert!(p.check("tangerine-Quiver-87-lantern", &[]).is_ok());
         // 64 characters must be accepted (NIST SP 800-63B).
-        assert!(
-            p.check(&"correct horse battery staple ".repeat(3)[..64], &[])
-                .is_ok()
-        );
+        assert!(p.check(&"correct horse battery staple ".repeat(3)[..64], &[]).is_ok());
     }
 }

@@ -38,11 +38,7 @@ pub struct RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self {
-            sign_in_per_minute: 30,
-            sign_up_per_minute: 10,
-            send_email_per_minute: 5,
-        }
+        Self { sign_in_per_minute: 30, sign_up_per_minute: 10, send_email_per_minute: 5 }
     }
 }
 
@@ -61,30 +57,17 @@ pub struct RateBucket {
 impl RateLimits {
     /// The bucket a request from `client` falls into at `now`.
     pub fn bucket(&self, action: LimitedAction, client: &str, now: UnixTime) -> RateBucket {
-        RateBucket {
-            key: format!("{}:{client}", action.key()),
-            window_start: now - now.rem_euclid(WINDOW_SECONDS),
-        }
+        RateBucket { key: format!("{}:{client}", action.key()), window_start: now - now.rem_euclid(WINDOW_SECONDS) }
     }
 
     /// Given the hit count after this request, `Err(retry_after_secs)` when over the limit.
-    pub fn decide(
-        &self,
-        action: LimitedAction,
-        bucket: &RateBucket,
-        hits: u32,
-        now: UnixTime,
-    ) -> Result<(), i64> {
+    pub fn decide(&self, action: LimitedAction, bucket: &RateBucket, hits: u32, now: UnixTime) -> Result<(), i64> {
         let limit = match action {
             LimitedAction::SignIn => self.sign_in_per_minute,
             LimitedAction::SignUp => self.sign_up_per_minute,
             LimitedAction::SendEmail => self.send_email_per_minute,
         };
-        if hits > limit {
-            Err((bucket.window_start + WINDOW_SECONDS - now).max(1))
-        } else {
-            Ok(())
-        }
+        if hits > limit { Err((bucket.window_start + WINDOW_SECONDS - now).max(1)) } else { Ok(()) }
     }
 }
 

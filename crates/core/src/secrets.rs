@@ -55,8 +55,7 @@ impl MacKey {
 
     fn raw_tag(&self, purpose: &str, data: &[u8]) -> Vec<u8> {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_slice())
-            .unwrap_or_else(|_| unreachable!());
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_slice()).unwrap_or_else(|_| unreachable!());
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
         mac.update(data);
@@ -102,15 +101,9 @@ impl SecretBox {
     /// Encrypts `plaintext` for `context`.
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
         let nonce_bytes = random_bytes::<24>();
-        let payload = chacha20poly1305::aead::Payload {
-            msg: plaintext,
-            aad: context.as_bytes(),
-        };
+        let payload = chacha20poly1305::aead::Payload { msg: plaintext, aad: context.as_bytes() };
         // Encryption with a valid key and in-memory buffers does not fail.
-        let ciphertext = self
-            .cipher()
-            .encrypt(XNonce::from_slice(&nonce_bytes), payload)
-            .unwrap_or_default();
+        let ciphertext = self.cipher().encrypt(XNonce::from_slice(&nonce_bytes), payload).unwrap_or_default();
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&ciphertext);
         out
@@ -119,14 +112,8 @@ impl SecretBox {
     /// Decrypts what [`seal`](Self::seal) produced for the same `context`.
     pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let (nonce, ciphertext) = sealed.split_at_checked(24).ok_or(SealError)?;
-        let payload = chacha20poly1305::aead::Payload {
-            msg: ciphertext,
-            aad: context.as_bytes(),
-        };
-        self.cipher()
-            .decrypt(XNonce::from_slice(nonce), payload)
-            .map(Zeroizing::new)
-            .map_err(|_| SealError)
+        let payload = chacha20poly1305::aead::Payload { msg: ciphertext, aad: context.as_bytes() };
+        self.cipher().decrypt(XNonce::from_slice(nonce), payload).map(Zeroizing::new).map_err(|_| SealError)
     }
 }
 
@@ -165,20 +152,13 @@ mod tests {
     fn sealed_secrets_round_trip_and_resist_tampering() {
         let sb = SecretBox::new([1; 32]);
         let sealed = sb.seal("totp:42", b"JBSWY3DPEHPK3PXP");
-        assert_eq!(
-            sb.open("totp:42", &sealed).unwrap().as_slice(),
-            b"JBSWY3DPEHPK3PXP"
-        );
+        assert_eq!(sb.open("totp:42", &sealed).unwrap().as_slice(), b"JBSWY3DPEHPK3PXP");
         assert!(sb.open("totp:43", &sealed).is_err(), "context is bound");
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(sb.open("totp:42", &tampered).is_err());
         assert!(sb.open("totp:42", &sealed[..10]).is_err());
         assert!(SecretBox::new([2; 32]).open("totp:42", &sealed).is_err());
-        assert_ne!(
-            sb.seal("x", b"same"),
-            sb.seal("x", b"same"),
-            "nonces are random"
-        );
+        assert_ne!(sb.seal("x", b"same"), sb.seal("x", b"same"), "nonces are random");
     }
 }

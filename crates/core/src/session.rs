@@ -44,9 +44,7 @@ pub struct AuthRecord {
 impl AuthRecord {
     /// A record holding one step.
     pub fn single(method: AuthMethod, at: UnixTime) -> Self {
-        Self {
-            events: vec![AuthEvent { method, at }],
-        }
+        Self { events: vec![AuthEvent { method, at }] }
     }
 
     /// Time of the most recent step (OIDC `auth_time`).
@@ -86,10 +84,7 @@ pub struct SessionPolicy {
 impl Default for SessionPolicy {
     /// 30 minutes idle, 10 hours absolute (the common SSO defaults; OWASP ASVS V3.3).
     fn default() -> Self {
-        Self {
-            idle_timeout: 30 * 60,
-            absolute_timeout: 10 * 3600,
-        }
+        Self { idle_timeout: 30 * 60, absolute_timeout: 10 * 3600 }
     }
 }
 
@@ -133,21 +128,12 @@ mod tests {
     use super::*;
 
     fn session(created: i64, seen: i64) -> SessionRecord {
-        SessionRecord {
-            id: "s".into(),
-            user_id: UserId::new(),
-            created_at: created,
-            last_seen_at: seen,
-            auth: AuthRecord::default(),
-        }
+        SessionRecord { id: "s".into(), user_id: UserId::new(), created_at: created, last_seen_at: seen, auth: AuthRecord::default() }
     }
 
     #[test]
     fn idle_and_absolute_timeouts_end_sessions() {
-        let p = SessionPolicy {
-            idle_timeout: 100,
-            absolute_timeout: 1000,
-        };
+        let p = SessionPolicy { idle_timeout: 100, absolute_timeout: 1000 };
         assert!(p.is_alive(&session(0, 0), 99));
         assert!(!p.is_alive(&session(0, 0), 100), "idle");
         assert!(p.is_alive(&session(0, 950), 999));

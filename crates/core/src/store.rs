@@ -55,10 +55,7 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     /// Inserts a user; `StoreError::Conflict` if the email is taken.
     fn create_user(&self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
     /// Looks a user up by normalised email.
-    fn user_by_email(
-        &self,
-        email: &EmailAddress,
-    ) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    fn user_by_email(&self, email: &EmailAddress) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// Looks a user up by id.
     fn user_by_id(&self, id: UserId) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// All users, oldest first.
@@ -66,17 +63,9 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     /// Deletes a user and everything that belongs to them; false if absent.
     fn delete_user(&self, id: UserId) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Replaces a password hash.
-    fn set_password_hash(
-        &self,
-        id: UserId,
-        hash: &str,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn set_password_hash(&self, id: UserId, hash: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Records that the email address was confirmed (keeps an earlier time).
-    fn mark_email_verified(
-        &self,
-        id: UserId,
-        at: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn mark_email_verified(&self, id: UserId, at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Stores a link, invalidating earlier unused links of the same purpose for that user.
     fn replace_email_link(&self, link: &EmailLink) -> impl Future<Output = StoreResult<()>> + Send;
@@ -96,10 +85,7 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Option<UserId>>> + Send;
 
     /// Failure counter for an account key (normalised email).
-    fn failure_record(
-        &self,
-        account_key: &str,
-    ) -> impl Future<Output = StoreResult<FailureRecord>> + Send;
+    fn failure_record(&self, account_key: &str) -> impl Future<Output = StoreResult<FailureRecord>> + Send;
     /// Atomically counts one failure (forgetting failures last seen before
     /// `window_start`) and returns the count including this one.
     fn record_login_failure(
@@ -109,47 +95,23 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
         window_start: UnixTime,
     ) -> impl Future<Output = StoreResult<u32>> + Send;
     /// Locks the account until `until` and resets the counter.
-    fn lock_account(
-        &self,
-        account_key: &str,
-        until: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn lock_account(&self, account_key: &str, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Clears failures and any lock; true if there was something to clear.
-    fn clear_login_failures(
-        &self,
-        account_key: &str,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    fn clear_login_failures(&self, account_key: &str) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Stores a new session under the digest of its cookie token.
-    fn create_session(
-        &self,
-        digest: &str,
-        session: &SessionRecord,
-        expires_at: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn create_session(&self, digest: &str, session: &SessionRecord, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// The session stored under a cookie digest.
-    fn session_by_digest(
-        &self,
-        digest: &str,
-    ) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
+    fn session_by_digest(&self, digest: &str) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
     /// Records activity.
-    fn touch_session(
-        &self,
-        digest: &str,
-        now: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn touch_session(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ends one session.
     fn delete_session(&self, digest: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ends all of a user's sessions except the one under `keep` (if given); returns how many ended.
-    fn delete_user_sessions(
-        &self,
-        user: UserId,
-        keep: Option<&str>,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Counts one hit in a rate-limit bucket atomically and returns the count in its window.
-    fn hit_rate_bucket(&self, bucket: &RateBucket)
-    -> impl Future<Output = StoreResult<u32>> + Send;
+    fn hit_rate_bucket(&self, bucket: &RateBucket) -> impl Future<Output = StoreResult<u32>> + Send;
     /// Deletes expired sessions, links, stale counters.
     fn purge_expired(&self, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Whether the database answers.

@@ -90,48 +90,27 @@ pub struct SmtpMailer {
 impl SmtpMailer {
     /// Builds the transport; connects lazily on first send.
     pub fn new(s: &SmtpSettings) -> Result<Self, DeliveryError> {
-        let from: Mailbox = s.from.parse().map_err(|e| DeliveryError::Setting {
-            key: "smtp.from",
-            message: format!("{e}"),
-        })?;
+        let from: Mailbox = s.from.parse().map_err(|e| DeliveryError::Setting { key: "smtp.from", message: format!("{e}") })?;
         let builder = match s.tls {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
             SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                .map_err(|e| DeliveryError::Setting {
-                    key: "smtp.host",
-                    message: e.to_string(),
-                })?,
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(|e| {
-                DeliveryError::Setting {
-                    key: "smtp.host",
-                    message: e.to_string(),
-                }
-            })?,
+                .map_err(|e| DeliveryError::Setting { key: "smtp.host", message: e.to_string() })?,
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
+                .map_err(|e| DeliveryError::Setting { key: "smtp.host", message: e.to_string() })?,
         };
         let mut builder = builder.port(s.port).timeout(Some(Duration::from_secs(15)));
         match (&s.username, &s.password) {
-            (Some(u), Some(p)) => {
-                builder = builder.credentials(Credentials::new(u.clone(), p.clone()))
-            }
+            (Some(u), Some(p)) => builder = builder.credentials(Credentials::new(u.clone(), p.clone())),
             (None, None) => {}
             _ => {
-                return Err(DeliveryError::Setting {
-                    key: "smtp.username",
-                    message: "username and password go together".into(),
-                });
+                return Err(DeliveryError::Setting { key: "smtp.username", message: "username and password go together".into() });
             }
         }
-        Ok(Self {
-            transport: builder.build(),
-            from,
-        })
+        Ok(Self { transport: builder.build(), from })
     }
 
     async fn deliver(&self, email: &OutgoingEmail) -> Result<(), MailError> {
-        let to: Mailbox = email
-            .to
-            .parse()
-            .map_err(|e| MailError(format!("recipient {:?}: {e}", email.to)))?;
+        let to: Mailbox = email.to.parse().map_err(|e| MailError(format!("recipient {:?}: {e}", email.to)))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -139,11 +118,7 @@ impl SmtpMailer {
             .header(ContentType::TEXT_PLAIN)
             .body(email.text.clone())
             .map_err(|e| MailError(e.to_string()))?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| MailError(e.to_string()))
+        self.transport.send(message).await.map(|_| ()).map_err(|e| MailError(e.to_string()))
     }
 }
 
@@ -181,33 +156,21 @@ impl OutboxMailer {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| DeliveryError::Outbox(dir.to_owned(), e))?;
         }
-        Ok(Self {
-            path,
-            write: tokio::sync::Mutex::new(()),
-        })
+        Ok(Self { path, write: tokio::sync::Mutex::new(()) })
     }
 
     /// Reads every message in an outbox file (for tests and tooling).
     pub fn read_all(path: &Path) -> std::io::Result<Vec<OutboxEntry>> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()),
+            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }
 
     async fn append(&self, email: &OutgoingEmail) -> Result<(), MailError> {
-        let sent_at = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let mut line = serde_json::to_string(&OutboxEntry {
-            sent_at,
-            email: email.clone(),
-        })
-        .map_err(|e| MailError(e.to_string()))?;
+        let sent_at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let mut line = serde_json::to_string(&OutboxEntry { sent_at, email: email.clone() }).map_err(|e| MailError(e.to_string()))?;
         line.push('\n');
         // One writer at a time so concurrent messages never interleave.
         let _guard = self.write.lock().await;
@@ -266,22 +229,10 @@ mod tests {
             password: None,
             from: "not an address".into(),
         };
-        assert!(matches!(
-            SmtpMailer::new(&s),
-            Err(DeliveryError::Setting {
-                key: "smtp.from",
-                ..
-            })
-        ));
+        assert!(matches!(SmtpMailer::new(&s), Err(DeliveryError::Setting { key: "smtp.from", .. })));
         s.from = "Portcullis <no-reply@example.com>".into();
         s.username = Some("u".into());
-        assert!(matches!(
-            SmtpMailer::new(&s),
-            Err(DeliveryError::Setting {
-                key: "smtp.username",
-                ..
-            })
-        ));
+        assert!(matches!(SmtpMailer::new(&s), Err(DeliveryError::Setting { key: "smtp.username", .. })));
         s.password = Some("p".into());
         assert!(SmtpMailer::new(&s).is_ok());
         assert!(!format!("{s:?}").contains("\"p\""), "password is redacted");

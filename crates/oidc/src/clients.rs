@@ -29,24 +29,15 @@ pub struct InvalidClient(pub String);
 /// Checks a redirect URI (RFC 6749 §3.1.2, RFC 8252 §7): absolute, no
 /// fragment; plain http only for loopback hosts.
 pub fn check_redirect_uri(uri: &str) -> Result<(), InvalidClient> {
-    let parsed =
-        url::Url::parse(uri).map_err(|e| InvalidClient(format!("redirect URI {uri:?}: {e}")))?;
+    let parsed = url::Url::parse(uri).map_err(|e| InvalidClient(format!("redirect URI {uri:?}: {e}")))?;
     if parsed.fragment().is_some() {
-        return Err(InvalidClient(format!(
-            "redirect URI {uri:?} must not have a fragment"
-        )));
+        return Err(InvalidClient(format!("redirect URI {uri:?} must not have a fragment")));
     }
-    if parsed.scheme() == "http"
-        && !matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
-    {
-        return Err(InvalidClient(format!(
-            "redirect URI {uri:?} must use https (http is allowed only for localhost)"
-        )));
+    if parsed.scheme() == "http" && !matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) {
+        return Err(InvalidClient(format!("redirect URI {uri:?} must use https (http is allowed only for localhost)")));
     }
     if parsed.cannot_be_a_base() && parsed.scheme() != "https" && !parsed.scheme().contains('.') {
-        return Err(InvalidClient(format!(
-            "redirect URI {uri:?} is not a usable URL"
-        )));
+        return Err(InvalidClient(format!("redirect URI {uri:?} is not a usable URL")));
     }
     Ok(())
 }
@@ -57,15 +48,9 @@ pub fn register(new: NewClient, now: UnixTime) -> Result<(Client, Option<String>
         return Err(InvalidClient("the client needs a name".into()));
     }
     if new.redirect_uris.is_empty() {
-        return Err(InvalidClient(
-            "the client needs at least one redirect URI".into(),
-        ));
+        return Err(InvalidClient("the client needs at least one redirect URI".into()));
     }
-    for uri in new
-        .redirect_uris
-        .iter()
-        .chain(&new.post_logout_redirect_uris)
-    {
+    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
         check_redirect_uri(uri)?;
     }
     let secret = (!new.public).then(random_token);
@@ -109,18 +94,8 @@ mod tests {
         };
         let (c, secret) = register(new.clone(), 1).unwrap();
         let secret = secret.unwrap();
-        assert_eq!(
-            c.secret_digest.as_deref(),
-            Some(token_digest(&secret).as_str())
-        );
-        let (p, none) = register(
-            NewClient {
-                public: true,
-                ..new
-            },
-            1,
-        )
-        .unwrap();
+        assert_eq!(c.secret_digest.as_deref(), Some(token_digest(&secret).as_str()));
+        let (p, none) = register(NewClient { public: true, ..new }, 1).unwrap();
         assert!(none.is_none() && p.is_public());
     }
 }

@@ -9,9 +9,7 @@ use sha2::{Digest, Sha256};
 /// Whether `s` is a syntactically valid verifier or S256 challenge
 /// (43–128 characters of `[A-Za-z0-9-._~]`, RFC 7636 §4.1).
 pub fn is_well_formed(s: &str) -> bool {
-    (43..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    (43..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// `BASE64URL(SHA256(verifier))`.
@@ -21,8 +19,7 @@ pub fn s256_challenge(verifier: &str) -> String {
 
 /// Whether `verifier` answers `challenge` (constant-time).
 pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
-    is_well_formed(verifier)
-        && constant_time_eq(s256_challenge(verifier).as_bytes(), challenge.as_bytes())
+    is_well_formed(verifier) && constant_time_eq(s256_challenge(verifier).as_bytes(), challenge.as_bytes())
 }
 
 #[cfg(test)]
@@ -35,10 +32,7 @@ mod tests {
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert_eq!(s256_challenge(verifier), challenge);
         assert!(verify_s256(verifier, challenge));
-        assert!(!verify_s256(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK",
-            challenge
-        ));
+        assert!(!verify_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK", challenge));
     }
 
     #[test]

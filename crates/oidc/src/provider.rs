@@ -3,9 +3,7 @@
 use std::sync::{Arc, RwLock};
 
 use portcullis_core::clock::UnixTime;
-use portcullis_core::oauth::{
-    AuthorizationCode, Client, Grant, OidcStore, OneTimeUse, RefreshToken, SigningAlg,
-};
+use portcullis_core::oauth::{AuthorizationCode, Client, Grant, OidcStore, OneTimeUse, RefreshToken, SigningAlg};
 use portcullis_core::secrets::{SecretBox, constant_time_eq, random_token, token_digest};
 use portcullis_core::session::SessionRecord;
 use portcullis_core::store::AccountStore;
@@ -13,10 +11,7 @@ use portcullis_core::user::User;
 use serde_json::{Value, json};
 
 use crate::keys::{self, KeyRing};
-use crate::request::{
-    AuthorizeFailure, AuthorizeParams, AuthorizeRequest, ReplyTo, ResponseType, SUPPORTED_SCOPES,
-    validate,
-};
+use crate::request::{AuthorizeFailure, AuthorizeParams, AuthorizeRequest, ReplyTo, ResponseType, SUPPORTED_SCOPES, validate};
 use crate::tokens::{ACCESS_TOKEN_TYP, Expect, half_hash, sign, verify};
 use crate::{ErrorCode, OAuthError, OidcError, pkce};
 
@@ -37,13 +32,7 @@ pub struct TokenLifetimes {
 
 impl Default for TokenLifetimes {
     fn default() -> Self {
-        Self {
-            code: 60,
-            access_token: 3600,
-            id_token: 3600,
-            refresh_token: 30 * 24 * 3600,
-            pending_request: 1800,
-        }
+        Self { code: 60, access_token: 3600, id_token: 3600, refresh_token: 30 * 24 * 3600, pending_request: 1800 }
     }
 }
 
@@ -121,22 +110,13 @@ fn strs(v: &[&str]) -> Value {
 
 impl<S: OidcStore + AccountStore> Provider<S> {
     /// Loads signing keys, creating one per algorithm on first start.
-    pub async fn start(
-        store: S,
-        sealer: SecretBox,
-        issuer: String,
-        lifetimes: TokenLifetimes,
-        now: UnixTime,
-    ) -> Result<Self, OidcError> {
+    pub async fn start(store: S, sealer: SecretBox, issuer: String, lifetimes: TokenLifetimes, now: UnixTime) -> Result<Self, OidcError> {
         let provider = Self {
             store,
             sealer,
             issuer,
             lifetimes,
-            ring: Arc::new(RwLock::new(Arc::new(KeyRing::from_stored(
-                &[],
-                &SecretBox::new([0; 32]),
-            )?))),
+            ring: Arc::new(RwLock::new(Arc::new(KeyRing::from_stored(&[], &SecretBox::new([0; 32]))?))),
         };
         provider.reload_keys(now).await?;
         let missing = provider.ring().missing();
@@ -154,10 +134,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         // A rotated-out key stays published while tokens it signed can still be valid.
         let longest = self.lifetimes.access_token.max(self.lifetimes.id_token);
         self.store.retire_signing_keys(now - longest - 60).await?;
-        let ring = Arc::new(KeyRing::from_stored(
-            &self.store.signing_keys().await?,
-            &self.sealer,
-        )?);
+        let ring = Arc::new(KeyRing::from_stored(&self.store.signing_keys().await?, &self.sealer)?);
         if let Ok(mut guard) = self.ring.write() {
             *guard = ring;
         }
@@ -181,6 +158,23 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Registers a client; returns it with its secret (shown once; confidential clients only).
+    pub async fn register_client(&self, new: crate::clients::NewClient, now: UnixTime) -> Result<(Client, Option<String>), OidcError> {
+        let (client, secret) = crate::clients::register(new, now).map_err(|e| OidcError::oauth(ErrorCode::InvalidRequest, e.0))?;
+        self.store.create_client(&client).await?;
+        Ok((client, secret))
+    }
+
+    /// All registered clients.
+    pub async fn clients(&self) -> Result<Vec<Client>, OidcError> {
+        Ok(self.store.list_clients().await?)
+    }
+
+    /// Deletes a client with its codes and tokens; false if unknown.
+    pub async fn delete_client(&self, id: &str) -> Result<bool, OidcError> {
+        Ok(self.store.delete_client(id).await?)
     }
 
     /// The issuer identifier.
@@ -226,15 +220,8 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     }
 
     /// Validates an authorization request.
-    pub async fn validate(
-        &self,
-        params: &AuthorizeParams,
-    ) -> Result<Result<AuthorizeRequest, AuthorizeFailure>, OidcError> {
-        let client = match params
-            .client_id
-            .as_deref()
-            .filter(|s| !s.is_empty() && s.len() <= 128)
-        {
+    pub async fn validate(&self, params: &AuthorizeParams) -> Result<Result<AuthorizeRequest, AuthorizeFailure>, OidcError> {
+        let client = match params.client_id.as_deref().filter(|s| !s.is_empty() && s.len() <= 128) {
             Some(id) => self.store.client(id).await?,
             None => None,
         };
@@ -250,68 +237,37 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         signed_in_since: Option<UnixTime>,
         now: UnixTime,
     ) -> Decision {
-        let login_required = || {
-            Decision::Fail(
-                req.reply.clone(),
-                OAuthError::new(ErrorCode::LoginRequired, "the user must sign in"),
-            )
-        };
+        let login_required = || Decision::Fail(req.reply.clone(), OAuthError::new(ErrorCode::LoginRequired, "the user must sign in"));
         let Some(session) = session else {
-            return if req.prompt_none {
-                login_required()
-            } else {
-                Decision::SignIn {
-                    reauthenticate: false,
-                }
-            };
+            return if req.prompt_none { login_required() } else { Decision::SignIn { reauthenticate: false } };
         };
         let auth_time = session.auth.auth_time().unwrap_or(session.created_at);
-        if req.prompt_login && !signed_in_since.is_some_and(|since| auth_time >= since) {
-            return Decision::SignIn {
-                reauthenticate: true,
-            };
+        if req.prompt_login && signed_in_since.is_none_or(|since| auth_time < since) {
+            return Decision::SignIn { reauthenticate: true };
         }
         if let Some(max_age) = req.max_age
             && now - auth_time > max_age
         {
-            return if req.prompt_none {
-                login_required()
-            } else {
-                Decision::SignIn {
-                    reauthenticate: true,
-                }
-            };
+            return if req.prompt_none { login_required() } else { Decision::SignIn { reauthenticate: true } };
         }
         Decision::Issue
     }
 
     /// Keeps a request while the user signs in; returns its id.
-    pub async fn save_pending(
-        &self,
-        req: &AuthorizeRequest,
-        now: UnixTime,
-    ) -> Result<String, OidcError> {
+    pub async fn save_pending(&self, req: &AuthorizeRequest, now: UnixTime) -> Result<String, OidcError> {
         let id = random_token();
-        let json = serde_json::to_string(&json!({ "params": req.params, "created_at": now }))
-            .map_err(|e| OidcError::Key(e.to_string()))?;
-        self.store
-            .save_pending_request(&id, &json, now + self.lifetimes.pending_request)
-            .await?;
+        let json = serde_json::to_string(&json!({ "params": req.params, "created_at": now })).map_err(|e| OidcError::Key(e.to_string()))?;
+        self.store.save_pending_request(&id, &json, now + self.lifetimes.pending_request).await?;
         Ok(id)
     }
 
     /// A pending request's parameters and start time, if it has not expired.
-    pub async fn load_pending(
-        &self,
-        id: &str,
-        now: UnixTime,
-    ) -> Result<Option<(AuthorizeParams, UnixTime)>, OidcError> {
+    pub async fn load_pending(&self, id: &str, now: UnixTime) -> Result<Option<(AuthorizeParams, UnixTime)>, OidcError> {
         let Some(json) = self.store.pending_request(id, now).await? else {
             return Ok(None);
         };
         let v: Value = serde_json::from_str(&json).map_err(|e| OidcError::Key(e.to_string()))?;
-        let params: AuthorizeParams = serde_json::from_value(v["params"].clone())
-            .map_err(|e| OidcError::Key(e.to_string()))?;
+        let params: AuthorizeParams = serde_json::from_value(v["params"].clone()).map_err(|e| OidcError::Key(e.to_string()))?;
         Ok(Some((params, v["created_at"].as_i64().unwrap_or(now))))
     }
 
@@ -346,14 +302,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             .await?;
         let mut params = vec![("code".to_owned(), code.clone())];
         if req.response_type == ResponseType::CodeIdToken {
-            let id_token = self.id_token(
-                &req.client,
-                &grant,
-                user,
-                req.nonce.as_deref(),
-                ("c_hash", &code),
-                now,
-            )?;
+            let id_token = self.id_token(&req.client, &grant, user, req.nonce.as_deref(), ("c_hash", &code), now)?;
             params.push(("id_token".to_owned(), id_token));
         }
         if let Some(state) = &req.reply.state {
@@ -364,10 +313,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         if let Some(id) = pending {
             self.store.delete_pending_request(id).await?;
         }
-        Ok(AuthorizationResponse {
-            reply: req.reply.clone(),
-            params,
-        })
+        Ok(AuthorizationResponse { reply: req.reply.clone(), params })
     }
 
     fn id_token(
@@ -423,222 +369,125 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                 claims["acr"] = acr.into();
             }
         }
-        self.store
-            .insert_access_token(&jti, grant_id, expires)
-            .await?;
+        self.store.insert_access_token(&jti, grant_id, expires).await?;
         // Access tokens are always ES256: resource servers validate them, not legacy RPs.
         sign(&self.ring(), SigningAlg::ES256, ACCESS_TOKEN_TYP, &claims)
     }
 
     /// Authenticates a client (RFC 6749 §2.3.1); public clients send no secret.
-    pub async fn authenticate_client(
-        &self,
-        creds: &ClientCredentials,
-    ) -> Result<Client, OidcError> {
+    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> Result<Client, OidcError> {
         let invalid = || OidcError::oauth(ErrorCode::InvalidClient, "client authentication failed");
-        let id = creds
-            .client_id
-            .as_deref()
-            .filter(|s| !s.is_empty() && s.len() <= 128)
-            .ok_or_else(invalid)?;
+        let id = creds.client_id.as_deref().filter(|s| !s.is_empty() && s.len() <= 128).ok_or_else(invalid)?;
         let client = self.store.client(id).await?.ok_or_else(invalid)?;
         match (&client.secret_digest, &creds.client_secret) {
-            (Some(stored), Some(given))
-                if constant_time_eq(stored.as_bytes(), token_digest(given).as_bytes()) =>
-            {
-                Ok(client)
-            }
+            (Some(stored), Some(given)) if constant_time_eq(stored.as_bytes(), token_digest(given).as_bytes()) => Ok(client),
             (None, None) => Ok(client),
             _ => Err(invalid()),
         }
     }
 
     /// The token endpoint.
-    pub async fn token(
-        &self,
-        creds: &ClientCredentials,
-        req: &TokenRequest,
-        now: UnixTime,
-    ) -> Result<Value, OidcError> {
+    pub async fn token(&self, creds: &ClientCredentials, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
         let client = self.authenticate_client(creds).await?;
         match req.grant_type.as_deref() {
             Some("authorization_code") => self.redeem_code(&client, req, now).await,
             Some("refresh_token") => self.refresh(&client, req, now).await,
             Some("client_credentials") => {
                 if client.is_public() {
-                    return Err(OidcError::oauth(
-                        ErrorCode::UnauthorizedClient,
-                        "public clients cannot use client_credentials",
-                    ));
+                    return Err(OidcError::oauth(ErrorCode::UnauthorizedClient, "public clients cannot use client_credentials"));
                 }
                 let scope = req.scope.clone().unwrap_or_default();
-                let access = self
-                    .access_token(
-                        &client,
-                        &format!("cc:{}", uuid::Uuid::new_v4()),
-                        &client.id,
-                        &scope,
-                        None,
-                        now,
-                    )
-                    .await?;
-                Ok(
-                    json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": scope }),
-                )
+                let access = self.access_token(&client, &format!("cc:{}", uuid::Uuid::new_v4()), &client.id, &scope, None, now).await?;
+                Ok(json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": scope }))
             }
-            Some(other) => Err(OidcError::oauth(
-                ErrorCode::UnsupportedGrantType,
-                format!("grant_type {other:?} is not supported"),
-            )),
-            None => Err(OidcError::oauth(
-                ErrorCode::InvalidRequest,
-                "grant_type is missing",
-            )),
+            Some(other) => Err(OidcError::oauth(ErrorCode::UnsupportedGrantType, format!("grant_type {other:?} is not supported"))),
+            None => Err(OidcError::oauth(ErrorCode::InvalidRequest, "grant_type is missing")),
         }
     }
 
-    async fn redeem_code(
-        &self,
-        client: &Client,
-        req: &TokenRequest,
-        now: UnixTime,
-    ) -> Result<Value, OidcError> {
+    async fn redeem_code(&self, client: &Client, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
         let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
-        let code = req
-            .code
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "code is missing"))?;
-        let code = match self
-            .store
-            .consume_authorization_code(&token_digest(code), now)
-            .await?
-        {
+        let code =
+            req.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "code is missing"))?;
+        let code = match self.store.consume_authorization_code(&token_digest(code), now).await? {
             OneTimeUse::Fresh(c) => c,
             OneTimeUse::Replayed { grant_id } => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it issued.
                 self.store.revoke_grant(&grant_id, now).await?;
                 tracing::warn!(client = %client.id, "authorization code replayed: grant revoked");
-                return Err(invalid_grant(
-                    "the authorization code was already used; tokens issued with it have been revoked",
-                ));
+                return Err(invalid_grant("the authorization code was already used; tokens issued with it have been revoked"));
             }
             OneTimeUse::Unknown => return Err(invalid_grant("the authorization code is invalid")),
         };
         if code.grant.client_id != client.id {
-            return Err(invalid_grant(
-                "the authorization code was issued to another client",
-            ));
+            return Err(invalid_grant("the authorization code was issued to another client"));
         }
         if code.expires_at <= now {
             return Err(invalid_grant("the authorization code has expired"));
         }
         if req.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
-            return Err(invalid_grant(
-                "redirect_uri does not match the authorization request",
-            ));
+            return Err(invalid_grant("redirect_uri does not match the authorization request"));
         }
         match (&code.code_challenge, req.code_verifier.as_deref()) {
             (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
             (Some(_), _) => {
-                return Err(invalid_grant(
-                    "the PKCE code_verifier does not match the code_challenge",
-                ));
+                return Err(invalid_grant("the PKCE code_verifier does not match the code_challenge"));
             }
             // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
             (None, Some(_)) => {
-                return Err(invalid_grant(
-                    "code_verifier sent but no code_challenge was",
-                ));
+                return Err(invalid_grant("code_verifier sent but no code_challenge was"));
             }
             (None, None) => {}
         }
-        self.respond_with_tokens(client, &code.grant, code.nonce.as_deref(), now)
-            .await
+        self.respond_with_tokens(client, &code.grant, code.nonce.as_deref(), now).await
     }
 
-    async fn refresh(
-        &self,
-        client: &Client,
-        req: &TokenRequest,
-        now: UnixTime,
-    ) -> Result<Value, OidcError> {
+    async fn refresh(&self, client: &Client, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
         let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
         let token = req
             .refresh_token
             .as_deref()
             .filter(|c| !c.is_empty())
-            .ok_or_else(|| {
-                OidcError::oauth(ErrorCode::InvalidRequest, "refresh_token is missing")
-            })?;
-        let old = match self
-            .store
-            .consume_refresh_token(&token_digest(token), now)
-            .await?
-        {
+            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "refresh_token is missing"))?;
+        let old = match self.store.consume_refresh_token(&token_digest(token), now).await? {
             OneTimeUse::Fresh(t) => t,
             OneTimeUse::Replayed { grant_id } => {
                 // Rotation: a used token presented again means it leaked; end the whole family.
                 self.store.revoke_grant(&grant_id, now).await?;
                 tracing::warn!(client = %client.id, "refresh token reused: token family revoked");
-                return Err(invalid_grant(
-                    "the refresh token was already used; all tokens of this grant have been revoked",
-                ));
+                return Err(invalid_grant("the refresh token was already used; all tokens of this grant have been revoked"));
             }
             OneTimeUse::Unknown => {
                 return Err(invalid_grant("the refresh token is invalid or expired"));
             }
         };
         if old.grant.client_id != client.id {
-            return Err(invalid_grant(
-                "the refresh token was issued to another client",
-            ));
+            return Err(invalid_grant("the refresh token was issued to another client"));
         }
         let mut grant = old.grant;
         if let Some(scope) = req.scope.as_deref() {
             let granted: Vec<&str> = grant.scope.split_whitespace().collect();
             if !scope.split_whitespace().all(|s| granted.contains(&s)) {
-                return Err(OidcError::oauth(
-                    ErrorCode::InvalidScope,
-                    "a refresh cannot widen the granted scope",
-                ));
+                return Err(OidcError::oauth(ErrorCode::InvalidScope, "a refresh cannot widen the granted scope"));
             }
             grant.scope = scope.split_whitespace().collect::<Vec<_>>().join(" ");
         }
         self.respond_with_tokens(client, &grant, None, now).await
     }
 
-    async fn respond_with_tokens(
-        &self,
-        client: &Client,
-        grant: &Grant,
-        nonce: Option<&str>,
-        now: UnixTime,
-    ) -> Result<Value, OidcError> {
-        let user = self.store.user_by_id(grant.user_id).await?.ok_or_else(|| {
-            OidcError::oauth(ErrorCode::InvalidGrant, "the user no longer exists")
-        })?;
-        let access = self
-            .access_token(
-                client,
-                &grant.grant_id,
-                &user.id.to_string(),
-                &grant.scope,
-                Some(grant),
-                now,
-            )
-            .await?;
-        let mut body = json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": grant.scope });
+    async fn respond_with_tokens(&self, client: &Client, grant: &Grant, nonce: Option<&str>, now: UnixTime) -> Result<Value, OidcError> {
+        let user = self
+            .store
+            .user_by_id(grant.user_id)
+            .await?
+            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidGrant, "the user no longer exists"))?;
+        let access = self.access_token(client, &grant.grant_id, &user.id.to_string(), &grant.scope, Some(grant), now).await?;
+        let mut body =
+            json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": grant.scope });
         if grant.scope.split_whitespace().any(|s| s == "openid") {
-            body["id_token"] = self
-                .id_token(client, grant, &user, nonce, ("at_hash", &access), now)?
-                .into();
+            body["id_token"] = self.id_token(client, grant, &user, nonce, ("at_hash", &access), now)?.into();
         }
-        if grant
-            .scope
-            .split_whitespace()
-            .any(|s| s == "offline_access")
-        {
+        if grant.scope.split_whitespace().any(|s| s == "offline_access") {
             let refresh = random_token();
             self.store
                 .insert_refresh_token(&RefreshToken {
@@ -654,21 +503,10 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     }
 
     async fn live_access_token(&self, token: &str) -> Result<Value, OidcError> {
-        let claims = verify(
-            &self.ring(),
-            token,
-            Expect {
-                issuer: &self.issuer,
-                typ: Some(ACCESS_TOKEN_TYP),
-                check_expiry: true,
-            },
-        )?;
+        let claims = verify(&self.ring(), token, Expect { issuer: &self.issuer, typ: Some(ACCESS_TOKEN_TYP), check_expiry: true })?;
         let jti = claims["jti"].as_str().unwrap_or_default();
         if self.store.access_token_revoked(jti).await? {
-            return Err(OidcError::oauth(
-                ErrorCode::InvalidToken,
-                "the token has been revoked",
-            ));
+            return Err(OidcError::oauth(ErrorCode::InvalidToken, "the token has been revoked"));
         }
         Ok(claims)
     }
@@ -678,10 +516,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         let claims = self.live_access_token(access_token).await?;
         let scope = claims["scope"].as_str().unwrap_or_default();
         if !scope.split_whitespace().any(|s| s == "openid") {
-            return Err(OidcError::oauth(
-                ErrorCode::InvalidToken,
-                "the token was not issued for OpenID Connect",
-            ));
+            return Err(OidcError::oauth(ErrorCode::InvalidToken, "the token was not issued for OpenID Connect"));
         }
         let user_id = claims["sub"]
             .as_str()
@@ -691,31 +526,16 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             .store
             .user_by_id(portcullis_core::user::UserId(user_id))
             .await?
-            .ok_or_else(|| {
-                OidcError::oauth(ErrorCode::InvalidToken, "the user no longer exists")
-            })?;
+            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidToken, "the user no longer exists"))?;
         let mut body = json!({ "sub": user.id.to_string() });
         add_user_claims(&mut body, scope, &user);
         Ok(body)
     }
 
     /// Token revocation (RFC 7009). Unknown tokens are not an error.
-    pub async fn revoke(
-        &self,
-        creds: &ClientCredentials,
-        token: &str,
-        now: UnixTime,
-    ) -> Result<(), OidcError> {
+    pub async fn revoke(&self, creds: &ClientCredentials, token: &str, now: UnixTime) -> Result<(), OidcError> {
         let client = self.authenticate_client(creds).await?;
-        if let Ok(claims) = verify(
-            &self.ring(),
-            token,
-            Expect {
-                issuer: &self.issuer,
-                typ: Some(ACCESS_TOKEN_TYP),
-                check_expiry: false,
-            },
-        ) {
+        if let Ok(claims) = verify(&self.ring(), token, Expect { issuer: &self.issuer, typ: Some(ACCESS_TOKEN_TYP), check_expiry: false }) {
             if claims["client_id"] == client.id.as_str()
                 && let Some(jti) = claims["jti"].as_str()
             {
@@ -723,10 +543,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             }
             return Ok(());
         }
-        if let Some(t) = self
-            .store
-            .active_refresh_token(&token_digest(token), now)
-            .await?
+        if let Some(t) = self.store.active_refresh_token(&token_digest(token), now).await?
             && t.grant.client_id == client.id
         {
             // Revoking a refresh token ends its whole grant, access tokens included (RFC 7009 §2.1).
@@ -736,46 +553,21 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     }
 
     /// Token introspection (RFC 7662), for confidential clients.
-    pub async fn introspect(
-        &self,
-        creds: &ClientCredentials,
-        token: &str,
-        now: UnixTime,
-    ) -> Result<Value, OidcError> {
+    pub async fn introspect(&self, creds: &ClientCredentials, token: &str, now: UnixTime) -> Result<Value, OidcError> {
         let client = self.authenticate_client(creds).await?;
         if client.is_public() {
-            return Err(OidcError::oauth(
-                ErrorCode::InvalidClient,
-                "public clients cannot introspect tokens",
-            ));
+            return Err(OidcError::oauth(ErrorCode::InvalidClient, "public clients cannot introspect tokens"));
         }
         if let Ok(claims) = self.live_access_token(token).await {
             let mut body = json!({ "active": true, "token_type": "Bearer" });
-            for k in [
-                "scope",
-                "client_id",
-                "sub",
-                "exp",
-                "iat",
-                "iss",
-                "aud",
-                "jti",
-                "auth_time",
-                "acr",
-                "amr",
-                "sid",
-            ] {
+            for k in ["scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "auth_time", "acr", "amr", "sid"] {
                 if let Some(v) = claims.get(k) {
                     body[k] = v.clone();
                 }
             }
             return Ok(body);
         }
-        if let Some(t) = self
-            .store
-            .active_refresh_token(&token_digest(token), now)
-            .await?
-        {
+        if let Some(t) = self.store.active_refresh_token(&token_digest(token), now).await? {
             return Ok(json!({
                 "active": true, "token_type": "refresh_token", "scope": t.grant.scope, "client_id": t.grant.client_id,
                 "sub": t.grant.user_id.to_string(), "exp": t.expires_at, "iat": t.created_at, "iss": self.issuer,
@@ -796,22 +588,12 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         let bad = |why: &str| OidcError::oauth(ErrorCode::InvalidRequest, why);
         let hint = match id_token_hint.filter(|h| !h.is_empty()) {
             Some(h) => Some(
-                verify(
-                    &self.ring(),
-                    h,
-                    Expect {
-                        issuer: &self.issuer,
-                        typ: None,
-                        check_expiry: false,
-                    },
-                )
-                .map_err(|_| bad("id_token_hint is not a valid ID token from this provider"))?,
+                verify(&self.ring(), h, Expect { issuer: &self.issuer, typ: None, check_expiry: false })
+                    .map_err(|_| bad("id_token_hint is not a valid ID token from this provider"))?,
             ),
             None => None,
         };
-        let hinted_client = hint
-            .as_ref()
-            .and_then(|c| c["aud"].as_str().map(str::to_owned));
+        let hinted_client = hint.as_ref().and_then(|c| c["aud"].as_str().map(str::to_owned));
         if let (Some(a), Some(b)) = (&hinted_client, client_id)
             && a != b
         {
@@ -821,21 +603,12 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         let redirect = match post_logout_redirect_uri.filter(|u| !u.is_empty()) {
             None => None,
             Some(uri) => {
-                let client_id = client_id.as_deref().ok_or_else(|| {
-                    bad("post_logout_redirect_uri needs id_token_hint or client_id")
-                })?;
-                let client = self
-                    .store
-                    .client(client_id)
-                    .await?
-                    .ok_or_else(|| bad("unknown client"))?;
+                let client_id = client_id.as_deref().ok_or_else(|| bad("post_logout_redirect_uri needs id_token_hint or client_id"))?;
+                let client = self.store.client(client_id).await?.ok_or_else(|| bad("unknown client"))?;
                 if !client.post_logout_redirect_uris.iter().any(|r| r == uri) {
-                    return Err(bad(
-                        "post_logout_redirect_uri is not registered for this client",
-                    ));
+                    return Err(bad("post_logout_redirect_uri is not registered for this client"));
                 }
-                let mut url = url::Url::parse(uri)
-                    .map_err(|_| bad("post_logout_redirect_uri is not a URL"))?;
+                let mut url = url::Url::parse(uri).map_err(|_| bad("post_logout_redirect_uri is not a URL"))?;
                 if let Some(s) = state {
                     url.query_pairs_mut().append_pair("state", s);
                 }
@@ -847,11 +620,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             (Some(_), None) => true,
             (None, _) => false,
         };
-        Ok(if hint_matches_session || session_user.is_none() {
-            Logout::SignOut { redirect }
-        } else {
-            Logout::Confirm { redirect }
-        })
+        Ok(if hint_matches_session || session_user.is_none() { Logout::SignOut { redirect } } else { Logout::Confirm { redirect } })
     }
 }
 

@@ -105,28 +105,18 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
 }
 
 /// Validates `params` for `client` (looked up by the caller from `client_id`; `None` if unknown).
-pub fn validate(
-    params: &AuthorizeParams,
-    client: Option<Client>,
-) -> Result<AuthorizeRequest, AuthorizeFailure> {
+pub fn validate(params: &AuthorizeParams, client: Option<Client>) -> Result<AuthorizeRequest, AuthorizeFailure> {
     if non_empty(&params.client_id).is_none() {
-        return Err(AuthorizeFailure::Page(
-            "The application did not say who it is (client_id is missing).".into(),
-        ));
+        return Err(AuthorizeFailure::Page("The application did not say who it is (client_id is missing).".into()));
     }
-    let client = client.ok_or_else(|| {
-        AuthorizeFailure::Page(
-            "This application is not registered here (unknown client_id).".into(),
-        )
-    })?;
-    let redirect_uri = non_empty(&params.redirect_uri).ok_or_else(|| {
-        AuthorizeFailure::Page(
-            "The application did not say where to return (redirect_uri is missing).".into(),
-        )
-    })?;
+    let client = client.ok_or_else(|| AuthorizeFailure::Page("This application is not registered here (unknown client_id).".into()))?;
+    let redirect_uri = non_empty(&params.redirect_uri)
+        .ok_or_else(|| AuthorizeFailure::Page("The application did not say where to return (redirect_uri is missing).".into()))?;
     // Exact string comparison (OIDC Core §3.1.2.1; RFC 9700 §4.1.3): no prefix or pattern matching.
     if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
-        return Err(AuthorizeFailure::Page("The return address (redirect_uri) is not registered for this application, so we will not send you there.".into()));
+        return Err(AuthorizeFailure::Page(
+            "The return address (redirect_uri) is not registered for this application, so we will not send you there.".into(),
+        ));
     }
 
     let response_type = match non_empty(&params.response_type) {
@@ -145,103 +135,66 @@ pub fn validate(
         Some("form_post") => Ok(ResponseMode::FormPost),
         Some(other) => Err(format!("response_mode {other:?} is not supported")),
     };
-    let reply = ReplyTo {
-        redirect_uri: redirect_uri.to_owned(),
-        mode: *mode.as_ref().unwrap_or(&default_mode),
-        state: params.state.clone(),
-    };
-    let fail = |code: ErrorCode, msg: String| {
-        Err(AuthorizeFailure::Redirect(
-            reply.clone(),
-            OAuthError::new(code, msg),
-        ))
-    };
+    let reply =
+        ReplyTo { redirect_uri: redirect_uri.to_owned(), mode: *mode.as_ref().unwrap_or(&default_mode), state: params.state.clone() };
+    let fail = |code: ErrorCode, msg: String| Err(AuthorizeFailure::Redirect(reply.clone(), OAuthError::new(code, msg)));
 
     if let Err(msg) = mode {
         return fail(ErrorCode::InvalidRequest, msg);
     }
     let Some(response_type) = response_type else {
-        return fail(
-            ErrorCode::UnsupportedResponseType,
-            "response_type must be \"code\" or \"code id_token\"".into(),
-        );
+        return fail(ErrorCode::UnsupportedResponseType, "response_type must be \"code\" or \"code id_token\"".into());
     };
     if response_type == ResponseType::CodeIdToken && reply.mode == ResponseMode::Query {
-        return fail(
-            ErrorCode::InvalidRequest,
-            "response_mode=query must not carry tokens; use fragment or form_post".into(),
-        );
+        return fail(ErrorCode::InvalidRequest, "response_mode=query must not carry tokens; use fragment or form_post".into());
     }
     if params.request.is_some() {
-        return fail(
-            ErrorCode::RequestNotSupported,
-            "request objects are not supported".into(),
-        );
+        return fail(ErrorCode::RequestNotSupported, "request objects are not supported".into());
     }
     if params.request_uri.is_some() {
-        return fail(
-            ErrorCode::RequestUriNotSupported,
-            "request_uri is not supported".into(),
-        );
+        return fail(ErrorCode::RequestUriNotSupported, "request_uri is not supported".into());
     }
-    let requested: Vec<&str> = params
-        .scope
-        .as_deref()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let requested: Vec<&str> = params.scope.as_deref().unwrap_or("").split_whitespace().collect();
     if !requested.contains(&"openid") {
         return fail(ErrorCode::InvalidScope, "scope must include openid".into());
     }
     let mut scopes = vec!["openid".to_owned()];
-    scopes.extend(
-        SUPPORTED_SCOPES[1..]
-            .iter()
-            .filter(|s| requested.contains(s))
-            .map(|s| (*s).to_owned()),
-    );
+    scopes.extend(SUPPORTED_SCOPES[1..].iter().filter(|s| requested.contains(s)).map(|s| (*s).to_owned()));
 
     let nonce = non_empty(&params.nonce).map(str::to_owned);
     if response_type == ResponseType::CodeIdToken && nonce.is_none() {
-        return fail(
-            ErrorCode::InvalidRequest,
-            "nonce is required for response_type=code id_token".into(),
-        );
+        return fail(ErrorCode::InvalidRequest, "nonce is required for response_type=code id_token".into());
     }
 
     let code_challenge = non_empty(&params.code_challenge).map(str::to_owned);
     match (code_challenge.as_deref(), non_empty(&params.code_challenge_method)) {
-        (None, None) if client.is_public() => return fail(ErrorCode::InvalidRequest, "PKCE is required for public clients: send code_challenge with code_challenge_method=S256".into()),
+        (None, None) if client.is_public() => {
+            return fail(
+                ErrorCode::InvalidRequest,
+                "PKCE is required for public clients: send code_challenge with code_challenge_method=S256".into(),
+            );
+        }
         (None, None) => {}
         (None, Some(_)) => return fail(ErrorCode::InvalidRequest, "code_challenge_method without code_challenge".into()),
         (Some(c), Some("S256")) if pkce::is_well_formed(c) => {}
         (Some(_), Some("S256")) => return fail(ErrorCode::InvalidRequest, "code_challenge is malformed".into()),
-        (Some(_), Some("plain") | None) => return fail(ErrorCode::InvalidRequest, "only code_challenge_method=S256 is supported (plain is refused)".into()),
+        (Some(_), Some("plain") | None) => {
+            return fail(ErrorCode::InvalidRequest, "only code_challenge_method=S256 is supported (plain is refused)".into());
+        }
         (Some(_), Some(other)) => return fail(ErrorCode::InvalidRequest, format!("code_challenge_method {other:?} is not supported")),
     }
 
-    let prompts: Vec<&str> = params
-        .prompt
-        .as_deref()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let prompts: Vec<&str> = params.prompt.as_deref().unwrap_or("").split_whitespace().collect();
     let prompt_none = prompts.contains(&"none");
     if prompt_none && prompts.len() > 1 {
-        return fail(
-            ErrorCode::InvalidRequest,
-            "prompt=none cannot be combined with other values".into(),
-        );
+        return fail(ErrorCode::InvalidRequest, "prompt=none cannot be combined with other values".into());
     }
     let max_age = match non_empty(&params.max_age) {
         None => None,
         Some(s) => match s.parse::<i64>() {
             Ok(v) if v >= 0 => Some(v),
             _ => {
-                return fail(
-                    ErrorCode::InvalidRequest,
-                    "max_age must be a non-negative integer".into(),
-                );
+                return fail(ErrorCode::InvalidRequest, "max_age must be a non-negative integer".into());
             }
         },
     };
@@ -256,13 +209,7 @@ pub fn validate(
         prompt_login: prompts.contains(&"login"),
         max_age,
         login_hint: non_empty(&params.login_hint).map(str::to_owned),
-        acr_values: params
-            .acr_values
-            .as_deref()
-            .unwrap_or("")
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
+        acr_values: params.acr_values.as_deref().unwrap_or("").split_whitespace().map(str::to_owned).collect(),
         params: params.clone(),
     })
 }
@@ -323,21 +270,9 @@ mod tests {
     #[test]
     fn unknown_client_or_redirect_uri_never_redirects() {
         assert_eq!(error_code(validate(&params(), None)), "page");
-        for uri in [
-            "https://app.example/cb/",
-            "https://app.example/cb?x=1",
-            "https://evil.example/cb",
-            "https://app.example/CB",
-        ] {
-            let p = AuthorizeParams {
-                redirect_uri: Some(uri.into()),
-                ..params()
-            };
-            assert_eq!(
-                error_code(validate(&p, Some(client(true)))),
-                "page",
-                "{uri}"
-            );
+        for uri in ["https://app.example/cb/", "https://app.example/cb?x=1", "https://evil.example/cb", "https://app.example/CB"] {
+            let p = AuthorizeParams { redirect_uri: Some(uri.into()), ..params() };
+            assert_eq!(error_code(validate(&p, Some(client(true)))), "page", "{uri}");
         }
     }
 
@@ -345,116 +280,32 @@ mod tests {
     fn protocol_errors_go_back_to_the_client() {
         let c = || Some(client(true));
         assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    response_type: Some("token".into()),
-                    ..params()
-                },
-                c()
-            )),
+            error_code(validate(&AuthorizeParams { response_type: Some("token".into()), ..params() }, c())),
             "unsupported_response_type"
         );
+        assert_eq!(error_code(validate(&AuthorizeParams { scope: Some("email".into()), ..params() }, c())), "invalid_scope");
         assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    scope: Some("email".into()),
-                    ..params()
-                },
-                c()
-            )),
-            "invalid_scope"
-        );
-        assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    code_challenge_method: Some("plain".into()),
-                    ..params()
-                },
-                c()
-            )),
+            error_code(validate(&AuthorizeParams { code_challenge_method: Some("plain".into()), ..params() }, c())),
             "invalid_request"
         );
         assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    code_challenge: None,
-                    code_challenge_method: None,
-                    ..params()
-                },
-                c()
-            )),
+            error_code(validate(&AuthorizeParams { code_challenge: None, code_challenge_method: None, ..params() }, c())),
             "invalid_request"
         );
         assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    code_challenge: None,
-                    code_challenge_method: None,
-                    ..params()
-                },
-                Some(client(false))
-            )),
+            error_code(validate(&AuthorizeParams { code_challenge: None, code_challenge_method: None, ..params() }, Some(client(false)))),
             "ok"
         );
         assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    response_type: Some("id_token code".into()),
-                    ..params()
-                },
-                c()
-            )),
+            error_code(validate(&AuthorizeParams { response_type: Some("id_token code".into()), ..params() }, c())),
             "invalid_request",
             "nonce required"
         );
-        assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    prompt: Some("none login".into()),
-                    ..params()
-                },
-                c()
-            )),
-            "invalid_request"
-        );
-        assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    max_age: Some("-1".into()),
-                    ..params()
-                },
-                c()
-            )),
-            "invalid_request"
-        );
-        assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    request: Some("x".into()),
-                    ..params()
-                },
-                c()
-            )),
-            "request_not_supported"
-        );
-        let hybrid = AuthorizeParams {
-            response_type: Some("code id_token".into()),
-            nonce: Some("n".into()),
-            ..params()
-        };
-        assert_eq!(
-            validate(&hybrid, c()).unwrap().reply.mode,
-            ResponseMode::Fragment
-        );
-        assert_eq!(
-            error_code(validate(
-                &AuthorizeParams {
-                    response_mode: Some("query".into()),
-                    ..hybrid
-                },
-                c()
-            )),
-            "invalid_request"
-        );
+        assert_eq!(error_code(validate(&AuthorizeParams { prompt: Some("none login".into()), ..params() }, c())), "invalid_request");
+        assert_eq!(error_code(validate(&AuthorizeParams { max_age: Some("-1".into()), ..params() }, c())), "invalid_request");
+        assert_eq!(error_code(validate(&AuthorizeParams { request: Some("x".into()), ..params() }, c())), "request_not_supported");
+        let hybrid = AuthorizeParams { response_type: Some("code id_token".into()), nonce: Some("n".into()), ..params() };
+        assert_eq!(validate(&hybrid, c()).unwrap().reply.mode, ResponseMode::Fragment);
+        assert_eq!(error_code(validate(&AuthorizeParams { response_mode: Some("query".into()), ..hybrid }, c())), "invalid_request");
     }
 }

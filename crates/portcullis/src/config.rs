@@ -78,9 +78,7 @@ impl Default for PasswordConfig {
             argon2_memory_kib: cost.memory_kib,
             argon2_iterations: cost.iterations,
             argon2_parallelism: cost.parallelism,
-            max_concurrent_hashes: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            max_concurrent_hashes: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         }
     }
 }
@@ -100,11 +98,7 @@ pub struct LockoutConfig {
 impl Default for LockoutConfig {
     fn default() -> Self {
         let p = portcullis_core::lockout::LockoutPolicy::default();
-        Self {
-            max_failures: p.max_failures,
-            lock_seconds: p.lock_seconds,
-            failure_window_seconds: p.failure_window_seconds,
-        }
+        Self { max_failures: p.max_failures, lock_seconds: p.lock_seconds, failure_window_seconds: p.failure_window_seconds }
     }
 }
 
@@ -121,10 +115,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         let p = portcullis_core::session::SessionPolicy::default();
-        Self {
-            idle_timeout_seconds: p.idle_timeout,
-            absolute_timeout_seconds: p.absolute_timeout,
-        }
+        Self { idle_timeout_seconds: p.idle_timeout, absolute_timeout_seconds: p.absolute_timeout }
     }
 }
 
@@ -196,74 +187,44 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(ConfigError(format!(
-                    "config: file {} does not exist",
-                    path.display()
-                )));
+                return Err(ConfigError(format!("config: file {} does not exist", path.display())));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment
-            .merge(
-                Env::prefixed("PORTCULLIS_")
-                    .split("__")
-                    .ignore(&["config", "log"]),
-            )
-            .merge(Serialized::defaults(flags));
+        figment = figment.merge(Env::prefixed("PORTCULLIS_").split("__").ignore(&["config", "log"])).merge(Serialized::defaults(flags));
         let config: Config = figment.extract().map_err(|e| ConfigError(describe(&e)))?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let issuer = url::Url::parse(&self.issuer)
-            .map_err(|e| ConfigError(format!("issuer: {e}: {:?}", self.issuer)))?;
+        let issuer = url::Url::parse(&self.issuer).map_err(|e| ConfigError(format!("issuer: {e}: {:?}", self.issuer)))?;
         if !matches!(issuer.scheme(), "http" | "https")
             || issuer.host_str().is_none()
             || issuer.query().is_some()
             || issuer.fragment().is_some()
         {
-            return Err(ConfigError(format!(
-                "issuer: must be an http(s) URL without query or fragment, got {:?}",
-                self.issuer
-            )));
+            return Err(ConfigError(format!("issuer: must be an http(s) URL without query or fragment, got {:?}", self.issuer)));
         }
-        if self.password.min_length < 8
-            || self.password.max_length < 64
-            || self.password.max_length < self.password.min_length
-        {
+        if self.password.min_length < 8 || self.password.max_length < 64 || self.password.max_length < self.password.min_length {
             return Err(ConfigError("password: min_length must be at least 8 and max_length at least 64 (NIST SP 800-63B)".into()));
         }
         if self.password.min_score > 4 {
-            return Err(ConfigError(
-                "password.min_score: must be between 0 and 4".into(),
-            ));
+            return Err(ConfigError("password.min_score: must be between 0 and 4".into()));
         }
         if self.password.max_concurrent_hashes == 0 {
-            return Err(ConfigError(
-                "password.max_concurrent_hashes: must be at least 1".into(),
-            ));
+            return Err(ConfigError("password.max_concurrent_hashes: must be at least 1".into()));
         }
-        if self.lockout.max_failures == 0
-            || self.lockout.lock_seconds <= 0
-            || self.lockout.failure_window_seconds <= 0
-        {
-            return Err(ConfigError(
-                "lockout: max_failures, lock_seconds and failure_window_seconds must be positive"
-                    .into(),
-            ));
+        if self.lockout.max_failures == 0 || self.lockout.lock_seconds <= 0 || self.lockout.failure_window_seconds <= 0 {
+            return Err(ConfigError("lockout: max_failures, lock_seconds and failure_window_seconds must be positive".into()));
         }
         if self.session.idle_timeout_seconds <= 0 || self.session.absolute_timeout_seconds <= 0 {
             return Err(ConfigError("session: timeouts must be positive".into()));
         }
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
-            return Err(ConfigError(format!(
-                "database_url: must start with sqlite: or postgres://, got {url:?}"
-            )));
+            return Err(ConfigError(format!("database_url: must start with sqlite: or postgres://, got {url:?}")));
         }
         Ok(())
     }
@@ -275,9 +236,7 @@ impl Config {
 
     /// The database URL in force.
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("portcullis.db").display()))
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("portcullis.db").display()))
     }
 }
 
@@ -314,14 +273,14 @@ mod tests {
     #[test]
     fn flag_beats_environment_beats_file() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("p.toml", "issuer = \"https://file.example\"\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/file\"\n[lockout]\nmax_failures = 7\n")?;
+            jail.create_file(
+                "p.toml",
+                "issuer = \"https://file.example\"\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/file\"\n[lockout]\nmax_failures = 7\n",
+            )?;
             jail.set_env("PORTCULLIS_ISSUER", "https://env.example");
             jail.set_env("PORTCULLIS_LISTEN", "127.0.0.1:9001");
             jail.set_env("PORTCULLIS_LOCKOUT__LOCK_SECONDS", "60");
-            let flags = FlagOverrides {
-                issuer: Some("https://flag.example".into()),
-                ..Default::default()
-            };
+            let flags = FlagOverrides { issuer: Some("https://flag.example".into()), ..Default::default() };
             let c = Config::load(Some(Path::new("p.toml")), &flags).unwrap();
             assert_eq!(c.issuer, "https://flag.example");
             assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
@@ -335,32 +294,18 @@ mod tests {
     fn bad_values_name_their_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[lockout]\nmax_failures = \"many\"\n")?;
-            let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default())
-                .unwrap_err()
-                .to_string();
+            let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default()).unwrap_err().to_string();
             assert!(e.contains("lockout.max_failures"), "{e}");
             assert!(!e.contains('\n'));
             jail.create_file("unknown.toml", "colour = \"blue\"\n")?;
-            let e = Config::load(Some(Path::new("unknown.toml")), &FlagOverrides::default())
-                .unwrap_err()
-                .to_string();
+            let e = Config::load(Some(Path::new("unknown.toml")), &FlagOverrides::default()).unwrap_err().to_string();
             assert!(e.contains("colour"), "{e}");
             jail.set_env("PORTCULLIS_LISTEN", "not-an-address");
-            let e = Config::load(None, &FlagOverrides::default())
-                .unwrap_err()
-                .to_string();
+            let e = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
             assert!(e.contains("listen"), "{e}");
             Ok(())
         });
-        let e = Config::load(
-            None,
-            &FlagOverrides {
-                issuer: Some("ftp://x".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let e = Config::load(None, &FlagOverrides { issuer: Some("ftp://x".into()), ..Default::default() }).unwrap_err().to_string();
         assert!(e.contains("issuer"), "{e}");
     }
 }

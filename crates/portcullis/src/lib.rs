@@ -13,9 +13,10 @@ use portcullis_core::lockout::LockoutPolicy;
 use portcullis_core::mail::Mailer;
 use portcullis_core::password::{Argon2Cost, PasswordHasher, PasswordPolicy};
 use portcullis_core::rate_limit::RateLimits;
-use portcullis_core::secrets::MacKey;
+use portcullis_core::secrets::{MacKey, SecretBox};
 use portcullis_core::session::SessionPolicy;
 use portcullis_delivery::{OutboxMailer, SmtpMailer};
+use portcullis_oidc::provider::{Provider, TokenLifetimes};
 use portcullis_server::{AppState, ServerSettings};
 use portcullis_store::Store;
 
@@ -37,6 +38,9 @@ pub enum StartError {
     /// Mail delivery is misconfigured.
     #[error(transparent)]
     Delivery(#[from] portcullis_delivery::DeliveryError),
+    /// Signing keys could not be loaded or created.
+    #[error("OpenID Connect provider: {0}")]
+    Provider(#[from] portcullis_oidc::OidcError),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -74,20 +78,12 @@ impl Application {
             }
         };
         let p = &config.password;
-        let cost = Argon2Cost {
-            memory_kib: p.argon2_memory_kib,
-            iterations: p.argon2_iterations,
-            parallelism: p.argon2_parallelism,
-        };
+        let cost = Argon2Cost { memory_kib: p.argon2_memory_kib, iterations: p.argon2_iterations, parallelism: p.argon2_parallelism };
         let hasher = PasswordHasher::new(cost, p.max_concurrent_hashes)
             .map_err(|e| StartError::Config(config::ConfigError(format!("password: {e}"))))?;
         let settings = AccountSettings {
             base_url: config.origin(),
-            password_policy: PasswordPolicy {
-                min_length: p.min_length,
-                max_length: p.max_length,
-                min_score: p.min_score,
-            },
+            password_policy: PasswordPolicy { min_length: p.min_length, max_length: p.max_length, min_score: p.min_score },
             lockout: LockoutPolicy {
                 max_failures: config.lockout.max_failures,
                 lock_seconds: config.lockout.lock_seconds,
@@ -105,14 +101,15 @@ impl Application {
             ..AccountSettings::default()
         };
         let accounts = Accounts::new(store.clone(), hasher, mailer, settings);
+        let provider =
+            Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
+                .await?;
         let state = AppState::new(
             accounts,
+            provider,
             MacKey::new(keys.cookie),
             clock,
-            ServerSettings {
-                origin: config.origin(),
-                product_name: "Portcullis".into(),
-            },
+            ServerSettings { origin: config.origin(), product_name: "Portcullis".into() },
         );
         Ok(Self { state, store })
     }

@@ -10,14 +10,12 @@ use portcullis::config::{Config, FlagOverrides, LogFormat};
 use portcullis::{Application, StartError, open_store};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::lockout::LockState;
+use portcullis_core::oauth::{MfaPolicy, SigningAlg};
+use portcullis_oidc::clients::NewClient;
 use zeroize::Zeroizing;
 
 #[derive(Parser)]
-#[command(
-    name = "portcullis",
-    version,
-    about = "Self-hosted OpenID Connect identity provider with multi-factor authentication"
-)]
+#[command(name = "portcullis", version, about = "Self-hosted OpenID Connect identity provider with multi-factor authentication")]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -53,6 +51,49 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage OpenID Connect clients (applications).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage token-signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register an application; prints JSON with client_id and (confidential clients) client_secret.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Exact redirect URI (repeatable).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (browser or native app): no secret, PKCE mandatory.
+        #[arg(long)]
+        public: bool,
+        /// Second-factor policy for this application.
+        #[arg(long, default_value = "optional", value_parser = ["required", "optional", "off"])]
+        mfa: String,
+        /// Where RP-initiated logout may return to (repeatable).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// ID-token signing algorithm.
+        #[arg(long, default_value = "ES256", value_parser = ["ES256", "RS256"])]
+        signing_alg: String,
+    },
+    /// List clients as JSON lines.
+    List,
+    /// Delete a client and everything issued to it.
+    Delete {
+        #[arg(long)]
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add new signing keys (ES256 and RS256); old keys stay published until their tokens expire.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -119,11 +160,9 @@ fn main() -> ExitCode {
 fn init_logging(config: &Config, serving: bool) {
     // Commands for scripts keep stderr for their one-line error.
     let default = if serving { "info" } else { "error" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -140,18 +179,23 @@ async fn run(command: Command, config: Config) -> Result<(), StartError> {
             Ok(())
         }
         Command::User(cmd) => user(cmd, config, clock).await,
+        Command::Client(cmd) => client(cmd, config, clock).await,
+        Command::Keys(KeysCommand::Rotate) => {
+            let app = Application::build(&config, clock.clone()).await?;
+            let kids = app.state.provider().rotate_keys(clock.now()).await?;
+            println!("{}", serde_json::json!({ "rotated_in": kids }));
+            app.store.close().await;
+            Ok(())
+        }
     }
 }
 
 async fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> {
     let app = Application::build(&config, clock).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| StartError::Other(format!("listen {}: {e}", config.listen)))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.map_err(|e| StartError::Other(format!("listen {}: {e}", config.listen)))?;
     tracing::info!(listen = %config.listen, issuer = %config.issuer, database = app.store.backend_name(), "Portcullis is ready");
-    portcullis_server::serve(listener, app.state, shutdown_signal())
-        .await
-        .map_err(|e| StartError::Other(format!("server: {e}")))?;
+    portcullis_server::serve(listener, app.state, shutdown_signal()).await.map_err(|e| StartError::Other(format!("server: {e}")))?;
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -181,40 +225,23 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
     let accounts = app.state.accounts();
     let fail = |e: portcullis_core::AccountError| StartError::Other(e.to_string());
     match cmd {
-        UserCommand::Create {
-            email,
-            name,
-            admin,
-            password_stdin: _,
-        } => {
+        UserCommand::Create { email, name, admin, password_stdin: _ } => {
             let mut input = Zeroizing::new(String::new());
-            std::io::stdin().read_to_string(&mut input).map_err(|e| {
-                StartError::Other(format!("reading the password from standard input: {e}"))
-            })?;
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|e| StartError::Other(format!("reading the password from standard input: {e}")))?;
             let password = input.trim_end_matches(['\n', '\r']);
-            let user = accounts
-                .create_user_by_operator(&email, &name, password, admin, clock.now())
-                .await
-                .map_err(|e| match e {
-                    portcullis_core::AccountError::Store(portcullis_core::StoreError::Conflict) => {
-                        StartError::Other(format!("a user with email {email} already exists"))
-                    }
-                    other => fail(other),
-                })?;
-            println!(
-                "{}",
-                serde_json::json!({ "id": user.id.to_string(), "email": user.email.as_str(), "admin": user.is_admin })
-            );
+            let user = accounts.create_user_by_operator(&email, &name, password, admin, clock.now()).await.map_err(|e| match e {
+                portcullis_core::AccountError::Store(portcullis_core::StoreError::Conflict) => {
+                    StartError::Other(format!("a user with email {email} already exists"))
+                }
+                other => fail(other),
+            })?;
+            println!("{}", serde_json::json!({ "id": user.id.to_string(), "email": user.email.as_str(), "admin": user.is_admin }));
         }
         UserCommand::List => {
             for u in accounts.list_users().await.map_err(fail)? {
-                let locked = matches!(
-                    accounts
-                        .lock_state(&u.email, clock.now())
-                        .await
-                        .map_err(fail)?,
-                    LockState::Locked { .. }
-                );
+                let locked = matches!(accounts.lock_state(&u.email, clock.now()).await.map_err(fail)?, LockState::Locked { .. });
                 println!(
                     "{}",
                     serde_json::json!({
@@ -226,14 +253,7 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
         }
         UserCommand::Unlock { email } => {
             let was = accounts.unlock(&email).await.map_err(fail)?;
-            println!(
-                "{}",
-                if was {
-                    format!("{email}: unlocked")
-                } else {
-                    format!("{email}: was not locked")
-                }
-            );
+            println!("{}", if was { format!("{email}: unlocked") } else { format!("{email}: was not locked") });
         }
         UserCommand::Delete { email } => {
             if !accounts.delete_user(&email).await.map_err(fail)? {
@@ -244,4 +264,47 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
     }
     app.store.close().await;
     Ok(())
+}
+
+async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> {
+    let app = Application::build(&config, clock.clone()).await?;
+    let provider = app.state.provider();
+    match cmd {
+        ClientCommand::Create { name, redirect_uris, public, mfa, post_logout_redirect_uris, signing_alg } => {
+            let new = NewClient {
+                name,
+                redirect_uris,
+                post_logout_redirect_uris,
+                public,
+                mfa: MfaPolicy::parse(&mfa).unwrap_or_default(),
+                signing_alg: SigningAlg::parse(&signing_alg).unwrap_or_default(),
+            };
+            let (c, secret) = provider.register_client(new, clock.now()).await?;
+            let mut out = client_json(&c);
+            if let Some(s) = secret {
+                out["client_secret"] = s.into();
+            }
+            println!("{out}");
+        }
+        ClientCommand::List => {
+            for c in provider.clients().await? {
+                println!("{}", client_json(&c));
+            }
+        }
+        ClientCommand::Delete { client_id } => {
+            if !provider.delete_client(&client_id).await? {
+                return Err(StartError::Other(format!("no client with id {client_id}")));
+            }
+            println!("{client_id}: deleted");
+        }
+    }
+    app.store.close().await;
+    Ok(())
+}
+
+fn client_json(c: &portcullis_core::oauth::Client) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": c.id, "name": c.name, "public": c.is_public(), "redirect_uris": c.redirect_uris,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris, "mfa": c.mfa.as_str(), "signing_alg": c.signing_alg.as_str(),
+    })
 }

@@ -33,10 +33,7 @@ pub fn form_token(state: &AppState, headers: &HeaderMap) -> (String, Option<Head
         None => {
             let seed = random_token();
             let cookie = set_cookie(state, CSRF_COOKIE, &seed, None);
-            (
-                state.cookie_key().tag(PURPOSE, seed.as_bytes()),
-                Some(cookie),
-            )
+            (state.cookie_key().tag(PURPOSE, seed.as_bytes()), Some(cookie))
         }
     }
 }
@@ -46,10 +43,7 @@ fn is_form(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
 /// Middleware: checks origin, content type, size and CSRF token of unsafe requests.
@@ -60,11 +54,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         // Browser pages register only GET and POST; refusing other methods here
         // means no future route can accept an unchecked state change.
         _ => {
-            return (
-                StatusCode::METHOD_NOT_ALLOWED,
-                [(header::ALLOW, "GET, HEAD, POST")],
-            )
-                .into_response();
+            return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD, POST")]).into_response();
         }
     }
     match check(&state, request).await {
@@ -79,41 +69,25 @@ async fn check(state: &AppState, request: Request) -> Result<Request, AppError> 
         && origin != "null"
         && origin != state.settings().origin
     {
-        return Err(AppError::Forbidden(
-            "This form was sent from another site, so it was refused.".into(),
-        ));
+        return Err(AppError::Forbidden("This form was sent from another site, so it was refused.".into()));
     }
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v == "cross-site")
-    {
-        return Err(AppError::Forbidden(
-            "This form was sent from another site, so it was refused.".into(),
-        ));
+    if headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site") {
+        return Err(AppError::Forbidden("This form was sent from another site, so it was refused.".into()));
     }
     if !is_form(headers) {
         return Err(AppError::UnsupportedMediaType);
     }
     let seed = cookie_value(headers, CSRF_COOKIE);
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| AppError::PayloadTooLarge)?;
-    let token = url::form_urlencoded::parse(&bytes)
-        .find(|(k, _)| k == FIELD)
-        .map(|(_, v)| v.into_owned());
+    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
+    let token = url::form_urlencoded::parse(&bytes).find(|(k, _)| k == FIELD).map(|(_, v)| v.into_owned());
     let Some(seed) = seed else {
         return Err(AppError::Forbidden(
             "Your browser did not send our security cookie. Allow cookies for this site, reload the page and try again.".into(),
         ));
     };
     match token {
-        Some(t) if state.cookie_key().verify(PURPOSE, seed.as_bytes(), &t) => {
-            Ok(Request::from_parts(parts, Body::from(bytes)))
-        }
-        _ => Err(AppError::Forbidden(
-            "This form has expired or was not sent by this site. Reload the page and try again."
-                .into(),
-        )),
+        Some(t) if state.cookie_key().verify(PURPOSE, seed.as_bytes(), &t) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        _ => Err(AppError::Forbidden("This form has expired or was not sent by this site. Reload the page and try again.".into())),
     }
 }

@@ -8,6 +8,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::AccountError;
+use portcullis_oidc::{ErrorCode, OidcError};
 
 use crate::pages;
 
@@ -38,6 +39,9 @@ pub enum AppError {
     /// No such page.
     #[error("This page does not exist.")]
     NotFound,
+    /// A server-side failure (logged, never shown).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Where a domain error belongs on a form: status code, field name (empty for
@@ -76,15 +80,14 @@ pub fn with_retry_after(mut response: Response, secs: Option<i64>) -> Response {
 impl AppError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Account(e) => form_problem(e)
-                .map(|(s, _)| s)
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Self::Account(e) => form_problem(e).map(|(s, _)| s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -104,5 +107,47 @@ impl IntoResponse for AppError {
             _ => None,
         };
         with_retry_after(pages::error_page(status, &message), retry)
+    }
+}
+
+/// An OAuth error as the JSON body RFC 6749 §5.2 and RFC 6750 §3 prescribe.
+/// `basic_auth` says whether the client authenticated with HTTP Basic (then a
+/// 401 carries a `Basic` challenge).
+pub fn oauth_error_response(e: OidcError, basic_auth: bool) -> Response {
+    let (code, description) = match e {
+        OidcError::OAuth(o) => (o.code, o.description),
+        other => {
+            tracing::error!(error = %other, "OAuth request failed");
+            (ErrorCode::ServerError, "the server could not complete the request".to_owned())
+        }
+    };
+    let status = match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let body = serde_json::json!({ "error": code.as_str(), "error_description": description });
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    match code {
+        ErrorCode::InvalidToken => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+        }
+        ErrorCode::InvalidClient if basic_auth => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="portcullis""#));
+        }
+        _ => {}
+    }
+    response
+}
+
+impl From<OidcError> for AppError {
+    /// For browser-facing OIDC pages: protocol errors become a 400 page.
+    fn from(e: OidcError) -> Self {
+        match e {
+            OidcError::OAuth(o) => AppError::BadRequest(o.description),
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }

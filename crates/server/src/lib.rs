@@ -33,12 +33,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
-    let browser = routes::browser_routes().route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        csrf::guard,
-    ));
+    let browser = routes::browser_routes().route_layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard));
     Router::new()
         .merge(browser)
+        .merge(routes::oidc_routes())
         .merge(routes::ops_routes())
         .fallback(routes::not_found)
         .with_state(state)
@@ -48,7 +46,9 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+            ),
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -67,19 +67,26 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let janitor = tokio::spawn(purge_periodically(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     janitor.abort();
     result
 }
 
+/// Every minute: re-read signing keys (another process may have rotated them);
+/// every ten minutes: delete expired records.
 async fn purge_periodically(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut round: u64 = 0;
     loop {
         tick.tick().await;
-        if let Err(e) = state.purge_expired().await {
+        if let Err(e) = state.provider().reload_keys(state.now()).await {
+            tracing::warn!(error = %e, "reloading signing keys failed");
+        }
+        if round.is_multiple_of(10)
+            && let Err(e) = state.purge_expired().await
+        {
             tracing::warn!(error = %e, "periodic clean-up failed");
         }
+        round += 1;
     }
 }

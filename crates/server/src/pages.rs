@@ -17,19 +17,12 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("message.html", include_str!("../templates/message.html")),
         ("login.html", include_str!("../templates/login.html")),
         ("signup.html", include_str!("../templates/signup.html")),
-        (
-            "verify_email.html",
-            include_str!("../templates/verify_email.html"),
-        ),
-        (
-            "forgot_password.html",
-            include_str!("../templates/forgot_password.html"),
-        ),
-        (
-            "reset_password.html",
-            include_str!("../templates/reset_password.html"),
-        ),
+        ("verify_email.html", include_str!("../templates/verify_email.html")),
+        ("forgot_password.html", include_str!("../templates/forgot_password.html")),
+        ("reset_password.html", include_str!("../templates/reset_password.html")),
         ("account.html", include_str!("../templates/account.html")),
+        ("form_post.html", include_str!("../templates/form_post.html")),
+        ("end_session.html", include_str!("../templates/end_session.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             // Templates are compile-time constants; a syntax error is a build defect caught by every test.
@@ -46,18 +39,12 @@ pub fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response
         Ok(body) => {
             let mut response = (status, Html(body)).into_response();
             // Pages carry per-user content and CSRF tokens: never cache them.
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(e) => {
             tracing::error!(template = name, error = %e, "template rendering failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            )
-                .into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response()
         }
     }
 }

@@ -64,22 +64,14 @@ pub struct Browser {
 impl FromRequestParts<AppState> for Browser {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(a)| a.ip().to_string())
             .unwrap_or_else(|| "unknown".to_owned());
         let (csrf_token, new_csrf_cookie) = csrf::form_token(state, &parts.headers);
-        Ok(Self {
-            ip,
-            session_token: cookie_value(&parts.headers, SESSION_COOKIE),
-            csrf_token,
-            new_csrf_cookie,
-        })
+        Ok(Self { ip, session_token: cookie_value(&parts.headers, SESSION_COOKIE), csrf_token, new_csrf_cookie })
     }
 }
 
@@ -126,12 +118,7 @@ fn malformed(detail: String) -> AppError {
 /// the site (`//host`, `/\host`, absolute URLs) falls back to the account page.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.chars().any(|c| c.is_control()) =>
-        {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.chars().any(|c| c.is_control()) => {
             n.to_owned()
         }
         _ => "/account".to_owned(),
@@ -149,18 +136,8 @@ mod tests {
 
     #[test]
     fn next_never_leaves_the_site() {
-        assert_eq!(
-            safe_next(Some("/authorize?client_id=x")),
-            "/authorize?client_id=x"
-        );
-        for bad in [
-            "//evil.example",
-            "/\\evil.example",
-            "https://evil.example",
-            "evil",
-            "",
-            "/\nSet-Cookie:x",
-        ] {
+        assert_eq!(safe_next(Some("/authorize?client_id=x")), "/authorize?client_id=x");
+        for bad in ["//evil.example", "/\\evil.example", "https://evil.example", "evil", "", "/\nSet-Cookie:x"] {
             assert_eq!(safe_next(Some(bad)), "/account", "{bad:?}");
         }
         assert_eq!(safe_next(None), "/account");

@@ -7,6 +7,7 @@ use portcullis_core::accounts::Accounts;
 use portcullis_core::clock::{Clock, UnixTime};
 use portcullis_core::secrets::MacKey;
 use portcullis_core::store::AccountStore;
+use portcullis_oidc::provider::Provider;
 use portcullis_store::Store;
 
 /// Settings the transport needs.
@@ -31,6 +32,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     accounts: Accounts<Store>,
+    provider: Provider<Store>,
     cookie_key: MacKey,
     clock: Arc<dyn Clock>,
     settings: ServerSettings,
@@ -40,16 +42,17 @@ impl AppState {
     /// Builds the state. `cookie_key` signs CSRF tokens.
     pub fn new(
         accounts: Accounts<Store>,
+        provider: Provider<Store>,
         cookie_key: MacKey,
         clock: Arc<dyn Clock>,
         settings: ServerSettings,
     ) -> Self {
-        Self(Arc::new(Inner {
-            accounts,
-            cookie_key,
-            clock,
-            settings,
-        }))
+        Self(Arc::new(Inner { accounts, provider, cookie_key, clock, settings }))
+    }
+
+    /// The OpenID Connect provider.
+    pub fn provider(&self) -> &Provider<Store> {
+        &self.0.provider
     }
 
     /// The account service.

@@ -28,8 +28,7 @@ impl TryFrom<UserRow> for User {
     fn try_from(r: UserRow) -> Result<Self, StoreError> {
         Ok(User {
             id: parse_user_id(&r.id)?,
-            email: EmailAddress::parse(&r.email)
-                .map_err(|_| StoreError::Backend(format!("stored email of {} is invalid", r.id)))?,
+            email: EmailAddress::parse(&r.email).map_err(|_| StoreError::Backend(format!("stored email of {} is invalid", r.id)))?,
             name: r.name,
             password_hash: r.password_hash,
             email_verified_at: r.email_verified_at,
@@ -40,9 +39,7 @@ impl TryFrom<UserRow> for User {
 }
 
 fn parse_user_id(s: &str) -> Result<UserId, StoreError> {
-    Uuid::parse_str(s)
-        .map(UserId)
-        .map_err(|_| StoreError::Backend(format!("stored user id {s:?} is not a UUID")))
+    Uuid::parse_str(s).map(UserId).map_err(|_| StoreError::Backend(format!("stored user id {s:?} is not a UUID")))
 }
 
 #[derive(sqlx::FromRow)]
@@ -57,15 +54,8 @@ struct SessionRow {
 impl TryFrom<SessionRow> for SessionRecord {
     type Error = StoreError;
     fn try_from(r: SessionRow) -> Result<Self, StoreError> {
-        let auth: AuthRecord = serde_json::from_str(&r.auth_record)
-            .map_err(|e| StoreError::Backend(format!("session {}: {e}", r.id)))?;
-        Ok(SessionRecord {
-            id: r.id,
-            user_id: parse_user_id(&r.user_id)?,
-            created_at: r.created_at,
-            last_seen_at: r.last_seen_at,
-            auth,
-        })
+        let auth: AuthRecord = serde_json::from_str(&r.auth_record).map_err(|e| StoreError::Backend(format!("session {}: {e}", r.id)))?;
+        Ok(SessionRecord { id: r.id, user_id: parse_user_id(&r.user_id)?, created_at: r.created_at, last_seen_at: r.last_seen_at, auth })
     }
 }
 
@@ -101,32 +91,26 @@ impl AccountStore for Store {
     }
 
     async fn user_by_email(&self, email: &EmailAddress) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> =
-            on_pool!(self, |p| sqlx::query_as(select_users!("WHERE email = $1"))
-                .bind(email.as_str())
-                .fetch_optional(p)
-                .await
-                .map_err(db_error))?;
+        let row: Option<UserRow> = on_pool!(self, |p| sqlx::query_as(select_users!("WHERE email = $1"))
+            .bind(email.as_str())
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))?;
         row.map(User::try_from).transpose()
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> =
-            on_pool!(self, |p| sqlx::query_as(select_users!("WHERE id = $1"))
-                .bind(id.to_string())
-                .fetch_optional(p)
-                .await
-                .map_err(db_error))?;
+        let row: Option<UserRow> = on_pool!(self, |p| sqlx::query_as(select_users!("WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))?;
         row.map(User::try_from).transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = on_pool!(self, |p| sqlx::query_as(select_users!(
-            "ORDER BY created_at, id"
-        ))
-        .fetch_all(p)
-        .await
-        .map_err(db_error))?;
+        let rows: Vec<UserRow> =
+            on_pool!(self, |p| sqlx::query_as(select_users!("ORDER BY created_at, id")).fetch_all(p).await.map_err(db_error))?;
         rows.into_iter().map(User::try_from).collect()
     }
 
@@ -140,27 +124,23 @@ impl AccountStore for Store {
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "UPDATE users SET password_hash = $1 WHERE id = $2"
-        )
-        .bind(hash)
-        .bind(id.to_string())
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id.to_string())
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn mark_email_verified(&self, id: UserId, at: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2"
-        )
-        .bind(at)
-        .bind(id.to_string())
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2")
+            .bind(at)
+            .bind(id.to_string())
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn replace_email_link(&self, l: &EmailLink) -> StoreResult<()> {
@@ -185,119 +165,88 @@ impl AccountStore for Store {
         })
     }
 
-    async fn peek_email_link(
-        &self,
-        digest: &str,
-        purpose: LinkPurpose,
-        now: UnixTime,
-    ) -> StoreResult<Option<UserId>> {
+    async fn peek_email_link(&self, digest: &str, purpose: LinkPurpose, now: UnixTime) -> StoreResult<Option<UserId>> {
         let user: Option<String> = on_pool!(self, |p| {
             sqlx::query_scalar(
-            "SELECT user_id FROM email_links WHERE digest = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3"
-        )
-        .bind(digest)
-        .bind(purpose.as_str())
-        .bind(now)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error)
+                "SELECT user_id FROM email_links WHERE digest = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3",
+            )
+            .bind(digest)
+            .bind(purpose.as_str())
+            .bind(now)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error)
         })?;
         user.as_deref().map(parse_user_id).transpose()
     }
 
-    async fn consume_email_link(
-        &self,
-        digest: &str,
-        purpose: LinkPurpose,
-        now: UnixTime,
-    ) -> StoreResult<Option<UserId>> {
+    async fn consume_email_link(&self, digest: &str, purpose: LinkPurpose, now: UnixTime) -> StoreResult<Option<UserId>> {
         // One conditional UPDATE: the row is claimed by exactly one caller.
         let user: Option<String> = on_pool!(self, |p| {
             sqlx::query_scalar(
-            "UPDATE email_links SET consumed_at = $3 \
-             WHERE digest = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3 RETURNING user_id"
-        )
-        .bind(digest)
-        .bind(purpose.as_str())
-        .bind(now)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error)
+                "UPDATE email_links SET consumed_at = $3 \
+             WHERE digest = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3 RETURNING user_id",
+            )
+            .bind(digest)
+            .bind(purpose.as_str())
+            .bind(now)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error)
         })?;
         user.as_deref().map(parse_user_id).transpose()
     }
 
     async fn failure_record(&self, key: &str) -> StoreResult<FailureRecord> {
-        let row: Option<(i64, Option<i64>)> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT failures, locked_until FROM login_failures WHERE account_key = $1"
-        )
-        .bind(key)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error))?;
-        Ok(row
-            .map(|(f, l)| FailureRecord {
-                failures: count(f),
-                locked_until: l,
-            })
-            .unwrap_or_default())
+        let row: Option<(i64, Option<i64>)> =
+            on_pool!(self, |p| sqlx::query_as("SELECT failures, locked_until FROM login_failures WHERE account_key = $1")
+                .bind(key)
+                .fetch_optional(p)
+                .await
+                .map_err(db_error))?;
+        Ok(row.map(|(f, l)| FailureRecord { failures: count(f), locked_until: l }).unwrap_or_default())
     }
 
-    async fn record_login_failure(
-        &self,
-        key: &str,
-        now: UnixTime,
-        window_start: UnixTime,
-    ) -> StoreResult<u32> {
+    async fn record_login_failure(&self, key: &str, now: UnixTime, window_start: UnixTime) -> StoreResult<u32> {
         let n: i64 = on_pool!(self, |p| {
             sqlx::query_scalar(
-            "INSERT INTO login_failures (account_key, failures, last_failure_at) VALUES ($1, 1, $2) \
+                "INSERT INTO login_failures (account_key, failures, last_failure_at) VALUES ($1, 1, $2) \
              ON CONFLICT (account_key) DO UPDATE SET \
                failures = CASE WHEN login_failures.last_failure_at < $3 THEN 1 ELSE login_failures.failures + 1 END, \
                last_failure_at = $2 \
-             RETURNING failures"
-        )
-        .bind(key)
-        .bind(now)
-        .bind(window_start)
-        .fetch_one(p)
-        .await
-        .map_err(db_error)
+             RETURNING failures",
+            )
+            .bind(key)
+            .bind(now)
+            .bind(window_start)
+            .fetch_one(p)
+            .await
+            .map_err(db_error)
         })?;
         Ok(count(n))
     }
 
     async fn lock_account(&self, key: &str, until: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "UPDATE login_failures SET failures = 0, locked_until = $2 WHERE account_key = $1"
-        )
-        .bind(key)
-        .bind(until)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("UPDATE login_failures SET failures = 0, locked_until = $2 WHERE account_key = $1")
+            .bind(key)
+            .bind(until)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn clear_login_failures(&self, key: &str) -> StoreResult<bool> {
-        on_pool!(self, |p| sqlx::query(
-            "DELETE FROM login_failures WHERE account_key = $1"
-        )
-        .bind(key)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected() > 0)
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("DELETE FROM login_failures WHERE account_key = $1")
+            .bind(key)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(db_error))
     }
 
-    async fn create_session(
-        &self,
-        digest: &str,
-        s: &SessionRecord,
-        expires_at: UnixTime,
-    ) -> StoreResult<()> {
-        let auth =
-            serde_json::to_string(&s.auth).map_err(|e| StoreError::Backend(e.to_string()))?;
+    async fn create_session(&self, digest: &str, s: &SessionRecord, expires_at: UnixTime) -> StoreResult<()> {
+        let auth = serde_json::to_string(&s.auth).map_err(|e| StoreError::Backend(e.to_string()))?;
         on_pool!(self, |p| {
             sqlx::query(
             "INSERT INTO sessions (digest, id, user_id, created_at, last_seen_at, expires_at, auth_record) VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -318,67 +267,59 @@ impl AccountStore for Store {
 
     async fn session_by_digest(&self, digest: &str) -> StoreResult<Option<SessionRecord>> {
         let row: Option<SessionRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-            "SELECT id, user_id, created_at, last_seen_at, auth_record FROM sessions WHERE digest = $1"
-        )
-        .bind(digest)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error)
+            sqlx::query_as("SELECT id, user_id, created_at, last_seen_at, auth_record FROM sessions WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(p)
+                .await
+                .map_err(db_error)
         })?;
         row.map(SessionRecord::try_from).transpose()
     }
 
     async fn touch_session(&self, digest: &str, now: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "UPDATE sessions SET last_seen_at = $2 WHERE digest = $1 AND last_seen_at < $2"
-        )
-        .bind(digest)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE digest = $1 AND last_seen_at < $2")
+            .bind(digest)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn delete_session(&self, digest: &str) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "DELETE FROM sessions WHERE digest = $1"
-        )
-        .bind(digest)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("DELETE FROM sessions WHERE digest = $1")
+            .bind(digest)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
         // No digest is empty, so "" keeps nothing.
-        on_pool!(self, |p| sqlx::query(
-            "DELETE FROM sessions WHERE user_id = $1 AND digest <> $2"
-        )
-        .bind(user.to_string())
-        .bind(keep.unwrap_or(""))
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND digest <> $2")
+            .bind(user.to_string())
+            .bind(keep.unwrap_or(""))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_error))
     }
 
     async fn hit_rate_bucket(&self, b: &RateBucket) -> StoreResult<u32> {
         let n: i64 = on_pool!(self, |p| {
             sqlx::query_scalar(
-            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1) \
+                "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1) \
              ON CONFLICT (bucket) DO UPDATE SET \
                hits = CASE WHEN rate_limits.window_start = $2 THEN rate_limits.hits + 1 ELSE 1 END, \
                window_start = $2 \
-             RETURNING hits"
-        )
-        .bind(&b.key)
-        .bind(b.window_start)
-        .fetch_one(p)
-        .await
-        .map_err(db_error)
+             RETURNING hits",
+            )
+            .bind(&b.key)
+            .bind(b.window_start)
+            .fetch_one(p)
+            .await
+            .map_err(db_error)
         })?;
         Ok(count(n))
     }
@@ -386,36 +327,20 @@ impl AccountStore for Store {
     async fn purge_expired(&self, now: UnixTime) -> StoreResult<()> {
         let day = 24 * 3600;
         on_pool!(self, |p| {
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-                .bind(now)
-                .execute(p)
-                .await
-                .map_err(db_error)?;
-            sqlx::query("DELETE FROM email_links WHERE expires_at <= $1")
-                .bind(now - day)
-                .execute(p)
-                .await
-                .map_err(db_error)?;
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
+            sqlx::query("DELETE FROM email_links WHERE expires_at <= $1").bind(now - day).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM login_failures WHERE last_failure_at < $1 AND (locked_until IS NULL OR locked_until < $2)")
                 .bind(now - day)
                 .bind(now)
                 .execute(p)
                 .await
                 .map_err(db_error)?;
-            sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
-                .bind(now - 3600)
-                .execute(p)
-                .await
-                .map_err(db_error)?;
+            sqlx::query("DELETE FROM rate_limits WHERE window_start < $1").bind(now - 3600).execute(p).await.map_err(db_error)?;
             Ok(())
         })
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("SELECT 1")
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(db_error))
     }
 }

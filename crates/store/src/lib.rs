@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use portcullis_core::StoreError;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 /// Runs the same expression against whichever pool the store holds.
 macro_rules! on_pool {
@@ -69,14 +67,8 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .connect_with(options)
-                .await
-                .map_err(OpenError::Connect)?;
-            Ok(Self {
-                backend: Backend::Sqlite(pool),
-            })
+            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(OpenError::Connect)?;
+            Ok(Self { backend: Backend::Sqlite(pool) })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -84,9 +76,7 @@ impl Store {
                 .connect(url)
                 .await
                 .map_err(OpenError::Connect)?;
-            Ok(Self {
-                backend: Backend::Postgres(pool),
-            })
+            Ok(Self { backend: Backend::Postgres(pool) })
         } else {
             Err(OpenError::UnsupportedUrl(url.to_owned()))
         }

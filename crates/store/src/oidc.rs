@@ -5,8 +5,7 @@
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
 use portcullis_core::oauth::{
-    AuthorizationCode, Client, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, SigningAlg,
-    StoredSigningKey,
+    AuthorizationCode, Client, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, SigningAlg, StoredSigningKey,
 };
 use portcullis_core::store::StoreResult;
 
@@ -32,13 +31,11 @@ impl TryFrom<ClientRow> for Client {
     type Error = StoreError;
     fn try_from(r: ClientRow) -> Result<Self, StoreError> {
         Ok(Client {
-            redirect_uris: serde_json::from_str(&r.redirect_uris)
-                .map_err(|e| corrupt("redirect_uris", e))?,
+            redirect_uris: serde_json::from_str(&r.redirect_uris).map_err(|e| corrupt("redirect_uris", e))?,
             post_logout_redirect_uris: serde_json::from_str(&r.post_logout_redirect_uris)
                 .map_err(|e| corrupt("post_logout_redirect_uris", e))?,
             mfa: MfaPolicy::parse(&r.mfa).ok_or_else(|| corrupt("mfa policy", &r.mfa))?,
-            signing_alg: SigningAlg::parse(&r.signing_alg)
-                .ok_or_else(|| corrupt("signing_alg", &r.signing_alg))?,
+            signing_alg: SigningAlg::parse(&r.signing_alg).ok_or_else(|| corrupt("signing_alg", &r.signing_alg))?,
             id: r.id,
             name: r.name,
             secret_digest: r.secret_digest,
@@ -86,7 +83,10 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 
 macro_rules! select_clients {
     ($tail:literal) => {
-        concat!("SELECT id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, created_at FROM clients ", $tail)
+        concat!(
+            "SELECT id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, created_at FROM clients ",
+            $tail
+        )
     };
 }
 
@@ -96,41 +96,33 @@ impl OidcStore for Store {
         let logouts = to_json(&c.post_logout_redirect_uris)?;
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO clients (id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )
-        .bind(&c.id)
-        .bind(&c.name)
-        .bind(&c.secret_digest)
-        .bind(&redirects)
-        .bind(&logouts)
-        .bind(c.mfa.as_str())
-        .bind(c.signing_alg.as_str())
-        .bind(c.created_at)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error)
+                "INSERT INTO clients (id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(&c.secret_digest)
+            .bind(&redirects)
+            .bind(&logouts)
+            .bind(c.mfa.as_str())
+            .bind(c.signing_alg.as_str())
+            .bind(c.created_at)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
         })
     }
 
     async fn client(&self, id: &str) -> StoreResult<Option<Client>> {
         let row: Option<ClientRow> =
-            on_pool!(self, |p| sqlx::query_as(select_clients!("WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(p)
-                .await
-                .map_err(db_error))?;
+            on_pool!(self, |p| sqlx::query_as(select_clients!("WHERE id = $1")).bind(id).fetch_optional(p).await.map_err(db_error))?;
         row.map(Client::try_from).transpose()
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-        let rows: Vec<ClientRow> = on_pool!(self, |p| sqlx::query_as(select_clients!(
-            "ORDER BY created_at, id"
-        ))
-        .fetch_all(p)
-        .await
-        .map_err(db_error))?;
+        let rows: Vec<ClientRow> =
+            on_pool!(self, |p| sqlx::query_as(select_clients!("ORDER BY created_at, id")).fetch_all(p).await.map_err(db_error))?;
         rows.into_iter().map(Client::try_from).collect()
     }
 
@@ -142,13 +134,8 @@ impl OidcStore for Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
-            let deleted = sqlx::query("DELETE FROM clients WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected()
-                > 0;
+            let deleted =
+                sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db_error)?.rows_affected() > 0;
             tx.commit().await.map_err(db_error)?;
             Ok(deleted)
         })
@@ -157,17 +144,16 @@ impl OidcStore for Store {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
         let rows: Vec<KeyRow> = on_pool!(self, |p| {
             sqlx::query_as(
-            "SELECT kid, alg, sealed_private_key, public_jwk, created_at, rotated_at FROM signing_keys ORDER BY created_at DESC, kid"
-        )
-        .fetch_all(p)
-        .await
-        .map_err(db_error)
+                "SELECT kid, alg, sealed_private_key, public_jwk, created_at, rotated_at FROM signing_keys ORDER BY created_at DESC, kid",
+            )
+            .fetch_all(p)
+            .await
+            .map_err(db_error)
         })?;
         rows.into_iter()
             .map(|r| {
                 Ok(StoredSigningKey {
-                    alg: SigningAlg::parse(&r.alg)
-                        .ok_or_else(|| corrupt("key algorithm", &r.alg))?,
+                    alg: SigningAlg::parse(&r.alg).ok_or_else(|| corrupt("key algorithm", &r.alg))?,
                     kid: r.kid,
                     sealed_private_key: r.sealed_private_key,
                     public_jwk: r.public_jwk,
@@ -181,14 +167,12 @@ impl OidcStore for Store {
     async fn rotate_in_signing_key(&self, k: &StoredSigningKey, now: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| {
             let mut tx = p.begin().await.map_err(db_error)?;
-            sqlx::query(
-                "UPDATE signing_keys SET rotated_at = $1 WHERE alg = $2 AND rotated_at IS NULL",
-            )
-            .bind(now)
-            .bind(k.alg.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            sqlx::query("UPDATE signing_keys SET rotated_at = $1 WHERE alg = $2 AND rotated_at IS NULL")
+                .bind(now)
+                .bind(k.alg.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
             sqlx::query("INSERT INTO signing_keys (kid, alg, sealed_private_key, public_jwk, created_at, rotated_at) VALUES ($1, $2, $3, $4, $5, NULL)")
                 .bind(&k.kid)
                 .bind(k.alg.as_str())
@@ -203,54 +187,41 @@ impl OidcStore for Store {
     }
 
     async fn retire_signing_keys(&self, cutoff: UnixTime) -> StoreResult<u64> {
-        on_pool!(self, |p| sqlx::query(
-            "DELETE FROM signing_keys WHERE rotated_at IS NOT NULL AND rotated_at < $1"
-        )
-        .bind(cutoff)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("DELETE FROM signing_keys WHERE rotated_at IS NOT NULL AND rotated_at < $1")
+            .bind(cutoff)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_error))
     }
 
-    async fn save_pending_request(
-        &self,
-        id: &str,
-        request_json: &str,
-        expires_at: UnixTime,
-    ) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO pending_requests (id, request, expires_at) VALUES ($1, $2, $3)"
-        )
-        .bind(id)
-        .bind(request_json)
-        .bind(expires_at)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+    async fn save_pending_request(&self, id: &str, request_json: &str, expires_at: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("INSERT INTO pending_requests (id, request, expires_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(request_json)
+            .bind(expires_at)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn pending_request(&self, id: &str, now: UnixTime) -> StoreResult<Option<String>> {
-        on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT request FROM pending_requests WHERE id = $1 AND expires_at > $2"
-        )
-        .bind(id)
-        .bind(now)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query_scalar("SELECT request FROM pending_requests WHERE id = $1 AND expires_at > $2")
+            .bind(id)
+            .bind(now)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))
     }
 
     async fn delete_pending_request(&self, id: &str) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "DELETE FROM pending_requests WHERE id = $1"
-        )
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("DELETE FROM pending_requests WHERE id = $1")
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn insert_authorization_code(&self, c: &AuthorizationCode) -> StoreResult<()> {
@@ -277,21 +248,17 @@ impl OidcStore for Store {
         })
     }
 
-    async fn consume_authorization_code(
-        &self,
-        digest: &str,
-        now: UnixTime,
-    ) -> StoreResult<OneTimeUse<AuthorizationCode>> {
+    async fn consume_authorization_code(&self, digest: &str, now: UnixTime) -> StoreResult<OneTimeUse<AuthorizationCode>> {
         let row: Option<CodeRow> = on_pool!(self, |p| {
             sqlx::query_as(
-            "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND consumed_at IS NULL \
-             RETURNING digest, grant_data, redirect_uri, nonce, code_challenge, created_at, expires_at"
-        )
-        .bind(digest)
-        .bind(now)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error)
+                "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND consumed_at IS NULL \
+             RETURNING digest, grant_data, redirect_uri, nonce, code_challenge, created_at, expires_at",
+            )
+            .bind(digest)
+            .bind(now)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error)
         })?;
         if let Some(r) = row {
             return Ok(OneTimeUse::Fresh(AuthorizationCode {
@@ -304,18 +271,12 @@ impl OidcStore for Store {
                 expires_at: r.expires_at,
             }));
         }
-        let used: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT grant_id FROM authorization_codes WHERE digest = $1"
-        )
-        .bind(digest)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error))?;
-        Ok(
-            used.map_or(OneTimeUse::Unknown, |grant_id| OneTimeUse::Replayed {
-                grant_id,
-            }),
-        )
+        let used: Option<String> = on_pool!(self, |p| sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))?;
+        Ok(used.map_or(OneTimeUse::Unknown, |grant_id| OneTimeUse::Replayed { grant_id }))
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
@@ -338,11 +299,7 @@ impl OidcStore for Store {
         })
     }
 
-    async fn consume_refresh_token(
-        &self,
-        digest: &str,
-        now: UnixTime,
-    ) -> StoreResult<OneTimeUse<RefreshToken>> {
+    async fn consume_refresh_token(&self, digest: &str, now: UnixTime) -> StoreResult<OneTimeUse<RefreshToken>> {
         let row: Option<RefreshRow> = on_pool!(self, |p| {
             sqlx::query_as(
             "UPDATE refresh_tokens SET consumed_at = $2 WHERE digest = $1 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
@@ -365,25 +322,17 @@ impl OidcStore for Store {
         // Expired-but-unused tokens are simply invalid; used or revoked ones are replays.
         let used: Option<String> = on_pool!(self, |p| {
             sqlx::query_scalar(
-            "SELECT grant_id FROM refresh_tokens WHERE digest = $1 AND (consumed_at IS NOT NULL OR revoked_at IS NOT NULL)"
-        )
-        .bind(digest)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error)
+                "SELECT grant_id FROM refresh_tokens WHERE digest = $1 AND (consumed_at IS NOT NULL OR revoked_at IS NOT NULL)",
+            )
+            .bind(digest)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error)
         })?;
-        Ok(
-            used.map_or(OneTimeUse::Unknown, |grant_id| OneTimeUse::Replayed {
-                grant_id,
-            }),
-        )
+        Ok(used.map_or(OneTimeUse::Unknown, |grant_id| OneTimeUse::Replayed { grant_id }))
     }
 
-    async fn active_refresh_token(
-        &self,
-        digest: &str,
-        now: UnixTime,
-    ) -> StoreResult<Option<RefreshToken>> {
+    async fn active_refresh_token(&self, digest: &str, now: UnixTime) -> StoreResult<Option<RefreshToken>> {
         let row: Option<RefreshRow> = on_pool!(self, |p| sqlx::query_as(
             "SELECT digest, grant_data, created_at, expires_at FROM refresh_tokens \
              WHERE digest = $1 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $2"
@@ -393,56 +342,38 @@ impl OidcStore for Store {
         .fetch_optional(p)
         .await
         .map_err(db_error))?;
-        row.map(|r| {
-            Ok(RefreshToken {
-                grant: grant(&r.grant_data)?,
-                digest: r.digest,
-                created_at: r.created_at,
-                expires_at: r.expires_at,
-            })
-        })
-        .transpose()
+        row.map(|r| Ok(RefreshToken { grant: grant(&r.grant_data)?, digest: r.digest, created_at: r.created_at, expires_at: r.expires_at }))
+            .transpose()
     }
 
-    async fn insert_access_token(
-        &self,
-        jti: &str,
-        grant_id: &str,
-        expires_at: UnixTime,
-    ) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO access_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)"
-        )
-        .bind(jti)
-        .bind(grant_id)
-        .bind(expires_at)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+    async fn insert_access_token(&self, jti: &str, grant_id: &str, expires_at: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("INSERT INTO access_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(jti)
+            .bind(grant_id)
+            .bind(expires_at)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let revoked: Option<Option<i64>> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT revoked_at FROM access_tokens WHERE jti = $1"
-        )
-        .bind(jti)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error))?;
+        let revoked: Option<Option<i64>> = on_pool!(self, |p| sqlx::query_scalar("SELECT revoked_at FROM access_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))?;
         Ok(!matches!(revoked, Some(None)))
     }
 
     async fn revoke_access_token(&self, jti: &str, now: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "UPDATE access_tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL"
-        )
-        .bind(jti)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+        on_pool!(self, |p| sqlx::query("UPDATE access_tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL")
+            .bind(jti)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<()> {
@@ -453,12 +384,7 @@ impl OidcStore for Store {
                 "UPDATE access_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
                 "UPDATE authorization_codes SET consumed_at = $2 WHERE grant_id = $1 AND consumed_at IS NULL",
             ] {
-                sqlx::query(sql)
-                    .bind(grant_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                sqlx::query(sql).bind(grant_id).bind(now).execute(&mut *tx).await.map_err(db_error)?;
             }
             tx.commit().await.map_err(db_error)
         })

@@ -44,11 +44,7 @@ impl TestDatabase {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite:{}", dir.path().join("portcullis.db").display());
-        Self {
-            url,
-            dir: Some(dir),
-            pg: None,
-        }
+        Self { url, dir: Some(dir), pg: None }
     }
 
     /// The temporary directory of a SQLite database.
@@ -58,8 +54,7 @@ impl TestDatabase {
 
     /// A new, empty PostgreSQL database.
     pub async fn postgres() -> Option<Self> {
-        let admin =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let admin = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
         let mut conn = match PgConnection::connect(&admin).await {
             Ok(c) => c,
             Err(e) => {
@@ -72,18 +67,11 @@ impl TestDatabase {
         };
         let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
         // The name is ours (a UUID), not input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create test database");
         let _ = conn.close().await;
         let mut url = url::Url::parse(&admin).expect("DATABASE_URL is a URL");
         url.set_path(&name);
-        Some(Self {
-            url: url.to_string(),
-            dir: None,
-            pg: Some((admin, name)),
-        })
+        Some(Self { url: url.to_string(), dir: None, pg: Some((admin, name)) })
     }
 }
 
@@ -95,18 +83,10 @@ impl Drop for TestDatabase {
         // Drop runs inside the test's runtime; a separate thread with its own
         // runtime may block without stalling it.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async {
                 let mut conn = PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await
-                .ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await.ok()?;
                 conn.close().await.ok()
             })
         })

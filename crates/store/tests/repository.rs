@@ -74,76 +74,38 @@ fn session(user: UserId, at: i64) -> SessionRecord {
 async fn users_are_unique_by_email_and_deleted_with_their_sessions(s: Store) {
     let u = user("ada@example.com");
     s.create_user(&u).await.unwrap();
-    assert!(matches!(
-        s.create_user(&user("ADA@example.com")).await,
-        Err(StoreError::Conflict)
-    ));
+    assert!(matches!(s.create_user(&user("ADA@example.com")).await, Err(StoreError::Conflict)));
     let found = s.user_by_email(&u.email).await.unwrap().unwrap();
     assert_eq!(found, u);
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().email, u.email);
     s.mark_email_verified(u.id, 2_000).await.unwrap();
     s.mark_email_verified(u.id, 3_000).await.unwrap();
-    assert_eq!(
-        s.user_by_id(u.id).await.unwrap().unwrap().email_verified_at,
-        Some(2_000),
-        "first confirmation time is kept"
-    );
+    assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().email_verified_at, Some(2_000), "first confirmation time is kept");
     s.set_password_hash(u.id, "new-hash").await.unwrap();
-    assert_eq!(
-        s.user_by_id(u.id).await.unwrap().unwrap().password_hash,
-        "new-hash"
-    );
+    assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().password_hash, "new-hash");
 
-    s.create_session("digest-1", &session(u.id, 1_000), 9_999)
-        .await
-        .unwrap();
+    s.create_session("digest-1", &session(u.id, 1_000), 9_999).await.unwrap();
     assert_eq!(s.list_users().await.unwrap().len(), 1);
     assert!(s.delete_user(u.id).await.unwrap());
     assert!(!s.delete_user(u.id).await.unwrap());
-    assert!(
-        s.session_by_digest("digest-1").await.unwrap().is_none(),
-        "sessions go with the user"
-    );
+    assert!(s.session_by_digest("digest-1").await.unwrap().is_none(), "sessions go with the user");
 }
 
 fn link(user: UserId, digest: &str, purpose: LinkPurpose, expires_at: i64) -> EmailLink {
-    EmailLink {
-        digest: digest.into(),
-        user_id: user,
-        purpose,
-        created_at: 1_000,
-        expires_at,
-    }
+    EmailLink { digest: digest.into(), user_id: user, purpose, created_at: 1_000, expires_at }
 }
 
 async fn an_email_link_is_consumed_once_even_under_concurrency(s: Store) {
     let u = user("bob@example.com");
     s.create_user(&u).await.unwrap();
-    s.replace_email_link(&link(u.id, "d1", LinkPurpose::ResetPassword, 5_000))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.peek_email_link("d1", LinkPurpose::ResetPassword, 2_000)
-            .await
-            .unwrap(),
-        Some(u.id)
-    );
-    assert_eq!(
-        s.peek_email_link("d1", LinkPurpose::VerifyEmail, 2_000)
-            .await
-            .unwrap(),
-        None,
-        "purpose is checked"
-    );
+    s.replace_email_link(&link(u.id, "d1", LinkPurpose::ResetPassword, 5_000)).await.unwrap();
+    assert_eq!(s.peek_email_link("d1", LinkPurpose::ResetPassword, 2_000).await.unwrap(), Some(u.id));
+    assert_eq!(s.peek_email_link("d1", LinkPurpose::VerifyEmail, 2_000).await.unwrap(), None, "purpose is checked");
 
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let s = s.clone();
-            tokio::spawn(async move {
-                s.consume_email_link("d1", LinkPurpose::ResetPassword, 2_000)
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { s.consume_email_link("d1", LinkPurpose::ResetPassword, 2_000).await.unwrap() })
         })
         .collect();
     let mut winners = 0;
@@ -153,43 +115,17 @@ async fn an_email_link_is_consumed_once_even_under_concurrency(s: Store) {
         }
     }
     assert_eq!(winners, 1, "exactly one concurrent consumer wins");
-    assert_eq!(
-        s.peek_email_link("d1", LinkPurpose::ResetPassword, 2_000)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(s.peek_email_link("d1", LinkPurpose::ResetPassword, 2_000).await.unwrap(), None);
 }
 
 async fn expired_and_replaced_links_are_refused(s: Store) {
     let u = user("carol@example.com");
     s.create_user(&u).await.unwrap();
-    s.replace_email_link(&link(u.id, "old", LinkPurpose::VerifyEmail, 5_000))
-        .await
-        .unwrap();
-    s.replace_email_link(&link(u.id, "new", LinkPurpose::VerifyEmail, 5_000))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.consume_email_link("old", LinkPurpose::VerifyEmail, 2_000)
-            .await
-            .unwrap(),
-        None,
-        "a newer link replaces the old one"
-    );
-    assert_eq!(
-        s.consume_email_link("new", LinkPurpose::VerifyEmail, 5_000)
-            .await
-            .unwrap(),
-        None,
-        "expired at its expiry time"
-    );
-    assert_eq!(
-        s.consume_email_link("new", LinkPurpose::VerifyEmail, 4_999)
-            .await
-            .unwrap(),
-        Some(u.id)
-    );
+    s.replace_email_link(&link(u.id, "old", LinkPurpose::VerifyEmail, 5_000)).await.unwrap();
+    s.replace_email_link(&link(u.id, "new", LinkPurpose::VerifyEmail, 5_000)).await.unwrap();
+    assert_eq!(s.consume_email_link("old", LinkPurpose::VerifyEmail, 2_000).await.unwrap(), None, "a newer link replaces the old one");
+    assert_eq!(s.consume_email_link("new", LinkPurpose::VerifyEmail, 5_000).await.unwrap(), None, "expired at its expiry time");
+    assert_eq!(s.consume_email_link("new", LinkPurpose::VerifyEmail, 4_999).await.unwrap(), Some(u.id));
 }
 
 async fn failures_count_within_the_window_and_locks_are_stored(s: Store) {
@@ -197,11 +133,7 @@ async fn failures_count_within_the_window_and_locks_are_stored(s: Store) {
     assert_eq!(s.failure_record(key).await.unwrap().failures, 0);
     assert_eq!(s.record_login_failure(key, 100, 0).await.unwrap(), 1);
     assert_eq!(s.record_login_failure(key, 110, 0).await.unwrap(), 2);
-    assert_eq!(
-        s.record_login_failure(key, 2_000, 1_000).await.unwrap(),
-        1,
-        "failures before the window are forgotten"
-    );
+    assert_eq!(s.record_login_failure(key, 2_000, 1_000).await.unwrap(), 1, "failures before the window are forgotten");
     s.lock_account(key, 2_300).await.unwrap();
     let rec = s.failure_record(key).await.unwrap();
     assert_eq!((rec.failures, rec.locked_until), (0, Some(2_300)));
@@ -229,31 +161,16 @@ async fn sessions_are_found_touched_and_ended(s: Store) {
     s.create_user(&u).await.unwrap();
     let a = session(u.id, 1_000);
     s.create_session("a", &a, 9_000).await.unwrap();
-    s.create_session("b", &session(u.id, 1_000), 9_000)
-        .await
-        .unwrap();
-    s.create_session("c", &session(u.id, 1_000), 9_000)
-        .await
-        .unwrap();
+    s.create_session("b", &session(u.id, 1_000), 9_000).await.unwrap();
+    s.create_session("c", &session(u.id, 1_000), 9_000).await.unwrap();
     assert_eq!(s.session_by_digest("a").await.unwrap().unwrap(), a);
     s.touch_session("a", 1_500).await.unwrap();
     s.touch_session("a", 1_200).await.unwrap();
-    assert_eq!(
-        s.session_by_digest("a")
-            .await
-            .unwrap()
-            .unwrap()
-            .last_seen_at,
-        1_500,
-        "never moves backwards"
-    );
+    assert_eq!(s.session_by_digest("a").await.unwrap().unwrap().last_seen_at, 1_500, "never moves backwards");
     s.delete_session("c").await.unwrap();
     assert!(s.session_by_digest("c").await.unwrap().is_none());
     assert_eq!(s.delete_user_sessions(u.id, Some("a")).await.unwrap(), 1);
-    assert!(
-        s.session_by_digest("a").await.unwrap().is_some(),
-        "the kept session survives"
-    );
+    assert!(s.session_by_digest("a").await.unwrap().is_some(), "the kept session survives");
     assert_eq!(s.delete_user_sessions(u.id, None).await.unwrap(), 1);
     assert!(s.session_by_digest("a").await.unwrap().is_none());
 }
@@ -265,32 +182,18 @@ async fn rate_buckets_count_per_window(s: Store) {
         assert_eq!(s.hit_rate_bucket(&b).await.unwrap(), expected);
     }
     let other = limits.bucket(LimitedAction::SignIn, "10.0.0.2", 120);
-    assert_eq!(
-        s.hit_rate_bucket(&other).await.unwrap(),
-        1,
-        "buckets are per client"
-    );
+    assert_eq!(s.hit_rate_bucket(&other).await.unwrap(), 1, "buckets are per client");
     let next = limits.bucket(LimitedAction::SignIn, "10.0.0.1", 185);
-    assert_eq!(
-        s.hit_rate_bucket(&next).await.unwrap(),
-        1,
-        "a new window starts from one"
-    );
+    assert_eq!(s.hit_rate_bucket(&next).await.unwrap(), 1, "a new window starts from one");
 }
 
 async fn purge_removes_only_what_expired(s: Store) {
     let u = user("frank@example.com");
     s.create_user(&u).await.unwrap();
-    s.create_session("old", &session(u.id, 0), 100)
-        .await
-        .unwrap();
-    s.create_session("live", &session(u.id, 0), 10_000_000)
-        .await
-        .unwrap();
+    s.create_session("old", &session(u.id, 0), 100).await.unwrap();
+    s.create_session("live", &session(u.id, 0), 10_000_000).await.unwrap();
     s.record_login_failure("x@example.com", 0, 0).await.unwrap();
-    s.hit_rate_bucket(&RateLimits::default().bucket(LimitedAction::SignUp, "1.2.3.4", 0))
-        .await
-        .unwrap();
+    s.hit_rate_bucket(&RateLimits::default().bucket(LimitedAction::SignUp, "1.2.3.4", 0)).await.unwrap();
     s.purge_expired(200_000).await.unwrap();
     assert!(s.session_by_digest("old").await.unwrap().is_none());
     assert!(s.session_by_digest("live").await.unwrap().is_some());

@@ -9,13 +9,8 @@ on_both_backends!(malformed_requests_get_clear_errors);
 async fn malformed_requests_get_clear_errors(app: TestApp) {
     let token = csrf_token_in(&app.get("/login").await.body);
 
-    let missing = app
-        .client
-        .post(app.url("/login"))
-        .form(&[("email", "a@example.com"), ("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let missing =
+        app.client.post(app.url("/login")).form(&[("email", "a@example.com"), ("csrf_token", token.as_str())]).send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
     assert!(missing.text().await.unwrap().contains("missing field"));
 
@@ -30,18 +25,8 @@ async fn malformed_requests_get_clear_errors(app: TestApp) {
     assert_eq!(json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(json.text().await.unwrap().contains("x-www-form-urlencoded"));
 
-    let huge = format!(
-        "csrf_token={token}&email=a%40example.com&password={}",
-        "x".repeat(200_000)
-    );
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
+    let huge = format!("csrf_token={token}&email=a%40example.com&password={}", "x".repeat(200_000));
+    let r = app.client.post(app.url("/login")).header("content-type", "application/x-www-form-urlencoded").body(huge).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let garbage = app
@@ -52,34 +37,20 @@ async fn malformed_requests_get_clear_errors(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        garbage.status(),
-        StatusCode::FORBIDDEN,
-        "no valid token in garbage"
-    );
+    assert_eq!(garbage.status(), StatusCode::FORBIDDEN, "no valid token in garbage");
 
     let long_password = "p".repeat(10_000);
     let r = app
         .client
         .post(app.url("/login"))
-        .form(&[
-            ("email", "a@example.com"),
-            ("password", long_password.as_str()),
-            ("csrf_token", token.as_str()),
-        ])
+        .form(&[("email", "a@example.com"), ("password", long_password.as_str()), ("csrf_token", token.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
-    assert_eq!(
-        app.get("/verify-email").await.status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        app.get("/reset-password?token=nonsense").await.status,
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(app.get("/verify-email").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/reset-password?token=nonsense").await.status, StatusCode::BAD_REQUEST);
     let missing_page = app.get("/no/such/page").await;
     assert_eq!(missing_page.status, StatusCode::NOT_FOUND);
     assert!(missing_page.body.contains("This page does not exist."));

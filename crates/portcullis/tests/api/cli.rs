@@ -8,12 +8,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{Backend, PASSWORD, browser, csrf_token_in};
 
-fn portcullis(
-    data_dir: &std::path::Path,
-    db: &str,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> (i32, String, String) {
+fn portcullis(data_dir: &std::path::Path, db: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(args)
         .arg("--data-dir")
@@ -27,20 +22,11 @@ fn portcullis(
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 async fn user_commands(backend: Backend) {
@@ -57,16 +43,7 @@ async fn user_commands(backend: Backend) {
     let (code, out, err) = portcullis(
         d,
         &db.url,
-        &[
-            "user",
-            "create",
-            "--email",
-            "Op@Example.com",
-            "--name",
-            "Op",
-            "--admin",
-            "--password-stdin",
-        ],
+        &["user", "create", "--email", "Op@Example.com", "--name", "Op", "--admin", "--password-stdin"],
         Some(&format!("{PASSWORD}\n")),
     );
     assert_eq!(code, 0, "{err}");
@@ -74,70 +51,27 @@ async fn user_commands(backend: Backend) {
     assert_eq!(created["email"], "op@example.com");
     assert_eq!(created["admin"], true);
 
-    let (code, _, err) = portcullis(
-        d,
-        &db.url,
-        &[
-            "user",
-            "create",
-            "--email",
-            "op@example.com",
-            "--password-stdin",
-        ],
-        Some(PASSWORD),
-    );
+    let (code, _, err) = portcullis(d, &db.url, &["user", "create", "--email", "op@example.com", "--password-stdin"], Some(PASSWORD));
     assert_ne!(code, 0);
     assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
     assert!(err.contains("already exists"), "{err}");
 
-    let (code, _, err) = portcullis(
-        d,
-        &db.url,
-        &[
-            "user",
-            "create",
-            "--email",
-            "weak@example.com",
-            "--password-stdin",
-        ],
-        Some("password"),
-    );
+    let (code, _, err) = portcullis(d, &db.url, &["user", "create", "--email", "weak@example.com", "--password-stdin"], Some("password"));
     assert_ne!(code, 0);
     assert!(err.contains("too easy to guess"), "{err}");
 
     let (code, out, _) = portcullis(d, &db.url, &["user", "list"], None);
     assert_eq!(code, 0);
-    let users: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let users: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(users.len(), 1);
-    assert_eq!(
-        users[0]["email_verified"], true,
-        "operator-made accounts count as verified"
-    );
+    assert_eq!(users[0]["email_verified"], true, "operator-made accounts count as verified");
     assert_eq!(users[0]["locked"], false);
 
-    let (code, out, _) = portcullis(
-        d,
-        &db.url,
-        &["user", "unlock", "--email", "op@example.com"],
-        None,
-    );
+    let (code, out, _) = portcullis(d, &db.url, &["user", "unlock", "--email", "op@example.com"], None);
     assert_eq!((code, out.trim()), (0, "op@example.com: was not locked"));
-    let (code, _, _) = portcullis(
-        d,
-        &db.url,
-        &["user", "delete", "--email", "op@example.com"],
-        None,
-    );
+    let (code, _, _) = portcullis(d, &db.url, &["user", "delete", "--email", "op@example.com"], None);
     assert_eq!(code, 0);
-    let (code, _, err) = portcullis(
-        d,
-        &db.url,
-        &["user", "delete", "--email", "op@example.com"],
-        None,
-    );
+    let (code, _, err) = portcullis(d, &db.url, &["user", "delete", "--email", "op@example.com"], None);
     assert_ne!(code, 0);
     assert!(err.contains("no user"), "{err}");
 }
@@ -157,28 +91,17 @@ fn bad_configuration_exits_2_with_one_line_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("portcullis.toml");
     std::fs::write(&file, "[lockout]\nmax_failures = \"lots\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["migrate", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis")).args(["migrate", "--config"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("lockout.max_failures"), "{err}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("serve")
-        .env("PORTCULLIS_ISSUER", "not a url")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis")).arg("serve").env("PORTCULLIS_ISSUER", "not a url").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("issuer"));
 
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--database-url", "mysql://x"])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis")).args(["serve", "--database-url", "mysql://x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
 }
@@ -186,20 +109,10 @@ fn bad_configuration_exits_2_with_one_line_naming_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_then_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "serve",
-            "--listen",
-            &listen,
-            "--issuer",
-            &format!("http://{listen}"),
-        ])
+        .args(["serve", "--listen", &listen, "--issuer", &format!("http://{listen}")])
         .arg("--data-dir")
         .arg(dir.path())
         .stdout(Stdio::null())
@@ -211,40 +124,19 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     let base = format!("http://{listen}");
     let mut up = false;
     for _ in 0..100 {
-        if client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == StatusCode::OK)
-        {
+        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
             up = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(up, "server did not come up");
-    let login = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login = client.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
     assert!(!csrf_token_in(&login).is_empty());
     assert!(dir.path().join("secrets/cookie.key").exists());
 
     let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
-        .await
-        .expect("stops within 20 s")
-        .unwrap();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await.expect("stops within 20 s").unwrap();
     assert!(status.success(), "{status:?}");
 }

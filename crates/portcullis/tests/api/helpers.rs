@@ -29,6 +29,7 @@ pub(crate) use on_both_backends;
 /// A running server and a browser-like client with its own cookie jar.
 pub struct TestApp {
     pub base: String,
+    pub state: portcullis_server::AppState,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub config: Config,
@@ -39,11 +40,7 @@ pub struct TestApp {
 
 /// A configuration for tests: cheap Argon2, temporary data directory, given database.
 pub fn test_config(data_dir: &std::path::Path, database_url: &str) -> Config {
-    let mut config = Config {
-        data_dir: data_dir.to_owned(),
-        database_url: Some(database_url.to_owned()),
-        ..Config::default()
-    };
+    let mut config = Config { data_dir: data_dir.to_owned(), database_url: Some(database_url.to_owned()), ..Config::default() };
     config.password.argon2_memory_kib = 256;
     config.password.argon2_iterations = 1;
     config
@@ -62,40 +59,25 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     config.issuer = format!("http://127.0.0.1:{port}");
     tweak(&mut config);
     let clock = ManualClock::new(1_900_000_000);
-    let app = Application::build(&config, Arc::new(clock.clone()))
-        .await
-        .unwrap();
+    let app = Application::build(&config, Arc::new(clock.clone())).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = app.state.clone();
     tokio::spawn(portcullis_server::serve(listener, app.state, async move {
         let _ = stopped.await;
     }));
-    Some(TestApp {
-        base: config.issuer.clone(),
-        client: browser(),
-        clock,
-        config,
-        _db: db,
-        _data: data,
-        _stop: stop,
-    })
+    // Requests go to the socket; the issuer may name another host (as behind a proxy).
+    Some(TestApp { base: format!("http://127.0.0.1:{port}"), state, client: browser(), clock, config, _db: db, _data: data, _stop: stop })
 }
 
 /// A client that keeps cookies and does not follow redirects (tests check them).
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 /// The value of the hidden CSRF field in a page.
 pub fn csrf_token_in(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no CSRF field in page:\n{html}"))
-        + marker.len();
+    let start = html.find(marker).unwrap_or_else(|| panic!("no CSRF field in page:\n{html}")) + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
@@ -110,15 +92,8 @@ impl Page {
     async fn from(r: reqwest::Response) -> Self {
         let status = r.status();
         let headers = r.headers().clone();
-        let location = headers
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        Self {
-            status,
-            body: r.text().await.unwrap(),
-            location,
-            headers,
-        }
+        let location = headers.get("location").map(|v| v.to_str().unwrap().to_owned());
+        Self { status, body: r.text().await.unwrap(), location, headers }
     }
 }
 
@@ -134,46 +109,19 @@ impl TestApp {
     /// Fetches the page with the form, then submits the form with its CSRF token.
     pub async fn submit(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let page = self.get(form_page).await;
-        assert_eq!(
-            page.status,
-            StatusCode::OK,
-            "form page {form_page}: {}",
-            page.body
-        );
+        assert_eq!(page.status, StatusCode::OK, "form page {form_page}: {}", page.body);
         let token = csrf_token_in(&page.body);
         let mut all: Vec<(&str, &str)> = fields.to_vec();
         all.push(("csrf_token", &token));
-        Page::from(
-            self.client
-                .post(self.url(action))
-                .form(&all)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        Page::from(self.client.post(self.url(action)).form(&all).send().await.unwrap()).await
     }
 
     pub async fn sign_up(&self, email: &str, password: &str) -> Page {
-        self.submit(
-            "/signup",
-            "/signup",
-            &[
-                ("email", email),
-                ("password", password),
-                ("confirm", password),
-            ],
-        )
-        .await
+        self.submit("/signup", "/signup", &[("email", email), ("password", password), ("confirm", password)]).await
     }
 
     pub async fn sign_in(&self, email: &str, password: &str) -> Page {
-        self.submit(
-            "/login",
-            "/login",
-            &[("email", email), ("password", password)],
-        )
-        .await
+        self.submit("/login", "/login", &[("email", email), ("password", password)]).await
     }
 
     pub async fn sign_out(&self) -> Page {
@@ -187,20 +135,10 @@ impl TestApp {
 
     /// Path and query of the link in the newest message to `to`.
     pub fn last_link_to(&self, to: &str) -> String {
-        let mail = self
-            .outbox()
-            .into_iter()
-            .rev()
-            .find(|m| m.email.to == to)
-            .unwrap_or_else(|| panic!("no mail to {to}"));
-        let link = mail
-            .email
-            .link
-            .unwrap_or_else(|| panic!("mail to {to} has no link: {}", mail.email.text));
+        let mail = self.outbox().into_iter().rev().find(|m| m.email.to == to).unwrap_or_else(|| panic!("no mail to {to}"));
+        let link = mail.email.link.unwrap_or_else(|| panic!("mail to {to} has no link: {}", mail.email.text));
         assert!(mail.email.text.contains(&link), "the link is in the text");
-        link.strip_prefix(&self.base)
-            .unwrap_or_else(|| panic!("link {link} is not on {}", self.base))
-            .to_owned()
+        link.strip_prefix(&self.base).unwrap_or_else(|| panic!("link {link} is not on {}", self.base)).to_owned()
     }
 
     /// Confirms the address with the newest verification link sent to it.
@@ -208,8 +146,7 @@ impl TestApp {
         let link = self.last_link_to(email);
         assert!(link.starts_with("/verify-email?token="), "{link}");
         let token = link.split("token=").nth(1).unwrap().to_owned();
-        self.submit(&link, "/verify-email", &[("token", &token)])
-            .await
+        self.submit(&link, "/verify-email", &[("token", &token)]).await
     }
 
     /// Signs up and verifies a user (in a separate browser, leaving this one signed out).
@@ -220,10 +157,7 @@ impl TestApp {
 
     /// Another browser on the same server.
     pub fn other_browser(&self) -> TestApp2<'_> {
-        TestApp2 {
-            app: self,
-            client: browser(),
-        }
+        TestApp2 { app: self, client: browser() }
     }
 }
 
@@ -235,23 +169,11 @@ pub struct TestApp2<'a> {
 
 impl TestApp2<'_> {
     pub async fn sign_in(&self, email: &str, password: &str) -> StatusCode {
-        let page = self
-            .client
-            .get(self.app.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = self.client.get(self.app.url("/login")).send().await.unwrap().text().await.unwrap();
         let token = csrf_token_in(&page);
         self.client
             .post(self.app.url("/login"))
-            .form(&[
-                ("email", email),
-                ("password", password),
-                ("csrf_token", &token),
-            ])
+            .form(&[("email", email), ("password", password), ("csrf_token", &token)])
             .send()
             .await
             .unwrap()
@@ -259,11 +181,6 @@ impl TestApp2<'_> {
     }
 
     pub async fn account_status(&self) -> StatusCode {
-        self.client
-            .get(self.app.url("/account"))
-            .send()
-            .await
-            .unwrap()
-            .status()
+        self.client.get(self.app.url("/account")).send().await.unwrap().status()
     }
 }

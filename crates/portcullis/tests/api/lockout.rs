@@ -4,10 +4,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{Backend, PASSWORD, TestApp, on_both_backends, spawn_app_with};
 
-on_both_backends!(
-    five_wrong_passwords_lock_the_account_for_five_minutes,
-    unknown_addresses_answer_and_lock_exactly_like_real_ones,
-);
+on_both_backends!(five_wrong_passwords_lock_the_account_for_five_minutes, unknown_addresses_answer_and_lock_exactly_like_real_ones,);
 
 async fn five_wrong_passwords_lock_the_account_for_five_minutes(app: TestApp) {
     app.verified_user("jack@example.com").await;
@@ -18,13 +15,7 @@ async fn five_wrong_passwords_lock_the_account_for_five_minutes(app: TestApp) {
     }
     let fifth = app.sign_in("jack@example.com", "wrong-password-x").await;
     assert_eq!(fifth.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(
-        fifth
-            .body
-            .contains("Too many failed attempts. Try again in 5 minute(s)."),
-        "{}",
-        fifth.body
-    );
+    assert!(fifth.body.contains("Too many failed attempts. Try again in 5 minute(s)."), "{}", fifth.body);
     assert_eq!(fifth.headers.get("retry-after").unwrap(), "300");
 
     // Locked: even the right password is refused.
@@ -34,11 +25,7 @@ async fn five_wrong_passwords_lock_the_account_for_five_minutes(app: TestApp) {
     assert_eq!(locked.headers.get("retry-after").unwrap(), "1");
 
     app.clock.advance(1);
-    assert_eq!(
-        app.sign_in("jack@example.com", PASSWORD).await.status,
-        StatusCode::SEE_OTHER,
-        "unlocked after the period"
-    );
+    assert_eq!(app.sign_in("jack@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER, "unlocked after the period");
 }
 
 async fn unknown_addresses_answer_and_lock_exactly_like_real_ones(app: TestApp) {
@@ -47,114 +34,62 @@ async fn unknown_addresses_answer_and_lock_exactly_like_real_ones(app: TestApp) 
         let real = app.sign_in("kate@example.com", "wrong-password-x").await;
         let fake = app.sign_in("ghost@example.com", "wrong-password-x").await;
         assert_eq!(real.status, fake.status);
-        assert_eq!(
-            real.body.replace("kate@example.com", "X"),
-            fake.body.replace("ghost@example.com", "X")
-        );
+        assert_eq!(real.body.replace("kate@example.com", "X"), fake.body.replace("ghost@example.com", "X"));
     }
     let real = app.sign_in("kate@example.com", "wrong-password-x").await;
     let fake = app.sign_in("ghost@example.com", "wrong-password-x").await;
-    assert_eq!(
-        (real.status, fake.status),
-        (StatusCode::TOO_MANY_REQUESTS, StatusCode::TOO_MANY_REQUESTS)
-    );
-    assert_eq!(
-        real.body.replace("kate@example.com", "X"),
-        fake.body.replace("ghost@example.com", "X")
-    );
+    assert_eq!((real.status, fake.status), (StatusCode::TOO_MANY_REQUESTS, StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(real.body.replace("kate@example.com", "X"), fake.body.replace("ghost@example.com", "X"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_unlocks_a_locked_account_and_the_lock_is_shared_by_processes() {
     // Two server processes on one PostgreSQL database share one failure budget.
-    let Some(first) = spawn_app_with(Backend::Postgres, |c| c.lockout.max_failures = 4).await
-    else {
+    let Some(first) = spawn_app_with(Backend::Postgres, |c| c.lockout.max_failures = 4).await else {
         return;
     };
     first.verified_user("lou@example.com").await;
     let db_url = first.config.database_url.clone().unwrap();
+    // Processes sharing a database share its secrets too (see README).
+    let shared_dir = first.config.data_dir.clone();
     let Some(second) = spawn_app_with(Backend::Sqlite, |c| {
         c.database_url = Some(db_url.clone());
+        c.data_dir = shared_dir.clone();
         c.lockout.max_failures = 4;
     })
     .await
     else {
         return;
     };
+    assert_eq!(first.sign_in("lou@example.com", "wrong-password-x").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(second.sign_in("lou@example.com", "wrong-password-x").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(first.sign_in("lou@example.com", "wrong-password-x").await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        first
-            .sign_in("lou@example.com", "wrong-password-x")
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        second
-            .sign_in("lou@example.com", "wrong-password-x")
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        first
-            .sign_in("lou@example.com", "wrong-password-x")
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        second
-            .sign_in("lou@example.com", "wrong-password-x")
-            .await
-            .status,
+        second.sign_in("lou@example.com", "wrong-password-x").await.status,
         StatusCode::TOO_MANY_REQUESTS,
         "the fourth failure, counted across both processes, locks"
     );
-    assert_eq!(
-        first.sign_in("lou@example.com", PASSWORD).await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    assert_eq!(first.sign_in("lou@example.com", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS);
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "user",
-            "unlock",
-            "--email",
-            "lou@example.com",
-            "--database-url",
-            &db_url,
-            "--data-dir",
-        ])
+        .args(["user", "unlock", "--email", "lou@example.com", "--database-url", &db_url, "--data-dir"])
         .arg(&first.config.data_dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "lou@example.com: unlocked"
-    );
-    assert_eq!(
-        first.sign_in("lou@example.com", PASSWORD).await.status,
-        StatusCode::SEE_OTHER
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "lou@example.com: unlocked");
+    assert_eq!(first.sign_in("lou@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_sign_in_attempts_from_one_address_get_429_with_retry_after() {
-    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.rate_limit.sign_in_per_minute = 3).await
-    else {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.rate_limit.sign_in_per_minute = 3).await else {
         return;
     };
     // Start of a minute so the window does not roll over mid-test.
     app.clock.advance(60 - 1_900_000_000 % 60);
     for i in 0..3 {
-        let page = app
-            .sign_in(&format!("user{i}@example.com"), "wrong-password-x")
-            .await;
+        let page = app.sign_in(&format!("user{i}@example.com"), "wrong-password-x").await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     }
     let limited = app.sign_in("user9@example.com", "wrong-password-x").await;
@@ -162,11 +97,5 @@ async fn too_many_sign_in_attempts_from_one_address_get_429_with_retry_after() {
     assert_eq!(limited.headers.get("retry-after").unwrap(), "60");
     assert!(limited.body.contains("Too many requests"));
     app.clock.advance(60);
-    assert_eq!(
-        app.sign_in("user9@example.com", "wrong-password-x")
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED,
-        "a new minute, a new budget"
-    );
+    assert_eq!(app.sign_in("user9@example.com", "wrong-password-x").await.status, StatusCode::UNAUTHORIZED, "a new minute, a new budget");
 }

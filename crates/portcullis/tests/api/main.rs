@@ -9,5 +9,6 @@ mod bad_input;
 mod cli;
 mod csrf;
 mod lockout;
+mod oidc;
 mod password_reset;
 mod smtp;

@@ -34,19 +34,11 @@ impl SmtpSink {
                 tokio::spawn(async move {
                     let (read, mut write) = socket.into_split();
                     let mut lines = BufReader::new(read).lines();
-                    write
-                        .write_all(b"220 sink.test ESMTP ready\r\n")
-                        .await
-                        .ok()?;
-                    let mut current = Received {
-                        from: String::new(),
-                        to: Vec::new(),
-                        data: String::new(),
-                    };
+                    write.write_all(b"220 sink.test ESMTP ready\r\n").await.ok()?;
+                    let mut current = Received { from: String::new(), to: Vec::new(), data: String::new() };
                     while let Some(line) = lines.next_line().await.ok()? {
                         let upper = line.to_ascii_uppercase();
-                        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO")
-                        {
+                        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
                             b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
                         } else if upper.starts_with("MAIL FROM:") {
                             current.from = line[10..].trim().to_owned();
@@ -55,20 +47,13 @@ impl SmtpSink {
                             current.to.push(line[8..].trim().to_owned());
                             b"250 OK\r\n"
                         } else if upper == "DATA" {
-                            write
-                                .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                                .await
-                                .ok()?;
+                            write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await.ok()?;
                             let mut data = String::new();
                             while let Some(l) = lines.next_line().await.ok()? {
                                 if l == "." {
                                     break;
                                 }
-                                data.push_str(
-                                    l.strip_prefix('.')
-                                        .filter(|_| l.starts_with(".."))
-                                        .unwrap_or(&l),
-                                );
+                                data.push_str(l.strip_prefix('.').filter(|_| l.starts_with("..")).unwrap_or(&l));
                                 data.push('\n');
                             }
                             current.data = data;
@@ -101,10 +86,7 @@ fn decode_quoted_printable(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && u8::from_str_radix(&joined[i + 1..i + 3], 16).is_ok()
-        {
+        if bytes[i] == b'=' && i + 2 < bytes.len() && u8::from_str_radix(&joined[i + 1..i + 3], 16).is_ok() {
             out.push(u8::from_str_radix(&joined[i + 1..i + 3], 16).unwrap());
             i += 3;
         } else {
@@ -132,14 +114,8 @@ async fn sign_up_mail_is_delivered_over_smtp_and_its_link_works() {
     else {
         return;
     };
-    assert_eq!(
-        app.sign_up("nora@example.com", PASSWORD).await.status,
-        StatusCode::OK
-    );
-    assert!(
-        app.outbox().is_empty(),
-        "with SMTP configured, nothing goes to the outbox"
-    );
+    assert_eq!(app.sign_up("nora@example.com", PASSWORD).await.status, StatusCode::OK);
+    assert!(app.outbox().is_empty(), "with SMTP configured, nothing goes to the outbox");
 
     let messages = sink.messages();
     assert_eq!(messages.len(), 1);
@@ -147,38 +123,20 @@ async fn sign_up_mail_is_delivered_over_smtp_and_its_link_works() {
     assert_eq!(m.from, "<no-reply@portcullis.test>");
     assert_eq!(m.to, vec!["<nora@example.com>"]);
     let data = decode_quoted_printable(&m.data);
-    assert!(
-        data.contains("Subject: Portcullis: confirm your email address"),
-        "{data}"
-    );
-    let start = data
-        .find("/verify-email?token=")
-        .expect("link in the message");
-    let link: String = data[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
+    assert!(data.contains("Subject: Portcullis: confirm your email address"), "{data}");
+    let start = data.find("/verify-email?token=").expect("link in the message");
+    let link: String = data[start..].chars().take_while(|c| !c.is_whitespace()).collect();
 
     let token = link.split("token=").nth(1).unwrap().to_owned();
-    let confirmed = app
-        .submit(&link, "/verify-email", &[("token", &token)])
-        .await;
+    let confirmed = app.submit(&link, "/verify-email", &[("token", &token)]).await;
     assert_eq!(confirmed.status, StatusCode::OK);
-    assert_eq!(
-        app.sign_in("nora@example.com", PASSWORD).await.status,
-        StatusCode::SEE_OTHER
-    );
+    assert_eq!(app.sign_in("nora@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_smtp_server_is_reported_not_swallowed() {
     // A port with nothing listening.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
         c.smtp = Some(SmtpSettings {
             host: "127.0.0.1".into(),
@@ -195,9 +153,5 @@ async fn an_unreachable_smtp_server_is_reported_not_swallowed() {
     };
     let page = app.sign_up("omar@example.com", PASSWORD).await;
     assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        page.body.contains("We could not send the email"),
-        "{}",
-        page.body
-    );
+    assert!(page.body.contains("We could not send the email"), "{}", page.body);
 }

@@ -30,10 +30,7 @@ fn account_context(session: &ActiveSession) -> minijinja::Value {
 }
 
 fn to_login(next: &str) -> Response {
-    see_other(&format!(
-        "/login?next={}",
-        url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-    ))
+    see_other(&format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()))
 }
 
 /// GET /
@@ -42,10 +39,7 @@ pub async fn home() -> Response {
 }
 
 /// GET /account
-pub async fn account_page(
-    State(state): State<AppState>,
-    browser: Browser,
-) -> Result<Response, AppError> {
+pub async fn account_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     let Some(session) = current_session(&state, &browser).await? else {
         return Ok(to_login("/account"));
     };
@@ -63,7 +57,11 @@ pub async fn change_password(
     };
     let ctx = account_context(&session);
     match state.accounts().change_password(&session, &form.current, &form.password, &form.confirm, state.now()).await {
-        Ok(()) => Ok(browser.page(StatusCode::OK, "account.html", context! { notice => "Your password has been changed. Other sessions were signed out.", ..ctx })),
+        Ok(()) => Ok(browser.page(
+            StatusCode::OK,
+            "account.html",
+            context! { notice => "Your password has been changed. Other sessions were signed out.", ..ctx },
+        )),
         Err(e) => Ok(form_error(&browser, "account.html", ctx, e)),
     }
 }

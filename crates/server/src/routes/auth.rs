@@ -18,6 +18,10 @@ use crate::state::AppState;
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    /// Set when an application asked for a fresh sign-in (`prompt=login`, `max_age`).
+    reauth: Option<String>,
+    /// Email suggested by the application (`login_hint`).
+    login_hint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -55,58 +59,36 @@ pub struct ResetForm {
 }
 
 fn message(browser: &Browser, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
-    browser.page(
-        StatusCode::OK,
-        "message.html",
-        context! { title, text, link_href => link.map(|l| l.0), link_text => link.map(|l| l.1) },
-    )
+    browser.page(StatusCode::OK, "message.html", context! { title, text, link_href => link.map(|l| l.0), link_text => link.map(|l| l.1) })
 }
 
 /// GET /login
-pub async fn login_page(
-    State(state): State<AppState>,
-    browser: Browser,
-    Query(q): Query<NextQuery>,
-) -> Result<Response, AppError> {
+pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
     let next = safe_next(q.next.as_deref());
-    if current_session(&state, &browser).await?.is_some() {
+    let reauth = q.reauth.is_some();
+    if !reauth && current_session(&state, &browser).await?.is_some() {
         return Ok(see_other(&next));
     }
-    Ok(browser.page(StatusCode::OK, "login.html", context! { next }))
+    let notice = reauth.then_some("The application asks you to sign in again.");
+    Ok(browser.page(StatusCode::OK, "login.html", context! { next, email => q.login_hint, notice }))
 }
 
 /// POST /login
-pub async fn login(
-    State(state): State<AppState>,
-    browser: Browser,
-    HtmlForm(form): HtmlForm<LoginForm>,
-) -> Result<Response, AppError> {
+pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<LoginForm>) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
     let ctx = context! { next => &next, email => &form.email };
     let now = state.now();
-    if let Err(wait) = state
-        .accounts()
-        .throttle(LimitedAction::SignIn, &browser.ip, now)
-        .await
-        .map_err(AccountError::from)?
-    {
+    if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "login.html", ctx, wait));
     }
-    match state
-        .accounts()
-        .sign_in(&form.email, &form.password, now)
-        .await
-    {
+    match state.accounts().sign_in(&form.email, &form.password, now).await {
         Ok(session) => {
             // A new session id at every sign-in: whatever the browser had is discarded (no fixation).
             if let Some(old) = &browser.session_token {
                 state.accounts().sign_out(old).await?;
             }
             let mut response = see_other(&next);
-            response.headers_mut().append(
-                header::SET_COOKIE,
-                set_cookie(&state, SESSION_COOKIE, &session.token, None),
-            );
+            response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &session.token, None));
             Ok(browser.finish(response))
         }
         Err(e) => Ok(form_error(&browser, "login.html", ctx, e)),
@@ -119,35 +101,18 @@ pub async fn signup_page(browser: Browser) -> Response {
 }
 
 /// POST /signup
-pub async fn signup(
-    State(state): State<AppState>,
-    browser: Browser,
-    HtmlForm(form): HtmlForm<SignupForm>,
-) -> Result<Response, AppError> {
+pub async fn signup(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<SignupForm>) -> Result<Response, AppError> {
     let ctx = context! { email => &form.email, name => &form.name };
     let now = state.now();
-    if let Err(wait) = state
-        .accounts()
-        .throttle(LimitedAction::SignUp, &browser.ip, now)
-        .await
-        .map_err(AccountError::from)?
-    {
+    if let Err(wait) = state.accounts().throttle(LimitedAction::SignUp, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "signup.html", ctx, wait));
     }
-    let attempt = SignUpForm {
-        email: &form.email,
-        name: &form.name,
-        password: &form.password,
-        confirm: &form.confirm,
-    };
+    let attempt = SignUpForm { email: &form.email, name: &form.name, password: &form.password, confirm: &form.confirm };
     match state.accounts().sign_up(attempt, now).await {
         Ok(()) => Ok(message(
             &browser,
             "Check your email",
-            &format!(
-                "We have sent a message to {}. Open the link in it to confirm your address, then sign in.",
-                form.email.trim()
-            ),
+            &format!("We have sent a message to {}. Open the link in it to confirm your address, then sign in.", form.email.trim()),
             None,
         )),
         Err(e) => Ok(form_error(&browser, "signup.html", ctx, e)),
@@ -156,20 +121,9 @@ pub async fn signup(
 
 /// GET /verify-email?token=…: shows a button rather than acting, so a mail
 /// scanner that prefetches links cannot use the link up.
-pub async fn verify_email_page(
-    State(state): State<AppState>,
-    browser: Browser,
-    Query(q): Query<TokenQuery>,
-) -> Result<Response, AppError> {
-    state
-        .accounts()
-        .check_link(&q.token, LinkPurpose::VerifyEmail, state.now())
-        .await?;
-    Ok(browser.page(
-        StatusCode::OK,
-        "verify_email.html",
-        context! { token => q.token },
-    ))
+pub async fn verify_email_page(State(state): State<AppState>, browser: Browser, Query(q): Query<TokenQuery>) -> Result<Response, AppError> {
+    state.accounts().check_link(&q.token, LinkPurpose::VerifyEmail, state.now()).await?;
+    Ok(browser.page(StatusCode::OK, "verify_email.html", context! { token => q.token }))
 }
 
 /// POST /verify-email
@@ -178,16 +132,8 @@ pub async fn verify_email(
     browser: Browser,
     HtmlForm(form): HtmlForm<TokenQuery>,
 ) -> Result<Response, AppError> {
-    state
-        .accounts()
-        .verify_email(&form.token, state.now())
-        .await?;
-    Ok(message(
-        &browser,
-        "Email address confirmed",
-        "Your address is confirmed. You can sign in now.",
-        Some(("/login", "Sign in")),
-    ))
+    state.accounts().verify_email(&form.token, state.now()).await?;
+    Ok(message(&browser, "Email address confirmed", "Your address is confirmed. You can sign in now.", Some(("/login", "Sign in"))))
 }
 
 /// GET /forgot-password
@@ -203,19 +149,10 @@ pub async fn forgot_password(
 ) -> Result<Response, AppError> {
     let ctx = context! { email => &form.email };
     let now = state.now();
-    if let Err(wait) = state
-        .accounts()
-        .throttle(LimitedAction::SendEmail, &browser.ip, now)
-        .await
-        .map_err(AccountError::from)?
-    {
+    if let Err(wait) = state.accounts().throttle(LimitedAction::SendEmail, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "forgot_password.html", ctx, wait));
     }
-    match state
-        .accounts()
-        .request_password_reset(&form.email, now)
-        .await
-    {
+    match state.accounts().request_password_reset(&form.email, now).await {
         Ok(()) => Ok(message(
             &browser,
             "Check your email",
@@ -235,15 +172,8 @@ pub async fn reset_password_page(
     browser: Browser,
     Query(q): Query<TokenQuery>,
 ) -> Result<Response, AppError> {
-    state
-        .accounts()
-        .check_link(&q.token, LinkPurpose::ResetPassword, state.now())
-        .await?;
-    Ok(browser.page(
-        StatusCode::OK,
-        "reset_password.html",
-        context! { token => q.token },
-    ))
+    state.accounts().check_link(&q.token, LinkPurpose::ResetPassword, state.now()).await?;
+    Ok(browser.page(StatusCode::OK, "reset_password.html", context! { token => q.token }))
 }
 
 /// POST /reset-password
@@ -252,11 +182,7 @@ pub async fn reset_password(
     browser: Browser,
     HtmlForm(form): HtmlForm<ResetForm>,
 ) -> Result<Response, AppError> {
-    match state
-        .accounts()
-        .reset_password(&form.token, &form.password, &form.confirm, state.now())
-        .await
-    {
+    match state.accounts().reset_password(&form.token, &form.password, &form.confirm, state.now()).await {
         Ok(()) => Ok(message(
             &browser,
             "Password changed",
@@ -264,21 +190,13 @@ pub async fn reset_password(
             Some(("/login", "Sign in")),
         )),
         Err(AccountError::InvalidLink) => Err(AccountError::InvalidLink.into()),
-        Err(e) => Ok(form_error(
-            &browser,
-            "reset_password.html",
-            context! { token => &form.token },
-            e,
-        )),
+        Err(e) => Ok(form_error(&browser, "reset_password.html", context! { token => &form.token }, e)),
     }
 }
 
 fn signed_out(state: &AppState, browser: &Browser) -> Response {
     let mut response = see_other("/login");
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(state, SESSION_COOKIE, "", Some(0)),
-    );
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, "", Some(0)));
     browser.finish(response)
 }
 
@@ -291,15 +209,9 @@ pub async fn logout(State(state): State<AppState>, browser: Browser) -> Result<R
 }
 
 /// POST /logout/everywhere
-pub async fn logout_everywhere(
-    State(state): State<AppState>,
-    browser: Browser,
-) -> Result<Response, AppError> {
+pub async fn logout_everywhere(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     if let Some(session) = current_session(&state, &browser).await? {
-        state
-            .accounts()
-            .sign_out_everywhere(session.user.id)
-            .await?;
+        state.accounts().sign_out_everywhere(session.user.id).await?;
     }
     Ok(signed_out(&state, &browser))
 }

@@ -2,6 +2,7 @@
 
 mod account;
 mod auth;
+mod oidc;
 mod ops;
 
 use axum::Router;
@@ -20,22 +21,28 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/", get(account::home))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/signup", get(auth::signup_page).post(auth::signup))
-        .route(
-            "/verify-email",
-            get(auth::verify_email_page).post(auth::verify_email),
-        )
-        .route(
-            "/forgot-password",
-            get(auth::forgot_password_page).post(auth::forgot_password),
-        )
-        .route(
-            "/reset-password",
-            get(auth::reset_password_page).post(auth::reset_password),
-        )
+        .route("/verify-email", get(auth::verify_email_page).post(auth::verify_email))
+        .route("/forgot-password", get(auth::forgot_password_page).post(auth::forgot_password))
+        .route("/reset-password", get(auth::reset_password_page).post(auth::reset_password))
         .route("/logout", post(auth::logout))
         .route("/logout/everywhere", post(auth::logout_everywhere))
         .route("/account", get(account::account_page))
         .route("/account/password", post(account::change_password))
+        .route("/end-session", get(oidc::end_session).post(oidc::end_session_confirm))
+}
+
+/// OpenID Connect endpoints for clients and the authorization endpoint (which
+/// other sites legitimately POST to, so it sits outside the CSRF guard).
+pub fn oidc_routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/jwks.json", get(oidc::jwks))
+        .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post))
+        .route("/authorize/resume", get(oidc::authorize_resume))
+        .route("/token", post(oidc::token))
+        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .route("/revoke", post(oidc::revoke))
+        .route("/introspect", post(oidc::introspect))
 }
 
 /// Liveness, readiness and static assets.
@@ -44,6 +51,7 @@ pub fn ops_routes() -> Router<AppState> {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/static/portcullis.css", get(ops::stylesheet))
+        .route("/static/form_post.js", get(ops::form_post_script))
 }
 
 /// Unknown paths.
@@ -52,10 +60,7 @@ pub async fn not_found() -> Response {
 }
 
 /// The signed-in session of this browser, if any.
-async fn current_session(
-    state: &AppState,
-    browser: &Browser,
-) -> Result<Option<ActiveSession>, AppError> {
+async fn current_session(state: &AppState, browser: &Browser) -> Result<Option<ActiveSession>, AppError> {
     match &browser.session_token {
         Some(token) => Ok(state.accounts().session(token, state.now()).await?),
         None => Ok(None),
@@ -64,12 +69,7 @@ async fn current_session(
 
 /// Shows a domain error on the form it came from (next to its field), or as an
 /// error page when it is not something the person can fix.
-fn form_error(
-    browser: &Browser,
-    template: &str,
-    ctx: minijinja::Value,
-    err: AccountError,
-) -> Response {
+fn form_error(browser: &Browser, template: &str, ctx: minijinja::Value, err: AccountError) -> Response {
     let Some((status, field)) = form_problem(&err) else {
         return AppError::Account(err).into_response();
     };
@@ -84,19 +84,10 @@ fn form_error(
 }
 
 /// Shows a "too many requests" error on a form, with `Retry-After`.
-fn throttled(
-    browser: &Browser,
-    template: &str,
-    ctx: minijinja::Value,
-    retry_after_secs: i64,
-) -> Response {
+fn throttled(browser: &Browser, template: &str, ctx: minijinja::Value, retry_after_secs: i64) -> Response {
     let message = AppError::TooManyRequests { retry_after_secs }.to_string();
     with_retry_after(
-        browser.page(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            template,
-            minijinja::context! { error => message, ..ctx },
-        ),
+        browser.page(axum::http::StatusCode::TOO_MANY_REQUESTS, template, minijinja::context! { error => message, ..ctx }),
         Some(retry_after_secs),
     )
 }

@@ -1,0 +1,335 @@
+//! OpenID Connect endpoints. The authorization endpoint and logout are pages
+//! in the browser; token, userinfo, revocation and introspection are JSON
+//! APIs for clients (no CSRF: they authenticate the client instead).
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use minijinja::context;
+use portcullis_core::accounts::ActiveSession;
+use portcullis_oidc::provider::{AuthorizationResponse, ClientCredentials, Decision, Logout, TokenRequest};
+use portcullis_oidc::request::{AuthorizeFailure, AuthorizeParams, ReplyTo, ResponseMode};
+use portcullis_oidc::{ErrorCode, OAuthError, OidcError};
+use serde::Deserialize;
+
+use super::current_session;
+use crate::error::{AppError, oauth_error_response};
+use crate::request::{Browser, SESSION_COOKIE, see_other, set_cookie};
+use crate::state::AppState;
+
+/// ACR values Portcullis can currently satisfy (grows with the second factors).
+const ACR_VALUES_SUPPORTED: [&str; 0] = [];
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// GET /.well-known/openid-configuration
+pub async fn discovery(State(state): State<AppState>) -> Response {
+    let mut r = Json(state.provider().discovery(&ACR_VALUES_SUPPORTED)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r
+}
+
+/// GET /jwks.json
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut r = Json(state.provider().jwks()).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r
+}
+
+/// GET /authorize
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(params): Query<AuthorizeParams>,
+) -> Result<Response, AppError> {
+    authorize(&state, &browser, params, None).await
+}
+
+/// POST /authorize (OIDC Core §3.1.2.1: both methods must be supported).
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    browser: Browser,
+    Form(params): Form<AuthorizeParams>,
+) -> Result<Response, AppError> {
+    authorize(&state, &browser, params, None).await
+}
+
+#[derive(Deserialize)]
+pub struct ResumeQuery {
+    #[serde(default)]
+    request: String,
+}
+
+/// GET /authorize/resume?request=…: continues a request after the sign-in detour.
+pub async fn authorize_resume(State(state): State<AppState>, browser: Browser, Query(q): Query<ResumeQuery>) -> Result<Response, AppError> {
+    match state.provider().load_pending(&q.request, state.now()).await? {
+        Some((params, since)) => authorize(&state, &browser, params, Some((q.request, since))).await,
+        None => Err(AppError::BadRequest("This sign-in request has expired. Go back to the application and start again.".into())),
+    }
+}
+
+async fn authorize(
+    state: &AppState,
+    browser: &Browser,
+    params: AuthorizeParams,
+    pending: Option<(String, i64)>,
+) -> Result<Response, AppError> {
+    let provider = state.provider();
+    let now = state.now();
+    let req = match provider.validate(&params).await? {
+        Ok(r) => r,
+        Err(AuthorizeFailure::Page(message)) => return Err(AppError::BadRequest(message)),
+        Err(AuthorizeFailure::Redirect(reply, error)) => return Ok(deliver_error(browser, state, &reply, &error)),
+    };
+    let session: Option<ActiveSession> = current_session(state, browser).await?;
+    match provider.decide(&req, session.as_ref().map(|s| &s.record), pending.as_ref().map(|p| p.1), now) {
+        Decision::Issue => {
+            let Some(session) = session else { return Err(AppError::Internal("decided to issue without a session".into())) };
+            let response = provider.issue(&req, &session.record, &session.user, pending.as_ref().map(|p| p.0.as_str()), now).await?;
+            Ok(deliver(browser, &response))
+        }
+        Decision::SignIn { reauthenticate } => {
+            let id = match pending {
+                Some((id, _)) => id,
+                None => provider.save_pending(&req, now).await?,
+            };
+            let next = format!("/authorize/resume?request={id}");
+            let mut login = url::form_urlencoded::Serializer::new(String::new());
+            login.append_pair("next", &next);
+            if reauthenticate {
+                login.append_pair("reauth", "1");
+            }
+            if let Some(hint) = &req.login_hint {
+                login.append_pair("login_hint", hint);
+            }
+            Ok(see_other(&format!("/login?{}", login.finish())))
+        }
+        Decision::Fail(reply, error) => Ok(deliver_error(browser, state, &reply, &error)),
+    }
+}
+
+fn deliver_error(browser: &Browser, state: &AppState, reply: &ReplyTo, error: &OAuthError) -> Response {
+    let mut params =
+        vec![("error".to_owned(), error.code.as_str().to_owned()), ("error_description".to_owned(), error.description.clone())];
+    if let Some(s) = &reply.state {
+        params.push(("state".to_owned(), s.clone()));
+    }
+    params.push(("iss".to_owned(), state.provider().issuer().to_owned()));
+    deliver(browser, &AuthorizationResponse { reply: reply.clone(), params })
+}
+
+/// Sends an authorization response the way the client asked.
+fn deliver(browser: &Browser, response: &AuthorizationResponse) -> Response {
+    let encoded = || url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&response.params).finish();
+    let target = &response.reply.redirect_uri;
+    match response.reply.mode {
+        ResponseMode::Query => {
+            let sep = if target.contains('?') { '&' } else { '?' };
+            no_store(see_other(&format!("{target}{sep}{}", encoded())))
+        }
+        ResponseMode::Fragment => no_store(see_other(&format!("{target}#{}", encoded()))),
+        ResponseMode::FormPost => {
+            no_store(browser.page(StatusCode::OK, "form_post.html", context! { action => target, fields => response.params }))
+        }
+    }
+}
+
+/// Client credentials from HTTP Basic (RFC 6749 §2.3.1: form-urlencoded, then base64) or the form.
+fn client_credentials(
+    headers: &HeaderMap,
+    form_id: Option<String>,
+    form_secret: Option<String>,
+) -> Result<(ClientCredentials, bool), OidcError> {
+    let bad = |why: &str| OidcError::oauth(ErrorCode::InvalidRequest, why);
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+    let Some(encoded) = basic else { return Ok((ClientCredentials { client_id: form_id, client_secret: form_secret }, false)) };
+    let invalid = || OidcError::oauth(ErrorCode::InvalidClient, "malformed Basic credentials");
+    let decoded = STANDARD.decode(encoded.trim()).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(invalid)?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
+    let unescape =
+        |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let (id, secret) = (unescape(id), unescape(secret));
+    if form_secret.is_some() {
+        return Err(bad("use one client authentication method, not two"));
+    }
+    if form_id.as_deref().is_some_and(|f| f != id) {
+        return Err(bad("client_id in the form differs from the one in the Authorization header"));
+    }
+    Ok((ClientCredentials { client_id: Some(id), client_secret: Some(secret) }, true))
+}
+
+/// A form body for the OAuth APIs; malformed bodies become `invalid_request` JSON.
+pub struct OAuthForm<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for OAuthForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Form::<T>::from_request(req, state).await.map(|Form(v)| Self(v)).map_err(|e: FormRejection| {
+            oauth_error_response(
+                OidcError::oauth(
+                    ErrorCode::InvalidRequest,
+                    format!("the request body must be a valid application/x-www-form-urlencoded form: {}", e.body_text()),
+                ),
+                false,
+            )
+        })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    #[serde(flatten)]
+    request: TokenRequest,
+}
+
+/// POST /token
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, OAuthForm(form): OAuthForm<TokenForm>) -> Response {
+    let (creds, basic) = match client_credentials(&headers, form.client_id, form.client_secret) {
+        Ok(c) => c,
+        Err(e) => return oauth_error_response(e, false),
+    };
+    match state.provider().token(&creds, &form.request, state.now()).await {
+        Ok(body) => no_store(Json(body).into_response()),
+        Err(e) => oauth_error_response(e, basic),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
+/// GET or POST /userinfo (RFC 6750 bearer token in the Authorization header).
+pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = bearer(&headers) else {
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({ "error": "invalid_request", "error_description": "send the access token as Authorization: Bearer" })),
+        )
+            .into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    };
+    match state.provider().userinfo(token).await {
+        Ok(body) => no_store(Json(body).into_response()),
+        Err(e) => oauth_error_response(e, false),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TokenOnlyForm {
+    token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// POST /revoke (RFC 7009)
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, OAuthForm(form): OAuthForm<TokenOnlyForm>) -> Response {
+    let (creds, basic) = match client_credentials(&headers, form.client_id, form.client_secret) {
+        Ok(c) => c,
+        Err(e) => return oauth_error_response(e, false),
+    };
+    let Some(token) = form.token.filter(|t| !t.is_empty()) else {
+        return oauth_error_response(OidcError::oauth(ErrorCode::InvalidRequest, "token is missing"), basic);
+    };
+    match state.provider().revoke(&creds, &token, state.now()).await {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(e) => oauth_error_response(e, basic),
+    }
+}
+
+/// POST /introspect (RFC 7662)
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, OAuthForm(form): OAuthForm<TokenOnlyForm>) -> Response {
+    let (creds, basic) = match client_credentials(&headers, form.client_id, form.client_secret) {
+        Ok(c) => c,
+        Err(e) => return oauth_error_response(e, false),
+    };
+    let Some(token) = form.token.filter(|t| !t.is_empty()) else {
+        return oauth_error_response(OidcError::oauth(ErrorCode::InvalidRequest, "token is missing"), basic);
+    };
+    match state.provider().introspect(&creds, &token, state.now()).await {
+        Ok(body) => no_store(Json(body).into_response()),
+        Err(e) => oauth_error_response(e, basic),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct EndSessionParams {
+    id_token_hint: Option<String>,
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+async fn end_session_decision(state: &AppState, session: Option<&ActiveSession>, p: &EndSessionParams) -> Result<Logout, AppError> {
+    Ok(state
+        .provider()
+        .end_session(
+            p.id_token_hint.as_deref(),
+            p.client_id.as_deref(),
+            p.post_logout_redirect_uri.as_deref(),
+            p.state.as_deref(),
+            session.map(|s| &s.user),
+        )
+        .await?)
+}
+
+async fn sign_out_and_leave(
+    state: &AppState,
+    browser: &Browser,
+    session: Option<ActiveSession>,
+    redirect: Option<String>,
+) -> Result<Response, AppError> {
+    if let Some(token) = session.and(browser.session_token.as_ref()) {
+        state.accounts().sign_out(token).await?;
+    }
+    let mut response = match redirect {
+        Some(to) => see_other(&to),
+        None => browser.page(StatusCode::OK, "message.html", context! { title => "Signed out", text => "You are signed out." }),
+    };
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, "", Some(0)));
+    Ok(browser.finish(response))
+}
+
+/// GET /end-session (RP-initiated logout).
+pub async fn end_session(State(state): State<AppState>, browser: Browser, Query(p): Query<EndSessionParams>) -> Result<Response, AppError> {
+    let session = current_session(&state, &browser).await?;
+    match end_session_decision(&state, session.as_ref(), &p).await? {
+        Logout::SignOut { redirect } => sign_out_and_leave(&state, &browser, session, redirect).await,
+        Logout::Confirm { .. } => Ok(browser.page(
+            StatusCode::OK,
+            "end_session.html",
+            context! { signed_in => true, client_id => p.client_id, post_logout_redirect_uri => p.post_logout_redirect_uri, state => p.state },
+        )),
+    }
+}
+
+/// POST /end-session: the user confirmed on our page (CSRF-checked).
+pub async fn end_session_confirm(
+    State(state): State<AppState>,
+    browser: Browser,
+    Form(p): Form<EndSessionParams>,
+) -> Result<Response, AppError> {
+    let session = current_session(&state, &browser).await?;
+    let redirect = match end_session_decision(&state, session.as_ref(), &p).await? {
+        Logout::SignOut { redirect } | Logout::Confirm { redirect } => redirect,
+    };
+    sign_out_and_leave(&state, &browser, session, redirect).await
+}
