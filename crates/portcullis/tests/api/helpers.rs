@@ -58,7 +58,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     let mut config = test_config(data.path(), &db.url);
     config.issuer = format!("http://127.0.0.1:{port}");
     tweak(&mut config);
-    let clock = ManualClock::new(1_900_000_000);
+    // Starts at the real time, so child processes (the CLI) and the server agree.
+    let clock = ManualClock::new(portcullis_core::clock::Clock::now(&portcullis_core::clock::SystemClock));
     let app = Application::build(&config, Arc::new(clock.clone())).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = app.state.clone();

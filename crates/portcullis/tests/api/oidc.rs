@@ -593,3 +593,119 @@ async fn discovery_is_complete_and_truthful_and_the_cli_registers_clients() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("must use https"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_clients_fragments_max_age_revocation_and_logout_confirmation() {
+    let Some(app) = spawn_app(Backend::Postgres).await.or(spawn_app(Backend::Sqlite).await) else { return };
+    app.verified_user("ada@example.com").await;
+
+    // A public client redeems its code with PKCE and no secret (token_endpoint_auth_method=none).
+    let (public_id, _) = register(&app, true, SigningAlg::ES256).await;
+    let rp = app.rp(&public_id, None).await;
+    let (code, verifier, nonce) = signed_in_code(&app, &rp).await;
+    let tokens = rp
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.client)
+        .await
+        .unwrap();
+    assert!(tokens.id_token().unwrap().claims(&rp.client.id_token_verifier(), &nonce).is_ok());
+    let refresh = tokens.refresh_token().unwrap().secret().clone();
+    // A public client cannot introspect, and cannot use client_credentials.
+    let r = app
+        .client
+        .post(app.url("/introspect"))
+        .form(&[("token", refresh.as_str()), ("client_id", public_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = token_request(&app, &[("grant_type", "client_credentials"), ("client_id", &public_id)], None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")));
+    // Revoking the refresh token ends its grant.
+    let r =
+        app.client.post(app.url("/revoke")).form(&[("token", refresh.as_str()), ("client_id", public_id.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, body) =
+        token_request(&app, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", &public_id)], None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let access = tokens.access_token().secret();
+    assert_eq!(
+        app.client.get(app.url("/userinfo")).bearer_auth(access).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "its access token too"
+    );
+
+    // Hybrid with the default fragment mode.
+    let (id, secret) = register(&app, false, SigningAlg::ES256).await;
+    let rp = app.rp(&id, secret.as_deref()).await;
+    let (url, _, nonce) = rp
+        .client
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::Hybrid(vec![CoreResponseType::Code, CoreResponseType::IdToken]),
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .url();
+    let back = app.browse_authorize(url.as_str(), "ada@example.com", PASSWORD).await;
+    assert!(back.starts_with(&format!("{CALLBACK}#")), "{back}");
+    let id_token = CoreIdToken::from_str(&query_param(&back, "id_token").unwrap()).unwrap();
+    assert!(id_token.claims(&rp.client.id_token_verifier(), &nonce).is_ok());
+
+    // max_age: a session older than max_age must sign in again; prompt=none then gets login_required.
+    app.clock.advance(120);
+    let base = format!("/authorize?client_id={id}&redirect_uri={}&response_type=code&scope=openid&state=m", urlenc(CALLBACK));
+    let fresh_enough = app.get(&format!("{base}&max_age=600")).await;
+    assert!(fresh_enough.location.unwrap().starts_with(CALLBACK));
+    let too_old = app.get(&format!("{base}&max_age=60")).await;
+    assert!(too_old.location.unwrap().contains("reauth=1"));
+    let silent = app.get(&format!("{base}&max_age=60&prompt=none")).await;
+    assert_eq!(query_param(&silent.location.unwrap(), "error").as_deref(), Some("login_required"));
+
+    // Logout without id_token_hint asks first (it may be a forged link).
+    let ask = app.get(&format!("/end-session?client_id={id}&post_logout_redirect_uri={}&state=z", urlenc(LOGGED_OUT))).await;
+    assert_eq!(ask.status, StatusCode::OK);
+    assert!(ask.body.contains("Sign out?"));
+    assert_eq!(app.get("/account").await.status, StatusCode::OK, "still signed in until confirmed");
+    let confirmed = app
+        .submit(
+            &format!("/end-session?client_id={id}&post_logout_redirect_uri={}&state=z", urlenc(LOGGED_OUT)),
+            "/end-session",
+            &[("client_id", &id), ("post_logout_redirect_uri", LOGGED_OUT), ("state", "z")],
+        )
+        .await;
+    assert_eq!(confirmed.location.as_deref(), Some("https://app.example/bye?state=z"));
+    assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_and_deletes_clients_and_rotates_keys() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&app.config.data_dir)
+            .args(["--database-url", app.config.database_url.as_deref().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let (id, _) = register(&app, true, SigningAlg::ES256).await;
+    let list = run(&["client", "list"]);
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!((listed["client_id"].as_str(), listed["public"].as_bool()), (Some(id.as_str()), Some(true)));
+    assert!(listed.get("client_secret").is_none());
+    assert!(run(&["client", "delete", "--client-id", &id]).status.success());
+    assert!(!run(&["client", "delete", "--client-id", &id]).status.success());
+    assert!(run(&["client", "list"]).stdout.is_empty());
+
+    let rotated = run(&["keys", "rotate"]);
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    let kids: serde_json::Value = serde_json::from_slice(&rotated.stdout).unwrap();
+    assert_eq!(kids["rotated_in"].as_array().unwrap().len(), 2);
+    app.state.provider().reload_keys(app.clock_now()).await.unwrap();
+    let jwks: serde_json::Value = app.client.get(app.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 4);
+}
