@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod clock;
 pub mod email;
 pub mod error;
+pub mod factors;
 pub mod lockout;
 pub mod mail;
 pub mod oauth;
