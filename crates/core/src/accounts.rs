@@ -146,6 +146,7 @@ impl<S: AccountStore> Accounts<S> {
             password_hash: self.hash(form.password).await?,
             email_verified_at: None,
             is_admin: false,
+            mfa_required: false,
             created_at: now,
         };
         match self.store.create_user(&user).await {
@@ -187,6 +188,7 @@ impl<S: AccountStore> Accounts<S> {
             password_hash: self.hash(password).await?,
             email_verified_at: Some(now),
             is_admin,
+            mfa_required: false,
             created_at: now,
         };
         self.store.create_user(&user).await?;

@@ -42,6 +42,8 @@ pub struct User {
     pub email_verified_at: Option<UnixTime>,
     /// Whether the user may use the admin console.
     pub is_admin: bool,
+    /// Whether the operator requires this user to use a second factor.
+    pub mfa_required: bool,
     /// Creation time.
     pub created_at: UnixTime,
 }
@@ -54,6 +56,7 @@ impl std::fmt::Debug for User {
             .field("email", &self.email.as_str())
             .field("email_verified_at", &self.email_verified_at)
             .field("is_admin", &self.is_admin)
+            .field("mfa_required", &self.mfa_required)
             .finish_non_exhaustive()
     }
 }

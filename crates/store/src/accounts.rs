@@ -20,6 +20,7 @@ struct UserRow {
     password_hash: String,
     email_verified_at: Option<i64>,
     is_admin: bool,
+    mfa_required: bool,
     created_at: i64,
 }
 
@@ -33,6 +34,7 @@ impl TryFrom<UserRow> for User {
             password_hash: r.password_hash,
             email_verified_at: r.email_verified_at,
             is_admin: r.is_admin,
+            mfa_required: r.mfa_required,
             created_at: r.created_at,
         })
     }
@@ -62,7 +64,7 @@ impl TryFrom<SessionRow> for SessionRecord {
 /// `SELECT` of all user columns followed by a literal tail (kept literal for sqlx's injection check).
 macro_rules! select_users {
     ($tail:literal) => {
-        concat!("SELECT id, email, name, password_hash, email_verified_at, is_admin, created_at FROM users ", $tail)
+        concat!("SELECT id, email, name, password_hash, email_verified_at, is_admin, mfa_required, created_at FROM users ", $tail)
     };
 }
 
@@ -74,7 +76,7 @@ impl AccountStore for Store {
     async fn create_user(&self, u: &User) -> StoreResult<()> {
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, mfa_required, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         )
         .bind(u.id.to_string())
         .bind(u.email.as_str())
@@ -82,6 +84,7 @@ impl AccountStore for Store {
         .bind(&u.password_hash)
         .bind(u.email_verified_at)
         .bind(u.is_admin)
+        .bind(u.mfa_required)
         .bind(u.created_at)
         .execute(p)
         .await

@@ -7,6 +7,7 @@
 //! configured. Only the migrations are written per backend.
 
 mod accounts;
+mod mfa;
 mod oidc;
 #[cfg(feature = "testing")]
 pub mod testing;

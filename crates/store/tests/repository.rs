@@ -3,6 +3,7 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::email::EmailAddress;
+use portcullis_core::factors::{Credential, FactorKind, MfaStore};
 use portcullis_core::rate_limit::{LimitedAction, RateLimits};
 use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
@@ -26,6 +27,7 @@ on_both_backends!(
     sessions_are_found_touched_and_ended,
     rate_buckets_count_per_window,
     purge_removes_only_what_expired,
+    a_totp_step_and_a_recovery_code_are_accepted_once_under_concurrency,
 );
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
@@ -57,6 +59,7 @@ fn user(email: &str) -> User {
         password_hash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         email_verified_at: None,
         is_admin: false,
+        mfa_required: false,
         created_at: 1_000,
     }
 }
@@ -198,4 +201,72 @@ async fn purge_removes_only_what_expired(s: Store) {
     assert!(s.session_by_digest("old").await.unwrap().is_none());
     assert!(s.session_by_digest("live").await.unwrap().is_some());
     assert_eq!(s.failure_record("x@example.com").await.unwrap().failures, 0);
+}
+
+async fn concurrently<F, Fut>(n: usize, f: F) -> usize
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(f())).collect();
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            wins += 1;
+        }
+    }
+    wins
+}
+
+async fn a_totp_step_and_a_recovery_code_are_accepted_once_under_concurrency(s: Store) {
+    let u = user("gus@example.com");
+    s.create_user(&u).await.unwrap();
+    let c = Credential {
+        id: "cred-1".into(),
+        user_id: u.id,
+        kind: FactorKind::Totp,
+        name: "Phone".into(),
+        sealed_secret: vec![1, 2, 3],
+        confirmed_at: None,
+        created_at: 10,
+        last_used_at: None,
+    };
+    s.insert_credential(&c).await.unwrap();
+    assert!(s.credentials(u.id).await.unwrap().is_empty(), "unconfirmed credentials do not count");
+    assert!(!s.consume_totp_step("cred-1", 100, 20).await.unwrap(), "nor can they be used");
+    assert!(s.confirm_credential(u.id, "cred-1", 100, 20).await.unwrap());
+    assert!(!s.confirm_credential(u.id, "cred-1", 101, 21).await.unwrap(), "confirmed once");
+    assert_eq!(s.credentials(u.id).await.unwrap().len(), 1);
+    assert!(!s.consume_totp_step("cred-1", 100, 22).await.unwrap(), "the confirming code cannot be replayed");
+
+    let store = s.clone();
+    let wins = concurrently(8, move || {
+        let s = store.clone();
+        async move { s.consume_totp_step("cred-1", 101, 30).await.unwrap() }
+    })
+    .await;
+    assert_eq!(wins, 1, "one of eight concurrent uses of the same step wins");
+    assert!(!s.consume_totp_step("cred-1", 100, 31).await.unwrap(), "older steps stay refused");
+
+    s.replace_recovery_codes(u.id, &["t1".into(), "t2".into()], 40).await.unwrap();
+    assert_eq!(s.recovery_codes_left(u.id).await.unwrap(), 2);
+    let store = s.clone();
+    let user_id = u.id;
+    let wins = concurrently(8, move || {
+        let s = store.clone();
+        async move { s.consume_recovery_code(user_id, "t1", 50).await.unwrap() }
+    })
+    .await;
+    assert_eq!(wins, 1);
+    assert_eq!(s.recovery_codes_left(u.id).await.unwrap(), 1);
+    s.replace_recovery_codes(u.id, &["t3".into()], 60).await.unwrap();
+    assert!(!s.consume_recovery_code(u.id, "t2", 61).await.unwrap(), "regeneration invalidates the old set");
+
+    assert!(s.rename_credential(u.id, "cred-1", "Work phone").await.unwrap());
+    assert_eq!(s.credential(u.id, "cred-1").await.unwrap().unwrap().name, "Work phone");
+    assert!(s.set_mfa_required(u.id, true).await.unwrap());
+    assert!(s.user_by_id(u.id).await.unwrap().unwrap().mfa_required);
+    s.delete_all_factors(u.id).await.unwrap();
+    assert!(s.credentials(u.id).await.unwrap().is_empty());
+    assert_eq!(s.recovery_codes_left(u.id).await.unwrap(), 0);
 }

@@ -3,3 +3,119 @@
 
 pub mod recovery;
 pub mod totp;
+
+use std::future::Future;
+
+use crate::clock::UnixTime;
+use crate::session::AuthRecord;
+use crate::store::StoreResult;
+use crate::user::UserId;
+
+/// The kinds of second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactorKind {
+    /// Authenticator app (TOTP).
+    Totp,
+}
+
+impl FactorKind {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "totp" => Some(Self::Totp),
+            _ => None,
+        }
+    }
+}
+
+/// An enrolled (or being enrolled) second-factor credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// Identifier.
+    pub id: String,
+    /// Owner.
+    pub user_id: UserId,
+    /// Kind.
+    pub kind: FactorKind,
+    /// Name the user gave it.
+    pub name: String,
+    /// Secret sealed with the at-rest key (context: `credential:{id}`).
+    pub sealed_secret: Vec<u8>,
+    /// Set once the user proved the credential works; unconfirmed ones do not count.
+    pub confirmed_at: Option<UnixTime>,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Last successful use.
+    pub last_used_at: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("confirmed_at", &self.confirmed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sign-in waiting for its second step (or for the user to enroll one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignIn {
+    /// Whose sign-in.
+    pub user_id: UserId,
+    /// What has been proven so far (the password).
+    pub auth: AuthRecord,
+    /// For step-up: the existing session to upgrade (digest), instead of creating one.
+    pub session_digest: Option<String>,
+    /// When it began.
+    pub created_at: UnixTime,
+    /// When it lapses.
+    pub expires_at: UnixTime,
+}
+
+/// Persistence of second factors.
+pub trait MfaStore: Clone + Send + Sync + 'static {
+    /// Stores a credential (unconfirmed until [`MfaStore::confirm_credential`]).
+    fn insert_credential(&self, c: &Credential) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A credential of `user` by id.
+    fn credential(&self, user: UserId, id: &str) -> impl Future<Output = StoreResult<Option<Credential>>> + Send;
+    /// The user's confirmed credentials, oldest first.
+    fn credentials(&self, user: UserId) -> impl Future<Output = StoreResult<Vec<Credential>>> + Send;
+    /// Confirms a credential with its first accepted TOTP step; false if already confirmed or unknown.
+    fn confirm_credential(&self, user: UserId, id: &str, step: i64, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Records a TOTP step as used if it is later than every step used before (atomic; false = replay).
+    fn consume_totp_step(&self, id: &str, step: i64, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Renames a credential; false if unknown.
+    fn rename_credential(&self, user: UserId, id: &str, name: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Deletes a credential; false if unknown.
+    fn delete_credential(&self, user: UserId, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Replaces the user's recovery codes with these tags (one transaction).
+    fn replace_recovery_codes(&self, user: UserId, tags: &[String], now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Spends a recovery code atomically; false if unknown or used.
+    fn consume_recovery_code(&self, user: UserId, tag: &str, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Unused recovery codes left.
+    fn recovery_codes_left(&self, user: UserId) -> impl Future<Output = StoreResult<u32>> + Send;
+    /// Removes every credential and recovery code of a user (MFA reset).
+    fn delete_all_factors(&self, user: UserId) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Sets whether the user must use MFA (and enroll at next sign-in if they have no factor).
+    fn set_mfa_required(&self, user: UserId, required: bool) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Stores a pending sign-in under the digest of its cookie token.
+    fn save_pending_sign_in(&self, digest: &str, p: &PendingSignIn) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A pending sign-in that has not lapsed.
+    fn pending_sign_in(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<PendingSignIn>>> + Send;
+    /// Ends a pending sign-in atomically; true for exactly one caller.
+    fn take_pending_sign_in(&self, digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Replaces a session's authentication record (after a step-up).
+    fn set_session_auth(&self, session_digest: &str, auth: &AuthRecord) -> impl Future<Output = StoreResult<bool>> + Send;
+}

@@ -80,7 +80,13 @@ pub fn key_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
 /// Percent-encodes everything but RFC 3986 unreserved characters (so `:` and spaces in names are safe).
 fn url_escape(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -131,7 +137,10 @@ mod tests {
     #[test]
     fn key_uri_follows_the_key_uri_format() {
         let uri = key_uri("Portcullis", "ada@example.com", RFC_SECRET);
-        assert_eq!(uri, "otpauth://totp/Portcullis:ada@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Portcullis&algorithm=SHA1&digits=6&period=30");
+        assert_eq!(
+            uri,
+            "otpauth://totp/Portcullis:ada@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Portcullis&algorithm=SHA1&digits=6&period=30"
+        );
         assert!(key_uri("Acme Corp", "a:b", RFC_SECRET).starts_with("otpauth://totp/Acme%20Corp:a%3Ab?"));
         assert_eq!(display_secret(RFC_SECRET), "GEZD GNBV GY3T QOJQ GEZD GNBV GY3T QOJQ");
     }

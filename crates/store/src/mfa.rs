@@ -1,0 +1,275 @@
+//! [`MfaStore`] for both backends.
+
+use portcullis_core::StoreError;
+use portcullis_core::clock::UnixTime;
+use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn};
+use portcullis_core::session::AuthRecord;
+use portcullis_core::store::StoreResult;
+use portcullis_core::user::UserId;
+
+use crate::{Store, db_error, on_pool};
+
+#[derive(sqlx::FromRow)]
+struct CredentialRow {
+    id: String,
+    user_id: String,
+    kind: String,
+    name: String,
+    sealed_secret: Vec<u8>,
+    confirmed_at: Option<i64>,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl TryFrom<CredentialRow> for Credential {
+    type Error = StoreError;
+    fn try_from(r: CredentialRow) -> Result<Self, StoreError> {
+        Ok(Credential {
+            user_id: uuid::Uuid::parse_str(&r.user_id).map(UserId).map_err(|e| StoreError::Backend(format!("credential {}: {e}", r.id)))?,
+            kind: FactorKind::parse(&r.kind)
+                .ok_or_else(|| StoreError::Backend(format!("credential {} has unknown kind {:?}", r.id, r.kind)))?,
+            id: r.id,
+            name: r.name,
+            sealed_secret: r.sealed_secret,
+            confirmed_at: r.confirmed_at,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+        })
+    }
+}
+
+macro_rules! select_credentials {
+    ($tail:literal) => {
+        concat!("SELECT id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at FROM credentials ", $tail)
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    user_id: String,
+    auth_record: String,
+    session_digest: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl MfaStore for Store {
+    async fn insert_credential(&self, c: &Credential) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO credentials (id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )
+        .bind(&c.id)
+        .bind(c.user_id.to_string())
+        .bind(c.kind.as_str())
+        .bind(&c.name)
+        .bind(&c.sealed_secret)
+        .bind(c.confirmed_at)
+        .bind(c.created_at)
+        .bind(c.last_used_at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error)
+        })
+    }
+
+    async fn credential(&self, user: UserId, id: &str) -> StoreResult<Option<Credential>> {
+        let row: Option<CredentialRow> = on_pool!(self, |p| sqlx::query_as(select_credentials!("WHERE id = $1 AND user_id = $2"))
+            .bind(id)
+            .bind(user.to_string())
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))?;
+        row.map(Credential::try_from).transpose()
+    }
+
+    async fn credentials(&self, user: UserId) -> StoreResult<Vec<Credential>> {
+        let rows: Vec<CredentialRow> = on_pool!(self, |p| sqlx::query_as(select_credentials!(
+            "WHERE user_id = $1 AND confirmed_at IS NOT NULL ORDER BY created_at, id"
+        ))
+        .bind(user.to_string())
+        .fetch_all(p)
+        .await
+        .map_err(db_error))?;
+        rows.into_iter().map(Credential::try_from).collect()
+    }
+
+    async fn confirm_credential(&self, user: UserId, id: &str, step: i64, now: UnixTime) -> StoreResult<bool> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE credentials SET confirmed_at = $3, last_step = $4, last_used_at = $3 WHERE id = $1 AND user_id = $2 AND confirmed_at IS NULL"
+        )
+        .bind(id)
+        .bind(user.to_string())
+        .bind(now)
+        .bind(step)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(db_error)
+        })
+    }
+
+    async fn consume_totp_step(&self, id: &str, step: i64, now: UnixTime) -> StoreResult<bool> {
+        // The row count decides: of two requests with the same code, one moves last_step and the other finds it moved.
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE credentials SET last_step = $2, last_used_at = $3 WHERE id = $1 AND confirmed_at IS NOT NULL AND last_step < $2"
+        )
+        .bind(id)
+        .bind(step)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(db_error))
+    }
+
+    async fn rename_credential(&self, user: UserId, id: &str, name: &str) -> StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query("UPDATE credentials SET name = $3 WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user.to_string())
+            .bind(name)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
+    }
+
+    async fn delete_credential(&self, user: UserId, id: &str) -> StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM credentials WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user.to_string())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
+    }
+
+    async fn replace_recovery_codes(&self, user: UserId, tags: &[String], now: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await.map_err(db_error)?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            for tag in tags {
+                sqlx::query("INSERT INTO recovery_codes (user_id, tag, created_at) VALUES ($1, $2, $3)")
+                    .bind(user.to_string())
+                    .bind(tag)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    async fn consume_recovery_code(&self, user: UserId, tag: &str, now: UnixTime) -> StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND tag = $2 AND used_at IS NULL")
+            .bind(user.to_string())
+            .bind(tag)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> StoreResult<u32> {
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
+            .bind(user.to_string())
+            .fetch_one(p)
+            .await
+            .map_err(db_error))?;
+        Ok(u32::try_from(n).unwrap_or(0))
+    }
+
+    async fn delete_all_factors(&self, user: UserId) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await.map_err(db_error)?;
+            for sql in ["DELETE FROM credentials WHERE user_id = $1", "DELETE FROM recovery_codes WHERE user_id = $1"] {
+                sqlx::query(sql).bind(user.to_string()).execute(&mut *tx).await.map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    async fn set_mfa_required(&self, user: UserId, required: bool) -> StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query("UPDATE users SET mfa_required = $2 WHERE id = $1")
+            .bind(user.to_string())
+            .bind(required)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
+    }
+
+    async fn save_pending_sign_in(&self, digest: &str, s: &PendingSignIn) -> StoreResult<()> {
+        let auth = serde_json::to_string(&s.auth).map_err(json_err)?;
+        on_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO pending_sign_ins (digest, user_id, auth_record, session_digest, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(digest)
+        .bind(s.user_id.to_string())
+        .bind(&auth)
+        .bind(&s.session_digest)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error)
+        })
+    }
+
+    async fn pending_sign_in(&self, digest: &str, now: UnixTime) -> StoreResult<Option<PendingSignIn>> {
+        let row: Option<PendingRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT user_id, auth_record, session_digest, created_at, expires_at FROM pending_sign_ins WHERE digest = $1 AND expires_at > $2"
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(p)
+        .await
+        .map_err(db_error)
+        })?;
+        row.map(|r| {
+            Ok(PendingSignIn {
+                user_id: uuid::Uuid::parse_str(&r.user_id).map(UserId).map_err(|e| StoreError::Backend(e.to_string()))?,
+                auth: serde_json::from_str::<AuthRecord>(&r.auth_record).map_err(json_err)?,
+                session_digest: r.session_digest,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+            })
+        })
+        .transpose()
+    }
+
+    async fn take_pending_sign_in(&self, digest: &str) -> StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM pending_sign_ins WHERE digest = $1")
+            .bind(digest)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
+    }
+
+    async fn set_session_auth(&self, session_digest: &str, auth: &AuthRecord) -> StoreResult<bool> {
+        let json = serde_json::to_string(auth).map_err(json_err)?;
+        on_pool!(self, |p| sqlx::query("UPDATE sessions SET auth_record = $2 WHERE digest = $1")
+            .bind(session_digest)
+            .bind(&json)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
+    }
+}
