@@ -12,7 +12,7 @@ use crate::mail::{Mailer, OutgoingEmail};
 use crate::password::{PasswordCheck, PasswordHasher, PasswordPolicy};
 use crate::rate_limit::{LimitedAction, RateLimits};
 use crate::secrets::{random_token, token_digest};
-use crate::session::{AuthMethod, AuthRecord, SessionPolicy, SessionRecord};
+use crate::session::{AuthRecord, SessionPolicy, SessionRecord};
 use crate::store::{AccountStore, EmailLink, LinkPurpose};
 use crate::user::{User, UserId};
 
@@ -88,16 +88,42 @@ pub struct ActiveSession {
 /// The account service.
 #[derive(Clone)]
 pub struct Accounts<S> {
-    store: S,
+    pub(crate) store: S,
     hasher: PasswordHasher,
     mailer: Arc<dyn Mailer>,
-    settings: Arc<AccountSettings>,
+    pub(crate) settings: Arc<AccountSettings>,
+    pub(crate) keys: Arc<FactorKeys>,
 }
 
-impl<S: AccountStore> Accounts<S> {
+/// Keys protecting second-factor secrets.
+pub struct FactorKeys {
+    /// Seals TOTP secrets at rest.
+    pub sealer: crate::secrets::SecretBox,
+    /// Tags recovery codes.
+    pub recovery: crate::secrets::MacKey,
+}
+
+/// What a correct password leads to.
+#[derive(Debug, Clone)]
+pub enum SignInOutcome {
+    /// Signed in.
+    SignedIn(NewSession),
+    /// A second factor is needed: the token identifies the pending sign-in.
+    SecondFactor {
+        /// Pending sign-in token (for a cookie).
+        token: String,
+    },
+    /// The user must enroll a second factor first.
+    MustEnroll {
+        /// Pending sign-in token (for a cookie).
+        token: String,
+    },
+}
+
+impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
     /// Wires the service.
-    pub fn new(store: S, hasher: PasswordHasher, mailer: Arc<dyn Mailer>, settings: AccountSettings) -> Self {
-        Self { store, hasher, mailer, settings: Arc::new(settings) }
+    pub fn new(store: S, hasher: PasswordHasher, mailer: Arc<dyn Mailer>, settings: AccountSettings, keys: FactorKeys) -> Self {
+        Self { store, hasher, mailer, settings: Arc::new(settings), keys: Arc::new(keys) }
     }
 
     /// The settings in force.
@@ -195,7 +221,7 @@ impl<S: AccountStore> Accounts<S> {
         Ok(user)
     }
 
-    async fn send(&self, email: OutgoingEmail) -> Result<(), AccountError> {
+    pub(crate) async fn send(&self, email: OutgoingEmail) -> Result<(), AccountError> {
         self.mailer.send(&email).await.map_err(AccountError::Delivery)
     }
 
@@ -248,7 +274,7 @@ impl<S: AccountStore> Accounts<S> {
 
     /// Password sign-in. Unknown addresses, wrong passwords and locked accounts
     /// behave alike for an outsider: the same message after the same work.
-    pub async fn sign_in(&self, email: &str, password: &str, now: UnixTime) -> Result<NewSession, AccountError> {
+    pub async fn sign_in(&self, email: &str, password: &str, now: UnixTime) -> Result<SignInOutcome, AccountError> {
         let Ok(email) = EmailAddress::parse(email) else {
             self.hasher.verify_decoy(password).await;
             return Err(AccountError::InvalidCredentials);
@@ -279,11 +305,11 @@ impl<S: AccountStore> Accounts<S> {
             self.send_verification(&user, now).await?;
             return Err(AccountError::EmailNotVerified);
         }
-        self.open_session(user.id, AuthRecord::single(AuthMethod::Password, now), now).await
+        self.after_password(&user, now).await
     }
 
     /// Counts a failed attempt; returns the error to show (locks at the threshold).
-    async fn count_failure(&self, key: &str, now: UnixTime) -> Result<AccountError, AccountError> {
+    pub(crate) async fn count_failure(&self, key: &str, now: UnixTime) -> Result<AccountError, AccountError> {
         let lockout = &self.settings.lockout;
         let failures = self.store.record_login_failure(key, now, lockout.window_start(now)).await?;
         if lockout.must_lock(failures) {
@@ -294,7 +320,7 @@ impl<S: AccountStore> Accounts<S> {
         Ok(AccountError::InvalidCredentials)
     }
 
-    async fn open_session(&self, user_id: UserId, auth: AuthRecord, now: UnixTime) -> Result<NewSession, AccountError> {
+    pub(crate) async fn open_session(&self, user_id: UserId, auth: AuthRecord, now: UnixTime) -> Result<NewSession, AccountError> {
         let token = random_token();
         let record = SessionRecord { id: uuid::Uuid::new_v4().simple().to_string(), user_id, created_at: now, last_seen_at: now, auth };
         self.store.create_session(&token_digest(&token), &record, self.settings.sessions.expires_at(now)).await?;

@@ -43,6 +43,21 @@ pub enum AccountError {
     /// A link (verification or reset) is unknown, used or expired.
     #[error("This link is invalid or has expired. Request a new one.")]
     InvalidLink,
+    /// A second-factor code was wrong or already used.
+    #[error("That code is not right, or it was already used. Check your app and try again.")]
+    InvalidCode,
+    /// The sign-in in progress lapsed or was already completed.
+    #[error("This sign-in has expired. Please sign in again.")]
+    SignInExpired,
+    /// Removing this factor would leave an account that must use MFA without one.
+    #[error("You cannot remove your last sign-in method while two-step verification is required for your account. Add another one first.")]
+    LastFactor,
+    /// No such credential or user.
+    #[error("Not found.")]
+    NotFound,
+    /// A name given by the user is unusable.
+    #[error("Enter a name of 1 to 64 characters.")]
+    InvalidName,
     /// Mail could not be sent.
     #[error("We could not send the email. Try again later.")]
     Delivery(#[source] crate::mail::MailError),

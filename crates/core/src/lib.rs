@@ -13,6 +13,7 @@ pub mod error;
 pub mod factors;
 pub mod lockout;
 pub mod mail;
+pub mod mfa;
 pub mod oauth;
 pub mod password;
 pub mod rate_limit;

@@ -14,6 +14,19 @@ use crate::user::UserId;
 pub enum AuthMethod {
     /// Password (knowledge factor).
     Password,
+    /// Authenticator-app code (possession factor).
+    Totp,
+    /// Single-use recovery code (stands in for a possession factor).
+    RecoveryCode,
+}
+
+/// NIST SP 800-63B factor categories; two different ones make MFA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorClass {
+    /// Something you know.
+    Knowledge,
+    /// Something you have.
+    Possession,
 }
 
 impl AuthMethod {
@@ -21,6 +34,16 @@ impl AuthMethod {
     pub fn amr_values(self) -> &'static [&'static str] {
         match self {
             Self::Password => &["pwd"],
+            // RFC 8176 has no value for recovery codes; they are one-time passwords.
+            Self::Totp | Self::RecoveryCode => &["otp"],
+        }
+    }
+
+    /// The factor category.
+    pub fn class(self) -> FactorClass {
+        match self {
+            Self::Password => FactorClass::Knowledge,
+            Self::Totp | Self::RecoveryCode => FactorClass::Possession,
         }
     }
 }
@@ -56,8 +79,19 @@ impl AuthRecord {
     /// advertises (`mfa`, `phr`, `phrh`); `None` for a single factor, so a token
     /// never claims a level that was not reached.
     pub fn acr(&self) -> Option<&'static str> {
-        // Only passwords exist so far: one factor reaches no advertised level.
-        None
+        self.is_multi_factor().then_some("mfa")
+    }
+
+    /// Whether factors of two different categories were used (RFC 8176 `mfa`).
+    pub fn is_multi_factor(&self) -> bool {
+        let has = |c: FactorClass| self.events.iter().any(|e| e.method.class() == c);
+        has(FactorClass::Knowledge) && has(FactorClass::Possession)
+    }
+
+    /// A record with one more step.
+    pub fn with(mut self, method: AuthMethod, at: UnixTime) -> Self {
+        self.events.push(AuthEvent { method, at });
+        self
     }
 
     /// RFC 8176 `amr` values, deduplicated, in first-use order.
@@ -67,6 +101,9 @@ impl AuthRecord {
             if !out.contains(v) {
                 out.push(v);
             }
+        }
+        if self.is_multi_factor() {
+            out.push("mfa");
         }
         out
     }
@@ -138,6 +175,20 @@ mod tests {
         assert!(!p.is_alive(&session(0, 0), 100), "idle");
         assert!(p.is_alive(&session(0, 950), 999));
         assert!(!p.is_alive(&session(0, 950), 1000), "absolute");
+    }
+
+    #[test]
+    fn password_and_a_possession_factor_make_mfa() {
+        let r = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::Totp, 20);
+        assert_eq!(r.amr(), vec!["pwd", "otp", "mfa"]);
+        assert_eq!(r.acr(), Some("mfa"));
+        assert_eq!(r.auth_time(), Some(20));
+        let rc = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::RecoveryCode, 20);
+        assert_eq!(rc.amr(), vec!["pwd", "otp", "mfa"]);
+        let two_passwords = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::Password, 20);
+        assert_eq!(two_passwords.amr(), vec!["pwd"]);
+        assert_eq!(two_passwords.acr(), None, "two of the same kind is not MFA");
+        assert_eq!(AuthRecord::single(AuthMethod::Totp, 1).acr(), None);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum ErrorCode {
     InvalidScope,
     /// `prompt=none` but the user must sign in.
     LoginRequired,
+    /// `prompt=none` but the user must interact (a second factor).
+    InteractionRequired,
     /// `request` parameter not supported.
     RequestNotSupported,
     /// `request_uri` parameter not supported.
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::InvalidScope => "invalid_scope",
             Self::LoginRequired => "login_required",
+            Self::InteractionRequired => "interaction_required",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::InvalidToken => "invalid_token",

@@ -46,6 +46,9 @@ pub enum Decision {
         /// A session exists but is too old or `prompt=login` asked for a fresh sign-in.
         reauthenticate: bool,
     },
+    /// Signed in, but this request needs a second factor the session lacks:
+    /// ask only for that (step-up), not for the password again.
+    StepUp,
     /// Tell the client it cannot have what it asked for.
     Fail(ReplyTo, OAuthError),
 }
@@ -249,6 +252,13 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             && now - auth_time > max_age
         {
             return if req.prompt_none { login_required() } else { Decision::SignIn { reauthenticate: true } };
+        }
+        if requires_mfa(req) && session.auth.acr() != Some("mfa") {
+            return if req.prompt_none {
+                Decision::Fail(req.reply.clone(), OAuthError::new(ErrorCode::InteractionRequired, "a second factor is required"))
+            } else {
+                Decision::StepUp
+            };
         }
         Decision::Issue
     }
@@ -622,6 +632,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         };
         Ok(if hint_matches_session || session_user.is_none() { Logout::SignOut { redirect } } else { Logout::Confirm { redirect } })
     }
+}
+
+/// Whether the client's policy or the request demands multi-factor authentication.
+pub fn requires_mfa(req: &AuthorizeRequest) -> bool {
+    req.client.mfa == portcullis_core::oauth::MfaPolicy::Required || req.acr_values.iter().any(|a| a == "mfa")
 }
 
 /// Adds the claims the granted scopes allow.

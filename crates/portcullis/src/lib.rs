@@ -7,7 +7,7 @@ pub mod keys;
 
 use std::sync::Arc;
 
-use portcullis_core::accounts::{AccountSettings, Accounts};
+use portcullis_core::accounts::{AccountSettings, Accounts, FactorKeys};
 use portcullis_core::clock::Clock;
 use portcullis_core::lockout::LockoutPolicy;
 use portcullis_core::mail::Mailer;
@@ -100,7 +100,9 @@ impl Application {
             },
             ..AccountSettings::default()
         };
-        let accounts = Accounts::new(store.clone(), hasher, mailer, settings);
+        // TOTP secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.
+        let factor_keys = FactorKeys { sealer: SecretBox::new(keys.encryption), recovery: MacKey::new(keys.cookie) };
+        let accounts = Accounts::new(store.clone(), hasher, mailer, settings, factor_keys);
         let provider =
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
                 .await?;

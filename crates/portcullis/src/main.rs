@@ -123,6 +123,18 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Remove every second factor of a user (lost phone) and end their sessions.
+    ResetMfa {
+        #[arg(long)]
+        email: String,
+    },
+    /// Require the user to use a second factor (they enroll at next sign-in); --off lifts it.
+    RequireMfa {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -254,6 +266,14 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
         UserCommand::Unlock { email } => {
             let was = accounts.unlock(&email).await.map_err(fail)?;
             println!("{}", if was { format!("{email}: unlocked") } else { format!("{email}: was not locked") });
+        }
+        UserCommand::ResetMfa { email } => {
+            accounts.reset_mfa(&email).await.map_err(fail)?;
+            println!("{email}: second factors removed, sessions ended");
+        }
+        UserCommand::RequireMfa { email, off } => {
+            accounts.require_mfa(&email, !off).await.map_err(fail)?;
+            println!("{email}: MFA {}", if off { "no longer required" } else { "required" });
         }
         UserCommand::Delete { email } => {
             if !accounts.delete_user(&email).await.map_err(fail)? {

@@ -56,6 +56,11 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, ""),
         AccountError::EmailNotVerified => (StatusCode::FORBIDDEN, ""),
         AccountError::InvalidLink => (StatusCode::BAD_REQUEST, ""),
+        AccountError::InvalidCode => (StatusCode::UNPROCESSABLE_ENTITY, "code"),
+        AccountError::InvalidName => (StatusCode::UNPROCESSABLE_ENTITY, "name"),
+        AccountError::SignInExpired => (StatusCode::BAD_REQUEST, ""),
+        AccountError::LastFactor => (StatusCode::CONFLICT, ""),
+        AccountError::NotFound => (StatusCode::NOT_FOUND, ""),
         AccountError::Delivery(_) => (StatusCode::SERVICE_UNAVAILABLE, ""),
         AccountError::Hashing(_) | AccountError::Store(_) => return None,
     })

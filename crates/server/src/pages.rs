@@ -23,6 +23,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("account.html", include_str!("../templates/account.html")),
         ("form_post.html", include_str!("../templates/form_post.html")),
         ("end_session.html", include_str!("../templates/end_session.html")),
+        ("second_step.html", include_str!("../templates/second_step.html")),
+        ("totp_setup.html", include_str!("../templates/totp_setup.html")),
+        ("recovery_codes.html", include_str!("../templates/recovery_codes.html")),
+        ("security.html", include_str!("../templates/security.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             // Templates are compile-time constants; a syntax error is a build defect caught by every test.
@@ -56,4 +60,31 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
         "error.html",
         minijinja::context! { title => status.canonical_reason().unwrap_or("Error"), message => message, status => status.as_u16() },
     )
+}
+
+/// An inline SVG QR code of `data` (for `otpauth://` URIs); empty if it cannot be encoded.
+pub fn qr_svg(data: &str) -> String {
+    match qrcode::QrCode::new(data.as_bytes()) {
+        Ok(code) => code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build(),
+        Err(e) => {
+            tracing::error!(error = %e, "QR code cannot be built");
+            String::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_qr_code_decodes_to_the_exact_uri() {
+        let uri = "otpauth://totp/Portcullis:ada@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Portcullis&algorithm=SHA1&digits=6&period=30";
+        assert!(super::qr_svg(uri).starts_with("<?xml"));
+        // Decode the same code, rendered to pixels, with an independent QR reader.
+        let image = qrcode::QrCode::new(uri.as_bytes()).unwrap().render::<image::Luma<u8>>().min_dimensions(200, 200).build();
+        let mut prepared = rqrr::PreparedImage::prepare(image);
+        let grids = prepared.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, content) = grids[0].decode().unwrap();
+        assert_eq!(content, uri);
+    }
 }

@@ -7,9 +7,52 @@ pub mod totp;
 use std::future::Future;
 
 use crate::clock::UnixTime;
-use crate::session::AuthRecord;
+use crate::mail::BoxFuture;
+use crate::secrets::{MacKey, SecretBox};
+use crate::session::{AuthMethod, AuthRecord};
 use crate::store::StoreResult;
-use crate::user::UserId;
+use crate::user::{User, UserId};
+
+/// What a factor may use to check a response.
+pub struct FactorContext<'a, S> {
+    /// Persistence.
+    pub store: &'a S,
+    /// At-rest encryption of credential secrets.
+    pub sealer: &'a SecretBox,
+    /// Key of the recovery-code tags.
+    pub recovery_key: &'a MacKey,
+}
+
+/// One kind of second factor at sign-in. The sign-in flow only knows this
+/// trait: adding a factor means adding a module that implements it and listing
+/// it in [`all`], not another branch in the flow.
+pub trait SecondFactor<S: MfaStore>: Send + Sync {
+    /// Form key (`"totp"`, `"recovery"`).
+    fn key(&self) -> &'static str;
+    /// What a success adds to the session's record.
+    fn method(&self) -> AuthMethod;
+    /// Offer order: higher first.
+    fn strength(&self) -> u8;
+    /// Whether the user can use it.
+    fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Prepares a challenge (sends a code, builds a WebAuthn request). Factors the user already holds need none.
+    fn challenge<'a>(&'a self, _ctx: &'a FactorContext<'a, S>, _user: &'a User, _now: UnixTime) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Checks `response` and spends it atomically: `false` if wrong or already used.
+    fn verify<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        response: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+}
+
+/// Every second factor, strongest first.
+pub fn all<S: MfaStore>() -> Vec<Box<dyn SecondFactor<S>>> {
+    vec![Box::new(totp::TotpFactor), Box::new(recovery::RecoveryCodeFactor)]
+}
 
 /// The kinds of second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -31,6 +31,41 @@ pub fn tag(key: &MacKey, code: &str) -> String {
     key.tag("recovery-code", normalise(code).as_bytes())
 }
 
+/// Recovery codes at sign-in (the fallback, offered last).
+pub struct RecoveryCodeFactor;
+
+impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
+    fn key(&self) -> &'static str {
+        "recovery"
+    }
+
+    fn method(&self) -> crate::session::AuthMethod {
+        crate::session::AuthMethod::RecoveryCode
+    }
+
+    fn strength(&self) -> u8 {
+        0
+    }
+
+    fn available<'a>(
+        &'a self,
+        ctx: &'a super::FactorContext<'a, S>,
+        user: &'a crate::user::User,
+    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<bool>> {
+        Box::pin(async move { Ok(ctx.store.recovery_codes_left(user.id).await? > 0) })
+    }
+
+    fn verify<'a>(
+        &'a self,
+        ctx: &'a super::FactorContext<'a, S>,
+        user: &'a crate::user::User,
+        response: &'a str,
+        now: crate::clock::UnixTime,
+    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<bool>> {
+        Box::pin(async move { ctx.store.consume_recovery_code(user.id, &tag(ctx.recovery_key, response), now).await })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,6 +90,58 @@ fn url_escape(s: &str) -> String {
         .collect()
 }
 
+/// Authenticator apps at sign-in.
+pub struct TotpFactor;
+
+/// Sealing context of a credential's secret (binds the ciphertext to its row).
+pub fn seal_context(credential_id: &str) -> String {
+    format!("credential:{credential_id}")
+}
+
+impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
+    fn key(&self) -> &'static str {
+        "totp"
+    }
+
+    fn method(&self) -> crate::session::AuthMethod {
+        crate::session::AuthMethod::Totp
+    }
+
+    fn strength(&self) -> u8 {
+        20
+    }
+
+    fn available<'a>(
+        &'a self,
+        ctx: &'a super::FactorContext<'a, S>,
+        user: &'a crate::user::User,
+    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<bool>> {
+        Box::pin(async move { Ok(ctx.store.credentials(user.id).await?.iter().any(|c| c.kind == super::FactorKind::Totp)) })
+    }
+
+    fn verify<'a>(
+        &'a self,
+        ctx: &'a super::FactorContext<'a, S>,
+        user: &'a crate::user::User,
+        response: &'a str,
+        now: UnixTime,
+    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<bool>> {
+        Box::pin(async move {
+            for c in ctx.store.credentials(user.id).await?.iter().filter(|c| c.kind == super::FactorKind::Totp) {
+                let Ok(secret) = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret) else {
+                    tracing::error!(credential = %c.id, "TOTP secret cannot be decrypted");
+                    continue;
+                };
+                if let Some(step) = matching_step(&secret, response, now) {
+                    // Right code for this device: accepted only if this step was never used.
+                    return ctx.store.consume_totp_step(&c.id, step, now).await;
+                }
+            }
+            Ok(false)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,14 +82,12 @@ pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(for
         return Ok(throttled(&browser, "login.html", ctx, wait));
     }
     match state.accounts().sign_in(&form.email, &form.password, now).await {
-        Ok(session) => {
+        Ok(outcome) => {
             // A new session id at every sign-in: whatever the browser had is discarded (no fixation).
             if let Some(old) = &browser.session_token {
                 state.accounts().sign_out(old).await?;
             }
-            let mut response = see_other(&next);
-            response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &session.token, None));
-            Ok(browser.finish(response))
+            Ok(super::mfa::after_password(&state, &browser, outcome, &next))
         }
         Err(e) => Ok(form_error(&browser, "login.html", ctx, e)),
     }

@@ -2,6 +2,7 @@
 
 mod account;
 mod auth;
+mod mfa;
 mod oidc;
 mod ops;
 
@@ -29,6 +30,14 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/account", get(account::account_page))
         .route("/account/password", post(account::change_password))
         .route("/end-session", get(oidc::end_session).post(oidc::end_session_confirm))
+        .route("/login/verify", get(mfa::verify_page).post(mfa::verify))
+        .route("/login/enroll", get(mfa::enroll_page).post(mfa::enroll))
+        .route("/account/security", get(mfa::security_page))
+        .route("/account/security/totp", post(mfa::start_totp))
+        .route("/account/security/totp/confirm", post(mfa::confirm_totp))
+        .route("/account/security/recovery-codes", post(mfa::regenerate_codes))
+        .route("/account/security/factors/rename", post(mfa::rename_factor))
+        .route("/account/security/factors/remove", post(mfa::remove_factor))
 }
 
 /// OpenID Connect endpoints for clients and the authorization endpoint (which

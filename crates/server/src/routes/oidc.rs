@@ -22,7 +22,7 @@ use crate::request::{Browser, SESSION_COOKIE, see_other, set_cookie};
 use crate::state::AppState;
 
 /// ACR values Portcullis can currently satisfy (grows with the second factors).
-const ACR_VALUES_SUPPORTED: [&str; 0] = [];
+const ACR_VALUES_SUPPORTED: [&str; 1] = ["mfa"];
 
 fn no_store(mut r: Response) -> Response {
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -111,6 +111,14 @@ async fn authorize(
                 login.append_pair("login_hint", hint);
             }
             Ok(see_other(&format!("/login?{}", login.finish())))
+        }
+        Decision::StepUp => {
+            let Some(session) = session else { return Err(AppError::Internal("decided to step up without a session".into())) };
+            let id = match pending {
+                Some((id, _)) => id,
+                None => provider.save_pending(&req, now).await?,
+            };
+            super::mfa::step_up(state, browser, &session, &format!("/authorize/resume?request={id}")).await
         }
         Decision::Fail(reply, error) => Ok(deliver_error(browser, state, &reply, &error)),
     }

@@ -1,0 +1,363 @@
+//! The second step of sign-in, inline enrollment, step-up, and the security
+//! page where users manage their factors. Decisions are in `core::mfa`.
+
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use minijinja::context;
+use portcullis_core::AccountError;
+use portcullis_core::accounts::{ActiveSession, SignInOutcome};
+use portcullis_core::mfa::{SecondStepDone, TotpSetup};
+use portcullis_core::user::User;
+use serde::Deserialize;
+
+use super::{current_session, form_error};
+use crate::error::AppError;
+use crate::pages::qr_svg;
+use crate::request::{Browser, HtmlForm, SESSION_COOKIE, cookie_value, safe_next, see_other, set_cookie};
+use crate::state::AppState;
+
+/// Cookie holding the token of a sign-in waiting for its second step.
+pub const SIGN_IN_COOKIE: &str = "portcullis_signin";
+const DEFAULT_DEVICE_NAME: &str = "Authenticator app";
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Where a password sign-in goes next: a session, the second step, or enrollment.
+pub fn after_password(state: &AppState, browser: &Browser, outcome: SignInOutcome, next: &str) -> Response {
+    let (token, to) = match outcome {
+        SignInOutcome::SignedIn(session) => {
+            let mut response = see_other(next);
+            response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &session.token, None));
+            return browser.finish(response);
+        }
+        SignInOutcome::SecondFactor { token } => (token, "/login/verify"),
+        SignInOutcome::MustEnroll { token } => (token, "/login/enroll"),
+    };
+    let mut response = see_other(&format!("{to}?next={}", encode(next)));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, &token, Some(portcullis_core::mfa::PENDING_SIGN_IN_SECONDS)));
+    browser.finish(response)
+}
+
+/// Sends a signed-in user who lacks a second factor for this request to the step-up page.
+pub async fn step_up(state: &AppState, browser: &Browser, session: &ActiveSession, next: &str) -> Result<Response, AppError> {
+    let token = state.accounts().begin_step_up(session, state.now()).await?;
+    let to = if state.accounts().has_second_factor(session.user.id).await? { "/login/verify" } else { "/login/enroll" };
+    let mut response = see_other(&format!("{to}?next={}", encode(next)));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, &token, Some(portcullis_core::mfa::PENDING_SIGN_IN_SECONDS)));
+    Ok(browser.finish(response))
+}
+
+fn sign_in_token(browser_headers: &axum::http::HeaderMap) -> Result<String, AppError> {
+    cookie_value(browser_headers, SIGN_IN_COOKIE).ok_or(AppError::Account(AccountError::SignInExpired))
+}
+
+/// Finishes a second step: session cookie (unless a step-up), sign-in cookie cleared.
+fn signed_in(state: &AppState, browser: &Browser, done: &SecondStepDone, mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if let Some(session) = &done.session {
+        // A new session id at sign-in: whatever the browser had is replaced.
+        headers.append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &session.token, None));
+    }
+    headers.append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, "", Some(0)));
+    browser.finish(response)
+}
+
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    next: Option<String>,
+    method: Option<String>,
+}
+
+fn method_label(key: &str) -> &'static str {
+    match key {
+        "totp" => "totp",
+        _ => "recovery",
+    }
+}
+
+/// GET /login/verify
+pub async fn verify_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let (_, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
+    let factors = state.accounts().available_factors(&user).await?;
+    let Some(first) = factors.first() else {
+        return Ok(see_other(&format!("/login/enroll?next={}", encode(&safe_next(q.next.as_deref())))));
+    };
+    let method = q.method.as_deref().filter(|m| factors.contains(m)).unwrap_or(first);
+    Ok(browser.page(StatusCode::OK, "second_step.html", verify_context(&user, &factors, method, &safe_next(q.next.as_deref()))))
+}
+
+fn verify_context(user: &User, factors: &[&'static str], method: &str, next: &str) -> minijinja::Value {
+    let others: Vec<&str> = factors.iter().copied().filter(|f| *f != method).collect();
+    context! { method => method_label(method), others, next, email => user.email.as_str() }
+}
+
+#[derive(Deserialize)]
+pub struct VerifyForm {
+    method: String,
+    #[serde(default)]
+    code: String,
+    next: Option<String>,
+}
+
+/// POST /login/verify
+pub async fn verify(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: axum::http::HeaderMap,
+    HtmlForm(form): HtmlForm<VerifyForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let next = safe_next(form.next.as_deref());
+    match state.accounts().complete_second_step(&token, &form.method, &form.code, state.now()).await {
+        Ok(done) => Ok(signed_in(&state, &browser, &done, see_other(&next))),
+        Err(e @ (AccountError::InvalidCode | AccountError::Locked { .. })) => {
+            let (_, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
+            let factors = state.accounts().available_factors(&user).await?;
+            let ctx = verify_context(&user, &factors, &form.method, &next);
+            Ok(form_error(&browser, "second_step.html", ctx, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn setup_context(setup: &TotpSetup, name: &str, action: &str, next: Option<&str>, intro: Option<&str>) -> minijinja::Value {
+    context! { qr => qr_svg(&setup.uri), secret => &setup.secret, credential_id => &setup.credential_id, name, action, next, intro }
+}
+
+const ENROLL_INTRO: &str = "Your account requires two-step verification. Set up an authenticator app to finish signing in.";
+
+/// GET /login/enroll: inline enrollment during sign-in, then the original request continues.
+pub async fn enroll_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let now = state.now();
+    let (_, user) = state.accounts().pending_sign_in(&token, now).await?;
+    let next = safe_next(q.next.as_deref());
+    let setup = state.accounts().start_totp_setup(&user, DEFAULT_DEVICE_NAME, now).await?;
+    Ok(browser.page(
+        StatusCode::OK,
+        "totp_setup.html",
+        setup_context(&setup, DEFAULT_DEVICE_NAME, "/login/enroll", Some(&next), Some(ENROLL_INTRO)),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    credential_id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    code: String,
+    next: Option<String>,
+}
+
+/// POST /login/enroll
+pub async fn enroll(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: axum::http::HeaderMap,
+    HtmlForm(form): HtmlForm<SetupForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let now = state.now();
+    let next = safe_next(form.next.as_deref());
+    let (_, user) = state.accounts().pending_sign_in(&token, now).await?;
+    let outcome = match state.accounts().rename_factor(&user, &form.credential_id, &form.name).await {
+        Ok(()) => state.accounts().complete_enrollment(&token, &form.credential_id, &form.code, now).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(done) => {
+            let page = match &done.new_recovery_codes {
+                Some(codes) => browser.page(
+                    StatusCode::OK,
+                    "recovery_codes.html",
+                    context! { codes, continue_to => &next, notice => "Two-step verification is on." },
+                ),
+                None => see_other(&next),
+            };
+            Ok(signed_in(&state, &browser, &done, page))
+        }
+        Err(e @ (AccountError::InvalidCode | AccountError::InvalidName | AccountError::Locked { .. })) => {
+            let setup = state.accounts().totp_setup(&user, &form.credential_id).await?;
+            Ok(form_error(
+                &browser,
+                "totp_setup.html",
+                setup_context(&setup, &form.name, "/login/enroll", Some(&next), Some(ENROLL_INTRO)),
+                e,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn require_session(state: &AppState, browser: &Browser) -> Result<Result<ActiveSession, Response>, AppError> {
+    Ok(match current_session(state, browser).await? {
+        Some(s) => Ok(s),
+        None => Err(see_other("/login?next=%2Faccount%2Fsecurity")),
+    })
+}
+
+async fn security_context(state: &AppState, user: &User) -> Result<minijinja::Value, AppError> {
+    let factors: Vec<minijinja::Value> = state
+        .accounts()
+        .factors(user.id)
+        .await?
+        .iter()
+        .map(|c| context! { id => &c.id, name => &c.name, created => date(c.created_at), last_used => c.last_used_at.map(date) })
+        .collect();
+    let codes_left = state.accounts().recovery_codes_left(user.id).await?;
+    Ok(context! { signed_in => true, factors, codes_left, mfa_required => user.mfa_required })
+}
+
+fn date(t: i64) -> String {
+    // Days since the epoch → civil date (Howard Hinnant's algorithm), to avoid a date crate here.
+    let z = t.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// GET /account/security
+pub async fn security_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    let session = match require_session(&state, &browser).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    Ok(browser.page(StatusCode::OK, "security.html", security_context(&state, &session.user).await?))
+}
+
+/// POST /account/security/totp: begins setting up an app.
+pub async fn start_totp(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    let session = match require_session(&state, &browser).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let setup = state.accounts().start_totp_setup(&session.user, DEFAULT_DEVICE_NAME, state.now()).await?;
+    Ok(browser.page(
+        StatusCode::OK,
+        "totp_setup.html",
+        setup_context(&setup, DEFAULT_DEVICE_NAME, "/account/security/totp/confirm", None, None),
+    ))
+}
+
+/// POST /account/security/totp/confirm
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<SetupForm>,
+) -> Result<Response, AppError> {
+    let session = match require_session(&state, &browser).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let user = &session.user;
+    let outcome = match state.accounts().rename_factor(user, &form.credential_id, &form.name).await {
+        Ok(()) => state.accounts().confirm_totp_setup(user, &form.credential_id, &form.code, state.now()).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(Some(codes)) => Ok(browser.page(
+            StatusCode::OK,
+            "recovery_codes.html",
+            context! { codes, continue_to => "/account/security", notice => "Two-step verification is on." },
+        )),
+        Ok(None) => {
+            let ctx = security_context(&state, user).await?;
+            Ok(browser.page(StatusCode::OK, "security.html", context! { notice => "Authenticator app added.", ..ctx }))
+        }
+        Err(e @ (AccountError::InvalidCode | AccountError::InvalidName)) => {
+            let setup = state.accounts().totp_setup(user, &form.credential_id).await?;
+            Ok(form_error(&browser, "totp_setup.html", setup_context(&setup, &form.name, "/account/security/totp/confirm", None, None), e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// POST /account/security/recovery-codes
+pub async fn regenerate_codes(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    let session = match require_session(&state, &browser).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    if !state.accounts().has_second_factor(session.user.id).await? {
+        return Err(AppError::BadRequest("Set up two-step verification first: recovery codes stand in for a second factor.".into()));
+    }
+    let codes = state.accounts().regenerate_recovery_codes(&session.user, state.now()).await?;
+    Ok(browser.page(
+        StatusCode::OK,
+        "recovery_codes.html",
+        context! { codes, continue_to => "/account/security", notice => "New recovery codes: the old ones no longer work." },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct FactorForm {
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// POST /account/security/factors/rename
+pub async fn rename_factor(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FactorForm>,
+) -> Result<Response, AppError> {
+    manage(&state, &browser, |s, user| {
+        Box::pin(async move { s.accounts().rename_factor(user, &form.id, &form.name).await.map(|()| "Renamed.") })
+    })
+    .await
+}
+
+/// POST /account/security/factors/remove
+pub async fn remove_factor(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FactorForm>,
+) -> Result<Response, AppError> {
+    manage(&state, &browser, |s, user| Box::pin(async move { s.accounts().remove_factor(user, &form.id).await.map(|()| "Removed.") })).await
+}
+
+type Action<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<&'static str, AccountError>> + Send + 'a>>;
+
+/// Runs a management action and shows the security page with its outcome.
+async fn manage(
+    state: &AppState,
+    browser: &Browser,
+    action: impl for<'a> FnOnce(&'a AppState, &'a User) -> Action<'a>,
+) -> Result<Response, AppError> {
+    let session = match require_session(state, browser).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let result = action(state, &session.user).await;
+    let ctx = security_context(state, &session.user).await?;
+    match result {
+        Ok(notice) => Ok(browser.page(StatusCode::OK, "security.html", context! { notice, ..ctx })),
+        Err(e) => Ok(form_error(browser, "security.html", ctx, e)),
+    }
+}
