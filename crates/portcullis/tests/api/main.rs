@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod csrf;
 mod lockout;
+mod mfa;
 mod oidc;
 mod password_reset;
 mod smtp;

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use crate::helpers::{Backend, PASSWORD, TestApp, csrf_token_in, on_both_backends, spawn_app};
 
-const CALLBACK: &str = "https://app.example/cb";
+pub(crate) const CALLBACK: &str = "https://app.example/cb";
 const LOGGED_OUT: &str = "https://app.example/bye";
 
 on_both_backends!(
@@ -27,7 +27,7 @@ on_both_backends!(
 );
 
 /// Registers a client; returns (client_id, secret).
-async fn register(app: &TestApp, public: bool, alg: SigningAlg) -> (String, Option<String>) {
+pub(crate) async fn register(app: &TestApp, public: bool, alg: SigningAlg) -> (String, Option<String>) {
     let (c, secret) = app
         .state
         .provider()
@@ -48,12 +48,12 @@ async fn register(app: &TestApp, public: bool, alg: SigningAlg) -> (String, Opti
 }
 
 impl TestApp {
-    fn clock_now(&self) -> i64 {
+    pub(crate) fn clock_now(&self) -> i64 {
         use portcullis_core::clock::Clock;
         self.clock.now()
     }
 
-    async fn rp(&self, id: &str, secret: Option<&str>) -> RelyingParty {
+    pub(crate) async fn rp(&self, id: &str, secret: Option<&str>) -> RelyingParty {
         let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(self.base.clone()).unwrap(), &self.client).await.unwrap();
         let client = CoreClient::from_provider_metadata(metadata, ClientId::new(id.into()), secret.map(|s| ClientSecret::new(s.into())))
             .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap());
@@ -105,7 +105,7 @@ impl TestApp {
     }
 }
 
-type Rp = CoreClient<
+pub(crate) type Rp = CoreClient<
     openidconnect::EndpointSet,
     openidconnect::EndpointNotSet,
     openidconnect::EndpointNotSet,
@@ -114,11 +114,11 @@ type Rp = CoreClient<
     openidconnect::EndpointMaybeSet,
 >;
 
-struct RelyingParty {
-    client: Rp,
+pub(crate) struct RelyingParty {
+    pub(crate) client: Rp,
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     let parsed = url::Url::parse(&url.replace('#', "?")).unwrap();
     parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
@@ -186,12 +186,12 @@ async fn an_application_signs_a_user_in_with_code_and_pkce_and_gets_honest_claim
     assert!(evil.location.is_none());
 }
 
-fn b64(s: &str) -> Vec<u8> {
+pub(crate) fn b64(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
 }
 
-fn urlenc(s: &str) -> String {
+pub(crate) fn urlenc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 

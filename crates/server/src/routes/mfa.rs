@@ -101,7 +101,7 @@ pub async fn verify_page(
 
 fn verify_context(user: &User, factors: &[&'static str], method: &str, next: &str) -> minijinja::Value {
     let others: Vec<&str> = factors.iter().copied().filter(|f| *f != method).collect();
-    context! { method => method_label(method), others, next, email => user.email.as_str() }
+    context! { method => method_label(method), others, next, next_encoded => encode(next), email => user.email.as_str() }
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,373 @@
+//! The second step: TOTP and recovery codes at sign-in, inline enrollment,
+//! step-up, and the claims applications receive.
+
+use data_encoding::BASE32_NOPAD;
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{AuthenticationContextClass, AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, TokenResponse};
+use portcullis_core::clock::Clock;
+use portcullis_core::factors::totp::{code_at_step, step_at};
+use portcullis_core::oauth::SigningAlg;
+use reqwest::StatusCode;
+
+use crate::helpers::{Backend, PASSWORD, Page, TestApp, csrf_token_in, on_both_backends, spawn_app};
+use crate::oidc::{CALLBACK, query_param, register};
+
+on_both_backends!(
+    a_user_enrolls_an_app_and_then_signs_in_with_a_code,
+    an_application_asking_for_mfa_gets_pwd_otp_mfa_and_acr_mfa,
+    a_user_without_a_factor_is_led_through_enrollment_and_the_sign_in_continues,
+    a_signed_in_user_is_asked_only_for_the_missing_factor,
+    recovery_codes_sign_in_once_each_and_the_user_is_told,
+    five_wrong_codes_lock_the_account,
+);
+
+/// A value between `marker` and the next quote, HTML entities undone.
+fn after(html: &str, marker: &str) -> String {
+    let start = html.find(marker).unwrap_or_else(|| panic!("no {marker:?} in\n{html}")) + marker.len();
+    html[start..].split(['"', '<']).next().unwrap().replace("&#x2f;", "/").replace("&#x3d;", "=").replace("&amp;", "&")
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    after(html, &format!("name=\"{name}\" value=\""))
+}
+
+fn secret_of(setup_page: &str) -> Vec<u8> {
+    let shown = after(setup_page, "data-testid=\"totp-secret\">");
+    BASE32_NOPAD.decode(shown.replace(' ', "").as_bytes()).unwrap()
+}
+
+fn recovery_codes_in(page: &str) -> Vec<String> {
+    let list = &page[page.find("data-testid=\"recovery-codes\"").expect("recovery codes shown")..];
+    list.split("<code>").skip(1).map(|c| c.split('<').next().unwrap().to_owned()).take_while(|c| c.len() == 11).collect()
+}
+
+impl TestApp {
+    fn code_now(&self, secret: &[u8]) -> String {
+        code_at_step(secret, step_at(self.clock.now()), 6)
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)], csrf_from: &str) -> Page {
+        let mut all = fields.to_vec();
+        let token = csrf_token_in(csrf_from);
+        all.push(("csrf_token", &token));
+        let r = self.client.post(self.url(path)).form(&all).send().await.unwrap();
+        let status = r.status();
+        let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        Page { status, location, headers: r.headers().clone(), body: r.text().await.unwrap() }
+    }
+
+    /// Sets up an authenticator app from the security page; returns its secret and the recovery codes shown.
+    async fn enroll_totp(&self, name: &str) -> (Vec<u8>, Vec<String>) {
+        let security = self.get("/account/security").await;
+        assert_eq!(security.status, StatusCode::OK, "{}", security.body);
+        let setup = self.post("/account/security/totp", &[], &security.body).await;
+        assert!(setup.body.contains("<svg"), "a QR code is shown");
+        let secret = secret_of(&setup.body);
+        let credential = hidden(&setup.body, "credential_id");
+        let wrong = self
+            .post("/account/security/totp/confirm", &[("credential_id", &credential), ("name", name), ("code", "000000")], &setup.body)
+            .await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "a wrong first code does not enroll");
+        let done = self
+            .post(
+                "/account/security/totp/confirm",
+                &[("credential_id", &credential), ("name", name), ("code", &self.code_now(&secret))],
+                &wrong.body,
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        (secret, if done.body.contains("recovery-codes") { recovery_codes_in(&done.body) } else { Vec::new() })
+    }
+
+    /// Password, then the second-step page; returns that page.
+    async fn password_then_second_step(&self, email: &str) -> (String, Page) {
+        let first = self.sign_in(email, PASSWORD).await;
+        assert_eq!(first.status, StatusCode::SEE_OTHER);
+        let to = first.location.unwrap();
+        assert!(to.starts_with("/login/verify"), "{to}");
+        let page = self.get(&to).await;
+        (to, page)
+    }
+}
+
+async fn a_user_enrolls_an_app_and_then_signs_in_with_a_code(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (secret, codes) = app.enroll_totp("Pixel").await;
+    assert_eq!(codes.len(), 10, "ten recovery codes with the first factor");
+    let security = app.get("/account/security").await;
+    assert!(security.body.contains("Pixel") && security.body.contains("10 unused recovery code(s) left."));
+    assert!(app.outbox().last().unwrap().email.subject.contains("sign-in method was added"));
+    app.sign_out().await;
+
+    let (_, page) = app.password_then_second_step("ada@example.com").await;
+    assert!(page.body.contains("<label for=\"code\">Code</label>") && page.body.contains("Try another method"));
+    assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "the password alone did not sign in");
+    app.clock.advance(30);
+    let code = app.code_now(&secret);
+    let done = app.post("/login/verify", &[("method", "totp"), ("code", &code), ("next", "/account")], &page.body).await;
+    assert_eq!((done.status, done.location.as_deref()), (StatusCode::SEE_OTHER, Some("/account")), "{}", done.body);
+    assert!(app.get("/account").await.body.contains("verified with: pwd, otp, mfa"));
+
+    // The same code again (same time step): refused.
+    app.sign_out().await;
+    let (_, page) = app.password_then_second_step("ada@example.com").await;
+    let replay = app.post("/login/verify", &[("method", "totp"), ("code", &code), ("next", "/account")], &page.body).await;
+    assert_eq!(replay.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(replay.body.contains("already used"));
+    app.clock.advance(30);
+    let next = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", "/account")], &replay.body).await;
+    assert_eq!(next.status, StatusCode::SEE_OTHER, "the next step's code works");
+
+    // A factor can be renamed; the last one cannot be removed while MFA is required.
+    let security = app.get("/account/security").await;
+    let id = hidden(&security.body, "id");
+    let renamed = app.post("/account/security/factors/rename", &[("id", &id), ("name", "Work phone")], &security.body).await;
+    assert!(renamed.body.contains("Work phone"));
+    app.state.accounts().require_mfa("ada@example.com", true).await.unwrap();
+    let refused = app.post("/account/security/factors/remove", &[("id", &id)], &renamed.body).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(refused.body.contains("cannot remove your last"));
+    app.state.accounts().require_mfa("ada@example.com", false).await.unwrap();
+    let removed = app.post("/account/security/factors/remove", &[("id", &id)], &refused.body).await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert!(removed.body.contains("0 unused recovery code(s) left."), "recovery codes go with the last factor");
+}
+
+/// Follows the browser through sign-in, second step or enrollment; returns the redirect to the app
+/// and, when enrollment happened, the recovery codes shown.
+async fn through_sign_in(app: &TestApp, start: &str, secret: &mut Option<Vec<u8>>) -> (String, Vec<String>) {
+    let mut next = start.strip_prefix(&app.base).unwrap_or(start).to_owned();
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        if next.starts_with(CALLBACK) {
+            return (next, codes);
+        }
+        let page = app.get(&next).await;
+        if page.status == StatusCode::SEE_OTHER {
+            next = page.location.unwrap();
+            continue;
+        }
+        assert_eq!(page.status, StatusCode::OK, "{next}: {}", page.body);
+        let reply = if next.starts_with("/login/verify") {
+            app.clock.advance(30);
+            let code = app.code_now(secret.as_ref().expect("an enrolled app"));
+            app.post("/login/verify", &[("method", "totp"), ("code", &code), ("next", &hidden(&page.body, "next"))], &page.body).await
+        } else if next.starts_with("/login/enroll") {
+            let s = secret_of(&page.body);
+            let r = app
+                .post(
+                    "/login/enroll",
+                    &[
+                        ("credential_id", &hidden(&page.body, "credential_id")),
+                        ("name", "Phone"),
+                        ("code", &app.code_now(&s)),
+                        ("next", &hidden(&page.body, "next")),
+                    ],
+                    &page.body,
+                )
+                .await;
+            *secret = Some(s);
+            if r.status == StatusCode::OK {
+                codes = recovery_codes_in(&r.body);
+                next = after(&r.body, "class=\"button\" href=\"");
+                continue;
+            }
+            r
+        } else if next.starts_with("/login") {
+            app.post("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", &hidden(&page.body, "next"))], &page.body)
+                .await
+        } else {
+            panic!("unexpected page {next}");
+        };
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        next = reply.location.unwrap();
+    }
+    panic!("too many steps");
+}
+
+async fn authorize_url(
+    app: &TestApp,
+    id: &str,
+    secret: Option<&str>,
+    acr: Option<&str>,
+) -> (crate::oidc::RelyingParty, String, Nonce, openidconnect::PkceCodeVerifier) {
+    let rp = app.rp(id, secret).await;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut req = rp
+        .client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .set_pkce_challenge(challenge);
+    if let Some(a) = acr {
+        req = req.add_auth_context_value(AuthenticationContextClass::new(a.into()));
+    }
+    let (url, _, nonce) = req.url();
+    (rp, url.to_string(), nonce, verifier)
+}
+
+async fn claims_after(
+    app: &TestApp,
+    rp: &crate::oidc::RelyingParty,
+    back: &str,
+    nonce: &Nonce,
+    verifier: openidconnect::PkceCodeVerifier,
+) -> (Vec<String>, Option<String>) {
+    let code = query_param(back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+    let tokens = rp
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.client)
+        .await
+        .unwrap();
+    let claims = tokens.id_token().unwrap().claims(&rp.client.id_token_verifier(), nonce).unwrap();
+    let amr = claims.auth_method_refs().unwrap().iter().map(|a| a.to_string()).collect();
+    (amr, claims.auth_context_ref().map(|a| a.to_string()))
+}
+
+async fn an_application_asking_for_mfa_gets_pwd_otp_mfa_and_acr_mfa(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (secret, _) = app.enroll_totp("Phone").await;
+    app.sign_out().await;
+    let (id, client_secret) = register(&app, false, SigningAlg::ES256).await;
+    let (rp, url, nonce, verifier) = authorize_url(&app, &id, client_secret.as_deref(), Some("mfa")).await;
+    let (back, _) = through_sign_in(&app, &url, &mut Some(secret)).await;
+    let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
+    assert_eq!(amr, vec!["pwd", "otp", "mfa"]);
+    assert_eq!(acr.as_deref(), Some("mfa"));
+}
+
+async fn a_user_without_a_factor_is_led_through_enrollment_and_the_sign_in_continues(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    let (id, client_secret) = register(&app, false, SigningAlg::ES256).await;
+    // Without an MFA requirement, a password is enough and the token says so.
+    let (rp, url, nonce, verifier) = authorize_url(&app, &id, client_secret.as_deref(), None).await;
+    let (back, _) = through_sign_in(&app, &url, &mut None).await;
+    assert_eq!(claims_after(&app, &rp, &back, &nonce, verifier).await, (vec!["pwd".to_owned()], None));
+    app.sign_out().await;
+
+    // The operator requires MFA: the next sign-in leads through enrollment, then continues to the app.
+    app.state.accounts().require_mfa("ada@example.com", true).await.unwrap();
+    let (rp, url, nonce, verifier) = authorize_url(&app, &id, client_secret.as_deref(), None).await;
+    let mut secret = None;
+    let (back, codes) = through_sign_in(&app, &url, &mut secret).await;
+    assert!(secret.is_some(), "enrollment happened");
+    assert_eq!(codes.len(), 10);
+    let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
+    assert_eq!(amr, vec!["pwd", "otp", "mfa"]);
+    assert_eq!(acr.as_deref(), Some("mfa"));
+}
+
+async fn a_signed_in_user_is_asked_only_for_the_missing_factor(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    let (id, client_secret) = register(&app, false, SigningAlg::ES256).await;
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    // prompt=none cannot step up: the client is told interaction is required.
+    let (_, silent, _, _) = authorize_url(&app, &id, client_secret.as_deref(), Some("mfa")).await;
+    let r = app.get(&format!("{}&prompt=none", silent.strip_prefix(&app.base).unwrap())).await;
+    assert_eq!(query_param(&r.location.unwrap(), "error").as_deref(), Some("interaction_required"));
+    // acr_values=mfa with a password-only session and no factor yet: enrollment, no second password prompt.
+    let (rp, url, nonce, verifier) = authorize_url(&app, &id, client_secret.as_deref(), Some("mfa")).await;
+    let first = app.get(url.strip_prefix(&app.base).unwrap()).await;
+    assert!(first.location.as_deref().unwrap().starts_with("/login/enroll"), "{:?}", first.location);
+    let mut secret = None;
+    let (back, _) = through_sign_in(&app, &url, &mut secret).await;
+    assert_eq!(claims_after(&app, &rp, &back, &nonce, verifier).await.0, vec!["pwd", "otp", "mfa"]);
+    assert!(app.get("/account").await.body.contains("pwd, otp, mfa"), "the same session was upgraded");
+}
+
+async fn recovery_codes_sign_in_once_each_and_the_user_is_told(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (_, codes) = app.enroll_totp("Phone").await;
+    app.sign_out().await;
+    let (to, _) = app.password_then_second_step("ada@example.com").await;
+    let recovery_page = app.get(&format!("{to}&method=recovery")).await;
+    assert!(recovery_page.body.contains("<label for=\"recovery_code\">Recovery code</label>"));
+    let done = app
+        .post("/login/verify", &[("method", "recovery"), ("code", &codes[3].to_uppercase()), ("next", "/account")], &recovery_page.body)
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
+    let notice = app.outbox().last().unwrap().email.clone();
+    assert!(notice.subject.contains("recovery code was used") && notice.text.contains("9 recovery code(s) remain"));
+
+    app.sign_out().await;
+    let (to, _) = app.password_then_second_step("ada@example.com").await;
+    let page = app.get(&format!("{to}&method=recovery")).await;
+    let again = app.post("/login/verify", &[("method", "recovery"), ("code", &codes[3]), ("next", "/account")], &page.body).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "a recovery code works once");
+
+    // Regenerating invalidates the old set.
+    let _ = app.post("/login/verify", &[("method", "recovery"), ("code", &codes[4]), ("next", "/account")], &again.body).await;
+    let security = app.get("/account/security").await;
+    assert!(security.body.contains("8 unused recovery code(s) left."));
+    let fresh = app.post("/account/security/recovery-codes", &[], &security.body).await;
+    assert_eq!(recovery_codes_in(&fresh.body).len(), 10);
+    app.sign_out().await;
+    let (to, _) = app.password_then_second_step("ada@example.com").await;
+    let page = app.get(&format!("{to}&method=recovery")).await;
+    let old = app.post("/login/verify", &[("method", "recovery"), ("code", &codes[5]), ("next", "/account")], &page.body).await;
+    assert_eq!(old.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn five_wrong_codes_lock_the_account(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (secret, _) = app.enroll_totp("Phone").await;
+    app.sign_out().await;
+    let (_, mut page) = app.password_then_second_step("ada@example.com").await;
+    for attempt in 1..=5 {
+        page = app.post("/login/verify", &[("method", "totp"), ("code", "123456"), ("next", "/account")], &page.body).await;
+        let expected = if attempt < 5 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::TOO_MANY_REQUESTS };
+        assert_eq!(page.status, expected, "attempt {attempt}");
+    }
+    app.clock.advance(30);
+    let right = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", "/account")], &page.body).await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS, "locked: even the right code waits");
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS, "and so does the password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_requires_and_resets_mfa() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    app.verified_user("ada@example.com").await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&app.config.data_dir)
+            .args(["--database-url", app.config.database_url.as_deref().unwrap()])
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["user", "require-mfa", "--email", "ada@example.com"]).status.success());
+    let r = app.sign_in("ada@example.com", PASSWORD).await;
+    assert!(r.location.unwrap().starts_with("/login/enroll"), "enrollment at next sign-in");
+
+    let enroll = app.get("/login/enroll?next=%2Faccount").await;
+    let s = secret_of(&enroll.body);
+    let done = app
+        .post(
+            "/login/enroll",
+            &[
+                ("credential_id", &hidden(&enroll.body, "credential_id")),
+                ("name", "Phone"),
+                ("code", &app.code_now(&s)),
+                ("next", "/account"),
+            ],
+            &enroll.body,
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
+
+    let out = run(&["user", "reset-mfa", "--email", "ada@example.com"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "sessions ended");
+    let again = app.sign_in("ada@example.com", PASSWORD).await;
+    assert!(again.location.unwrap().starts_with("/login/enroll"), "factors gone, MFA still required");
+    assert!(!run(&["user", "reset-mfa", "--email", "nobody@example.com"]).status.success());
+}
