@@ -35,6 +35,8 @@ pub struct AccountSettings {
     pub verify_link_ttl: i64,
     /// Lifetime of a password-reset link (seconds).
     pub reset_link_ttl: i64,
+    /// How long "remember this browser" lasts (seconds).
+    pub remember_browser_ttl: i64,
 }
 
 impl Default for AccountSettings {
@@ -48,6 +50,7 @@ impl Default for AccountSettings {
             rate_limits: RateLimits::default(),
             verify_link_ttl: 24 * 3600,
             reset_link_ttl: 3600,
+            remember_browser_ttl: 30 * 24 * 3600,
         }
     }
 }
@@ -99,8 +102,8 @@ pub struct Accounts<S> {
 pub struct FactorKeys {
     /// Seals TOTP secrets at rest.
     pub sealer: crate::secrets::SecretBox,
-    /// Tags recovery codes.
-    pub recovery: crate::secrets::MacKey,
+    /// Tags recovery codes and remembered-browser cookies (each under its own purpose).
+    pub mac: crate::secrets::MacKey,
 }
 
 /// What a correct password leads to.
@@ -274,7 +277,14 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
 
     /// Password sign-in. Unknown addresses, wrong passwords and locked accounts
     /// behave alike for an outsider: the same message after the same work.
-    pub async fn sign_in(&self, email: &str, password: &str, now: UnixTime) -> Result<SignInOutcome, AccountError> {
+    /// `remembered` is the browser's remember-this-browser cookie, if any.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        remembered: Option<&str>,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
         let Ok(email) = EmailAddress::parse(email) else {
             self.hasher.verify_decoy(password).await;
             return Err(AccountError::InvalidCredentials);
@@ -305,7 +315,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
             self.send_verification(&user, now).await?;
             return Err(AccountError::EmailNotVerified);
         }
-        self.after_password(&user, now).await
+        self.after_password(&user, remembered, now).await
     }
 
     /// Counts a failed attempt; returns the error to show (locks at the threshold).
@@ -401,6 +411,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
             return Err(AccountError::InvalidLink);
         }
         self.store.set_password_hash(user.id, &hash).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.mark_email_verified(user.id, now).await?;
         self.store.clear_login_failures(user.email.as_str()).await?;
         self.store.delete_user_sessions(user.id, None).await?;
@@ -435,6 +446,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         self.check_new_password(&user.email, &user.name, password, confirm)?;
         let hash = self.hash(password).await?;
         self.store.set_password_hash(user.id, &hash).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.delete_user_sessions(user.id, Some(&session.digest)).await?;
         self.notify_password_changed(user).await;
         Ok(())

@@ -11,13 +11,16 @@
 use crate::accounts::{Accounts, ActiveSession, NewSession, SignInOutcome};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::factors::{Credential, FactorContext, FactorKind, MfaStore, PendingSignIn, all, recovery, totp};
+use crate::factors::{Credential, FactorContext, FactorKind, MfaStore, PendingSignIn, RememberedBrowser, all, recovery, totp};
 use crate::lockout::LockState;
 use crate::mail::OutgoingEmail;
 use crate::secrets::{random_token, token_digest};
 use crate::session::{AuthMethod, AuthRecord};
 use crate::store::AccountStore;
 use crate::user::{User, UserId};
+
+/// MAC purpose of remember-this-browser cookies.
+const REMEMBER_PURPOSE: &str = "remember-browser";
 
 /// How long a sign-in may wait for its second step.
 pub const PENDING_SIGN_IN_SECONDS: i64 = 600;
@@ -42,11 +45,13 @@ pub struct SecondStepDone {
     pub user: User,
     /// Recovery codes to show now (first factor enrolled inline).
     pub new_recovery_codes: Option<Vec<String>>,
+    /// Value of the remember-this-browser cookie to set, if the user asked.
+    pub remember_cookie: Option<String>,
 }
 
 impl<S: AccountStore + MfaStore> Accounts<S> {
     fn factor_context(&self) -> FactorContext<'_, S> {
-        FactorContext { store: &self.store, sealer: &self.keys.sealer, recovery_key: &self.keys.recovery }
+        FactorContext { store: &self.store, sealer: &self.keys.sealer, recovery_key: &self.keys.mac }
     }
 
     /// The factors `user` can use at sign-in, strongest first (form keys).
@@ -69,9 +74,15 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     }
 
     /// After a correct password: a session, or a pending second step, or enrollment.
-    pub(crate) async fn after_password(&self, user: &User, now: UnixTime) -> Result<SignInOutcome, AccountError> {
+    pub(crate) async fn after_password(&self, user: &User, remembered: Option<&str>, now: UnixTime) -> Result<SignInOutcome, AccountError> {
         let auth = AuthRecord::single(AuthMethod::Password, now);
         if self.has_second_factor(user.id).await? {
+            if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
+                // The password is fresh; the second factor is the one performed when the browser was remembered.
+                let mut auth = auth;
+                auth.events.extend(browser.auth.events);
+                return Ok(SignInOutcome::SignedIn(self.open_session(user.id, auth, now).await?));
+            }
             return Ok(SignInOutcome::SecondFactor { token: self.pend(user.id, auth, None, now).await? });
         }
         if user.mfa_required {
@@ -112,6 +123,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         token: &str,
         factor_key: &str,
         response: &str,
+        remember: Option<&str>,
         now: UnixTime,
     ) -> Result<SecondStepDone, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
@@ -128,7 +140,53 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         if factor.method() == AuthMethod::RecoveryCode {
             self.notify_recovery_code_used(&user).await;
         }
-        self.finish(token, pending, user, factor.method(), None, now).await
+        let mut done = self.finish(token, pending, user, factor.method(), None, now).await?;
+        if let Some(agent) = remember {
+            let auth = AuthRecord::single(factor.method(), now);
+            done.remember_cookie = Some(self.remember(&done.user, &auth, agent, now).await?);
+        }
+        Ok(done)
+    }
+
+    /// The valid remembered browser behind a cookie value (`id.tag`), for this user only.
+    async fn remembered_browser(
+        &self,
+        user: &User,
+        cookie: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Option<RememberedBrowser>, AccountError> {
+        let Some((id, tag)) = cookie.and_then(|c| c.split_once('.')) else { return Ok(None) };
+        if !self.keys.mac.verify(REMEMBER_PURPOSE, format!("{id}:{}", user.id).as_bytes(), tag) {
+            return Ok(None);
+        }
+        Ok(self.store.use_remembered_browser(user.id, id, now).await?)
+    }
+
+    /// Remembers this browser for the possession factors of `auth`; returns the cookie value.
+    async fn remember(&self, user: &User, auth: &AuthRecord, user_agent: &str, now: UnixTime) -> Result<String, AccountError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let agent: String = user_agent.chars().filter(|c| !c.is_control()).take(200).collect();
+        let browser = RememberedBrowser {
+            id: id.clone(),
+            user_id: user.id,
+            auth: AuthRecord { events: auth.possession_events() },
+            user_agent: if agent.is_empty() { "Unknown browser".into() } else { agent },
+            created_at: now,
+            expires_at: now + self.settings.remember_browser_ttl,
+            last_used_at: None,
+        };
+        self.store.insert_remembered_browser(&browser).await?;
+        Ok(format!("{id}.{}", self.keys.mac.tag(REMEMBER_PURPOSE, format!("{id}:{}", user.id).as_bytes())))
+    }
+
+    /// The user's remembered browsers.
+    pub async fn remembered_browsers(&self, user: UserId, now: UnixTime) -> Result<Vec<RememberedBrowser>, AccountError> {
+        Ok(self.store.remembered_browsers(user, now).await?)
+    }
+
+    /// Forgets one remembered browser: its next sign-in asks for the second factor again.
+    pub async fn forget_browser(&self, user: &User, id: &str, now: UnixTime) -> Result<(), AccountError> {
+        if self.store.forget_remembered_browser(user.id, id, now).await? { Ok(()) } else { Err(AccountError::NotFound) }
     }
 
     async fn finish(
@@ -155,7 +213,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             }
             None => Some(self.open_session(user.id, auth, now).await?),
         };
-        Ok(SecondStepDone { session, user, new_recovery_codes: codes })
+        Ok(SecondStepDone { session, user, new_recovery_codes: codes, remember_cookie: None })
     }
 
     /// Starts setting up an authenticator app for `user`.
@@ -242,7 +300,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     /// New recovery codes (the old set stops working). Shown once.
     pub async fn regenerate_recovery_codes(&self, user: &User, now: UnixTime) -> Result<Vec<String>, AccountError> {
         let codes = recovery::generate_set();
-        let tags: Vec<String> = codes.iter().map(|c| recovery::tag(&self.keys.recovery, c)).collect();
+        let tags: Vec<String> = codes.iter().map(|c| recovery::tag(&self.keys.mac, c)).collect();
         self.store.replace_recovery_codes(user.id, &tags, now).await?;
         Ok(codes)
     }
@@ -264,13 +322,14 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     }
 
     /// Removes a factor; refuses the last one while MFA is required for the user.
-    pub async fn remove_factor(&self, user: &User, id: &str) -> Result<(), AccountError> {
+    pub async fn remove_factor(&self, user: &User, id: &str, now: UnixTime) -> Result<(), AccountError> {
         let factors = self.store.credentials(user.id).await?;
         let Some(c) = factors.iter().find(|c| c.id == id) else { return Err(AccountError::NotFound) };
         if factors.len() == 1 && user.mfa_required {
             return Err(AccountError::LastFactor);
         }
         self.store.delete_credential(user.id, id).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
         if factors.len() == 1 {
             // No factor left: recovery codes would be a back door to nothing.
             self.store.delete_all_factors(user.id).await?;
@@ -281,8 +340,9 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     }
 
     /// Operator: removes every factor of a user (lost phone).
-    pub async fn reset_mfa(&self, email: &str) -> Result<User, AccountError> {
+    pub async fn reset_mfa(&self, email: &str, now: UnixTime) -> Result<User, AccountError> {
         let user = self.user_by_email(email).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.delete_all_factors(user.id).await?;
         self.store.delete_user_sessions(user.id, None).await?;
         Ok(user)

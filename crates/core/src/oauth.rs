@@ -91,6 +91,8 @@ pub struct Client {
     pub mfa: MfaPolicy,
     /// ID-token signing algorithm.
     pub signing_alg: SigningAlg,
+    /// Whether a remembered browser may stand in for the second factor for this client.
+    pub allow_remember: bool,
     /// Creation time.
     pub created_at: UnixTime,
 }

@@ -55,6 +55,9 @@ pub struct AuthEvent {
     pub method: AuthMethod,
     /// When it succeeded.
     pub at: UnixTime,
+    /// Carried over from a remembered browser rather than performed in this sign-in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remembered: bool,
 }
 
 /// Every authentication step performed in a session, oldest first.
@@ -67,7 +70,7 @@ pub struct AuthRecord {
 impl AuthRecord {
     /// A record holding one step.
     pub fn single(method: AuthMethod, at: UnixTime) -> Self {
-        Self { events: vec![AuthEvent { method, at }] }
+        Self { events: vec![AuthEvent { method, at, remembered: false }] }
     }
 
     /// Time of the most recent step (OIDC `auth_time`).
@@ -88,9 +91,22 @@ impl AuthRecord {
         has(FactorClass::Knowledge) && has(FactorClass::Possession)
     }
 
+    /// Whether the only second factor of this record came from a remembered
+    /// browser (none was performed in this session).
+    pub fn relies_on_remembered_browser(&self) -> bool {
+        let possession =
+            |remembered: bool| self.events.iter().any(|e| e.remembered == remembered && e.method.class() == FactorClass::Possession);
+        possession(true) && !possession(false)
+    }
+
+    /// The possession-factor steps (what a remembered browser stands in for later).
+    pub fn possession_events(&self) -> Vec<AuthEvent> {
+        self.events.iter().filter(|e| e.method.class() == FactorClass::Possession).map(|e| AuthEvent { remembered: true, ..*e }).collect()
+    }
+
     /// A record with one more step.
     pub fn with(mut self, method: AuthMethod, at: UnixTime) -> Self {
-        self.events.push(AuthEvent { method, at });
+        self.events.push(AuthEvent { method, at, remembered: false });
         self
     }
 
@@ -189,6 +205,16 @@ mod tests {
         assert_eq!(two_passwords.amr(), vec!["pwd"]);
         assert_eq!(two_passwords.acr(), None, "two of the same kind is not MFA");
         assert_eq!(AuthRecord::single(AuthMethod::Totp, 1).acr(), None);
+    }
+
+    #[test]
+    fn a_fresh_factor_replaces_reliance_on_a_remembered_browser() {
+        let mut r = AuthRecord::single(AuthMethod::Password, 100);
+        r.events.extend(AuthRecord::single(AuthMethod::Totp, 10).possession_events());
+        assert!(r.relies_on_remembered_browser());
+        assert_eq!(r.amr(), vec!["pwd", "otp", "mfa"]);
+        assert_eq!(r.auth_time(), Some(100), "auth_time is the password just typed");
+        assert!(!r.with(AuthMethod::Totp, 200).relies_on_remembered_browser());
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct NewClient {
     pub mfa: MfaPolicy,
     /// ID-token signing algorithm.
     pub signing_alg: SigningAlg,
+    /// Whether "remember this browser" may replace the second factor for this client.
+    pub allow_remember: bool,
 }
 
 /// Why a registration was refused.
@@ -62,6 +64,7 @@ pub fn register(new: NewClient, now: UnixTime) -> Result<(Client, Option<String>
         post_logout_redirect_uris: new.post_logout_redirect_uris,
         mfa: new.mfa,
         signing_alg: new.signing_alg,
+        allow_remember: new.allow_remember,
         created_at: now,
     };
     Ok((client, secret))
@@ -91,6 +94,7 @@ mod tests {
             public: false,
             mfa: MfaPolicy::Optional,
             signing_alg: SigningAlg::ES256,
+            allow_remember: true,
         };
         let (c, secret) = register(new.clone(), 1).unwrap();
         let secret = secret.unwrap();

@@ -253,7 +253,9 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         {
             return if req.prompt_none { login_required() } else { Decision::SignIn { reauthenticate: true } };
         }
-        if requires_mfa(req) && session.auth.acr() != Some("mfa") {
+        // A client that does not accept remembered browsers gets a freshly performed second factor.
+        let remembered_refused = !req.client.allow_remember && session.auth.relies_on_remembered_browser();
+        if (requires_mfa(req) && session.auth.acr() != Some("mfa")) || remembered_refused {
             return if req.prompt_none {
                 Decision::Fail(req.reply.clone(), OAuthError::new(ErrorCode::InteractionRequired, "a second factor is required"))
             } else {

@@ -234,6 +234,7 @@ mod tests {
             post_logout_redirect_uris: vec![],
             mfa: MfaPolicy::Optional,
             signing_alg: SigningAlg::ES256,
+            allow_remember: true,
             created_at: 0,
         }
     }

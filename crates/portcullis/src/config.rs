@@ -32,8 +32,24 @@ pub struct Config {
     pub session: SessionConfig,
     /// Per-client-IP limits.
     pub rate_limit: RateLimitConfig,
+    /// Second-factor settings.
+    pub mfa: MfaConfig,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+}
+
+/// `[mfa]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// How long "Remember this browser" skips the second step (days).
+    pub remember_browser_days: i64,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        Self { remember_browser_days: 30 }
+    }
 }
 
 /// Log line format.
@@ -154,6 +170,7 @@ impl Default for Config {
             lockout: LockoutConfig::default(),
             session: SessionConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            mfa: MfaConfig::default(),
             log_format: LogFormat::Text,
         }
     }
@@ -217,6 +234,9 @@ impl Config {
         }
         if self.lockout.max_failures == 0 || self.lockout.lock_seconds <= 0 || self.lockout.failure_window_seconds <= 0 {
             return Err(ConfigError("lockout: max_failures, lock_seconds and failure_window_seconds must be positive".into()));
+        }
+        if !(1..=400).contains(&self.mfa.remember_browser_days) {
+            return Err(ConfigError("mfa.remember_browser_days: must be between 1 and 400".into()));
         }
         if self.session.idle_timeout_seconds <= 0 || self.session.absolute_timeout_seconds <= 0 {
             return Err(ConfigError("session: timeouts must be positive".into()));

@@ -98,10 +98,11 @@ impl Application {
                 sign_up_per_minute: config.rate_limit.sign_up_per_minute,
                 send_email_per_minute: config.rate_limit.send_email_per_minute,
             },
+            remember_browser_ttl: config.mfa.remember_browser_days * 86_400,
             ..AccountSettings::default()
         };
         // TOTP secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.
-        let factor_keys = FactorKeys { sealer: SecretBox::new(keys.encryption), recovery: MacKey::new(keys.cookie) };
+        let factor_keys = FactorKeys { sealer: SecretBox::new(keys.encryption), mac: MacKey::new(keys.cookie) };
         let accounts = Accounts::new(store.clone(), hasher, mailer, settings, factor_keys);
         let provider =
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())

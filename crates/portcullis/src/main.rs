@@ -80,6 +80,9 @@ enum ClientCommand {
         /// ID-token signing algorithm.
         #[arg(long, default_value = "ES256", value_parser = ["ES256", "RS256"])]
         signing_alg: String,
+        /// Always ask for a second factor, even from a browser the user asked to remember.
+        #[arg(long)]
+        no_remember_browser: bool,
     },
     /// List clients as JSON lines.
     List,
@@ -268,7 +271,7 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
             println!("{}", if was { format!("{email}: unlocked") } else { format!("{email}: was not locked") });
         }
         UserCommand::ResetMfa { email } => {
-            accounts.reset_mfa(&email).await.map_err(fail)?;
+            accounts.reset_mfa(&email, clock.now()).await.map_err(fail)?;
             println!("{email}: second factors removed, sessions ended");
         }
         UserCommand::RequireMfa { email, off } => {
@@ -290,7 +293,7 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
     let app = Application::build(&config, clock.clone()).await?;
     let provider = app.state.provider();
     match cmd {
-        ClientCommand::Create { name, redirect_uris, public, mfa, post_logout_redirect_uris, signing_alg } => {
+        ClientCommand::Create { name, redirect_uris, public, mfa, post_logout_redirect_uris, signing_alg, no_remember_browser } => {
             let new = NewClient {
                 name,
                 redirect_uris,
@@ -298,6 +301,7 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
                 public,
                 mfa: MfaPolicy::parse(&mfa).unwrap_or_default(),
                 signing_alg: SigningAlg::parse(&signing_alg).unwrap_or_default(),
+                allow_remember: !no_remember_browser,
             };
             let (c, secret) = provider.register_client(new, clock.now()).await?;
             let mut out = client_json(&c);
@@ -325,6 +329,6 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
 fn client_json(c: &portcullis_core::oauth::Client) -> serde_json::Value {
     serde_json::json!({
         "client_id": c.id, "name": c.name, "public": c.is_public(), "redirect_uris": c.redirect_uris,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris, "mfa": c.mfa.as_str(), "signing_alg": c.signing_alg.as_str(),
+        "post_logout_redirect_uris": c.post_logout_redirect_uris, "mfa": c.mfa.as_str(), "signing_alg": c.signing_alg.as_str(), "remember_browser": c.allow_remember,
     })
 }

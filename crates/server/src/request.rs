@@ -17,6 +17,8 @@ use crate::{csrf, pages};
 
 /// Session cookie (random token; the store keeps only its digest).
 pub const SESSION_COOKIE: &str = "portcullis_session";
+/// Remember-this-browser cookie (`id.tag`, bound to a user and a database record).
+pub const REMEMBER_COOKIE: &str = "portcullis_device";
 /// CSRF cookie (random value the form token is derived from).
 pub const CSRF_COOKIE: &str = "portcullis_csrf";
 
@@ -55,6 +57,10 @@ pub struct Browser {
     pub ip: String,
     /// Session cookie, if present.
     pub session_token: Option<String>,
+    /// Remember-this-browser cookie, if present.
+    pub remembered: Option<String>,
+    /// `User-Agent`, for naming remembered browsers.
+    pub user_agent: String,
     /// Token to put into forms.
     pub csrf_token: String,
     /// A CSRF cookie to set, when the browser had none.
@@ -71,7 +77,15 @@ impl FromRequestParts<AppState> for Browser {
             .map(|ConnectInfo(a)| a.ip().to_string())
             .unwrap_or_else(|| "unknown".to_owned());
         let (csrf_token, new_csrf_cookie) = csrf::form_token(state, &parts.headers);
-        Ok(Self { ip, session_token: cookie_value(&parts.headers, SESSION_COOKIE), csrf_token, new_csrf_cookie })
+        let user_agent = parts.headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        Ok(Self {
+            ip,
+            session_token: cookie_value(&parts.headers, SESSION_COOKIE),
+            remembered: cookie_value(&parts.headers, REMEMBER_COOKIE),
+            user_agent,
+            csrf_token,
+            new_csrf_cookie,
+        })
     }
 }
 

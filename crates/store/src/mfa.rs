@@ -2,7 +2,7 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
-use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn};
+use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn, RememberedBrowser};
 use portcullis_core::session::AuthRecord;
 use portcullis_core::store::StoreResult;
 use portcullis_core::user::UserId;
@@ -262,6 +262,26 @@ impl MfaStore for Store {
             .map_err(db_error))
     }
 
+    async fn insert_remembered_browser(&self, b: &RememberedBrowser) -> StoreResult<()> {
+        self.insert_browser(b).await
+    }
+
+    async fn use_remembered_browser(&self, user: UserId, id: &str, now: UnixTime) -> StoreResult<Option<RememberedBrowser>> {
+        self.use_browser(user, id, now).await
+    }
+
+    async fn remembered_browsers(&self, user: UserId, now: UnixTime) -> StoreResult<Vec<RememberedBrowser>> {
+        self.browsers(user, now).await
+    }
+
+    async fn forget_remembered_browser(&self, user: UserId, id: &str, now: UnixTime) -> StoreResult<bool> {
+        Ok(self.forget_browsers(user, Some(id), now).await? > 0)
+    }
+
+    async fn forget_all_remembered_browsers(&self, user: UserId, now: UnixTime) -> StoreResult<()> {
+        self.forget_browsers(user, None, now).await.map(|_| ())
+    }
+
     async fn set_session_auth(&self, session_digest: &str, auth: &AuthRecord) -> StoreResult<bool> {
         let json = serde_json::to_string(auth).map_err(json_err)?;
         on_pool!(self, |p| sqlx::query("UPDATE sessions SET auth_record = $2 WHERE digest = $1")
@@ -271,5 +291,94 @@ impl MfaStore for Store {
             .await
             .map(|r| r.rows_affected() == 1)
             .map_err(db_error))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct BrowserRow {
+    id: String,
+    user_id: String,
+    auth_record: String,
+    user_agent: String,
+    created_at: i64,
+    expires_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl TryFrom<BrowserRow> for RememberedBrowser {
+    type Error = StoreError;
+    fn try_from(r: BrowserRow) -> Result<Self, StoreError> {
+        Ok(RememberedBrowser {
+            user_id: uuid::Uuid::parse_str(&r.user_id).map(UserId).map_err(|e| StoreError::Backend(e.to_string()))?,
+            auth: serde_json::from_str(&r.auth_record).map_err(json_err)?,
+            id: r.id,
+            user_agent: r.user_agent,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a remembered browser.
+    pub(crate) async fn insert_browser(&self, b: &RememberedBrowser) -> StoreResult<()> {
+        let auth = serde_json::to_string(&b.auth).map_err(json_err)?;
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO remembered_browsers (id, user_id, auth_record, user_agent, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(&b.id)
+        .bind(b.user_id.to_string())
+        .bind(&auth)
+        .bind(&b.user_agent)
+        .bind(b.created_at)
+        .bind(b.expires_at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error))
+    }
+
+    pub(crate) async fn use_browser(&self, user: UserId, id: &str, now: UnixTime) -> StoreResult<Option<RememberedBrowser>> {
+        let row: Option<BrowserRow> =
+            on_pool!(self, |p| {
+                sqlx::query_as(
+            "UPDATE remembered_browsers SET last_used_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3 \
+             RETURNING id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at"
+        )
+        .bind(id)
+        .bind(user.to_string())
+        .bind(now)
+        .fetch_optional(p)
+        .await
+        .map_err(db_error)
+            })?;
+        row.map(RememberedBrowser::try_from).transpose()
+    }
+
+    pub(crate) async fn browsers(&self, user: UserId, now: UnixTime) -> StoreResult<Vec<RememberedBrowser>> {
+        let rows: Vec<BrowserRow> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at FROM remembered_browsers \
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id"
+        )
+        .bind(user.to_string())
+        .bind(now)
+        .fetch_all(p)
+        .await
+        .map_err(db_error))?;
+        rows.into_iter().map(RememberedBrowser::try_from).collect()
+    }
+
+    pub(crate) async fn forget_browsers(&self, user: UserId, id: Option<&str>, now: UnixTime) -> StoreResult<u64> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE remembered_browsers SET revoked_at = $3 WHERE user_id = $1 AND revoked_at IS NULL AND ($2 = '' OR id = $2)"
+        )
+        .bind(user.to_string())
+        .bind(id.unwrap_or(""))
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(db_error))
     }
 }

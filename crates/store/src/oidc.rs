@@ -24,6 +24,7 @@ struct ClientRow {
     post_logout_redirect_uris: String,
     mfa: String,
     signing_alg: String,
+    allow_remember: bool,
     created_at: i64,
 }
 
@@ -39,6 +40,7 @@ impl TryFrom<ClientRow> for Client {
             id: r.id,
             name: r.name,
             secret_digest: r.secret_digest,
+            allow_remember: r.allow_remember,
             created_at: r.created_at,
         })
     }
@@ -84,7 +86,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, created_at FROM clients ",
+            "SELECT id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, created_at FROM clients ",
             $tail
         )
     };
@@ -96,8 +98,8 @@ impl OidcStore for Store {
         let logouts = to_json(&c.post_logout_redirect_uris)?;
         on_pool!(self, |p| {
             sqlx::query(
-                "INSERT INTO clients (id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO clients (id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&c.id)
             .bind(&c.name)
@@ -106,6 +108,7 @@ impl OidcStore for Store {
             .bind(&logouts)
             .bind(c.mfa.as_str())
             .bind(c.signing_alg.as_str())
+            .bind(c.allow_remember)
             .bind(c.created_at)
             .execute(p)
             .await

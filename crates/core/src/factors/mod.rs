@@ -126,6 +126,27 @@ pub struct PendingSignIn {
     pub expires_at: UnixTime,
 }
 
+/// A browser the user asked to remember: while it is valid, a password sign-in
+/// from it needs no second step, and the session carries the factors used
+/// when it was remembered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RememberedBrowser {
+    /// Identifier (also in the signed cookie).
+    pub id: String,
+    /// Owner.
+    pub user_id: UserId,
+    /// The second-factor steps it stands in for.
+    pub auth: AuthRecord,
+    /// Browser description, for the list on the security page.
+    pub user_agent: String,
+    /// When it was remembered.
+    pub created_at: UnixTime,
+    /// When it stops counting.
+    pub expires_at: UnixTime,
+    /// Last sign-in that used it.
+    pub last_used_at: Option<UnixTime>,
+}
+
 /// Persistence of second factors.
 pub trait MfaStore: Clone + Send + Sync + 'static {
     /// Stores a credential (unconfirmed until [`MfaStore::confirm_credential`]).
@@ -159,6 +180,21 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
     fn pending_sign_in(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<PendingSignIn>>> + Send;
     /// Ends a pending sign-in atomically; true for exactly one caller.
     fn take_pending_sign_in(&self, digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Stores a remembered browser.
+    fn insert_remembered_browser(&self, b: &RememberedBrowser) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A remembered browser of `user` that is neither expired nor revoked; records its use.
+    fn use_remembered_browser(
+        &self,
+        user: UserId,
+        id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<Option<RememberedBrowser>>> + Send;
+    /// The user's valid remembered browsers, newest first.
+    fn remembered_browsers(&self, user: UserId, now: UnixTime) -> impl Future<Output = StoreResult<Vec<RememberedBrowser>>> + Send;
+    /// Forgets one remembered browser; false if unknown.
+    fn forget_remembered_browser(&self, user: UserId, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Forgets all of a user's remembered browsers.
+    fn forget_all_remembered_browsers(&self, user: UserId, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces a session's authentication record (after a step-up).
     fn set_session_auth(&self, session_digest: &str, auth: &AuthRecord) -> impl Future<Output = StoreResult<bool>> + Send;
 }

@@ -6,7 +6,8 @@ use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{AuthenticationContextClass, AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, TokenResponse};
 use portcullis_core::clock::Clock;
 use portcullis_core::factors::totp::{code_at_step, step_at};
-use portcullis_core::oauth::SigningAlg;
+use portcullis_core::oauth::{MfaPolicy, SigningAlg};
+use portcullis_oidc::clients::NewClient;
 use reqwest::StatusCode;
 
 use crate::helpers::{Backend, PASSWORD, Page, TestApp, csrf_token_in, on_both_backends, spawn_app};
@@ -19,6 +20,7 @@ on_both_backends!(
     a_signed_in_user_is_asked_only_for_the_missing_factor,
     recovery_codes_sign_in_once_each_and_the_user_is_told,
     five_wrong_codes_lock_the_account,
+    a_remembered_browser_skips_the_second_step_until_forgotten,
 );
 
 /// A value between `marker` and the next quote, HTML entities undone.
@@ -370,4 +372,92 @@ async fn the_cli_requires_and_resets_mfa() {
     let again = app.sign_in("ada@example.com", PASSWORD).await;
     assert!(again.location.unwrap().starts_with("/login/enroll"), "factors gone, MFA still required");
     assert!(!run(&["user", "reset-mfa", "--email", "nobody@example.com"]).status.success());
+}
+
+async fn a_remembered_browser_skips_the_second_step_until_forgotten(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (secret, _) = app.enroll_totp("Phone").await;
+    app.sign_out().await;
+
+    let (_, page) = app.password_then_second_step("ada@example.com").await;
+    assert!(page.body.contains("<label for=\"remember\">Remember this browser</label>"));
+    app.clock.advance(30);
+    let done = app
+        .post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("remember", "1"), ("next", "/account")], &page.body)
+        .await;
+    let cookie = done
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("portcullis_device="))
+        .expect("remember cookie");
+    assert!(cookie.contains("Max-Age=2592000") && cookie.contains("HttpOnly"), "{cookie}");
+    app.sign_out().await;
+
+    // Password only: straight in, and the session records the factors of the remembered sign-in.
+    let again = app.sign_in("ada@example.com", PASSWORD).await;
+    assert_eq!(again.location.as_deref(), Some("/account"));
+    assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
+
+    // A client that accepts remembered browsers issues at once; one that refuses them asks for a fresh code.
+    let (lenient, lenient_secret) = register(&app, false, SigningAlg::ES256).await;
+    let (rp, url, nonce, verifier) = authorize_url(&app, &lenient, lenient_secret.as_deref(), Some("mfa")).await;
+    let direct = app.get(url.strip_prefix(&app.base).unwrap()).await;
+    let back = direct.location.unwrap();
+    assert!(back.starts_with(CALLBACK), "{back}");
+    assert_eq!(
+        claims_after(&app, &rp, &back, &nonce, verifier).await,
+        (vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()], Some("mfa".to_owned()))
+    );
+    let (strict, strict_secret) = app
+        .state
+        .provider()
+        .register_client(
+            NewClient {
+                name: "Bank".into(),
+                redirect_uris: vec![CALLBACK.into()],
+                post_logout_redirect_uris: vec![],
+                public: false,
+                mfa: MfaPolicy::Required,
+                signing_alg: SigningAlg::ES256,
+                allow_remember: false,
+            },
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    let (rp, url, nonce, verifier) = authorize_url(&app, &strict.id, strict_secret.as_deref(), None).await;
+    let first = app.get(url.strip_prefix(&app.base).unwrap()).await;
+    assert!(first.location.as_deref().unwrap().starts_with("/login/verify"), "{:?}", first.location);
+    let (back, _) = through_sign_in(&app, &url, &mut Some(secret.clone())).await;
+    assert_eq!(claims_after(&app, &rp, &back, &nonce, verifier).await.0, vec!["pwd", "otp", "mfa"]);
+
+    // Forgetting it on the security page brings the second step back.
+    let security = app.get("/account/security").await;
+    assert!(security.body.contains("data-testid=\"remembered-browser\""));
+    let marker = "action=\"/account/security/browsers/forget\"";
+    let form = &security.body[security.body.find(marker).unwrap()..];
+    let id = hidden(form, "id");
+    let forgotten = app.post("/account/security/browsers/forget", &[("id", &id)], &security.body).await;
+    assert!(forgotten.body.contains("No browser skips two-step verification."));
+    app.sign_out().await;
+    let (_, page) = app.password_then_second_step("ada@example.com").await;
+
+    // Remember again, then change the password: every remembered browser is forgotten.
+    app.clock.advance(30);
+    app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("remember", "1"), ("next", "/account")], &page.body)
+        .await;
+    let changed = app
+        .submit(
+            "/account",
+            "/account/password",
+            &[("current", PASSWORD), ("password", crate::helpers::NEW_PASSWORD), ("confirm", crate::helpers::NEW_PASSWORD)],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK);
+    app.sign_out().await;
+    let r = app.sign_in("ada@example.com", crate::helpers::NEW_PASSWORD).await;
+    assert!(r.location.unwrap().starts_with("/login/verify"), "a password change forgets remembered browsers");
 }

@@ -39,6 +39,7 @@ pub(crate) async fn register(app: &TestApp, public: bool, alg: SigningAlg) -> (S
                 public,
                 mfa: MfaPolicy::Optional,
                 signing_alg: alg,
+                allow_remember: true,
             },
             app.clock_now(),
         )

@@ -81,7 +81,7 @@ pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(for
     if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "login.html", ctx, wait));
     }
-    match state.accounts().sign_in(&form.email, &form.password, now).await {
+    match state.accounts().sign_in(&form.email, &form.password, browser.remembered.as_deref(), now).await {
         Ok(outcome) => {
             // A new session id at every sign-in: whatever the browser had is discarded (no fixation).
             if let Some(old) = &browser.session_token {

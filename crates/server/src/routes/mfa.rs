@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::{current_session, form_error};
 use crate::error::AppError;
 use crate::pages::qr_svg;
-use crate::request::{Browser, HtmlForm, SESSION_COOKIE, cookie_value, safe_next, see_other, set_cookie};
+use crate::request::{Browser, HtmlForm, REMEMBER_COOKIE, SESSION_COOKIE, cookie_value, safe_next, see_other, set_cookie};
 use crate::state::AppState;
 
 /// Cookie holding the token of a sign-in waiting for its second step.
@@ -66,6 +66,12 @@ fn signed_in(state: &AppState, browser: &Browser, done: &SecondStepDone, mut res
         headers.append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &session.token, None));
     }
     headers.append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, "", Some(0)));
+    if let Some(remember) = &done.remember_cookie {
+        headers.append(
+            header::SET_COOKIE,
+            set_cookie(state, REMEMBER_COOKIE, remember, Some(state.accounts().settings().remember_browser_ttl)),
+        );
+    }
     browser.finish(response)
 }
 
@@ -73,6 +79,10 @@ fn signed_in(state: &AppState, browser: &Browser, done: &SecondStepDone, mut res
 pub struct VerifyQuery {
     next: Option<String>,
     method: Option<String>,
+}
+
+fn remember_days(state: &AppState) -> i64 {
+    state.accounts().settings().remember_browser_ttl / 86_400
 }
 
 fn method_label(key: &str) -> &'static str {
@@ -96,12 +106,16 @@ pub async fn verify_page(
         return Ok(see_other(&format!("/login/enroll?next={}", encode(&safe_next(q.next.as_deref())))));
     };
     let method = q.method.as_deref().filter(|m| factors.contains(m)).unwrap_or(first);
-    Ok(browser.page(StatusCode::OK, "second_step.html", verify_context(&user, &factors, method, &safe_next(q.next.as_deref()))))
+    Ok(browser.page(
+        StatusCode::OK,
+        "second_step.html",
+        verify_context(&user, &factors, method, &safe_next(q.next.as_deref()), remember_days(&state)),
+    ))
 }
 
-fn verify_context(user: &User, factors: &[&'static str], method: &str, next: &str) -> minijinja::Value {
+fn verify_context(user: &User, factors: &[&'static str], method: &str, next: &str, remember_days: i64) -> minijinja::Value {
     let others: Vec<&str> = factors.iter().copied().filter(|f| *f != method).collect();
-    context! { method => method_label(method), others, next, next_encoded => encode(next), email => user.email.as_str() }
+    context! { method => method_label(method), others, next, next_encoded => encode(next), email => user.email.as_str(), remember_days }
 }
 
 #[derive(Deserialize)]
@@ -110,6 +124,8 @@ pub struct VerifyForm {
     #[serde(default)]
     code: String,
     next: Option<String>,
+    /// The "Remember this browser" checkbox.
+    remember: Option<String>,
 }
 
 /// POST /login/verify
@@ -121,12 +137,16 @@ pub async fn verify(
 ) -> Result<Response, AppError> {
     let token = sign_in_token(&headers)?;
     let next = safe_next(form.next.as_deref());
-    match state.accounts().complete_second_step(&token, &form.method, &form.code, state.now()).await {
+    match state
+        .accounts()
+        .complete_second_step(&token, &form.method, &form.code, form.remember.is_some().then_some(browser.user_agent.as_str()), state.now())
+        .await
+    {
         Ok(done) => Ok(signed_in(&state, &browser, &done, see_other(&next))),
         Err(e @ (AccountError::InvalidCode | AccountError::Locked { .. })) => {
             let (_, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
             let factors = state.accounts().available_factors(&user).await?;
-            let ctx = verify_context(&user, &factors, &form.method, &next);
+            let ctx = verify_context(&user, &factors, &form.method, &next, remember_days(&state));
             Ok(form_error(&browser, "second_step.html", ctx, e))
         }
         Err(e) => Err(e.into()),
@@ -224,7 +244,14 @@ async fn security_context(state: &AppState, user: &User) -> Result<minijinja::Va
         .map(|c| context! { id => &c.id, name => &c.name, created => date(c.created_at), last_used => c.last_used_at.map(date) })
         .collect();
     let codes_left = state.accounts().recovery_codes_left(user.id).await?;
-    Ok(context! { signed_in => true, factors, codes_left, mfa_required => user.mfa_required })
+    let browsers: Vec<minijinja::Value> = state
+        .accounts()
+        .remembered_browsers(user.id, state.now())
+        .await?
+        .iter()
+        .map(|b| context! { id => &b.id, agent => &b.user_agent, created => date(b.created_at), expires => date(b.expires_at) })
+        .collect();
+    Ok(context! { signed_in => true, factors, codes_left, browsers, mfa_required => user.mfa_required })
 }
 
 fn date(t: i64) -> String {
@@ -333,13 +360,30 @@ pub async fn rename_factor(
     .await
 }
 
+/// POST /account/security/browsers/forget
+pub async fn forget_browser(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FactorForm>,
+) -> Result<Response, AppError> {
+    manage(&state, &browser, |s, user| {
+        Box::pin(async move {
+            s.accounts().forget_browser(user, &form.id, s.now()).await.map(|()| "That browser will be asked for a second factor again.")
+        })
+    })
+    .await
+}
+
 /// POST /account/security/factors/remove
 pub async fn remove_factor(
     State(state): State<AppState>,
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, user| Box::pin(async move { s.accounts().remove_factor(user, &form.id).await.map(|()| "Removed.") })).await
+    manage(&state, &browser, |s, user| {
+        Box::pin(async move { s.accounts().remove_factor(user, &form.id, s.now()).await.map(|()| "Removed.") })
+    })
+    .await
 }
 
 type Action<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<&'static str, AccountError>> + Send + 'a>>;

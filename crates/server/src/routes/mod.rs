@@ -38,6 +38,7 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/account/security/recovery-codes", post(mfa::regenerate_codes))
         .route("/account/security/factors/rename", post(mfa::rename_factor))
         .route("/account/security/factors/remove", post(mfa::remove_factor))
+        .route("/account/security/browsers/forget", post(mfa::forget_browser))
 }
 
 /// OpenID Connect endpoints for clients and the authorization endpoint (which
