@@ -340,9 +340,8 @@ impl Store {
     }
 
     pub(crate) async fn use_browser(&self, user: UserId, id: &str, now: UnixTime) -> StoreResult<Option<RememberedBrowser>> {
-        let row: Option<BrowserRow> =
-            on_pool!(self, |p| {
-                sqlx::query_as(
+        let row: Option<BrowserRow> = on_pool!(self, |p| {
+            sqlx::query_as(
             "UPDATE remembered_browsers SET last_used_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3 \
              RETURNING id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at"
         )
@@ -352,7 +351,7 @@ impl Store {
         .fetch_optional(p)
         .await
         .map_err(db_error)
-            })?;
+        })?;
         row.map(RememberedBrowser::try_from).transpose()
     }
 

@@ -21,6 +21,7 @@ on_both_backends!(
     recovery_codes_sign_in_once_each_and_the_user_is_told,
     five_wrong_codes_lock_the_account,
     a_remembered_browser_skips_the_second_step_until_forgotten,
+    the_same_code_sent_twice_at_once_signs_in_exactly_once,
 );
 
 /// A value between `marker` and the next quote, HTML entities undone.
@@ -460,4 +461,48 @@ async fn a_remembered_browser_skips_the_second_step_until_forgotten(app: TestApp
     app.sign_out().await;
     let r = app.sign_in("ada@example.com", crate::helpers::NEW_PASSWORD).await;
     assert!(r.location.unwrap().starts_with("/login/verify"), "a password change forgets remembered browsers");
+}
+
+async fn the_same_code_sent_twice_at_once_signs_in_exactly_once(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (secret, _) = app.enroll_totp("Phone").await;
+    app.sign_out().await;
+    app.clock.advance(30);
+    let code = app.code_now(&secret);
+    // Two browsers, each with its own pending sign-in, race with the same code.
+    let mut forms = Vec::new();
+    for _ in 0..2 {
+        let browser = crate::helpers::browser();
+        let login = browser.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+        let token = csrf_token_in(&login);
+        let r = browser
+            .post(app.url("/login"))
+            .form(&[("email", "ada@example.com"), ("password", PASSWORD), ("csrf_token", &token)])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers()["location"].to_str().unwrap().starts_with("/login/verify"));
+        let page = browser.get(app.url("/login/verify?next=%2Faccount")).send().await.unwrap().text().await.unwrap();
+        forms.push((browser, csrf_token_in(&page)));
+    }
+    let posts = forms.into_iter().map(|(browser, token)| {
+        let url = app.url("/login/verify");
+        let code = code.clone();
+        tokio::spawn(async move {
+            browser
+                .post(url)
+                .form(&[("method", "totp"), ("code", code.as_str()), ("next", "/account"), ("csrf_token", token.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    });
+    let mut statuses = Vec::new();
+    for p in posts.collect::<Vec<_>>() {
+        statuses.push(p.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec![StatusCode::SEE_OTHER, StatusCode::UNPROCESSABLE_ENTITY], "exactly one sign-in");
 }

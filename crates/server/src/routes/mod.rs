@@ -62,6 +62,7 @@ pub fn ops_routes() -> Router<AppState> {
         .route("/readyz", get(ops::readyz))
         .route("/static/portcullis.css", get(ops::stylesheet))
         .route("/static/form_post.js", get(ops::form_post_script))
+        .route("/static/copy.js", get(ops::copy_script))
 }
 
 /// Unknown paths.

@@ -31,6 +31,14 @@ pub async fn stylesheet() -> impl IntoResponse {
     )
 }
 
+/// The copy button of the recovery-codes page.
+pub async fn copy_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/copy.js"),
+    )
+}
+
 /// Submits `response_mode=form_post` pages (a file, so the CSP needs no inline script).
 pub async fn form_post_script() -> impl IntoResponse {
     (
