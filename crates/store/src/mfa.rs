@@ -263,23 +263,72 @@ impl MfaStore for Store {
     }
 
     async fn insert_remembered_browser(&self, b: &RememberedBrowser) -> StoreResult<()> {
-        self.insert_browser(b).await
+        let auth = serde_json::to_string(&b.auth).map_err(json_err)?;
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO remembered_browsers (id, user_id, auth_record, user_agent, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(&b.id)
+        .bind(b.user_id.to_string())
+        .bind(&auth)
+        .bind(&b.user_agent)
+        .bind(b.created_at)
+        .bind(b.expires_at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error))
     }
 
     async fn use_remembered_browser(&self, user: UserId, id: &str, now: UnixTime) -> StoreResult<Option<RememberedBrowser>> {
-        self.use_browser(user, id, now).await
+        let row: Option<BrowserRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "UPDATE remembered_browsers SET last_used_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3 \
+             RETURNING id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at"
+        )
+        .bind(id)
+        .bind(user.to_string())
+        .bind(now)
+        .fetch_optional(p)
+        .await
+        .map_err(db_error)
+        })?;
+        row.map(RememberedBrowser::try_from).transpose()
     }
 
     async fn remembered_browsers(&self, user: UserId, now: UnixTime) -> StoreResult<Vec<RememberedBrowser>> {
-        self.browsers(user, now).await
+        let rows: Vec<BrowserRow> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at FROM remembered_browsers \
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id"
+        )
+        .bind(user.to_string())
+        .bind(now)
+        .fetch_all(p)
+        .await
+        .map_err(db_error))?;
+        rows.into_iter().map(RememberedBrowser::try_from).collect()
     }
 
     async fn forget_remembered_browser(&self, user: UserId, id: &str, now: UnixTime) -> StoreResult<bool> {
-        Ok(self.forget_browsers(user, Some(id), now).await? > 0)
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE remembered_browsers SET revoked_at = $3 WHERE user_id = $1 AND id = $2 AND revoked_at IS NULL"
+        )
+        .bind(user.to_string())
+        .bind(id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0)
+        .map_err(db_error))
     }
 
     async fn forget_all_remembered_browsers(&self, user: UserId, now: UnixTime) -> StoreResult<()> {
-        self.forget_browsers(user, None, now).await.map(|_| ())
+        on_pool!(self, |p| sqlx::query("UPDATE remembered_browsers SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(user.to_string())
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
     }
 
     async fn set_session_auth(&self, session_digest: &str, auth: &AuthRecord) -> StoreResult<bool> {
@@ -317,67 +366,5 @@ impl TryFrom<BrowserRow> for RememberedBrowser {
             expires_at: r.expires_at,
             last_used_at: r.last_used_at,
         })
-    }
-}
-
-impl Store {
-    /// Stores a remembered browser.
-    pub(crate) async fn insert_browser(&self, b: &RememberedBrowser) -> StoreResult<()> {
-        let auth = serde_json::to_string(&b.auth).map_err(json_err)?;
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO remembered_browsers (id, user_id, auth_record, user_agent, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
-        )
-        .bind(&b.id)
-        .bind(b.user_id.to_string())
-        .bind(&auth)
-        .bind(&b.user_agent)
-        .bind(b.created_at)
-        .bind(b.expires_at)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
-    }
-
-    pub(crate) async fn use_browser(&self, user: UserId, id: &str, now: UnixTime) -> StoreResult<Option<RememberedBrowser>> {
-        let row: Option<BrowserRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-            "UPDATE remembered_browsers SET last_used_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3 \
-             RETURNING id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at"
-        )
-        .bind(id)
-        .bind(user.to_string())
-        .bind(now)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error)
-        })?;
-        row.map(RememberedBrowser::try_from).transpose()
-    }
-
-    pub(crate) async fn browsers(&self, user: UserId, now: UnixTime) -> StoreResult<Vec<RememberedBrowser>> {
-        let rows: Vec<BrowserRow> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at FROM remembered_browsers \
-             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id"
-        )
-        .bind(user.to_string())
-        .bind(now)
-        .fetch_all(p)
-        .await
-        .map_err(db_error))?;
-        rows.into_iter().map(RememberedBrowser::try_from).collect()
-    }
-
-    pub(crate) async fn forget_browsers(&self, user: UserId, id: Option<&str>, now: UnixTime) -> StoreResult<u64> {
-        on_pool!(self, |p| sqlx::query(
-            "UPDATE remembered_browsers SET revoked_at = $3 WHERE user_id = $1 AND revoked_at IS NULL AND ($2 = '' OR id = $2)"
-        )
-        .bind(user.to_string())
-        .bind(id.unwrap_or(""))
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(db_error))
     }
 }

@@ -156,6 +156,17 @@ impl TestApp {
         assert_eq!(self.verify_email(email).await.status, StatusCode::OK);
     }
 
+    /// Runs the `portcullis` command line against this app's data directory and database.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.config.data_dir)
+            .args(["--database-url", self.config.database_url.as_deref().unwrap()])
+            .output()
+            .unwrap()
+    }
+
     /// Another browser on the same server.
     pub fn other_browser(&self) -> TestApp2<'_> {
         TestApp2 { app: self, client: browser() }

@@ -3,7 +3,7 @@
 
 use data_encoding::BASE32_NOPAD;
 use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{AuthenticationContextClass, AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, TokenResponse};
+use openidconnect::{AuthenticationContextClass, CsrfToken, Nonce, PkceCodeChallenge, TokenResponse};
 use portcullis_core::clock::Clock;
 use portcullis_core::factors::totp::{code_at_step, step_at};
 use portcullis_core::oauth::{MfaPolicy, SigningAlg};
@@ -216,14 +216,7 @@ async fn claims_after(
     verifier: openidconnect::PkceCodeVerifier,
 ) -> (Vec<String>, Option<String>) {
     let code = query_param(back, "code").unwrap_or_else(|| panic!("no code in {back}"));
-    let tokens = rp
-        .client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.client)
-        .await
-        .unwrap();
+    let tokens = rp.exchange(app, code, verifier).await;
     let claims = tokens.id_token().unwrap().claims(&rp.client.id_token_verifier(), nonce).unwrap();
     let amr = claims.auth_method_refs().unwrap().iter().map(|a| a.to_string()).collect();
     (amr, claims.auth_context_ref().map(|a| a.to_string()))
@@ -337,15 +330,7 @@ async fn five_wrong_codes_lock_the_account(app: TestApp) {
 async fn the_cli_requires_and_resets_mfa() {
     let Some(app) = spawn_app(Backend::Sqlite).await else { return };
     app.verified_user("ada@example.com").await;
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(&app.config.data_dir)
-            .args(["--database-url", app.config.database_url.as_deref().unwrap()])
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| app.cli(args);
     assert!(run(&["user", "require-mfa", "--email", "ada@example.com"]).status.success());
     let r = app.sign_in("ada@example.com", PASSWORD).await;
     assert!(r.location.unwrap().starts_with("/login/enroll"), "enrollment at next sign-in");

@@ -119,6 +119,19 @@ pub(crate) struct RelyingParty {
     pub(crate) client: Rp,
 }
 
+impl RelyingParty {
+    /// Redeems a code with its PKCE verifier through the RP library.
+    pub(crate) async fn exchange(&self, app: &TestApp, code: String, verifier: PkceCodeVerifier) -> openidconnect::core::CoreTokenResponse {
+        self.client
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(verifier)
+            .request_async(&app.client)
+            .await
+            .unwrap()
+    }
+}
+
 pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     let parsed = url::Url::parse(&url.replace('#', "?")).unwrap();
     parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
@@ -145,14 +158,7 @@ async fn an_application_signs_a_user_in_with_code_and_pkce_and_gets_honest_claim
     let rp = app.rp(&id, secret.as_deref()).await;
     let (code, verifier, nonce) = signed_in_code(&app, &rp).await;
 
-    let tokens = rp
-        .client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.client)
-        .await
-        .unwrap();
+    let tokens = rp.exchange(&app, code, verifier).await;
     let id_token = tokens.id_token().unwrap();
     // Signature checked against the JWKS by the RP library.
     let claims = id_token.claims(&rp.client.id_token_verifier(), &nonce).unwrap();
@@ -279,14 +285,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(app: TestApp) {
     let (id, secret) = register(&app, false, SigningAlg::ES256).await;
     let rp = app.rp(&id, secret.as_deref()).await;
     let (code, verifier, nonce) = signed_in_code(&app, &rp).await;
-    let tokens = rp
-        .client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.client)
-        .await
-        .unwrap();
+    let tokens = rp.exchange(&app, code, verifier).await;
     let first_auth_time = tokens.id_token().unwrap().claims(&rp.client.id_token_verifier(), &nonce).unwrap().auth_time();
     let r1 = tokens.refresh_token().unwrap().clone();
 
@@ -405,14 +404,7 @@ async fn bad_token_requests_get_the_exact_oauth_error(app: TestApp) {
 
     // A tampered ID token is rejected by the RP library.
     let (code, verifier, nonce) = signed_in_code(&app, &rp).await;
-    let tokens = rp
-        .client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.client)
-        .await
-        .unwrap();
+    let tokens = rp.exchange(&app, code, verifier).await;
     let good = tokens.id_token().unwrap().to_string();
     let (head, sig) = good.rsplit_once('.').unwrap();
     let flipped: String = sig.chars().enumerate().map(|(i, c)| if i == 5 { if c == 'A' { 'B' } else { 'A' } } else { c }).collect();
@@ -458,14 +450,7 @@ async fn tokens_signed_before_a_key_rotation_still_validate(app: TestApp) {
     let (id, secret) = register(&app, false, SigningAlg::ES256).await;
     let rp = app.rp(&id, secret.as_deref()).await;
     let (code, verifier, nonce) = signed_in_code(&app, &rp).await;
-    let tokens = rp
-        .client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.client)
-        .await
-        .unwrap();
+    let tokens = rp.exchange(&app, code, verifier).await;
     let before = tokens.id_token().unwrap().clone();
 
     let jwks =
@@ -483,14 +468,7 @@ async fn tokens_signed_before_a_key_rotation_still_validate(app: TestApp) {
     assert!(before.claims(&fresh.client.id_token_verifier(), &nonce).is_ok());
     // ...and new tokens are signed with the new key.
     let (code, verifier, nonce) = signed_in_code(&app, &fresh).await;
-    let after = fresh
-        .client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.client)
-        .await
-        .unwrap();
+    let after = fresh.exchange(&app, code, verifier).await;
     let after = after.id_token().unwrap();
     assert!(after.claims(&fresh.client.id_token_verifier(), &nonce).is_ok());
     let kid = |t: &CoreIdToken| {
@@ -604,14 +582,7 @@ async fn public_clients_fragments_max_age_revocation_and_logout_confirmation() {
     let (public_id, _) = register(&app, true, SigningAlg::ES256).await;
     let rp = app.rp(&public_id, None).await;
     let (code, verifier, nonce) = signed_in_code(&app, &rp).await;
-    let tokens = rp
-        .client
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.client)
-        .await
-        .unwrap();
+    let tokens = rp.exchange(&app, code, verifier).await;
     assert!(tokens.id_token().unwrap().claims(&rp.client.id_token_verifier(), &nonce).is_ok());
     let refresh = tokens.refresh_token().unwrap().secret().clone();
     // A public client cannot introspect, and cannot use client_credentials.
@@ -684,15 +655,7 @@ async fn public_clients_fragments_max_age_revocation_and_logout_confirmation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_lists_and_deletes_clients_and_rotates_keys() {
     let Some(app) = spawn_app(Backend::Sqlite).await else { return };
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(&app.config.data_dir)
-            .args(["--database-url", app.config.database_url.as_deref().unwrap()])
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| app.cli(args);
     let (id, _) = register(&app, true, SigningAlg::ES256).await;
     let list = run(&["client", "list"]);
     let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
