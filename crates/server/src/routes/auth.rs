@@ -70,7 +70,7 @@ pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q
         return Ok(see_other(&next));
     }
     let notice = reauth.then_some("The application asks you to sign in again.");
-    Ok(browser.page(StatusCode::OK, "login.html", context! { next, email => q.login_hint, notice }))
+    Ok(browser.page(StatusCode::OK, "login.html", context! { next, email => q.login_hint.unwrap_or_default(), notice }))
 }
 
 /// POST /login
