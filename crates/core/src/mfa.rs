@@ -11,7 +11,9 @@
 use crate::accounts::{Accounts, ActiveSession, NewSession, SignInOutcome};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::factors::{Credential, FactorContext, FactorKind, MfaStore, PendingSignIn, RememberedBrowser, all, recovery, totp};
+use crate::factors::{
+    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, MfaStore, PendingSignIn, RememberedBrowser, SecondFactor, all, recovery,
+};
 use crate::lockout::LockState;
 use crate::mail::OutgoingEmail;
 use crate::secrets::{random_token, token_digest};
@@ -24,17 +26,6 @@ const REMEMBER_PURPOSE: &str = "remember-browser";
 
 /// How long a sign-in may wait for its second step.
 pub const PENDING_SIGN_IN_SECONDS: i64 = 600;
-
-/// A TOTP device being set up: what the user scans or types.
-#[derive(Debug, Clone)]
-pub struct TotpSetup {
-    /// Credential id (unconfirmed until the first code).
-    pub credential_id: String,
-    /// The secret, grouped for typing.
-    pub secret: String,
-    /// The `otpauth://` URI for the QR code.
-    pub uri: String,
-}
 
 /// A finished second step.
 #[derive(Debug, Clone)]
@@ -51,7 +42,7 @@ pub struct SecondStepDone {
 
 impl<S: AccountStore + MfaStore> Accounts<S> {
     fn factor_context(&self) -> FactorContext<'_, S> {
-        FactorContext { store: &self.store, sealer: &self.keys.sealer, recovery_key: &self.keys.mac }
+        FactorContext { store: &self.store, sealer: &self.keys.sealer, recovery_key: &self.keys.mac, issuer: &self.settings.product_name }
     }
 
     /// The factors `user` can use at sign-in, strongest first (form keys).
@@ -78,6 +69,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         let auth = AuthRecord::single(AuthMethod::Password, now);
         if self.has_second_factor(user.id).await? {
             if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
+                tracing::info!(target: "portcullis::audit", event = "remembered_browser_used", user = %user.id, browser = %browser.id);
                 // The password is fresh; the second factor is the one performed when the browser was remembered.
                 let mut auth = auth;
                 auth.events.extend(browser.auth.events);
@@ -204,6 +196,8 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         }
         self.store.clear_login_failures(user.email.as_str()).await?;
         let auth = pending.auth.with(method, now);
+        // Until the audit table (issue 7) exists, security events are structured log lines.
+        tracing::info!(target: "portcullis::audit", event = "second_factor_succeeded", user = %user.id, method = ?method, step_up = pending.session_digest.is_some());
         let session = match &pending.session_digest {
             Some(digest) => {
                 if !self.store.set_session_auth(digest, &auth).await? {
@@ -216,38 +210,19 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         Ok(SecondStepDone { session, user, new_recovery_codes: codes, remember_cookie: None })
     }
 
+    fn factor(&self, key: &str) -> Result<Box<dyn SecondFactor<S>>, AccountError> {
+        all::<S>().into_iter().find(|f| f.key() == key).ok_or(AccountError::NotFound)
+    }
+
     /// Starts setting up an authenticator app for `user`.
-    pub async fn start_totp_setup(&self, user: &User, name: &str, now: UnixTime) -> Result<TotpSetup, AccountError> {
+    pub async fn start_totp_setup(&self, user: &User, name: &str, now: UnixTime) -> Result<EnrollmentPrompt, AccountError> {
         let name = valid_name(name)?;
-        let secret = totp::generate_secret();
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let credential = Credential {
-            sealed_secret: self.keys.sealer.seal(&totp::seal_context(&id), &secret),
-            id: id.clone(),
-            user_id: user.id,
-            kind: FactorKind::Totp,
-            name,
-            confirmed_at: None,
-            created_at: now,
-            last_used_at: None,
-        };
-        self.store.insert_credential(&credential).await?;
-        Ok(TotpSetup {
-            credential_id: id,
-            secret: totp::display_secret(&secret),
-            uri: totp::key_uri(&self.settings.product_name, user.email.as_str(), &secret),
-        })
+        self.factor("totp")?.begin_enrollment(&self.factor_context(), user, name, now).await?.ok_or(AccountError::NotFound)
     }
 
     /// Shows an unconfirmed setup again (after a wrong first code).
-    pub async fn totp_setup(&self, user: &User, credential_id: &str) -> Result<TotpSetup, AccountError> {
-        let c = self.store.credential(user.id, credential_id).await?.filter(|c| c.confirmed_at.is_none()).ok_or(AccountError::NotFound)?;
-        let secret = self.keys.sealer.open(&totp::seal_context(&c.id), &c.sealed_secret).map_err(|_| AccountError::NotFound)?;
-        Ok(TotpSetup {
-            credential_id: c.id,
-            secret: totp::display_secret(&secret),
-            uri: totp::key_uri(&self.settings.product_name, user.email.as_str(), &secret),
-        })
+    pub async fn totp_setup(&self, user: &User, credential_id: &str) -> Result<EnrollmentPrompt, AccountError> {
+        self.factor("totp")?.pending_enrollment(&self.factor_context(), user, credential_id).await?.ok_or(AccountError::NotFound)
     }
 
     /// Confirms a new authenticator app with its first code. Returns recovery
@@ -259,15 +234,13 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         code: &str,
         now: UnixTime,
     ) -> Result<Option<Vec<String>>, AccountError> {
-        let c = self.store.credential(user.id, credential_id).await?.filter(|c| c.confirmed_at.is_none()).ok_or(AccountError::NotFound)?;
-        let secret = self.keys.sealer.open(&totp::seal_context(&c.id), &c.sealed_secret).map_err(|_| AccountError::NotFound)?;
-        let step = totp::matching_step(&secret, code, now).ok_or(AccountError::InvalidCode)?;
         let first = !self.has_second_factor(user.id).await?;
-        if !self.store.confirm_credential(user.id, &c.id, step, now).await? {
-            return Err(AccountError::NotFound);
-        }
-        self.notify(user, "a sign-in method was added", &format!("An authenticator app named \"{}\" was added to your account.", c.name))
-            .await;
+        let name = match self.factor("totp")?.finish_enrollment(&self.factor_context(), user, credential_id, code, now).await? {
+            EnrollmentCheck::Confirmed { name } => name,
+            EnrollmentCheck::Rejected => return Err(AccountError::InvalidCode),
+            EnrollmentCheck::Unknown => return Err(AccountError::NotFound),
+        };
+        self.notify(user, "a sign-in method was added", &format!("An authenticator app named \"{name}\" was added to your account.")).await;
         if first && self.store.recovery_codes_left(user.id).await? == 0 {
             return Ok(Some(self.regenerate_recovery_codes(user, now).await?));
         }

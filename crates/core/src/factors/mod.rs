@@ -21,6 +21,33 @@ pub struct FactorContext<'a, S> {
     pub sealer: &'a SecretBox,
     /// Key of the recovery-code tags.
     pub recovery_key: &'a MacKey,
+    /// Issuer name shown in authenticator apps.
+    pub issuer: &'a str,
+}
+
+/// What a user needs to finish setting up a credential.
+#[derive(Debug, Clone)]
+pub struct EnrollmentPrompt {
+    /// The credential being set up (unconfirmed until finished).
+    pub credential_id: String,
+    /// A secret to type in by hand, formatted for reading.
+    pub secret: String,
+    /// A URI to scan (rendered as a QR code).
+    pub uri: String,
+}
+
+/// How finishing an enrollment went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrollmentCheck {
+    /// The credential works and now counts; carries its name.
+    Confirmed {
+        /// The credential's name.
+        name: String,
+    },
+    /// The response was wrong; the credential stays unconfirmed.
+    Rejected,
+    /// No such pending credential.
+    Unknown,
 }
 
 /// One kind of second factor at sign-in. The sign-in flow only knows this
@@ -38,6 +65,37 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
     /// Prepares a challenge (sends a code, builds a WebAuthn request). Factors the user already holds need none.
     fn challenge<'a>(&'a self, _ctx: &'a FactorContext<'a, S>, _user: &'a User, _now: UnixTime) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async { Ok(()) })
+    }
+    /// Begins enrolling a credential named `name`; `None` for factors that are
+    /// not enrolled by the user (recovery codes are generated instead).
+    fn begin_enrollment<'a>(
+        &'a self,
+        _ctx: &'a FactorContext<'a, S>,
+        _user: &'a User,
+        _name: String,
+        _now: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<Option<EnrollmentPrompt>>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Shows an unfinished enrollment again (after a wrong first response).
+    fn pending_enrollment<'a>(
+        &'a self,
+        _ctx: &'a FactorContext<'a, S>,
+        _user: &'a User,
+        _credential_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<EnrollmentPrompt>>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Finishes an enrollment with the user's first response.
+    fn finish_enrollment<'a>(
+        &'a self,
+        _ctx: &'a FactorContext<'a, S>,
+        _user: &'a User,
+        _credential_id: &'a str,
+        _response: &'a str,
+        _now: UnixTime,
+    ) -> BoxFuture<'a, StoreResult<EnrollmentCheck>> {
+        Box::pin(async { Ok(EnrollmentCheck::Unknown) })
     }
     /// Checks `response` and spends it atomically: `false` if wrong or already used.
     fn verify<'a>(

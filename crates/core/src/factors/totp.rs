@@ -98,7 +98,82 @@ pub fn seal_context(credential_id: &str) -> String {
     format!("credential:{credential_id}")
 }
 
+impl TotpFactor {
+    fn prompt(ctx_issuer: &str, user: &crate::user::User, credential_id: String, secret: &[u8]) -> super::EnrollmentPrompt {
+        super::EnrollmentPrompt { credential_id, secret: display_secret(secret), uri: key_uri(ctx_issuer, user.email.as_str(), secret) }
+    }
+
+    /// An unconfirmed TOTP credential of `user` and its opened secret.
+    async fn unconfirmed<S: super::MfaStore>(
+        ctx: &super::FactorContext<'_, S>,
+        user: &crate::user::User,
+        id: &str,
+    ) -> crate::store::StoreResult<Option<(super::Credential, zeroize::Zeroizing<Vec<u8>>)>> {
+        let Some(c) = ctx.store.credential(user.id, id).await?.filter(|c| c.confirmed_at.is_none() && c.kind == super::FactorKind::Totp)
+        else {
+            return Ok(None);
+        };
+        Ok(ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret).ok().map(|secret| (c, secret)))
+    }
+}
+
 impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
+    fn begin_enrollment<'a>(
+        &'a self,
+        ctx: &'a super::FactorContext<'a, S>,
+        user: &'a crate::user::User,
+        name: String,
+        now: UnixTime,
+    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<Option<super::EnrollmentPrompt>>> {
+        Box::pin(async move {
+            let secret = generate_secret();
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let credential = super::Credential {
+                sealed_secret: ctx.sealer.seal(&seal_context(&id), &secret),
+                id: id.clone(),
+                user_id: user.id,
+                kind: super::FactorKind::Totp,
+                name,
+                confirmed_at: None,
+                created_at: now,
+                last_used_at: None,
+            };
+            ctx.store.insert_credential(&credential).await?;
+            Ok(Some(Self::prompt(ctx.issuer, user, id, &secret)))
+        })
+    }
+
+    fn pending_enrollment<'a>(
+        &'a self,
+        ctx: &'a super::FactorContext<'a, S>,
+        user: &'a crate::user::User,
+        credential_id: &'a str,
+    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<Option<super::EnrollmentPrompt>>> {
+        Box::pin(async move {
+            Ok(Self::unconfirmed(ctx, user, credential_id).await?.map(|(c, secret)| Self::prompt(ctx.issuer, user, c.id, &secret)))
+        })
+    }
+
+    fn finish_enrollment<'a>(
+        &'a self,
+        ctx: &'a super::FactorContext<'a, S>,
+        user: &'a crate::user::User,
+        credential_id: &'a str,
+        response: &'a str,
+        now: UnixTime,
+    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<super::EnrollmentCheck>> {
+        Box::pin(async move {
+            let Some((c, secret)) = Self::unconfirmed(ctx, user, credential_id).await? else { return Ok(super::EnrollmentCheck::Unknown) };
+            let Some(step) = matching_step(&secret, response, now) else { return Ok(super::EnrollmentCheck::Rejected) };
+            // The confirming step counts as used, so the same code cannot sign in right after.
+            Ok(if ctx.store.confirm_credential(user.id, &c.id, step, now).await? {
+                super::EnrollmentCheck::Confirmed { name: c.name }
+            } else {
+                super::EnrollmentCheck::Unknown
+            })
+        })
+    }
+
     fn key(&self) -> &'static str {
         "totp"
     }

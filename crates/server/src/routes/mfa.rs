@@ -7,7 +7,8 @@ use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
 use portcullis_core::accounts::{ActiveSession, SignInOutcome};
-use portcullis_core::mfa::{SecondStepDone, TotpSetup};
+use portcullis_core::factors::EnrollmentPrompt;
+use portcullis_core::mfa::SecondStepDone;
 use portcullis_core::user::User;
 use serde::Deserialize;
 
@@ -153,7 +154,7 @@ pub async fn verify(
     }
 }
 
-fn setup_context(setup: &TotpSetup, name: &str, action: &str, next: Option<&str>, intro: Option<&str>) -> minijinja::Value {
+fn setup_context(setup: &EnrollmentPrompt, name: &str, action: &str, next: Option<&str>, intro: Option<&str>) -> minijinja::Value {
     context! { qr => qr_svg(&setup.uri), secret => &setup.secret, credential_id => &setup.credential_id, name, action, next, intro }
 }
 
