@@ -75,6 +75,13 @@ struct RefreshRow {
     expires_at: i64,
 }
 
+impl TryFrom<RefreshRow> for RefreshToken {
+    type Error = StoreError;
+    fn try_from(r: RefreshRow) -> Result<Self, StoreError> {
+        Ok(RefreshToken { grant: grant(&r.grant_data)?, digest: r.digest, created_at: r.created_at, expires_at: r.expires_at })
+    }
+}
+
 fn grant(json: &str) -> Result<Grant, StoreError> {
     serde_json::from_str(json).map_err(|e| corrupt("grant", e))
 }
@@ -315,12 +322,7 @@ impl OidcStore for Store {
         .map_err(db_error)
         })?;
         if let Some(r) = row {
-            return Ok(OneTimeUse::Fresh(RefreshToken {
-                grant: grant(&r.grant_data)?,
-                digest: r.digest,
-                created_at: r.created_at,
-                expires_at: r.expires_at,
-            }));
+            return Ok(OneTimeUse::Fresh(RefreshToken::try_from(r)?));
         }
         // Expired-but-unused tokens are simply invalid; used or revoked ones are replays.
         let used: Option<String> = on_pool!(self, |p| {
@@ -345,8 +347,7 @@ impl OidcStore for Store {
         .fetch_optional(p)
         .await
         .map_err(db_error))?;
-        row.map(|r| Ok(RefreshToken { grant: grant(&r.grant_data)?, digest: r.digest, created_at: r.created_at, expires_at: r.expires_at }))
-            .transpose()
+        row.map(RefreshToken::try_from).transpose()
     }
 
     async fn insert_access_token(&self, jti: &str, grant_id: &str, expires_at: UnixTime) -> StoreResult<()> {
