@@ -98,12 +98,14 @@ pub struct Accounts<S> {
     pub(crate) keys: Arc<FactorKeys>,
 }
 
-/// Keys protecting second-factor secrets.
+/// What second factors need beyond the store: keys, and the WebAuthn relying party.
 pub struct FactorKeys {
-    /// Seals TOTP secrets at rest.
+    /// Seals TOTP secrets and WebAuthn credential records at rest.
     pub sealer: crate::secrets::SecretBox,
     /// Tags recovery codes and remembered-browser cookies (each under its own purpose).
     pub mac: crate::secrets::MacKey,
+    /// WebAuthn relying party; `None` when the issuer cannot be one (its host is an IP address).
+    pub relying_party: Option<crate::factors::webauthn::RelyingParty>,
 }
 
 /// What a correct password leads to.

@@ -46,6 +46,23 @@ pub enum AccountError {
     /// A second-factor code was wrong or already used.
     #[error("That code is not right, or it was already used. Check your app and try again.")]
     InvalidCode,
+    /// A security key or passkey answer was not accepted.
+    #[error("Your security key or passkey was not accepted. Try again, or use another method.")]
+    KeyNotAccepted,
+    /// A security key's signature counter went backwards; it has been disabled.
+    #[error(
+        "Your security key \"{name}\" reported a use count lower than before, which can mean it was copied. We have disabled it: sign in another way, then check your security page."
+    )]
+    ClonedAuthenticator {
+        /// The credential's name.
+        name: String,
+    },
+    /// Security keys and passkeys cannot work with this server's address (an IP address, not a host name).
+    #[error("Security keys and passkeys are not available on this server.")]
+    WebauthnUnavailable,
+    /// The application asked for a security key or passkey, and the user has none.
+    #[error("This application requires a security key or passkey. Add one on your security page, then try again.")]
+    PhishingResistantFactorNeeded,
     /// The sign-in in progress lapsed or was already completed.
     #[error("This sign-in has expired. Please sign in again.")]
     SignInExpired,

@@ -11,8 +11,10 @@
 use crate::accounts::{Accounts, ActiveSession, NewSession, SignInOutcome};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
+use crate::factors::webauthn::{self, PasskeySignIn};
 use crate::factors::{
-    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, MfaStore, PendingSignIn, RememberedBrowser, SecondFactor, all, recovery,
+    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, MfaStore, PendingSignIn, PublicKeyChallenge,
+    RememberedBrowser, SecondFactor, Verification, all, recovery,
 };
 use crate::lockout::LockState;
 use crate::mail::OutgoingEmail;
@@ -42,16 +44,27 @@ pub struct SecondStepDone {
 
 impl<S: AccountStore + MfaStore> Accounts<S> {
     fn factor_context(&self) -> FactorContext<'_, S> {
-        FactorContext { store: &self.store, sealer: &self.keys.sealer, recovery_key: &self.keys.mac, issuer: &self.settings.product_name }
+        FactorContext {
+            store: &self.store,
+            sealer: &self.keys.sealer,
+            recovery_key: &self.keys.mac,
+            issuer: &self.settings.product_name,
+            relying_party: self.keys.relying_party.as_ref(),
+        }
     }
 
-    /// The factors `user` can use at sign-in, strongest first (form keys).
-    pub async fn available_factors(&self, user: &User) -> Result<Vec<&'static str>, AccountError> {
+    /// Whether security keys and passkeys work on this server.
+    pub fn webauthn_available(&self) -> bool {
+        self.keys.relying_party.is_some()
+    }
+
+    /// The factors `user` can use to finish `pending`, strongest first (form keys).
+    pub async fn available_factors(&self, user: &User, pending: &PendingSignIn) -> Result<Vec<&'static str>, AccountError> {
         let ctx = self.factor_context();
         let mut out = Vec::new();
         let mut factors = all::<S>();
         factors.sort_by_key(|f| std::cmp::Reverse(f.strength()));
-        for f in &factors {
+        for f in factors.iter().filter(|f| !pending.phishing_resistant || f.method().phishing_resistant()) {
             if f.available(&ctx, user).await? {
                 out.push(f.key());
             }
@@ -59,7 +72,8 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         Ok(out)
     }
 
-    /// Whether the user has an enrolled second factor (recovery codes alone do not count).
+    /// Whether the user has an enrolled second factor (recovery codes alone do
+    /// not count; a disabled key does, so its owner still needs a second step).
     pub async fn has_second_factor(&self, user: UserId) -> Result<bool, AccountError> {
         Ok(!self.store.credentials(user).await?.is_empty())
     }
@@ -84,15 +98,50 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     }
 
     async fn pend(&self, user: UserId, auth: AuthRecord, session_digest: Option<String>, now: UnixTime) -> Result<String, AccountError> {
+        self.pend_with(PendingSignIn {
+            user_id: user,
+            auth,
+            session_digest,
+            phishing_resistant: false,
+            created_at: now,
+            expires_at: now + PENDING_SIGN_IN_SECONDS,
+        })
+        .await
+    }
+
+    async fn pend_with(&self, pending: PendingSignIn) -> Result<String, AccountError> {
         let token = random_token();
-        let pending = PendingSignIn { user_id: user, auth, session_digest, created_at: now, expires_at: now + PENDING_SIGN_IN_SECONDS };
         self.store.save_pending_sign_in(&token_digest(&token), &pending).await?;
         Ok(token)
     }
 
-    /// Starts a step-up of a signed-in session: only the missing factor will be asked.
-    pub async fn begin_step_up(&self, session: &ActiveSession, now: UnixTime) -> Result<String, AccountError> {
-        self.pend(session.user.id, session.record.auth.clone(), Some(session.digest.clone()), now).await
+    /// Starts a step-up of a signed-in session: only the missing factor will
+    /// be asked; with `phishing_resistant`, only a security key or passkey.
+    pub async fn begin_step_up(&self, session: &ActiveSession, phishing_resistant: bool, now: UnixTime) -> Result<String, AccountError> {
+        if phishing_resistant && !self.factor("webauthn")?.available(&self.factor_context(), &session.user).await? {
+            return Err(AccountError::PhishingResistantFactorNeeded);
+        }
+        self.pend_with(PendingSignIn {
+            user_id: session.user.id,
+            auth: session.record.auth.clone(),
+            session_digest: Some(session.digest.clone()),
+            phishing_resistant,
+            created_at: now,
+            expires_at: now + PENDING_SIGN_IN_SECONDS,
+        })
+        .await
+    }
+
+    /// Prepares factor `factor_key`'s challenge for a pending sign-in (a
+    /// WebAuthn request; `None` for factors that need none).
+    pub async fn second_factor_challenge(
+        &self,
+        token: &str,
+        factor_key: &str,
+        now: UnixTime,
+    ) -> Result<Option<PublicKeyChallenge>, AccountError> {
+        let (_, user) = self.pending_sign_in(token, now).await?;
+        self.factor(factor_key)?.challenge(&self.factor_context(), &user, now).await
     }
 
     /// The pending sign-in behind a token, with its user.
@@ -123,11 +172,19 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         let factors = all::<S>();
         let ctx = self.factor_context();
         let Some(factor) = factors.iter().find(|f| f.key() == factor_key) else { return Err(AccountError::InvalidCode) };
-        if !factor.verify(&ctx, &user, response, now).await? {
-            return Err(match self.count_failure(user.email.as_str(), now).await? {
-                AccountError::InvalidCredentials => AccountError::InvalidCode,
-                other => other,
-            });
+        let wrong = if factor.method().phishing_resistant() { AccountError::KeyNotAccepted } else { AccountError::InvalidCode };
+        if pending.phishing_resistant && !factor.method().phishing_resistant() {
+            return Err(wrong);
+        }
+        match factor.verify(&ctx, &user, response, now).await? {
+            Verification::Accepted => {}
+            Verification::Rejected => {
+                return Err(match self.count_failure(user.email.as_str(), now).await? {
+                    AccountError::InvalidCredentials => wrong,
+                    other => other,
+                });
+            }
+            Verification::ClonedAuthenticator { name } => return Err(self.cloned(&user, name).await),
         }
         if factor.method() == AuthMethod::RecoveryCode {
             self.notify_recovery_code_used(&user).await;
@@ -214,33 +271,47 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         all::<S>().into_iter().find(|f| f.key() == key).ok_or(AccountError::NotFound)
     }
 
-    /// Starts setting up an authenticator app for `user`.
-    pub async fn start_totp_setup(&self, user: &User, name: &str, now: UnixTime) -> Result<EnrollmentPrompt, AccountError> {
+    /// The factor that enrolls credentials of `kind`.
+    fn enrolling(&self, kind: FactorKind) -> Result<Box<dyn SecondFactor<S>>, AccountError> {
+        all::<S>().into_iter().find(|f| f.enrolls().contains(&kind)).ok_or(AccountError::NotFound)
+    }
+
+    /// Starts setting up a credential of `kind` named `name` for `user`.
+    pub async fn start_enrollment(
+        &self,
+        user: &User,
+        kind: FactorKind,
+        name: &str,
+        now: UnixTime,
+    ) -> Result<EnrollmentPrompt, AccountError> {
         let name = valid_name(name)?;
-        self.factor("totp")?.begin_enrollment(&self.factor_context(), user, name, now).await?.ok_or(AccountError::NotFound)
+        self.enrolling(kind)?.begin_enrollment(&self.factor_context(), user, kind, name, now).await?.ok_or(AccountError::NotFound)
     }
 
     /// Shows an unconfirmed setup again (after a wrong first code).
-    pub async fn totp_setup(&self, user: &User, credential_id: &str) -> Result<EnrollmentPrompt, AccountError> {
-        self.factor("totp")?.pending_enrollment(&self.factor_context(), user, credential_id).await?.ok_or(AccountError::NotFound)
+    pub async fn pending_enrollment(&self, user: &User, kind: FactorKind, pending: &str) -> Result<EnrollmentPrompt, AccountError> {
+        self.enrolling(kind)?.pending_enrollment(&self.factor_context(), user, pending).await?.ok_or(AccountError::NotFound)
     }
 
-    /// Confirms a new authenticator app with its first code. Returns recovery
-    /// codes when this is the user's first factor (shown once).
-    pub async fn confirm_totp_setup(
+    /// Finishes setting up a credential with its first response. Returns
+    /// recovery codes when this is the user's first factor (shown once).
+    pub async fn finish_enrollment(
         &self,
         user: &User,
-        credential_id: &str,
-        code: &str,
+        kind: FactorKind,
+        pending: &str,
+        response: &str,
         now: UnixTime,
     ) -> Result<Option<Vec<String>>, AccountError> {
         let first = !self.has_second_factor(user.id).await?;
-        let name = match self.factor("totp")?.finish_enrollment(&self.factor_context(), user, credential_id, code, now).await? {
+        let name = match self.enrolling(kind)?.finish_enrollment(&self.factor_context(), user, pending, response, now).await? {
             EnrollmentCheck::Confirmed { name } => name,
-            EnrollmentCheck::Rejected => return Err(AccountError::InvalidCode),
+            EnrollmentCheck::Rejected if kind == FactorKind::Totp => return Err(AccountError::InvalidCode),
+            EnrollmentCheck::Rejected => return Err(AccountError::KeyNotAccepted),
             EnrollmentCheck::Unknown => return Err(AccountError::NotFound),
         };
-        self.notify(user, "a sign-in method was added", &format!("An authenticator app named \"{name}\" was added to your account.")).await;
+        tracing::info!(target: "portcullis::audit", event = "factor_added", user = %user.id, kind = kind.as_str());
+        self.notify(user, "a sign-in method was added", &format!("A {} named \"{name}\" was added to your account.", kind.label())).await;
         if first && self.store.recovery_codes_left(user.id).await? == 0 {
             return Ok(Some(self.regenerate_recovery_codes(user, now).await?));
         }
@@ -257,7 +328,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     ) -> Result<SecondStepDone, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
         self.refuse_if_locked(&user, now).await?;
-        let codes = match self.confirm_totp_setup(&user, credential_id, code, now).await {
+        let codes = match self.finish_enrollment(&user, FactorKind::Totp, credential_id, code, now).await {
             Ok(codes) => codes,
             Err(AccountError::InvalidCode) => {
                 return Err(match self.count_failure(user.email.as_str(), now).await? {
@@ -268,6 +339,40 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             Err(e) => return Err(e),
         };
         self.finish(token, pending, user, AuthMethod::Totp, codes, now).await
+    }
+
+    /// Starts a passwordless sign-in with a passkey.
+    pub async fn begin_passkey_sign_in(&self, now: UnixTime) -> Result<PublicKeyChallenge, AccountError> {
+        webauthn::begin_passkey_sign_in(&self.factor_context(), now).await
+    }
+
+    /// Finishes a passwordless sign-in: a user-verified passkey assertion opens
+    /// a session whose record is multi-factor on its own.
+    pub async fn passkey_sign_in(&self, ceremony: &str, response: &str, now: UnixTime) -> Result<(NewSession, User), AccountError> {
+        match webauthn::finish_passkey_sign_in(&self.factor_context(), ceremony, response, now).await? {
+            PasskeySignIn::Accepted(id) => {
+                let user = self.store.user_by_id(id).await?.ok_or(AccountError::KeyNotAccepted)?;
+                tracing::info!(target: "portcullis::audit", event = "passkey_sign_in", user = %user.id);
+                let session = self.open_session(user.id, AuthRecord::single(AuthMethod::Passkey, now), now).await?;
+                Ok((session, user))
+            }
+            PasskeySignIn::Rejected => Err(AccountError::KeyNotAccepted),
+            PasskeySignIn::ClonedAuthenticator { user, name } => match self.store.user_by_id(user).await? {
+                Some(user) => Err(self.cloned(&user, name).await),
+                None => Err(AccountError::KeyNotAccepted),
+            },
+        }
+    }
+
+    /// Tells the owner that a credential was disabled as possibly cloned; the error to show.
+    async fn cloned(&self, user: &User, name: String) -> AccountError {
+        self.notify(
+            user,
+            "a security key was disabled",
+            &format!("Your security key or passkey \"{name}\" reported a use count lower than before, which can mean someone copied it. We have disabled it. If you did not expect this, change your password and review your sign-in methods."),
+        )
+        .await;
+        AccountError::ClonedAuthenticator { name }
     }
 
     /// New recovery codes (the old set stops working). Shown once.

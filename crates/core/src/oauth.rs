@@ -159,6 +159,17 @@ pub struct Grant {
     pub auth: AuthRecord,
     /// The browser session (`sid`).
     pub session_id: String,
+    /// The `acr` asserted for this grant, chosen at authorization from the
+    /// request's `acr_values` (older grants have none stored: derived from `auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+}
+
+impl Grant {
+    /// The `acr` claim of tokens from this grant.
+    pub fn acr(&self) -> Option<&str> {
+        self.acr.as_deref().or_else(|| self.auth.acr())
+    }
 }
 
 /// An issued authorization code.

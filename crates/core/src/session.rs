@@ -18,6 +18,12 @@ pub enum AuthMethod {
     Totp,
     /// Single-use recovery code (stands in for a possession factor).
     RecoveryCode,
+    /// WebAuthn assertion as a second factor (security key or passkey).
+    SecurityKey,
+    /// Passwordless sign-in with a user-verified passkey: possession of the
+    /// key plus the PIN or biometric the authenticator checked (a
+    /// multi-factor cryptographic authenticator, NIST SP 800-63B §5.1.9).
+    Passkey,
 }
 
 /// NIST SP 800-63B factor categories; two different ones make MFA.
@@ -36,17 +42,39 @@ impl AuthMethod {
             Self::Password => &["pwd"],
             // RFC 8176 has no value for recovery codes; they are one-time passwords.
             Self::Totp | Self::RecoveryCode => &["otp"],
+            Self::SecurityKey => &["hwk"],
+            // RFC 8176 `user`: the authenticator tested the user's presence and identity.
+            Self::Passkey => &["hwk", "user"],
         }
     }
 
-    /// The factor category.
-    pub fn class(self) -> FactorClass {
+    /// The factor categories this method proves.
+    pub fn classes(self) -> &'static [FactorClass] {
         match self {
-            Self::Password => FactorClass::Knowledge,
-            Self::Totp | Self::RecoveryCode => FactorClass::Possession,
+            Self::Password => &[FactorClass::Knowledge],
+            Self::Totp | Self::RecoveryCode | Self::SecurityKey => &[FactorClass::Possession],
+            // User verification on the authenticator stands for the second category.
+            Self::Passkey => &[FactorClass::Possession, FactorClass::Knowledge],
         }
     }
+
+    /// Whether the method is bound to the site's origin, so a look-alike site
+    /// cannot relay it (WebAuthn; OpenID EAP ACR value `phr`).
+    pub fn phishing_resistant(self) -> bool {
+        matches!(self, Self::SecurityKey | Self::Passkey)
+    }
+
+    fn proves(self, class: FactorClass) -> bool {
+        self.classes().contains(&class)
+    }
 }
+
+/// `acr` value: multi-factor authentication.
+pub const ACR_MFA: &str = "mfa";
+/// `acr` value: phishing-resistant multi-factor authentication (OpenID EAP ACR values).
+pub const ACR_PHR: &str = "phr";
+/// The `acr` values Portcullis asserts, strongest first.
+pub const ACR_VALUES: [&str; 2] = [ACR_PHR, ACR_MFA];
 
 /// One successful authentication step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,16 +106,32 @@ impl AuthRecord {
         self.events.iter().map(|e| e.at).max()
     }
 
-    /// The authentication context class reached, from those Portcullis
-    /// advertises (`mfa`, `phr`, `phrh`); `None` for a single factor, so a token
-    /// never claims a level that was not reached.
+    /// The strongest authentication context class reached; `None` for a
+    /// single factor, so a token never claims a level that was not reached.
     pub fn acr(&self) -> Option<&'static str> {
-        self.is_multi_factor().then_some("mfa")
+        ACR_VALUES.into_iter().find(|a| self.satisfies(a))
+    }
+
+    /// The `acr` to assert for a request that asked for `requested` (in order
+    /// of preference): the first one reached, else the strongest reached.
+    pub fn acr_for(&self, requested: &[String]) -> Option<&'static str> {
+        requested.iter().find_map(|r| ACR_VALUES.into_iter().find(|a| a == r && self.satisfies(a))).or_else(|| self.acr())
+    }
+
+    /// Whether this record reaches the context class `acr`. `phr` needs a
+    /// phishing-resistant step performed in this session: a remembered
+    /// browser is a cookie, which a phishing proxy can carry.
+    pub fn satisfies(&self, acr: &str) -> bool {
+        match acr {
+            ACR_MFA => self.is_multi_factor(),
+            ACR_PHR => self.is_multi_factor() && self.events.iter().any(|e| !e.remembered && e.method.phishing_resistant()),
+            _ => false,
+        }
     }
 
     /// Whether factors of two different categories were used (RFC 8176 `mfa`).
     pub fn is_multi_factor(&self) -> bool {
-        let has = |c: FactorClass| self.events.iter().any(|e| e.method.class() == c);
+        let has = |c: FactorClass| self.events.iter().any(|e| e.method.proves(c));
         has(FactorClass::Knowledge) && has(FactorClass::Possession)
     }
 
@@ -95,13 +139,13 @@ impl AuthRecord {
     /// browser (none was performed in this session).
     pub fn relies_on_remembered_browser(&self) -> bool {
         let possession =
-            |remembered: bool| self.events.iter().any(|e| e.remembered == remembered && e.method.class() == FactorClass::Possession);
+            |remembered: bool| self.events.iter().any(|e| e.remembered == remembered && e.method.proves(FactorClass::Possession));
         possession(true) && !possession(false)
     }
 
     /// The possession-factor steps (what a remembered browser stands in for later).
     pub fn possession_events(&self) -> Vec<AuthEvent> {
-        self.events.iter().filter(|e| e.method.class() == FactorClass::Possession).map(|e| AuthEvent { remembered: true, ..*e }).collect()
+        self.events.iter().filter(|e| e.method.proves(FactorClass::Possession)).map(|e| AuthEvent { remembered: true, ..*e }).collect()
     }
 
     /// A record with one more step.
@@ -205,6 +249,25 @@ mod tests {
         assert_eq!(two_passwords.amr(), vec!["pwd"]);
         assert_eq!(two_passwords.acr(), None, "two of the same kind is not MFA");
         assert_eq!(AuthRecord::single(AuthMethod::Totp, 1).acr(), None);
+    }
+
+    #[test]
+    fn webauthn_gives_hwk_and_phr_but_a_remembered_key_does_not() {
+        let key = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::SecurityKey, 20);
+        assert_eq!(key.amr(), vec!["pwd", "hwk", "mfa"]);
+        assert_eq!(key.acr(), Some("phr"));
+        assert_eq!(key.acr_for(&["mfa".into()]), Some("mfa"), "the requested class is asserted when reached");
+        assert_eq!(key.acr_for(&["phr".into(), "mfa".into()]), Some("phr"));
+        let passkey = AuthRecord::single(AuthMethod::Passkey, 30);
+        assert_eq!(passkey.amr(), vec!["hwk", "user", "mfa"]);
+        assert!(passkey.satisfies(ACR_PHR));
+        let totp = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::Totp, 20);
+        assert!(!totp.satisfies(ACR_PHR));
+        assert_eq!(totp.acr_for(&["phr".into()]), Some("mfa"), "never claims a class not reached");
+        let mut remembered = AuthRecord::single(AuthMethod::Password, 100);
+        remembered.events.extend(AuthRecord::single(AuthMethod::SecurityKey, 10).possession_events());
+        assert!(remembered.satisfies(ACR_MFA));
+        assert!(!remembered.satisfies(ACR_PHR), "a remembered browser is not phishing-resistant");
     }
 
     #[test]

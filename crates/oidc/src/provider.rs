@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::oauth::{AuthorizationCode, Client, Grant, OidcStore, OneTimeUse, RefreshToken, SigningAlg};
 use portcullis_core::secrets::{SecretBox, constant_time_eq, random_token, token_digest};
-use portcullis_core::session::SessionRecord;
+use portcullis_core::session::{ACR_MFA, ACR_PHR, ACR_VALUES, SessionRecord};
 use portcullis_core::store::AccountStore;
 use portcullis_core::user::User;
 use serde_json::{Value, json};
@@ -48,7 +48,10 @@ pub enum Decision {
     },
     /// Signed in, but this request needs a second factor the session lacks:
     /// ask only for that (step-up), not for the password again.
-    StepUp,
+    StepUp {
+        /// Only a security key or passkey will do (`acr_values=phr`).
+        phishing_resistant: bool,
+    },
     /// Tell the client it cannot have what it asked for.
     Fail(ReplyTo, OAuthError),
 }
@@ -255,11 +258,13 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         }
         // A client that does not accept remembered browsers gets a freshly performed second factor.
         let remembered_refused = !req.client.allow_remember && session.auth.relies_on_remembered_browser();
-        if (requires_mfa(req) && session.auth.acr() != Some("mfa")) || remembered_refused {
+        let acceptable = acceptable_acr(req);
+        let reached = acceptable.is_empty() || acceptable.iter().any(|a| session.auth.satisfies(a));
+        if !reached || remembered_refused {
             return if req.prompt_none {
                 Decision::Fail(req.reply.clone(), OAuthError::new(ErrorCode::InteractionRequired, "a second factor is required"))
             } else {
-                Decision::StepUp
+                Decision::StepUp { phishing_resistant: !acceptable.is_empty() && acceptable.iter().all(|a| *a == ACR_PHR) }
             };
         }
         Decision::Issue
@@ -299,6 +304,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             scope: req.scopes.join(" "),
             auth: session.auth.clone(),
             session_id: session.id.clone(),
+            acr: session.auth.acr_for(&req.acr_values).map(str::to_owned),
         };
         let code = random_token();
         self.store
@@ -348,7 +354,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             "sid": grant.session_id,
             hash.0: half_hash(hash.1),
         });
-        if let Some(acr) = grant.auth.acr() {
+        if let Some(acr) = grant.acr() {
             claims["acr"] = acr.into();
         }
         if let Some(n) = nonce {
@@ -377,7 +383,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             claims["auth_time"] = g.auth.auth_time().unwrap_or(now).into();
             claims["amr"] = g.auth.amr().into();
             claims["sid"] = g.session_id.clone().into();
-            if let Some(acr) = g.auth.acr() {
+            if let Some(acr) = g.acr() {
                 claims["acr"] = acr.into();
             }
         }
@@ -636,9 +642,16 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     }
 }
 
-/// Whether the client's policy or the request demands multi-factor authentication.
-pub fn requires_mfa(req: &AuthorizeRequest) -> bool {
-    req.client.mfa == portcullis_core::oauth::MfaPolicy::Required || req.acr_values.iter().any(|a| a == "mfa")
+/// The authentication context classes that would satisfy `req`, any one of
+/// them (empty: a password is enough). The request's supported `acr_values`
+/// count as alternatives; a client whose policy requires MFA adds `mfa`
+/// unless the request already asks for something at least as strong.
+pub fn acceptable_acr(req: &AuthorizeRequest) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = req.acr_values.iter().filter_map(|r| ACR_VALUES.into_iter().find(|a| a == r)).collect();
+    if out.is_empty() && req.client.mfa == portcullis_core::oauth::MfaPolicy::Required {
+        out.push(ACR_MFA);
+    }
+    out
 }
 
 /// Adds the claims the granted scopes allow.

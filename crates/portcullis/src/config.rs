@@ -34,6 +34,10 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Second-factor settings.
     pub mfa: MfaConfig,
+    /// Which sign-in methods users may use.
+    pub factors: FactorsConfig,
+    /// Security keys and passkeys.
+    pub webauthn: WebauthnConfig,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
 }
@@ -50,6 +54,41 @@ impl Default for MfaConfig {
     fn default() -> Self {
         Self { remember_browser_days: 30 }
     }
+}
+
+/// `[factors]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FactorsConfig {
+    /// Security keys and passkeys (needs an issuer whose host is a name, not an IP address).
+    pub webauthn: bool,
+}
+
+impl Default for FactorsConfig {
+    fn default() -> Self {
+        Self { webauthn: true }
+    }
+}
+
+/// `[webauthn]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebauthnConfig {
+    /// When not empty, registration requires an attestation from one of
+    /// these authenticator models (and no other model is accepted).
+    pub allowed_authenticators: Vec<AllowedAuthenticatorConfig>,
+}
+
+/// `[[webauthn.allowed_authenticators]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedAuthenticatorConfig {
+    /// The model's AAGUID.
+    pub aaguid: String,
+    /// Its name, shown to users.
+    pub name: String,
+    /// PEM file with the manufacturer's attestation root certificate.
+    pub ca_file: PathBuf,
 }
 
 /// Log line format.
@@ -171,6 +210,8 @@ impl Default for Config {
             session: SessionConfig::default(),
             rate_limit: RateLimitConfig::default(),
             mfa: MfaConfig::default(),
+            factors: FactorsConfig::default(),
+            webauthn: WebauthnConfig::default(),
             log_format: LogFormat::Text,
         }
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use portcullis_core::accounts::{AccountSettings, Accounts, FactorKeys};
 use portcullis_core::clock::Clock;
+use portcullis_core::factors::webauthn::{AllowedAuthenticator, RelyingParty};
 use portcullis_core::lockout::LockoutPolicy;
 use portcullis_core::mail::Mailer;
 use portcullis_core::password::{Argon2Cost, PasswordHasher, PasswordPolicy};
@@ -64,6 +65,25 @@ pub struct Application {
     pub store: Store,
 }
 
+/// The WebAuthn relying party, unless turned off or impossible (an IP-address issuer).
+fn relying_party(config: &Config) -> Result<Option<RelyingParty>, StartError> {
+    if !config.factors.webauthn {
+        return Ok(None);
+    }
+    let bad = |m: String| StartError::Config(config::ConfigError(format!("webauthn: {m}")));
+    let mut allowed = Vec::new();
+    for a in &config.webauthn.allowed_authenticators {
+        let aaguid = uuid::Uuid::parse_str(&a.aaguid).map_err(|e| bad(format!("aaguid {:?}: {e}", a.aaguid)))?;
+        let ca_pem = std::fs::read(&a.ca_file).map_err(|e| bad(format!("{}: {e}", a.ca_file.display())))?;
+        allowed.push(AllowedAuthenticator { aaguid, name: a.name.clone(), ca_pem });
+    }
+    let rp = RelyingParty::new(&config.origin(), "Portcullis", &allowed).map_err(bad)?;
+    if rp.is_none() {
+        tracing::warn!(issuer = %config.issuer, "the issuer's host is an IP address, which browsers refuse for WebAuthn: security keys and passkeys are off");
+    }
+    Ok(rp)
+}
+
 impl Application {
     /// Opens the store (applying migrations), loads or creates secrets, and wires everything.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
@@ -101,8 +121,9 @@ impl Application {
             remember_browser_ttl: config.mfa.remember_browser_days * 86_400,
             ..AccountSettings::default()
         };
-        // TOTP secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.
-        let factor_keys = FactorKeys { sealer: SecretBox::new(keys.encryption), mac: MacKey::new(keys.cookie) };
+        // Factor secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.
+        let factor_keys =
+            FactorKeys { sealer: SecretBox::new(keys.encryption), mac: MacKey::new(keys.cookie), relying_party: relying_party(config)? };
         let accounts = Accounts::new(store.clone(), hasher, mailer, settings, factor_keys);
         let provider =
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())

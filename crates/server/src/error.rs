@@ -61,6 +61,10 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::SignInExpired => (StatusCode::BAD_REQUEST, ""),
         AccountError::LastFactor => (StatusCode::CONFLICT, ""),
         AccountError::NotFound => (StatusCode::NOT_FOUND, ""),
+        AccountError::KeyNotAccepted => (StatusCode::UNAUTHORIZED, ""),
+        AccountError::ClonedAuthenticator { .. } => (StatusCode::FORBIDDEN, ""),
+        AccountError::PhishingResistantFactorNeeded => (StatusCode::FORBIDDEN, ""),
+        AccountError::WebauthnUnavailable => (StatusCode::NOT_IMPLEMENTED, ""),
         AccountError::Delivery(_) => (StatusCode::SERVICE_UNAVAILABLE, ""),
         AccountError::Hashing(_) | AccountError::Store(_) => return None,
     })

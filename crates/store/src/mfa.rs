@@ -2,6 +2,7 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
+use portcullis_core::factors::webauthn::Ceremony;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn, RememberedBrowser};
 use portcullis_core::session::AuthRecord;
 use portcullis_core::store::StoreResult;
@@ -19,6 +20,10 @@ struct CredentialRow {
     confirmed_at: Option<i64>,
     created_at: i64,
     last_used_at: Option<i64>,
+    public_key_id: Option<String>,
+    sign_count: i64,
+    flagged_at: Option<i64>,
+    authenticator: String,
 }
 
 impl TryFrom<CredentialRow> for Credential {
@@ -34,13 +39,20 @@ impl TryFrom<CredentialRow> for Credential {
             confirmed_at: r.confirmed_at,
             created_at: r.created_at,
             last_used_at: r.last_used_at,
+            public_key_id: r.public_key_id,
+            sign_count: u32::try_from(r.sign_count).unwrap_or(u32::MAX),
+            flagged_at: r.flagged_at,
+            authenticator: r.authenticator,
         })
     }
 }
 
 macro_rules! select_credentials {
     ($tail:literal) => {
-        concat!("SELECT id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at FROM credentials ", $tail)
+        concat!(
+            "SELECT id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at, public_key_id, sign_count, flagged_at, authenticator FROM credentials ",
+            $tail
+        )
     };
 }
 
@@ -49,6 +61,7 @@ struct PendingRow {
     user_id: String,
     auth_record: String,
     session_digest: Option<String>,
+    phishing_resistant: bool,
     created_at: i64,
     expires_at: i64,
 }
@@ -61,7 +74,8 @@ impl MfaStore for Store {
     async fn insert_credential(&self, c: &Credential) -> StoreResult<()> {
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO credentials (id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO credentials (id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at, public_key_id, sign_count, flagged_at, authenticator) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         )
         .bind(&c.id)
         .bind(c.user_id.to_string())
@@ -71,6 +85,10 @@ impl MfaStore for Store {
         .bind(c.confirmed_at)
         .bind(c.created_at)
         .bind(c.last_used_at)
+        .bind(&c.public_key_id)
+        .bind(i64::from(c.sign_count))
+        .bind(c.flagged_at)
+        .bind(&c.authenticator)
         .execute(p)
         .await
         .map(|_| ())
@@ -201,6 +219,69 @@ impl MfaStore for Store {
         })
     }
 
+    async fn credential_by_public_key_id(&self, public_key_id: &str) -> StoreResult<Option<Credential>> {
+        let row: Option<CredentialRow> = on_pool!(self, |p| sqlx::query_as(select_credentials!("WHERE public_key_id = $1"))
+            .bind(public_key_id)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))?;
+        row.map(Credential::try_from).transpose()
+    }
+
+    async fn record_assertion(&self, id: &str, sign_count: u32, now: UnixTime) -> StoreResult<bool> {
+        // One statement decides: of two assertions with the same counter, only one moves it.
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE credentials SET sign_count = $2, last_used_at = $3 \
+             WHERE id = $1 AND flagged_at IS NULL AND (sign_count < $2 OR (sign_count = 0 AND $2 = 0))"
+        )
+        .bind(id)
+        .bind(i64::from(sign_count))
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(db_error))
+    }
+
+    async fn flag_credential(&self, id: &str, now: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("UPDATE credentials SET flagged_at = $2 WHERE id = $1 AND flagged_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
+    }
+
+    async fn save_ceremony(&self, c: &Ceremony) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO webauthn_ceremonies (id, user_id, purpose, state, expires_at) VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(&c.id)
+        .bind(c.user_id.map(|u| u.to_string()))
+        .bind(&c.purpose)
+        .bind(&c.state)
+        .bind(c.expires_at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error))
+    }
+
+    async fn take_ceremony(&self, id: &str, now: UnixTime) -> StoreResult<Option<Ceremony>> {
+        // DELETE … RETURNING: the one request that deletes the row gets the state.
+        let row: Option<(String, Option<String>, String, String, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "DELETE FROM webauthn_ceremonies WHERE id = $1 RETURNING id, user_id, purpose, state, expires_at"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await
+        .map_err(db_error))?;
+        let Some((id, user_id, purpose, state, expires_at)) = row.filter(|r| r.4 > now) else { return Ok(None) };
+        let user_id = user_id.map(|u| uuid::Uuid::parse_str(&u).map(UserId)).transpose().map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(Some(Ceremony { id, user_id, purpose, state, expires_at }))
+    }
+
     async fn set_mfa_required(&self, user: UserId, required: bool) -> StoreResult<bool> {
         on_pool!(self, |p| sqlx::query("UPDATE users SET mfa_required = $2 WHERE id = $1")
             .bind(user.to_string())
@@ -215,12 +296,13 @@ impl MfaStore for Store {
         let auth = serde_json::to_string(&s.auth).map_err(json_err)?;
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO pending_sign_ins (digest, user_id, auth_record, session_digest, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
+            "INSERT INTO pending_sign_ins (digest, user_id, auth_record, session_digest, phishing_resistant, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         )
         .bind(digest)
         .bind(s.user_id.to_string())
         .bind(&auth)
         .bind(&s.session_digest)
+        .bind(s.phishing_resistant)
         .bind(s.created_at)
         .bind(s.expires_at)
         .execute(p)
@@ -233,7 +315,7 @@ impl MfaStore for Store {
     async fn pending_sign_in(&self, digest: &str, now: UnixTime) -> StoreResult<Option<PendingSignIn>> {
         let row: Option<PendingRow> = on_pool!(self, |p| {
             sqlx::query_as(
-            "SELECT user_id, auth_record, session_digest, created_at, expires_at FROM pending_sign_ins WHERE digest = $1 AND expires_at > $2"
+            "SELECT user_id, auth_record, session_digest, phishing_resistant, created_at, expires_at FROM pending_sign_ins WHERE digest = $1 AND expires_at > $2"
         )
         .bind(digest)
         .bind(now)
@@ -246,6 +328,7 @@ impl MfaStore for Store {
                 user_id: uuid::Uuid::parse_str(&r.user_id).map(UserId).map_err(|e| StoreError::Backend(e.to_string()))?,
                 auth: serde_json::from_str::<AuthRecord>(&r.auth_record).map_err(json_err)?,
                 session_digest: r.session_digest,
+                phishing_resistant: r.phishing_resistant,
                 created_at: r.created_at,
                 expires_at: r.expires_at,
             })

@@ -28,6 +28,8 @@ on_both_backends!(
     rate_buckets_count_per_window,
     purge_removes_only_what_expired,
     a_totp_step_and_a_recovery_code_are_accepted_once_under_concurrency,
+    webauthn_counters_only_move_forward_even_under_concurrency,
+    a_webauthn_ceremony_is_taken_once_and_not_after_it_expires,
 );
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
@@ -221,16 +223,7 @@ where
 async fn a_totp_step_and_a_recovery_code_are_accepted_once_under_concurrency(s: Store) {
     let u = user("gus@example.com");
     s.create_user(&u).await.unwrap();
-    let c = Credential {
-        id: "cred-1".into(),
-        user_id: u.id,
-        kind: FactorKind::Totp,
-        name: "Phone".into(),
-        sealed_secret: vec![1, 2, 3],
-        confirmed_at: None,
-        created_at: 10,
-        last_used_at: None,
-    };
+    let c = Credential { id: "cred-1".into(), ..Credential::new(u.id, FactorKind::Totp, "Phone".into(), vec![1, 2, 3], 10) };
     s.insert_credential(&c).await.unwrap();
     assert!(s.credentials(u.id).await.unwrap().is_empty(), "unconfirmed credentials do not count");
     assert!(!s.consume_totp_step("cred-1", 100, 20).await.unwrap(), "nor can they be used");
@@ -269,4 +262,75 @@ async fn a_totp_step_and_a_recovery_code_are_accepted_once_under_concurrency(s: 
     s.delete_all_factors(u.id).await.unwrap();
     assert!(s.credentials(u.id).await.unwrap().is_empty());
     assert_eq!(s.recovery_codes_left(u.id).await.unwrap(), 0);
+}
+
+fn security_key(user: UserId, id: &str, public_key_id: &str, now: i64) -> Credential {
+    Credential {
+        id: id.into(),
+        public_key_id: Some(public_key_id.into()),
+        confirmed_at: Some(now),
+        ..Credential::new(user, FactorKind::SecurityKey, "Key".into(), vec![9], now)
+    }
+}
+
+async fn webauthn_counters_only_move_forward_even_under_concurrency(s: Store) {
+    let u = user("hana@example.com");
+    s.create_user(&u).await.unwrap();
+    s.insert_credential(&security_key(u.id, "k1", "pk-1", 10)).await.unwrap();
+    let v = user("ivo@example.com");
+    s.create_user(&v).await.unwrap();
+    assert!(
+        matches!(s.insert_credential(&security_key(v.id, "k2", "pk-1", 10)).await, Err(StoreError::Conflict)),
+        "one authenticator credential belongs to one account"
+    );
+    assert_eq!(s.credential_by_public_key_id("pk-1").await.unwrap().unwrap().user_id, u.id);
+    assert!(s.credential_by_public_key_id("pk-2").await.unwrap().is_none());
+
+    assert!(s.record_assertion("k1", 0, 20).await.unwrap(), "a key without a counter reports 0, again and again");
+    assert!(s.record_assertion("k1", 0, 21).await.unwrap());
+    assert!(s.record_assertion("k1", 5, 22).await.unwrap());
+    assert!(!s.record_assertion("k1", 5, 23).await.unwrap(), "the same counter twice");
+    assert!(!s.record_assertion("k1", 3, 24).await.unwrap(), "backwards");
+    assert!(!s.record_assertion("k1", 0, 25).await.unwrap(), "back to 0 after counting");
+    let stored = s.credential_by_public_key_id("pk-1").await.unwrap().unwrap();
+    assert_eq!((stored.sign_count, stored.last_used_at), (5, Some(22)));
+
+    let store = s.clone();
+    let wins = concurrently(8, move || {
+        let s = store.clone();
+        async move { s.record_assertion("k1", 6, 30).await.unwrap() }
+    })
+    .await;
+    assert_eq!(wins, 1, "two uses with one counter value: only one passes");
+
+    s.flag_credential("k1", 40).await.unwrap();
+    assert_eq!(s.credential_by_public_key_id("pk-1").await.unwrap().unwrap().flagged_at, Some(40));
+    assert!(!s.record_assertion("k1", 100, 41).await.unwrap(), "a flagged credential is not used");
+}
+
+async fn a_webauthn_ceremony_is_taken_once_and_not_after_it_expires(s: Store) {
+    use portcullis_core::factors::webauthn::Ceremony;
+    let u = user("jan@example.com");
+    s.create_user(&u).await.unwrap();
+    let ceremony = |id: &str, user: Option<UserId>| Ceremony {
+        id: id.into(),
+        user_id: user,
+        purpose: "second_factor".into(),
+        state: "{}".into(),
+        expires_at: 100,
+    };
+    s.save_ceremony(&ceremony("c1", Some(u.id))).await.unwrap();
+    s.save_ceremony(&ceremony("c2", None)).await.unwrap();
+    s.save_ceremony(&ceremony("c3", None)).await.unwrap();
+    let store = s.clone();
+    let wins = concurrently(8, move || {
+        let s = store.clone();
+        async move { s.take_ceremony("c1", 50).await.unwrap().is_some() }
+    })
+    .await;
+    assert_eq!(wins, 1, "one answer per challenge");
+    let taken = s.take_ceremony("c2", 99).await.unwrap().unwrap();
+    assert_eq!((taken.user_id, taken.state.as_str()), (None, "{}"));
+    assert!(s.take_ceremony("c3", 100).await.unwrap().is_none(), "expired");
+    assert!(s.take_ceremony("nope", 1).await.unwrap().is_none());
 }

@@ -3,15 +3,20 @@
 
 pub mod recovery;
 pub mod totp;
+pub mod webauthn;
 
 use std::future::Future;
 
 use crate::clock::UnixTime;
+use crate::error::AccountError;
 use crate::mail::BoxFuture;
 use crate::secrets::{MacKey, SecretBox};
 use crate::session::{AuthMethod, AuthRecord};
 use crate::store::StoreResult;
 use crate::user::{User, UserId};
+
+/// What a factor operation returns.
+pub type FactorResult<T> = Result<T, AccountError>;
 
 /// What a factor may use to check a response.
 pub struct FactorContext<'a, S> {
@@ -23,17 +28,53 @@ pub struct FactorContext<'a, S> {
     pub recovery_key: &'a MacKey,
     /// Issuer name shown in authenticator apps.
     pub issuer: &'a str,
+    /// The WebAuthn relying party; `None` when the issuer's host cannot be one (an IP address).
+    pub relying_party: Option<&'a webauthn::RelyingParty>,
 }
 
 /// What a user needs to finish setting up a credential.
 #[derive(Debug, Clone)]
-pub struct EnrollmentPrompt {
+pub enum EnrollmentPrompt {
+    /// A shared secret to scan or type into an app (TOTP).
+    SharedSecret(SharedSecretPrompt),
+    /// Options for `navigator.credentials.create()` (WebAuthn).
+    PublicKey(PublicKeyChallenge),
+}
+
+/// An authenticator-app secret being set up.
+#[derive(Debug, Clone)]
+pub struct SharedSecretPrompt {
     /// The credential being set up (unconfirmed until finished).
     pub credential_id: String,
     /// A secret to type in by hand, formatted for reading.
     pub secret: String,
     /// A URI to scan (rendered as a QR code).
     pub uri: String,
+}
+
+/// A WebAuthn ceremony begun on the server: the browser gets `options`,
+/// and sends its answer back with `ceremony`.
+#[derive(Debug, Clone)]
+pub struct PublicKeyChallenge {
+    /// Identifier of the server-side ceremony state.
+    pub ceremony: String,
+    /// JSON for `navigator.credentials.create()` or `.get()`.
+    pub options: serde_json::Value,
+}
+
+/// The outcome of checking a second-factor response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// Right, and now spent.
+    Accepted,
+    /// Wrong, used, or expired.
+    Rejected,
+    /// A security key's signature counter went backwards: two copies of the
+    /// key may exist. The credential is now disabled.
+    ClonedAuthenticator {
+        /// The credential's name, to tell the user.
+        name: String,
+    },
 }
 
 /// How finishing an enrollment went.
@@ -61,20 +102,30 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
     /// Offer order: higher first.
     fn strength(&self) -> u8;
     /// Whether the user can use it.
-    fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, StoreResult<bool>>;
-    /// Prepares a challenge (sends a code, builds a WebAuthn request). Factors the user already holds need none.
-    fn challenge<'a>(&'a self, _ctx: &'a FactorContext<'a, S>, _user: &'a User, _now: UnixTime) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async { Ok(()) })
+    fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<bool>>;
+    /// Prepares a challenge (sends a code, builds a WebAuthn request). Factors
+    /// whose response the user already holds need none.
+    fn challenge<'a>(
+        &'a self,
+        _ctx: &'a FactorContext<'a, S>,
+        _user: &'a User,
+        _now: UnixTime,
+    ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
+        Box::pin(async { Ok(None) })
     }
-    /// Begins enrolling a credential named `name`; `None` for factors that are
-    /// not enrolled by the user (recovery codes are generated instead).
+    /// The credential kinds users enroll through this factor.
+    fn enrolls(&self) -> &'static [FactorKind] {
+        &[]
+    }
+    /// Begins enrolling a credential of `kind` named `name`.
     fn begin_enrollment<'a>(
         &'a self,
         _ctx: &'a FactorContext<'a, S>,
         _user: &'a User,
+        _kind: FactorKind,
         _name: String,
         _now: UnixTime,
-    ) -> BoxFuture<'a, StoreResult<Option<EnrollmentPrompt>>> {
+    ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
         Box::pin(async { Ok(None) })
     }
     /// Shows an unfinished enrollment again (after a wrong first response).
@@ -83,33 +134,41 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
         _ctx: &'a FactorContext<'a, S>,
         _user: &'a User,
         _credential_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<EnrollmentPrompt>>> {
+    ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
         Box::pin(async { Ok(None) })
     }
-    /// Finishes an enrollment with the user's first response.
+    /// Finishes an enrollment with the user's first response (`pending`: the
+    /// unconfirmed credential or the WebAuthn ceremony).
     fn finish_enrollment<'a>(
         &'a self,
         _ctx: &'a FactorContext<'a, S>,
         _user: &'a User,
-        _credential_id: &'a str,
+        _pending: &'a str,
         _response: &'a str,
         _now: UnixTime,
-    ) -> BoxFuture<'a, StoreResult<EnrollmentCheck>> {
+    ) -> BoxFuture<'a, FactorResult<EnrollmentCheck>> {
         Box::pin(async { Ok(EnrollmentCheck::Unknown) })
     }
-    /// Checks `response` and spends it atomically: `false` if wrong or already used.
+    /// Checks `response` and spends it atomically.
     fn verify<'a>(
         &'a self,
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
         response: &'a str,
         now: UnixTime,
-    ) -> BoxFuture<'a, StoreResult<bool>>;
+    ) -> BoxFuture<'a, FactorResult<Verification>>;
+}
+
+impl From<bool> for Verification {
+    /// A one-time value was spent (`true`) or was wrong or used (`false`).
+    fn from(spent: bool) -> Self {
+        if spent { Self::Accepted } else { Self::Rejected }
+    }
 }
 
 /// Every second factor, strongest first.
 pub fn all<S: MfaStore>() -> Vec<Box<dyn SecondFactor<S>>> {
-    vec![Box::new(totp::TotpFactor), Box::new(recovery::RecoveryCodeFactor)]
+    vec![Box::new(webauthn::WebauthnFactor), Box::new(totp::TotpFactor), Box::new(recovery::RecoveryCodeFactor)]
 }
 
 /// The kinds of second factor.
@@ -118,6 +177,10 @@ pub fn all<S: MfaStore>() -> Vec<Box<dyn SecondFactor<S>>> {
 pub enum FactorKind {
     /// Authenticator app (TOTP).
     Totp,
+    /// WebAuthn credential registered as a second factor (may be non-discoverable).
+    SecurityKey,
+    /// Discoverable, user-verifying WebAuthn credential: also signs in without a password.
+    Passkey,
 }
 
 impl FactorKind {
@@ -125,14 +188,22 @@ impl FactorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Totp => "totp",
+            Self::SecurityKey => "security_key",
+            Self::Passkey => "passkey",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "totp" => Some(Self::Totp),
-            _ => None,
+        [Self::Totp, Self::SecurityKey, Self::Passkey].into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// What users call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Totp => "authenticator app",
+            Self::SecurityKey => "security key",
+            Self::Passkey => "passkey",
         }
     }
 }
@@ -156,6 +227,34 @@ pub struct Credential {
     pub created_at: UnixTime,
     /// Last successful use.
     pub last_used_at: Option<UnixTime>,
+    /// WebAuthn credential id (base64url), unique across users.
+    pub public_key_id: Option<String>,
+    /// Last WebAuthn signature counter seen.
+    pub sign_count: u32,
+    /// When the credential was disabled as possibly cloned.
+    pub flagged_at: Option<UnixTime>,
+    /// Authenticator model, from its AAGUID, where known.
+    pub authenticator: String,
+}
+
+impl Credential {
+    /// A credential of `kind` with no WebAuthn data yet.
+    pub fn new(user_id: UserId, kind: FactorKind, name: String, sealed_secret: Vec<u8>, now: UnixTime) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            user_id,
+            kind,
+            name,
+            sealed_secret,
+            confirmed_at: None,
+            created_at: now,
+            last_used_at: None,
+            public_key_id: None,
+            sign_count: 0,
+            flagged_at: None,
+            authenticator: String::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Credential {
@@ -178,6 +277,8 @@ pub struct PendingSignIn {
     pub auth: AuthRecord,
     /// For step-up: the existing session to upgrade (digest), instead of creating one.
     pub session_digest: Option<String>,
+    /// Only a phishing-resistant factor completes it (the application asked for `acr=phr`).
+    pub phishing_resistant: bool,
     /// When it began.
     pub created_at: UnixTime,
     /// When it lapses.
@@ -229,6 +330,18 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
     fn recovery_codes_left(&self, user: UserId) -> impl Future<Output = StoreResult<u32>> + Send;
     /// Removes every credential and recovery code of a user (MFA reset).
     fn delete_all_factors(&self, user: UserId) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The credential with this WebAuthn credential id, whoever owns it.
+    fn credential_by_public_key_id(&self, public_key_id: &str) -> impl Future<Output = StoreResult<Option<Credential>>> + Send;
+    /// Records a WebAuthn assertion: stores `sign_count` if it is higher than
+    /// the stored one, or both are 0 (authenticators without a counter).
+    /// Atomic; false means the counter did not advance (possible clone).
+    fn record_assertion(&self, id: &str, sign_count: u32, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Disables a credential as possibly cloned.
+    fn flag_credential(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Stores the server-side state of a WebAuthn ceremony.
+    fn save_ceremony(&self, c: &webauthn::Ceremony) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Takes (deletes and returns) a ceremony that has not expired; exactly one caller gets it.
+    fn take_ceremony(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<webauthn::Ceremony>>> + Send;
     /// Sets whether the user must use MFA (and enroll at next sign-in if they have no factor).
     fn set_mfa_required(&self, user: UserId, required: bool) -> impl Future<Output = StoreResult<bool>> + Send;
 

@@ -51,7 +51,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
         &'a self,
         ctx: &'a super::FactorContext<'a, S>,
         user: &'a crate::user::User,
-    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<bool>> {
+    ) -> crate::mail::BoxFuture<'a, super::FactorResult<bool>> {
         Box::pin(async move { Ok(ctx.store.recovery_codes_left(user.id).await? > 0) })
     }
 
@@ -61,8 +61,8 @@ impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
         user: &'a crate::user::User,
         response: &'a str,
         now: crate::clock::UnixTime,
-    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<bool>> {
-        Box::pin(async move { ctx.store.consume_recovery_code(user.id, &tag(ctx.recovery_key, response), now).await })
+    ) -> crate::mail::BoxFuture<'a, super::FactorResult<super::Verification>> {
+        Box::pin(async move { Ok(ctx.store.consume_recovery_code(user.id, &tag(ctx.recovery_key, response), now).await?.into()) })
     }
 }
 

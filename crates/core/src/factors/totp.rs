@@ -100,7 +100,11 @@ pub fn seal_context(credential_id: &str) -> String {
 
 impl TotpFactor {
     fn prompt(ctx_issuer: &str, user: &crate::user::User, credential_id: String, secret: &[u8]) -> super::EnrollmentPrompt {
-        super::EnrollmentPrompt { credential_id, secret: display_secret(secret), uri: key_uri(ctx_issuer, user.email.as_str(), secret) }
+        super::EnrollmentPrompt::SharedSecret(super::SharedSecretPrompt {
+            credential_id,
+            secret: display_secret(secret),
+            uri: key_uri(ctx_issuer, user.email.as_str(), secret),
+        })
     }
 
     /// An unconfirmed TOTP credential of `user` and its opened secret.
@@ -118,28 +122,24 @@ impl TotpFactor {
 }
 
 impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
+    fn enrolls(&self) -> &'static [super::FactorKind] {
+        &[super::FactorKind::Totp]
+    }
+
     fn begin_enrollment<'a>(
         &'a self,
         ctx: &'a super::FactorContext<'a, S>,
         user: &'a crate::user::User,
+        _kind: super::FactorKind,
         name: String,
         now: UnixTime,
-    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<Option<super::EnrollmentPrompt>>> {
+    ) -> crate::mail::BoxFuture<'a, super::FactorResult<Option<super::EnrollmentPrompt>>> {
         Box::pin(async move {
             let secret = generate_secret();
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            let credential = super::Credential {
-                sealed_secret: ctx.sealer.seal(&seal_context(&id), &secret),
-                id: id.clone(),
-                user_id: user.id,
-                kind: super::FactorKind::Totp,
-                name,
-                confirmed_at: None,
-                created_at: now,
-                last_used_at: None,
-            };
+            let mut credential = super::Credential::new(user.id, super::FactorKind::Totp, name, Vec::new(), now);
+            credential.sealed_secret = ctx.sealer.seal(&seal_context(&credential.id), &secret);
             ctx.store.insert_credential(&credential).await?;
-            Ok(Some(Self::prompt(ctx.issuer, user, id, &secret)))
+            Ok(Some(Self::prompt(ctx.issuer, user, credential.id, &secret)))
         })
     }
 
@@ -148,7 +148,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         ctx: &'a super::FactorContext<'a, S>,
         user: &'a crate::user::User,
         credential_id: &'a str,
-    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<Option<super::EnrollmentPrompt>>> {
+    ) -> crate::mail::BoxFuture<'a, super::FactorResult<Option<super::EnrollmentPrompt>>> {
         Box::pin(async move {
             Ok(Self::unconfirmed(ctx, user, credential_id).await?.map(|(c, secret)| Self::prompt(ctx.issuer, user, c.id, &secret)))
         })
@@ -161,7 +161,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         credential_id: &'a str,
         response: &'a str,
         now: UnixTime,
-    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<super::EnrollmentCheck>> {
+    ) -> crate::mail::BoxFuture<'a, super::FactorResult<super::EnrollmentCheck>> {
         Box::pin(async move {
             let Some((c, secret)) = Self::unconfirmed(ctx, user, credential_id).await? else { return Ok(super::EnrollmentCheck::Unknown) };
             let Some(step) = matching_step(&secret, response, now) else { return Ok(super::EnrollmentCheck::Rejected) };
@@ -190,7 +190,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         &'a self,
         ctx: &'a super::FactorContext<'a, S>,
         user: &'a crate::user::User,
-    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<bool>> {
+    ) -> crate::mail::BoxFuture<'a, super::FactorResult<bool>> {
         Box::pin(async move { Ok(ctx.store.credentials(user.id).await?.iter().any(|c| c.kind == super::FactorKind::Totp)) })
     }
 
@@ -200,7 +200,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         user: &'a crate::user::User,
         response: &'a str,
         now: UnixTime,
-    ) -> crate::mail::BoxFuture<'a, crate::store::StoreResult<bool>> {
+    ) -> crate::mail::BoxFuture<'a, super::FactorResult<super::Verification>> {
         Box::pin(async move {
             for c in ctx.store.credentials(user.id).await?.iter().filter(|c| c.kind == super::FactorKind::Totp) {
                 let Ok(secret) = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret) else {
@@ -209,10 +209,10 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
                 };
                 if let Some(step) = matching_step(&secret, response, now) {
                     // Right code for this device: accepted only if this step was never used.
-                    return ctx.store.consume_totp_step(&c.id, step, now).await;
+                    return Ok(super::Verification::from(ctx.store.consume_totp_step(&c.id, step, now).await?));
                 }
             }
-            Ok(false)
+            Ok(super::Verification::Rejected)
         })
     }
 }

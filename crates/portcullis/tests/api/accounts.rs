@@ -136,7 +136,7 @@ async fn sign_out_everywhere_ends_every_session(app: TestApp) {
 
 async fn health_endpoints_answer(app: TestApp) {
     // The sign-in form starts empty, or with the application's login_hint.
-    assert!(app.get("/login").await.body.contains(r#"autocomplete="username" required value="""#));
+    assert!(app.get("/login").await.body.contains(r#"autocomplete="username webauthn" required value="""#));
     assert!(app.get("/login?login_hint=ada%40example.com").await.body.contains(r#"value="ada@example.com""#));
 
     let live = app.get("/healthz").await;

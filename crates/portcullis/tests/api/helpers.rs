@@ -66,13 +66,26 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     tokio::spawn(portcullis_server::serve(listener, app.state, async move {
         let _ = stopped.await;
     }));
-    // Requests go to the socket; the issuer may name another host (as behind a proxy).
-    Some(TestApp { base: format!("http://127.0.0.1:{port}"), state, client: browser(), clock, config, _db: db, _data: data, _stop: stop })
+    // Requests go to the socket; the issuer may name another host (as behind a
+    // proxy). WebAuthn needs a host name, so `localhost` issuers are used as is.
+    let base = if config.issuer == format!("http://localhost:{port}") { config.issuer.clone() } else { format!("http://127.0.0.1:{port}") };
+    Some(TestApp { base, state, client: browser(), clock, config, _db: db, _data: data, _stop: stop })
 }
 
 /// A client that keeps cookies and does not follow redirects (tests check them).
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        // `localhost` is the server's address in WebAuthn tests (the port comes from the URL).
+        .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build()
+        .unwrap()
+}
+
+/// An app whose issuer is `http://localhost:PORT`: browsers refuse IP addresses as WebAuthn relying parties.
+pub async fn spawn_webauthn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |c| c.issuer = c.issuer.replace("127.0.0.1", "localhost")).await
 }
 
 /// The value of the hidden CSRF field in a page.

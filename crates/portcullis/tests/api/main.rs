@@ -13,3 +13,4 @@ mod mfa;
 mod oidc;
 mod password_reset;
 mod smtp;
+mod webauthn;

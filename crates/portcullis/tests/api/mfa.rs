@@ -25,12 +25,12 @@ on_both_backends!(
 );
 
 /// A value between `marker` and the next quote, HTML entities undone.
-fn after(html: &str, marker: &str) -> String {
+pub(crate) fn after(html: &str, marker: &str) -> String {
     let start = html.find(marker).unwrap_or_else(|| panic!("no {marker:?} in\n{html}")) + marker.len();
     html[start..].split(['"', '<']).next().unwrap().replace("&#x2f;", "/").replace("&#x3d;", "=").replace("&amp;", "&")
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     after(html, &format!("name=\"{name}\" value=\""))
 }
 
@@ -39,7 +39,7 @@ fn secret_of(setup_page: &str) -> Vec<u8> {
     BASE32_NOPAD.decode(shown.replace(' ', "").as_bytes()).unwrap()
 }
 
-fn recovery_codes_in(page: &str) -> Vec<String> {
+pub(crate) fn recovery_codes_in(page: &str) -> Vec<String> {
     let list = &page[page.find("data-testid=\"recovery-codes\"").expect("recovery codes shown")..];
     list.split("<code>").skip(1).map(|c| c.split('<').next().unwrap().to_owned()).take_while(|c| c.len() == 11).collect()
 }
@@ -49,7 +49,7 @@ impl TestApp {
         code_at_step(secret, step_at(self.clock.now()), 6)
     }
 
-    async fn post(&self, path: &str, fields: &[(&str, &str)], csrf_from: &str) -> Page {
+    pub(crate) async fn post(&self, path: &str, fields: &[(&str, &str)], csrf_from: &str) -> Page {
         let mut all = fields.to_vec();
         let token = csrf_token_in(csrf_from);
         all.push(("csrf_token", &token));
@@ -60,7 +60,7 @@ impl TestApp {
     }
 
     /// Sets up an authenticator app from the security page; returns its secret and the recovery codes shown.
-    async fn enroll_totp(&self, name: &str) -> (Vec<u8>, Vec<String>) {
+    pub(crate) async fn enroll_totp(&self, name: &str) -> (Vec<u8>, Vec<String>) {
         let security = self.get("/account/security").await;
         assert_eq!(security.status, StatusCode::OK, "{}", security.body);
         let setup = self.post("/account/security/totp", &[], &security.body).await;
@@ -189,7 +189,7 @@ async fn through_sign_in(app: &TestApp, start: &str, secret: &mut Option<Vec<u8>
     panic!("too many steps");
 }
 
-async fn authorize_url(
+pub(crate) async fn authorize_url(
     app: &TestApp,
     id: &str,
     secret: Option<&str>,
@@ -208,7 +208,7 @@ async fn authorize_url(
     (rp, url.to_string(), nonce, verifier)
 }
 
-async fn claims_after(
+pub(crate) async fn claims_after(
     app: &TestApp,
     rp: &crate::oidc::RelyingParty,
     back: &str,

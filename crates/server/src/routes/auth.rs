@@ -70,13 +70,66 @@ pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q
         return Ok(see_other(&next));
     }
     let notice = reauth.then_some("The application asks you to sign in again.");
-    Ok(browser.page(StatusCode::OK, "login.html", context! { next, email => q.login_hint.unwrap_or_default(), notice }))
+    Ok(browser.page(
+        StatusCode::OK,
+        "login.html",
+        context! { next, email => q.login_hint.unwrap_or_default(), notice, webauthn => state.accounts().webauthn_available() },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    #[serde(default)]
+    ceremony: String,
+    #[serde(default)]
+    credential: String,
+    next: Option<String>,
+}
+
+/// POST /login/passkey/options: a challenge any passkey of this site may answer.
+pub async fn passkey_options(State(state): State<AppState>, browser: Browser) -> Response {
+    let now = state.now();
+    let result = async {
+        if let Err(retry_after_secs) =
+            state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)?
+        {
+            return Err(AppError::TooManyRequests { retry_after_secs });
+        }
+        Ok(state.accounts().begin_passkey_sign_in(now).await?)
+    }
+    .await;
+    super::mfa::challenge_json(result)
+}
+
+/// POST /login/passkey: signs in with a user-verified passkey, no password.
+pub async fn passkey_sign_in(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<PasskeyForm>,
+) -> Result<Response, AppError> {
+    let next = safe_next(form.next.as_deref());
+    let ctx = context! { next => &next, webauthn => state.accounts().webauthn_available() };
+    let now = state.now();
+    if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
+        return Ok(throttled(&browser, "login.html", ctx, wait));
+    }
+    match state.accounts().passkey_sign_in(&form.ceremony, &form.credential, now).await {
+        Ok((session, _)) => {
+            if let Some(old) = &browser.session_token {
+                state.accounts().sign_out(old).await?;
+            }
+            let mut response = see_other(&next);
+            response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &session.token, None));
+            Ok(browser.finish(response))
+        }
+        Err(e) => Ok(form_error(&browser, "login.html", ctx, e)),
+    }
 }
 
 /// POST /login
 pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<LoginForm>) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
-    let ctx = context! { next => &next, email => &form.email };
+    let ctx = context! { next => &next, email => &form.email, webauthn => state.accounts().webauthn_available() };
     let now = state.now();
     if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "login.html", ctx, wait));

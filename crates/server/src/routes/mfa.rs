@@ -7,7 +7,7 @@ use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
 use portcullis_core::accounts::{ActiveSession, SignInOutcome};
-use portcullis_core::factors::EnrollmentPrompt;
+use portcullis_core::factors::{EnrollmentPrompt, FactorKind, PublicKeyChallenge, SharedSecretPrompt};
 use portcullis_core::mfa::SecondStepDone;
 use portcullis_core::user::User;
 use serde::Deserialize;
@@ -45,8 +45,14 @@ pub fn after_password(state: &AppState, browser: &Browser, outcome: SignInOutcom
 }
 
 /// Sends a signed-in user who lacks a second factor for this request to the step-up page.
-pub async fn step_up(state: &AppState, browser: &Browser, session: &ActiveSession, next: &str) -> Result<Response, AppError> {
-    let token = state.accounts().begin_step_up(session, state.now()).await?;
+pub async fn step_up(
+    state: &AppState,
+    browser: &Browser,
+    session: &ActiveSession,
+    next: &str,
+    phishing_resistant: bool,
+) -> Result<Response, AppError> {
+    let token = state.accounts().begin_step_up(session, phishing_resistant, state.now()).await?;
     let to = if state.accounts().has_second_factor(session.user.id).await? { "/login/verify" } else { "/login/enroll" };
     let mut response = see_other(&format!("{to}?next={}", encode(next)));
     response
@@ -88,9 +94,38 @@ fn remember_days(state: &AppState) -> i64 {
 
 fn method_label(key: &str) -> &'static str {
     match key {
+        "webauthn" => "webauthn",
         "totp" => "totp",
         _ => "recovery",
     }
+}
+
+/// A WebAuthn challenge as JSON for `static/webauthn.js`; failures as `{ "error": … }`.
+pub(super) fn challenge_json(result: Result<PublicKeyChallenge, AppError>) -> Response {
+    use axum::response::IntoResponse;
+    let (status, body) = match result {
+        Ok(c) => (StatusCode::OK, serde_json::json!({ "ceremony": c.ceremony, "options": c.options })),
+        Err(AppError::Account(e)) if crate::error::form_problem(&e).is_some() => {
+            let status = crate::error::form_problem(&e).map(|(s, _)| s).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, serde_json::json!({ "error": e.to_string() }))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "WebAuthn options failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({ "error": "Something went wrong on our side. Try again in a moment." }))
+        }
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+/// POST /login/verify/options: a WebAuthn challenge for the pending sign-in.
+pub async fn verify_options(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let result = async {
+        let token = sign_in_token(&headers)?;
+        let challenge = state.accounts().second_factor_challenge(&token, "webauthn", state.now()).await?;
+        challenge.ok_or(AppError::Account(AccountError::KeyNotAccepted))
+    }
+    .await;
+    challenge_json(result)
 }
 
 /// GET /login/verify
@@ -101,8 +136,8 @@ pub async fn verify_page(
     Query(q): Query<VerifyQuery>,
 ) -> Result<Response, AppError> {
     let token = sign_in_token(&headers)?;
-    let (_, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
-    let factors = state.accounts().available_factors(&user).await?;
+    let (pending, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
+    let factors = state.accounts().available_factors(&user, &pending).await?;
     let Some(first) = factors.first() else {
         return Ok(see_other(&format!("/login/enroll?next={}", encode(&safe_next(q.next.as_deref())))));
     };
@@ -115,8 +150,10 @@ pub async fn verify_page(
 }
 
 fn verify_context(user: &User, factors: &[&'static str], method: &str, next: &str, remember_days: i64) -> minijinja::Value {
-    let others: Vec<&str> = factors.iter().copied().filter(|f| *f != method).collect();
-    context! { method => method_label(method), others, next, next_encoded => encode(next), email => user.email.as_str(), remember_days }
+    // "Try another method" cycles through the others, strongest first.
+    let at = factors.iter().position(|f| *f == method).unwrap_or(0);
+    let other = factors.get((at + 1) % factors.len().max(1)).copied().filter(|f| *f != method);
+    context! { method => method_label(method), other, next, next_encoded => encode(next), email => user.email.as_str(), remember_days }
 }
 
 #[derive(Deserialize)]
@@ -124,6 +161,11 @@ pub struct VerifyForm {
     method: String,
     #[serde(default)]
     code: String,
+    /// WebAuthn: the ceremony answered, and the browser's answer (JSON).
+    #[serde(default)]
+    ceremony: String,
+    #[serde(default)]
+    credential: String,
     next: Option<String>,
     /// The "Remember this browser" checkbox.
     remember: Option<String>,
@@ -138,15 +180,22 @@ pub async fn verify(
 ) -> Result<Response, AppError> {
     let token = sign_in_token(&headers)?;
     let next = safe_next(form.next.as_deref());
-    match state
-        .accounts()
-        .complete_second_step(&token, &form.method, &form.code, form.remember.is_some().then_some(browser.user_agent.as_str()), state.now())
-        .await
-    {
+    let response = if form.method == "webauthn" {
+        portcullis_core::factors::webauthn::assertion_response(&form.ceremony, &form.credential)
+    } else {
+        form.code.clone()
+    };
+    let remember = form.remember.is_some().then_some(browser.user_agent.as_str());
+    match state.accounts().complete_second_step(&token, &form.method, &response, remember, state.now()).await {
         Ok(done) => Ok(signed_in(&state, &browser, &done, see_other(&next))),
-        Err(e @ (AccountError::InvalidCode | AccountError::Locked { .. })) => {
-            let (_, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
-            let factors = state.accounts().available_factors(&user).await?;
+        Err(
+            e @ (AccountError::InvalidCode
+            | AccountError::KeyNotAccepted
+            | AccountError::ClonedAuthenticator { .. }
+            | AccountError::Locked { .. }),
+        ) => {
+            let (pending, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
+            let factors = state.accounts().available_factors(&user, &pending).await?;
             let ctx = verify_context(&user, &factors, &form.method, &next, remember_days(&state));
             Ok(form_error(&browser, "second_step.html", ctx, e))
         }
@@ -154,7 +203,15 @@ pub async fn verify(
     }
 }
 
-fn setup_context(setup: &EnrollmentPrompt, name: &str, action: &str, next: Option<&str>, intro: Option<&str>) -> minijinja::Value {
+/// The authenticator-app part of an enrollment prompt.
+fn shared_secret(prompt: EnrollmentPrompt) -> Result<SharedSecretPrompt, AppError> {
+    match prompt {
+        EnrollmentPrompt::SharedSecret(p) => Ok(p),
+        EnrollmentPrompt::PublicKey(_) => Err(AppError::Internal("an authenticator app enrollment returned a WebAuthn prompt".into())),
+    }
+}
+
+fn setup_context(setup: &SharedSecretPrompt, name: &str, action: &str, next: Option<&str>, intro: Option<&str>) -> minijinja::Value {
     context! { qr => qr_svg(&setup.uri), secret => &setup.secret, credential_id => &setup.credential_id, name, action, next, intro }
 }
 
@@ -171,7 +228,7 @@ pub async fn enroll_page(
     let now = state.now();
     let (_, user) = state.accounts().pending_sign_in(&token, now).await?;
     let next = safe_next(q.next.as_deref());
-    let setup = state.accounts().start_totp_setup(&user, DEFAULT_DEVICE_NAME, now).await?;
+    let setup = shared_secret(state.accounts().start_enrollment(&user, FactorKind::Totp, DEFAULT_DEVICE_NAME, now).await?)?;
     Ok(browser.page(
         StatusCode::OK,
         "totp_setup.html",
@@ -217,7 +274,7 @@ pub async fn enroll(
             Ok(signed_in(&state, &browser, &done, page))
         }
         Err(e @ (AccountError::InvalidCode | AccountError::InvalidName | AccountError::Locked { .. })) => {
-            let setup = state.accounts().totp_setup(&user, &form.credential_id).await?;
+            let setup = shared_secret(state.accounts().pending_enrollment(&user, FactorKind::Totp, &form.credential_id).await?)?;
             Ok(form_error(
                 &browser,
                 "totp_setup.html",
@@ -242,7 +299,13 @@ async fn security_context(state: &AppState, user: &User) -> Result<minijinja::Va
         .factors(user.id)
         .await?
         .iter()
-        .map(|c| context! { id => &c.id, name => &c.name, created => date(c.created_at), last_used => c.last_used_at.map(date) })
+        .map(|c| {
+            context! {
+                id => &c.id, name => &c.name, kind => c.kind.label(), authenticator => &c.authenticator,
+                created => date(c.created_at), last_used => c.last_used_at.map(date).unwrap_or_default(),
+                disabled => c.flagged_at.is_some(),
+            }
+        })
         .collect();
     let codes_left = state.accounts().recovery_codes_left(user.id).await?;
     let browsers: Vec<minijinja::Value> = state
@@ -252,7 +315,9 @@ async fn security_context(state: &AppState, user: &User) -> Result<minijinja::Va
         .iter()
         .map(|b| context! { id => &b.id, agent => &b.user_agent, created => date(b.created_at), expires => date(b.expires_at) })
         .collect();
-    Ok(context! { signed_in => true, factors, codes_left, browsers, mfa_required => user.mfa_required })
+    Ok(
+        context! { signed_in => true, factors, codes_left, browsers, mfa_required => user.mfa_required, webauthn => state.accounts().webauthn_available() },
+    )
 }
 
 fn date(t: i64) -> String {
@@ -284,7 +349,7 @@ pub async fn start_totp(State(state): State<AppState>, browser: Browser) -> Resu
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
-    let setup = state.accounts().start_totp_setup(&session.user, DEFAULT_DEVICE_NAME, state.now()).await?;
+    let setup = shared_secret(state.accounts().start_enrollment(&session.user, FactorKind::Totp, DEFAULT_DEVICE_NAME, state.now()).await?)?;
     Ok(browser.page(
         StatusCode::OK,
         "totp_setup.html",
@@ -304,7 +369,7 @@ pub async fn confirm_totp(
     };
     let user = &session.user;
     let outcome = match state.accounts().rename_factor(user, &form.credential_id, &form.name).await {
-        Ok(()) => state.accounts().confirm_totp_setup(user, &form.credential_id, &form.code, state.now()).await,
+        Ok(()) => state.accounts().finish_enrollment(user, FactorKind::Totp, &form.credential_id, &form.code, state.now()).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -318,7 +383,7 @@ pub async fn confirm_totp(
             Ok(browser.page(StatusCode::OK, "security.html", context! { notice => "Authenticator app added.", ..ctx }))
         }
         Err(e @ (AccountError::InvalidCode | AccountError::InvalidName)) => {
-            let setup = state.accounts().totp_setup(user, &form.credential_id).await?;
+            let setup = shared_secret(state.accounts().pending_enrollment(user, FactorKind::Totp, &form.credential_id).await?)?;
             Ok(form_error(&browser, "totp_setup.html", setup_context(&setup, &form.name, "/account/security/totp/confirm", None, None), e))
         }
         Err(e) => Err(e.into()),
@@ -404,5 +469,66 @@ async fn manage(
     match result {
         Ok(notice) => Ok(browser.page(StatusCode::OK, "security.html", context! { notice, ..ctx })),
         Err(e) => Ok(form_error(browser, "security.html", ctx, e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    /// `security_key` or `passkey`.
+    kind: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    ceremony: String,
+    #[serde(default)]
+    credential: String,
+}
+
+fn webauthn_kind(kind: &str) -> Result<FactorKind, AppError> {
+    match FactorKind::parse(kind) {
+        Some(k @ (FactorKind::SecurityKey | FactorKind::Passkey)) => Ok(k),
+        _ => Err(AppError::BadRequest("Choose a security key or a passkey.".into())),
+    }
+}
+
+/// POST /account/security/webauthn/options: begins registering a security key or passkey.
+pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<KeyForm>) -> Response {
+    let result = async {
+        let Some(session) = current_session(&state, &browser).await? else {
+            return Err(AppError::Account(AccountError::SignInExpired));
+        };
+        match state.accounts().start_enrollment(&session.user, webauthn_kind(&form.kind)?, &form.name, state.now()).await? {
+            EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
+            EnrollmentPrompt::SharedSecret(_) => Err(AppError::Internal("a WebAuthn enrollment returned a shared secret".into())),
+        }
+    }
+    .await;
+    challenge_json(result)
+}
+
+/// POST /account/security/webauthn: finishes registering a security key or passkey.
+pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<KeyForm>) -> Result<Response, AppError> {
+    let session = match require_session(&state, &browser).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let user = &session.user;
+    let kind = webauthn_kind(&form.kind)?;
+    match state.accounts().finish_enrollment(user, kind, &form.ceremony, &form.credential, state.now()).await {
+        Ok(Some(codes)) => Ok(browser.page(
+            StatusCode::OK,
+            "recovery_codes.html",
+            context! { codes, continue_to => "/account/security", notice => "Two-step verification is on." },
+        )),
+        Ok(None) => {
+            let notice = if kind == FactorKind::Passkey { "Passkey created." } else { "Security key added." };
+            let ctx = security_context(&state, user).await?;
+            Ok(browser.page(StatusCode::OK, "security.html", context! { notice, ..ctx }))
+        }
+        Err(e @ (AccountError::KeyNotAccepted | AccountError::NotFound)) => {
+            let e = if matches!(e, AccountError::NotFound) { AccountError::KeyNotAccepted } else { e };
+            Ok(form_error(&browser, "security.html", security_context(&state, user).await?, e))
+        }
+        Err(e) => Err(e.into()),
     }
 }

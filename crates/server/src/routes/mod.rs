@@ -31,6 +31,11 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/account/password", post(account::change_password))
         .route("/end-session", get(oidc::end_session).post(oidc::end_session_confirm))
         .route("/login/verify", get(mfa::verify_page).post(mfa::verify))
+        .route("/login/verify/options", post(mfa::verify_options))
+        .route("/login/passkey", post(auth::passkey_sign_in))
+        .route("/login/passkey/options", post(auth::passkey_options))
+        .route("/account/security/webauthn", post(mfa::add_key))
+        .route("/account/security/webauthn/options", post(mfa::key_options))
         .route("/login/enroll", get(mfa::enroll_page).post(mfa::enroll))
         .route("/account/security", get(mfa::security_page))
         .route("/account/security/totp", post(mfa::start_totp))
@@ -63,6 +68,7 @@ pub fn ops_routes() -> Router<AppState> {
         .route("/static/portcullis.css", get(ops::stylesheet))
         .route("/static/form_post.js", get(ops::form_post_script))
         .route("/static/copy.js", get(ops::copy_script))
+        .route("/static/webauthn.js", get(ops::webauthn_script))
 }
 
 /// Unknown paths.

@@ -21,9 +21,6 @@ use crate::error::{AppError, oauth_error_response};
 use crate::request::{Browser, SESSION_COOKIE, see_other, set_cookie};
 use crate::state::AppState;
 
-/// ACR values Portcullis can currently satisfy (grows with the second factors).
-const ACR_VALUES_SUPPORTED: [&str; 1] = ["mfa"];
-
 fn no_store(mut r: Response) -> Response {
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -32,7 +29,7 @@ fn no_store(mut r: Response) -> Response {
 
 /// GET /.well-known/openid-configuration
 pub async fn discovery(State(state): State<AppState>) -> Response {
-    let mut r = Json(state.provider().discovery(&ACR_VALUES_SUPPORTED)).into_response();
+    let mut r = Json(state.provider().discovery(&portcullis_core::session::ACR_VALUES)).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     r
 }
@@ -112,13 +109,13 @@ async fn authorize(
             }
             Ok(see_other(&format!("/login?{}", login.finish())))
         }
-        Decision::StepUp => {
+        Decision::StepUp { phishing_resistant } => {
             let Some(session) = session else { return Err(AppError::Internal("decided to step up without a session".into())) };
             let id = match pending {
                 Some((id, _)) => id,
                 None => provider.save_pending(&req, now).await?,
             };
-            super::mfa::step_up(state, browser, &session, &format!("/authorize/resume?request={id}")).await
+            super::mfa::step_up(state, browser, &session, &format!("/authorize/resume?request={id}"), phishing_resistant).await
         }
         Decision::Fail(reply, error) => Ok(deliver_error(browser, state, &reply, &error)),
     }

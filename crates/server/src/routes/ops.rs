@@ -46,3 +46,11 @@ pub async fn form_post_script() -> impl IntoResponse {
         include_str!("../../static/form_post.js"),
     )
 }
+
+/// Security keys and passkeys: calls `navigator.credentials` (the only script pages need to work).
+pub async fn webauthn_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/webauthn.js"),
+    )
+}
