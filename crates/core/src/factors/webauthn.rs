@@ -261,6 +261,16 @@ async fn begin_registration<S: MfaStore>(
         selection.insert("residentKey".into(), "required".into());
         selection.insert("requireResidentKey".into(), true.into());
     }
+    if kind == FactorKind::SecurityKey
+        && let Some(extensions) = options.pointer_mut("/publicKey/extensions").and_then(|v| v.as_object_mut())
+    {
+        // Chromium refuses credProtect "userVerificationRequired" for a
+        // non-discoverable credential without required user verification
+        // (NotSupportedError), and it protects nothing there: credProtect
+        // guards discoverable credentials against enumeration.
+        extensions.remove("credentialProtectionPolicy");
+        extensions.remove("enforceCredentialProtectionPolicy");
+    }
     save(ctx, Some(user.id), &CeremonyState::Register { kind, name, registration }, options, now).await
 }
 
