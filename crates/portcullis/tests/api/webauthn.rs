@@ -94,15 +94,24 @@ impl TestApp {
         (body["ceremony"].as_str().unwrap().to_owned(), body["options"].clone())
     }
 
-    /// Registers a security key or passkey from the security page; returns the page shown after.
-    async fn add_key(&self, key: &mut Key, kind: &str, name: &str) -> Page {
+    /// Starts registering a security key or passkey from the security page: (that page, ceremony, options).
+    async fn begin_key(&self, kind: &str, name: &str) -> (Page, String, serde_json::Value) {
         let security = self.get("/account/security").await;
         assert!(security.body.contains("Add a security key") && security.body.contains("Create a passkey"));
         let (ceremony, options) =
             self.webauthn_options("/account/security/webauthn/options", &[("kind", kind), ("name", name)], &security.body).await;
+        (security, ceremony, options)
+    }
+
+    async fn finish_key(&self, security: &Page, kind: &str, ceremony: &str, credential: &str) -> Page {
+        self.post("/account/security/webauthn", &[("kind", kind), ("ceremony", ceremony), ("credential", credential)], &security.body).await
+    }
+
+    /// Registers a security key or passkey from the security page; returns the page shown after.
+    async fn add_key(&self, key: &mut Key, kind: &str, name: &str) -> Page {
+        let (security, ceremony, options) = self.begin_key(kind, name).await;
         let credential = key.create(options);
-        self.post("/account/security/webauthn", &[("kind", kind), ("ceremony", &ceremony), ("credential", &credential)], &security.body)
-            .await
+        self.finish_key(&security, kind, &ceremony, &credential).await
     }
 
     /// From the second-step page: a WebAuthn challenge answered by `key` (not yet sent).
@@ -269,14 +278,10 @@ async fn an_expired_ceremony_is_refused(app: TestApp) {
     app.sign_in("ada@example.com", PASSWORD).await;
     let mut key = Key::new(&app);
     // A registration answered after five minutes is refused.
-    let security = app.get("/account/security").await;
-    let (ceremony, options) =
-        app.webauthn_options("/account/security/webauthn/options", &[("kind", "passkey"), ("name", "Slow")], &security.body).await;
+    let (security, ceremony, options) = app.begin_key("passkey", "Slow").await;
     let credential = key.create(options);
     app.clock.advance(301);
-    let late = app
-        .post("/account/security/webauthn", &[("kind", "passkey"), ("ceremony", &ceremony), ("credential", &credential)], &security.body)
-        .await;
+    let late = app.finish_key(&security, "passkey", &ceremony, &credential).await;
     assert_eq!(late.status, StatusCode::UNAUTHORIZED, "{}", late.body);
     assert!(!app.get("/account/security").await.body.contains("Slow"));
 
@@ -416,18 +421,10 @@ async fn required_attestation_refuses_a_self_attested_key() {
     app.verified_user("ada@example.com").await;
     app.sign_in("ada@example.com", PASSWORD).await;
     let mut key = Key::new(&app);
-    let security = app.get("/account/security").await;
-    let (ceremony, options) =
-        app.webauthn_options("/account/security/webauthn/options", &[("kind", "security_key"), ("name", "Soft")], &security.body).await;
+    let (security, ceremony, options) = app.begin_key("security_key", "Soft").await;
     assert_eq!(options["publicKey"]["attestation"], "direct", "attestation is requested");
     let credential = key.create(options);
-    let refused = app
-        .post(
-            "/account/security/webauthn",
-            &[("kind", "security_key"), ("ceremony", &ceremony), ("credential", &credential)],
-            &security.body,
-        )
-        .await;
+    let refused = app.finish_key(&security, "security_key", &ceremony, &credential).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
     assert!(!app.get("/account/security").await.body.contains("Soft"), "the key was not added");
 }
