@@ -37,6 +37,8 @@ pub struct AccountSettings {
     pub reset_link_ttl: i64,
     /// How long "remember this browser" lasts (seconds).
     pub remember_browser_ttl: i64,
+    /// Codes sent by email: on or off, lifetime, attempt and sending limits.
+    pub otp: crate::factors::otp::OtpSettings,
 }
 
 impl Default for AccountSettings {
@@ -51,6 +53,7 @@ impl Default for AccountSettings {
             verify_link_ttl: 24 * 3600,
             reset_link_ttl: 3600,
             remember_browser_ttl: 30 * 24 * 3600,
+            otp: crate::factors::otp::OtpSettings::default(),
         }
     }
 }
@@ -93,7 +96,7 @@ pub struct ActiveSession {
 pub struct Accounts<S> {
     pub(crate) store: S,
     hasher: PasswordHasher,
-    mailer: Arc<dyn Mailer>,
+    pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) settings: Arc<AccountSettings>,
     pub(crate) keys: Arc<FactorKeys>,
 }

@@ -63,6 +63,18 @@ pub enum AccountError {
     /// The application asked for a security key or passkey, and the user has none.
     #[error("This application requires a security key or passkey. Add one on your security page, then try again.")]
     PhishingResistantFactorNeeded,
+    /// A code was sent moments ago.
+    #[error("We sent you a code moments ago. Wait {retry_after_secs} seconds before asking for another.")]
+    CodeSentRecently {
+        /// Seconds to wait.
+        retry_after_secs: i64,
+    },
+    /// The hourly cap on sent codes is reached.
+    #[error("Too many codes were sent. Try again in {} minute(s), or use another method.", minutes_until(*.retry_after_secs))]
+    TooManyCodes {
+        /// Seconds to wait.
+        retry_after_secs: i64,
+    },
     /// The sign-in in progress lapsed or was already completed.
     #[error("This sign-in has expired. Please sign in again.")]
     SignInExpired,

@@ -50,6 +50,8 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             recovery_key: &self.keys.mac,
             issuer: &self.settings.product_name,
             relying_party: self.keys.relying_party.as_ref(),
+            mailer: self.mailer.as_ref(),
+            otp: &self.settings.otp,
         }
     }
 
@@ -132,16 +134,28 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         .await
     }
 
-    /// Prepares factor `factor_key`'s challenge for a pending sign-in (a
-    /// WebAuthn request; `None` for factors that need none).
+    /// Prepares factor `factor_key`'s challenge for a pending sign-in from
+    /// `client`: sends a code, or builds a WebAuthn request (returned).
     pub async fn second_factor_challenge(
         &self,
         token: &str,
         factor_key: &str,
+        client: &str,
         now: UnixTime,
     ) -> Result<Option<PublicKeyChallenge>, AccountError> {
-        let (_, user) = self.pending_sign_in(token, now).await?;
-        self.factor(factor_key)?.challenge(&self.factor_context(), &user, now).await
+        let (pending, user) = self.pending_sign_in(token, now).await?;
+        let factor = self.factor(factor_key)?;
+        if !self.available_factors(&user, &pending).await?.contains(&factor.key()) {
+            return Err(AccountError::NotFound);
+        }
+        if factor.sends_code() {
+            let hour = now - now.rem_euclid(3600);
+            let bucket = crate::rate_limit::RateBucket { key: format!("otp-client:{client}"), window_start: hour };
+            if self.store.hit_otp_bucket(&bucket).await? > self.settings.otp.per_client_per_hour {
+                return Err(AccountError::TooManyCodes { retry_after_secs: hour + 3600 - now });
+            }
+        }
+        factor.challenge(&self.factor_context(), &user, now).await
     }
 
     /// The pending sign-in behind a token, with its user.

@@ -20,6 +20,8 @@ pub enum AuthMethod {
     RecoveryCode,
     /// WebAuthn assertion as a second factor (security key or passkey).
     SecurityKey,
+    /// Code sent to the user's verified email address.
+    EmailOtp,
     /// Passwordless sign-in with a user-verified passkey: possession of the
     /// key plus the PIN or biometric the authenticator checked (a
     /// multi-factor cryptographic authenticator, NIST SP 800-63B §5.1.9).
@@ -41,7 +43,7 @@ impl AuthMethod {
         match self {
             Self::Password => &["pwd"],
             // RFC 8176 has no value for recovery codes; they are one-time passwords.
-            Self::Totp | Self::RecoveryCode => &["otp"],
+            Self::Totp | Self::RecoveryCode | Self::EmailOtp => &["otp"],
             Self::SecurityKey => &["hwk"],
             // RFC 8176 `user`: the authenticator tested the user's presence and identity.
             Self::Passkey => &["hwk", "user"],
@@ -52,7 +54,7 @@ impl AuthMethod {
     pub fn classes(self) -> &'static [FactorClass] {
         match self {
             Self::Password => &[FactorClass::Knowledge],
-            Self::Totp | Self::RecoveryCode | Self::SecurityKey => &[FactorClass::Possession],
+            Self::Totp | Self::RecoveryCode | Self::EmailOtp | Self::SecurityKey => &[FactorClass::Possession],
             // User verification on the authenticator stands for the second category.
             Self::Passkey => &[FactorClass::Possession, FactorClass::Knowledge],
         }

@@ -48,11 +48,13 @@ pub struct Config {
 pub struct MfaConfig {
     /// How long "Remember this browser" skips the second step (days).
     pub remember_browser_days: i64,
+    /// How long a sent code works (seconds).
+    pub code_lifetime_seconds: i64,
 }
 
 impl Default for MfaConfig {
     fn default() -> Self {
-        Self { remember_browser_days: 30 }
+        Self { remember_browser_days: 30, code_lifetime_seconds: 300 }
     }
 }
 
@@ -62,11 +64,15 @@ impl Default for MfaConfig {
 pub struct FactorsConfig {
     /// Security keys and passkeys (needs an issuer whose host is a name, not an IP address).
     pub webauthn: bool,
+    /// Codes sent to the user's verified email address.
+    pub email: bool,
+    /// Email codes only for users who also have another factor.
+    pub email_requires_other_factor: bool,
 }
 
 impl Default for FactorsConfig {
     fn default() -> Self {
-        Self { webauthn: true }
+        Self { webauthn: true, email: true, email_requires_other_factor: false }
     }
 }
 
@@ -275,6 +281,9 @@ impl Config {
         }
         if self.lockout.max_failures == 0 || self.lockout.lock_seconds <= 0 || self.lockout.failure_window_seconds <= 0 {
             return Err(ConfigError("lockout: max_failures, lock_seconds and failure_window_seconds must be positive".into()));
+        }
+        if !(60..=900).contains(&self.mfa.code_lifetime_seconds) {
+            return Err(ConfigError("mfa.code_lifetime_seconds: must be between 60 and 900".into()));
         }
         if !(1..=400).contains(&self.mfa.remember_browser_days) {
             return Err(ConfigError("mfa.remember_browser_days: must be between 1 and 400".into()));

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use portcullis_core::accounts::{AccountSettings, Accounts, FactorKeys};
 use portcullis_core::clock::Clock;
+use portcullis_core::factors::otp::OtpSettings;
 use portcullis_core::factors::webauthn::{AllowedAuthenticator, RelyingParty};
 use portcullis_core::lockout::LockoutPolicy;
 use portcullis_core::mail::Mailer;
@@ -119,6 +120,12 @@ impl Application {
                 send_email_per_minute: config.rate_limit.send_email_per_minute,
             },
             remember_browser_ttl: config.mfa.remember_browser_days * 86_400,
+            otp: OtpSettings {
+                email_enabled: config.factors.email,
+                email_requires_other_factor: config.factors.email_requires_other_factor,
+                ttl: config.mfa.code_lifetime_seconds,
+                ..OtpSettings::default()
+            },
             ..AccountSettings::default()
         };
         // Factor secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.

@@ -53,7 +53,9 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::PasswordMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "confirm"),
         AccountError::WrongCurrentPassword => (StatusCode::UNPROCESSABLE_ENTITY, "current"),
         AccountError::InvalidCredentials => (StatusCode::UNAUTHORIZED, ""),
-        AccountError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, ""),
+        AccountError::Locked { .. } | AccountError::CodeSentRecently { .. } | AccountError::TooManyCodes { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, "")
+        }
         AccountError::EmailNotVerified => (StatusCode::FORBIDDEN, ""),
         AccountError::InvalidLink => (StatusCode::BAD_REQUEST, ""),
         AccountError::InvalidCode => (StatusCode::UNPROCESSABLE_ENTITY, "code"),
@@ -73,7 +75,9 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
 /// Seconds a client should wait, for errors that have such a figure.
 pub fn retry_after(e: &AccountError) -> Option<i64> {
     match e {
-        AccountError::Locked { retry_after_secs } => Some(*retry_after_secs),
+        AccountError::Locked { retry_after_secs }
+        | AccountError::CodeSentRecently { retry_after_secs }
+        | AccountError::TooManyCodes { retry_after_secs } => Some(*retry_after_secs),
         _ => None,
     }
 }

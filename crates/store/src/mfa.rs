@@ -2,9 +2,12 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
+use portcullis_core::factors::otp::{OneTimeCode, OtpChannel};
 use portcullis_core::factors::webauthn::Ceremony;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn, RememberedBrowser};
+use portcullis_core::rate_limit::RateBucket;
 use portcullis_core::session::AuthRecord;
+use portcullis_core::store::AccountStore;
 use portcullis_core::store::StoreResult;
 use portcullis_core::user::UserId;
 
@@ -280,6 +283,78 @@ impl MfaStore for Store {
         let Some((id, user_id, purpose, state, expires_at)) = row.filter(|r| r.4 > now) else { return Ok(None) };
         let user_id = user_id.map(|u| uuid::Uuid::parse_str(&u).map(UserId)).transpose().map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Some(Ceremony { id, user_id, purpose, state, expires_at }))
+    }
+
+    async fn replace_otp_code(&self, c: &OneTimeCode) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await.map_err(db_error)?;
+            sqlx::query("UPDATE one_time_codes SET spent_at = $3 WHERE user_id = $1 AND channel = $2 AND spent_at IS NULL")
+                .bind(c.user_id.to_string())
+                .bind(c.channel.as_str())
+                .bind(c.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            sqlx::query(
+                "INSERT INTO one_time_codes (id, user_id, channel, destination, tag, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&c.id)
+            .bind(c.user_id.to_string())
+            .bind(c.channel.as_str())
+            .bind(&c.destination)
+            .bind(&c.tag)
+            .bind(c.created_at)
+            .bind(c.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    async fn last_otp_sent_at(&self, user: UserId, channel: OtpChannel) -> StoreResult<Option<UnixTime>> {
+        on_pool!(self, |p| sqlx::query_scalar("SELECT MAX(created_at) FROM one_time_codes WHERE user_id = $1 AND channel = $2")
+            .bind(user.to_string())
+            .bind(channel.as_str())
+            .fetch_one(p)
+            .await
+            .map_err(db_error))
+    }
+
+    async fn consume_otp_code(&self, user: UserId, channel: OtpChannel, tag: &str, max_attempts: u32, now: UnixTime) -> StoreResult<bool> {
+        // The row count decides: of two requests with the same code, one spends it.
+        let spent = on_pool!(self, |p| sqlx::query(
+            "UPDATE one_time_codes SET spent_at = $5 \
+             WHERE user_id = $1 AND channel = $2 AND tag = $3 AND spent_at IS NULL AND expires_at > $5 AND attempts < $4"
+        )
+        .bind(user.to_string())
+        .bind(channel.as_str())
+        .bind(tag)
+        .bind(i64::from(max_attempts))
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(db_error))?;
+        if !spent {
+            on_pool!(self, |p| {
+                sqlx::query(
+                "UPDATE one_time_codes SET attempts = attempts + 1 WHERE user_id = $1 AND channel = $2 AND spent_at IS NULL AND expires_at > $3"
+            )
+            .bind(user.to_string())
+            .bind(channel.as_str())
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+            })?;
+        }
+        Ok(spent)
+    }
+
+    async fn hit_otp_bucket(&self, bucket: &RateBucket) -> StoreResult<u32> {
+        self.hit_rate_bucket(bucket).await
     }
 
     async fn set_mfa_required(&self, user: UserId, required: bool) -> StoreResult<bool> {

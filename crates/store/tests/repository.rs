@@ -30,6 +30,7 @@ on_both_backends!(
     a_totp_step_and_a_recovery_code_are_accepted_once_under_concurrency,
     webauthn_counters_only_move_forward_even_under_concurrency,
     a_webauthn_ceremony_is_taken_once_and_not_after_it_expires,
+    a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_the_next,
 );
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
@@ -333,4 +334,44 @@ async fn a_webauthn_ceremony_is_taken_once_and_not_after_it_expires(s: Store) {
     assert_eq!((taken.user_id, taken.state.as_str()), (None, "{}"));
     assert!(s.take_ceremony("c3", 100).await.unwrap().is_none(), "expired");
     assert!(s.take_ceremony("nope", 1).await.unwrap().is_none());
+}
+
+async fn a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_the_next(s: Store) {
+    use portcullis_core::factors::otp::{OneTimeCode, OtpChannel};
+    let u = user("kim@example.com");
+    s.create_user(&u).await.unwrap();
+    let code = |id: &str, tag: &str, at: i64| OneTimeCode {
+        id: id.into(),
+        user_id: u.id,
+        channel: OtpChannel::Email,
+        destination: "kim@example.com".into(),
+        tag: tag.into(),
+        created_at: at,
+        expires_at: at + 300,
+    };
+    assert_eq!(s.last_otp_sent_at(u.id, OtpChannel::Email).await.unwrap(), None);
+    s.replace_otp_code(&code("c1", "t1", 100)).await.unwrap();
+    assert_eq!(s.last_otp_sent_at(u.id, OtpChannel::Email).await.unwrap(), Some(100));
+    let store = s.clone();
+    let wins = concurrently(8, move || {
+        let s = store.clone();
+        async move { s.consume_otp_code(u.id, OtpChannel::Email, "t1", 5, 110).await.unwrap() }
+    })
+    .await;
+    assert_eq!(wins, 1, "one code, one sign-in");
+
+    s.replace_otp_code(&code("c2", "t2", 200)).await.unwrap();
+    s.replace_otp_code(&code("c3", "t3", 230)).await.unwrap();
+    assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "t2", 5, 240).await.unwrap(), "replaced (and a wrong try on the live code)");
+    for _ in 0..3 {
+        assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "wrong", 5, 240).await.unwrap());
+    }
+    assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "t3", 5, 531).await.unwrap(), "expired");
+    assert!(s.consume_otp_code(u.id, OtpChannel::Email, "t3", 5, 241).await.unwrap(), "four wrong tries leave the fifth");
+
+    s.replace_otp_code(&code("c4", "t4", 300)).await.unwrap();
+    for _ in 0..5 {
+        assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "wrong", 5, 301).await.unwrap());
+    }
+    assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "t4", 5, 302).await.unwrap(), "dead after five wrong tries");
 }

@@ -1,6 +1,7 @@
 //! Second factors. Each factor is one module here; what they share (the kinds,
 //! stored credentials, the [`SecondFactor`] trait) lives in this file.
 
+pub mod otp;
 pub mod recovery;
 pub mod totp;
 pub mod webauthn;
@@ -9,7 +10,7 @@ use std::future::Future;
 
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::mail::BoxFuture;
+use crate::mail::{BoxFuture, Mailer};
 use crate::secrets::{MacKey, SecretBox};
 use crate::session::{AuthMethod, AuthRecord};
 use crate::store::StoreResult;
@@ -30,6 +31,10 @@ pub struct FactorContext<'a, S> {
     pub issuer: &'a str,
     /// The WebAuthn relying party; `None` when the issuer's host cannot be one (an IP address).
     pub relying_party: Option<&'a webauthn::RelyingParty>,
+    /// Delivers emailed codes.
+    pub mailer: &'a dyn Mailer,
+    /// Limits on sent codes.
+    pub otp: &'a otp::OtpSettings,
 }
 
 /// What a user needs to finish setting up a credential.
@@ -113,6 +118,11 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
     ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
         Box::pin(async { Ok(None) })
     }
+    /// Whether its challenge sends a code (email, SMS): the page offers to send
+    /// one first, and sends count against the per-client cap.
+    fn sends_code(&self) -> bool {
+        false
+    }
     /// The credential kinds users enroll through this factor.
     fn enrolls(&self) -> &'static [FactorKind] {
         &[]
@@ -168,7 +178,12 @@ impl From<bool> for Verification {
 
 /// Every second factor, strongest first.
 pub fn all<S: MfaStore>() -> Vec<Box<dyn SecondFactor<S>>> {
-    vec![Box::new(webauthn::WebauthnFactor), Box::new(totp::TotpFactor), Box::new(recovery::RecoveryCodeFactor)]
+    vec![
+        Box::new(webauthn::WebauthnFactor),
+        Box::new(totp::TotpFactor),
+        Box::new(otp::EmailCodeFactor),
+        Box::new(recovery::RecoveryCodeFactor),
+    ]
 }
 
 /// The kinds of second factor.
@@ -342,6 +357,23 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
     fn save_ceremony(&self, c: &webauthn::Ceremony) -> impl Future<Output = StoreResult<()>> + Send;
     /// Takes (deletes and returns) a ceremony that has not expired; exactly one caller gets it.
     fn take_ceremony(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<webauthn::Ceremony>>> + Send;
+    /// Stores a sent code and kills the user's earlier live code on that channel (one transaction).
+    fn replace_otp_code(&self, c: &otp::OneTimeCode) -> impl Future<Output = StoreResult<()>> + Send;
+    /// When the last code on `channel` was sent to `user`.
+    fn last_otp_sent_at(&self, user: UserId, channel: otp::OtpChannel) -> impl Future<Output = StoreResult<Option<UnixTime>>> + Send;
+    /// Spends the live code with this tag if it has had fewer than
+    /// `max_attempts` wrong tries (atomic: true for exactly one caller);
+    /// otherwise counts a wrong try against the live code.
+    fn consume_otp_code(
+        &self,
+        user: UserId,
+        channel: otp::OtpChannel,
+        tag: &str,
+        max_attempts: u32,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Counts one hit in a send-limit bucket atomically; returns the count in its window.
+    fn hit_otp_bucket(&self, bucket: &crate::rate_limit::RateBucket) -> impl Future<Output = StoreResult<u32>> + Send;
     /// Sets whether the user must use MFA (and enroll at next sign-in if they have no factor).
     fn set_mfa_required(&self, user: UserId, required: bool) -> impl Future<Output = StoreResult<bool>> + Send;
 

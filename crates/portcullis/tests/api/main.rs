@@ -8,6 +8,7 @@ mod accounts;
 mod bad_input;
 mod cli;
 mod csrf;
+mod email_codes;
 mod lockout;
 mod mfa;
 mod oidc;

@@ -96,6 +96,7 @@ fn method_label(key: &str) -> &'static str {
     match key {
         "webauthn" => "webauthn",
         "totp" => "totp",
+        "email" => "email",
         _ => "recovery",
     }
 }
@@ -118,10 +119,10 @@ pub(super) fn challenge_json(result: Result<PublicKeyChallenge, AppError>) -> Re
 }
 
 /// POST /login/verify/options: a WebAuthn challenge for the pending sign-in.
-pub async fn verify_options(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub async fn verify_options(State(state): State<AppState>, browser: Browser, headers: axum::http::HeaderMap) -> Response {
     let result = async {
         let token = sign_in_token(&headers)?;
-        let challenge = state.accounts().second_factor_challenge(&token, "webauthn", state.now()).await?;
+        let challenge = state.accounts().second_factor_challenge(&token, "webauthn", &browser.ip, state.now()).await?;
         challenge.ok_or(AppError::Account(AccountError::KeyNotAccepted))
     }
     .await;
@@ -147,6 +148,38 @@ pub async fn verify_page(
         "second_step.html",
         verify_context(&user, &factors, method, &safe_next(q.next.as_deref()), remember_days(&state)),
     ))
+}
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    method: String,
+    next: Option<String>,
+}
+
+/// POST /login/verify/send: sends a code ("Email me a code"), then asks for it.
+pub async fn send_code(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: axum::http::HeaderMap,
+    HtmlForm(form): HtmlForm<SendForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let now = state.now();
+    let next = safe_next(form.next.as_deref());
+    let result = state.accounts().second_factor_challenge(&token, &form.method, &browser.ip, now).await;
+    let (pending, user) = state.accounts().pending_sign_in(&token, now).await?;
+    let factors = state.accounts().available_factors(&user, &pending).await?;
+    let ctx = verify_context(&user, &factors, &form.method, &next, remember_days(&state));
+    match result {
+        Ok(_) => {
+            let notice = format!("We sent a code to {}. It works for {} minutes.", user.email, state.accounts().settings().otp.ttl / 60);
+            Ok(browser.page(StatusCode::OK, "second_step.html", context! { sent => true, notice, ..ctx }))
+        }
+        Err(e @ (AccountError::CodeSentRecently { .. } | AccountError::TooManyCodes { .. } | AccountError::Delivery(_))) => {
+            Ok(form_error(&browser, "second_step.html", ctx, e))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn verify_context(user: &User, factors: &[&'static str], method: &str, next: &str, remember_days: i64) -> minijinja::Value {
@@ -197,7 +230,7 @@ pub async fn verify(
             let (pending, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
             let factors = state.accounts().available_factors(&user, &pending).await?;
             let ctx = verify_context(&user, &factors, &form.method, &next, remember_days(&state));
-            Ok(form_error(&browser, "second_step.html", ctx, e))
+            Ok(form_error(&browser, "second_step.html", context! { sent => true, ..ctx }, e))
         }
         Err(e) => Err(e.into()),
     }

@@ -32,6 +32,7 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/end-session", get(oidc::end_session).post(oidc::end_session_confirm))
         .route("/login/verify", get(mfa::verify_page).post(mfa::verify))
         .route("/login/verify/options", post(mfa::verify_options))
+        .route("/login/verify/send", post(mfa::send_code))
         .route("/login/passkey", post(auth::passkey_sign_in))
         .route("/login/passkey/options", post(auth::passkey_options))
         .route("/account/security/webauthn", post(mfa::add_key))
