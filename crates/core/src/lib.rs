@@ -19,6 +19,7 @@ pub mod password;
 pub mod rate_limit;
 pub mod secrets;
 pub mod session;
+pub mod sms;
 pub mod store;
 pub mod user;
 

@@ -3,6 +3,13 @@
 //! `DATA_DIR/outbox/mail.jsonl` and logged with its link, so a developer can
 //! click through sign-up without a mail server).
 
+mod sms;
+
+pub use sms::{
+    SIGNATURE_HEADER, SmsOutbox, SmsProvider, SmsSettings, TwilioSender, TwilioSettings, WebhookSender, WebhookSettings, sms_sender,
+    webhook_signature,
+};
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
