@@ -109,6 +109,8 @@ pub struct FactorKeys {
     pub mac: crate::secrets::MacKey,
     /// WebAuthn relying party; `None` when the issuer cannot be one (its host is an IP address).
     pub relying_party: Option<crate::factors::webauthn::RelyingParty>,
+    /// Sends texted codes.
+    pub sms: Box<dyn crate::sms::SmsSender>,
 }
 
 /// What a correct password leads to.

@@ -63,6 +63,12 @@ pub enum AccountError {
     /// The application asked for a security key or passkey, and the user has none.
     #[error("This application requires a security key or passkey. Add one on your security page, then try again.")]
     PhishingResistantFactorNeeded,
+    /// A phone number that is not in international form.
+    #[error(transparent)]
+    InvalidPhoneNumber(#[from] crate::sms::InvalidPhoneNumber),
+    /// A text message could not be sent.
+    #[error("We could not send the text message. Try again later, or use another method.")]
+    SmsDelivery(#[source] crate::sms::SmsError),
     /// A code was sent moments ago.
     #[error("We sent you a code moments ago. Wait {retry_after_secs} seconds before asking for another.")]
     CodeSentRecently {

@@ -13,7 +13,7 @@ use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::factors::webauthn::{self, PasskeySignIn};
 use crate::factors::{
-    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, MfaStore, PendingSignIn, PublicKeyChallenge,
+    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, MfaStore, NewCredential, PendingSignIn, PublicKeyChallenge,
     RememberedBrowser, SecondFactor, Verification, all, recovery,
 };
 use crate::lockout::LockState;
@@ -51,6 +51,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             issuer: &self.settings.product_name,
             relying_party: self.keys.relying_party.as_ref(),
             mailer: self.mailer.as_ref(),
+            sms: self.keys.sms.as_ref(),
             otp: &self.settings.otp,
         }
     }
@@ -290,16 +291,18 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         all::<S>().into_iter().find(|f| f.enrolls().contains(&kind)).ok_or(AccountError::NotFound)
     }
 
-    /// Starts setting up a credential of `kind` named `name` for `user`.
+    /// Starts setting up a credential of `kind` named `name` for `user`
+    /// (`destination`: the phone number, for factors that send codes).
     pub async fn start_enrollment(
         &self,
         user: &User,
         kind: FactorKind,
         name: &str,
+        destination: &str,
         now: UnixTime,
     ) -> Result<EnrollmentPrompt, AccountError> {
-        let name = valid_name(name)?;
-        self.enrolling(kind)?.begin_enrollment(&self.factor_context(), user, kind, name, now).await?.ok_or(AccountError::NotFound)
+        let new = NewCredential { kind, name: valid_name(name)?, destination: destination.to_owned() };
+        self.enrolling(kind)?.begin_enrollment(&self.factor_context(), user, new, now).await?.ok_or(AccountError::NotFound)
     }
 
     /// Shows an unconfirmed setup again (after a wrong first code).
@@ -320,8 +323,10 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         let first = !self.has_second_factor(user.id).await?;
         let name = match self.enrolling(kind)?.finish_enrollment(&self.factor_context(), user, pending, response, now).await? {
             EnrollmentCheck::Confirmed { name } => name,
-            EnrollmentCheck::Rejected if kind == FactorKind::Totp => return Err(AccountError::InvalidCode),
-            EnrollmentCheck::Rejected => return Err(AccountError::KeyNotAccepted),
+            EnrollmentCheck::Rejected if matches!(kind, FactorKind::SecurityKey | FactorKind::Passkey) => {
+                return Err(AccountError::KeyNotAccepted);
+            }
+            EnrollmentCheck::Rejected => return Err(AccountError::InvalidCode),
             EnrollmentCheck::Unknown => return Err(AccountError::NotFound),
         };
         tracing::info!(target: "portcullis::audit", event = "factor_added", user = %user.id, kind = kind.as_str());

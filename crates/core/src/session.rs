@@ -22,6 +22,8 @@ pub enum AuthMethod {
     SecurityKey,
     /// Code sent to the user's verified email address.
     EmailOtp,
+    /// Code sent by text message (NIST SP 800-63B "restricted" authenticator).
+    SmsOtp,
     /// Passwordless sign-in with a user-verified passkey: possession of the
     /// key plus the PIN or biometric the authenticator checked (a
     /// multi-factor cryptographic authenticator, NIST SP 800-63B §5.1.9).
@@ -44,6 +46,7 @@ impl AuthMethod {
             Self::Password => &["pwd"],
             // RFC 8176 has no value for recovery codes; they are one-time passwords.
             Self::Totp | Self::RecoveryCode | Self::EmailOtp => &["otp"],
+            Self::SmsOtp => &["sms", "otp"],
             Self::SecurityKey => &["hwk"],
             // RFC 8176 `user`: the authenticator tested the user's presence and identity.
             Self::Passkey => &["hwk", "user"],
@@ -54,7 +57,7 @@ impl AuthMethod {
     pub fn classes(self) -> &'static [FactorClass] {
         match self {
             Self::Password => &[FactorClass::Knowledge],
-            Self::Totp | Self::RecoveryCode | Self::EmailOtp | Self::SecurityKey => &[FactorClass::Possession],
+            Self::Totp | Self::RecoveryCode | Self::EmailOtp | Self::SmsOtp | Self::SecurityKey => &[FactorClass::Possession],
             // User verification on the authenticator stands for the second category.
             Self::Passkey => &[FactorClass::Possession, FactorClass::Knowledge],
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use portcullis_delivery::SmtpSettings;
+use portcullis_delivery::{SmsSettings, SmtpSettings};
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
@@ -24,6 +24,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Outgoing mail server; absent: development outbox.
     pub smtp: Option<SmtpSettings>,
+    /// Text-message gateway; default: development outbox.
+    pub sms: SmsSettings,
     /// Password rules and hashing cost.
     pub password: PasswordConfig,
     /// Lockout after failed sign-ins.
@@ -68,11 +70,13 @@ pub struct FactorsConfig {
     pub email: bool,
     /// Email codes only for users who also have another factor.
     pub email_requires_other_factor: bool,
+    /// Phone numbers receiving codes by text message.
+    pub sms: bool,
 }
 
 impl Default for FactorsConfig {
     fn default() -> Self {
-        Self { webauthn: true, email: true, email_requires_other_factor: false }
+        Self { webauthn: true, email: true, email_requires_other_factor: false, sms: true }
     }
 }
 
@@ -211,6 +215,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./portcullis-data"),
             database_url: None,
             smtp: None,
+            sms: SmsSettings::default(),
             password: PasswordConfig::default(),
             lockout: LockoutConfig::default(),
             session: SessionConfig::default(),

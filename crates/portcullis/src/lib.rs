@@ -17,7 +17,7 @@ use portcullis_core::password::{Argon2Cost, PasswordHasher, PasswordPolicy};
 use portcullis_core::rate_limit::RateLimits;
 use portcullis_core::secrets::{MacKey, SecretBox};
 use portcullis_core::session::SessionPolicy;
-use portcullis_delivery::{OutboxMailer, SmtpMailer};
+use portcullis_delivery::{OutboxMailer, SmtpMailer, sms_sender};
 use portcullis_oidc::provider::{Provider, TokenLifetimes};
 use portcullis_server::{AppState, ServerSettings};
 use portcullis_store::Store;
@@ -123,14 +123,19 @@ impl Application {
             otp: OtpSettings {
                 email_enabled: config.factors.email,
                 email_requires_other_factor: config.factors.email_requires_other_factor,
+                sms_enabled: config.factors.sms,
                 ttl: config.mfa.code_lifetime_seconds,
                 ..OtpSettings::default()
             },
             ..AccountSettings::default()
         };
         // Factor secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.
-        let factor_keys =
-            FactorKeys { sealer: SecretBox::new(keys.encryption), mac: MacKey::new(keys.cookie), relying_party: relying_party(config)? };
+        let factor_keys = FactorKeys {
+            sealer: SecretBox::new(keys.encryption),
+            mac: MacKey::new(keys.cookie),
+            relying_party: relying_party(config)?,
+            sms: sms_sender(&config.sms, &config.data_dir)?,
+        };
         let accounts = Accounts::new(store.clone(), hasher, mailer, settings, factor_keys);
         let provider =
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())

@@ -60,6 +60,8 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::InvalidLink => (StatusCode::BAD_REQUEST, ""),
         AccountError::InvalidCode => (StatusCode::UNPROCESSABLE_ENTITY, "code"),
         AccountError::InvalidName => (StatusCode::UNPROCESSABLE_ENTITY, "name"),
+        AccountError::InvalidPhoneNumber(_) => (StatusCode::UNPROCESSABLE_ENTITY, "phone"),
+        AccountError::SmsDelivery(_) => (StatusCode::SERVICE_UNAVAILABLE, ""),
         AccountError::SignInExpired => (StatusCode::BAD_REQUEST, ""),
         AccountError::LastFactor => (StatusCode::CONFLICT, ""),
         AccountError::NotFound => (StatusCode::NOT_FOUND, ""),

@@ -19,6 +19,11 @@ use crate::user::{User, UserId};
 /// What a factor operation returns.
 pub type FactorResult<T> = Result<T, AccountError>;
 
+/// Sealing context of a credential's secret (binds the ciphertext to its row).
+pub fn seal_context(credential_id: &str) -> String {
+    format!("credential:{credential_id}")
+}
+
 /// What a factor may use to check a response.
 pub struct FactorContext<'a, S> {
     /// Persistence.
@@ -33,6 +38,8 @@ pub struct FactorContext<'a, S> {
     pub relying_party: Option<&'a webauthn::RelyingParty>,
     /// Delivers emailed codes.
     pub mailer: &'a dyn Mailer,
+    /// Delivers texted codes.
+    pub sms: &'a dyn crate::sms::SmsSender,
     /// Limits on sent codes.
     pub otp: &'a otp::OtpSettings,
 }
@@ -44,6 +51,24 @@ pub enum EnrollmentPrompt {
     SharedSecret(SharedSecretPrompt),
     /// Options for `navigator.credentials.create()` (WebAuthn).
     PublicKey(PublicKeyChallenge),
+    /// A code was sent to the new destination; the user types it back.
+    CodeSent {
+        /// The credential being set up (unconfirmed until finished).
+        credential_id: String,
+        /// Where the code went, mostly hidden.
+        destination: String,
+    },
+}
+
+/// What the user asked to set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCredential {
+    /// Its kind.
+    pub kind: FactorKind,
+    /// The name the user gave it.
+    pub name: String,
+    /// Where codes go, for factors that send them (a phone number as typed).
+    pub destination: String,
 }
 
 /// An authenticator-app secret being set up.
@@ -127,13 +152,12 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
     fn enrolls(&self) -> &'static [FactorKind] {
         &[]
     }
-    /// Begins enrolling a credential of `kind` named `name`.
+    /// Begins enrolling a credential.
     fn begin_enrollment<'a>(
         &'a self,
         _ctx: &'a FactorContext<'a, S>,
         _user: &'a User,
-        _kind: FactorKind,
-        _name: String,
+        _new: NewCredential,
         _now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
         Box::pin(async { Ok(None) })
@@ -182,6 +206,7 @@ pub fn all<S: MfaStore>() -> Vec<Box<dyn SecondFactor<S>>> {
         Box::new(webauthn::WebauthnFactor),
         Box::new(totp::TotpFactor),
         Box::new(otp::EmailCodeFactor),
+        Box::new(otp::SmsCodeFactor),
         Box::new(recovery::RecoveryCodeFactor),
     ]
 }
@@ -192,6 +217,8 @@ pub fn all<S: MfaStore>() -> Vec<Box<dyn SecondFactor<S>>> {
 pub enum FactorKind {
     /// Authenticator app (TOTP).
     Totp,
+    /// Phone number receiving codes by text message.
+    Phone,
     /// WebAuthn credential registered as a second factor (may be non-discoverable).
     SecurityKey,
     /// Discoverable, user-verifying WebAuthn credential: also signs in without a password.
@@ -203,6 +230,7 @@ impl FactorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Totp => "totp",
+            Self::Phone => "phone",
             Self::SecurityKey => "security_key",
             Self::Passkey => "passkey",
         }
@@ -210,13 +238,14 @@ impl FactorKind {
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Totp, Self::SecurityKey, Self::Passkey].into_iter().find(|k| k.as_str() == s)
+        [Self::Totp, Self::Phone, Self::SecurityKey, Self::Passkey].into_iter().find(|k| k.as_str() == s)
     }
 
     /// What users call it.
     pub fn label(self) -> &'static str {
         match self {
             Self::Totp => "authenticator app",
+            Self::Phone => "phone number",
             Self::SecurityKey => "security key",
             Self::Passkey => "passkey",
         }

@@ -1,4 +1,4 @@
-//! One-time codes sent to the user (email now; SMS shares this engine).
+//! One-time codes sent to the user, by email or by text message.
 //!
 //! A code is 6 digits from the OS CSPRNG, valid for `ttl` seconds, stored
 //! only as a keyed HMAC tag, spent by one conditional UPDATE, and dead after
@@ -9,13 +9,17 @@
 
 use rand::Rng;
 
-use super::{FactorContext, FactorResult, MfaStore, PublicKeyChallenge, SecondFactor, Verification};
+use super::{
+    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, FactorResult, MfaStore, NewCredential, PublicKeyChallenge,
+    SecondFactor, Verification, seal_context,
+};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::mail::{BoxFuture, OutgoingEmail};
 use crate::rate_limit::RateBucket;
 use crate::secrets::MacKey;
 use crate::session::AuthMethod;
+use crate::sms::{OutgoingSms, PhoneNumber};
 use crate::user::{User, UserId};
 
 /// Where a code goes.
@@ -24,6 +28,8 @@ use crate::user::{User, UserId};
 pub enum OtpChannel {
     /// The account's verified email address.
     Email,
+    /// A confirmed phone number.
+    Sms,
 }
 
 impl OtpChannel {
@@ -31,6 +37,7 @@ impl OtpChannel {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Email => "email",
+            Self::Sms => "sms",
         }
     }
 }
@@ -42,6 +49,8 @@ pub struct OtpSettings {
     pub email_enabled: bool,
     /// Email codes only for users who also have another factor.
     pub email_requires_other_factor: bool,
+    /// Users may add phone numbers and receive codes by text message.
+    pub sms_enabled: bool,
     /// Lifetime of a code (seconds).
     pub ttl: i64,
     /// Wrong tries before a code dies.
@@ -61,6 +70,7 @@ impl Default for OtpSettings {
         Self {
             email_enabled: true,
             email_requires_other_factor: false,
+            sms_enabled: true,
             ttl: 300,
             max_attempts: 5,
             resend_cooldown: 30,
@@ -143,16 +153,29 @@ async fn send_code<S: MfaStore>(
     // Stored (and the previous code killed) before sending, so a code in a message always works.
     ctx.store.replace_otp_code(&record).await?;
     let minutes = (limits.ttl + 59) / 60;
-    let email = OutgoingEmail {
-        to: destination.to_owned(),
-        subject: format!("{}: your sign-in code is {code}", ctx.issuer),
-        text: format!(
-            "Your {} sign-in code is {code}\n\nIt expires in {minutes} minute(s) and works once. If you did not try to sign in, change your password: someone knows it.\n",
-            ctx.issuer
-        ),
-        link: None,
-    };
-    ctx.mailer.send(&email).await.map_err(AccountError::Delivery)
+    match channel {
+        OtpChannel::Email => {
+            let email = OutgoingEmail {
+                to: destination.to_owned(),
+                subject: format!("{}: your sign-in code is {code}", ctx.issuer),
+                text: format!(
+                    "Your {} sign-in code is {code}\n\nIt expires in {minutes} minute(s) and works once. If you did not try to sign in, change your password: someone knows it.\n",
+                    ctx.issuer
+                ),
+                link: None,
+            };
+            ctx.mailer.send(&email).await.map_err(AccountError::Delivery)
+        }
+        OtpChannel::Sms => {
+            let to = PhoneNumber::parse(destination)?;
+            // Short, and the code first: phones show it in the notification (and may autofill it).
+            let body = format!("{code} is your {} code. It expires in {minutes} min. Do not share it.", ctx.issuer);
+            ctx.sms.send(&OutgoingSms { to, body }).await.map_err(|e| {
+                tracing::error!(error = %e, user = %user.id, "text message not delivered");
+                AccountError::SmsDelivery(e)
+            })
+        }
+    }
 }
 
 /// Checks a code: spent once; a wrong one counts towards the code's attempt limit.
@@ -217,6 +240,136 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Verification>> {
         Box::pin(check_code(ctx, user, OtpChannel::Email, response, now))
+    }
+}
+
+/// The phone number of a phone credential.
+fn number_of<S>(ctx: &FactorContext<'_, S>, c: &Credential) -> Option<String> {
+    let bytes = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret).ok()?;
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+/// Codes by text message to a confirmed phone number. Labelled weaker: SMS can
+/// be intercepted or redirected by a SIM swap (NIST SP 800-63B §5.1.3.3).
+pub struct SmsCodeFactor;
+
+impl SmsCodeFactor {
+    async fn phones<S: MfaStore>(ctx: &FactorContext<'_, S>, user: UserId) -> FactorResult<Vec<Credential>> {
+        Ok(ctx.store.credentials(user).await?.into_iter().filter(|c| c.kind == FactorKind::Phone).collect())
+    }
+
+    fn prompt(credential_id: String, number: &str) -> EnrollmentPrompt {
+        let destination = PhoneNumber::parse(number).map(|n| n.masked()).unwrap_or_default();
+        EnrollmentPrompt::CodeSent { credential_id, destination }
+    }
+
+    async fn unconfirmed<S: MfaStore>(ctx: &FactorContext<'_, S>, user: &User, id: &str) -> FactorResult<Option<(Credential, String)>> {
+        let Some(c) = ctx.store.credential(user.id, id).await?.filter(|c| c.kind == FactorKind::Phone && c.confirmed_at.is_none()) else {
+            return Ok(None);
+        };
+        Ok(number_of(ctx, &c).map(|n| (c, n)))
+    }
+}
+
+impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
+    fn key(&self) -> &'static str {
+        "sms"
+    }
+
+    fn method(&self) -> AuthMethod {
+        AuthMethod::SmsOtp
+    }
+
+    fn strength(&self) -> u8 {
+        5
+    }
+
+    fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<bool>> {
+        Box::pin(async move { Ok(ctx.otp.sms_enabled && !Self::phones(ctx, user.id).await?.is_empty()) })
+    }
+
+    fn sends_code(&self) -> bool {
+        true
+    }
+
+    fn enrolls(&self) -> &'static [FactorKind] {
+        &[FactorKind::Phone]
+    }
+
+    fn begin_enrollment<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        new: NewCredential,
+        now: UnixTime,
+    ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
+        Box::pin(async move {
+            if !ctx.otp.sms_enabled {
+                return Err(AccountError::NotFound);
+            }
+            let number = PhoneNumber::parse(&new.destination)?;
+            let mut c = Credential::new(user.id, FactorKind::Phone, new.name, Vec::new(), now);
+            // The number is personal data: sealed at rest like a secret.
+            c.sealed_secret = ctx.sealer.seal(&seal_context(&c.id), number.as_str().as_bytes());
+            ctx.store.insert_credential(&c).await?;
+            send_code(ctx, user, OtpChannel::Sms, number.as_str(), now).await?;
+            Ok(Some(Self::prompt(c.id, number.as_str())))
+        })
+    }
+
+    fn pending_enrollment<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        credential_id: &'a str,
+    ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
+        Box::pin(async move { Ok(Self::unconfirmed(ctx, user, credential_id).await?.map(|(c, n)| Self::prompt(c.id, &n))) })
+    }
+
+    fn finish_enrollment<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        pending: &'a str,
+        response: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, FactorResult<EnrollmentCheck>> {
+        Box::pin(async move {
+            let Some((c, _)) = Self::unconfirmed(ctx, user, pending).await? else { return Ok(EnrollmentCheck::Unknown) };
+            if check_code(ctx, user, OtpChannel::Sms, response, now).await? != Verification::Accepted {
+                return Ok(EnrollmentCheck::Rejected);
+            }
+            Ok(if ctx.store.confirm_credential(user.id, &c.id, 0, now).await? {
+                EnrollmentCheck::Confirmed { name: c.name }
+            } else {
+                EnrollmentCheck::Unknown
+            })
+        })
+    }
+
+    fn challenge<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        now: UnixTime,
+    ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
+        Box::pin(async move {
+            // The first confirmed number receives sign-in codes.
+            let phones = Self::phones(ctx, user.id).await?;
+            let Some(number) = phones.iter().find_map(|c| number_of(ctx, c)) else { return Err(AccountError::NotFound) };
+            send_code(ctx, user, OtpChannel::Sms, &number, now).await?;
+            Ok(None)
+        })
+    }
+
+    fn verify<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        response: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, FactorResult<Verification>> {
+        Box::pin(check_code(ctx, user, OtpChannel::Sms, response, now))
     }
 }
 

@@ -93,10 +93,7 @@ fn url_escape(s: &str) -> String {
 /// Authenticator apps at sign-in.
 pub struct TotpFactor;
 
-/// Sealing context of a credential's secret (binds the ciphertext to its row).
-pub fn seal_context(credential_id: &str) -> String {
-    format!("credential:{credential_id}")
-}
+use super::seal_context;
 
 impl TotpFactor {
     fn prompt(ctx_issuer: &str, user: &crate::user::User, credential_id: String, secret: &[u8]) -> super::EnrollmentPrompt {
@@ -130,13 +127,12 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         &'a self,
         ctx: &'a super::FactorContext<'a, S>,
         user: &'a crate::user::User,
-        _kind: super::FactorKind,
-        name: String,
+        new: super::NewCredential,
         now: UnixTime,
     ) -> crate::mail::BoxFuture<'a, super::FactorResult<Option<super::EnrollmentPrompt>>> {
         Box::pin(async move {
             let secret = generate_secret();
-            let mut credential = super::Credential::new(user.id, super::FactorKind::Totp, name, Vec::new(), now);
+            let mut credential = super::Credential::new(user.id, super::FactorKind::Totp, new.name, Vec::new(), now);
             credential.sealed_secret = ctx.sealer.seal(&seal_context(&credential.id), &secret);
             ctx.store.insert_credential(&credential).await?;
             Ok(Some(Self::prompt(ctx.issuer, user, credential.id, &secret)))

@@ -22,8 +22,8 @@ use webauthn_rs::prelude::{
 };
 
 use super::{
-    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, FactorResult, MfaStore, PublicKeyChallenge, SecondFactor,
-    Verification,
+    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, FactorResult, MfaStore, NewCredential, PublicKeyChallenge,
+    SecondFactor, Verification, seal_context,
 };
 use crate::clock::UnixTime;
 use crate::error::{AccountError, StoreError};
@@ -194,11 +194,6 @@ async fn take<S: MfaStore>(
     Ok(serde_json::from_str(&c.state).ok())
 }
 
-/// Sealing context of a WebAuthn credential record (binds it to its row).
-fn seal_context(credential_id: &str) -> String {
-    format!("credential:{credential_id}")
-}
-
 fn is_webauthn(c: &Credential) -> bool {
     matches!(c.kind, FactorKind::SecurityKey | FactorKind::Passkey)
 }
@@ -250,7 +245,7 @@ async fn begin_registration<S: MfaStore>(
             let (o, s) = w.start_passkey_registration(handle, email, display, exclude).map_err(webauthn_failed)?;
             (o, Registration::Passkey(s))
         }
-        (FactorKind::Totp, _) => return Err(AccountError::NotFound),
+        (FactorKind::Totp | FactorKind::Phone, _) => return Err(AccountError::NotFound),
     };
     let mut options = serde_json::to_value(options).map_err(|e| StoreError::Backend(e.to_string()))?;
     if kind == FactorKind::Passkey
@@ -370,11 +365,10 @@ impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
         &'a self,
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
-        kind: FactorKind,
-        name: String,
+        new: NewCredential,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
-        Box::pin(async move { Ok(Some(EnrollmentPrompt::PublicKey(begin_registration(ctx, user, kind, name, now).await?))) })
+        Box::pin(async move { Ok(Some(EnrollmentPrompt::PublicKey(begin_registration(ctx, user, new.kind, new.name, now).await?))) })
     }
 
     fn finish_enrollment<'a>(

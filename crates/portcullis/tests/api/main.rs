@@ -13,5 +13,6 @@ mod lockout;
 mod mfa;
 mod oidc;
 mod password_reset;
+mod sms_codes;
 mod smtp;
 mod webauthn;

@@ -236,7 +236,7 @@ async fn a_counter_that_goes_backwards_refuses_the_sign_in_and_disables_the_key(
     app.sign_out().await;
     let page = app.password_to_second_step("ada@example.com").await;
     assert!(!page.body.contains("Use a security key or passkey"), "{}", page.body);
-    assert!(page.body.contains("Recovery code"));
+    assert!(page.body.contains("Email me a code"), "the next method is offered instead");
 }
 
 /// A second browser's sign-in waiting for its second step.

@@ -97,6 +97,7 @@ fn method_label(key: &str) -> &'static str {
         "webauthn" => "webauthn",
         "totp" => "totp",
         "email" => "email",
+        "sms" => "sms",
         _ => "recovery",
     }
 }
@@ -172,12 +173,20 @@ pub async fn send_code(
     let ctx = verify_context(&user, &factors, &form.method, &next, remember_days(&state));
     match result {
         Ok(_) => {
-            let notice = format!("We sent a code to {}. It works for {} minutes.", user.email, state.accounts().settings().otp.ttl / 60);
+            let minutes = state.accounts().settings().otp.ttl / 60;
+            let notice = if form.method == "sms" {
+                format!("We texted a code to your phone. It works for {minutes} minutes.")
+            } else {
+                format!("We sent a code to {}. It works for {minutes} minutes.", user.email)
+            };
             Ok(browser.page(StatusCode::OK, "second_step.html", context! { sent => true, notice, ..ctx }))
         }
-        Err(e @ (AccountError::CodeSentRecently { .. } | AccountError::TooManyCodes { .. } | AccountError::Delivery(_))) => {
-            Ok(form_error(&browser, "second_step.html", ctx, e))
-        }
+        Err(
+            e @ (AccountError::CodeSentRecently { .. }
+            | AccountError::TooManyCodes { .. }
+            | AccountError::Delivery(_)
+            | AccountError::SmsDelivery(_)),
+        ) => Ok(form_error(&browser, "second_step.html", ctx, e)),
         Err(e) => Err(e.into()),
     }
 }
@@ -240,7 +249,7 @@ pub async fn verify(
 fn shared_secret(prompt: EnrollmentPrompt) -> Result<SharedSecretPrompt, AppError> {
     match prompt {
         EnrollmentPrompt::SharedSecret(p) => Ok(p),
-        EnrollmentPrompt::PublicKey(_) => Err(AppError::Internal("an authenticator app enrollment returned a WebAuthn prompt".into())),
+        _ => Err(AppError::Internal("an authenticator app enrollment returned another kind of prompt".into())),
     }
 }
 
@@ -261,7 +270,7 @@ pub async fn enroll_page(
     let now = state.now();
     let (_, user) = state.accounts().pending_sign_in(&token, now).await?;
     let next = safe_next(q.next.as_deref());
-    let setup = shared_secret(state.accounts().start_enrollment(&user, FactorKind::Totp, DEFAULT_DEVICE_NAME, now).await?)?;
+    let setup = shared_secret(state.accounts().start_enrollment(&user, FactorKind::Totp, DEFAULT_DEVICE_NAME, "", now).await?)?;
     Ok(browser.page(
         StatusCode::OK,
         "totp_setup.html",
@@ -382,7 +391,8 @@ pub async fn start_totp(State(state): State<AppState>, browser: Browser) -> Resu
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
-    let setup = shared_secret(state.accounts().start_enrollment(&session.user, FactorKind::Totp, DEFAULT_DEVICE_NAME, state.now()).await?)?;
+    let setup =
+        shared_secret(state.accounts().start_enrollment(&session.user, FactorKind::Totp, DEFAULT_DEVICE_NAME, "", state.now()).await?)?;
     Ok(browser.page(
         StatusCode::OK,
         "totp_setup.html",
@@ -530,9 +540,9 @@ pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlFo
         let Some(session) = current_session(&state, &browser).await? else {
             return Err(AppError::Account(AccountError::SignInExpired));
         };
-        match state.accounts().start_enrollment(&session.user, webauthn_kind(&form.kind)?, &form.name, state.now()).await? {
+        match state.accounts().start_enrollment(&session.user, webauthn_kind(&form.kind)?, &form.name, "", state.now()).await? {
             EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
-            EnrollmentPrompt::SharedSecret(_) => Err(AppError::Internal("a WebAuthn enrollment returned a shared secret".into())),
+            _ => Err(AppError::Internal("a WebAuthn enrollment returned another kind of prompt".into())),
         }
     }
     .await;
@@ -561,6 +571,82 @@ pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(f
         Err(e @ (AccountError::KeyNotAccepted | AccountError::NotFound)) => {
             let e = if matches!(e, AccountError::NotFound) { AccountError::KeyNotAccepted } else { e };
             Ok(form_error(&browser, "security.html", security_context(&state, user).await?, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PhoneForm {
+    #[serde(default)]
+    phone: String,
+}
+
+#[derive(Deserialize)]
+pub struct PhoneConfirmForm {
+    credential_id: String,
+    #[serde(default)]
+    code: String,
+}
+
+const DEFAULT_PHONE_NAME: &str = "Phone";
+
+fn phone_context(credential_id: &str, destination: &str) -> minijinja::Value {
+    context! { credential_id, destination }
+}
+
+/// POST /account/security/phone: "Add a phone number" sends a code to it.
+pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<PhoneForm>) -> Result<Response, AppError> {
+    let session = match require_session(&state, &browser).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let user = &session.user;
+    match state.accounts().start_enrollment(user, FactorKind::Phone, DEFAULT_PHONE_NAME, &form.phone, state.now()).await {
+        Ok(EnrollmentPrompt::CodeSent { credential_id, destination }) => {
+            Ok(browser.page(StatusCode::OK, "phone_confirm.html", phone_context(&credential_id, &destination)))
+        }
+        Ok(_) => Err(AppError::Internal("a phone enrollment returned another kind of prompt".into())),
+        Err(
+            e @ (AccountError::InvalidPhoneNumber(_)
+            | AccountError::SmsDelivery(_)
+            | AccountError::CodeSentRecently { .. }
+            | AccountError::TooManyCodes { .. }),
+        ) => {
+            let ctx = security_context(&state, user).await?;
+            Ok(form_error(&browser, "security.html", context! { phone => &form.phone, ..ctx }, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// POST /account/security/phone/confirm: the texted code confirms the number.
+pub async fn confirm_phone(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<PhoneConfirmForm>,
+) -> Result<Response, AppError> {
+    let session = match require_session(&state, &browser).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let user = &session.user;
+    match state.accounts().finish_enrollment(user, FactorKind::Phone, &form.credential_id, &form.code, state.now()).await {
+        Ok(Some(codes)) => Ok(browser.page(
+            StatusCode::OK,
+            "recovery_codes.html",
+            context! { codes, continue_to => "/account/security", notice => "Two-step verification is on." },
+        )),
+        Ok(None) => {
+            let ctx = security_context(&state, user).await?;
+            Ok(browser.page(StatusCode::OK, "security.html", context! { notice => "Phone number added.", ..ctx }))
+        }
+        Err(e @ AccountError::InvalidCode) => {
+            let destination = match state.accounts().pending_enrollment(user, FactorKind::Phone, &form.credential_id).await? {
+                EnrollmentPrompt::CodeSent { destination, .. } => destination,
+                _ => String::new(),
+            };
+            Ok(form_error(&browser, "phone_confirm.html", phone_context(&form.credential_id, &destination), e))
         }
         Err(e) => Err(e.into()),
     }

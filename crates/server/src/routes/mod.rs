@@ -36,6 +36,8 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/login/passkey", post(auth::passkey_sign_in))
         .route("/login/passkey/options", post(auth::passkey_options))
         .route("/account/security/webauthn", post(mfa::add_key))
+        .route("/account/security/phone", post(mfa::add_phone))
+        .route("/account/security/phone/confirm", post(mfa::confirm_phone))
         .route("/account/security/webauthn/options", post(mfa::key_options))
         .route("/login/enroll", get(mfa::enroll_page).post(mfa::enroll))
         .route("/account/security", get(mfa::security_page))
