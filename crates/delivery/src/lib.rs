@@ -135,10 +135,46 @@ impl Mailer for SmtpMailer {
     }
 }
 
-/// The development outbox.
-pub struct OutboxMailer {
+/// An append-only file of JSON lines: the development outboxes.
+pub(crate) struct JsonLines {
     path: PathBuf,
     write: tokio::sync::Mutex<()>,
+}
+
+impl JsonLines {
+    /// Opens `path`, creating its folder.
+    pub(crate) fn create(path: PathBuf) -> Result<Self, DeliveryError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| DeliveryError::Outbox(dir.to_owned(), e))?;
+        }
+        Ok(Self { path, write: tokio::sync::Mutex::new(()) })
+    }
+
+    /// Every readable line of the file at `path`, oldest first (none if it does not exist).
+    pub(crate) fn read_all<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result<Vec<T>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Appends one line and flushes it to disk.
+    pub(crate) async fn append<T: serde::Serialize>(&self, value: &T) -> Result<(), String> {
+        let mut line = serde_json::to_string(value).map_err(|e| e.to_string())?;
+        line.push('\n');
+        // One writer at a time so concurrent messages never interleave.
+        let _guard = self.write.lock().await;
+        let outbox = |e: std::io::Error| format!("outbox {}: {e}", self.path.display());
+        let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(&self.path).await.map_err(outbox)?;
+        // tokio hands writes to a blocking thread; flush so the message is on disk before we report it sent.
+        file.write_all(line.as_bytes()).await.and(file.flush().await).map_err(outbox)
+    }
+}
+
+/// The development outbox.
+pub struct OutboxMailer {
+    file: JsonLines,
 }
 
 /// One line of the outbox file.
@@ -159,39 +195,17 @@ impl OutboxMailer {
 
     /// Opens (creating the folder of) the outbox in `data_dir`.
     pub fn new(data_dir: &Path) -> Result<Self, DeliveryError> {
-        let path = Self::path_in(data_dir);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| DeliveryError::Outbox(dir.to_owned(), e))?;
-        }
-        Ok(Self { path, write: tokio::sync::Mutex::new(()) })
+        Ok(Self { file: JsonLines::create(Self::path_in(data_dir))? })
     }
 
     /// Reads every message in an outbox file (for tests and tooling).
     pub fn read_all(path: &Path) -> std::io::Result<Vec<OutboxEntry>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        JsonLines::read_all(path)
     }
 
     async fn append(&self, email: &OutgoingEmail) -> Result<(), MailError> {
         let sent_at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        let mut line = serde_json::to_string(&OutboxEntry { sent_at, email: email.clone() }).map_err(|e| MailError(e.to_string()))?;
-        line.push('\n');
-        // One writer at a time so concurrent messages never interleave.
-        let _guard = self.write.lock().await;
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .await
-            .map_err(|e| MailError(format!("outbox {}: {e}", self.path.display())))?;
-        // tokio hands writes to a blocking thread; flush so the message is on disk before we report it sent.
-        file.write_all(line.as_bytes())
-            .await
-            .and(file.flush().await)
-            .map_err(|e| MailError(format!("outbox {}: {e}", self.path.display())))?;
+        self.file.append(&OutboxEntry { sent_at, email: email.clone() }).await.map_err(MailError)?;
         tracing::info!(to = %email.to, subject = %email.subject, link = email.link.as_deref().unwrap_or(""), "mail written to the development outbox");
         Ok(())
     }

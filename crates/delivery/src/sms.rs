@@ -4,13 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::{DeliveryError, JsonLines};
 use hmac::{Hmac, Mac};
 use portcullis_core::mail::BoxFuture;
 use portcullis_core::sms::{OutgoingSms, SmsError, SmsSender};
 use sha2::Sha256;
-use tokio::io::AsyncWriteExt;
-
-use crate::DeliveryError;
 
 /// `[sms]`: which gateway sends text messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -213,8 +211,7 @@ impl SmsSender for WebhookSender {
 
 /// The development outbox for text messages.
 pub struct SmsOutbox {
-    path: PathBuf,
-    write: tokio::sync::Mutex<()>,
+    file: JsonLines,
 }
 
 impl SmsOutbox {
@@ -225,36 +222,16 @@ impl SmsOutbox {
 
     /// Opens (creating the folder of) the outbox in `data_dir`.
     pub fn new(data_dir: &Path) -> Result<Self, DeliveryError> {
-        let path = Self::path_in(data_dir);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| DeliveryError::Outbox(dir.to_owned(), e))?;
-        }
-        Ok(Self { path, write: tokio::sync::Mutex::new(()) })
+        Ok(Self { file: JsonLines::create(Self::path_in(data_dir))? })
     }
 
     /// Every message in an outbox file, oldest first.
     pub fn read_all(path: &Path) -> std::io::Result<Vec<OutgoingSms>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        JsonLines::read_all(path)
     }
 
     async fn append(&self, sms: &OutgoingSms) -> Result<(), SmsError> {
-        let mut line = serde_json::to_string(sms).map_err(|e| SmsError(e.to_string()))?;
-        line.push('\n');
-        let _guard = self.write.lock().await;
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .await
-            .map_err(|e| SmsError(format!("outbox {}: {e}", self.path.display())))?;
-        file.write_all(line.as_bytes())
-            .await
-            .and(file.flush().await)
-            .map_err(|e| SmsError(format!("outbox {}: {e}", self.path.display())))?;
+        self.file.append(sms).await.map_err(SmsError)?;
         tracing::info!(to = %sms.to.masked(), "text message written to the development outbox");
         Ok(())
     }

@@ -168,9 +168,7 @@ pub async fn send_code(
     let now = state.now();
     let next = safe_next(form.next.as_deref());
     let result = state.accounts().second_factor_challenge(&token, &form.method, &browser.ip, now).await;
-    let (pending, user) = state.accounts().pending_sign_in(&token, now).await?;
-    let factors = state.accounts().available_factors(&user, &pending).await?;
-    let ctx = verify_context(&user, &factors, &form.method, &next, remember_days(&state));
+    let (user, ctx) = second_step_context(&state, &token, &form.method, &next).await?;
     match result {
         Ok(_) => {
             let minutes = state.accounts().settings().otp.ttl / 60;
@@ -189,6 +187,14 @@ pub async fn send_code(
         ) => Ok(form_error(&browser, "second_step.html", ctx, e)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The second-step page's context for the pending sign-in behind `token`, with its user.
+async fn second_step_context(state: &AppState, token: &str, method: &str, next: &str) -> Result<(User, minijinja::Value), AppError> {
+    let (pending, user) = state.accounts().pending_sign_in(token, state.now()).await?;
+    let factors = state.accounts().available_factors(&user, &pending).await?;
+    let ctx = verify_context(&user, &factors, method, next, remember_days(state));
+    Ok((user, ctx))
 }
 
 fn verify_context(user: &User, factors: &[&'static str], method: &str, next: &str, remember_days: i64) -> minijinja::Value {
@@ -236,9 +242,7 @@ pub async fn verify(
             | AccountError::ClonedAuthenticator { .. }
             | AccountError::Locked { .. }),
         ) => {
-            let (pending, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
-            let factors = state.accounts().available_factors(&user, &pending).await?;
-            let ctx = verify_context(&user, &factors, &form.method, &next, remember_days(&state));
+            let (_, ctx) = second_step_context(&state, &token, &form.method, &next).await?;
             Ok(form_error(&browser, "second_step.html", context! { sent => true, ..ctx }, e))
         }
         Err(e) => Err(e.into()),
