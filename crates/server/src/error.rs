@@ -39,6 +39,12 @@ pub enum AppError {
     /// No such page.
     #[error("This page does not exist.")]
     NotFound,
+    /// The page needs a signed-in user: answered with a redirect to the sign-in page.
+    #[error("Sign in to see this page.")]
+    SignInRequired {
+        /// Where to come back to afterwards (a local path).
+        next: &'static str,
+    },
     /// A server-side failure (logged, never shown).
     #[error("internal error: {0}")]
     Internal(String),
@@ -102,6 +108,7 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::SignInRequired { .. } => StatusCode::SEE_OTHER,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,6 +116,10 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        if let Self::SignInRequired { next } = self {
+            let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            return crate::request::see_other(&format!("/login?next={next}"));
+        }
         let status = self.status();
         let message = if status.is_server_error() {
             tracing::error!(error = %self, "request failed");

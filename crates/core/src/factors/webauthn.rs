@@ -414,7 +414,10 @@ impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
                 return Ok(Verification::Rejected);
             };
             let id = BASE64URL_NOPAD.encode(&answer.credential.raw_id);
-            let Some(c) = usable(ctx, user.id).await?.into_iter().map(|(c, _)| c).find(|c| c.public_key_id.as_deref() == Some(&id)) else {
+            // The row only (no need to open every sealed record): the state names the allowed credentials.
+            let owned =
+                ctx.store.credentials(user.id).await?.into_iter().find(|c| is_webauthn(c) && c.public_key_id.as_deref() == Some(&id));
+            let Some(c) = owned.filter(|c| c.flagged_at.is_none()) else {
                 return Ok(Verification::Rejected);
             };
             match rp.webauthn.finish_securitykey_authentication(&answer.credential, &state) {

@@ -332,11 +332,9 @@ pub async fn enroll(
     }
 }
 
-async fn require_session(state: &AppState, browser: &Browser) -> Result<Result<ActiveSession, Response>, AppError> {
-    Ok(match current_session(state, browser).await? {
-        Some(s) => Ok(s),
-        None => Err(see_other("/login?next=%2Faccount%2Fsecurity")),
-    })
+/// The signed-in session; without one, a redirect to sign in and come back to the security page.
+async fn require_session(state: &AppState, browser: &Browser) -> Result<ActiveSession, AppError> {
+    current_session(state, browser).await?.ok_or(AppError::SignInRequired { next: "/account/security" })
 }
 
 async fn security_context(state: &AppState, user: &User) -> Result<minijinja::Value, AppError> {
@@ -382,19 +380,13 @@ fn date(t: i64) -> String {
 
 /// GET /account/security
 pub async fn security_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
-    let session = match require_session(&state, &browser).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = require_session(&state, &browser).await?;
     Ok(browser.page(StatusCode::OK, "security.html", security_context(&state, &session.user).await?))
 }
 
 /// POST /account/security/totp: begins setting up an app.
 pub async fn start_totp(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
-    let session = match require_session(&state, &browser).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = require_session(&state, &browser).await?;
     let setup =
         shared_secret(state.accounts().start_enrollment(&session.user, FactorKind::Totp, DEFAULT_DEVICE_NAME, "", state.now()).await?)?;
     Ok(browser.page(
@@ -410,10 +402,7 @@ pub async fn confirm_totp(
     browser: Browser,
     HtmlForm(form): HtmlForm<SetupForm>,
 ) -> Result<Response, AppError> {
-    let session = match require_session(&state, &browser).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = require_session(&state, &browser).await?;
     let user = &session.user;
     let outcome = match state.accounts().rename_factor(user, &form.credential_id, &form.name).await {
         Ok(()) => state.accounts().finish_enrollment(user, FactorKind::Totp, &form.credential_id, &form.code, state.now()).await,
@@ -439,10 +428,7 @@ pub async fn confirm_totp(
 
 /// POST /account/security/recovery-codes
 pub async fn regenerate_codes(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
-    let session = match require_session(&state, &browser).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = require_session(&state, &browser).await?;
     if !state.accounts().has_second_factor(session.user.id).await? {
         return Err(AppError::BadRequest("Set up two-step verification first: recovery codes stand in for a second factor.".into()));
     }
@@ -507,10 +493,7 @@ async fn manage(
     browser: &Browser,
     action: impl for<'a> FnOnce(&'a AppState, &'a User) -> Action<'a>,
 ) -> Result<Response, AppError> {
-    let session = match require_session(state, browser).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = require_session(state, browser).await?;
     let result = action(state, &session.user).await;
     let ctx = security_context(state, &session.user).await?;
     match result {
@@ -555,10 +538,7 @@ pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlFo
 
 /// POST /account/security/webauthn: finishes registering a security key or passkey.
 pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<KeyForm>) -> Result<Response, AppError> {
-    let session = match require_session(&state, &browser).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = require_session(&state, &browser).await?;
     let user = &session.user;
     let kind = webauthn_kind(&form.kind)?;
     match state.accounts().finish_enrollment(user, kind, &form.ceremony, &form.credential, state.now()).await {
@@ -601,10 +581,7 @@ fn phone_context(credential_id: &str, destination: &str) -> minijinja::Value {
 
 /// POST /account/security/phone: "Add a phone number" sends a code to it.
 pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<PhoneForm>) -> Result<Response, AppError> {
-    let session = match require_session(&state, &browser).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = require_session(&state, &browser).await?;
     let user = &session.user;
     match state.accounts().start_enrollment(user, FactorKind::Phone, DEFAULT_PHONE_NAME, &form.phone, state.now()).await {
         Ok(EnrollmentPrompt::CodeSent { credential_id, destination }) => {
@@ -630,10 +607,7 @@ pub async fn confirm_phone(
     browser: Browser,
     HtmlForm(form): HtmlForm<PhoneConfirmForm>,
 ) -> Result<Response, AppError> {
-    let session = match require_session(&state, &browser).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = require_session(&state, &browser).await?;
     let user = &session.user;
     match state.accounts().finish_enrollment(user, FactorKind::Phone, &form.credential_id, &form.code, state.now()).await {
         Ok(Some(codes)) => Ok(browser.page(
