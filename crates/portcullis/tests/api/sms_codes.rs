@@ -48,6 +48,8 @@ impl TestApp {
 
 async fn a_confirmed_phone_number_texts_the_second_step(app: TestApp) {
     app.verified_user("ada@example.com").await;
+    let signed_out = app.get("/account/security").await;
+    assert_eq!((signed_out.status, signed_out.location.as_deref()), (StatusCode::SEE_OTHER, Some("/login?next=%2Faccount%2Fsecurity")));
     app.sign_in("ada@example.com", PASSWORD).await;
     let security = app.get("/account/security").await;
     let bad = app.post("/account/security/phone", &[("phone", "07700 900123")], &security.body).await;
