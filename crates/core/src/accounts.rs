@@ -8,11 +8,11 @@ use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::error::{AccountError, StoreError};
 use crate::lockout::{LockState, LockoutPolicy};
-use crate::mail::{Mailer, OutgoingEmail};
+use crate::mail::{Message, Messenger};
 use crate::password::{PasswordCheck, PasswordHasher, PasswordPolicy};
 use crate::rate_limit::{LimitedAction, RateLimits};
 use crate::secrets::{random_token, token_digest};
-use crate::session::{AuthRecord, SessionPolicy, SessionRecord};
+use crate::session::{AuthMethod, AuthRecord, SessionPolicy, SessionRecord};
 use crate::store::{AccountStore, EmailLink, LinkPurpose};
 use crate::user::{User, UserId};
 
@@ -39,6 +39,8 @@ pub struct AccountSettings {
     pub remember_browser_ttl: i64,
     /// Codes sent by email: on or off, lifetime, attempt and sending limits.
     pub otp: crate::factors::otp::OtpSettings,
+    /// Users may add authenticator apps and sign in with them.
+    pub totp_enabled: bool,
 }
 
 impl Default for AccountSettings {
@@ -54,6 +56,7 @@ impl Default for AccountSettings {
             reset_link_ttl: 3600,
             remember_browser_ttl: 30 * 24 * 3600,
             otp: crate::factors::otp::OtpSettings::default(),
+            totp_enabled: true,
         }
     }
 }
@@ -95,8 +98,8 @@ pub struct ActiveSession {
 #[derive(Clone)]
 pub struct Accounts<S> {
     pub(crate) store: S,
-    hasher: PasswordHasher,
-    pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) messenger: Arc<Messenger>,
     pub(crate) settings: Arc<AccountSettings>,
     pub(crate) keys: Arc<FactorKeys>,
 }
@@ -109,8 +112,6 @@ pub struct FactorKeys {
     pub mac: crate::secrets::MacKey,
     /// WebAuthn relying party; `None` when the issuer cannot be one (its host is an IP address).
     pub relying_party: Option<crate::factors::webauthn::RelyingParty>,
-    /// Sends texted codes.
-    pub sms: Box<dyn crate::sms::SmsSender>,
 }
 
 /// What a correct password leads to.
@@ -132,8 +133,8 @@ pub enum SignInOutcome {
 
 impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
     /// Wires the service.
-    pub fn new(store: S, hasher: PasswordHasher, mailer: Arc<dyn Mailer>, settings: AccountSettings, keys: FactorKeys) -> Self {
-        Self { store, hasher, mailer, settings: Arc::new(settings), keys: Arc::new(keys) }
+    pub fn new(store: S, hasher: PasswordHasher, messenger: Messenger, settings: AccountSettings, keys: FactorKeys) -> Self {
+        Self { store, hasher, messenger: Arc::new(messenger), settings: Arc::new(settings), keys: Arc::new(keys) }
     }
 
     /// The settings in force.
@@ -187,21 +188,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         };
         match self.store.create_user(&user).await {
             Ok(()) => self.send_verification(&user, now).await,
-            Err(StoreError::Conflict) => {
-                let s = &self.settings;
-                self.send(OutgoingEmail {
-                    to: email.to_string(),
-                    subject: format!("{}: sign-up attempt with your address", s.product_name),
-                    text: format!(
-                        "Someone, perhaps you, tried to create a {} account with this address, which already has one.\n\n\
-                         If it was you, sign in at {}/login or reset your password at {}/forgot-password.\n\
-                         If it was not you, you can ignore this message.\n",
-                        s.product_name, s.base_url, s.base_url
-                    ),
-                    link: None,
-                })
-                .await
-            }
+            Err(StoreError::Conflict) => self.messenger.email(email.as_str(), &Message::SignUpAttempt).await,
             Err(e) => Err(e.into()),
         }
     }
@@ -231,10 +218,6 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         Ok(user)
     }
 
-    pub(crate) async fn send(&self, email: OutgoingEmail) -> Result<(), AccountError> {
-        self.mailer.send(&email).await.map_err(AccountError::Delivery)
-    }
-
     async fn issue_link(&self, user: &User, purpose: LinkPurpose, ttl: i64, path: &str, now: UnixTime) -> Result<String, AccountError> {
         let token = random_token();
         self.store
@@ -251,19 +234,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
 
     async fn send_verification(&self, user: &User, now: UnixTime) -> Result<(), AccountError> {
         let link = self.issue_link(user, LinkPurpose::VerifyEmail, self.settings.verify_link_ttl, "/verify-email", now).await?;
-        let s = &self.settings;
-        self.send(OutgoingEmail {
-            to: user.email.to_string(),
-            subject: format!("{}: confirm your email address", s.product_name),
-            text: format!(
-                "Confirm your email address to finish setting up your {} account:\n\n{link}\n\n\
-                 The link works once and expires in {} hours. If you did not sign up, ignore this message.\n",
-                s.product_name,
-                s.verify_link_ttl / 3600
-            ),
-            link: Some(link.clone()),
-        })
-        .await
+        self.messenger.email(user.email.as_str(), &Message::VerifyEmail { link, hours: self.settings.verify_link_ttl / 3600 }).await
     }
 
     /// Whether a verification or reset link is currently usable (without using it).
@@ -322,7 +293,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
             self.send_verification(&user, now).await?;
             return Err(AccountError::EmailNotVerified);
         }
-        self.after_password(&user, remembered, now).await
+        self.after_first_step(&user, AuthMethod::Password, remembered, now).await
     }
 
     /// Counts a failed attempt; returns the error to show (locks at the threshold).
@@ -384,21 +355,8 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
             return Ok(());
         };
         let link = self.issue_link(&user, LinkPurpose::ResetPassword, self.settings.reset_link_ttl, "/reset-password", now).await?;
-        let s = &self.settings;
-        let sent = self
-            .send(OutgoingEmail {
-                to: user.email.to_string(),
-                subject: format!("{}: reset your password", s.product_name),
-                text: format!(
-                    "Someone asked to reset the password of your {} account. To choose a new password, open:\n\n{link}\n\n\
-                     The link works once and expires in {} minutes. If you did not ask, ignore this message: your password stays as it is.\n",
-                    s.product_name,
-                    s.reset_link_ttl / 60
-                ),
-                link: Some(link.clone()),
-            })
-            .await;
-        if let Err(e) = sent {
+        let message = Message::PasswordReset { link, minutes: self.settings.reset_link_ttl / 60 };
+        if let Err(e) = self.messenger.email(user.email.as_str(), &message).await {
             tracing::error!(error = %e, user = %user.id, "could not send the password-reset email");
         }
         Ok(())
@@ -460,20 +418,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
     }
 
     async fn notify_password_changed(&self, user: &User) {
-        let s = &self.settings;
-        let sent = self
-            .send(OutgoingEmail {
-                to: user.email.to_string(),
-                subject: format!("{}: your password was changed", s.product_name),
-                text: format!(
-                    "The password of your {} account was just changed and other sessions were signed out.\n\
-                     If this was not you, reset your password now at {}/forgot-password.\n",
-                    s.product_name, s.base_url
-                ),
-                link: None,
-            })
-            .await;
-        if let Err(e) = sent {
+        if let Err(e) = self.messenger.email(user.email.as_str(), &Message::PasswordChanged).await {
             tracing::error!(error = %e, user = %user.id, "could not send the password-change notice");
         }
     }

@@ -31,6 +31,9 @@ pub enum AccountError {
     /// The current password given to change it was wrong.
     #[error("Your current password is incorrect.")]
     WrongCurrentPassword,
+    /// The password asked for again (a step-up) was wrong.
+    #[error("That password is incorrect.")]
+    InvalidPassword,
     /// Too many failed attempts for this account.
     #[error("Too many failed attempts. Try again in {} minute(s).", minutes_until(*.retry_after_secs))]
     Locked {

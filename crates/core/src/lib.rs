@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod clock;
 pub mod email;
+pub mod email_sign_in;
 pub mod error;
 pub mod factors;
 pub mod lockout;

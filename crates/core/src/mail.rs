@@ -1,10 +1,131 @@
-//! Outgoing mail: the message the domain wants sent, and the [`Mailer`] that
-//! sends it (SMTP or the development outbox, in `portcullis-delivery`).
+//! Messages to users. The domain says what a message is about ([`Message`]);
+//! the words come from templates ([`MessageTemplates`], minijinja files the
+//! operator may override, in `portcullis-delivery`); the transports
+//! ([`Mailer`], [`SmsSender`]) deliver them. [`Messenger`] ties the three.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-/// A message to one recipient.
+use crate::error::AccountError;
+use crate::sms::{OutgoingSms, PhoneNumber, SmsError, SmsSender};
+
+/// What the domain wants to tell a user. The variant's fields are the only
+/// values a template sees (besides the product name and site): no secret
+/// beyond a one-time code or link ever reaches a template.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Message {
+    /// Confirm a new account's address.
+    VerifyEmail {
+        /// The single-use confirmation link.
+        link: String,
+        /// Its lifetime.
+        hours: i64,
+    },
+    /// Someone tried to sign up with an address that has an account.
+    SignUpAttempt,
+    /// A password-reset link.
+    PasswordReset {
+        /// The single-use reset link.
+        link: String,
+        /// Its lifetime.
+        minutes: i64,
+    },
+    /// The password was changed.
+    PasswordChanged,
+    /// A one-time sign-in code (second step or passwordless).
+    SignInCode {
+        /// The code.
+        code: String,
+        /// Its lifetime.
+        minutes: i64,
+    },
+    /// A code confirming a newly added phone number.
+    PhoneConfirmationCode {
+        /// The code.
+        code: String,
+        /// Its lifetime.
+        minutes: i64,
+    },
+    /// A sign-in method was added.
+    FactorAdded {
+        /// What kind ("authenticator app", "passkey", …).
+        method: String,
+        /// The name the user gave it.
+        name: String,
+    },
+    /// A sign-in method was removed.
+    FactorRemoved {
+        /// Its name.
+        name: String,
+    },
+    /// A security key or passkey looked cloned and was disabled.
+    AuthenticatorCloned {
+        /// Its name.
+        name: String,
+    },
+    /// A recovery code was used.
+    RecoveryCodeUsed {
+        /// Codes still unused.
+        left: u32,
+    },
+}
+
+impl Message {
+    /// Stable name; also the template file name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::VerifyEmail { .. } => "verify_email",
+            Self::SignUpAttempt => "sign_up_attempt",
+            Self::PasswordReset { .. } => "password_reset",
+            Self::PasswordChanged => "password_changed",
+            Self::SignInCode { .. } => "sign_in_code",
+            Self::PhoneConfirmationCode { .. } => "phone_confirmation_code",
+            Self::FactorAdded { .. } => "factor_added",
+            Self::FactorRemoved { .. } => "factor_removed",
+            Self::AuthenticatorCloned { .. } => "authenticator_cloned",
+            Self::RecoveryCodeUsed { .. } => "recovery_code_used",
+        }
+    }
+
+    /// Whether this message can go by email (then it has subject, text and HTML templates).
+    pub fn by_email(&self) -> bool {
+        !matches!(self, Self::PhoneConfirmationCode { .. })
+    }
+
+    /// Whether this message can go by text message (then it has an SMS template).
+    pub fn by_sms(&self) -> bool {
+        matches!(self, Self::SignInCode { .. } | Self::PhoneConfirmationCode { .. })
+    }
+
+    /// The one link the message is about, if any (the development outbox logs it).
+    pub fn link(&self) -> Option<&str> {
+        match self {
+            Self::VerifyEmail { link, .. } | Self::PasswordReset { link, .. } => Some(link),
+            _ => None,
+        }
+    }
+
+    /// One message of each kind with sample values, to check templates at start-up.
+    pub fn examples() -> Vec<Message> {
+        let link = "https://id.example.com/verify-email?token=EXAMPLE".to_owned();
+        vec![
+            Self::VerifyEmail { link: link.clone(), hours: 24 },
+            Self::SignUpAttempt,
+            Self::PasswordReset { link, minutes: 30 },
+            Self::PasswordChanged,
+            Self::SignInCode { code: "123456".into(), minutes: 5 },
+            Self::PhoneConfirmationCode { code: "123456".into(), minutes: 5 },
+            Self::FactorAdded { method: "authenticator app".into(), name: "Phone".into() },
+            Self::FactorRemoved { name: "Phone".into() },
+            Self::AuthenticatorCloned { name: "YubiKey".into() },
+            Self::RecoveryCodeUsed { left: 9 },
+        ]
+    }
+}
+
+/// A message in words, ready for a mail transport.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutgoingEmail {
     /// Recipient address.
@@ -13,14 +134,38 @@ pub struct OutgoingEmail {
     pub subject: String,
     /// Plain-text body.
     pub text: String,
+    /// HTML alternative body, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
     /// The one link the message is about, if any (logged by the outbox).
     pub link: Option<String>,
+}
+
+/// A rendered email: what the templates produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    /// Subject line (one line).
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
 }
 
 /// Delivery failed.
 #[derive(Debug, thiserror::Error)]
 #[error("mail delivery failed: {0}")]
 pub struct MailError(pub String);
+
+/// A template could not be rendered.
+#[derive(Debug, thiserror::Error)]
+#[error("message template {template}: {reason}")]
+pub struct TemplateError {
+    /// Which template.
+    pub template: String,
+    /// What went wrong.
+    pub reason: String,
+}
 
 /// A boxed future, so mailers can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -29,4 +174,45 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Mailer: Send + Sync + 'static {
     /// Delivers one message or says why it could not.
     fn send<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<(), MailError>>;
+}
+
+/// Turns messages into words.
+pub trait MessageTemplates: Send + Sync + 'static {
+    /// Subject, text and HTML of an email.
+    fn email(&self, message: &Message) -> Result<RenderedEmail, TemplateError>;
+    /// The body of a text message.
+    fn text_message(&self, message: &Message) -> Result<String, TemplateError>;
+}
+
+/// Writes and sends messages: templates plus the mail and SMS transports.
+pub struct Messenger {
+    templates: Box<dyn MessageTemplates>,
+    mailer: Arc<dyn Mailer>,
+    sms: Box<dyn SmsSender>,
+}
+
+impl Messenger {
+    /// Ties templates to transports.
+    pub fn new(templates: Box<dyn MessageTemplates>, mailer: Arc<dyn Mailer>, sms: Box<dyn SmsSender>) -> Self {
+        Self { templates, mailer, sms }
+    }
+
+    /// Emails `message` to `to`.
+    pub async fn email(&self, to: &str, message: &Message) -> Result<(), AccountError> {
+        let words = self.templates.email(message).map_err(|e| AccountError::Delivery(MailError(e.to_string())))?;
+        let email = OutgoingEmail {
+            to: to.to_owned(),
+            subject: words.subject,
+            text: words.text,
+            html: Some(words.html),
+            link: message.link().map(str::to_owned),
+        };
+        self.mailer.send(&email).await.map_err(AccountError::Delivery)
+    }
+
+    /// Texts `message` to `to`.
+    pub async fn text(&self, to: PhoneNumber, message: &Message) -> Result<(), AccountError> {
+        let body = self.templates.text_message(message).map_err(|e| AccountError::SmsDelivery(SmsError(e.to_string())))?;
+        self.sms.send(&OutgoingSms { to, body }).await.map_err(AccountError::SmsDelivery)
+    }
 }

@@ -13,18 +13,22 @@ use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::factors::webauthn::{self, PasskeySignIn};
 use crate::factors::{
-    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, MfaStore, NewCredential, PendingSignIn, PublicKeyChallenge,
-    RememberedBrowser, SecondFactor, Verification, all, recovery,
+    CodeDestination, Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, MfaStore, NewCredential, PendingSignIn,
+    PublicKeyChallenge, RememberedBrowser, SecondFactor, Verification, all, recovery,
 };
 use crate::lockout::LockState;
-use crate::mail::OutgoingEmail;
+use crate::mail::Message;
+use crate::password::PasswordCheck;
 use crate::secrets::{random_token, token_digest};
-use crate::session::{AuthMethod, AuthRecord};
+use crate::session::{AuthMethod, AuthRecord, FactorClass};
 use crate::store::AccountStore;
 use crate::user::{User, UserId};
 
 /// MAC purpose of remember-this-browser cookies.
 const REMEMBER_PURPOSE: &str = "remember-browser";
+
+/// Form key of the password as a step of a pending sign-in.
+pub const PASSWORD_STEP: &str = "password";
 
 /// How long a sign-in may wait for its second step.
 pub const PENDING_SIGN_IN_SECONDS: i64 = 600;
@@ -43,15 +47,14 @@ pub struct SecondStepDone {
 }
 
 impl<S: AccountStore + MfaStore> Accounts<S> {
-    fn factor_context(&self) -> FactorContext<'_, S> {
+    pub(crate) fn factor_context(&self) -> FactorContext<'_, S> {
         FactorContext {
             store: &self.store,
             sealer: &self.keys.sealer,
             recovery_key: &self.keys.mac,
             issuer: &self.settings.product_name,
             relying_party: self.keys.relying_party.as_ref(),
-            mailer: self.mailer.as_ref(),
-            sms: self.keys.sms.as_ref(),
+            messenger: &self.messenger,
             otp: &self.settings.otp,
         }
     }
@@ -61,13 +64,46 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         self.keys.relying_party.is_some()
     }
 
-    /// The factors `user` can use to finish `pending`, strongest first (form keys).
+    /// Whether the operator allows factor `key` (a form key).
+    fn factor_enabled(&self, key: &str) -> bool {
+        let s = &self.settings;
+        match key {
+            "totp" => s.totp_enabled,
+            "email" => s.otp.email_enabled,
+            "sms" => s.otp.sms_enabled,
+            "webauthn" => self.keys.relying_party.is_some(),
+            _ => true,
+        }
+    }
+
+    /// Whether users may add credentials of `kind` on this server.
+    pub fn can_enroll(&self, kind: FactorKind) -> bool {
+        match kind {
+            FactorKind::Totp => self.settings.totp_enabled,
+            FactorKind::Phone => self.settings.otp.sms_enabled,
+            FactorKind::SecurityKey | FactorKind::Passkey => self.keys.relying_party.is_some(),
+        }
+    }
+
+    /// The steps `user` can take to finish `pending`, strongest first (form
+    /// keys). A method already used in this sign-in is not offered again (two
+    /// emailed codes prove one thing). A step-up of a session begun without a
+    /// knowledge factor (an emailed code) asks for the password: no number of
+    /// possession factors would make it multi-factor.
     pub async fn available_factors(&self, user: &User, pending: &PendingSignIn) -> Result<Vec<&'static str>, AccountError> {
+        if pending.session_digest.is_some() && !pending.auth.proves(FactorClass::Knowledge) {
+            return Ok(vec![PASSWORD_STEP]);
+        }
         let ctx = self.factor_context();
         let mut out = Vec::new();
         let mut factors = all::<S>();
         factors.sort_by_key(|f| std::cmp::Reverse(f.strength()));
-        for f in factors.iter().filter(|f| !pending.phishing_resistant || f.method().phishing_resistant()) {
+        let wanted = |f: &dyn SecondFactor<S>| {
+            self.factor_enabled(f.key())
+                && (!pending.phishing_resistant || f.method().phishing_resistant())
+                && !pending.auth.events.iter().any(|e| !e.remembered && e.method == f.method())
+        };
+        for f in factors.iter().filter(|f| wanted(f.as_ref())) {
             if f.available(&ctx, user).await? {
                 out.push(f.key());
             }
@@ -81,13 +117,20 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         Ok(!self.store.credentials(user).await?.is_empty())
     }
 
-    /// After a correct password: a session, or a pending second step, or enrollment.
-    pub(crate) async fn after_password(&self, user: &User, remembered: Option<&str>, now: UnixTime) -> Result<SignInOutcome, AccountError> {
-        let auth = AuthRecord::single(AuthMethod::Password, now);
+    /// After a first step (a password, or an emailed code): a session, or a
+    /// pending second step, or enrollment.
+    pub(crate) async fn after_first_step(
+        &self,
+        user: &User,
+        method: AuthMethod,
+        remembered: Option<&str>,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        let auth = AuthRecord::single(method, now);
         if self.has_second_factor(user.id).await? {
             if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
                 tracing::info!(target: "portcullis::audit", event = "remembered_browser_used", user = %user.id, browser = %browser.id);
-                // The password is fresh; the second factor is the one performed when the browser was remembered.
+                // The first step is fresh; the second factor is the one performed when the browser was remembered.
                 let mut auth = auth;
                 auth.events.extend(browser.auth.events);
                 return Ok(SignInOutcome::SignedIn(self.open_session(user.id, auth, now).await?));
@@ -136,11 +179,12 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     }
 
     /// Prepares factor `factor_key`'s challenge for a pending sign-in from
-    /// `client`: sends a code, or builds a WebAuthn request (returned).
+    /// `client`: sends a code (to the destination `to` the user picked, if
+    /// any), or builds a WebAuthn request (returned).
     pub async fn second_factor_challenge(
         &self,
         token: &str,
-        factor_key: &str,
+        (factor_key, to): (&str, Option<&str>),
         client: &str,
         now: UnixTime,
     ) -> Result<Option<PublicKeyChallenge>, AccountError> {
@@ -150,13 +194,24 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             return Err(AccountError::NotFound);
         }
         if factor.sends_code() {
-            let hour = now - now.rem_euclid(3600);
-            let bucket = crate::rate_limit::RateBucket { key: format!("otp-client:{client}"), window_start: hour };
-            if self.store.hit_otp_bucket(&bucket).await? > self.settings.otp.per_client_per_hour {
-                return Err(AccountError::TooManyCodes { retry_after_secs: hour + 3600 - now });
-            }
+            self.hit_client_code_cap(client, now).await?;
         }
-        factor.challenge(&self.factor_context(), &user, now).await
+        factor.challenge(&self.factor_context(), &user, to, now).await
+    }
+
+    /// Where factor `factor_key` can send `user` a code, when there is a choice (phone numbers).
+    pub async fn code_destinations(&self, user: &User, factor_key: &str) -> Result<Vec<CodeDestination>, AccountError> {
+        self.factor(factor_key)?.destinations(&self.factor_context(), user).await
+    }
+
+    /// Counts a code sent at the request of `client`; refuses past the hourly cap.
+    pub(crate) async fn hit_client_code_cap(&self, client: &str, now: UnixTime) -> Result<(), AccountError> {
+        let hour = now - now.rem_euclid(3600);
+        let bucket = crate::rate_limit::RateBucket { key: format!("otp-client:{client}"), window_start: hour };
+        if self.store.hit_otp_bucket(&bucket).await? > self.settings.otp.per_client_per_hour {
+            return Err(AccountError::TooManyCodes { retry_after_secs: hour + 3600 - now });
+        }
+        Ok(())
     }
 
     /// The pending sign-in behind a token, with its user.
@@ -184,16 +239,24 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     ) -> Result<SecondStepDone, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
         self.refuse_if_locked(&user, now).await?;
-        let factors = all::<S>();
-        let ctx = self.factor_context();
-        let Some(factor) = factors.iter().find(|f| f.key() == factor_key) else { return Err(AccountError::InvalidCode) };
-        let wrong = if factor.method().phishing_resistant() { AccountError::KeyNotAccepted } else { AccountError::InvalidCode };
-        if pending.phishing_resistant && !factor.method().phishing_resistant() {
-            return Err(wrong);
+        // Only what this sign-in offers may finish it (a phishing-resistant step-up takes no code).
+        if !self.available_factors(&user, &pending).await?.contains(&factor_key) {
+            return Err(if factor_key == "webauthn" { AccountError::KeyNotAccepted } else { AccountError::InvalidCode });
         }
-        match factor.verify(&ctx, &user, response, now).await? {
+        let (method, verification) = if factor_key == PASSWORD_STEP {
+            (AuthMethod::Password, self.check_password(&user, response).await?)
+        } else {
+            let factor = self.factor(factor_key)?;
+            (factor.method(), factor.verify(&self.factor_context(), &user, response, now).await?)
+        };
+        match verification {
             Verification::Accepted => {}
             Verification::Rejected => {
+                let wrong = match method {
+                    AuthMethod::Password => AccountError::InvalidPassword,
+                    m if m.phishing_resistant() => AccountError::KeyNotAccepted,
+                    _ => AccountError::InvalidCode,
+                };
                 return Err(match self.count_failure(user.email.as_str(), now).await? {
                     AccountError::InvalidCredentials => wrong,
                     other => other,
@@ -201,15 +264,24 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             }
             Verification::ClonedAuthenticator { name } => return Err(self.cloned(&user, name).await),
         }
-        if factor.method() == AuthMethod::RecoveryCode {
+        if method == AuthMethod::RecoveryCode {
             self.notify_recovery_code_used(&user).await;
         }
-        let mut done = self.finish(token, pending, user, factor.method(), None, now).await?;
-        if let Some(agent) = remember {
-            let auth = AuthRecord::single(factor.method(), now);
+        let mut done = self.finish(token, pending, user, method, None, now).await?;
+        // A remembered browser stands in for a possession factor, never for the password.
+        if let Some(agent) = remember.filter(|_| method != AuthMethod::Password) {
+            let auth = AuthRecord::single(method, now);
             done.remember_cookie = Some(self.remember(&done.user, &auth, agent, now).await?);
         }
         Ok(done)
+    }
+
+    /// The password as a step of a pending sign-in (a step-up of a session begun with an emailed code).
+    async fn check_password(&self, user: &User, password: &str) -> Result<Verification, AccountError> {
+        Ok(match self.hasher.verify(password, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
+            PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => Verification::Accepted,
+            PasswordCheck::Mismatch => Verification::Rejected,
+        })
     }
 
     /// The valid remembered browser behind a cookie value (`id.tag`), for this user only.
@@ -288,6 +360,9 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
 
     /// The factor that enrolls credentials of `kind`.
     fn enrolling(&self, kind: FactorKind) -> Result<Box<dyn SecondFactor<S>>, AccountError> {
+        if !self.can_enroll(kind) {
+            return Err(AccountError::NotFound);
+        }
         all::<S>().into_iter().find(|f| f.enrolls().contains(&kind)).ok_or(AccountError::NotFound)
     }
 
@@ -330,7 +405,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             EnrollmentCheck::Unknown => return Err(AccountError::NotFound),
         };
         tracing::info!(target: "portcullis::audit", event = "factor_added", user = %user.id, kind = kind.as_str());
-        self.notify(user, "a sign-in method was added", &format!("A {} named \"{name}\" was added to your account.", kind.label())).await;
+        self.notify(user, Message::FactorAdded { method: kind.label().to_owned(), name }).await;
         if first && self.store.recovery_codes_left(user.id).await? == 0 {
             return Ok(Some(self.regenerate_recovery_codes(user, now).await?));
         }
@@ -385,12 +460,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
 
     /// Tells the owner that a credential was disabled as possibly cloned; the error to show.
     async fn cloned(&self, user: &User, name: String) -> AccountError {
-        self.notify(
-            user,
-            "a security key was disabled",
-            &format!("Your security key or passkey \"{name}\" reported a use count lower than before, which can mean someone copied it. We have disabled it. If you did not expect this, change your password and review your sign-in methods."),
-        )
-        .await;
+        self.notify(user, Message::AuthenticatorCloned { name: name.clone() }).await;
         AccountError::ClonedAuthenticator { name }
     }
 
@@ -431,8 +501,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             // No factor left: recovery codes would be a back door to nothing.
             self.store.delete_all_factors(user.id).await?;
         }
-        self.notify(user, "a sign-in method was removed", &format!("The sign-in method \"{}\" was removed from your account.", c.name))
-            .await;
+        self.notify(user, Message::FactorRemoved { name: c.name.clone() }).await;
         Ok(())
     }
 
@@ -459,18 +528,12 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
 
     async fn notify_recovery_code_used(&self, user: &User) {
         let left = self.store.recovery_codes_left(user.id).await.unwrap_or(0);
-        self.notify(user, "a recovery code was used", &format!("A recovery code was just used to sign in to your account. {left} recovery code(s) remain. If this was not you, reset your password now.")).await;
+        self.notify(user, Message::RecoveryCodeUsed { left }).await;
     }
 
-    async fn notify(&self, user: &User, what: &str, text: &str) {
-        let s = &self.settings;
-        let email = OutgoingEmail {
-            to: user.email.to_string(),
-            subject: format!("{}: {what}", s.product_name),
-            text: format!("{text}\n\nReview your security settings at {}/account/security.\n", s.base_url),
-            link: None,
-        };
-        if let Err(e) = self.send(email).await {
+    /// Emails a security notice; a failure is logged, never fatal to the change it reports.
+    async fn notify(&self, user: &User, message: Message) {
+        if let Err(e) = self.messenger.email(user.email.as_str(), &message).await {
             tracing::error!(error = %e, user = %user.id, "could not send a security notice");
         }
     }

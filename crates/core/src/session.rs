@@ -140,6 +140,11 @@ impl AuthRecord {
         has(FactorClass::Knowledge) && has(FactorClass::Possession)
     }
 
+    /// Whether a step performed in this session (not carried by a remembered browser) proves `class`.
+    pub fn proves(&self, class: FactorClass) -> bool {
+        self.events.iter().any(|e| !e.remembered && e.method.proves(class))
+    }
+
     /// Whether the only second factor of this record came from a remembered
     /// browser (none was performed in this session).
     pub fn relies_on_remembered_browser(&self) -> bool {

@@ -4,17 +4,19 @@
 //! click through sign-up without a mail server).
 
 mod sms;
+mod templates;
 
 pub use sms::{
     SIGNATURE_HEADER, SmsOutbox, SmsProvider, SmsSettings, TwilioSender, TwilioSettings, WebhookSender, WebhookSettings, sms_sender,
     webhook_signature,
 };
+pub use templates::Templates;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use portcullis_core::mail::{BoxFuture, MailError, Mailer, OutgoingEmail};
@@ -118,13 +120,13 @@ impl SmtpMailer {
 
     async fn deliver(&self, email: &OutgoingEmail) -> Result<(), MailError> {
         let to: Mailbox = email.to.parse().map_err(|e| MailError(format!("recipient {:?}: {e}", email.to)))?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(&email.subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(email.text.clone())
-            .map_err(|e| MailError(e.to_string()))?;
+        let builder = Message::builder().from(self.from.clone()).to(to).subject(&email.subject);
+        let message = match &email.html {
+            // multipart/alternative: clients that show HTML pick it, the others the text.
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(email.text.clone(), html.clone())),
+            None => builder.header(ContentType::TEXT_PLAIN).body(email.text.clone()),
+        }
+        .map_err(|e| MailError(e.to_string()))?;
         self.transport.send(message).await.map(|_| ()).map_err(|e| MailError(e.to_string()))
     }
 }
@@ -231,6 +233,7 @@ mod tests {
                 to: format!("u{i}@example.com"),
                 subject: "s".into(),
                 text: "t".into(),
+                html: None,
                 link: Some(format!("http://x/{i}")),
             };
             outbox.send(&email).await.unwrap();

@@ -40,6 +40,8 @@ pub struct Config {
     pub factors: FactorsConfig,
     /// Security keys and passkeys.
     pub webauthn: WebauthnConfig,
+    /// Emails and text messages.
+    pub messages: MessagesConfig,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
 }
@@ -64,20 +66,33 @@ impl Default for MfaConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FactorsConfig {
+    /// Authenticator apps (TOTP).
+    pub totp: bool,
     /// Security keys and passkeys (needs an issuer whose host is a name, not an IP address).
     pub webauthn: bool,
     /// Codes sent to the user's verified email address.
     pub email: bool,
     /// Email codes only for users who also have another factor.
     pub email_requires_other_factor: bool,
+    /// Sign-in with an emailed code instead of a password (a single factor).
+    pub email_passwordless: bool,
     /// Phone numbers receiving codes by text message.
     pub sms: bool,
 }
 
 impl Default for FactorsConfig {
     fn default() -> Self {
-        Self { webauthn: true, email: true, email_requires_other_factor: false, sms: true }
+        Self { totp: true, webauthn: true, email: true, email_requires_other_factor: false, email_passwordless: false, sms: true }
     }
+}
+
+/// `[messages]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagesConfig {
+    /// A directory of minijinja files replacing built-in message templates of
+    /// the same relative path (`email/sign_in_code.txt`, `sms/sign_in_code.txt`, …).
+    pub templates_dir: Option<PathBuf>,
 }
 
 /// `[webauthn]`
@@ -223,6 +238,7 @@ impl Default for Config {
             mfa: MfaConfig::default(),
             factors: FactorsConfig::default(),
             webauthn: WebauthnConfig::default(),
+            messages: MessagesConfig::default(),
             log_format: LogFormat::Text,
         }
     }
@@ -296,6 +312,9 @@ impl Config {
         if self.session.idle_timeout_seconds <= 0 || self.session.absolute_timeout_seconds <= 0 {
             return Err(ConfigError("session: timeouts must be positive".into()));
         }
+        if self.factors.email_passwordless && !self.factors.email {
+            return Err(ConfigError("factors.email_passwordless: needs factors.email = true (it sends the same codes)".into()));
+        }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -343,6 +362,26 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./portcullis-data"));
         assert_eq!(c.database_url(), "sqlite:./portcullis-data/portcullis.db");
         assert!(c.smtp.is_none());
+    }
+
+    #[test]
+    fn the_documented_factors_section_is_accepted() {
+        figment::Jail::expect_with(|jail| {
+            // The `[factors]` example of DESIGN.md §2, defaults shown.
+            jail.create_file(
+                "f.toml",
+                "[factors]\ntotp = true\nwebauthn = true\nemail = true\nemail_requires_other_factor = false\nemail_passwordless = false\nsms = true\n\
+                 [messages]\ntemplates_dir = \"/etc/portcullis/templates\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("f.toml")), &FlagOverrides::default()).unwrap();
+            let f = &c.factors;
+            assert!(f.totp && f.webauthn && f.email && !f.email_requires_other_factor && !f.email_passwordless && f.sms);
+            assert_eq!(c.messages.templates_dir.as_deref(), Some(Path::new("/etc/portcullis/templates")));
+            jail.create_file("p.toml", "[factors]\nemail = false\nemail_passwordless = true\n")?;
+            let e = Config::load(Some(Path::new("p.toml")), &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(e.contains("email_passwordless"), "{e}");
+            Ok(())
+        });
     }
 
     #[test]

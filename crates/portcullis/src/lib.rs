@@ -12,12 +12,12 @@ use portcullis_core::clock::Clock;
 use portcullis_core::factors::otp::OtpSettings;
 use portcullis_core::factors::webauthn::{AllowedAuthenticator, RelyingParty};
 use portcullis_core::lockout::LockoutPolicy;
-use portcullis_core::mail::Mailer;
+use portcullis_core::mail::{Mailer, Messenger};
 use portcullis_core::password::{Argon2Cost, PasswordHasher, PasswordPolicy};
 use portcullis_core::rate_limit::RateLimits;
 use portcullis_core::secrets::{MacKey, SecretBox};
 use portcullis_core::session::SessionPolicy;
-use portcullis_delivery::{OutboxMailer, SmtpMailer, sms_sender};
+use portcullis_delivery::{OutboxMailer, SmtpMailer, Templates, sms_sender};
 use portcullis_oidc::provider::{Provider, TokenLifetimes};
 use portcullis_server::{AppState, ServerSettings};
 use portcullis_store::Store;
@@ -58,6 +58,9 @@ impl StartError {
     }
 }
 
+/// The product's name in pages, messages and authenticator apps.
+const PRODUCT_NAME: &str = "Portcullis";
+
 /// A wired application.
 pub struct Application {
     /// Handler state.
@@ -78,7 +81,7 @@ fn relying_party(config: &Config) -> Result<Option<RelyingParty>, StartError> {
         let ca_pem = std::fs::read(&a.ca_file).map_err(|e| bad(format!("{}: {e}", a.ca_file.display())))?;
         allowed.push(AllowedAuthenticator { aaguid, name: a.name.clone(), ca_pem });
     }
-    let rp = RelyingParty::new(&config.origin(), "Portcullis", &allowed).map_err(bad)?;
+    let rp = RelyingParty::new(&config.origin(), PRODUCT_NAME, &allowed).map_err(bad)?;
     if rp.is_none() {
         tracing::warn!(issuer = %config.issuer, "the issuer's host is an IP address, which browsers refuse for WebAuthn: security keys and passkeys are off");
     }
@@ -120,9 +123,11 @@ impl Application {
                 send_email_per_minute: config.rate_limit.send_email_per_minute,
             },
             remember_browser_ttl: config.mfa.remember_browser_days * 86_400,
+            totp_enabled: config.factors.totp,
             otp: OtpSettings {
                 email_enabled: config.factors.email,
                 email_requires_other_factor: config.factors.email_requires_other_factor,
+                email_passwordless: config.factors.email_passwordless,
                 sms_enabled: config.factors.sms,
                 ttl: config.mfa.code_lifetime_seconds,
                 ..OtpSettings::default()
@@ -130,13 +135,11 @@ impl Application {
             ..AccountSettings::default()
         };
         // Factor secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.
-        let factor_keys = FactorKeys {
-            sealer: SecretBox::new(keys.encryption),
-            mac: MacKey::new(keys.cookie),
-            relying_party: relying_party(config)?,
-            sms: sms_sender(&config.sms, &config.data_dir)?,
-        };
-        let accounts = Accounts::new(store.clone(), hasher, mailer, settings, factor_keys);
+        let factor_keys =
+            FactorKeys { sealer: SecretBox::new(keys.encryption), mac: MacKey::new(keys.cookie), relying_party: relying_party(config)? };
+        let templates = Templates::new(PRODUCT_NAME, &config.origin(), config.messages.templates_dir.as_deref())?;
+        let messenger = Messenger::new(Box::new(templates), mailer, sms_sender(&config.sms, &config.data_dir)?);
+        let accounts = Accounts::new(store.clone(), hasher, messenger, settings, factor_keys);
         let provider =
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
                 .await?;
@@ -145,7 +148,7 @@ impl Application {
             provider,
             MacKey::new(keys.cookie),
             clock,
-            ServerSettings { origin: config.origin(), product_name: "Portcullis".into() },
+            ServerSettings { origin: config.origin(), product_name: PRODUCT_NAME.into() },
         );
         Ok(Self { state, store })
     }

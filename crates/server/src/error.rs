@@ -59,6 +59,7 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::PasswordMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "confirm"),
         AccountError::WrongCurrentPassword => (StatusCode::UNPROCESSABLE_ENTITY, "current"),
         AccountError::InvalidCredentials => (StatusCode::UNAUTHORIZED, ""),
+        AccountError::InvalidPassword => (StatusCode::UNAUTHORIZED, "password"),
         AccountError::Locked { .. } | AccountError::CodeSentRecently { .. } | AccountError::TooManyCodes { .. } => {
             (StatusCode::TOO_MANY_REQUESTS, "")
         }

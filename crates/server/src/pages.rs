@@ -28,6 +28,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("recovery_codes.html", include_str!("../templates/recovery_codes.html")),
         ("security.html", include_str!("../templates/security.html")),
         ("phone_confirm.html", include_str!("../templates/phone_confirm.html")),
+        ("login_code.html", include_str!("../templates/login_code.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             // Templates are compile-time constants; a syntax error is a build defect caught by every test.

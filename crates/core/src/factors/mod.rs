@@ -10,7 +10,7 @@ use std::future::Future;
 
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::mail::{BoxFuture, Mailer};
+use crate::mail::BoxFuture;
 use crate::secrets::{MacKey, SecretBox};
 use crate::session::{AuthMethod, AuthRecord};
 use crate::store::StoreResult;
@@ -36,10 +36,8 @@ pub struct FactorContext<'a, S> {
     pub issuer: &'a str,
     /// The WebAuthn relying party; `None` when the issuer's host cannot be one (an IP address).
     pub relying_party: Option<&'a webauthn::RelyingParty>,
-    /// Delivers emailed codes.
-    pub mailer: &'a dyn Mailer,
-    /// Delivers texted codes.
-    pub sms: &'a dyn crate::sms::SmsSender,
+    /// Writes and delivers codes by email and text message.
+    pub messenger: &'a crate::mail::Messenger,
     /// Limits on sent codes.
     pub otp: &'a otp::OtpSettings,
 }
@@ -121,6 +119,17 @@ pub enum EnrollmentCheck {
     Unknown,
 }
 
+/// A place a code can be sent, as the user picks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeDestination {
+    /// Credential id (the form value).
+    pub id: String,
+    /// The user's name for it.
+    pub name: String,
+    /// The address or number, mostly hidden.
+    pub masked: String,
+}
+
 /// One kind of second factor at sign-in. The sign-in flow only knows this
 /// trait: adding a factor means adding a module that implements it and listing
 /// it in [`all`], not another branch in the flow.
@@ -134,14 +143,20 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
     /// Whether the user can use it.
     fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<bool>>;
     /// Prepares a challenge (sends a code, builds a WebAuthn request). Factors
-    /// whose response the user already holds need none.
+    /// whose response the user already holds need none. `to` is the
+    /// destination the user chose among [`SecondFactor::destinations`].
     fn challenge<'a>(
         &'a self,
         _ctx: &'a FactorContext<'a, S>,
         _user: &'a User,
+        _to: Option<&'a str>,
         _now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
         Box::pin(async { Ok(None) })
+    }
+    /// Where a code can go when the user has several places (phone numbers), in offer order.
+    fn destinations<'a>(&'a self, _ctx: &'a FactorContext<'a, S>, _user: &'a User) -> BoxFuture<'a, FactorResult<Vec<CodeDestination>>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
     /// Whether its challenge sends a code (email, SMS): the page offers to send
     /// one first, and sends count against the per-client cap.

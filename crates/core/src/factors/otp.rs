@@ -10,16 +10,16 @@
 use rand::Rng;
 
 use super::{
-    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, FactorResult, MfaStore, NewCredential, PublicKeyChallenge,
-    SecondFactor, Verification, seal_context,
+    CodeDestination, Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, FactorResult, MfaStore, NewCredential,
+    PublicKeyChallenge, SecondFactor, Verification, seal_context,
 };
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::mail::{BoxFuture, OutgoingEmail};
+use crate::mail::{BoxFuture, Message};
 use crate::rate_limit::RateBucket;
 use crate::secrets::MacKey;
 use crate::session::AuthMethod;
-use crate::sms::{OutgoingSms, PhoneNumber};
+use crate::sms::PhoneNumber;
 use crate::user::{User, UserId};
 
 /// Where a code goes.
@@ -47,6 +47,8 @@ impl OtpChannel {
 pub struct OtpSettings {
     /// Users may receive codes by email.
     pub email_enabled: bool,
+    /// Users may sign in with an emailed code instead of a password.
+    pub email_passwordless: bool,
     /// Email codes only for users who also have another factor.
     pub email_requires_other_factor: bool,
     /// Users may add phone numbers and receive codes by text message.
@@ -69,6 +71,7 @@ impl Default for OtpSettings {
     fn default() -> Self {
         Self {
             email_enabled: true,
+            email_passwordless: false,
             email_requires_other_factor: false,
             sms_enabled: true,
             ttl: 300,
@@ -117,12 +120,21 @@ fn hourly(key: String, now: UnixTime) -> RateBucket {
     RateBucket { key, window_start: now - now.rem_euclid(HOUR) }
 }
 
+/// What a sent code is for (it picks the message's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePurpose {
+    /// Signing in.
+    SignIn,
+    /// Confirming a new phone number.
+    ConfirmPhone,
+}
+
 /// Sends a new code to `destination`, after the cooldown and the hourly caps.
-async fn send_code<S: MfaStore>(
+pub(crate) async fn send_code<S: MfaStore>(
     ctx: &FactorContext<'_, S>,
     user: &User,
-    channel: OtpChannel,
-    destination: &str,
+    (channel, destination): (OtpChannel, &str),
+    purpose: CodePurpose,
     now: UnixTime,
 ) -> FactorResult<()> {
     let limits = ctx.otp;
@@ -153,29 +165,15 @@ async fn send_code<S: MfaStore>(
     // Stored (and the previous code killed) before sending, so a code in a message always works.
     ctx.store.replace_otp_code(&record).await?;
     let minutes = (limits.ttl + 59) / 60;
-    match channel {
-        OtpChannel::Email => {
-            let email = OutgoingEmail {
-                to: destination.to_owned(),
-                subject: format!("{}: your sign-in code is {code}", ctx.issuer),
-                text: format!(
-                    "Your {} sign-in code is {code}\n\nIt expires in {minutes} minute(s) and works once. If you did not try to sign in, change your password: someone knows it.\n",
-                    ctx.issuer
-                ),
-                link: None,
-            };
-            ctx.mailer.send(&email).await.map_err(AccountError::Delivery)
-        }
-        OtpChannel::Sms => {
-            let to = PhoneNumber::parse(destination)?;
-            // Short, and the code first: phones show it in the notification (and may autofill it).
-            let body = format!("{code} is your {} code. It expires in {minutes} min. Do not share it.", ctx.issuer);
-            ctx.sms.send(&OutgoingSms { to, body }).await.map_err(|e| {
-                tracing::error!(error = %e, user = %user.id, "text message not delivered");
-                AccountError::SmsDelivery(e)
-            })
-        }
-    }
+    let message = match purpose {
+        CodePurpose::SignIn => Message::SignInCode { code, minutes },
+        CodePurpose::ConfirmPhone => Message::PhoneConfirmationCode { code, minutes },
+    };
+    let sent = match channel {
+        OtpChannel::Email => ctx.messenger.email(destination, &message).await,
+        OtpChannel::Sms => ctx.messenger.text(PhoneNumber::parse(destination)?, &message).await,
+    };
+    sent.inspect_err(|e| tracing::error!(error = %e, user = %user.id, channel = channel.as_str(), "one-time code not delivered"))
 }
 
 /// Checks a code: spent once; a wrong one counts towards the code's attempt limit.
@@ -208,7 +206,7 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
 
     fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<bool>> {
         Box::pin(async move {
-            if !ctx.otp.email_enabled || user.email_verified_at.is_none() {
+            if user.email_verified_at.is_none() {
                 return Ok(false);
             }
             // "Only with another factor": email alone is too close to the password's reset channel.
@@ -224,10 +222,11 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
         &'a self,
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
+        _to: Option<&'a str>,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
         Box::pin(async move {
-            send_code(ctx, user, OtpChannel::Email, user.email.as_str(), now).await?;
+            send_code(ctx, user, (OtpChannel::Email, user.email.as_str()), CodePurpose::SignIn, now).await?;
             Ok(None)
         })
     }
@@ -285,7 +284,7 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
     }
 
     fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<bool>> {
-        Box::pin(async move { Ok(ctx.otp.sms_enabled && !Self::phones(ctx, user.id).await?.is_empty()) })
+        Box::pin(async move { Ok(!Self::phones(ctx, user.id).await?.is_empty()) })
     }
 
     fn sends_code(&self) -> bool {
@@ -304,15 +303,12 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
         Box::pin(async move {
-            if !ctx.otp.sms_enabled {
-                return Err(AccountError::NotFound);
-            }
             let number = PhoneNumber::parse(&new.destination)?;
             let mut c = Credential::new(user.id, FactorKind::Phone, new.name, Vec::new(), now);
             // The number is personal data: sealed at rest like a secret.
             c.sealed_secret = ctx.sealer.seal(&seal_context(&c.id), number.as_str().as_bytes());
             ctx.store.insert_credential(&c).await?;
-            send_code(ctx, user, OtpChannel::Sms, number.as_str(), now).await?;
+            send_code(ctx, user, (OtpChannel::Sms, number.as_str()), CodePurpose::ConfirmPhone, now).await?;
             Ok(Some(Self::prompt(c.id, number.as_str())))
         })
     }
@@ -347,17 +343,32 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
         })
     }
 
+    fn destinations<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<Vec<CodeDestination>>> {
+        Box::pin(async move {
+            let phones = Self::phones(ctx, user.id).await?;
+            Ok(phones
+                .into_iter()
+                .filter_map(|c| {
+                    let masked = PhoneNumber::parse(&number_of(ctx, &c)?).ok()?.masked();
+                    Some(CodeDestination { id: c.id, name: c.name, masked })
+                })
+                .collect())
+        })
+    }
+
     fn challenge<'a>(
         &'a self,
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
+        to: Option<&'a str>,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
         Box::pin(async move {
-            // The first confirmed number receives sign-in codes.
+            // The number the user picked, else the first one added.
             let phones = Self::phones(ctx, user.id).await?;
-            let Some(number) = phones.iter().find_map(|c| number_of(ctx, c)) else { return Err(AccountError::NotFound) };
-            send_code(ctx, user, OtpChannel::Sms, &number, now).await?;
+            let chosen = |c: &&Credential| to.is_none_or(|id| c.id == id);
+            let Some(number) = phones.iter().filter(chosen).find_map(|c| number_of(ctx, c)) else { return Err(AccountError::NotFound) };
+            send_code(ctx, user, (OtpChannel::Sms, &number), CodePurpose::SignIn, now).await?;
             Ok(None)
         })
     }

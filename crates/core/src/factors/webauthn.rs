@@ -386,6 +386,7 @@ impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
         &'a self,
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
+        _to: Option<&'a str>,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
         Box::pin(async move {

@@ -13,7 +13,7 @@ on_both_backends!(
 );
 
 /// The 6-digit code in the newest message to `to`.
-fn emailed_code(app: &TestApp, to: &str) -> String {
+pub(crate) fn emailed_code(app: &TestApp, to: &str) -> String {
     let mail = app.outbox().into_iter().rev().find(|m| m.email.to == to).expect("a message");
     let code: String = mail.email.subject.rsplit(' ').next().unwrap().to_owned();
     assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()), "{}", mail.email.subject);

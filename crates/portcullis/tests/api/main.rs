@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod csrf;
 mod email_codes;
+mod email_sign_in;
 mod lockout;
 mod mfa;
 mod oidc;

@@ -45,7 +45,7 @@ pub(crate) fn recovery_codes_in(page: &str) -> Vec<String> {
 }
 
 impl TestApp {
-    fn code_now(&self, secret: &[u8]) -> String {
+    pub(crate) fn code_now(&self, secret: &[u8]) -> String {
         code_at_step(secret, step_at(self.clock.now()), 6)
     }
 
@@ -264,13 +264,23 @@ async fn a_signed_in_user_is_asked_only_for_the_missing_factor(app: TestApp) {
     let (_, silent, _, _) = authorize_url(&app, &id, client_secret.as_deref(), Some("mfa")).await;
     let r = app.get(&format!("{}&prompt=none", silent.strip_prefix(&app.base).unwrap())).await;
     assert_eq!(query_param(&r.location.unwrap(), "error").as_deref(), Some("interaction_required"));
-    // acr_values=mfa with a password-only session and no factor yet: enrollment, no second password prompt.
+    // acr_values=mfa with a password-only session and no factor yet: a code
+    // to the verified address completes it (no enrollment, no second password prompt).
     let (rp, url, nonce, verifier) = authorize_url(&app, &id, client_secret.as_deref(), Some("mfa")).await;
     let first = app.get(url.strip_prefix(&app.base).unwrap()).await;
-    assert!(first.location.as_deref().unwrap().starts_with("/login/enroll"), "{:?}", first.location);
-    let mut secret = None;
-    let (back, _) = through_sign_in(&app, &url, &mut secret).await;
-    assert_eq!(claims_after(&app, &rp, &back, &nonce, verifier).await.0, vec!["pwd", "otp", "mfa"]);
+    let step = first.location.unwrap();
+    assert!(step.starts_with("/login/verify"), "{step}");
+    let page = app.get(&step).await;
+    assert!(page.body.contains("Email me a code") && !page.body.contains("Try another method"), "{}", page.body);
+    let next = hidden(&page.body, "next");
+    let sent = app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &page.body).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    let code = crate::email_codes::emailed_code(&app, "ada@example.com");
+    let done = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", &next)], &sent.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let back = app.get(&done.location.unwrap()).await.location.unwrap();
+    let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
+    assert_eq!((amr, acr.as_deref()), (vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()], Some("mfa")));
     assert!(app.get("/account").await.body.contains("pwd, otp, mfa"), "the same session was upgraded");
 }
 
@@ -288,7 +298,7 @@ async fn recovery_codes_sign_in_once_each_and_the_user_is_told(app: TestApp) {
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
     let notice = app.outbox().last().unwrap().email.clone();
-    assert!(notice.subject.contains("recovery code was used") && notice.text.contains("9 recovery code(s) remain"));
+    assert!(notice.subject.contains("recovery code was used") && notice.text.contains("9 recovery codes remain."));
 
     app.sign_out().await;
     let (to, _) = app.password_then_second_step("ada@example.com").await;

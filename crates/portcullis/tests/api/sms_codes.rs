@@ -9,7 +9,11 @@ use crate::helpers::{Backend, PASSWORD, Page, TestApp, on_both_backends, spawn_a
 use crate::mfa::{authorize_url, claims_after, hidden, recovery_codes_in};
 use crate::oidc::CALLBACK;
 
-on_both_backends!(a_confirmed_phone_number_texts_the_second_step, an_application_asking_for_mfa_gets_sms_otp_from_a_texted_code);
+on_both_backends!(
+    a_confirmed_phone_number_texts_the_second_step,
+    an_application_asking_for_mfa_gets_sms_otp_from_a_texted_code,
+    a_user_with_two_numbers_picks_the_one_to_text,
+);
 
 impl TestApp {
     /// The code in the newest text message.
@@ -130,4 +134,35 @@ async fn a_refusing_gateway_is_shown_plainly() {
     let failed = app.post("/account/security/phone", &[("phone", "+44 7700 900123")], &security.body).await;
     assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(failed.body.contains("could not send the text message"), "{}", failed.body);
+}
+
+async fn a_user_with_two_numbers_picks_the_one_to_text(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    app.add_phone("+44 7700 900123").await;
+    app.clock.advance(31);
+    let second = app.add_phone("+1 415 555 2671").await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    app.sign_out().await;
+
+    app.sign_in("ada@example.com", PASSWORD).await;
+    app.clock.advance(31);
+    let page = app.get("/login/verify?method=sms&next=%2Faccount").await;
+    assert!(page.body.contains("<label for=\"phone\">Phone</label>"), "a choice of number: {}", page.body);
+    assert!(page.body.contains("(•••••••••••23)") && page.body.contains("(••••••••••71)"), "{}", page.body);
+    // The option for the US number (the second one added).
+    let options: Vec<&str> = page.body.split("<option value=\"").skip(1).collect();
+    let us = options.iter().find(|o| o.contains("71)")).unwrap().split('"').next().unwrap().to_owned();
+    let sent = app.post("/login/verify/send", &[("method", "sms"), ("phone", &us), ("next", "/account")], &page.body).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert!(sent.body.contains("We texted a code to ••••••••••71"), "{}", sent.body);
+    let all = SmsOutbox::read_all(&SmsOutbox::path_in(&app.config.data_dir)).unwrap();
+    assert_eq!(all.last().unwrap().to.as_str(), "+14155552671", "sent to the number picked");
+
+    // Another user's number id is not a destination.
+    let forged =
+        app.post("/login/verify/send", &[("method", "sms"), ("phone", "not-a-credential"), ("next", "/account")], &sent.body).await;
+    assert_eq!(forged.status, StatusCode::NOT_FOUND, "{}", forged.body);
+    let done = app.post("/login/verify", &[("method", "sms"), ("code", &app.texted_code()), ("next", "/account")], &sent.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
 }

@@ -8,6 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use crate::helpers::{Backend, PASSWORD, spawn_app_with};
+use crate::mfa::hidden;
 
 /// A minimal SMTP server (RFC 5321 subset) that accepts every message.
 struct SmtpSink {
@@ -97,21 +98,22 @@ fn decode_quoted_printable(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Settings that send to the sink.
+fn to_sink(sink: &SmtpSink) -> Option<SmtpSettings> {
+    Some(SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: sink.port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "Portcullis <no-reply@portcullis.test>".into(),
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_mail_is_delivered_over_smtp_and_its_link_works() {
     let sink = SmtpSink::start().await;
-    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
-        c.smtp = Some(SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: sink.port,
-            tls: SmtpTls::None,
-            username: None,
-            password: None,
-            from: "Portcullis <no-reply@portcullis.test>".into(),
-        })
-    })
-    .await
-    else {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.smtp = to_sink(&sink)).await else {
         return;
     };
     assert_eq!(app.sign_up("nora@example.com", PASSWORD).await.status, StatusCode::OK);
@@ -154,4 +156,79 @@ async fn an_unreachable_smtp_server_is_reported_not_swallowed() {
     let page = app.sign_up("omar@example.com", PASSWORD).await;
     assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.body.contains("We could not send the email"), "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_code_arrives_over_smtp_in_text_and_html_and_signs_in() {
+    let sink = SmtpSink::start().await;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.smtp = to_sink(&sink)).await else {
+        return;
+    };
+    // A verified account without a factor: the emailed code is its second step.
+    app.state.accounts().create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, app.clock_now()).await.unwrap();
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (id, secret) = crate::oidc::register(&app, false, portcullis_core::oauth::SigningAlg::ES256).await;
+    let (rp, url, nonce, verifier) = crate::mfa::authorize_url(&app, &id, secret.as_deref(), Some("mfa")).await;
+    let step = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
+    let page = app.get(&step).await;
+    let next = hidden(&page.body, "next");
+    let sent = app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &page.body).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "one message through SMTP");
+    assert_eq!(messages[0].to, vec!["<ada@example.com>"]);
+    let data = decode_quoted_printable(&messages[0].data);
+    let subject = data.lines().find_map(|l| l.strip_prefix("Subject: ")).expect("a subject").to_owned();
+    let code = subject.rsplit(' ').next().unwrap().to_owned();
+    assert!(subject.starts_with("Portcullis: your sign-in code is") && code.len() == 6, "{subject}");
+    assert!(data.contains("multipart/alternative"), "text and HTML: {data}");
+    assert!(data.contains("Content-Type: text/plain") && data.contains("Content-Type: text/html"), "{data}");
+    assert!(data.contains(&format!("sign-in code for 127.0.0.1 is {code}")), "the requesting site is named: {data}");
+
+    let done = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", &next)], &sent.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let back = app.get(&done.location.unwrap()).await.location.unwrap();
+    let (amr, acr) = crate::mfa::claims_after(&app, &rp, &back, &nonce, verifier).await;
+    assert_eq!((amr, acr.as_deref()), (vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()], Some("mfa")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_templates_replace_the_built_in_words() {
+    let sink = SmtpSink::start().await;
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(templates.path().join("email")).unwrap();
+    std::fs::write(templates.path().join("email/sign_in_code.subject.txt"), "Acme login code {{ code }}\n").unwrap();
+    std::fs::write(templates.path().join("email/sign_in_code.txt"), "Hello from Acme. Code: {{ code }}, valid {{ minutes }} min.\n")
+        .unwrap();
+    let dir = templates.path().to_owned();
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.smtp = to_sink(&sink);
+        c.messages.templates_dir = Some(dir);
+    })
+    .await
+    else {
+        return;
+    };
+    app.state.accounts().create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, app.clock_now()).await.unwrap();
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (id, secret) = crate::oidc::register(&app, false, portcullis_core::oauth::SigningAlg::ES256).await;
+    let (_, url, _, _) = crate::mfa::authorize_url(&app, &id, secret.as_deref(), Some("mfa")).await;
+    let step = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
+    let page = app.get(&step).await;
+    let sent = app.post("/login/verify/send", &[("method", "email"), ("next", &hidden(&page.body, "next"))], &page.body).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    let data = decode_quoted_printable(&sink.messages()[0].data);
+    assert!(data.contains("Subject: Acme login code "), "{data}");
+    assert!(data.contains("Hello from Acme. Code: ") && data.contains(", valid 5 min."), "{data}");
+    // The HTML part the operator did not replace is the built-in one.
+    assert!(data.contains("Your sign-in code for 127.0.0.1 is"), "{data}");
+
+    // A broken template stops the start, naming the file.
+    std::fs::write(templates.path().join("email/sign_in_code.txt"), "{{ cod }}\n").unwrap();
+    let mut config = app.config.clone();
+    config.data_dir = tempfile::tempdir().unwrap().keep();
+    let clock = std::sync::Arc::new(app.clock.clone());
+    let err = portcullis::Application::build(&config, clock).await.err().expect("a broken template is refused");
+    assert!(err.to_string().contains("email/sign_in_code.txt"), "{err}");
 }

@@ -62,6 +62,12 @@ fn message(browser: &Browser, title: &str, text: &str, link: Option<(&str, &str)
     browser.page(StatusCode::OK, "message.html", context! { title, text, link_href => link.map(|l| l.0), link_text => link.map(|l| l.1) })
 }
 
+/// What the sign-in page offers besides the password.
+fn login_flags(state: &AppState, next: &str) -> minijinja::Value {
+    let next_encoded = super::mfa::encode(next);
+    context! { webauthn => state.accounts().webauthn_available(), email_code => state.accounts().email_sign_in_enabled(), next_encoded }
+}
+
 /// GET /login
 pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
     let next = safe_next(q.next.as_deref());
@@ -73,7 +79,7 @@ pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q
     Ok(browser.page(
         StatusCode::OK,
         "login.html",
-        context! { next, email => q.login_hint.unwrap_or_default(), notice, webauthn => state.accounts().webauthn_available() },
+        context! { email => q.login_hint.unwrap_or_default(), notice, next => &next, ..login_flags(&state, &next) },
     ))
 }
 
@@ -108,7 +114,7 @@ pub async fn passkey_sign_in(
     HtmlForm(form): HtmlForm<PasskeyForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
-    let ctx = context! { next => &next, webauthn => state.accounts().webauthn_available() };
+    let ctx = context! { next => &next, ..login_flags(&state, &next) };
     let now = state.now();
     if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "login.html", ctx, wait));
@@ -129,7 +135,7 @@ pub async fn passkey_sign_in(
 /// POST /login
 pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<LoginForm>) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
-    let ctx = context! { next => &next, email => &form.email, webauthn => state.accounts().webauthn_available() };
+    let ctx = context! { next => &next, email => &form.email, ..login_flags(&state, &next) };
     let now = state.now();
     if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "login.html", ctx, wait));
@@ -140,9 +146,79 @@ pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(for
             if let Some(old) = &browser.session_token {
                 state.accounts().sign_out(old).await?;
             }
-            Ok(super::mfa::after_password(&state, &browser, outcome, &next))
+            Ok(super::mfa::after_first_step(&state, &browser, outcome, &next))
         }
         Err(e) => Ok(form_error(&browser, "login.html", ctx, e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EmailCodeForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    code: String,
+    next: Option<String>,
+}
+
+fn email_code_context(next: &str, email: &str) -> minijinja::Value {
+    context! { next, next_encoded => super::mfa::encode(next), email }
+}
+
+/// GET /login/code: sign-in by emailed code, when the operator allows it.
+pub async fn email_code_page(State(state): State<AppState>, browser: Browser, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
+    if !state.accounts().email_sign_in_enabled() {
+        return Err(AppError::NotFound);
+    }
+    let ctx = email_code_context(&safe_next(q.next.as_deref()), q.login_hint.as_deref().unwrap_or_default());
+    Ok(browser.page(StatusCode::OK, "login_code.html", ctx))
+}
+
+/// POST /login/code: sends a code if the address has an account; the page looks the same either way.
+pub async fn send_email_code(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<EmailCodeForm>,
+) -> Result<Response, AppError> {
+    let next = safe_next(form.next.as_deref());
+    let email = form.email.trim();
+    let ctx = email_code_context(&next, email);
+    let now = state.now();
+    if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
+        return Ok(throttled(&browser, "login_code.html", ctx, wait));
+    }
+    match state.accounts().begin_email_sign_in(email, &browser.ip, now).await {
+        Ok(()) => {
+            let minutes = state.accounts().settings().otp.ttl / 60;
+            let notice = format!("If an account uses {email}, we have emailed it a sign-in code. It works for {minutes} minutes.");
+            Ok(browser.page(StatusCode::OK, "login_code.html", context! { sent => true, notice, ..ctx }))
+        }
+        Err(AccountError::NotFound) => Err(AppError::NotFound),
+        Err(e) => Ok(form_error(&browser, "login_code.html", ctx, e)),
+    }
+}
+
+/// POST /login/code/verify: signs in with the emailed code (then the second step, if the account has one).
+pub async fn email_code_sign_in(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<EmailCodeForm>,
+) -> Result<Response, AppError> {
+    let next = safe_next(form.next.as_deref());
+    let ctx = context! { sent => true, ..email_code_context(&next, form.email.trim()) };
+    let now = state.now();
+    if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
+        return Ok(throttled(&browser, "login_code.html", ctx, wait));
+    }
+    match state.accounts().email_code_sign_in(&form.email, &form.code, browser.remembered.as_deref(), now).await {
+        Ok(outcome) => {
+            if let Some(old) = &browser.session_token {
+                state.accounts().sign_out(old).await?;
+            }
+            Ok(super::mfa::after_first_step(&state, &browser, outcome, &next))
+        }
+        Err(AccountError::NotFound) => Err(AppError::NotFound),
+        Err(e) => Ok(form_error(&browser, "login_code.html", ctx, e)),
     }
 }
 

@@ -7,7 +7,7 @@ use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
 use portcullis_core::accounts::{ActiveSession, SignInOutcome};
-use portcullis_core::factors::{EnrollmentPrompt, FactorKind, PublicKeyChallenge, SharedSecretPrompt};
+use portcullis_core::factors::{CodeDestination, EnrollmentPrompt, FactorKind, PublicKeyChallenge, SharedSecretPrompt};
 use portcullis_core::mfa::SecondStepDone;
 use portcullis_core::user::User;
 use serde::Deserialize;
@@ -22,12 +22,12 @@ use crate::state::AppState;
 pub const SIGN_IN_COOKIE: &str = "portcullis_signin";
 const DEFAULT_DEVICE_NAME: &str = "Authenticator app";
 
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Where a password sign-in goes next: a session, the second step, or enrollment.
-pub fn after_password(state: &AppState, browser: &Browser, outcome: SignInOutcome, next: &str) -> Response {
+/// Where a first step (password, emailed code) goes next: a session, the second step, or enrollment.
+pub fn after_first_step(state: &AppState, browser: &Browser, outcome: SignInOutcome, next: &str) -> Response {
     let (token, to) = match outcome {
         SignInOutcome::SignedIn(session) => {
             let mut response = see_other(next);
@@ -53,8 +53,9 @@ pub async fn step_up(
     phishing_resistant: bool,
 ) -> Result<Response, AppError> {
     let token = state.accounts().begin_step_up(session, phishing_resistant, state.now()).await?;
-    let to = if state.accounts().has_second_factor(session.user.id).await? { "/login/verify" } else { "/login/enroll" };
-    let mut response = see_other(&format!("{to}?next={}", encode(next)));
+    // The second-step page offers what the user has (an emailed code needs no
+    // enrollment) and sends to enrollment only when nothing is available.
+    let mut response = see_other(&format!("/login/verify?next={}", encode(next)));
     response
         .headers_mut()
         .append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, &token, Some(portcullis_core::mfa::PENDING_SIGN_IN_SECONDS)));
@@ -98,6 +99,7 @@ fn method_label(key: &str) -> &'static str {
         "totp" => "totp",
         "email" => "email",
         "sms" => "sms",
+        portcullis_core::mfa::PASSWORD_STEP => "password",
         _ => "recovery",
     }
 }
@@ -123,7 +125,7 @@ pub(super) fn challenge_json(result: Result<PublicKeyChallenge, AppError>) -> Re
 pub async fn verify_options(State(state): State<AppState>, browser: Browser, headers: axum::http::HeaderMap) -> Response {
     let result = async {
         let token = sign_in_token(&headers)?;
-        let challenge = state.accounts().second_factor_challenge(&token, "webauthn", &browser.ip, state.now()).await?;
+        let challenge = state.accounts().second_factor_challenge(&token, ("webauthn", None), &browser.ip, state.now()).await?;
         challenge.ok_or(AppError::Account(AccountError::KeyNotAccepted))
     }
     .await;
@@ -138,22 +140,18 @@ pub async fn verify_page(
     Query(q): Query<VerifyQuery>,
 ) -> Result<Response, AppError> {
     let token = sign_in_token(&headers)?;
-    let (pending, user) = state.accounts().pending_sign_in(&token, state.now()).await?;
-    let factors = state.accounts().available_factors(&user, &pending).await?;
-    let Some(first) = factors.first() else {
-        return Ok(see_other(&format!("/login/enroll?next={}", encode(&safe_next(q.next.as_deref())))));
-    };
-    let method = q.method.as_deref().filter(|m| factors.contains(m)).unwrap_or(first);
-    Ok(browser.page(
-        StatusCode::OK,
-        "second_step.html",
-        verify_context(&user, &factors, method, &safe_next(q.next.as_deref()), remember_days(&state)),
-    ))
+    let next = safe_next(q.next.as_deref());
+    match second_step_context(&state, &token, q.method.as_deref(), &next).await? {
+        Some(step) => Ok(browser.page(StatusCode::OK, "second_step.html", step.ctx)),
+        None => Ok(see_other(&format!("/login/enroll?next={}", encode(&next)))),
+    }
 }
 
 #[derive(Deserialize)]
 pub struct SendForm {
     method: String,
+    /// The phone number picked (a credential id), when there are several.
+    phone: Option<String>,
     next: Option<String>,
 }
 
@@ -167,15 +165,18 @@ pub async fn send_code(
     let token = sign_in_token(&headers)?;
     let now = state.now();
     let next = safe_next(form.next.as_deref());
-    let result = state.accounts().second_factor_challenge(&token, &form.method, &browser.ip, now).await;
-    let (user, ctx) = second_step_context(&state, &token, &form.method, &next).await?;
+    let phone = form.phone.as_deref().filter(|p| !p.is_empty());
+    let result = state.accounts().second_factor_challenge(&token, (&form.method, phone), &browser.ip, now).await;
+    let step = second_step_context(&state, &token, Some(&form.method), &next).await?.ok_or(AccountError::SignInExpired)?;
+    let ctx = step.ctx;
     match result {
         Ok(_) => {
             let minutes = state.accounts().settings().otp.ttl / 60;
             let notice = if form.method == "sms" {
-                format!("We texted a code to your phone. It works for {minutes} minutes.")
+                let to = step.phones.iter().find(|p| phone.is_none_or(|id| p.id == id)).map(|p| p.masked.as_str()).unwrap_or("your phone");
+                format!("We texted a code to {to}. It works for {minutes} minutes.")
             } else {
-                format!("We sent a code to {}. It works for {minutes} minutes.", user.email)
+                format!("We sent a code to {}. It works for {minutes} minutes.", step.user.email)
             };
             Ok(browser.page(StatusCode::OK, "second_step.html", context! { sent => true, notice, ..ctx }))
         }
@@ -189,19 +190,32 @@ pub async fn send_code(
     }
 }
 
-/// The second-step page's context for the pending sign-in behind `token`, with its user.
-async fn second_step_context(state: &AppState, token: &str, method: &str, next: &str) -> Result<(User, minijinja::Value), AppError> {
-    let (pending, user) = state.accounts().pending_sign_in(token, state.now()).await?;
-    let factors = state.accounts().available_factors(&user, &pending).await?;
-    let ctx = verify_context(&user, &factors, method, next, remember_days(state));
-    Ok((user, ctx))
+/// The second-step page for one pending sign-in.
+struct SecondStep {
+    user: User,
+    /// Phone numbers to pick from ("Text me a code").
+    phones: Vec<CodeDestination>,
+    ctx: minijinja::Value,
 }
 
-fn verify_context(user: &User, factors: &[&'static str], method: &str, next: &str, remember_days: i64) -> minijinja::Value {
+/// The second-step page's context for the pending sign-in behind `token`,
+/// showing `method` if it is on offer, else the strongest; `None` when
+/// nothing is on offer (the user must enroll).
+async fn second_step_context(state: &AppState, token: &str, method: Option<&str>, next: &str) -> Result<Option<SecondStep>, AppError> {
+    let (pending, user) = state.accounts().pending_sign_in(token, state.now()).await?;
+    let factors = state.accounts().available_factors(&user, &pending).await?;
+    let Some(first) = factors.first() else { return Ok(None) };
+    let method: &str = method.filter(|m| factors.contains(m)).unwrap_or(first);
+    let phones = if method == "sms" { state.accounts().code_destinations(&user, "sms").await? } else { Vec::new() };
     // "Try another method" cycles through the others, strongest first.
     let at = factors.iter().position(|f| *f == method).unwrap_or(0);
-    let other = factors.get((at + 1) % factors.len().max(1)).copied().filter(|f| *f != method);
-    context! { method => method_label(method), other, next, next_encoded => encode(next), email => user.email.as_str(), remember_days }
+    let other = factors.get((at + 1) % factors.len()).copied().filter(|f| *f != method);
+    let phone_choices: Vec<_> = phones.iter().map(|p| context! { id => &p.id, label => format!("{} ({})", p.name, p.masked) }).collect();
+    let ctx = context! {
+        method => method_label(method), other, next, next_encoded => encode(next), email => user.email.as_str(),
+        remember_days => remember_days(state), phones => phone_choices,
+    };
+    Ok(Some(SecondStep { user, phones, ctx }))
 }
 
 #[derive(Deserialize)]
@@ -214,6 +228,9 @@ pub struct VerifyForm {
     ceremony: String,
     #[serde(default)]
     credential: String,
+    /// The password step (a step-up of a session begun with an emailed code).
+    #[serde(default)]
+    password: String,
     next: Option<String>,
     /// The "Remember this browser" checkbox.
     remember: Option<String>,
@@ -228,22 +245,23 @@ pub async fn verify(
 ) -> Result<Response, AppError> {
     let token = sign_in_token(&headers)?;
     let next = safe_next(form.next.as_deref());
-    let response = if form.method == "webauthn" {
-        portcullis_core::factors::webauthn::assertion_response(&form.ceremony, &form.credential)
-    } else {
-        form.code.clone()
+    let response = match form.method.as_str() {
+        "webauthn" => portcullis_core::factors::webauthn::assertion_response(&form.ceremony, &form.credential),
+        portcullis_core::mfa::PASSWORD_STEP => form.password.clone(),
+        _ => form.code.clone(),
     };
     let remember = form.remember.is_some().then_some(browser.user_agent.as_str());
     match state.accounts().complete_second_step(&token, &form.method, &response, remember, state.now()).await {
         Ok(done) => Ok(signed_in(&state, &browser, &done, see_other(&next))),
         Err(
             e @ (AccountError::InvalidCode
+            | AccountError::InvalidPassword
             | AccountError::KeyNotAccepted
             | AccountError::ClonedAuthenticator { .. }
             | AccountError::Locked { .. }),
         ) => {
-            let (_, ctx) = second_step_context(&state, &token, &form.method, &next).await?;
-            Ok(form_error(&browser, "second_step.html", context! { sent => true, ..ctx }, e))
+            let step = second_step_context(&state, &token, Some(&form.method), &next).await?.ok_or(AccountError::SignInExpired)?;
+            Ok(form_error(&browser, "second_step.html", context! { sent => true, ..step.ctx }, e))
         }
         Err(e) => Err(e.into()),
     }
@@ -360,7 +378,8 @@ async fn security_context(state: &AppState, user: &User) -> Result<minijinja::Va
         .map(|b| context! { id => &b.id, agent => &b.user_agent, created => date(b.created_at), expires => date(b.expires_at) })
         .collect();
     Ok(
-        context! { signed_in => true, factors, codes_left, browsers, mfa_required => user.mfa_required, webauthn => state.accounts().webauthn_available() },
+        context! { signed_in => true, factors, codes_left, browsers, mfa_required => user.mfa_required, webauthn => state.accounts().webauthn_available(),
+        totp => state.accounts().can_enroll(FactorKind::Totp), sms => state.accounts().can_enroll(FactorKind::Phone) },
     )
 }
 

@@ -33,6 +33,8 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/login/verify", get(mfa::verify_page).post(mfa::verify))
         .route("/login/verify/options", post(mfa::verify_options))
         .route("/login/verify/send", post(mfa::send_code))
+        .route("/login/code", get(auth::email_code_page).post(auth::send_email_code))
+        .route("/login/code/verify", post(auth::email_code_sign_in))
         .route("/login/passkey", post(auth::passkey_sign_in))
         .route("/login/passkey/options", post(auth::passkey_options))
         .route("/account/security/webauthn", post(mfa::add_key))

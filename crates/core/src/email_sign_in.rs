@@ -1,0 +1,98 @@
+//! Sign-in with an emailed code instead of a password (`[factors]
+//! email_passwordless`, off by default).
+//!
+//! The code is a single possession factor: the session's `amr` is `["otp"]`
+//! and it reaches no `acr`. An account with an enrolled second factor still
+//! takes its second step (any method but the email code), and an application
+//! asking for `acr_values=mfa` gets a step-up that asks for the password.
+//!
+//! Both steps look the same whether or not the address has an account (OWASP
+//! ASVS V2.2 / WSTG-IDNT-04): the first always says "if an account uses this
+//! address, we sent a code"; the second refuses an unknown address exactly as
+//! a wrong code, and counts the failure against the same lockout key.
+
+use crate::accounts::{Accounts, SignInOutcome};
+use crate::clock::UnixTime;
+use crate::email::EmailAddress;
+use crate::error::AccountError;
+use crate::factors::otp::EmailCodeFactor;
+use crate::factors::{MfaStore, SecondFactor, Verification};
+use crate::lockout::LockState;
+use crate::session::AuthMethod;
+use crate::store::AccountStore;
+use crate::user::User;
+
+impl<S: AccountStore + MfaStore> Accounts<S> {
+    /// Whether the operator turned on sign-in by emailed code.
+    pub fn email_sign_in_enabled(&self) -> bool {
+        self.settings.otp.email_enabled && self.settings.otp.email_passwordless
+    }
+
+    /// The account behind `email` if it may sign in by emailed code now.
+    async fn email_sign_in_account(&self, email: &EmailAddress) -> Result<Option<User>, AccountError> {
+        let Some(user) = self.store.user_by_email(email).await? else { return Ok(None) };
+        let usable = EmailCodeFactor.available(&self.factor_context(), &user).await?;
+        Ok(usable.then_some(user))
+    }
+
+    /// Step 1: emails a sign-in code to `email` if it names an account that may
+    /// use one. Answers the same either way; only a malformed address, the
+    /// feature being off, or `client` sending too many codes is reported.
+    pub async fn begin_email_sign_in(&self, email: &str, client: &str, now: UnixTime) -> Result<(), AccountError> {
+        if !self.email_sign_in_enabled() {
+            return Err(AccountError::NotFound);
+        }
+        let email = EmailAddress::parse(email)?;
+        self.hit_client_code_cap(client, now).await?;
+        if let LockState::Locked { retry_after_secs } = self.settings.lockout.state(&self.store.failure_record(email.as_str()).await?, now)
+        {
+            return Err(AccountError::Locked { retry_after_secs });
+        }
+        let Some(user) = self.email_sign_in_account(&email).await? else {
+            tracing::info!("sign-in code requested for an address that cannot use one");
+            return Ok(());
+        };
+        // Cooldown, caps and delivery failures are logged, not shown: showing
+        // them would tell a stranger that the address has an account.
+        if let Err(e) = EmailCodeFactor.challenge(&self.factor_context(), &user, None, now).await {
+            tracing::warn!(error = %e, user = %user.id, "sign-in code not sent");
+        }
+        Ok(())
+    }
+
+    /// Step 2: signs in with the emailed code; then, like a password, leads to
+    /// the second step if the account has one. `remembered` is the browser's
+    /// remember-this-browser cookie.
+    pub async fn email_code_sign_in(
+        &self,
+        email: &str,
+        code: &str,
+        remembered: Option<&str>,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        if !self.email_sign_in_enabled() {
+            return Err(AccountError::NotFound);
+        }
+        let Ok(email) = EmailAddress::parse(email) else { return Err(AccountError::InvalidCode) };
+        let key = email.as_str();
+        if let LockState::Locked { retry_after_secs } = self.settings.lockout.state(&self.store.failure_record(key).await?, now) {
+            return Err(AccountError::Locked { retry_after_secs });
+        }
+        let accepted = match self.email_sign_in_account(&email).await? {
+            Some(user) => match EmailCodeFactor.verify(&self.factor_context(), &user, code, now).await? {
+                Verification::Accepted => Some(user),
+                _ => None,
+            },
+            None => None,
+        };
+        let Some(user) = accepted else {
+            return Err(match self.count_failure(key, now).await? {
+                AccountError::InvalidCredentials => AccountError::InvalidCode,
+                other => other,
+            });
+        };
+        self.store.clear_login_failures(key).await?;
+        tracing::info!(target: "portcullis::audit", event = "email_code_sign_in", user = %user.id);
+        self.after_first_step(&user, AuthMethod::EmailOtp, remembered, now).await
+    }
+}
