@@ -268,10 +268,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
             return Err(AccountError::InvalidCredentials);
         };
         let key = email.as_str();
-        let lockout = &self.settings.lockout;
-        if let LockState::Locked { retry_after_secs } = lockout.state(&self.store.failure_record(key).await?, now) {
-            return Err(AccountError::Locked { retry_after_secs });
-        }
+        self.refuse_if_locked(key, now).await?;
         let user = self.store.user_by_email(&email).await?;
         let check = match &user {
             Some(u) => self.hasher.verify(password, &u.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))?,
@@ -294,6 +291,14 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
             return Err(AccountError::EmailNotVerified);
         }
         self.after_first_step(&user, AuthMethod::Password, remembered, now).await
+    }
+
+    /// Refuses while the account keyed `key` (a normalised address, known or not) is locked.
+    pub(crate) async fn refuse_if_locked(&self, key: &str, now: UnixTime) -> Result<(), AccountError> {
+        match self.settings.lockout.state(&self.store.failure_record(key).await?, now) {
+            LockState::Locked { retry_after_secs } => Err(AccountError::Locked { retry_after_secs }),
+            LockState::Open => Ok(()),
+        }
     }
 
     /// Counts a failed attempt; returns the error to show (locks at the threshold).
@@ -396,9 +401,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
     ) -> Result<(), AccountError> {
         let user = &session.user;
         let key = user.email.as_str();
-        if let LockState::Locked { retry_after_secs } = self.settings.lockout.state(&self.store.failure_record(key).await?, now) {
-            return Err(AccountError::Locked { retry_after_secs });
-        }
+        self.refuse_if_locked(key, now).await?;
         match self.hasher.verify(current, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
             PasswordCheck::Mismatch => {
                 return Err(match self.count_failure(key, now).await? {

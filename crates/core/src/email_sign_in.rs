@@ -17,7 +17,6 @@ use crate::email::EmailAddress;
 use crate::error::AccountError;
 use crate::factors::otp::EmailCodeFactor;
 use crate::factors::{MfaStore, SecondFactor, Verification};
-use crate::lockout::LockState;
 use crate::session::AuthMethod;
 use crate::store::AccountStore;
 use crate::user::User;
@@ -44,10 +43,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         }
         let email = EmailAddress::parse(email)?;
         self.hit_client_code_cap(client, now).await?;
-        if let LockState::Locked { retry_after_secs } = self.settings.lockout.state(&self.store.failure_record(email.as_str()).await?, now)
-        {
-            return Err(AccountError::Locked { retry_after_secs });
-        }
+        self.refuse_if_locked(email.as_str(), now).await?;
         let Some(user) = self.email_sign_in_account(&email).await? else {
             tracing::info!("sign-in code requested for an address that cannot use one");
             return Ok(());
@@ -75,9 +71,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         }
         let Ok(email) = EmailAddress::parse(email) else { return Err(AccountError::InvalidCode) };
         let key = email.as_str();
-        if let LockState::Locked { retry_after_secs } = self.settings.lockout.state(&self.store.failure_record(key).await?, now) {
-            return Err(AccountError::Locked { retry_after_secs });
-        }
+        self.refuse_if_locked(key, now).await?;
         let accepted = match self.email_sign_in_account(&email).await? {
             Some(user) => match EmailCodeFactor.verify(&self.factor_context(), &user, code, now).await? {
                 Verification::Accepted => Some(user),

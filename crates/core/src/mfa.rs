@@ -16,7 +16,6 @@ use crate::factors::{
     CodeDestination, Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, MfaStore, NewCredential, PendingSignIn,
     PublicKeyChallenge, RememberedBrowser, SecondFactor, Verification, all, recovery,
 };
-use crate::lockout::LockState;
 use crate::mail::Message;
 use crate::password::PasswordCheck;
 use crate::secrets::{random_token, token_digest};
@@ -221,13 +220,6 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         Ok((pending, user))
     }
 
-    async fn refuse_if_locked(&self, user: &User, now: UnixTime) -> Result<(), AccountError> {
-        match self.settings.lockout.state(&self.store.failure_record(user.email.as_str()).await?, now) {
-            LockState::Locked { retry_after_secs } => Err(AccountError::Locked { retry_after_secs }),
-            LockState::Open => Ok(()),
-        }
-    }
-
     /// Checks a second-factor response for a pending sign-in and finishes it.
     pub async fn complete_second_step(
         &self,
@@ -238,7 +230,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         now: UnixTime,
     ) -> Result<SecondStepDone, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
-        self.refuse_if_locked(&user, now).await?;
+        self.refuse_if_locked(user.email.as_str(), now).await?;
         // Only what this sign-in offers may finish it (a phishing-resistant step-up takes no code).
         if !self.available_factors(&user, &pending).await?.contains(&factor_key) {
             return Err(if factor_key == "webauthn" { AccountError::KeyNotAccepted } else { AccountError::InvalidCode });
@@ -421,7 +413,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         now: UnixTime,
     ) -> Result<SecondStepDone, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
-        self.refuse_if_locked(&user, now).await?;
+        self.refuse_if_locked(user.email.as_str(), now).await?;
         let codes = match self.finish_enrollment(&user, FactorKind::Totp, credential_id, code, now).await {
             Ok(codes) => codes,
             Err(AccountError::InvalidCode) => {

@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::helpers::{Backend, PASSWORD, spawn_app_with};
+use openidconnect::{Nonce, PkceCodeVerifier};
+
+use crate::helpers::{Backend, PASSWORD, Page, TestApp, spawn_app_with};
 use crate::mfa::hidden;
 
 /// A minimal SMTP server (RFC 5321 subset) that accepts every message.
@@ -158,23 +160,29 @@ async fn an_unreachable_smtp_server_is_reported_not_swallowed() {
     assert!(page.body.contains("We could not send the email"), "{}", page.body);
 }
 
+/// A verified account without a factor signs in with its password; an
+/// application asks for mfa; "Email me a code". Returns the client, the
+/// request's nonce and PKCE verifier, and the page asking for the code.
+async fn email_code_for_mfa(app: &TestApp) -> (crate::oidc::RelyingParty, Nonce, PkceCodeVerifier, Page) {
+    app.state.accounts().create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, app.clock_now()).await.unwrap();
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (id, secret) = crate::oidc::register(app, false, portcullis_core::oauth::SigningAlg::ES256).await;
+    let (rp, url, nonce, verifier) = crate::mfa::authorize_url(app, &id, secret.as_deref(), Some("mfa")).await;
+    let step = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
+    let page = app.get(&step).await;
+    let sent = app.post("/login/verify/send", &[("method", "email"), ("next", &hidden(&page.body, "next"))], &page.body).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    (rp, nonce, verifier, sent)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_code_arrives_over_smtp_in_text_and_html_and_signs_in() {
     let sink = SmtpSink::start().await;
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.smtp = to_sink(&sink)).await else {
         return;
     };
-    // A verified account without a factor: the emailed code is its second step.
-    app.state.accounts().create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, app.clock_now()).await.unwrap();
-    app.sign_in("ada@example.com", PASSWORD).await;
-    let (id, secret) = crate::oidc::register(&app, false, portcullis_core::oauth::SigningAlg::ES256).await;
-    let (rp, url, nonce, verifier) = crate::mfa::authorize_url(&app, &id, secret.as_deref(), Some("mfa")).await;
-    let step = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
-    let page = app.get(&step).await;
-    let next = hidden(&page.body, "next");
-    let sent = app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &page.body).await;
-    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-
+    let (rp, nonce, verifier, sent) = email_code_for_mfa(&app).await;
+    let next = hidden(&sent.body, "next");
     let messages = sink.messages();
     assert_eq!(messages.len(), 1, "one message through SMTP");
     assert_eq!(messages[0].to, vec!["<ada@example.com>"]);
@@ -210,14 +218,7 @@ async fn operator_templates_replace_the_built_in_words() {
     else {
         return;
     };
-    app.state.accounts().create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, app.clock_now()).await.unwrap();
-    app.sign_in("ada@example.com", PASSWORD).await;
-    let (id, secret) = crate::oidc::register(&app, false, portcullis_core::oauth::SigningAlg::ES256).await;
-    let (_, url, _, _) = crate::mfa::authorize_url(&app, &id, secret.as_deref(), Some("mfa")).await;
-    let step = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
-    let page = app.get(&step).await;
-    let sent = app.post("/login/verify/send", &[("method", "email"), ("next", &hidden(&page.body, "next"))], &page.body).await;
-    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    email_code_for_mfa(&app).await;
     let data = decode_quoted_printable(&sink.messages()[0].data);
     assert!(data.contains("Subject: Acme login code "), "{data}");
     assert!(data.contains("Hello from Acme. Code: ") && data.contains(", valid 5 min."), "{data}");
