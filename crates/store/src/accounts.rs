@@ -72,25 +72,29 @@ fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
+/// The INSERT of one user, on any executor (a pool, or a transaction for imports).
+macro_rules! insert_user {
+    ($executor:expr, $u:expr) => {
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, mfa_required, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind($u.id.to_string())
+        .bind($u.email.as_str())
+        .bind(&$u.name)
+        .bind(&$u.password_hash)
+        .bind($u.email_verified_at)
+        .bind($u.is_admin)
+        .bind($u.mfa_required)
+        .bind($u.created_at)
+        .execute($executor)
+    };
+}
+pub(crate) use insert_user;
+
 impl AccountStore for Store {
     async fn create_user(&self, u: &User) -> StoreResult<()> {
-        on_pool!(self, |p| {
-            sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, mfa_required, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )
-        .bind(u.id.to_string())
-        .bind(u.email.as_str())
-        .bind(&u.name)
-        .bind(&u.password_hash)
-        .bind(u.email_verified_at)
-        .bind(u.is_admin)
-        .bind(u.mfa_required)
-        .bind(u.created_at)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error)
-        })
+        on_pool!(self, |p| insert_user!(p, u).await.map(|_| ()).map_err(db_error))
     }
 
     async fn user_by_email(&self, email: &EmailAddress) -> StoreResult<Option<User>> {

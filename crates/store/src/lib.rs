@@ -7,10 +7,13 @@
 //! configured. Only the migrations are written per backend.
 
 mod accounts;
+mod import;
 mod mfa;
 mod oidc;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+pub use import::ImportedAccount;
 
 use std::str::FromStr;
 use std::time::Duration;

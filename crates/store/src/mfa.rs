@@ -73,30 +73,33 @@ fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// The INSERT of one credential, on any executor (a pool, or a transaction for imports).
+macro_rules! insert_credential {
+    ($executor:expr, $c:expr) => {
+        sqlx::query(
+            "INSERT INTO credentials (id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at, public_key_id, \
+             sign_count, flagged_at, authenticator) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&$c.id)
+        .bind($c.user_id.to_string())
+        .bind($c.kind.as_str())
+        .bind(&$c.name)
+        .bind(&$c.sealed_secret)
+        .bind($c.confirmed_at)
+        .bind($c.created_at)
+        .bind($c.last_used_at)
+        .bind(&$c.public_key_id)
+        .bind(i64::from($c.sign_count))
+        .bind($c.flagged_at)
+        .bind(&$c.authenticator)
+        .execute($executor)
+    };
+}
+pub(crate) use insert_credential;
+
 impl MfaStore for Store {
     async fn insert_credential(&self, c: &Credential) -> StoreResult<()> {
-        on_pool!(self, |p| {
-            sqlx::query(
-            "INSERT INTO credentials (id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at, public_key_id, sign_count, flagged_at, authenticator) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        )
-        .bind(&c.id)
-        .bind(c.user_id.to_string())
-        .bind(c.kind.as_str())
-        .bind(&c.name)
-        .bind(&c.sealed_secret)
-        .bind(c.confirmed_at)
-        .bind(c.created_at)
-        .bind(c.last_used_at)
-        .bind(&c.public_key_id)
-        .bind(i64::from(c.sign_count))
-        .bind(c.flagged_at)
-        .bind(&c.authenticator)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error)
-        })
+        on_pool!(self, |p| insert_credential!(p, c).await.map(|_| ()).map_err(db_error))
     }
 
     async fn credential(&self, user: UserId, id: &str) -> StoreResult<Option<Credential>> {

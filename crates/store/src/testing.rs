@@ -55,6 +55,12 @@ impl TestDatabase {
     /// A new, empty PostgreSQL database.
     pub async fn postgres() -> Option<Self> {
         let admin = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        Self::postgres_at(&admin).await
+    }
+
+    /// A new, empty database on the PostgreSQL server at `admin` (dropped with the value).
+    pub async fn postgres_at(admin: &str) -> Option<Self> {
+        let admin = admin.to_owned();
         let mut conn = match PgConnection::connect(&admin).await {
             Ok(c) => c,
             Err(e) => {

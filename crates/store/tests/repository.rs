@@ -8,8 +8,8 @@ use portcullis_core::rate_limit::{LimitedAction, RateLimits};
 use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
 use portcullis_core::user::{User, UserId};
-use portcullis_store::Store;
 use portcullis_store::testing::{Backend, TestDatabase};
+use portcullis_store::{ImportedAccount, Store};
 
 /// Runs each listed scenario on both backends, as `sqlite::NAME` and `postgres::NAME`.
 macro_rules! on_both_backends {
@@ -31,6 +31,7 @@ on_both_backends!(
     webauthn_counters_only_move_forward_even_under_concurrency,
     a_webauthn_ceremony_is_taken_once_and_not_after_it_expires,
     a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_the_next,
+    an_import_keeps_all_accounts_or_none,
 );
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
@@ -95,6 +96,28 @@ async fn users_are_unique_by_email_and_deleted_with_their_sessions(s: Store) {
     assert!(s.delete_user(u.id).await.unwrap());
     assert!(!s.delete_user(u.id).await.unwrap());
     assert!(s.session_by_digest("digest-1").await.unwrap().is_none(), "sessions go with the user");
+}
+
+async fn an_import_keeps_all_accounts_or_none(s: Store) {
+    let account = |email: &str| {
+        let user = user(email);
+        let mut app = Credential::new(user.id, FactorKind::Totp, "Phone".into(), vec![7; 40], 1_000);
+        app.confirmed_at = Some(1_000);
+        ImportedAccount { user, credentials: vec![app] }
+    };
+    let batch: Vec<ImportedAccount> = (0..300).map(|i| account(&format!("user{i}@example.com"))).collect();
+    s.import_accounts(&batch).await.unwrap();
+    assert_eq!(s.list_users().await.unwrap().len(), 300);
+    let last = &batch[299];
+    assert_eq!(s.user_by_email(&last.user.email).await.unwrap().unwrap(), last.user);
+    let creds = s.credentials(last.user.id).await.unwrap();
+    assert_eq!((creds.len(), creds[0].sealed_secret.clone(), creds[0].confirmed_at), (1, vec![7; 40], Some(1_000)));
+
+    // One taken address in a batch: nothing of that batch is kept.
+    let mixed = vec![account("new@example.com"), account("user7@example.com")];
+    assert!(matches!(s.import_accounts(&mixed).await, Err(StoreError::Conflict)));
+    assert!(s.user_by_email(&mixed[0].user.email).await.unwrap().is_none(), "the batch was rolled back");
+    assert_eq!(s.list_users().await.unwrap().len(), 300);
 }
 
 fn link(user: UserId, digest: &str, purpose: LinkPurpose, expires_at: i64) -> EmailLink {
