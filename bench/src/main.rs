@@ -1,0 +1,256 @@
+//! `portcullis-bench`: starts Portcullis (release build) on a fresh data
+//! directory, seeds users, and measures what a demanding operator asks:
+//! full MFA sign-in flows per second against this machine's Argon2 capacity,
+//! endpoint throughput, CPU time per flow, memory. Prints a table and writes
+//! JSON. Run it through `bench/run`, which builds first.
+
+mod endpoints;
+mod flow;
+mod load;
+mod peer;
+mod server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use portcullis_core::password::{Argon2Cost, PasswordHasher};
+
+use crate::endpoints::{Endpoint, Provider};
+use crate::flow::Target;
+use crate::load::{Stats, run_load};
+use crate::peer::Peer;
+use crate::server::{Server, Setup};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks Portcullis: full MFA sign-ins, endpoint throughput, memory")]
+struct Args {
+    /// Users to seed (each with a password and an authenticator app).
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// PostgreSQL URL; default: SQLite in the data directory.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Seconds of load per measurement.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Concurrency levels of the full-flow scenario.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 32])]
+    concurrency: Vec<usize>,
+    /// The Portcullis binary.
+    #[arg(long, default_value = "target/release/portcullis")]
+    server: PathBuf,
+    /// Skip the peer provider (no Node.js).
+    #[arg(long)]
+    no_peer: bool,
+    /// The peer provider's directory (after `npm ci` there).
+    #[arg(long, default_value = "bench/peer")]
+    peer_dir: PathBuf,
+    /// Where to write the results.
+    #[arg(long, default_value = "bench/results.json")]
+    json: PathBuf,
+}
+
+/// The password every seeded user has.
+const PASSWORD: &str = "bench-Quiver-87-lantern";
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args).await {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cost = Argon2Cost::default();
+    println!("machine: {cores} core(s); Argon2id m={} KiB t={} p={}", cost.memory_kib, cost.iterations, cost.parallelism);
+
+    let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let setup = Setup::new(data.path(), args.database_url.as_deref()).await?;
+    let started = Instant::now();
+    let users = setup.seed(args.users, PASSWORD).await?;
+    println!("seeded {} users in {:.1} s", users.len(), started.elapsed().as_secs_f64());
+
+    let server = Server::start(&args.server, &setup).await?;
+    let client = server.create_client()?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss_kib = server.rss_kib().unwrap_or(0);
+
+    let bound = argon2_bound(cost, cores, Duration::from_secs(args.seconds.min(10))).await?;
+    println!("Argon2id bound: {bound:.1} hashes/s on {cores} core(s)");
+
+    let target = Arc::new(Target::new(&server.base, client, users, PASSWORD).await?);
+    let mut flows = Vec::new();
+    for &c in &args.concurrency {
+        let cpu_before = server.cpu_seconds().unwrap_or(0.0);
+        let t = target.clone();
+        let stats = run_load(c, Duration::from_secs(args.seconds), move || {
+            let t = t.clone();
+            async move { t.full_sign_in().await }
+        })
+        .await;
+        let cpu = server.cpu_seconds().unwrap_or(0.0) - cpu_before;
+        println!(
+            "  resident memory after this load: {:.1} MB (peak so far {:.1} MB)",
+            mb(server.rss_kib().unwrap_or(0)),
+            mb(server.peak_rss_kib().unwrap_or(0))
+        );
+        let cpu_ms_per_flow = if stats.ok > 0 { cpu * 1000.0 / stats.ok as f64 } else { 0.0 };
+        println!(
+            "full MFA sign-in, concurrency {c:>2}: {:.1} flows/s  p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  server CPU {cpu_ms_per_flow:.1} ms/flow  ({} ok, {} errors)",
+            stats.per_second(),
+            stats.percentile_ms(50.0),
+            stats.percentile_ms(95.0),
+            stats.percentile_ms(99.0),
+            stats.ok,
+            stats.errors
+        );
+        if let Some(e) = &stats.first_error {
+            println!("  first error: {e}");
+        }
+        flows.push((c, stats, cpu_ms_per_flow));
+    }
+
+    let peak_rss_kib = server.peak_rss_kib().unwrap_or(0);
+
+    // Endpoints, Portcullis then the peer, one at a time (they share the machine).
+    let ours = Arc::new(Provider::discover(&server.base, target.client(), target.access_token().await?).await?);
+    let peer = if args.no_peer { None } else { Some(Peer::start(&args.peer_dir).await?) };
+    let peer_idle_rss_kib = peer.as_ref().and_then(Peer::rss_kib).unwrap_or(0);
+    let theirs = match &peer {
+        Some(p) => Some(Arc::new(Provider::discover(&p.issuer, p.client.clone(), p.access_token.clone()).await?)),
+        None => None,
+    };
+    let seconds = Duration::from_secs(args.seconds.min(10));
+    let mut endpoints = Vec::new();
+    for (name, endpoint) in Endpoint::ALL {
+        let mine = measure_endpoint(&ours, endpoint, seconds).await;
+        let other = match &theirs {
+            Some(t) => Some(measure_endpoint(t, endpoint, seconds).await),
+            None => None,
+        };
+        let ratio = other.as_ref().map(|o| mine.per_second() / o.per_second().max(f64::EPSILON));
+        println!(
+            "{name:<27} Portcullis {:>7.0} req/s (p99 {:.1} ms){}",
+            mine.per_second(),
+            mine.percentile_ms(99.0),
+            match (&other, ratio) {
+                (Some(o), Some(r)) =>
+                    format!("   oidc-provider {:>7.0} req/s (p99 {:.1} ms)   ratio {r:.2}", o.per_second(), o.percentile_ms(99.0)),
+                _ => String::new(),
+            }
+        );
+        for e in [mine.first_error.as_ref(), other.as_ref().and_then(|o| o.first_error.as_ref())].into_iter().flatten() {
+            println!("  first error: {e}");
+        }
+        endpoints.push((name, mine, other));
+    }
+    if let Some(p) = peer {
+        p.stop().await;
+    }
+
+    let memory = Memory { idle_rss_kib, peak_rss_kib, peer_idle_rss_kib };
+    print_table(&args, cores, bound, &flows, &endpoints, &memory);
+    let json = serde_json::json!({
+        "users": args.users,
+        "database": if args.database_url.is_some() { "postgres" } else { "sqlite" },
+        "cores": cores,
+        "argon2": { "memory_kib": cost.memory_kib, "iterations": cost.iterations, "parallelism": cost.parallelism, "hashes_per_second": bound },
+        "full_sign_in": flows.iter().map(|(c, s, cpu)| serde_json::json!({
+            "concurrency": c, "flows_per_second": s.per_second(), "share_of_argon2_bound": s.per_second() / bound,
+            "p50_ms": s.percentile_ms(50.0), "p95_ms": s.percentile_ms(95.0), "p99_ms": s.percentile_ms(99.0),
+            "server_cpu_ms_per_flow": cpu, "ok": s.ok, "errors": s.errors,
+        })).collect::<Vec<_>>(),
+        "endpoints": endpoints.iter().map(|(n, s, o)| serde_json::json!({
+            "name": n, "requests_per_second": s.per_second(), "p50_ms": s.percentile_ms(50.0), "p99_ms": s.percentile_ms(99.0), "errors": s.errors,
+            "peer_requests_per_second": o.as_ref().map(Stats::per_second),
+            "ratio_to_peer": o.as_ref().map(|o| s.per_second() / o.per_second().max(f64::EPSILON)),
+        })).collect::<Vec<_>>(),
+        "rss_kib": { "idle": memory.idle_rss_kib, "peak": memory.peak_rss_kib, "peer_idle": memory.peer_idle_rss_kib },
+    });
+    if let Some(dir) = args.json.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    println!("results written to {}", args.json.display());
+    server.stop().await;
+    Ok(())
+}
+
+/// Argon2id hashes per second with the server's parameters, `cores` at once,
+/// through the same bounded pool the server uses.
+async fn argon2_bound(cost: Argon2Cost, cores: usize, duration: Duration) -> Result<f64, String> {
+    let hasher = PasswordHasher::new(cost, cores).map_err(|e| e.to_string())?;
+    let stats = run_load(cores, duration, move || {
+        let hasher = hasher.clone();
+        async move { hasher.hash(PASSWORD).await.map(|_| ()).map_err(|e| e.to_string()) }
+    })
+    .await;
+    Ok(stats.per_second())
+}
+
+/// Resident set sizes.
+struct Memory {
+    idle_rss_kib: u64,
+    peak_rss_kib: u64,
+    peer_idle_rss_kib: u64,
+}
+
+/// Endpoint load: 32 keep-alive workers.
+async fn measure_endpoint(provider: &Arc<Provider>, endpoint: Endpoint, duration: Duration) -> Stats {
+    let p = provider.clone();
+    run_load(32, duration, move || {
+        let p = p.clone();
+        async move { p.hit(endpoint).await }
+    })
+    .await
+}
+
+fn mb(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn print_table(
+    args: &Args,
+    cores: usize,
+    bound: f64,
+    flows: &[(usize, Stats, f64)],
+    endpoints: &[(&str, Stats, Option<Stats>)],
+    memory: &Memory,
+) {
+    println!();
+    println!(
+        "| {} users, {}, {cores} core(s) | Portcullis | |",
+        args.users,
+        if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" }
+    );
+    println!("|---|---|---|");
+    println!("| Argon2id bound (hashes/s, same parameters and cores) | {bound:.1} | |");
+    for (c, s, cpu) in flows {
+        println!(
+            "| full MFA sign-in, concurrency {c} | {:.1} flows/s, p50/p95/p99 {:.0}/{:.0}/{:.0} ms, server CPU {cpu:.1} ms/flow | {:.2} of the bound |",
+            s.per_second(),
+            s.percentile_ms(50.0),
+            s.percentile_ms(95.0),
+            s.percentile_ms(99.0),
+            s.per_second() / bound
+        );
+    }
+    for (n, s, o) in endpoints {
+        let peer = match o {
+            Some(o) => format!("oidc-provider {:.0} req/s, ratio {:.2}", o.per_second(), s.per_second() / o.per_second().max(f64::EPSILON)),
+            None => "no peer".into(),
+        };
+        println!("| {n}, 32 connections | {:.0} req/s, p99 {:.1} ms | {peer} |", s.per_second(), s.percentile_ms(99.0));
+    }
+    println!(
+        "| resident memory, idle / peak | {:.1} MB / {:.1} MB | oidc-provider idle {:.1} MB |",
+        mb(memory.idle_rss_kib),
+        mb(memory.peak_rss_kib),
+        mb(memory.peer_idle_rss_kib)
+    );
+}
