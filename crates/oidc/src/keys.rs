@@ -2,6 +2,10 @@
 //! sealing at rest, the public JWK set, and the in-memory key ring used to
 //! sign and verify. The `kid` is the RFC 7638 JWK thumbprint.
 //!
+//! Keys are generated with RustCrypto (`p256`, `rsa`) but parsed once, at
+//! load, into `ring` key pairs: every token endpoint signs or verifies with
+//! them, and ring's P-256 is several times faster (bench/ measured it).
+//!
 //! Rotation adds a new signing key per algorithm; older keys stay in the JWKS
 //! until every token they signed has expired, then are deleted.
 
@@ -9,18 +13,19 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
-use p256::pkcs8::EncodePrivateKey;
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::oauth::{SigningAlg, StoredSigningKey};
 use portcullis_core::secrets::{SecretBox, random_bytes};
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+use ring::rand::SystemRandom;
+use ring::signature::{self as sig, EcdsaKeyPair, RsaKeyPair, RsaPublicKeyComponents};
+use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 
 use crate::OidcError;
 
-const SEAL_CONTEXT: &str = "portcullis:signing-key:";
+pub(crate) const SEAL_CONTEXT: &str = "portcullis:signing-key:";
 
 /// A freshly generated key, ready to store.
 pub fn generate(alg: SigningAlg, sealer: &SecretBox, now: UnixTime) -> Result<StoredSigningKey, OidcError> {
@@ -79,44 +84,124 @@ fn thumbprint(jwk: &serde_json::Value) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// A private key, parsed once.
+enum PrivateKey {
+    Es256(EcdsaKeyPair),
+    Rs256(RsaKeyPair),
+}
+
 /// A key usable for signing (the active one of its algorithm).
 pub struct ActiveKey {
     /// Key id.
     pub kid: String,
     /// Algorithm.
     pub alg: SigningAlg,
-    /// Private key.
-    pub encoding: EncodingKey,
+    private: PrivateKey,
+}
+
+impl ActiveKey {
+    /// The JWS signature of `message` (RFC 7518 §3.3 RSASSA-PKCS1-v1_5 with
+    /// SHA-256, or §3.4 ECDSA P-256 SHA-256 as the 64-byte `R || S`).
+    pub fn sign(&self, rng: &SystemRandom, message: &[u8]) -> Result<Vec<u8>, OidcError> {
+        let failed = |_| OidcError::Key(format!("signing with {} failed", self.kid));
+        match &self.private {
+            PrivateKey::Es256(pair) => pair.sign(rng, message).map(|s| s.as_ref().to_vec()).map_err(failed),
+            PrivateKey::Rs256(pair) => {
+                let mut signature = vec![0; pair.public().modulus_len()];
+                pair.sign(&sig::RSA_PKCS1_SHA256, rng, message, &mut signature).map_err(failed)?;
+                Ok(signature)
+            }
+        }
+    }
+}
+
+/// A published public key.
+pub struct VerifyingKey {
+    /// Its algorithm: a token naming another one is refused (no algorithm confusion).
+    pub alg: SigningAlg,
+    public: PublicKey,
+}
+
+enum PublicKey {
+    /// The uncompressed SEC1 point `04 || x || y`.
+    Es256(Vec<u8>),
+    Rs256 {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+}
+
+impl VerifyingKey {
+    /// Whether `signature` is this key's over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.public {
+            PublicKey::Es256(point) => sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point).verify(message, signature).is_ok(),
+            PublicKey::Rs256 { n, e } => {
+                RsaPublicKeyComponents { n, e }.verify(&sig::RSA_PKCS1_2048_8192_SHA256, message, signature).is_ok()
+            }
+        }
+    }
+}
+
+/// A base64url JWK member, decoded.
+fn jwk_bytes(jwk: &serde_json::Value, member: &str, kid: &str) -> Result<Vec<u8>, OidcError> {
+    jwk[member]
+        .as_str()
+        .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+        .ok_or_else(|| OidcError::Key(format!("{kid}: the public key has no valid {member:?}")))
+}
+
+fn public_key(k: &StoredSigningKey, jwk: &serde_json::Value) -> Result<PublicKey, OidcError> {
+    Ok(match k.alg {
+        SigningAlg::ES256 => {
+            let (x, y) = (jwk_bytes(jwk, "x", &k.kid)?, jwk_bytes(jwk, "y", &k.kid)?);
+            if x.len() != 32 || y.len() != 32 {
+                return Err(OidcError::Key(format!("{}: not a P-256 point", k.kid)));
+            }
+            PublicKey::Es256([&[4u8][..], &x, &y].concat())
+        }
+        SigningAlg::RS256 => PublicKey::Rs256 { n: jwk_bytes(jwk, "n", &k.kid)?, e: jwk_bytes(jwk, "e", &k.kid)? },
+    })
+}
+
+fn private_key(k: &StoredSigningKey, der: &[u8], rng: &SystemRandom) -> Result<PrivateKey, OidcError> {
+    let corrupt = |e: &dyn std::fmt::Display| OidcError::Key(format!("{}: {e}", k.kid));
+    Ok(match k.alg {
+        SigningAlg::ES256 => {
+            // Stored as PKCS#8 by `generate`; ring takes the scalar and point.
+            let secret = p256::SecretKey::from_pkcs8_der(der).map_err(|e| corrupt(&e))?;
+            let point = p256::EncodedPoint::from(secret.public_key());
+            let pair = EcdsaKeyPair::from_private_key_and_public_key(
+                &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &secret.to_bytes(),
+                point.as_bytes(),
+                rng,
+            )
+            .map_err(|e| corrupt(&e))?;
+            PrivateKey::Es256(pair)
+        }
+        SigningAlg::RS256 => PrivateKey::Rs256(RsaKeyPair::from_der(der).map_err(|e| corrupt(&e))?),
+    })
 }
 
 /// Every published key, parsed once: active signing keys and verification keys.
 pub struct KeyRing {
     active: HashMap<SigningAlg, ActiveKey>,
-    verifying: HashMap<String, (Algorithm, DecodingKey)>,
+    verifying: HashMap<String, VerifyingKey>,
     jwks: serde_json::Value,
+    rng: SystemRandom,
 }
 
 impl KeyRing {
     /// Builds the ring from stored keys (newest first), opening private keys of active ones.
     pub fn from_stored(keys: &[StoredSigningKey], sealer: &SecretBox) -> Result<Self, OidcError> {
+        let rng = SystemRandom::new();
         let mut active = HashMap::new();
         let mut verifying = HashMap::new();
         let mut published = Vec::new();
         for k in keys {
             let jwk: serde_json::Value = serde_json::from_str(&k.public_jwk).map_err(|e| OidcError::Key(format!("{}: {e}", k.kid)))?;
-            let (alg, decoding) = match k.alg {
-                SigningAlg::ES256 => (
-                    Algorithm::ES256,
-                    DecodingKey::from_ec_components(jwk["x"].as_str().unwrap_or(""), jwk["y"].as_str().unwrap_or(""))
-                        .map_err(|e| OidcError::Key(e.to_string()))?,
-                ),
-                SigningAlg::RS256 => (
-                    Algorithm::RS256,
-                    DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap_or(""), jwk["e"].as_str().unwrap_or(""))
-                        .map_err(|e| OidcError::Key(e.to_string()))?,
-                ),
-            };
-            verifying.insert(k.kid.clone(), (alg, decoding));
+            verifying.insert(k.kid.clone(), VerifyingKey { alg: k.alg, public: public_key(k, &jwk)? });
             published.push(jwk);
             if k.rotated_at.is_none() && !active.contains_key(&k.alg) {
                 let der = sealer
@@ -127,18 +212,10 @@ impl KeyRing {
                         k.kid
                     ))
                 })?;
-                let encoding = match k.alg {
-                    SigningAlg::ES256 => EncodingKey::from_ec_der(&der),
-                    SigningAlg::RS256 => {
-                        // Parse once here so a corrupt key fails at load, not at first use.
-                        rsa::RsaPrivateKey::from_pkcs1_der(&der).map_err(|e| OidcError::Key(format!("{}: {e}", k.kid)))?;
-                        EncodingKey::from_rsa_der(&der)
-                    }
-                };
-                active.insert(k.alg, ActiveKey { kid: k.kid.clone(), alg: k.alg, encoding });
+                active.insert(k.alg, ActiveKey { kid: k.kid.clone(), alg: k.alg, private: private_key(k, &der, &rng)? });
             }
         }
-        Ok(Self { active, verifying, jwks: serde_json::json!({ "keys": published }) })
+        Ok(Self { active, verifying, jwks: serde_json::json!({ "keys": published }), rng })
     }
 
     /// Algorithms that have no active key yet.
@@ -152,8 +229,13 @@ impl KeyRing {
     }
 
     /// The verification key for `kid`.
-    pub fn verifying(&self, kid: &str) -> Option<&(Algorithm, DecodingKey)> {
+    pub fn verifying(&self, kid: &str) -> Option<&VerifyingKey> {
         self.verifying.get(kid)
+    }
+
+    /// The random source signatures use (ECDSA needs a fresh nonce each time).
+    pub fn rng(&self) -> &SystemRandom {
+        &self.rng
     }
 
     /// The public JWK set.

@@ -4,8 +4,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Header, Validation, decode, decode_header, encode};
 use portcullis_core::oauth::SigningAlg;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::keys::KeyRing;
@@ -20,16 +20,31 @@ pub fn half_hash(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
-/// Signs `claims` with the active key of `alg`.
+/// The JOSE header of a JWS (RFC 7515 §4.1): what we write and what we read.
+#[derive(Serialize, Deserialize)]
+struct JoseHeader<'a> {
+    alg: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    typ: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<&'a str>,
+    /// Extensions the recipient must understand (RFC 7515 §4.1.11): we understand none.
+    #[serde(default, skip_serializing)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// Signs `claims` with the active key of `alg`: a JWS in compact serialization (RFC 7515 §7.1).
 pub fn sign(ring: &KeyRing, alg: SigningAlg, typ: &str, claims: &serde_json::Value) -> Result<String, OidcError> {
     let key = ring.active(alg)?;
-    let mut header = Header::new(match alg {
-        SigningAlg::ES256 => jsonwebtoken::Algorithm::ES256,
-        SigningAlg::RS256 => jsonwebtoken::Algorithm::RS256,
-    });
-    header.kid = Some(key.kid.clone());
-    header.typ = Some(typ.to_owned());
-    encode(&header, claims, &key.encoding).map_err(|e| OidcError::Key(e.to_string()))
+    let header = JoseHeader { alg: alg.as_str(), typ: Some(typ), kid: Some(&key.kid), crit: None };
+    let encoding_failed = |e: serde_json::Error| OidcError::Key(e.to_string());
+    let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(encoding_failed)?);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims).map_err(encoding_failed)?, &mut token);
+    let signature = key.sign(ring.rng(), token.as_bytes())?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    Ok(token)
 }
 
 /// How strictly to check a token of ours.
@@ -44,31 +59,54 @@ pub struct Expect<'a> {
 }
 
 /// Verifies signature, issuer, `typ` and (optionally) expiry; returns the claims.
+///
+/// The algorithm is the key's, never the header's choice: a header naming
+/// another algorithm than its key's is refused (RFC 8725 §3.1).
 pub fn verify(ring: &KeyRing, token: &str, expect: Expect<'_>) -> Result<serde_json::Value, OAuthError> {
     let invalid = |why: &str| OAuthError::new(ErrorCode::InvalidToken, why.to_owned());
-    let header = decode_header(token).map_err(|_| invalid("the token is malformed"))?;
+    let malformed = || invalid("the token is malformed");
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(malformed());
+    };
+    let header_json = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| malformed())?;
+    let header: JoseHeader<'_> = serde_json::from_slice(&header_json).map_err(|_| malformed())?;
+    if header.crit.is_some() {
+        return Err(invalid("the token requires extensions this server does not understand"));
+    }
     if let Some(typ) = expect.typ
-        && !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ) || t.eq_ignore_ascii_case(&format!("application/{typ}")))
+        && !header.typ.is_some_and(|t| t.eq_ignore_ascii_case(typ) || t.eq_ignore_ascii_case(&format!("application/{typ}")))
     {
         return Err(invalid("the token is not of the expected type"));
     }
     let kid = header.kid.ok_or_else(|| invalid("the token names no key"))?;
-    let (alg, key) = ring.verifying(&kid).ok_or_else(|| invalid("the token was signed by an unknown key"))?;
-    if header.alg != *alg {
+    let key = ring.verifying(kid).ok_or_else(|| invalid("the token was signed by an unknown key"))?;
+    if header.alg != key.alg.as_str() {
         return Err(invalid("the token's algorithm does not match its key"));
     }
-    let mut validation = Validation::new(*alg);
-    validation.set_issuer(&[expect.issuer]);
-    validation.validate_aud = false;
-    validation.validate_exp = expect.check_expiry;
-    validation.leeway = 0;
-    if !expect.check_expiry {
-        validation.required_spec_claims.clear();
+    let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| malformed())?;
+    let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
+    if !key.verify(signed.as_bytes(), &signature) {
+        return Err(invalid("the token is invalid"));
     }
-    decode::<serde_json::Value>(token, key, &validation).map(|d| d.claims).map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::ExpiredSignature => invalid("the token has expired"),
-        _ => invalid("the token is invalid"),
-    })
+    let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| malformed())?;
+    let claims: serde_json::Value = serde_json::from_slice(&payload).map_err(|_| malformed())?;
+    if !claims.is_object() || claims["iss"] != expect.issuer {
+        return Err(invalid("the token is invalid"));
+    }
+    // RFC 7519 §4.1.4: the current time must be before `exp`; §4.1.5: not before `nbf`.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if claims.get("nbf").is_some_and(|nbf| nbf.as_i64().is_none_or(|nbf| nbf > now)) {
+        return Err(invalid("the token is not valid yet"));
+    }
+    if expect.check_expiry {
+        match claims["exp"].as_i64() {
+            Some(exp) if exp > now => {}
+            Some(_) => return Err(invalid("the token has expired")),
+            None => return Err(invalid("the token is invalid")),
+        }
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -103,5 +141,76 @@ mod tests {
             sign(&ring, SigningAlg::ES256, ACCESS_TOKEN_TYP, &serde_json::json!({ "iss": "https://id.example", "exp": now - 10 })).unwrap();
         assert_eq!(verify(&ring, &expired, expect).unwrap_err().description, "the token has expired");
         assert!(verify(&ring, &expired, Expect { check_expiry: false, ..expect }).is_ok());
+    }
+
+    fn b64_json(v: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    /// Our JWS against an independent implementation (jsonwebtoken), both ways, both algorithms.
+    #[test]
+    fn tokens_interoperate_with_an_independent_jwt_library() {
+        let sealer = SecretBox::new([5; 32]);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let claims = serde_json::json!({ "iss": "https://id.example", "sub": "u", "aud": "c", "exp": now + 60 });
+        let expect = Expect { issuer: "https://id.example", typ: Some("JWT"), check_expiry: true };
+        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+            let stored = generate(alg, &sealer, 0).unwrap();
+            let ring = KeyRing::from_stored(std::slice::from_ref(&stored), &sealer).unwrap();
+            let their_alg = if alg == SigningAlg::ES256 { jsonwebtoken::Algorithm::ES256 } else { jsonwebtoken::Algorithm::RS256 };
+
+            let ours = sign(&ring, alg, "JWT", &claims).unwrap();
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&stored.public_jwk).unwrap();
+            let mut validation = jsonwebtoken::Validation::new(their_alg);
+            validation.set_audience(&["c"]);
+            let decoded =
+                jsonwebtoken::decode::<serde_json::Value>(&ours, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &validation);
+            assert_eq!(decoded.unwrap().claims["sub"], "u", "{alg:?}: jsonwebtoken accepts our token");
+
+            let der = sealer.open(&format!("{}{}", crate::keys::SEAL_CONTEXT, stored.kid), &stored.sealed_private_key).unwrap();
+            let encoding = match alg {
+                SigningAlg::ES256 => jsonwebtoken::EncodingKey::from_ec_der(&der),
+                SigningAlg::RS256 => jsonwebtoken::EncodingKey::from_rsa_der(&der),
+            };
+            let mut header = jsonwebtoken::Header::new(their_alg);
+            header.kid = Some(stored.kid.clone());
+            let theirs = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
+            assert_eq!(verify(&ring, &theirs, expect).unwrap()["sub"], "u", "{alg:?}: we accept jsonwebtoken's token");
+        }
+    }
+
+    #[test]
+    fn forged_and_malformed_tokens_are_refused() {
+        let sealer = SecretBox::new([6; 32]);
+        let es = generate(SigningAlg::ES256, &sealer, 0).unwrap();
+        let ring = KeyRing::from_stored(std::slice::from_ref(&es), &sealer).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let claims = serde_json::json!({ "iss": "https://id.example", "exp": now + 60 });
+        let expect = Expect { issuer: "https://id.example", typ: None, check_expiry: true };
+        let good = sign(&ring, SigningAlg::ES256, "JWT", &claims).unwrap();
+        let (_, signature) = good.rsplit_once('.').unwrap();
+        let payload = b64_json(&claims);
+        let refused = |token: &str| verify(&ring, token, expect).unwrap_err().description;
+
+        // `alg: none` and an HMAC "signed" with the public key: the key decides the algorithm.
+        for alg in ["none", "HS256", "RS256"] {
+            let header = b64_json(&serde_json::json!({ "alg": alg, "kid": es.kid }));
+            assert_eq!(refused(&format!("{header}.{payload}.{signature}")), "the token's algorithm does not match its key");
+            assert_eq!(refused(&format!("{header}.{payload}.")), "the token's algorithm does not match its key");
+        }
+        let crit = b64_json(&serde_json::json!({ "alg": "ES256", "kid": es.kid, "crit": ["exp"] }));
+        assert_eq!(refused(&format!("{crit}.{payload}.{signature}")), "the token requires extensions this server does not understand");
+        // Another payload under the original signature.
+        let widened = b64_json(&serde_json::json!({ "iss": "https://id.example", "exp": now + 6000 }));
+        let (header, _) = good.split_once('.').unwrap();
+        assert_eq!(refused(&format!("{header}.{widened}.{signature}")), "the token is invalid");
+        for malformed in ["", "a.b", "a.b.c.d", "!!.??.##", &format!("{good}.")] {
+            assert_eq!(refused(malformed), "the token is malformed", "{malformed:?}");
+        }
+        let not_yet =
+            sign(&ring, SigningAlg::ES256, "JWT", &serde_json::json!({ "iss": "https://id.example", "exp": now + 60, "nbf": now + 30 }));
+        assert_eq!(refused(&not_yet.unwrap()), "the token is not valid yet");
+        let no_exp = sign(&ring, SigningAlg::ES256, "JWT", &serde_json::json!({ "iss": "https://id.example" })).unwrap();
+        assert_eq!(refused(&no_exp), "the token is invalid");
     }
 }
