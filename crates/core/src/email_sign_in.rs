@@ -30,7 +30,8 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     /// The account behind `email` if it may sign in by emailed code now.
     async fn email_sign_in_account(&self, email: &EmailAddress) -> Result<Option<User>, AccountError> {
         let Some(user) = self.store.user_by_email(email).await? else { return Ok(None) };
-        let usable = EmailCodeFactor.available(&self.factor_context(), &user).await?;
+        let enrolled = self.store.credentials(user.id).await?;
+        let usable = EmailCodeFactor.available(&self.factor_context(), &user, &enrolled).await?;
         Ok(usable.then_some(user))
     }
 

@@ -94,6 +94,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             return Ok(vec![PASSWORD_STEP]);
         }
         let ctx = self.factor_context();
+        let enrolled = self.store.credentials(user.id).await?;
         let mut out = Vec::new();
         let mut factors = all::<S>();
         factors.sort_by_key(|f| std::cmp::Reverse(f.strength()));
@@ -103,7 +104,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
                 && !pending.auth.events.iter().any(|e| !e.remembered && e.method == f.method())
         };
         for f in factors.iter().filter(|f| wanted(f.as_ref())) {
-            if f.available(&ctx, user).await? {
+            if f.available(&ctx, user, &enrolled).await? {
                 out.push(f.key());
             }
         }
@@ -163,8 +164,11 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     /// Starts a step-up of a signed-in session: only the missing factor will
     /// be asked; with `phishing_resistant`, only a security key or passkey.
     pub async fn begin_step_up(&self, session: &ActiveSession, phishing_resistant: bool, now: UnixTime) -> Result<String, AccountError> {
-        if phishing_resistant && !self.factor("webauthn")?.available(&self.factor_context(), &session.user).await? {
-            return Err(AccountError::PhishingResistantFactorNeeded);
+        if phishing_resistant {
+            let enrolled = self.store.credentials(session.user.id).await?;
+            if !self.factor("webauthn")?.available(&self.factor_context(), &session.user, &enrolled).await? {
+                return Err(AccountError::PhishingResistantFactorNeeded);
+            }
         }
         self.pend_with(PendingSignIn {
             user_id: session.user.id,
@@ -215,9 +219,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
 
     /// The pending sign-in behind a token, with its user.
     pub async fn pending_sign_in(&self, token: &str, now: UnixTime) -> Result<(PendingSignIn, User), AccountError> {
-        let pending = self.store.pending_sign_in(&token_digest(token), now).await?.ok_or(AccountError::SignInExpired)?;
-        let user = self.store.user_by_id(pending.user_id).await?.ok_or(AccountError::SignInExpired)?;
-        Ok((pending, user))
+        self.store.pending_sign_in(&token_digest(token), now).await?.ok_or(AccountError::SignInExpired)
     }
 
     /// Checks a second-factor response for a pending sign-in and finishes it.

@@ -263,6 +263,13 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn insert_access_token(&self, jti: &str, grant_id: &str, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Whether an access token was revoked (unknown `jti`s count as revoked).
     fn access_token_revoked(&self, jti: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// User `user` if access token `jti` is live (recorded and not revoked):
+    /// the userinfo endpoint's one read.
+    fn live_access_token_user(
+        &self,
+        jti: &str,
+        user: crate::user::UserId,
+    ) -> impl Future<Output = StoreResult<Option<crate::user::User>>> + Send;
     /// Revokes one access token.
     fn revoke_access_token(&self, jti: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Revokes every code, refresh token and access token of a grant.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{Store, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     email: String,
     name: String,
@@ -90,7 +90,7 @@ macro_rules! insert_user {
         .execute($executor)
     };
 }
-pub(crate) use insert_user;
+pub(crate) use {insert_user, select_users};
 
 impl AccountStore for Store {
     async fn create_user(&self, u: &User) -> StoreResult<()> {

@@ -9,8 +9,9 @@ use portcullis_core::rate_limit::RateBucket;
 use portcullis_core::session::AuthRecord;
 use portcullis_core::store::AccountStore;
 use portcullis_core::store::StoreResult;
-use portcullis_core::user::UserId;
+use portcullis_core::user::{User, UserId};
 
+use crate::accounts::UserRow;
 use crate::{Store, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]
@@ -65,8 +66,16 @@ struct PendingRow {
     auth_record: String,
     session_digest: Option<String>,
     phishing_resistant: bool,
-    created_at: i64,
-    expires_at: i64,
+    pending_created_at: i64,
+    pending_expires_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct PendingWithUserRow {
+    #[sqlx(flatten)]
+    pending: PendingRow,
+    #[sqlx(flatten)]
+    user: UserRow,
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {
@@ -390,26 +399,30 @@ impl MfaStore for Store {
         })
     }
 
-    async fn pending_sign_in(&self, digest: &str, now: UnixTime) -> StoreResult<Option<PendingSignIn>> {
-        let row: Option<PendingRow> = on_pool!(self, |p| {
+    async fn pending_sign_in(&self, digest: &str, now: UnixTime) -> StoreResult<Option<(PendingSignIn, User)>> {
+        let row: Option<PendingWithUserRow> = on_pool!(self, |p| {
             sqlx::query_as(
-            "SELECT user_id, auth_record, session_digest, phishing_resistant, created_at, expires_at FROM pending_sign_ins WHERE digest = $1 AND expires_at > $2"
-        )
-        .bind(digest)
-        .bind(now)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error)
+                "SELECT p.user_id, p.auth_record, p.session_digest, p.phishing_resistant, p.created_at AS pending_created_at, \
+                 p.expires_at AS pending_expires_at, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, \
+                 u.mfa_required, u.created_at \
+                 FROM pending_sign_ins p JOIN users u ON u.id = p.user_id WHERE p.digest = $1 AND p.expires_at > $2",
+            )
+            .bind(digest)
+            .bind(now)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error)
         })?;
-        row.map(|r| {
-            Ok(PendingSignIn {
+        row.map(|PendingWithUserRow { pending: r, user }| {
+            let pending = PendingSignIn {
                 user_id: uuid::Uuid::parse_str(&r.user_id).map(UserId).map_err(|e| StoreError::Backend(e.to_string()))?,
                 auth: serde_json::from_str::<AuthRecord>(&r.auth_record).map_err(json_err)?,
                 session_digest: r.session_digest,
                 phishing_resistant: r.phishing_resistant,
-                created_at: r.created_at,
-                expires_at: r.expires_at,
-            })
+                created_at: r.pending_created_at,
+                expires_at: r.pending_expires_at,
+            };
+            Ok((pending, User::try_from(user)?))
         })
         .transpose()
     }

@@ -9,6 +9,9 @@ use portcullis_core::oauth::{
 };
 use portcullis_core::store::StoreResult;
 
+use portcullis_core::user::{User, UserId};
+
+use crate::accounts::{UserRow, select_users};
 use crate::{Store, db_error, on_pool};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -368,6 +371,18 @@ impl OidcStore for Store {
             .await
             .map_err(db_error))?;
         Ok(!matches!(revoked, Some(None)))
+    }
+
+    async fn live_access_token_user(&self, jti: &str, user: UserId) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = on_pool!(self, |p| sqlx::query_as(select_users!(
+            "WHERE id = $2 AND EXISTS (SELECT 1 FROM access_tokens WHERE jti = $1 AND revoked_at IS NULL)"
+        ))
+        .bind(jti)
+        .bind(user.to_string())
+        .fetch_optional(p)
+        .await
+        .map_err(db_error))?;
+        row.map(User::try_from).transpose()
     }
 
     async fn revoke_access_token(&self, jti: &str, now: UnixTime) -> StoreResult<()> {

@@ -3,7 +3,8 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::email::EmailAddress;
-use portcullis_core::factors::{Credential, FactorKind, MfaStore};
+use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn};
+use portcullis_core::oauth::OidcStore;
 use portcullis_core::rate_limit::{LimitedAction, RateLimits};
 use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
@@ -32,6 +33,8 @@ on_both_backends!(
     a_webauthn_ceremony_is_taken_once_and_not_after_it_expires,
     a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_the_next,
     an_import_keeps_all_accounts_or_none,
+    userinfo_sees_a_user_only_through_a_live_access_token,
+    a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken,
 );
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
@@ -96,6 +99,46 @@ async fn users_are_unique_by_email_and_deleted_with_their_sessions(s: Store) {
     assert!(s.delete_user(u.id).await.unwrap());
     assert!(!s.delete_user(u.id).await.unwrap());
     assert!(s.session_by_digest("digest-1").await.unwrap().is_none(), "sessions go with the user");
+}
+
+async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: Store) {
+    let ada = user("ada@example.com");
+    s.create_user(&ada).await.unwrap();
+    let pending = PendingSignIn {
+        user_id: ada.id,
+        auth: AuthRecord::single(AuthMethod::Password, 1_000),
+        session_digest: Some("session-digest".into()),
+        phishing_resistant: true,
+        created_at: 1_000,
+        expires_at: 1_300,
+    };
+    s.save_pending_sign_in("pending-digest", &pending).await.unwrap();
+    let (found, owner) = s.pending_sign_in("pending-digest", 1_299).await.unwrap().unwrap();
+    assert_eq!((found.user_id, found.session_digest.as_deref(), found.phishing_resistant), (ada.id, Some("session-digest"), true));
+    assert_eq!((found.created_at, found.expires_at, found.auth), (1_000, 1_300, pending.auth.clone()));
+    assert_eq!(owner, ada);
+    assert!(s.pending_sign_in("pending-digest", 1_300).await.unwrap().is_none(), "lapsed");
+    assert!(s.pending_sign_in("other-digest", 1_000).await.unwrap().is_none());
+    assert!(s.take_pending_sign_in("pending-digest").await.unwrap());
+    assert!(!s.take_pending_sign_in("pending-digest").await.unwrap(), "taken once");
+    assert!(s.pending_sign_in("pending-digest", 1_000).await.unwrap().is_none());
+}
+
+async fn userinfo_sees_a_user_only_through_a_live_access_token(s: Store) {
+    let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
+    s.create_user(&ada).await.unwrap();
+    s.create_user(&bob).await.unwrap();
+    s.insert_access_token("jti-1", "grant-1", 9_999).await.unwrap();
+    s.insert_access_token("jti-2", "grant-2", 9_999).await.unwrap();
+    assert_eq!(s.live_access_token_user("jti-1", ada.id).await.unwrap().map(|u| u.email), Some(ada.email.clone()));
+    assert!(s.live_access_token_user("jti-unknown", ada.id).await.unwrap().is_none(), "a token we never issued");
+    s.revoke_access_token("jti-1", 2_000).await.unwrap();
+    assert!(s.live_access_token_user("jti-1", ada.id).await.unwrap().is_none(), "a revoked token");
+    s.revoke_grant("grant-2", 2_000).await.unwrap();
+    assert!(s.live_access_token_user("jti-2", bob.id).await.unwrap().is_none(), "a token of a revoked grant");
+    s.insert_access_token("jti-3", "grant-3", 9_999).await.unwrap();
+    assert!(s.delete_user(bob.id).await.unwrap());
+    assert!(s.live_access_token_user("jti-3", bob.id).await.unwrap().is_none(), "a deleted user");
 }
 
 async fn an_import_keeps_all_accounts_or_none(s: Store) {

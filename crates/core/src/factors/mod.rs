@@ -140,8 +140,14 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
     fn method(&self) -> AuthMethod;
     /// Offer order: higher first.
     fn strength(&self) -> u8;
-    /// Whether the user can use it.
-    fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<bool>>;
+    /// Whether the user can use it, given `enrolled`, the user's credentials
+    /// (loaded once by the caller for every factor, not once per factor).
+    fn available<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        enrolled: &'a [Credential],
+    ) -> BoxFuture<'a, FactorResult<bool>>;
     /// Prepares a challenge (sends a code, builds a WebAuthn request). Factors
     /// whose response the user already holds need none. `to` is the
     /// destination the user chose among [`SecondFactor::destinations`].
@@ -423,8 +429,9 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
 
     /// Stores a pending sign-in under the digest of its cookie token.
     fn save_pending_sign_in(&self, digest: &str, p: &PendingSignIn) -> impl Future<Output = StoreResult<()>> + Send;
-    /// A pending sign-in that has not lapsed.
-    fn pending_sign_in(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<PendingSignIn>>> + Send;
+    /// A pending sign-in that has not lapsed, with its user (one read: every
+    /// second-step page and form needs both).
+    fn pending_sign_in(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<(PendingSignIn, User)>>> + Send;
     /// Ends a pending sign-in atomically; true for exactly one caller.
     fn take_pending_sign_in(&self, digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Stores a remembered browser.

@@ -204,14 +204,16 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
         10
     }
 
-    fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<bool>> {
-        Box::pin(async move {
-            if user.email_verified_at.is_none() {
-                return Ok(false);
-            }
-            // "Only with another factor": email alone is too close to the password's reset channel.
-            Ok(!ctx.otp.email_requires_other_factor || ctx.store.credentials(user.id).await?.iter().any(|c| c.flagged_at.is_none()))
-        })
+    fn available<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        enrolled: &'a [Credential],
+    ) -> BoxFuture<'a, FactorResult<bool>> {
+        // "Only with another factor": email alone is too close to the password's reset channel.
+        let usable =
+            user.email_verified_at.is_some() && (!ctx.otp.email_requires_other_factor || enrolled.iter().any(|c| c.flagged_at.is_none()));
+        Box::pin(async move { Ok(usable) })
     }
 
     fn sends_code(&self) -> bool {
@@ -283,8 +285,14 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
         5
     }
 
-    fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<bool>> {
-        Box::pin(async move { Ok(!Self::phones(ctx, user.id).await?.is_empty()) })
+    fn available<'a>(
+        &'a self,
+        _ctx: &'a FactorContext<'a, S>,
+        _user: &'a User,
+        enrolled: &'a [Credential],
+    ) -> BoxFuture<'a, FactorResult<bool>> {
+        let usable = enrolled.iter().any(|c| c.kind == FactorKind::Phone);
+        Box::pin(async move { Ok(usable) })
     }
 
     fn sends_code(&self) -> bool {

@@ -51,7 +51,9 @@ impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
         &'a self,
         ctx: &'a super::FactorContext<'a, S>,
         user: &'a crate::user::User,
+        _enrolled: &'a [super::Credential],
     ) -> crate::mail::BoxFuture<'a, super::FactorResult<bool>> {
+        // Recovery codes are not credentials: they have their own table.
         Box::pin(async move { Ok(ctx.store.recovery_codes_left(user.id).await? > 0) })
     }
 

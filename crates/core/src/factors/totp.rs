@@ -184,10 +184,12 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
 
     fn available<'a>(
         &'a self,
-        ctx: &'a super::FactorContext<'a, S>,
-        user: &'a crate::user::User,
+        _ctx: &'a super::FactorContext<'a, S>,
+        _user: &'a crate::user::User,
+        enrolled: &'a [super::Credential],
     ) -> crate::mail::BoxFuture<'a, super::FactorResult<bool>> {
-        Box::pin(async move { Ok(ctx.store.credentials(user.id).await?.iter().any(|c| c.kind == super::FactorKind::Totp)) })
+        let usable = enrolled.iter().any(|c| c.kind == super::FactorKind::Totp);
+        Box::pin(async move { Ok(usable) })
     }
 
     fn verify<'a>(

@@ -353,8 +353,15 @@ impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
         30
     }
 
-    fn available<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<bool>> {
-        Box::pin(async move { Ok(ctx.relying_party.is_some() && !usable(ctx, user.id).await?.is_empty()) })
+    fn available<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        _user: &'a User,
+        enrolled: &'a [Credential],
+    ) -> BoxFuture<'a, FactorResult<bool>> {
+        let usable =
+            ctx.relying_party.is_some() && enrolled.iter().any(|c| is_webauthn(c) && c.flagged_at.is_none() && open(ctx, c).is_some());
+        Box::pin(async move { Ok(usable) })
     }
 
     fn enrolls(&self) -> &'static [FactorKind] {
