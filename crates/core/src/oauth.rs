@@ -218,6 +218,48 @@ pub enum OneTimeUse<T> {
     Unknown,
 }
 
+/// What identifies an access token for revocation. Access tokens are
+/// self-contained JWTs (RFC 9068): issuing one writes nothing, and only
+/// revocations are stored, until the tokens they cover have expired.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessTokenIds<'a> {
+    /// The token's `jti`.
+    pub jti: &'a str,
+    /// The grant it was issued under.
+    pub grant_id: &'a str,
+    /// The client it was issued to.
+    pub client_id: &'a str,
+}
+
+impl AccessTokenIds<'_> {
+    /// The revocation keys that would cover this token.
+    pub fn revocation_keys(&self) -> [String; 3] {
+        [RevokedAccess::Token(self.jti).key(), RevokedAccess::Grant(self.grant_id).key(), RevokedAccess::Client(self.client_id).key()]
+    }
+}
+
+/// What a revocation of access tokens covers.
+#[derive(Debug, Clone, Copy)]
+pub enum RevokedAccess<'a> {
+    /// One token, by `jti` (RFC 7009).
+    Token(&'a str),
+    /// Every token of a grant (a replayed code, a reused or revoked refresh token).
+    Grant(&'a str),
+    /// Every token of a client (the client was deleted).
+    Client(&'a str),
+}
+
+impl RevokedAccess<'_> {
+    /// The stored key.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Token(jti) => format!("jti:{jti}"),
+            Self::Grant(id) => format!("grant:{id}"),
+            Self::Client(id) => format!("client:{id}"),
+        }
+    }
+}
+
 /// Persistence of OAuth clients, keys, codes and tokens.
 pub trait OidcStore: Clone + Send + Sync + 'static {
     /// Registers a client; `Conflict` if the id exists.
@@ -226,8 +268,9 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn client(&self, id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
     /// All clients.
     fn list_clients(&self) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
-    /// Deletes a client and its codes and tokens.
-    fn delete_client(&self, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Deletes a client with its codes and refresh tokens, and revokes its
+    /// access tokens (which all expire by `access_tokens_until`).
+    fn delete_client(&self, id: &str, access_tokens_until: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Keys not yet retired, newest first.
     fn signing_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredSigningKey>>> + Send;
@@ -259,19 +302,17 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn consume_refresh_token(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<OneTimeUse<RefreshToken>>> + Send;
     /// A refresh token that is neither used, revoked nor expired.
     fn active_refresh_token(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<RefreshToken>>> + Send;
-    /// Records an issued access token (by `jti`) so it can be revoked.
-    fn insert_access_token(&self, jti: &str, grant_id: &str, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Whether an access token was revoked (unknown `jti`s count as revoked).
-    fn access_token_revoked(&self, jti: &str) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// User `user` if access token `jti` is live (recorded and not revoked):
-    /// the userinfo endpoint's one read.
+    /// Whether any revocation covers the access token `token` (itself, its grant or its client).
+    fn access_token_revoked(&self, token: &AccessTokenIds<'_>) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// User `user` if access token `token` is not revoked: the userinfo endpoint's one read.
     fn live_access_token_user(
         &self,
-        jti: &str,
+        token: &AccessTokenIds<'_>,
         user: crate::user::UserId,
     ) -> impl Future<Output = StoreResult<Option<crate::user::User>>> + Send;
-    /// Revokes one access token.
-    fn revoke_access_token(&self, jti: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Revokes every code, refresh token and access token of a grant.
-    fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Revokes access tokens (kept until `until`, when every token it covers has expired).
+    fn revoke_access_tokens(&self, what: RevokedAccess<'_>, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Revokes every code, refresh token and access token of a grant; the
+    /// grant's access tokens all expire by `access_tokens_until`.
+    fn revoke_grant(&self, grant_id: &str, now: UnixTime, access_tokens_until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
 }

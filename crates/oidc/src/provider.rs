@@ -3,7 +3,9 @@
 use std::sync::{Arc, RwLock};
 
 use portcullis_core::clock::UnixTime;
-use portcullis_core::oauth::{AuthorizationCode, Client, Grant, OidcStore, OneTimeUse, RefreshToken, SigningAlg};
+use portcullis_core::oauth::{
+    AccessTokenIds, AuthorizationCode, Client, Grant, OidcStore, OneTimeUse, RefreshToken, RevokedAccess, SigningAlg,
+};
 use portcullis_core::secrets::{SecretBox, constant_time_eq, random_token, token_digest};
 use portcullis_core::session::{ACR_MFA, ACR_PHR, ACR_VALUES, SessionRecord};
 use portcullis_core::store::AccountStore;
@@ -179,8 +181,13 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     }
 
     /// Deletes a client with its codes and tokens; false if unknown.
-    pub async fn delete_client(&self, id: &str) -> Result<bool, OidcError> {
-        Ok(self.store.delete_client(id).await?)
+    pub async fn delete_client(&self, id: &str, now: UnixTime) -> Result<bool, OidcError> {
+        Ok(self.store.delete_client(id, self.access_tokens_issued_now_expire(now)).await?)
+    }
+
+    /// When every access token issued until `now` has expired.
+    fn access_tokens_issued_now_expire(&self, now: UnixTime) -> UnixTime {
+        now + self.lifetimes.access_token
     }
 
     /// The issuer identifier.
@@ -375,9 +382,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     ) -> Result<String, OidcError> {
         let jti = uuid::Uuid::new_v4().to_string();
         let expires = now + self.lifetimes.access_token;
+        // `grant_id` lets a revocation of the grant reach this token without a
+        // record of every token issued (see `AccessTokenIds`).
         let mut claims = json!({
             "iss": self.issuer, "sub": subject, "aud": client.id, "client_id": client.id,
-            "exp": expires, "iat": now, "jti": jti, "scope": scope,
+            "exp": expires, "iat": now, "jti": jti, "scope": scope, "grant_id": grant_id,
         });
         if let Some(g) = grant {
             claims["auth_time"] = g.auth.auth_time().unwrap_or(now).into();
@@ -387,7 +396,6 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                 claims["acr"] = acr.into();
             }
         }
-        self.store.insert_access_token(&jti, grant_id, expires).await?;
         // Access tokens are always ES256: resource servers validate them, not legacy RPs.
         sign(&self.ring(), SigningAlg::ES256, ACCESS_TOKEN_TYP, &claims)
     }
@@ -431,7 +439,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             OneTimeUse::Fresh(c) => c,
             OneTimeUse::Replayed { grant_id } => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-                self.store.revoke_grant(&grant_id, now).await?;
+                self.store.revoke_grant(&grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
                 tracing::warn!(client = %client.id, "authorization code replayed: grant revoked");
                 return Err(invalid_grant("the authorization code was already used; tokens issued with it have been revoked"));
             }
@@ -471,7 +479,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             OneTimeUse::Fresh(t) => t,
             OneTimeUse::Replayed { grant_id } => {
                 // Rotation: a used token presented again means it leaked; end the whole family.
-                self.store.revoke_grant(&grant_id, now).await?;
+                self.store.revoke_grant(&grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
                 tracing::warn!(client = %client.id, "refresh token reused: token family revoked");
                 return Err(invalid_grant("the refresh token was already used; all tokens of this grant have been revoked"));
             }
@@ -527,8 +535,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
 
     async fn live_access_token(&self, token: &str) -> Result<Value, OidcError> {
         let claims = self.access_token_claims(token)?;
-        let jti = claims["jti"].as_str().unwrap_or_default();
-        if self.store.access_token_revoked(jti).await? {
+        if self.store.access_token_revoked(&access_token_ids(&claims)?).await? {
             return Err(OidcError::oauth(ErrorCode::InvalidToken, "the token has been revoked"));
         }
         Ok(claims)
@@ -546,10 +553,9 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             .and_then(|s| uuid::Uuid::parse_str(s).ok())
             .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidToken, "the token has no user"))?;
         // Revocation and the user in one read: this endpoint is called on every page of some applications.
-        let jti = claims["jti"].as_str().unwrap_or_default();
         let user = self
             .store
-            .live_access_token_user(jti, portcullis_core::user::UserId(user_id))
+            .live_access_token_user(&access_token_ids(&claims)?, portcullis_core::user::UserId(user_id))
             .await?
             .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidToken, "the token has been revoked or its user no longer exists"))?;
         let mut body = json!({ "sub": user.id.to_string() });
@@ -564,7 +570,9 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             if claims["client_id"] == client.id.as_str()
                 && let Some(jti) = claims["jti"].as_str()
             {
-                self.store.revoke_access_token(jti, now).await?;
+                // Kept until the token would have expired anyway.
+                let until = claims["exp"].as_i64().unwrap_or_else(|| self.access_tokens_issued_now_expire(now));
+                self.store.revoke_access_tokens(RevokedAccess::Token(jti), until).await?;
             }
             return Ok(());
         }
@@ -572,7 +580,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             && t.grant.client_id == client.id
         {
             // Revoking a refresh token ends its whole grant, access tokens included (RFC 7009 §2.1).
-            self.store.revoke_grant(&t.grant.grant_id, now).await?;
+            self.store.revoke_grant(&t.grant.grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
         }
         Ok(())
     }
@@ -659,6 +667,16 @@ pub fn acceptable_acr(req: &AuthorizeRequest) -> Vec<&'static str> {
         out.push(ACR_MFA);
     }
     out
+}
+
+/// What identifies an access token for revocation. Tokens without these
+/// claims (issued before revocation by grant existed) are refused.
+fn access_token_ids(claims: &Value) -> Result<AccessTokenIds<'_>, OidcError> {
+    let claim = |k: &str| claims[k].as_str().filter(|v| !v.is_empty());
+    match (claim("jti"), claim("grant_id"), claim("client_id")) {
+        (Some(jti), Some(grant_id), Some(client_id)) => Ok(AccessTokenIds { jti, grant_id, client_id }),
+        _ => Err(OidcError::oauth(ErrorCode::InvalidToken, "the token lacks the claims this server issues; request a new one")),
+    }
 }
 
 /// Adds the claims the granted scopes allow.

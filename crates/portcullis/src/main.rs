@@ -316,7 +316,7 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
             }
         }
         ClientCommand::Delete { client_id } => {
-            if !provider.delete_client(&client_id).await? {
+            if !provider.delete_client(&client_id, clock.now()).await? {
                 return Err(StartError::Other(format!("no client with id {client_id}")));
             }
             println!("{client_id}: deleted");

@@ -346,6 +346,7 @@ impl AccountStore for Store {
             sqlx::query("DELETE FROM pending_sign_ins WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM one_time_codes WHERE expires_at <= $1").bind(now - day).execute(p).await.map_err(db_error)?;
+            sqlx::query("DELETE FROM access_token_revocations WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             Ok(())
         })
     }

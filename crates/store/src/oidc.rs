@@ -5,7 +5,8 @@
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
 use portcullis_core::oauth::{
-    AuthorizationCode, Client, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, SigningAlg, StoredSigningKey,
+    AccessTokenIds, AuthorizationCode, Client, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess, SigningAlg,
+    StoredSigningKey,
 };
 use portcullis_core::store::StoreResult;
 
@@ -13,6 +14,11 @@ use portcullis_core::user::{User, UserId};
 
 use crate::accounts::{UserRow, select_users};
 use crate::{Store, db_error, on_pool};
+
+/// Stores a revocation, keeping the later expiry if it exists (same SQL on both backends).
+const INSERT_REVOCATION: &str = "INSERT INTO access_token_revocations (revoked, expires_at) VALUES ($1, $2) \
+     ON CONFLICT (revoked) DO UPDATE SET expires_at = excluded.expires_at \
+     WHERE excluded.expires_at > access_token_revocations.expires_at";
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("stored {what} is unreadable: {e}"))
@@ -139,16 +145,20 @@ impl OidcStore for Store {
         rows.into_iter().map(Client::try_from).collect()
     }
 
-    async fn delete_client(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_client(&self, id: &str, access_tokens_until: UnixTime) -> StoreResult<bool> {
         on_pool!(self, |p| {
             let mut tx = p.begin().await.map_err(db_error)?;
-            sqlx::query("UPDATE access_tokens SET revoked_at = 0 WHERE grant_id IN (SELECT grant_id FROM refresh_tokens WHERE client_id = $1 UNION SELECT grant_id FROM authorization_codes WHERE client_id = $1)")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            // Codes and refresh tokens go with the client (ON DELETE CASCADE).
             let deleted =
                 sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db_error)?.rows_affected() > 0;
+            if deleted {
+                sqlx::query(INSERT_REVOCATION)
+                    .bind(RevokedAccess::Client(id).key())
+                    .bind(access_tokens_until)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
             tx.commit().await.map_err(db_error)?;
             Ok(deleted)
         })
@@ -353,31 +363,26 @@ impl OidcStore for Store {
         row.map(RefreshToken::try_from).transpose()
     }
 
-    async fn insert_access_token(&self, jti: &str, grant_id: &str, expires_at: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("INSERT INTO access_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(jti)
-            .bind(grant_id)
-            .bind(expires_at)
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
-    }
-
-    async fn access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let revoked: Option<Option<i64>> = on_pool!(self, |p| sqlx::query_scalar("SELECT revoked_at FROM access_tokens WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(p)
+    async fn access_token_revoked(&self, token: &AccessTokenIds<'_>) -> StoreResult<bool> {
+        let [jti, grant, client] = token.revocation_keys();
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM access_token_revocations WHERE revoked IN ($1, $2, $3)")
+            .bind(&jti)
+            .bind(&grant)
+            .bind(&client)
+            .fetch_one(p)
             .await
             .map_err(db_error))?;
-        Ok(!matches!(revoked, Some(None)))
+        Ok(n > 0)
     }
 
-    async fn live_access_token_user(&self, jti: &str, user: UserId) -> StoreResult<Option<User>> {
+    async fn live_access_token_user(&self, token: &AccessTokenIds<'_>, user: UserId) -> StoreResult<Option<User>> {
+        let [jti, grant, client] = token.revocation_keys();
         let row: Option<UserRow> = on_pool!(self, |p| sqlx::query_as(select_users!(
-            "WHERE id = $2 AND EXISTS (SELECT 1 FROM access_tokens WHERE jti = $1 AND revoked_at IS NULL)"
+            "WHERE id = $4 AND NOT EXISTS (SELECT 1 FROM access_token_revocations WHERE revoked IN ($1, $2, $3))"
         ))
-        .bind(jti)
+        .bind(&jti)
+        .bind(&grant)
+        .bind(&client)
         .bind(user.to_string())
         .fetch_optional(p)
         .await
@@ -385,26 +390,25 @@ impl OidcStore for Store {
         row.map(User::try_from).transpose()
     }
 
-    async fn revoke_access_token(&self, jti: &str, now: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("UPDATE access_tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL")
-            .bind(jti)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
+    async fn revoke_access_tokens(&self, what: RevokedAccess<'_>, until: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query(INSERT_REVOCATION).bind(what.key()).bind(until).execute(p).await.map(|_| ()).map_err(db_error))
     }
 
-    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<()> {
+    async fn revoke_grant(&self, grant_id: &str, now: UnixTime, access_tokens_until: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| {
             let mut tx = p.begin().await.map_err(db_error)?;
             for sql in [
                 "UPDATE refresh_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
-                "UPDATE access_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
                 "UPDATE authorization_codes SET consumed_at = $2 WHERE grant_id = $1 AND consumed_at IS NULL",
             ] {
                 sqlx::query(sql).bind(grant_id).bind(now).execute(&mut *tx).await.map_err(db_error)?;
             }
+            sqlx::query(INSERT_REVOCATION)
+                .bind(RevokedAccess::Grant(grant_id).key())
+                .bind(access_tokens_until)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
             tx.commit().await.map_err(db_error)
         })
     }

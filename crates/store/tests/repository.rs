@@ -4,7 +4,7 @@
 use portcullis_core::StoreError;
 use portcullis_core::email::EmailAddress;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn};
-use portcullis_core::oauth::OidcStore;
+use portcullis_core::oauth::{AccessTokenIds, OidcStore, RevokedAccess};
 use portcullis_core::rate_limit::{LimitedAction, RateLimits};
 use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
@@ -33,7 +33,7 @@ on_both_backends!(
     a_webauthn_ceremony_is_taken_once_and_not_after_it_expires,
     a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_the_next,
     an_import_keeps_all_accounts_or_none,
-    userinfo_sees_a_user_only_through_a_live_access_token,
+    access_tokens_are_live_until_a_revocation_covers_them,
     a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken,
 );
 
@@ -124,21 +124,38 @@ async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: St
     assert!(s.pending_sign_in("pending-digest", 1_000).await.unwrap().is_none());
 }
 
-async fn userinfo_sees_a_user_only_through_a_live_access_token(s: Store) {
+async fn access_tokens_are_live_until_a_revocation_covers_them(s: Store) {
     let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
     s.create_user(&ada).await.unwrap();
     s.create_user(&bob).await.unwrap();
-    s.insert_access_token("jti-1", "grant-1", 9_999).await.unwrap();
-    s.insert_access_token("jti-2", "grant-2", 9_999).await.unwrap();
-    assert_eq!(s.live_access_token_user("jti-1", ada.id).await.unwrap().map(|u| u.email), Some(ada.email.clone()));
-    assert!(s.live_access_token_user("jti-unknown", ada.id).await.unwrap().is_none(), "a token we never issued");
-    s.revoke_access_token("jti-1", 2_000).await.unwrap();
-    assert!(s.live_access_token_user("jti-1", ada.id).await.unwrap().is_none(), "a revoked token");
-    s.revoke_grant("grant-2", 2_000).await.unwrap();
-    assert!(s.live_access_token_user("jti-2", bob.id).await.unwrap().is_none(), "a token of a revoked grant");
-    s.insert_access_token("jti-3", "grant-3", 9_999).await.unwrap();
+    let token = |jti, grant_id, client_id| AccessTokenIds { jti, grant_id, client_id };
+    let live = token("jti-1", "grant-1", "client-a");
+    assert!(!s.access_token_revoked(&live).await.unwrap());
+    assert_eq!(s.live_access_token_user(&live, ada.id).await.unwrap().map(|u| u.email), Some(ada.email.clone()));
+
+    s.revoke_access_tokens(RevokedAccess::Token("jti-1"), 9_000).await.unwrap();
+    assert!(s.access_token_revoked(&live).await.unwrap(), "the token itself");
+    assert!(s.live_access_token_user(&live, ada.id).await.unwrap().is_none());
+    s.revoke_grant("grant-2", 2_000, 5_600).await.unwrap();
+    let of_grant = token("jti-2", "grant-2", "client-a");
+    assert!(s.access_token_revoked(&of_grant).await.unwrap(), "its grant");
+    assert!(s.live_access_token_user(&of_grant, bob.id).await.unwrap().is_none());
+    s.revoke_access_tokens(RevokedAccess::Client("client-b"), 5_600).await.unwrap();
+    assert!(s.access_token_revoked(&token("jti-3", "grant-3", "client-b")).await.unwrap(), "its client");
+    assert!(!s.access_token_revoked(&token("jti-3", "grant-3", "client-a")).await.unwrap(), "keys do not mix");
+
+    let other = token("jti-4", "grant-4", "client-a");
     assert!(s.delete_user(bob.id).await.unwrap());
-    assert!(s.live_access_token_user("jti-3", bob.id).await.unwrap().is_none(), "a deleted user");
+    assert!(s.live_access_token_user(&other, bob.id).await.unwrap().is_none(), "a deleted user");
+
+    // A revocation is kept until the tokens it covers have expired, the later expiry winning.
+    s.revoke_access_tokens(RevokedAccess::Token("jti-4"), 5_000).await.unwrap();
+    s.revoke_access_tokens(RevokedAccess::Token("jti-4"), 3_000).await.unwrap();
+    s.purge_expired(4_000).await.unwrap();
+    assert!(s.access_token_revoked(&other).await.unwrap(), "still covered");
+    s.purge_expired(5_000).await.unwrap();
+    assert!(!s.access_token_revoked(&other).await.unwrap(), "purged once the token is expired anyway");
+    assert!(s.access_token_revoked(&live).await.unwrap());
 }
 
 async fn an_import_keeps_all_accounts_or_none(s: Store) {

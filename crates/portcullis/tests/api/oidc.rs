@@ -24,6 +24,7 @@ on_both_backends!(
     refresh_tokens_rotate_and_reuse_revokes_the_family,
     bad_token_requests_get_the_exact_oauth_error,
     tokens_signed_before_a_key_rotation_still_validate,
+    deleting_a_client_revokes_its_access_tokens,
 );
 
 /// Registers a client; returns (client_id, secret).
@@ -443,6 +444,27 @@ async fn bad_token_requests_get_the_exact_oauth_error(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(intro, serde_json::json!({ "active": false }));
+}
+
+async fn introspect(app: &TestApp, (id, secret): (&str, &str), token: &str) -> serde_json::Value {
+    let r = app.client.post(app.url("/introspect")).basic_auth(id, Some(secret)).form(&[("token", token)]).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+async fn deleting_a_client_revokes_its_access_tokens(app: TestApp) {
+    let (doomed, doomed_secret) = register(&app, false, SigningAlg::ES256).await;
+    let (watcher, watcher_secret) = register(&app, false, SigningAlg::ES256).await;
+    let (doomed_secret, watcher_secret) = (doomed_secret.unwrap(), watcher_secret.unwrap());
+    let watcher = (watcher.as_str(), watcher_secret.as_str());
+    let form = [("grant_type", "client_credentials"), ("scope", "api")];
+    let (_, doomed_token) = token_request(&app, &form, Some((&doomed, &doomed_secret))).await;
+    let (_, watcher_token) = token_request(&app, &form, Some(watcher)).await;
+    let (doomed_token, watcher_token) = (doomed_token["access_token"].as_str().unwrap(), watcher_token["access_token"].as_str().unwrap());
+    assert_eq!(introspect(&app, watcher, doomed_token).await["active"], true);
+
+    assert!(app.state.provider().delete_client(&doomed, app.clock_now()).await.unwrap());
+    assert_eq!(introspect(&app, watcher, doomed_token).await, serde_json::json!({ "active": false }), "its token died with it");
+    assert_eq!(introspect(&app, watcher, watcher_token).await["active"], true, "another client's token lives on");
 }
 
 async fn tokens_signed_before_a_key_rotation_still_validate(app: TestApp) {
