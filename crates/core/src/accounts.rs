@@ -268,7 +268,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
             return Err(AccountError::InvalidCredentials);
         };
         let key = email.as_str();
-        self.refuse_if_locked(key, now).await?;
+        let prior = self.refuse_if_locked(key, now).await?;
         let user = self.store.user_by_email(&email).await?;
         let check = match &user {
             Some(u) => self.hasher.verify(password, &u.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))?,
@@ -285,7 +285,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
             }
             _ => return Err(self.count_failure(key, now).await?),
         };
-        self.store.clear_login_failures(key).await?;
+        self.clear_failures(prior).await?;
         if user.email_verified_at.is_none() {
             self.send_verification(&user, now).await?;
             return Err(AccountError::EmailNotVerified);
@@ -293,12 +293,23 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         self.after_first_step(&user, AuthMethod::Password, remembered, now).await
     }
 
-    /// Refuses while the account keyed `key` (a normalised address, known or not) is locked.
-    pub(crate) async fn refuse_if_locked(&self, key: &str, now: UnixTime) -> Result<(), AccountError> {
-        match self.settings.lockout.state(&self.store.failure_record(key).await?, now) {
+    /// Refuses while the account keyed `key` (a normalised address, known or
+    /// not) is locked; otherwise returns what a success must clear.
+    pub(crate) async fn refuse_if_locked(&self, key: &str, now: UnixTime) -> Result<PriorFailures, AccountError> {
+        let record = self.store.failure_record(key).await?;
+        match self.settings.lockout.state(&record, now) {
             LockState::Locked { retry_after_secs } => Err(AccountError::Locked { retry_after_secs }),
-            LockState::Open => Ok(()),
+            LockState::Open => Ok(PriorFailures { key: key.to_owned(), any: record.failures > 0 || record.locked_until.is_some() }),
         }
+    }
+
+    /// After a successful attempt: forgets the failures on record when it
+    /// began. With none, nothing is written (most sign-ins).
+    pub(crate) async fn clear_failures(&self, prior: PriorFailures) -> Result<(), AccountError> {
+        if prior.any {
+            self.store.clear_login_failures(&prior.key).await?;
+        }
+        Ok(())
     }
 
     /// Counts a failed attempt; returns the error to show (locks at the threshold).
@@ -401,7 +412,8 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
     ) -> Result<(), AccountError> {
         let user = &session.user;
         let key = user.email.as_str();
-        self.refuse_if_locked(key, now).await?;
+        // A signed-in user re-typing the password: only a lock matters, nothing to clear.
+        let _ = self.refuse_if_locked(key, now).await?;
         match self.hasher.verify(current, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
             PasswordCheck::Mismatch => {
                 return Err(match self.count_failure(key, now).await? {
@@ -450,4 +462,11 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
     pub async fn lock_state(&self, email: &EmailAddress, now: UnixTime) -> Result<LockState, AccountError> {
         Ok(self.settings.lockout.state(&self.store.failure_record(email.as_str()).await?, now))
     }
+}
+
+/// Failures on record when an attempt began (see [`Accounts::clear_failures`]).
+#[must_use = "a success must clear the failures on record"]
+pub(crate) struct PriorFailures {
+    key: String,
+    any: bool,
 }

@@ -44,7 +44,8 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         }
         let email = EmailAddress::parse(email)?;
         self.hit_client_code_cap(client, now).await?;
-        self.refuse_if_locked(email.as_str(), now).await?;
+        // Only a lock matters here: sending a code is not a success to clear failures with.
+        let _ = self.refuse_if_locked(email.as_str(), now).await?;
         let Some(user) = self.email_sign_in_account(&email).await? else {
             tracing::info!("sign-in code requested for an address that cannot use one");
             return Ok(());
@@ -72,7 +73,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         }
         let Ok(email) = EmailAddress::parse(email) else { return Err(AccountError::InvalidCode) };
         let key = email.as_str();
-        self.refuse_if_locked(key, now).await?;
+        let prior = self.refuse_if_locked(key, now).await?;
         let accepted = match self.email_sign_in_account(&email).await? {
             Some(user) => match EmailCodeFactor.verify(&self.factor_context(), &user, code, now).await? {
                 Verification::Accepted => Some(user),
@@ -86,7 +87,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
                 other => other,
             });
         };
-        self.store.clear_login_failures(key).await?;
+        self.clear_failures(prior).await?;
         tracing::info!(target: "portcullis::audit", event = "email_code_sign_in", user = %user.id);
         self.after_first_step(&user, AuthMethod::EmailOtp, remembered, now).await
     }

@@ -8,7 +8,7 @@
 //! record extended). Wrong codes count towards the same per-account lockout as
 //! wrong passwords.
 
-use crate::accounts::{Accounts, ActiveSession, NewSession, SignInOutcome};
+use crate::accounts::{Accounts, ActiveSession, NewSession, PriorFailures, SignInOutcome};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::factors::webauthn::{self, PasskeySignIn};
@@ -232,7 +232,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         now: UnixTime,
     ) -> Result<SecondStepDone, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
-        self.refuse_if_locked(user.email.as_str(), now).await?;
+        let prior = self.refuse_if_locked(user.email.as_str(), now).await?;
         // Only what this sign-in offers may finish it (a phishing-resistant step-up takes no code).
         if !self.available_factors(&user, &pending).await?.contains(&factor_key) {
             return Err(if factor_key == "webauthn" { AccountError::KeyNotAccepted } else { AccountError::InvalidCode });
@@ -261,7 +261,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         if method == AuthMethod::RecoveryCode {
             self.notify_recovery_code_used(&user).await;
         }
-        let mut done = self.finish(token, pending, user, method, None, now).await?;
+        let mut done = self.finish(token, (pending, user), prior, method, None, now).await?;
         // A remembered browser stands in for a possession factor, never for the password.
         if let Some(agent) = remember.filter(|_| method != AuthMethod::Password) {
             let auth = AuthRecord::single(method, now);
@@ -322,8 +322,8 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     async fn finish(
         &self,
         token: &str,
-        pending: PendingSignIn,
-        user: User,
+        (pending, user): (PendingSignIn, User),
+        prior: PriorFailures,
         method: AuthMethod,
         codes: Option<Vec<String>>,
         now: UnixTime,
@@ -332,7 +332,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         if !self.store.take_pending_sign_in(&token_digest(token)).await? {
             return Err(AccountError::SignInExpired);
         }
-        self.store.clear_login_failures(user.email.as_str()).await?;
+        self.clear_failures(prior).await?;
         let auth = pending.auth.with(method, now);
         // Until the audit table (issue 7) exists, security events are structured log lines.
         tracing::info!(target: "portcullis::audit", event = "second_factor_succeeded", user = %user.id, method = ?method, step_up = pending.session_digest.is_some());
@@ -415,7 +415,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         now: UnixTime,
     ) -> Result<SecondStepDone, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
-        self.refuse_if_locked(user.email.as_str(), now).await?;
+        let prior = self.refuse_if_locked(user.email.as_str(), now).await?;
         let codes = match self.finish_enrollment(&user, FactorKind::Totp, credential_id, code, now).await {
             Ok(codes) => codes,
             Err(AccountError::InvalidCode) => {
@@ -426,7 +426,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             }
             Err(e) => return Err(e),
         };
-        self.finish(token, pending, user, AuthMethod::Totp, codes, now).await
+        self.finish(token, (pending, user), prior, AuthMethod::Totp, codes, now).await
     }
 
     /// Starts a passwordless sign-in with a passkey.

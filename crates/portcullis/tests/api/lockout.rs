@@ -4,7 +4,11 @@ use reqwest::StatusCode;
 
 use crate::helpers::{Backend, PASSWORD, TestApp, on_both_backends, spawn_app_with};
 
-on_both_backends!(five_wrong_passwords_lock_the_account_for_five_minutes, unknown_addresses_answer_and_lock_exactly_like_real_ones,);
+on_both_backends!(
+    five_wrong_passwords_lock_the_account_for_five_minutes,
+    unknown_addresses_answer_and_lock_exactly_like_real_ones,
+    a_success_forgets_the_failures_before_it,
+);
 
 async fn five_wrong_passwords_lock_the_account_for_five_minutes(app: TestApp) {
     app.verified_user("jack@example.com").await;
@@ -26,6 +30,20 @@ async fn five_wrong_passwords_lock_the_account_for_five_minutes(app: TestApp) {
 
     app.clock.advance(1);
     assert_eq!(app.sign_in("jack@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER, "unlocked after the period");
+}
+
+async fn a_success_forgets_the_failures_before_it(app: TestApp) {
+    app.verified_user("lena@example.com").await;
+    for _ in 0..4 {
+        assert_eq!(app.sign_in("lena@example.com", "wrong-password-x").await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.sign_in("lena@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    app.sign_out().await;
+    for attempt in 1..=4 {
+        let page = app.sign_in("lena@example.com", "wrong-password-x").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "attempt {attempt} after the success counts from zero");
+    }
+    assert_eq!(app.sign_in("lena@example.com", "wrong-password-x").await.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 async fn unknown_addresses_answer_and_lock_exactly_like_real_ones(app: TestApp) {
