@@ -251,10 +251,6 @@ fn print_table(
         };
         println!("| {n}, 32 connections | {:.0} req/s, p99 {:.1} ms | {peer} |", s.per_second(), s.percentile_ms(99.0));
     }
-    println!(
-        "| resident memory, idle / peak | {:.1} MB / {:.1} MB | oidc-provider idle {:.1} MB |",
-        mb(memory.idle_rss_kib),
-        mb(memory.peak_rss_kib),
-        mb(memory.peer_idle_rss_kib)
-    );
+    let peer = if args.no_peer { "no peer".into() } else { format!("oidc-provider idle {:.1} MB", mb(memory.peer_idle_rss_kib)) };
+    println!("| resident memory, idle / peak | {:.1} MB / {:.1} MB | {peer} |", mb(memory.idle_rss_kib), mb(memory.peak_rss_kib));
 }
