@@ -15,10 +15,19 @@ use portcullis_core::user::{User, UserId};
 use crate::accounts::{UserRow, select_users};
 use crate::{Store, db_error, on_pool};
 
-/// Stores a revocation, keeping the later expiry if it exists (same SQL on both backends).
-const INSERT_REVOCATION: &str = "INSERT INTO access_token_revocations (revoked, expires_at) VALUES ($1, $2) \
-     ON CONFLICT (revoked) DO UPDATE SET expires_at = excluded.expires_at \
-     WHERE excluded.expires_at > access_token_revocations.expires_at";
+/// Stores a revocation (a [`RevokedAccess`] kept until a time), keeping the
+/// later expiry if it exists; the same SQL on both backends.
+macro_rules! insert_revocation {
+    ($what:expr, $until:expr) => {
+        sqlx::query(
+            "INSERT INTO access_token_revocations (revoked, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (revoked) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE excluded.expires_at > access_token_revocations.expires_at",
+        )
+        .bind($what.key())
+        .bind($until)
+    };
+}
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("stored {what} is unreadable: {e}"))
@@ -152,12 +161,7 @@ impl OidcStore for Store {
             let deleted =
                 sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db_error)?.rows_affected() > 0;
             if deleted {
-                sqlx::query(INSERT_REVOCATION)
-                    .bind(RevokedAccess::Client(id).key())
-                    .bind(access_tokens_until)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                insert_revocation!(RevokedAccess::Client(id), access_tokens_until).execute(&mut *tx).await.map_err(db_error)?;
             }
             tx.commit().await.map_err(db_error)?;
             Ok(deleted)
@@ -391,7 +395,7 @@ impl OidcStore for Store {
     }
 
     async fn revoke_access_tokens(&self, what: RevokedAccess<'_>, until: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(INSERT_REVOCATION).bind(what.key()).bind(until).execute(p).await.map(|_| ()).map_err(db_error))
+        on_pool!(self, |p| insert_revocation!(what, until).execute(p).await.map(|_| ()).map_err(db_error))
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime, access_tokens_until: UnixTime) -> StoreResult<()> {
@@ -403,12 +407,7 @@ impl OidcStore for Store {
             ] {
                 sqlx::query(sql).bind(grant_id).bind(now).execute(&mut *tx).await.map_err(db_error)?;
             }
-            sqlx::query(INSERT_REVOCATION)
-                .bind(RevokedAccess::Grant(grant_id).key())
-                .bind(access_tokens_until)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            insert_revocation!(RevokedAccess::Grant(grant_id), access_tokens_until).execute(&mut *tx).await.map_err(db_error)?;
             tx.commit().await.map_err(db_error)
         })
     }
