@@ -44,6 +44,9 @@ pub struct Config {
     pub messages: MessagesConfig,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is
+    /// believed; from any other peer the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[mfa]`
@@ -240,6 +243,7 @@ impl Default for Config {
             webauthn: WebauthnConfig::default(),
             messages: MessagesConfig::default(),
             log_format: LogFormat::Text,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -283,6 +287,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.trusted_proxy_ranges()?;
         let issuer = url::Url::parse(&self.issuer).map_err(|e| ConfigError(format!("issuer: {e}: {:?}", self.issuer)))?;
         if !matches!(issuer.scheme(), "http" | "https")
             || issuer.host_str().is_none()
@@ -326,6 +331,18 @@ impl Config {
     /// The public origin (issuer without a trailing slash).
     pub fn origin(&self) -> String {
         self.issuer.trim_end_matches('/').to_owned()
+    }
+
+    /// `trusted_proxies` parsed; a bare address is a range of one.
+    pub fn trusted_proxy_ranges(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError(format!("trusted_proxies: {p:?} is neither an IP address nor a CIDR range")))
+            })
+            .collect()
     }
 
     /// The database URL in force.
@@ -421,5 +438,19 @@ mod tests {
         });
         let e = Config::load(None, &FlagOverrides { issuer: Some("ftp://x".into()), ..Default::default() }).unwrap_err().to_string();
         assert!(e.contains("issuer"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("good.toml", "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\", \"::1\"]\n")?;
+            let c = Config::load(Some(Path::new("good.toml")), &FlagOverrides::default()).unwrap();
+            let ranges: Vec<String> = c.trusted_proxy_ranges().unwrap().iter().map(ToString::to_string).collect();
+            assert_eq!(ranges, ["10.0.0.0/8", "192.0.2.1/32", "::1/128"]);
+            jail.create_file("bad.toml", "trusted_proxies = [\"10.0.0.0/33\"]\n")?;
+            let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(e.contains("trusted_proxies") && e.contains("10.0.0.0/33"), "{e}");
+            Ok(())
+        });
     }
 }

@@ -148,7 +148,7 @@ impl Application {
             provider,
             MacKey::new(keys.cookie),
             clock,
-            ServerSettings { origin: config.origin(), product_name: PRODUCT_NAME.into() },
+            ServerSettings { origin: config.origin(), product_name: PRODUCT_NAME.into(), trusted_proxies: config.trusted_proxy_ranges()? },
         );
         Ok(Self { state, store })
     }

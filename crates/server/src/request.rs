@@ -1,7 +1,7 @@
 //! What a handler needs to know about the browser: its address, its cookies,
 //! its CSRF token, and typed form bodies with clear errors.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -67,6 +67,29 @@ pub struct Browser {
     new_csrf_cookie: Option<HeaderValue>,
 }
 
+/// The client's address: the socket peer, unless the peer is a trusted
+/// reverse proxy; then the right-most `X-Forwarded-For` entry that is not
+/// itself a trusted proxy. Entries to its left are whatever the client sent
+/// and are never believed; a malformed entry stops the walk at the last
+/// trusted hop (OWASP ASVS 4.0 V7.1 wants the real source in security logs).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if !is_trusted(&client) {
+        return client;
+    }
+    let forwarded: Vec<&str> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim).collect();
+    for entry in forwarded.into_iter().rev() {
+        let Ok(hop) = entry.parse::<IpAddr>() else { break };
+        client = hop;
+        if !is_trusted(&hop) {
+            break;
+        }
+    }
+    client
+}
+
 impl FromRequestParts<AppState> for Browser {
     type Rejection = std::convert::Infallible;
 
@@ -74,7 +97,7 @@ impl FromRequestParts<AppState> for Browser {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(a)| a.ip().to_string())
+            .map(|ConnectInfo(a)| client_ip(a.ip(), &parts.headers, &state.settings().trusted_proxies).to_string())
             .unwrap_or_else(|| "unknown".to_owned());
         let (csrf_token, new_csrf_cookie) = csrf::form_token(state, &parts.headers);
         let user_agent = parts.headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
@@ -147,6 +170,31 @@ pub fn see_other(to: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_address_comes_from_x_forwarded_for_only_through_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::1/128".parse().unwrap()];
+        let spoofed = forwarded(&["198.51.100.1"]);
+        assert_eq!(client_ip(ip("192.0.2.7"), &spoofed, &trusted), ip("192.0.2.7"), "an untrusted peer is the client");
+        assert_eq!(client_ip(ip("192.0.2.7"), &spoofed, &[]), ip("192.0.2.7"), "nobody is trusted by default");
+        assert_eq!(client_ip(ip("10.0.0.2"), &spoofed, &trusted), ip("198.51.100.1"));
+        // Two proxies; the client's own claim to the left is ignored.
+        let chain = forwarded(&["6.6.6.6, 198.51.100.1", "10.0.0.9"]);
+        assert_eq!(client_ip(ip("10.0.0.2"), &chain, &trusted), ip("198.51.100.1"));
+        assert_eq!(client_ip(ip("2001:db8::1"), &forwarded(&["2001:db8::77"]), &trusted), ip("2001:db8::77"));
+        // Malformed: stop at the last address a trusted hop vouched for.
+        assert_eq!(client_ip(ip("10.0.0.2"), &forwarded(&["198.51.100.1, garbage, 10.0.0.9"]), &trusted), ip("10.0.0.9"));
+        assert_eq!(client_ip(ip("10.0.0.2"), &HeaderMap::new(), &trusted), ip("10.0.0.2"), "no header: the proxy itself");
+    }
 
     #[test]
     fn next_never_leaves_the_site() {

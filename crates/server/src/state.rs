@@ -17,6 +17,8 @@ pub struct ServerSettings {
     pub origin: String,
     /// Product name shown on pages.
     pub product_name: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see `request::client_ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerSettings {

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, on_both_backends, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, TestApp, csrf_token_in, on_both_backends, spawn_app_with};
 
 on_both_backends!(
     five_wrong_passwords_lock_the_account_for_five_minutes,
@@ -116,4 +116,50 @@ async fn too_many_sign_in_attempts_from_one_address_get_429_with_retry_after() {
     assert!(limited.body.contains("Too many requests"));
     app.clock.advance(60);
     assert_eq!(app.sign_in("user9@example.com", "wrong-password-x").await.status, StatusCode::UNAUTHORIZED, "a new minute, a new budget");
+}
+
+/// A wrong-password sign-in sent with an `X-Forwarded-For` header.
+async fn sign_in_forwarded_for(app: &TestApp, email: &str, forwarded_for: &str) -> StatusCode {
+    let token = csrf_token_in(&app.get("/login").await.body);
+    let form = [("email", email), ("password", "wrong-password-x"), ("csrf_token", &token)];
+    app.client.post(app.url("/login")).header("x-forwarded-for", forwarded_for).form(&form).send().await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.rate_limit.sign_in_per_minute = 3).await else {
+        return;
+    };
+    app.clock.advance(60 - portcullis_core::clock::Clock::now(&app.clock) % 60);
+    for i in 1..=3 {
+        assert_eq!(sign_in_forwarded_for(&app, "eve@example.com", &format!("203.0.113.{i}")).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        sign_in_forwarded_for(&app, "eve@example.com", "203.0.113.4").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a made-up address does not buy a new budget"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_client_by_x_forwarded_for() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.rate_limit.sign_in_per_minute = 3;
+        c.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    app.clock.advance(60 - portcullis_core::clock::Clock::now(&app.clock) % 60);
+    for _ in 0..3 {
+        assert_eq!(sign_in_forwarded_for(&app, "eve@example.com", "203.0.113.1").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(sign_in_forwarded_for(&app, "eve@example.com", "203.0.113.1").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(sign_in_forwarded_for(&app, "eve@example.com", "203.0.113.2").await, StatusCode::UNAUTHORIZED, "another client");
+    assert_eq!(
+        sign_in_forwarded_for(&app, "eve@example.com", "198.51.100.7, 203.0.113.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "what the client wrote left of the proxy's entry is not believed"
+    );
 }
