@@ -4,7 +4,9 @@
 use portcullis_core::StoreError;
 use portcullis_core::email::EmailAddress;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn};
-use portcullis_core::oauth::{AccessTokenIds, OidcStore, RevokedAccess};
+use portcullis_core::oauth::{
+    AccessTokenIds, AuthorizationCode, Client, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess, SigningAlg,
+};
 use portcullis_core::rate_limit::{LimitedAction, RateLimits};
 use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
@@ -283,10 +285,54 @@ async fn purge_removes_only_what_expired(s: Store) {
     s.create_session("live", &session(u.id, 0), 10_000_000).await.unwrap();
     s.record_login_failure("x@example.com", 0, 0).await.unwrap();
     s.hit_rate_bucket(&RateLimits::default().bucket(LimitedAction::SignUp, "1.2.3.4", 0)).await.unwrap();
+    let client = Client {
+        id: "client-1".into(),
+        name: "App".into(),
+        secret_digest: None,
+        redirect_uris: vec!["https://app.example/cb".into()],
+        post_logout_redirect_uris: vec![],
+        mfa: MfaPolicy::Optional,
+        signing_alg: SigningAlg::ES256,
+        allow_remember: true,
+        created_at: 0,
+    };
+    s.create_client(&client).await.unwrap();
+    let grant = Grant {
+        grant_id: "grant-1".into(),
+        client_id: client.id.clone(),
+        user_id: u.id,
+        scope: "openid".into(),
+        auth: AuthRecord::single(AuthMethod::Password, 0),
+        session_id: "sid".into(),
+        acr: None,
+    };
+    let code = |digest: &str, expires_at| AuthorizationCode {
+        digest: digest.into(),
+        grant: grant.clone(),
+        redirect_uri: "https://app.example/cb".into(),
+        nonce: None,
+        code_challenge: None,
+        created_at: 0,
+        expires_at,
+    };
+    s.insert_authorization_code(&code("old-code", 60)).await.unwrap();
+    s.insert_authorization_code(&code("new-code", 150_000)).await.unwrap();
+    let refresh = |digest: &str, expires_at| RefreshToken { digest: digest.into(), grant: grant.clone(), created_at: 0, expires_at };
+    s.insert_refresh_token(&refresh("old-refresh", 100)).await.unwrap();
+    s.insert_refresh_token(&refresh("new-refresh", 10_000_000)).await.unwrap();
+    s.save_pending_request("old-request", "{}", 100).await.unwrap();
+    s.save_pending_request("new-request", "{}", 10_000_000).await.unwrap();
+
     s.purge_expired(200_000).await.unwrap();
     assert!(s.session_by_digest("old").await.unwrap().is_none());
     assert!(s.session_by_digest("live").await.unwrap().is_some());
     assert_eq!(s.failure_record("x@example.com").await.unwrap().failures, 0);
+    assert!(s.pending_request("old-request", 0).await.unwrap().is_none());
+    assert!(s.pending_request("new-request", 0).await.unwrap().is_some());
+    assert!(matches!(s.consume_authorization_code("old-code", 0).await.unwrap(), OneTimeUse::Unknown), "a day past expiry: gone");
+    assert!(matches!(s.consume_authorization_code("new-code", 0).await.unwrap(), OneTimeUse::Fresh(_)), "kept a day past expiry");
+    assert!(matches!(s.consume_refresh_token("old-refresh", 0).await.unwrap(), OneTimeUse::Unknown));
+    assert!(matches!(s.consume_refresh_token("new-refresh", 0).await.unwrap(), OneTimeUse::Fresh(_)));
 }
 
 async fn concurrently<F, Fut>(n: usize, f: F) -> usize
