@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
+
+use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::error::{AccountError, StoreError};
@@ -13,7 +16,7 @@ use crate::password::{PasswordCheck, PasswordHasher, PasswordPolicy};
 use crate::rate_limit::{LimitedAction, RateLimits};
 use crate::secrets::{random_token, token_digest};
 use crate::session::{AuthMethod, AuthRecord, SessionPolicy, SessionRecord};
-use crate::store::{AccountStore, EmailLink, LinkPurpose};
+use crate::store::{EmailLink, LinkPurpose};
 use crate::user::{User, UserId};
 
 /// Tunables of the account flows.
@@ -41,6 +44,10 @@ pub struct AccountSettings {
     pub otp: crate::factors::otp::OtpSettings,
     /// Users may add authenticator apps and sign in with them.
     pub totp_enabled: bool,
+    /// The operator's adaptive sign-in rules.
+    pub adaptive: crate::policy::AdaptivePolicy,
+    /// Roles (`admin`, `user`) or `everyone` who must use a second factor (enrolled at next sign-in).
+    pub mfa_required_for: Vec<String>,
 }
 
 impl Default for AccountSettings {
@@ -57,6 +64,8 @@ impl Default for AccountSettings {
             remember_browser_ttl: 30 * 24 * 3600,
             otp: crate::factors::otp::OtpSettings::default(),
             totp_enabled: true,
+            adaptive: crate::policy::AdaptivePolicy::default(),
+            mfa_required_for: Vec::new(),
         }
     }
 }
@@ -102,6 +111,7 @@ pub struct Accounts<S> {
     pub(crate) messenger: Arc<Messenger>,
     pub(crate) settings: Arc<AccountSettings>,
     pub(crate) keys: Arc<FactorKeys>,
+    pub(crate) geo: Option<Arc<dyn crate::policy::Geolocator>>,
 }
 
 /// What second factors need beyond the store: keys, and the WebAuthn relying party.
@@ -131,10 +141,16 @@ pub enum SignInOutcome {
     },
 }
 
-impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
+impl<S: crate::store::Stores> Accounts<S> {
     /// Wires the service.
     pub fn new(store: S, hasher: PasswordHasher, messenger: Messenger, settings: AccountSettings, keys: FactorKeys) -> Self {
-        Self { store, hasher, messenger: Arc::new(messenger), settings: Arc::new(settings), keys: Arc::new(keys) }
+        Self { store, hasher, messenger: Arc::new(messenger), settings: Arc::new(settings), keys: Arc::new(keys), geo: None }
+    }
+
+    /// Locates sign-ins with a GeoIP database (country and impossible-travel rules).
+    pub fn with_geolocator(mut self, geo: Arc<dyn crate::policy::Geolocator>) -> Self {
+        self.geo = Some(geo);
+        self
     }
 
     /// The settings in force.
@@ -261,10 +277,12 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         email: &str,
         password: &str,
         remembered: Option<&str>,
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<SignInOutcome, AccountError> {
         let Ok(email) = EmailAddress::parse(email) else {
             self.hasher.verify_decoy(password).await;
+            self.audit(AuditKind::SignInFailed, None, origin, json!({ "method": "pwd", "account": "unknown" }), now).await?;
             return Err(AccountError::InvalidCredentials);
         };
         let key = email.as_str();
@@ -283,14 +301,14 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
                 self.store.set_password_hash(user.id, &new_hash).await?;
                 user
             }
-            _ => return Err(self.count_failure(key, now).await?),
+            (user, _) => return Err(self.count_failure(key, user.as_ref(), "pwd", origin, now).await?),
         };
         self.clear_failures(prior).await?;
         if user.email_verified_at.is_none() {
             self.send_verification(&user, now).await?;
             return Err(AccountError::EmailNotVerified);
         }
-        self.after_first_step(&user, AuthMethod::Password, remembered, now).await
+        self.after_first_step(&user, AuthMethod::Password, remembered, origin, now).await
     }
 
     /// Refuses while the account keyed `key` (a normalised address, known or
@@ -312,21 +330,52 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         Ok(())
     }
 
-    /// Counts a failed attempt; returns the error to show (locks at the threshold).
-    pub(crate) async fn count_failure(&self, key: &str, now: UnixTime) -> Result<AccountError, AccountError> {
+    /// Counts a failed attempt with `method` (an `amr` value) on the account
+    /// keyed `key` (`user`, when it exists) and records it; returns the error
+    /// to show. At the threshold the account locks and its owner is told.
+    pub(crate) async fn count_failure(
+        &self,
+        key: &str,
+        user: Option<&User>,
+        method: &str,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<AccountError, AccountError> {
         let lockout = &self.settings.lockout;
         let failures = self.store.record_login_failure(key, now, lockout.window_start(now)).await?;
+        let account = if user.is_some() { "known" } else { "unknown" };
+        self.audit(AuditKind::SignInFailed, user.map(|u| u.id), origin, json!({ "method": method, "account": account }), now).await?;
         if lockout.must_lock(failures) {
             self.store.lock_account(key, lockout.lock_until(now)).await?;
             tracing::warn!(account = key, failures, "account locked after repeated failures");
+            if let Some(user) = user {
+                let minutes = (lockout.lock_seconds + 59) / 60;
+                self.audit(AuditKind::AccountLocked, Some(user.id), origin, json!({ "failures": failures, "minutes": minutes }), now)
+                    .await?;
+                self.notify(user, Message::AccountLocked { minutes }).await;
+            }
             return Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds });
         }
         Ok(AccountError::InvalidCredentials)
     }
 
-    pub(crate) async fn open_session(&self, user_id: UserId, auth: AuthRecord, now: UnixTime) -> Result<NewSession, AccountError> {
+    pub(crate) async fn open_session(
+        &self,
+        user_id: UserId,
+        auth: AuthRecord,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<NewSession, AccountError> {
         let token = random_token();
-        let record = SessionRecord { id: uuid::Uuid::new_v4().simple().to_string(), user_id, created_at: now, last_seen_at: now, auth };
+        let record = SessionRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            user_id,
+            created_at: now,
+            last_seen_at: now,
+            auth,
+            ip: origin.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent: origin.user_agent.chars().filter(|c| !c.is_control()).take(200).collect(),
+        };
         self.store.create_session(&token_digest(&token), &record, self.settings.sessions.expires_at(now)).await?;
         Ok(NewSession { token, record })
     }
@@ -382,7 +431,13 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
     /// the link is used, so a refused password does not burn the link. Signs
     /// the user out everywhere, lifts any lock, and confirms the address (the
     /// link proved control of the mailbox).
-    pub async fn reset_password(&self, token: &str, password: &str, confirm: &str, now: UnixTime) -> Result<(), AccountError> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        (password, confirm): (&str, &str),
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
         let digest = token_digest(token);
         let user_id = self.store.peek_email_link(&digest, LinkPurpose::ResetPassword, now).await?.ok_or(AccountError::InvalidLink)?;
         let user = self.store.user_by_id(user_id).await?.ok_or(AccountError::InvalidLink)?;
@@ -396,6 +451,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         self.store.mark_email_verified(user.id, now).await?;
         self.store.clear_login_failures(user.email.as_str()).await?;
         self.store.delete_user_sessions(user.id, None).await?;
+        self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "reset_link" }), now).await?;
         self.notify_password_changed(&user).await;
         Ok(())
     }
@@ -406,8 +462,8 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         &self,
         session: &ActiveSession,
         current: &str,
-        password: &str,
-        confirm: &str,
+        (password, confirm): (&str, &str),
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<(), AccountError> {
         let user = &session.user;
@@ -416,7 +472,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         let _ = self.refuse_if_locked(key, now).await?;
         match self.hasher.verify(current, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
             PasswordCheck::Mismatch => {
-                return Err(match self.count_failure(key, now).await? {
+                return Err(match self.count_failure(key, Some(user), "pwd", origin, now).await? {
                     AccountError::InvalidCredentials => AccountError::WrongCurrentPassword,
                     other => other,
                 });
@@ -428,6 +484,7 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
         self.store.set_password_hash(user.id, &hash).await?;
         self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.delete_user_sessions(user.id, Some(&session.digest)).await?;
+        self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "user" }), now).await?;
         self.notify_password_changed(user).await;
         Ok(())
     }
@@ -439,9 +496,12 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
     }
 
     /// Lifts a lock (operator action); true if the account was locked or had failures.
-    pub async fn unlock(&self, email: &str) -> Result<bool, AccountError> {
+    pub async fn unlock(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, AccountError> {
         let email = EmailAddress::parse(email)?;
-        Ok(self.store.clear_login_failures(email.as_str()).await?)
+        let cleared = self.store.clear_login_failures(email.as_str()).await?;
+        let user = self.store.user_by_email(&email).await?.map(|u| u.id);
+        self.audit(AuditKind::AccountUnlocked, user, origin, json!({ "had_failures": cleared }), now).await?;
+        Ok(cleared)
     }
 
     /// All accounts.
@@ -450,12 +510,28 @@ impl<S: AccountStore + crate::factors::MfaStore> Accounts<S> {
     }
 
     /// Deletes an account by email; false if there was none.
-    pub async fn delete_user(&self, email: &str) -> Result<bool, AccountError> {
+    pub async fn delete_user(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, AccountError> {
         let email = EmailAddress::parse(email)?;
-        match self.store.user_by_email(&email).await? {
-            Some(u) => Ok(self.store.delete_user(u.id).await?),
-            None => Ok(false),
+        let Some(u) = self.store.user_by_email(&email).await? else { return Ok(false) };
+        let deleted = self.store.delete_user(u.id).await?;
+        if deleted {
+            self.audit(AuditKind::UserDeleted, Some(u.id), origin, json!({ "email": u.email.as_str() }), now).await?;
         }
+        Ok(deleted)
+    }
+
+    /// The account with this address.
+    pub async fn find_user(&self, email: &str) -> Result<User, AccountError> {
+        let email = EmailAddress::parse(email)?;
+        self.store.user_by_email(&email).await?.ok_or(AccountError::NotFound)
+    }
+
+    /// Operator: grants or withdraws the admin role.
+    pub async fn set_admin(&self, email: &str, admin: bool, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+        let user = self.find_user(email).await?;
+        self.store.set_admin(user.id, admin).await?;
+        self.audit(AuditKind::AdminChanged, Some(user.id), origin, json!({ "admin": admin }), now).await?;
+        Ok(User { is_admin: admin, ..user })
     }
 
     /// Lock state of an account key, for listings.

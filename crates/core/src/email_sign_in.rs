@@ -12,16 +12,17 @@
 //! a wrong code, and counts the failure against the same lockout key.
 
 use crate::accounts::{Accounts, SignInOutcome};
+use crate::audit::RequestOrigin;
 use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::error::AccountError;
 use crate::factors::otp::EmailCodeFactor;
-use crate::factors::{MfaStore, SecondFactor, Verification};
+use crate::factors::{SecondFactor, Verification};
 use crate::session::AuthMethod;
-use crate::store::AccountStore;
+use crate::store::Stores;
 use crate::user::User;
 
-impl<S: AccountStore + MfaStore> Accounts<S> {
+impl<S: Stores> Accounts<S> {
     /// Whether the operator turned on sign-in by emailed code.
     pub fn email_sign_in_enabled(&self) -> bool {
         self.settings.otp.email_enabled && self.settings.otp.email_passwordless
@@ -66,6 +67,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         email: &str,
         code: &str,
         remembered: Option<&str>,
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<SignInOutcome, AccountError> {
         if !self.email_sign_in_enabled() {
@@ -74,21 +76,18 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         let Ok(email) = EmailAddress::parse(email) else { return Err(AccountError::InvalidCode) };
         let key = email.as_str();
         let prior = self.refuse_if_locked(key, now).await?;
-        let accepted = match self.email_sign_in_account(&email).await? {
-            Some(user) => match EmailCodeFactor.verify(&self.factor_context(), &user, code, now).await? {
-                Verification::Accepted => Some(user),
-                _ => None,
-            },
-            None => None,
+        let account = self.email_sign_in_account(&email).await?;
+        let accepted = match &account {
+            Some(user) => matches!(EmailCodeFactor.verify(&self.factor_context(), user, code, now).await?, Verification::Accepted),
+            None => false,
         };
-        let Some(user) = accepted else {
-            return Err(match self.count_failure(key, now).await? {
+        let Some(user) = account.clone().filter(|_| accepted) else {
+            return Err(match self.count_failure(key, account.as_ref(), "otp", origin, now).await? {
                 AccountError::InvalidCredentials => AccountError::InvalidCode,
                 other => other,
             });
         };
         self.clear_failures(prior).await?;
-        tracing::info!(target: "portcullis::audit", event = "email_code_sign_in", user = %user.id);
-        self.after_first_step(&user, AuthMethod::EmailOtp, remembered, now).await
+        self.after_first_step(&user, AuthMethod::EmailOtp, remembered, origin, now).await
     }
 }

@@ -90,6 +90,10 @@ pub enum AccountError {
     /// Removing this factor would leave an account that must use MFA without one.
     #[error("You cannot remove your last sign-in method while two-step verification is required for your account. Add another one first.")]
     LastFactor,
+
+    /// An adaptive rule refuses sign-ins like this one.
+    #[error("Signing in from here is not allowed by your organisation's security policy. Contact your administrator.")]
+    SignInDenied,
     /// No such credential or user.
     #[error("Not found.")]
     NotFound,

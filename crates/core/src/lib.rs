@@ -7,6 +7,7 @@
 //! database, and keeps HTTP and SQL out of the decisions.
 
 pub mod accounts;
+pub mod audit;
 pub mod clock;
 pub mod email;
 pub mod email_sign_in;
@@ -17,8 +18,10 @@ pub mod mail;
 pub mod mfa;
 pub mod oauth;
 pub mod password;
+pub mod policy;
 pub mod rate_limit;
 pub mod secrets;
+pub mod security;
 pub mod session;
 pub mod sms;
 pub mod store;

@@ -70,6 +70,20 @@ pub enum Message {
         /// Codes still unused.
         left: u32,
     },
+    /// A sign-in from a browser this account never used before.
+    NewDeviceSignIn {
+        /// The browser's `User-Agent` (shortened).
+        browser: String,
+        /// Source address.
+        ip: String,
+        /// Country, when a GeoIP database knows it (empty otherwise).
+        country: String,
+    },
+    /// Repeated failures locked the account for a while.
+    AccountLocked {
+        /// How long the lock lasts.
+        minutes: i64,
+    },
 }
 
 impl Message {
@@ -86,6 +100,8 @@ impl Message {
             Self::FactorRemoved { .. } => "factor_removed",
             Self::AuthenticatorCloned { .. } => "authenticator_cloned",
             Self::RecoveryCodeUsed { .. } => "recovery_code_used",
+            Self::NewDeviceSignIn { .. } => "new_device_sign_in",
+            Self::AccountLocked { .. } => "account_locked",
         }
     }
 
@@ -121,6 +137,8 @@ impl Message {
             Self::FactorRemoved { name: "Phone".into() },
             Self::AuthenticatorCloned { name: "YubiKey".into() },
             Self::RecoveryCodeUsed { left: 9 },
+            Self::NewDeviceSignIn { browser: "Firefox on Linux".into(), ip: "192.0.2.1".into(), country: "GB".into() },
+            Self::AccountLocked { minutes: 15 },
         ]
     }
 }

@@ -8,19 +8,23 @@
 //! record extended). Wrong codes count towards the same per-account lockout as
 //! wrong passwords.
 
+use serde_json::json;
+
 use crate::accounts::{Accounts, ActiveSession, NewSession, PriorFailures, SignInOutcome};
+use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::factors::webauthn::{self, PasskeySignIn};
 use crate::factors::{
-    CodeDestination, Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, MfaStore, NewCredential, PendingSignIn,
+    CodeDestination, Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, NewCredential, PendingSignIn,
     PublicKeyChallenge, RememberedBrowser, SecondFactor, Verification, all, recovery,
 };
 use crate::mail::Message;
 use crate::password::PasswordCheck;
+use crate::policy::RuleAction;
 use crate::secrets::{random_token, token_digest};
 use crate::session::{AuthMethod, AuthRecord, FactorClass};
-use crate::store::AccountStore;
+use crate::store::Stores;
 use crate::user::{User, UserId};
 
 /// MAC purpose of remember-this-browser cookies.
@@ -45,7 +49,7 @@ pub struct SecondStepDone {
     pub remember_cookie: Option<String>,
 }
 
-impl<S: AccountStore + MfaStore> Accounts<S> {
+impl<S: Stores> Accounts<S> {
     pub(crate) fn factor_context(&self) -> FactorContext<'_, S> {
         FactorContext {
             store: &self.store,
@@ -118,41 +122,59 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     }
 
     /// After a first step (a password, or an emailed code): a session, or a
-    /// pending second step, or enrollment.
+    /// pending second step, or enrollment. The operator's adaptive rules
+    /// decide first (see [`crate::policy`]); with no rule matching, a user
+    /// with a factor is asked for it and one who must use MFA enrolls.
     pub(crate) async fn after_first_step(
         &self,
         user: &User,
         method: AuthMethod,
         remembered: Option<&str>,
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<SignInOutcome, AccountError> {
         let auth = AuthRecord::single(method, now);
-        if self.has_second_factor(user.id).await? {
-            if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
-                tracing::info!(target: "portcullis::audit", event = "remembered_browser_used", user = %user.id, browser = %browser.id);
-                // The first step is fresh; the second factor is the one performed when the browser was remembered.
-                let mut auth = auth;
-                auth.events.extend(browser.auth.events);
-                return Ok(SignInOutcome::SignedIn(self.open_session(user.id, auth, now).await?));
-            }
-            return Ok(SignInOutcome::SecondFactor { token: self.pend(user.id, auth, None, now).await? });
-        }
-        if user.mfa_required {
-            return Ok(SignInOutcome::MustEnroll { token: self.pend(user.id, auth, None, now).await? });
-        }
-        Ok(SignInOutcome::SignedIn(self.open_session(user.id, auth, now).await?))
-    }
-
-    async fn pend(&self, user: UserId, auth: AuthRecord, session_digest: Option<String>, now: UnixTime) -> Result<String, AccountError> {
-        self.pend_with(PendingSignIn {
-            user_id: user,
-            auth,
-            session_digest,
-            phishing_resistant: false,
+        let assessment = self.assess(user, origin, now).await?;
+        self.refuse_if_denied(user, origin, &assessment, now).await?;
+        let action = assessment.action();
+        let enrolled = self.has_second_factor(user.id).await?;
+        let must_enroll = !enrolled && (self.mfa_required(user) || action == Some(RuleAction::RequireMfa));
+        let pend = |phishing_resistant| PendingSignIn {
+            user_id: user.id,
+            auth: auth.clone(),
+            session_digest: None,
+            phishing_resistant,
+            assessment: assessment.to_json(),
             created_at: now,
             expires_at: now + PENDING_SIGN_IN_SECONDS,
-        })
-        .await
+        };
+        if must_enroll {
+            return Ok(SignInOutcome::MustEnroll { token: self.pend_with(pend(false)).await? });
+        }
+        match action {
+            Some(RuleAction::AllowSingleFactor) => {}
+            Some(RuleAction::RequirePhishingResistant) => {
+                let credentials = self.store.credentials(user.id).await?;
+                if !self.factor("webauthn")?.available(&self.factor_context(), user, &credentials).await? {
+                    self.audit(AuditKind::SignInDenied, Some(user.id), origin, assessment.to_json(), now).await?;
+                    return Err(AccountError::PhishingResistantFactorNeeded);
+                }
+                return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pend(true)).await? });
+            }
+            _ if enrolled => {
+                if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
+                    // The first step is fresh; the second factor is the one performed when the browser was remembered.
+                    let mut auth = auth;
+                    auth.events.extend(browser.auth.events);
+                    let detail = json!({ "browser": browser.id, "assessment": assessment.to_json() });
+                    let session = self.signed_in(user, auth, origin, detail, now).await?;
+                    return Ok(SignInOutcome::SignedIn(session));
+                }
+                return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pend(false)).await? });
+            }
+            _ => {}
+        }
+        Ok(SignInOutcome::SignedIn(self.signed_in(user, auth, origin, assessment.to_json(), now).await?))
     }
 
     async fn pend_with(&self, pending: PendingSignIn) -> Result<String, AccountError> {
@@ -175,6 +197,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             auth: session.record.auth.clone(),
             session_digest: Some(session.digest.clone()),
             phishing_resistant,
+            assessment: serde_json::Value::Null,
             created_at: now,
             expires_at: now + PENDING_SIGN_IN_SECONDS,
         })
@@ -228,7 +251,8 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         token: &str,
         factor_key: &str,
         response: &str,
-        remember: Option<&str>,
+        remember: bool,
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<SecondStepDone, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
@@ -251,21 +275,24 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
                     m if m.phishing_resistant() => AccountError::KeyNotAccepted,
                     _ => AccountError::InvalidCode,
                 };
-                return Err(match self.count_failure(user.email.as_str(), now).await? {
+                let amr = method.amr_values().first().copied().unwrap_or("otp");
+                return Err(match self.count_failure(user.email.as_str(), Some(&user), amr, origin, now).await? {
                     AccountError::InvalidCredentials => wrong,
                     other => other,
                 });
             }
-            Verification::ClonedAuthenticator { name } => return Err(self.cloned(&user, name).await),
+            Verification::ClonedAuthenticator { name } => return Err(self.cloned(&user, name, origin, now).await),
         }
         if method == AuthMethod::RecoveryCode {
-            self.notify_recovery_code_used(&user).await;
+            let left = self.store.recovery_codes_left(user.id).await?;
+            self.audit(AuditKind::RecoveryCodeUsed, Some(user.id), origin, json!({ "left": left }), now).await?;
+            self.notify(&user, Message::RecoveryCodeUsed { left }).await;
         }
-        let mut done = self.finish(token, (pending, user), prior, method, None, now).await?;
+        let mut done = self.finish(token, (pending, user), prior, (method, None), origin, now).await?;
         // A remembered browser stands in for a possession factor, never for the password.
-        if let Some(agent) = remember.filter(|_| method != AuthMethod::Password) {
+        if remember && method != AuthMethod::Password {
             let auth = AuthRecord::single(method, now);
-            done.remember_cookie = Some(self.remember(&done.user, &auth, agent, now).await?);
+            done.remember_cookie = Some(self.remember(&done.user, &auth, origin, now).await?);
         }
         Ok(done)
     }
@@ -293,9 +320,9 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     }
 
     /// Remembers this browser for the possession factors of `auth`; returns the cookie value.
-    async fn remember(&self, user: &User, auth: &AuthRecord, user_agent: &str, now: UnixTime) -> Result<String, AccountError> {
+    async fn remember(&self, user: &User, auth: &AuthRecord, origin: &RequestOrigin, now: UnixTime) -> Result<String, AccountError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let agent: String = user_agent.chars().filter(|c| !c.is_control()).take(200).collect();
+        let agent: String = origin.user_agent.chars().filter(|c| !c.is_control()).take(200).collect();
         let browser = RememberedBrowser {
             id: id.clone(),
             user_id: user.id,
@@ -306,6 +333,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             last_used_at: None,
         };
         self.store.insert_remembered_browser(&browser).await?;
+        self.audit(AuditKind::RememberedBrowserCreated, Some(user.id), origin, json!({ "browser": id }), now).await?;
         Ok(format!("{id}.{}", self.keys.mac.tag(REMEMBER_PURPOSE, format!("{id}:{}", user.id).as_bytes())))
     }
 
@@ -315,8 +343,11 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     }
 
     /// Forgets one remembered browser: its next sign-in asks for the second factor again.
-    pub async fn forget_browser(&self, user: &User, id: &str, now: UnixTime) -> Result<(), AccountError> {
-        if self.store.forget_remembered_browser(user.id, id, now).await? { Ok(()) } else { Err(AccountError::NotFound) }
+    pub async fn forget_browser(&self, user: &User, id: &str, origin: &RequestOrigin, now: UnixTime) -> Result<(), AccountError> {
+        if !self.store.forget_remembered_browser(user.id, id, now).await? {
+            return Err(AccountError::NotFound);
+        }
+        self.audit(AuditKind::RememberedBrowserRevoked, Some(user.id), origin, json!({ "browser": id }), now).await
     }
 
     async fn finish(
@@ -324,8 +355,9 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         token: &str,
         (pending, user): (PendingSignIn, User),
         prior: PriorFailures,
-        method: AuthMethod,
-        codes: Option<Vec<String>>,
+        // The step just taken, and recovery codes to show (first factor enrolled inline).
+        (method, codes): (AuthMethod, Option<Vec<String>>),
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<SecondStepDone, AccountError> {
         // Exactly one request completes a pending sign-in.
@@ -334,16 +366,16 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         }
         self.clear_failures(prior).await?;
         let auth = pending.auth.with(method, now);
-        // Until the audit table (issue 7) exists, security events are structured log lines.
-        tracing::info!(target: "portcullis::audit", event = "second_factor_succeeded", user = %user.id, method = ?method, step_up = pending.session_digest.is_some());
         let session = match &pending.session_digest {
             Some(digest) => {
                 if !self.store.set_session_auth(digest, &auth).await? {
                     return Err(AccountError::SignInExpired);
                 }
+                let detail = json!({ "methods": auth.amr(), "acr": auth.acr(), "step_up": true });
+                self.audit(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now).await?;
                 None
             }
-            None => Some(self.open_session(user.id, auth, now).await?),
+            None => Some(self.signed_in(&user, auth, origin, pending.assessment, now).await?),
         };
         Ok(SecondStepDone { session, user, new_recovery_codes: codes, remember_cookie: None })
     }
@@ -387,6 +419,7 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         kind: FactorKind,
         pending: &str,
         response: &str,
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<Option<Vec<String>>, AccountError> {
         let first = !self.has_second_factor(user.id).await?;
@@ -398,10 +431,10 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             EnrollmentCheck::Rejected => return Err(AccountError::InvalidCode),
             EnrollmentCheck::Unknown => return Err(AccountError::NotFound),
         };
-        tracing::info!(target: "portcullis::audit", event = "factor_added", user = %user.id, kind = kind.as_str());
+        self.audit(AuditKind::FactorAdded, Some(user.id), origin, json!({ "kind": kind.as_str(), "name": name }), now).await?;
         self.notify(user, Message::FactorAdded { method: kind.label().to_owned(), name }).await;
         if first && self.store.recovery_codes_left(user.id).await? == 0 {
-            return Ok(Some(self.regenerate_recovery_codes(user, now).await?));
+            return Ok(Some(self.regenerate_recovery_codes(user, origin, now).await?));
         }
         Ok(None)
     }
@@ -412,21 +445,22 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
         token: &str,
         credential_id: &str,
         code: &str,
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<SecondStepDone, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
         let prior = self.refuse_if_locked(user.email.as_str(), now).await?;
-        let codes = match self.finish_enrollment(&user, FactorKind::Totp, credential_id, code, now).await {
+        let codes = match self.finish_enrollment(&user, FactorKind::Totp, credential_id, code, origin, now).await {
             Ok(codes) => codes,
             Err(AccountError::InvalidCode) => {
-                return Err(match self.count_failure(user.email.as_str(), now).await? {
+                return Err(match self.count_failure(user.email.as_str(), Some(&user), "otp", origin, now).await? {
                     AccountError::InvalidCredentials => AccountError::InvalidCode,
                     other => other,
                 });
             }
             Err(e) => return Err(e),
         };
-        self.finish(token, (pending, user), prior, AuthMethod::Totp, codes, now).await
+        self.finish(token, (pending, user), prior, (AuthMethod::Totp, codes), origin, now).await
     }
 
     /// Starts a passwordless sign-in with a passkey.
@@ -436,33 +470,50 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
 
     /// Finishes a passwordless sign-in: a user-verified passkey assertion opens
     /// a session whose record is multi-factor on its own.
-    pub async fn passkey_sign_in(&self, ceremony: &str, response: &str, now: UnixTime) -> Result<(NewSession, User), AccountError> {
+    /// A passkey proves possession and (user-verified) knowledge or
+    /// inherence at once, so no rule short of `deny` asks for more.
+    pub async fn passkey_sign_in(
+        &self,
+        ceremony: &str,
+        response: &str,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(NewSession, User), AccountError> {
         match webauthn::finish_passkey_sign_in(&self.factor_context(), ceremony, response, now).await? {
             PasskeySignIn::Accepted(id) => {
                 let user = self.store.user_by_id(id).await?.ok_or(AccountError::KeyNotAccepted)?;
-                tracing::info!(target: "portcullis::audit", event = "passkey_sign_in", user = %user.id);
-                let session = self.open_session(user.id, AuthRecord::single(AuthMethod::Passkey, now), now).await?;
+                let assessment = self.assess(&user, origin, now).await?;
+                self.refuse_if_denied(&user, origin, &assessment, now).await?;
+                let auth = AuthRecord::single(AuthMethod::Passkey, now);
+                let session = self.signed_in(&user, auth, origin, assessment.to_json(), now).await?;
                 Ok((session, user))
             }
-            PasskeySignIn::Rejected => Err(AccountError::KeyNotAccepted),
+            PasskeySignIn::Rejected => {
+                self.audit(AuditKind::SignInFailed, None, origin, json!({ "method": "hwk", "account": "unknown" }), now).await?;
+                Err(AccountError::KeyNotAccepted)
+            }
             PasskeySignIn::ClonedAuthenticator { user, name } => match self.store.user_by_id(user).await? {
-                Some(user) => Err(self.cloned(&user, name).await),
+                Some(user) => Err(self.cloned(&user, name, origin, now).await),
                 None => Err(AccountError::KeyNotAccepted),
             },
         }
     }
 
     /// Tells the owner that a credential was disabled as possibly cloned; the error to show.
-    async fn cloned(&self, user: &User, name: String) -> AccountError {
+    async fn cloned(&self, user: &User, name: String, origin: &RequestOrigin, now: UnixTime) -> AccountError {
+        if let Err(e) = self.audit(AuditKind::AuthenticatorCloned, Some(user.id), origin, json!({ "name": name }), now).await {
+            return e;
+        }
         self.notify(user, Message::AuthenticatorCloned { name: name.clone() }).await;
         AccountError::ClonedAuthenticator { name }
     }
 
     /// New recovery codes (the old set stops working). Shown once.
-    pub async fn regenerate_recovery_codes(&self, user: &User, now: UnixTime) -> Result<Vec<String>, AccountError> {
+    pub async fn regenerate_recovery_codes(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<Vec<String>, AccountError> {
         let codes = recovery::generate_set();
         let tags: Vec<String> = codes.iter().map(|c| recovery::tag(&self.keys.mac, c)).collect();
         self.store.replace_recovery_codes(user.id, &tags, now).await?;
+        self.audit(AuditKind::RecoveryCodesRegenerated, Some(user.id), origin, json!({ "count": codes.len() }), now).await?;
         Ok(codes)
     }
 
@@ -477,16 +528,32 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
     }
 
     /// Renames a factor.
-    pub async fn rename_factor(&self, user: &User, id: &str, name: &str) -> Result<(), AccountError> {
+    pub async fn rename_factor(
+        &self,
+        user: &User,
+        id: &str,
+        name: &str,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        let name = self.name_factor(user, id, name).await?;
+        self.audit(AuditKind::FactorRenamed, Some(user.id), origin, json!({ "credential": id, "name": name }), now).await
+    }
+
+    /// Names a factor being set up (its addition is what gets recorded).
+    pub async fn name_factor(&self, user: &User, id: &str, name: &str) -> Result<String, AccountError> {
         let name = valid_name(name)?;
-        if self.store.rename_credential(user.id, id, &name).await? { Ok(()) } else { Err(AccountError::NotFound) }
+        if !self.store.rename_credential(user.id, id, &name).await? {
+            return Err(AccountError::NotFound);
+        }
+        Ok(name)
     }
 
     /// Removes a factor; refuses the last one while MFA is required for the user.
-    pub async fn remove_factor(&self, user: &User, id: &str, now: UnixTime) -> Result<(), AccountError> {
+    pub async fn remove_factor(&self, user: &User, id: &str, origin: &RequestOrigin, now: UnixTime) -> Result<(), AccountError> {
         let factors = self.store.credentials(user.id).await?;
         let Some(c) = factors.iter().find(|c| c.id == id) else { return Err(AccountError::NotFound) };
-        if factors.len() == 1 && user.mfa_required {
+        if factors.len() == 1 && self.mfa_required(user) {
             return Err(AccountError::LastFactor);
         }
         self.store.delete_credential(user.id, id).await?;
@@ -495,38 +562,32 @@ impl<S: AccountStore + MfaStore> Accounts<S> {
             // No factor left: recovery codes would be a back door to nothing.
             self.store.delete_all_factors(user.id).await?;
         }
+        let detail = json!({ "credential": id, "kind": c.kind.as_str(), "name": c.name });
+        self.audit(AuditKind::FactorRemoved, Some(user.id), origin, detail, now).await?;
         self.notify(user, Message::FactorRemoved { name: c.name.clone() }).await;
         Ok(())
     }
 
     /// Operator: removes every factor of a user (lost phone).
-    pub async fn reset_mfa(&self, email: &str, now: UnixTime) -> Result<User, AccountError> {
-        let user = self.user_by_email(email).await?;
+    pub async fn reset_mfa(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+        let user = self.find_user(email).await?;
         self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.delete_all_factors(user.id).await?;
         self.store.delete_user_sessions(user.id, None).await?;
+        self.audit(AuditKind::MfaReset, Some(user.id), origin, json!({}), now).await?;
         Ok(user)
     }
 
     /// Operator: requires (or stops requiring) MFA for a user.
-    pub async fn require_mfa(&self, email: &str, required: bool) -> Result<User, AccountError> {
-        let user = self.user_by_email(email).await?;
+    pub async fn require_mfa(&self, email: &str, required: bool, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+        let user = self.find_user(email).await?;
         self.store.set_mfa_required(user.id, required).await?;
+        self.audit(AuditKind::MfaRequirementChanged, Some(user.id), origin, json!({ "required": required }), now).await?;
         Ok(user)
     }
 
-    async fn user_by_email(&self, email: &str) -> Result<User, AccountError> {
-        let email = crate::email::EmailAddress::parse(email)?;
-        self.store.user_by_email(&email).await?.ok_or(AccountError::NotFound)
-    }
-
-    async fn notify_recovery_code_used(&self, user: &User) {
-        let left = self.store.recovery_codes_left(user.id).await.unwrap_or(0);
-        self.notify(user, Message::RecoveryCodeUsed { left }).await;
-    }
-
     /// Emails a security notice; a failure is logged, never fatal to the change it reports.
-    async fn notify(&self, user: &User, message: Message) {
+    pub(crate) async fn notify(&self, user: &User, message: Message) {
         if let Err(e) = self.messenger.email(user.email.as_str(), &message).await {
             tracing::error!(error = %e, user = %user.id, "could not send a security notice");
         }

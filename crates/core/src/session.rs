@@ -208,6 +208,10 @@ pub struct SessionRecord {
     pub last_seen_at: UnixTime,
     /// How the user authenticated.
     pub auth: AuthRecord,
+    /// Address it was opened from.
+    pub ip: String,
+    /// Browser it was opened in.
+    pub user_agent: String,
 }
 
 /// Seconds between two writes of `last_seen_at` (saves a write per request).
@@ -235,7 +239,15 @@ mod tests {
     use super::*;
 
     fn session(created: i64, seen: i64) -> SessionRecord {
-        SessionRecord { id: "s".into(), user_id: UserId::new(), created_at: created, last_seen_at: seen, auth: AuthRecord::default() }
+        SessionRecord {
+            id: "s".into(),
+            user_id: UserId::new(),
+            created_at: created,
+            last_seen_at: seen,
+            auth: AuthRecord::default(),
+            ip: String::new(),
+            user_agent: String::new(),
+        }
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::rate_limit::RateBucket;
 use crate::session::SessionRecord;
 use crate::user::{User, UserId};
 
+/// Everything the account flows persist, in one bound.
+pub trait Stores: AccountStore + crate::factors::MfaStore + crate::audit::AuditStore + crate::policy::RiskStore {}
+impl<T: AccountStore + crate::factors::MfaStore + crate::audit::AuditStore + crate::policy::RiskStore> Stores for T {}
+
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -62,6 +66,8 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn list_users(&self) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
     /// Deletes a user and everything that belongs to them; false if absent.
     fn delete_user(&self, id: UserId) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Grants or withdraws the admin role.
+    fn set_admin(&self, id: UserId, admin: bool) -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces a password hash.
     fn set_password_hash(&self, id: UserId, hash: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Records that the email address was confirmed (keeps an earlier time).
@@ -107,6 +113,10 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn touch_session(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ends one session.
     fn delete_session(&self, digest: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A user's sessions (alive or not), newest first.
+    fn user_sessions(&self, user: UserId) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
+    /// Ends one of a user's sessions by its public id; false if there was none.
+    fn delete_user_session(&self, user: UserId, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Ends all of a user's sessions except the one under `keep` (if given); returns how many ended.
     fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> impl Future<Output = StoreResult<u64>> + Send;
 

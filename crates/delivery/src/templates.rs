@@ -43,6 +43,12 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("email/recovery_code_used.subject.txt", include_str!("../templates/email/recovery_code_used.subject.txt")),
     ("email/recovery_code_used.txt", include_str!("../templates/email/recovery_code_used.txt")),
     ("email/recovery_code_used.html", include_str!("../templates/email/recovery_code_used.html")),
+    ("email/new_device_sign_in.subject.txt", include_str!("../templates/email/new_device_sign_in.subject.txt")),
+    ("email/new_device_sign_in.txt", include_str!("../templates/email/new_device_sign_in.txt")),
+    ("email/new_device_sign_in.html", include_str!("../templates/email/new_device_sign_in.html")),
+    ("email/account_locked.subject.txt", include_str!("../templates/email/account_locked.subject.txt")),
+    ("email/account_locked.txt", include_str!("../templates/email/account_locked.txt")),
+    ("email/account_locked.html", include_str!("../templates/email/account_locked.html")),
     ("sms/sign_in_code.txt", include_str!("../templates/sms/sign_in_code.txt")),
     ("sms/phone_confirmation_code.txt", include_str!("../templates/sms/phone_confirmation_code.txt")),
 ];

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use portcullis_core::policy::{AdaptivePolicy, Rule, RuleAction};
+use portcullis_core::security::{EVERYONE, ROLE_ADMIN, ROLE_USER};
 use portcullis_delivery::{SmsSettings, SmtpSettings};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,56 @@ pub struct Config {
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is
     /// believed; from any other peer the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Who must use a second factor, adaptive sign-in rules, GeoIP.
+    pub policy: PolicyConfig,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Roles (`admin`, `user`) or `everyone` who must use a second factor; they enroll at their next sign-in.
+    pub mfa_required_for: Vec<String>,
+    /// A MaxMind-format database (GeoLite2/GeoIP2 City or Country) for the `countries` and impossible-travel rules.
+    pub geoip_database: Option<PathBuf>,
+    /// Faster than this between two sign-ins' places is impossible travel (km/h).
+    pub max_travel_kmh: f64,
+    /// Adaptive rules, in order; the first that matches decides (`[[policy.rules]]`).
+    pub rules: Vec<RuleConfig>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self { mfa_required_for: Vec::new(), geoip_database: None, max_travel_kmh: 1000.0, rules: Vec::new() }
+    }
+}
+
+/// `[[policy.rules]]`: every condition given must hold; none given matches every sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Shown in the audit log.
+    pub name: String,
+    /// Client ids the sign-in is for.
+    #[serde(default)]
+    pub clients: Vec<String>,
+    /// `admin` or `user`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Source addresses or CIDR ranges.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// ISO 3166-1 alpha-2 country codes (needs `geoip_database`).
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// `true`: a browser the account never signed in from; `false`: a known one.
+    pub new_device: Option<bool>,
+    /// At least this many failed attempts on the account in the last hour.
+    pub failures_last_hour: Option<u32>,
+    /// `true`: the last sign-in was too far away for the time since (needs a City database).
+    pub impossible_travel: Option<bool>,
+    /// `allow_single_factor`, `require_mfa`, `require_phishing_resistant` or `deny`.
+    pub action: RuleAction,
 }
 
 /// `[mfa]`
@@ -244,6 +296,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -288,6 +341,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.trusted_proxy_ranges()?;
+        self.adaptive_policy()?;
+        for who in &self.policy.mfa_required_for {
+            if !matches!(who.as_str(), EVERYONE | ROLE_ADMIN | ROLE_USER) {
+                return Err(ConfigError(format!("policy.mfa_required_for: {who:?} is not one of everyone, admin, user")));
+            }
+        }
         let issuer = url::Url::parse(&self.issuer).map_err(|e| ConfigError(format!("issuer: {e}: {:?}", self.issuer)))?;
         if !matches!(issuer.scheme(), "http" | "https")
             || issuer.host_str().is_none()
@@ -338,17 +397,62 @@ impl Config {
         self.trusted_proxies
             .iter()
             .map(|p| {
-                p.parse::<ipnet::IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| ConfigError(format!("trusted_proxies: {p:?} is neither an IP address nor a CIDR range")))
+                parse_network(p).ok_or_else(|| ConfigError(format!("trusted_proxies: {p:?} is neither an IP address nor a CIDR range")))
             })
             .collect()
+    }
+
+    /// The adaptive rules, validated: unique names, real networks, country
+    /// codes, known roles, and a GeoIP database when a rule needs one.
+    pub fn adaptive_policy(&self) -> Result<AdaptivePolicy, ConfigError> {
+        let p = &self.policy;
+        if !(p.max_travel_kmh.is_finite() && p.max_travel_kmh > 0.0) {
+            return Err(ConfigError("policy.max_travel_kmh: must be a positive number".into()));
+        }
+        let mut rules = Vec::new();
+        for (i, r) in p.rules.iter().enumerate() {
+            let bad = |m: String| ConfigError(format!("policy.rules[{i}] ({:?}): {m}", r.name));
+            if r.name.trim().is_empty() || p.rules[..i].iter().any(|o| o.name == r.name) {
+                return Err(bad("needs a name of its own".into()));
+            }
+            let networks = r
+                .networks
+                .iter()
+                .map(|n| parse_network(n).ok_or_else(|| bad(format!("networks: {n:?} is neither an IP address nor a CIDR range"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(c) = r.countries.iter().find(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic())) {
+                return Err(bad(format!("countries: {c:?} is not a two-letter ISO 3166 code")));
+            }
+            if let Some(role) = r.roles.iter().find(|role| !matches!(role.as_str(), ROLE_ADMIN | ROLE_USER)) {
+                return Err(bad(format!("roles: {role:?} is not admin or user")));
+            }
+            if (!r.countries.is_empty() || r.impossible_travel.is_some()) && p.geoip_database.is_none() {
+                return Err(bad("countries and impossible_travel need policy.geoip_database".into()));
+            }
+            rules.push(Rule {
+                name: r.name.clone(),
+                clients: r.clients.clone(),
+                roles: r.roles.clone(),
+                networks,
+                countries: r.countries.iter().map(|c| c.to_ascii_uppercase()).collect(),
+                new_device: r.new_device,
+                min_failures_last_hour: r.failures_last_hour,
+                impossible_travel: r.impossible_travel,
+                action: r.action,
+            });
+        }
+        Ok(AdaptivePolicy { rules, max_travel_kmh: p.max_travel_kmh })
     }
 
     /// The database URL in force.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("portcullis.db").display()))
     }
+}
+
+/// A CIDR range, or a bare address as a range of one.
+fn parse_network(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 /// One line naming the offending key and where its value came from.
@@ -438,6 +542,50 @@ mod tests {
         });
         let e = Config::load(None, &FlagOverrides { issuer: Some("ftp://x".into()), ..Default::default() }).unwrap_err().to_string();
         assert!(e.contains("issuer"), "{e}");
+    }
+
+    #[test]
+    fn adaptive_rules_are_read_in_order_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "good.toml",
+                r#"
+                [policy]
+                mfa_required_for = ["admin"]
+                geoip_database = "/srv/GeoLite2-City.mmdb"
+                [[policy.rules]]
+                name = "office"
+                networks = ["10.0.0.0/8", "192.0.2.1"]
+                action = "allow_single_factor"
+                [[policy.rules]]
+                name = "abroad"
+                countries = ["cn"]
+                failures_last_hour = 3
+                action = "deny"
+                [[policy.rules]]
+                name = "elsewhere"
+                action = "require_mfa"
+                "#,
+            )?;
+            let config = Config::load(Some(Path::new("good.toml")), &FlagOverrides::default()).unwrap();
+            let policy = config.adaptive_policy().unwrap();
+            let names: Vec<&str> = policy.rules.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(names, ["office", "abroad", "elsewhere"]);
+            assert_eq!((policy.rules[0].networks.len(), policy.rules[1].countries.clone()), (2, vec!["CN".to_owned()]));
+            assert_eq!((policy.rules[1].min_failures_last_hour, policy.rules[2].action), (Some(3), RuleAction::RequireMfa));
+            for (bad, key) in [
+                ("[[policy.rules]]\nname = \"x\"\nnetworks = [\"10.0.0.0/33\"]\naction = \"deny\"\n", "10.0.0.0/33"),
+                ("[[policy.rules]]\nname = \"x\"\naction = \"shrug\"\n", "action"),
+                ("[[policy.rules]]\nname = \"x\"\ncountries = [\"GB\"]\naction = \"deny\"\n", "geoip_database"),
+                ("[[policy.rules]]\nname = \"x\"\nroles = [\"root\"]\naction = \"deny\"\n", "root"),
+                ("[policy]\nmfa_required_for = [\"nobody\"]\n", "nobody"),
+            ] {
+                jail.create_file("bad.toml", bad)?;
+                let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default()).unwrap_err().to_string();
+                assert!(e.contains(key), "{bad}: {e}");
+            }
+            Ok(())
+        });
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! line; tests build the same application through [`Application::build`].
 
 pub mod config;
+pub mod geoip;
 pub mod keys;
 
 use std::sync::Arc;
@@ -132,6 +133,8 @@ impl Application {
                 ttl: config.mfa.code_lifetime_seconds,
                 ..OtpSettings::default()
             },
+            adaptive: config.adaptive_policy()?,
+            mfa_required_for: config.policy.mfa_required_for.clone(),
             ..AccountSettings::default()
         };
         // Factor secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.
@@ -139,7 +142,12 @@ impl Application {
             FactorKeys { sealer: SecretBox::new(keys.encryption), mac: MacKey::new(keys.cookie), relying_party: relying_party(config)? };
         let templates = Templates::new(PRODUCT_NAME, &config.origin(), config.messages.templates_dir.as_deref())?;
         let messenger = Messenger::new(Box::new(templates), mailer, sms_sender(&config.sms, &config.data_dir)?);
-        let accounts = Accounts::new(store.clone(), hasher, messenger, settings, factor_keys);
+        let mut accounts = Accounts::new(store.clone(), hasher, messenger, settings, factor_keys);
+        if let Some(path) = &config.policy.geoip_database {
+            let db = geoip::GeoIpDatabase::open(path)
+                .map_err(|e| StartError::Config(config::ConfigError(format!("policy.geoip_database: {e}"))))?;
+            accounts = accounts.with_geolocator(Arc::new(db));
+        }
         let provider =
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
                 .await?;

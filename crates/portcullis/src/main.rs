@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use portcullis::config::{Config, FlagOverrides, LogFormat};
 use portcullis::{Application, StartError, open_store};
+use portcullis_core::audit::{AuditFilter, AuditKind, RequestOrigin};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::lockout::LockState;
 use portcullis_core::oauth::{MfaPolicy, SigningAlg};
@@ -57,6 +58,45 @@ enum Command {
     /// Manage token-signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit log of security events.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args)]
+struct AuditFilterArgs {
+    /// Only this account's events.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this kind of event (e.g. sign_in_failed, factor_added, account_locked).
+    #[arg(long)]
+    event: Option<String>,
+    /// Not before: Unix seconds, or an age like 30m, 24h, 7d.
+    #[arg(long)]
+    since: Option<String>,
+    /// Not after: Unix seconds, or an age like 30m, 24h, 7d.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the latest events as JSON lines, oldest first; with --follow, keep printing new ones.
+    Tail {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// How many past events to print first.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: u32,
+        /// Keep running and print events as they are recorded (until interrupted).
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Print every matching event as one JSON array, oldest first.
+    Export {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +178,13 @@ enum UserCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Give a user the admin role (the admin console also needs a second factor); --revoke takes it away.
+    GrantAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -195,6 +242,7 @@ async fn run(command: Command, config: Config) -> Result<(), StartError> {
         }
         Command::User(cmd) => user(cmd, config, clock).await,
         Command::Client(cmd) => client(cmd, config, clock).await,
+        Command::Audit(cmd) => audit(cmd, config, clock).await,
         Command::Keys(KeysCommand::Rotate) => {
             let app = Application::build(&config, clock.clone()).await?;
             let kids = app.state.provider().rotate_keys(clock.now()).await?;
@@ -239,6 +287,7 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
     let app = Application::build(&config, clock.clone()).await?;
     let accounts = app.state.accounts();
     let fail = |e: portcullis_core::AccountError| StartError::Other(e.to_string());
+    let origin = RequestOrigin::command_line();
     match cmd {
         UserCommand::Create { email, name, admin, password_stdin: _ } => {
             let mut input = Zeroizing::new(String::new());
@@ -252,6 +301,8 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
                 }
                 other => fail(other),
             })?;
+            let detail = serde_json::json!({ "admin": user.is_admin });
+            accounts.audit_operator_action(AuditKind::UserCreated, Some(user.id), &origin, detail, clock.now()).await.map_err(fail)?;
             println!("{}", serde_json::json!({ "id": user.id.to_string(), "email": user.email.as_str(), "admin": user.is_admin }));
         }
         UserCommand::List => {
@@ -267,19 +318,23 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
             }
         }
         UserCommand::Unlock { email } => {
-            let was = accounts.unlock(&email).await.map_err(fail)?;
+            let was = accounts.unlock(&email, &origin, clock.now()).await.map_err(fail)?;
             println!("{}", if was { format!("{email}: unlocked") } else { format!("{email}: was not locked") });
         }
         UserCommand::ResetMfa { email } => {
-            accounts.reset_mfa(&email, clock.now()).await.map_err(fail)?;
+            accounts.reset_mfa(&email, &origin, clock.now()).await.map_err(fail)?;
             println!("{email}: second factors removed, sessions ended");
         }
         UserCommand::RequireMfa { email, off } => {
-            accounts.require_mfa(&email, !off).await.map_err(fail)?;
+            accounts.require_mfa(&email, !off, &origin, clock.now()).await.map_err(fail)?;
             println!("{email}: MFA {}", if off { "no longer required" } else { "required" });
         }
+        UserCommand::GrantAdmin { email, revoke } => {
+            accounts.set_admin(&email, !revoke, &origin, clock.now()).await.map_err(fail)?;
+            println!("{email}: {}", if revoke { "no longer an admin" } else { "admin" });
+        }
         UserCommand::Delete { email } => {
-            if !accounts.delete_user(&email).await.map_err(fail)? {
+            if !accounts.delete_user(&email, &origin, clock.now()).await.map_err(fail)? {
                 return Err(StartError::Other(format!("no user with email {email}")));
             }
             println!("{email}: deleted");
@@ -320,6 +375,104 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
                 return Err(StartError::Other(format!("no client with id {client_id}")));
             }
             println!("{client_id}: deleted");
+        }
+    }
+    app.store.close().await;
+    Ok(())
+}
+
+/// `--since`/`--until`: Unix seconds, or an age (`30m`, `24h`, `7d`) before `now`.
+fn parse_time(s: &str, now: i64) -> Result<i64, StartError> {
+    let bad = || StartError::Other(format!("{s:?} is neither Unix seconds nor an age like 30m, 24h or 7d"));
+    if let Ok(t) = s.parse::<i64>() {
+        return Ok(t);
+    }
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(now - n.checked_mul(secs).ok_or_else(bad)?)
+}
+
+async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> {
+    let app = Application::build(&config, clock.clone()).await?;
+    let accounts = app.state.accounts();
+    let fail = |e: portcullis_core::AccountError| StartError::Other(e.to_string());
+    let args = match &cmd {
+        AuditCommand::Tail { filter, .. } | AuditCommand::Export { filter } => filter,
+    };
+    let now = clock.now();
+    let mut filter = AuditFilter {
+        user: match &args.user {
+            Some(email) => Some(accounts.find_user(email).await.map_err(fail)?.id),
+            None => None,
+        },
+        kind: match &args.event {
+            Some(e) => Some(AuditKind::parse(e).ok_or_else(|| {
+                let names: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+                StartError::Other(format!("unknown event {e:?}; one of: {}", names.join(", ")))
+            })?),
+            None => None,
+        },
+        since: args.since.as_deref().map(|s| parse_time(s, now)).transpose()?,
+        until: args.until.as_deref().map(|s| parse_time(s, now)).transpose()?,
+        after_id: None,
+        limit: 1000,
+    };
+    match cmd {
+        AuditCommand::Tail { lines, follow, .. } => {
+            let mut latest = accounts.audit_log(&AuditFilter { limit: lines.max(1), ..filter.clone() }).await.map_err(fail)?;
+            latest.reverse();
+            let mut last_id = latest.last().map(|e| e.id).unwrap_or(0);
+            if lines > 0 {
+                for e in &latest {
+                    println!("{}", e.to_json());
+                }
+            }
+            if follow {
+                if last_id == 0 {
+                    // Nothing matched yet: start after whatever is there now.
+                    let newest = accounts.audit_log(&AuditFilter { limit: 1, ..AuditFilter::default() }).await.map_err(fail)?;
+                    last_id = newest.first().map(|e| e.id).unwrap_or(0);
+                }
+                let stop = shutdown_signal();
+                tokio::pin!(stop);
+                loop {
+                    filter.after_id = Some(last_id);
+                    for e in accounts.audit_log(&filter).await.map_err(fail)? {
+                        println!("{}", e.to_json());
+                        last_id = e.id;
+                    }
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+        AuditCommand::Export { .. } => {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let write = |e: std::io::Error| StartError::Other(format!("writing the export: {e}"));
+            write!(out, "[").map_err(write)?;
+            let mut first = true;
+            filter.after_id = Some(0);
+            loop {
+                let page = accounts.audit_log(&filter).await.map_err(fail)?;
+                let Some(last) = page.last() else { break };
+                filter.after_id = Some(last.id);
+                for e in &page {
+                    write!(out, "{}\n{}", if first { "" } else { "," }, e.to_json()).map_err(write)?;
+                    first = false;
+                }
+            }
+            writeln!(out, "\n]").map_err(write)?;
+            out.flush().map_err(write)?;
         }
     }
     app.store.close().await;

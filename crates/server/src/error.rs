@@ -75,6 +75,7 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::KeyNotAccepted => (StatusCode::UNAUTHORIZED, ""),
         AccountError::ClonedAuthenticator { .. } => (StatusCode::FORBIDDEN, ""),
         AccountError::PhishingResistantFactorNeeded => (StatusCode::FORBIDDEN, ""),
+        AccountError::SignInDenied => (StatusCode::FORBIDDEN, ""),
         AccountError::WebauthnUnavailable => (StatusCode::NOT_IMPLEMENTED, ""),
         AccountError::Delivery(_) => (StatusCode::SERVICE_UNAVAILABLE, ""),
         AccountError::Hashing(_) | AccountError::Store(_) => return None,

@@ -21,6 +21,11 @@ pub const SESSION_COOKIE: &str = "portcullis_session";
 pub const REMEMBER_COOKIE: &str = "portcullis_device";
 /// CSRF cookie (random value the form token is derived from).
 pub const CSRF_COOKIE: &str = "portcullis_csrf";
+/// Device cookie: a random id naming this browser, so a sign-in from a
+/// browser an account never used can be told apart (adaptive rules, notices).
+pub const DEVICE_COOKIE: &str = "portcullis_browser";
+/// The longest lifetime browsers keep a cookie (RFC 6265bis: 400 days).
+const DEVICE_COOKIE_SECONDS: i64 = 400 * 24 * 3600;
 
 /// The value of cookie `name` in the request headers.
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -63,8 +68,12 @@ pub struct Browser {
     pub user_agent: String,
     /// Token to put into forms.
     pub csrf_token: String,
+    /// This browser's device id (from its cookie, or new).
+    pub device: String,
     /// A CSRF cookie to set, when the browser had none.
     new_csrf_cookie: Option<HeaderValue>,
+    /// A device cookie to set, when the browser had none.
+    new_device_cookie: Option<HeaderValue>,
 }
 
 /// The client's address: the socket peer, unless the peer is a trusted
@@ -101,13 +110,24 @@ impl FromRequestParts<AppState> for Browser {
             .unwrap_or_else(|| "unknown".to_owned());
         let (csrf_token, new_csrf_cookie) = csrf::form_token(state, &parts.headers);
         let user_agent = parts.headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        // Ours are 43 base64url characters; anything else is replaced.
+        let (device, new_device_cookie) = match cookie_value(&parts.headers, DEVICE_COOKIE) {
+            Some(d) if d.len() == 43 && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => (d, None),
+            _ => {
+                let d = portcullis_core::security::new_device_id();
+                let cookie = set_cookie(state, DEVICE_COOKIE, &d, Some(DEVICE_COOKIE_SECONDS));
+                (d, Some(cookie))
+            }
+        };
         Ok(Self {
             ip,
             session_token: cookie_value(&parts.headers, SESSION_COOKIE),
             remembered: cookie_value(&parts.headers, REMEMBER_COOKIE),
             user_agent,
             csrf_token,
+            device,
             new_csrf_cookie,
+            new_device_cookie,
         })
     }
 }
@@ -119,12 +139,23 @@ impl Browser {
         self.finish(pages::render(status, template, ctx))
     }
 
-    /// Adds the CSRF cookie to a response when the browser had none.
+    /// Adds the CSRF and device cookies to a response when the browser had none.
     pub fn finish(&self, mut response: Response) -> Response {
-        if let Some(c) = &self.new_csrf_cookie {
+        for c in [&self.new_csrf_cookie, &self.new_device_cookie].into_iter().flatten() {
             response.headers_mut().append(header::SET_COOKIE, c.clone());
         }
         response
+    }
+
+    /// Where this request comes from, for the policy and the audit log
+    /// (`client_id`: the application the sign-in is for, when known).
+    pub fn origin(&self, client_id: Option<String>) -> portcullis_core::audit::RequestOrigin {
+        portcullis_core::audit::RequestOrigin {
+            ip: self.ip.parse().ok(),
+            user_agent: self.user_agent.clone(),
+            device: Some(self.device.clone()),
+            client_id,
+        }
     }
 }
 

@@ -40,7 +40,7 @@ impl TryFrom<UserRow> for User {
     }
 }
 
-fn parse_user_id(s: &str) -> Result<UserId, StoreError> {
+pub(crate) fn parse_user_id(s: &str) -> Result<UserId, StoreError> {
     Uuid::parse_str(s).map(UserId).map_err(|_| StoreError::Backend(format!("stored user id {s:?} is not a UUID")))
 }
 
@@ -51,13 +51,23 @@ struct SessionRow {
     created_at: i64,
     last_seen_at: i64,
     auth_record: String,
+    ip: String,
+    user_agent: String,
 }
 
 impl TryFrom<SessionRow> for SessionRecord {
     type Error = StoreError;
     fn try_from(r: SessionRow) -> Result<Self, StoreError> {
         let auth: AuthRecord = serde_json::from_str(&r.auth_record).map_err(|e| StoreError::Backend(format!("session {}: {e}", r.id)))?;
-        Ok(SessionRecord { id: r.id, user_id: parse_user_id(&r.user_id)?, created_at: r.created_at, last_seen_at: r.last_seen_at, auth })
+        Ok(SessionRecord {
+            user_id: parse_user_id(&r.user_id)?,
+            id: r.id,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            auth,
+            ip: r.ip,
+            user_agent: r.user_agent,
+        })
     }
 }
 
@@ -127,6 +137,16 @@ impl AccountStore for Store {
             .execute(p)
             .await
             .map(|r| r.rows_affected() > 0)
+            .map_err(db_error))
+    }
+
+    async fn set_admin(&self, id: UserId, admin: bool) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("UPDATE users SET is_admin = $1 WHERE id = $2")
+            .bind(admin)
+            .bind(id.to_string())
+            .execute(p)
+            .await
+            .map(|_| ())
             .map_err(db_error))
     }
 
@@ -256,25 +276,28 @@ impl AccountStore for Store {
         let auth = serde_json::to_string(&s.auth).map_err(|e| StoreError::Backend(e.to_string()))?;
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO sessions (digest, id, user_id, created_at, last_seen_at, expires_at, auth_record) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        )
-        .bind(digest)
-        .bind(&s.id)
-        .bind(s.user_id.to_string())
-        .bind(s.created_at)
-        .bind(s.last_seen_at)
-        .bind(expires_at)
-        .bind(&auth)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error)
+                "INSERT INTO sessions (digest, id, user_id, created_at, last_seen_at, expires_at, auth_record, ip, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(digest)
+            .bind(&s.id)
+            .bind(s.user_id.to_string())
+            .bind(s.created_at)
+            .bind(s.last_seen_at)
+            .bind(expires_at)
+            .bind(&auth)
+            .bind(&s.ip)
+            .bind(&s.user_agent)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
         })
     }
 
     async fn session_by_digest(&self, digest: &str) -> StoreResult<Option<SessionRecord>> {
         let row: Option<SessionRow> = on_pool!(self, |p| {
-            sqlx::query_as("SELECT id, user_id, created_at, last_seen_at, auth_record FROM sessions WHERE digest = $1")
+            sqlx::query_as("SELECT id, user_id, created_at, last_seen_at, auth_record, ip, user_agent FROM sessions WHERE digest = $1")
                 .bind(digest)
                 .fetch_optional(p)
                 .await
@@ -299,6 +322,30 @@ impl AccountStore for Store {
             .execute(p)
             .await
             .map(|_| ())
+            .map_err(db_error))
+    }
+
+    async fn user_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
+        let rows: Vec<SessionRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, user_id, created_at, last_seen_at, auth_record, ip, user_agent FROM sessions WHERE user_id = $1 \
+                 ORDER BY created_at DESC",
+            )
+            .bind(user.to_string())
+            .fetch_all(p)
+            .await
+            .map_err(db_error)
+        })?;
+        rows.into_iter().map(SessionRecord::try_from).collect()
+    }
+
+    async fn delete_user_session(&self, user: UserId, id: &str) -> StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id = $2")
+            .bind(user.to_string())
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() > 0)
             .map_err(db_error))
     }
 

@@ -7,6 +7,7 @@
 //! configured. Only the migrations are written per backend.
 
 mod accounts;
+mod audit;
 mod import;
 mod mfa;
 mod oidc;

@@ -66,6 +66,7 @@ struct PendingRow {
     auth_record: String,
     session_digest: Option<String>,
     phishing_resistant: bool,
+    assessment: String,
     pending_created_at: i64,
     pending_expires_at: i64,
 }
@@ -383,7 +384,8 @@ impl MfaStore for Store {
         let auth = serde_json::to_string(&s.auth).map_err(json_err)?;
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO pending_sign_ins (digest, user_id, auth_record, session_digest, phishing_resistant, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO pending_sign_ins (digest, user_id, auth_record, session_digest, phishing_resistant, created_at, expires_at, assessment) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         )
         .bind(digest)
         .bind(s.user_id.to_string())
@@ -392,6 +394,7 @@ impl MfaStore for Store {
         .bind(s.phishing_resistant)
         .bind(s.created_at)
         .bind(s.expires_at)
+        .bind(s.assessment.to_string())
         .execute(p)
         .await
         .map(|_| ())
@@ -402,7 +405,7 @@ impl MfaStore for Store {
     async fn pending_sign_in(&self, digest: &str, now: UnixTime) -> StoreResult<Option<(PendingSignIn, User)>> {
         let row: Option<PendingWithUserRow> = on_pool!(self, |p| {
             sqlx::query_as(
-                "SELECT p.user_id, p.auth_record, p.session_digest, p.phishing_resistant, p.created_at AS pending_created_at, \
+                "SELECT p.user_id, p.auth_record, p.session_digest, p.phishing_resistant, p.assessment, p.created_at AS pending_created_at, \
                  p.expires_at AS pending_expires_at, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, \
                  u.mfa_required, u.created_at \
                  FROM pending_sign_ins p JOIN users u ON u.id = p.user_id WHERE p.digest = $1 AND p.expires_at > $2",
@@ -419,6 +422,7 @@ impl MfaStore for Store {
                 auth: serde_json::from_str::<AuthRecord>(&r.auth_record).map_err(json_err)?,
                 session_digest: r.session_digest,
                 phishing_resistant: r.phishing_resistant,
+                assessment: serde_json::from_str(&r.assessment).map_err(json_err)?,
                 created_at: r.pending_created_at,
                 expires_at: r.pending_expires_at,
             };

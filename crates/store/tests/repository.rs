@@ -2,11 +2,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use portcullis_core::StoreError;
+use portcullis_core::audit::{AuditFilter, AuditKind, AuditStore, NewAuditEvent, RequestOrigin};
 use portcullis_core::email::EmailAddress;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn};
 use portcullis_core::oauth::{
     AccessTokenIds, AuthorizationCode, Client, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess, SigningAlg,
 };
+use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore};
 use portcullis_core::rate_limit::{LimitedAction, RateLimits};
 use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
@@ -37,6 +39,8 @@ on_both_backends!(
     an_import_keeps_all_accounts_or_none,
     access_tokens_are_live_until_a_revocation_covers_them,
     a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken,
+    the_audit_log_filters_follows_and_counts,
+    devices_and_last_sign_ins_are_remembered_per_account,
 );
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
@@ -80,6 +84,8 @@ fn session(user: UserId, at: i64) -> SessionRecord {
         created_at: at,
         last_seen_at: at,
         auth: AuthRecord::single(AuthMethod::Password, at),
+        ip: "192.0.2.1".into(),
+        user_agent: "Firefox".into(),
     }
 }
 
@@ -111,6 +117,7 @@ async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: St
         auth: AuthRecord::single(AuthMethod::Password, 1_000),
         session_digest: Some("session-digest".into()),
         phishing_resistant: true,
+        assessment: serde_json::json!({ "risk": "medium", "rule": "elsewhere" }),
         created_at: 1_000,
         expires_at: 1_300,
     };
@@ -118,6 +125,7 @@ async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: St
     let (found, owner) = s.pending_sign_in("pending-digest", 1_299).await.unwrap().unwrap();
     assert_eq!((found.user_id, found.session_digest.as_deref(), found.phishing_resistant), (ada.id, Some("session-digest"), true));
     assert_eq!((found.created_at, found.expires_at, found.auth), (1_000, 1_300, pending.auth.clone()));
+    assert_eq!(found.assessment, pending.assessment);
     assert_eq!(owner, ada);
     assert!(s.pending_sign_in("pending-digest", 1_300).await.unwrap().is_none(), "lapsed");
     assert!(s.pending_sign_in("other-digest", 1_000).await.unwrap().is_none());
@@ -255,6 +263,13 @@ async fn sessions_are_found_touched_and_ended(s: Store) {
     s.create_session("b", &session(u.id, 1_000), 9_000).await.unwrap();
     s.create_session("c", &session(u.id, 1_000), 9_000).await.unwrap();
     assert_eq!(s.session_by_digest("a").await.unwrap().unwrap(), a);
+    let later = session(u.id, 1_100);
+    s.create_session("d", &later, 9_000).await.unwrap();
+    let listed = s.user_sessions(u.id).await.unwrap();
+    assert_eq!((listed.len(), &listed[0]), (4, &later), "newest first, with address and browser");
+    assert!(s.delete_user_session(u.id, &later.id).await.unwrap());
+    assert!(!s.delete_user_session(u.id, &later.id).await.unwrap(), "ended once");
+    assert!(!s.delete_user_session(UserId::new(), &a.id).await.unwrap(), "only the owner's sessions");
     s.touch_session("a", 1_500).await.unwrap();
     s.touch_session("a", 1_200).await.unwrap();
     assert_eq!(s.session_by_digest("a").await.unwrap().unwrap().last_seen_at, 1_500, "never moves backwards");
@@ -503,4 +518,61 @@ async fn a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_th
         assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "wrong", 5, 301).await.unwrap());
     }
     assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "t4", 5, 302).await.unwrap(), "dead after five wrong tries");
+}
+
+async fn the_audit_log_filters_follows_and_counts(s: Store) {
+    let (ada, bob) = (UserId::new(), UserId::new());
+    let origin = RequestOrigin { ip: "192.0.2.7".parse().ok(), user_agent: "Firefox".into(), device: None, client_id: Some("wiki".into()) };
+    let event =
+        |at, kind, user| NewAuditEvent { at, kind, user: Some(user), origin: origin.clone(), detail: serde_json::json!({ "n": at }) };
+    s.record_audit_event(&event(100, AuditKind::SignInFailed, ada)).await.unwrap();
+    s.record_audit_event(&event(200, AuditKind::SignInFailed, bob)).await.unwrap();
+    s.record_audit_event(&event(300, AuditKind::SignInSucceeded, ada)).await.unwrap();
+    s.record_audit_event(&event(400, AuditKind::SignInFailed, ada)).await.unwrap();
+
+    let newest = s.audit_events(&AuditFilter { limit: 10, ..AuditFilter::default() }).await.unwrap();
+    assert_eq!(newest.iter().map(|e| e.at).collect::<Vec<_>>(), vec![400, 300, 200, 100], "newest first");
+    let e = &newest[0];
+    assert_eq!(
+        (e.kind.as_str(), e.user, e.client_id.as_deref(), e.ip.as_deref()),
+        ("sign_in_failed", Some(ada), Some("wiki"), Some("192.0.2.7"))
+    );
+    assert_eq!((e.user_agent.as_deref(), &e.detail), (Some("Firefox"), &serde_json::json!({ "n": 400 })));
+
+    let filtered = |f: AuditFilter| {
+        let s = s.clone();
+        async move { s.audit_events(&AuditFilter { limit: 10, ..f }).await.unwrap().iter().map(|e| e.at).collect::<Vec<_>>() }
+    };
+    assert_eq!(filtered(AuditFilter { user: Some(ada), ..AuditFilter::default() }).await, vec![400, 300, 100]);
+    assert_eq!(filtered(AuditFilter { kind: Some(AuditKind::SignInSucceeded), ..AuditFilter::default() }).await, vec![300]);
+    assert_eq!(filtered(AuditFilter { since: Some(200), until: Some(300), ..AuditFilter::default() }).await, vec![300, 200]);
+    let after = newest[2].id;
+    assert_eq!(filtered(AuditFilter { after_id: Some(after), ..AuditFilter::default() }).await, vec![300, 400], "following: oldest first");
+    assert_eq!(s.count_audit_events(ada, &[AuditKind::SignInFailed], 100).await.unwrap(), 2);
+    assert_eq!(s.count_audit_events(ada, &[AuditKind::SignInFailed], 101).await.unwrap(), 1);
+    assert_eq!(s.count_audit_events(ada, &[AuditKind::SignInFailed, AuditKind::SignInSucceeded], 0).await.unwrap(), 3);
+}
+
+async fn devices_and_last_sign_ins_are_remembered_per_account(s: Store) {
+    let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
+    s.create_user(&ada).await.unwrap();
+    s.create_user(&bob).await.unwrap();
+    assert_eq!(s.device_seen(ada.id, "laptop").await.unwrap(), DeviceHistory { known: false, any_known: false });
+    s.remember_device(ada.id, "laptop", 1_000).await.unwrap();
+    s.remember_device(ada.id, "laptop", 2_000).await.unwrap();
+    assert_eq!(s.device_seen(ada.id, "laptop").await.unwrap(), DeviceHistory { known: true, any_known: true });
+    assert_eq!(s.device_seen(ada.id, "phone").await.unwrap(), DeviceHistory { known: false, any_known: true });
+    assert_eq!(s.device_seen(bob.id, "laptop").await.unwrap(), DeviceHistory { known: false, any_known: false }, "per account");
+
+    assert_eq!(s.last_sign_in(ada.id).await.unwrap(), None);
+    let london = LastSignIn {
+        at: 1_000,
+        ip: "81.2.69.142".into(),
+        location: Location { country: Some("GB".into()), latitude: Some(51.5142), longitude: Some(-0.0931) },
+    };
+    s.set_last_sign_in(ada.id, &london).await.unwrap();
+    assert_eq!(s.last_sign_in(ada.id).await.unwrap().as_ref(), Some(&london));
+    let nowhere = LastSignIn { at: 2_000, ip: "192.0.2.1".into(), location: Location::default() };
+    s.set_last_sign_in(ada.id, &nowhere).await.unwrap();
+    assert_eq!(s.last_sign_in(ada.id).await.unwrap(), Some(nowhere), "replaced");
 }

@@ -127,11 +127,19 @@ async fn a_user_enrolls_an_app_and_then_signs_in_with_a_code(app: TestApp) {
     let id = hidden(&security.body, "id");
     let renamed = app.post("/account/security/factors/rename", &[("id", &id), ("name", "Work phone")], &security.body).await;
     assert!(renamed.body.contains("Work phone"));
-    app.state.accounts().require_mfa("ada@example.com", true).await.unwrap();
+    app.state
+        .accounts()
+        .require_mfa("ada@example.com", true, &portcullis_core::audit::RequestOrigin::command_line(), app.state.now())
+        .await
+        .unwrap();
     let refused = app.post("/account/security/factors/remove", &[("id", &id)], &renamed.body).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(refused.body.contains("cannot remove your last"));
-    app.state.accounts().require_mfa("ada@example.com", false).await.unwrap();
+    app.state
+        .accounts()
+        .require_mfa("ada@example.com", false, &portcullis_core::audit::RequestOrigin::command_line(), app.state.now())
+        .await
+        .unwrap();
     let removed = app.post("/account/security/factors/remove", &[("id", &id)], &refused.body).await;
     assert_eq!(removed.status, StatusCode::OK);
     assert!(removed.body.contains("0 unused recovery code(s) left."), "recovery codes go with the last factor");
@@ -245,7 +253,11 @@ async fn a_user_without_a_factor_is_led_through_enrollment_and_the_sign_in_conti
     app.sign_out().await;
 
     // The operator requires MFA: the next sign-in leads through enrollment, then continues to the app.
-    app.state.accounts().require_mfa("ada@example.com", true).await.unwrap();
+    app.state
+        .accounts()
+        .require_mfa("ada@example.com", true, &portcullis_core::audit::RequestOrigin::command_line(), app.state.now())
+        .await
+        .unwrap();
     let (rp, url, nonce, verifier) = authorize_url(&app, &id, client_secret.as_deref(), None).await;
     let mut secret = None;
     let (back, codes) = through_sign_in(&app, &url, &mut secret).await;

@@ -119,7 +119,8 @@ pub async fn passkey_sign_in(
     if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "login.html", ctx, wait));
     }
-    match state.accounts().passkey_sign_in(&form.ceremony, &form.credential, now).await {
+    let origin = super::sign_in_origin(&state, &browser, &next).await;
+    match state.accounts().passkey_sign_in(&form.ceremony, &form.credential, &origin, now).await {
         Ok((session, _)) => {
             if let Some(old) = &browser.session_token {
                 state.accounts().sign_out(old).await?;
@@ -140,7 +141,8 @@ pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(for
     if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "login.html", ctx, wait));
     }
-    match state.accounts().sign_in(&form.email, &form.password, browser.remembered.as_deref(), now).await {
+    let origin = super::sign_in_origin(&state, &browser, &next).await;
+    match state.accounts().sign_in(&form.email, &form.password, browser.remembered.as_deref(), &origin, now).await {
         Ok(outcome) => {
             // A new session id at every sign-in: whatever the browser had is discarded (no fixation).
             if let Some(old) = &browser.session_token {
@@ -210,7 +212,8 @@ pub async fn email_code_sign_in(
     if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "login_code.html", ctx, wait));
     }
-    match state.accounts().email_code_sign_in(&form.email, &form.code, browser.remembered.as_deref(), now).await {
+    let origin = super::sign_in_origin(&state, &browser, &next).await;
+    match state.accounts().email_code_sign_in(&form.email, &form.code, browser.remembered.as_deref(), &origin, now).await {
         Ok(outcome) => {
             if let Some(old) = &browser.session_token {
                 state.accounts().sign_out(old).await?;
@@ -309,7 +312,7 @@ pub async fn reset_password(
     browser: Browser,
     HtmlForm(form): HtmlForm<ResetForm>,
 ) -> Result<Response, AppError> {
-    match state.accounts().reset_password(&form.token, &form.password, &form.confirm, state.now()).await {
+    match state.accounts().reset_password(&form.token, (&form.password, &form.confirm), &browser.origin(None), state.now()).await {
         Ok(()) => Ok(message(
             &browser,
             "Password changed",

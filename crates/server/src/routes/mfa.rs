@@ -7,6 +7,7 @@ use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
 use portcullis_core::accounts::{ActiveSession, SignInOutcome};
+use portcullis_core::audit::RequestOrigin;
 use portcullis_core::factors::{CodeDestination, EnrollmentPrompt, FactorKind, PublicKeyChallenge, SharedSecretPrompt};
 use portcullis_core::mfa::SecondStepDone;
 use portcullis_core::user::User;
@@ -250,8 +251,8 @@ pub async fn verify(
         portcullis_core::mfa::PASSWORD_STEP => form.password.clone(),
         _ => form.code.clone(),
     };
-    let remember = form.remember.is_some().then_some(browser.user_agent.as_str());
-    match state.accounts().complete_second_step(&token, &form.method, &response, remember, state.now()).await {
+    let origin = super::sign_in_origin(&state, &browser, &next).await;
+    match state.accounts().complete_second_step(&token, &form.method, &response, form.remember.is_some(), &origin, state.now()).await {
         Ok(done) => Ok(signed_in(&state, &browser, &done, see_other(&next))),
         Err(
             e @ (AccountError::InvalidCode
@@ -321,8 +322,9 @@ pub async fn enroll(
     let now = state.now();
     let next = safe_next(form.next.as_deref());
     let (_, user) = state.accounts().pending_sign_in(&token, now).await?;
-    let outcome = match state.accounts().rename_factor(&user, &form.credential_id, &form.name).await {
-        Ok(()) => state.accounts().complete_enrollment(&token, &form.credential_id, &form.code, now).await,
+    let origin = super::sign_in_origin(&state, &browser, &next).await;
+    let outcome = match state.accounts().name_factor(&user, &form.credential_id, &form.name).await {
+        Ok(_) => state.accounts().complete_enrollment(&token, &form.credential_id, &form.code, &origin, now).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -355,7 +357,9 @@ async fn require_session(state: &AppState, browser: &Browser) -> Result<ActiveSe
     current_session(state, browser).await?.ok_or(AppError::SignInRequired { next: "/account/security" })
 }
 
-async fn security_context(state: &AppState, user: &User) -> Result<minijinja::Value, AppError> {
+async fn security_context(state: &AppState, session: &ActiveSession) -> Result<minijinja::Value, AppError> {
+    let user = &session.user;
+    let now = state.now();
     let factors: Vec<minijinja::Value> = state
         .accounts()
         .factors(user.id)
@@ -377,10 +381,64 @@ async fn security_context(state: &AppState, user: &User) -> Result<minijinja::Va
         .iter()
         .map(|b| context! { id => &b.id, agent => &b.user_agent, created => date(b.created_at), expires => date(b.expires_at) })
         .collect();
-    Ok(
-        context! { signed_in => true, factors, codes_left, browsers, mfa_required => user.mfa_required, webauthn => state.accounts().webauthn_available(),
-        totp => state.accounts().can_enroll(FactorKind::Totp), sms => state.accounts().can_enroll(FactorKind::Phone) },
-    )
+    let sessions: Vec<minijinja::Value> = state
+        .accounts()
+        .sessions(user.id, now)
+        .await?
+        .iter()
+        .map(|s| {
+            context! {
+                id => &s.id, agent => if s.user_agent.is_empty() { "Unknown browser" } else { &s.user_agent }, ip => &s.ip,
+                started => date(s.created_at), last_seen => date(s.last_seen_at), current => s.id == session.record.id,
+            }
+        })
+        .collect();
+    let events: Vec<minijinja::Value> = state
+        .accounts()
+        .recent_events(user.id)
+        .await?
+        .iter()
+        .map(|e| context! { when => date_time(e.at), event => event_label(&e.kind), ip => &e.ip, agent => &e.user_agent })
+        .collect();
+    Ok(context! {
+        signed_in => true, factors, codes_left, browsers, sessions, events, mfa_required => state.accounts().mfa_required(user),
+        webauthn => state.accounts().webauthn_available(), totp => state.accounts().can_enroll(FactorKind::Totp),
+        sms => state.accounts().can_enroll(FactorKind::Phone),
+    })
+}
+
+/// Words for an audit event on the security page.
+fn event_label(kind: &str) -> &'static str {
+    use portcullis_core::audit::AuditKind as K;
+    match K::parse(kind) {
+        Some(K::SignInSucceeded) => "Signed in",
+        Some(K::SignInFailed) => "Failed sign-in attempt",
+        Some(K::SignInDenied) => "Sign-in refused by policy",
+        Some(K::AccountLocked) => "Account locked after failed attempts",
+        Some(K::AccountUnlocked) => "Account unlocked by an administrator",
+        Some(K::PolicyDecision) => "Extra verification asked",
+        Some(K::FactorAdded) => "Sign-in method added",
+        Some(K::FactorRemoved) => "Sign-in method removed",
+        Some(K::FactorRenamed) => "Sign-in method renamed",
+        Some(K::AuthenticatorCloned) => "Security key disabled (possibly copied)",
+        Some(K::RecoveryCodeUsed) => "Recovery code used",
+        Some(K::RecoveryCodesRegenerated) => "New recovery codes generated",
+        Some(K::RememberedBrowserCreated) => "Browser remembered",
+        Some(K::RememberedBrowserRevoked) => "Remembered browser forgotten",
+        Some(K::SessionRevoked) => "Session signed out",
+        Some(K::PasswordChanged) => "Password changed",
+        Some(K::MfaReset) => "Sign-in methods reset by an administrator",
+        Some(K::MfaRequirementChanged) => "Two-step requirement changed by an administrator",
+        Some(K::AdminChanged) => "Administrator role changed",
+        Some(K::UserCreated) => "Account created",
+        Some(K::UserDeleted) => "Account deleted",
+        Some(K::ClientChanged) | None => "Other change",
+    }
+}
+
+fn date_time(t: i64) -> String {
+    let secs = t.rem_euclid(86_400);
+    format!("{} {:02}:{:02} UTC", date(t), secs / 3600, secs % 3600 / 60)
 }
 
 fn date(t: i64) -> String {
@@ -400,7 +458,7 @@ fn date(t: i64) -> String {
 /// GET /account/security
 pub async fn security_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     let session = require_session(&state, &browser).await?;
-    Ok(browser.page(StatusCode::OK, "security.html", security_context(&state, &session.user).await?))
+    Ok(browser.page(StatusCode::OK, "security.html", security_context(&state, &session).await?))
 }
 
 /// POST /account/security/totp: begins setting up an app.
@@ -423,8 +481,9 @@ pub async fn confirm_totp(
 ) -> Result<Response, AppError> {
     let session = require_session(&state, &browser).await?;
     let user = &session.user;
-    let outcome = match state.accounts().rename_factor(user, &form.credential_id, &form.name).await {
-        Ok(()) => state.accounts().finish_enrollment(user, FactorKind::Totp, &form.credential_id, &form.code, state.now()).await,
+    let origin = browser.origin(None);
+    let outcome = match state.accounts().name_factor(user, &form.credential_id, &form.name).await {
+        Ok(_) => state.accounts().finish_enrollment(user, FactorKind::Totp, &form.credential_id, &form.code, &origin, state.now()).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -434,7 +493,7 @@ pub async fn confirm_totp(
             context! { codes, continue_to => "/account/security", notice => "Two-step verification is on." },
         )),
         Ok(None) => {
-            let ctx = security_context(&state, user).await?;
+            let ctx = security_context(&state, &session).await?;
             Ok(browser.page(StatusCode::OK, "security.html", context! { notice => "Authenticator app added.", ..ctx }))
         }
         Err(e @ (AccountError::InvalidCode | AccountError::InvalidName)) => {
@@ -451,7 +510,7 @@ pub async fn regenerate_codes(State(state): State<AppState>, browser: Browser) -
     if !state.accounts().has_second_factor(session.user.id).await? {
         return Err(AppError::BadRequest("Set up two-step verification first: recovery codes stand in for a second factor.".into()));
     }
-    let codes = state.accounts().regenerate_recovery_codes(&session.user, state.now()).await?;
+    let codes = state.accounts().regenerate_recovery_codes(&session.user, &browser.origin(None), state.now()).await?;
     Ok(browser.page(
         StatusCode::OK,
         "recovery_codes.html",
@@ -472,8 +531,8 @@ pub async fn rename_factor(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, user| {
-        Box::pin(async move { s.accounts().rename_factor(user, &form.id, &form.name).await.map(|()| "Renamed.") })
+    manage(&state, &browser, |s, user, origin| {
+        Box::pin(async move { s.accounts().rename_factor(user, &form.id, &form.name, origin, s.now()).await.map(|()| "Renamed.") })
     })
     .await
 }
@@ -484,9 +543,12 @@ pub async fn forget_browser(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, user| {
+    manage(&state, &browser, |s, user, origin| {
         Box::pin(async move {
-            s.accounts().forget_browser(user, &form.id, s.now()).await.map(|()| "That browser will be asked for a second factor again.")
+            s.accounts()
+                .forget_browser(user, &form.id, origin, s.now())
+                .await
+                .map(|()| "That browser will be asked for a second factor again.")
         })
     })
     .await
@@ -498,8 +560,20 @@ pub async fn remove_factor(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, user| {
-        Box::pin(async move { s.accounts().remove_factor(user, &form.id, s.now()).await.map(|()| "Removed.") })
+    manage(&state, &browser, |s, user, origin| {
+        Box::pin(async move { s.accounts().remove_factor(user, &form.id, origin, s.now()).await.map(|()| "Removed.") })
+    })
+    .await
+}
+
+/// POST /account/security/sessions/end: signs one of the user's sessions out.
+pub async fn end_session(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FactorForm>,
+) -> Result<Response, AppError> {
+    manage(&state, &browser, |s, user, origin| {
+        Box::pin(async move { s.accounts().end_session(user, &form.id, origin, s.now()).await.map(|()| "That session was signed out.") })
     })
     .await
 }
@@ -510,11 +584,12 @@ type Action<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<&'st
 async fn manage(
     state: &AppState,
     browser: &Browser,
-    action: impl for<'a> FnOnce(&'a AppState, &'a User) -> Action<'a>,
+    action: impl for<'a> FnOnce(&'a AppState, &'a User, &'a RequestOrigin) -> Action<'a>,
 ) -> Result<Response, AppError> {
     let session = require_session(state, browser).await?;
-    let result = action(state, &session.user).await;
-    let ctx = security_context(state, &session.user).await?;
+    let origin = browser.origin(None);
+    let result = action(state, &session.user, &origin).await;
+    let ctx = security_context(state, &session).await?;
     match result {
         Ok(notice) => Ok(browser.page(StatusCode::OK, "security.html", context! { notice, ..ctx })),
         Err(e) => Ok(form_error(browser, "security.html", ctx, e)),
@@ -560,7 +635,7 @@ pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(f
     let session = require_session(&state, &browser).await?;
     let user = &session.user;
     let kind = webauthn_kind(&form.kind)?;
-    match state.accounts().finish_enrollment(user, kind, &form.ceremony, &form.credential, state.now()).await {
+    match state.accounts().finish_enrollment(user, kind, &form.ceremony, &form.credential, &browser.origin(None), state.now()).await {
         Ok(Some(codes)) => Ok(browser.page(
             StatusCode::OK,
             "recovery_codes.html",
@@ -568,12 +643,12 @@ pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(f
         )),
         Ok(None) => {
             let notice = if kind == FactorKind::Passkey { "Passkey created." } else { "Security key added." };
-            let ctx = security_context(&state, user).await?;
+            let ctx = security_context(&state, &session).await?;
             Ok(browser.page(StatusCode::OK, "security.html", context! { notice, ..ctx }))
         }
         Err(e @ (AccountError::KeyNotAccepted | AccountError::NotFound)) => {
             let e = if matches!(e, AccountError::NotFound) { AccountError::KeyNotAccepted } else { e };
-            Ok(form_error(&browser, "security.html", security_context(&state, user).await?, e))
+            Ok(form_error(&browser, "security.html", security_context(&state, &session).await?, e))
         }
         Err(e) => Err(e.into()),
     }
@@ -613,7 +688,7 @@ pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm
             | AccountError::CodeSentRecently { .. }
             | AccountError::TooManyCodes { .. }),
         ) => {
-            let ctx = security_context(&state, user).await?;
+            let ctx = security_context(&state, &session).await?;
             Ok(form_error(&browser, "security.html", context! { phone => &form.phone, ..ctx }, e))
         }
         Err(e) => Err(e.into()),
@@ -628,14 +703,18 @@ pub async fn confirm_phone(
 ) -> Result<Response, AppError> {
     let session = require_session(&state, &browser).await?;
     let user = &session.user;
-    match state.accounts().finish_enrollment(user, FactorKind::Phone, &form.credential_id, &form.code, state.now()).await {
+    match state
+        .accounts()
+        .finish_enrollment(user, FactorKind::Phone, &form.credential_id, &form.code, &browser.origin(None), state.now())
+        .await
+    {
         Ok(Some(codes)) => Ok(browser.page(
             StatusCode::OK,
             "recovery_codes.html",
             context! { codes, continue_to => "/account/security", notice => "Two-step verification is on." },
         )),
         Ok(None) => {
-            let ctx = security_context(&state, user).await?;
+            let ctx = security_context(&state, &session).await?;
             Ok(browser.page(StatusCode::OK, "security.html", context! { notice => "Phone number added.", ..ctx }))
         }
         Err(e @ AccountError::InvalidCode) => {

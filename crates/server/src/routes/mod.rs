@@ -49,6 +49,7 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/account/security/factors/rename", post(mfa::rename_factor))
         .route("/account/security/factors/remove", post(mfa::remove_factor))
         .route("/account/security/browsers/forget", post(mfa::forget_browser))
+        .route("/account/security/sessions/end", post(mfa::end_session))
 }
 
 /// OpenID Connect endpoints for clients and the authorization endpoint (which
@@ -79,6 +80,25 @@ pub fn ops_routes() -> Router<AppState> {
 /// Unknown paths.
 pub async fn not_found() -> Response {
     AppError::NotFound.into_response()
+}
+
+/// The origin of a sign-in step. The application is the one whose
+/// authorization request `next` resumes (`/authorize/resume?request=…`), if any.
+async fn sign_in_origin(state: &AppState, browser: &Browser, next: &str) -> portcullis_core::audit::RequestOrigin {
+    let request = next
+        .strip_prefix("/authorize/resume?")
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "request").map(|(_, v)| v.into_owned()));
+    let client_id = match request {
+        Some(id) => match state.provider().load_pending(&id, state.now()).await {
+            Ok(pending) => pending.and_then(|(params, _)| params.client_id),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the pending authorization request of a sign-in");
+                None
+            }
+        },
+        None => None,
+    };
+    browser.origin(client_id)
 }
 
 /// The signed-in session of this browser, if any.

@@ -1,0 +1,180 @@
+//! What surrounds every sign-in: the audit trail, the adaptive-rule
+//! assessment (risk, matching rule), the bookkeeping after a success (known
+//! devices, last location, new-device notice), and the sessions and events a
+//! user sees on the security page.
+
+use serde_json::{Value, json};
+
+use crate::accounts::{Accounts, NewSession};
+use crate::audit::{AuditFilter, AuditKind, AuditRecord, NewAuditEvent, RequestOrigin};
+use crate::clock::UnixTime;
+use crate::error::AccountError;
+use crate::mail::Message;
+use crate::policy::{Assessment, LastSignIn, Location, Signals, distance_km, travel_speed_kmh};
+use crate::secrets::{random_token, token_digest};
+use crate::session::{AuthRecord, SessionRecord};
+use crate::store::Stores;
+use crate::user::{User, UserId};
+
+/// How many events the security page shows.
+pub const RECENT_EVENTS: u32 = 20;
+
+/// Role names a rule or the MFA requirement can name.
+pub const ROLE_ADMIN: &str = "admin";
+/// Every account that is not an admin.
+pub const ROLE_USER: &str = "user";
+/// In `mfa_required_for`: every account.
+pub const EVERYONE: &str = "everyone";
+
+/// A user's roles.
+pub fn roles(user: &User) -> Vec<&'static str> {
+    vec![if user.is_admin { ROLE_ADMIN } else { ROLE_USER }]
+}
+
+/// A fresh device id for a browser that has none (its cookie value).
+pub fn new_device_id() -> String {
+    random_token()
+}
+
+impl<S: Stores> Accounts<S> {
+    /// Appends an event to the audit log.
+    pub(crate) async fn audit(
+        &self,
+        kind: AuditKind,
+        user: Option<UserId>,
+        origin: &RequestOrigin,
+        detail: Value,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        self.store.record_audit_event(&NewAuditEvent { at: now, kind, user, origin: origin.clone(), detail }).await?;
+        Ok(())
+    }
+
+    /// Records an operator's action (from the command line or the admin console).
+    pub async fn audit_operator_action(
+        &self,
+        kind: AuditKind,
+        user: Option<UserId>,
+        origin: &RequestOrigin,
+        detail: Value,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        self.audit(kind, user, origin, detail, now).await
+    }
+
+    /// Reads the audit log.
+    pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, AccountError> {
+        Ok(self.store.audit_events(filter).await?)
+    }
+
+    /// The account's most recent security events, newest first.
+    pub async fn recent_events(&self, user: UserId) -> Result<Vec<AuditRecord>, AccountError> {
+        self.audit_log(&AuditFilter { user: Some(user), limit: RECENT_EVENTS, ..AuditFilter::default() }).await
+    }
+
+    /// Whether `user` must use a second factor: required for the account, for one of its roles, or for everyone.
+    pub fn mfa_required(&self, user: &User) -> bool {
+        let for_whom = &self.settings.mfa_required_for;
+        user.mfa_required || for_whom.iter().any(|w| w == EVERYONE || roles(user).contains(&w.as_str()))
+    }
+
+    fn locate(&self, origin: &RequestOrigin) -> Location {
+        origin.ip.and_then(|ip| self.geo.as_ref().and_then(|g| g.locate(ip))).unwrap_or_default()
+    }
+
+    /// Measures the signals of a sign-in by `user` from `origin` and evaluates the operator's rules.
+    pub(crate) async fn assess(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<Assessment, AccountError> {
+        let location = self.locate(origin);
+        let device = self.store.device_seen(user.id, &device_digest(origin)).await?;
+        let failures_last_hour = self.store.count_audit_events(user.id, &[AuditKind::SignInFailed], now - 3600).await?;
+        let last = self.store.last_sign_in(user.id).await?;
+        let travel_km = last.as_ref().and_then(|l| distance_km(&l.location, &location));
+        let new_country = match (last.as_ref().and_then(|l| l.location.country.as_ref()), &location.country) {
+            (Some(before), Some(now)) => before != now,
+            _ => false,
+        };
+        let signals = Signals {
+            client: origin.client_id.clone(),
+            roles: roles(user),
+            ip: origin.ip,
+            travel_kmh: travel_km.zip(last.as_ref()).map(|(km, l)| travel_speed_kmh(km, l.at, now)),
+            travel_km,
+            location,
+            new_device: !device.known,
+            failures_last_hour,
+            new_country,
+        };
+        Ok(self.settings.adaptive.evaluate(&signals))
+    }
+
+    /// Refuses a sign-in that a rule denies, recording why.
+    pub(crate) async fn refuse_if_denied(
+        &self,
+        user: &User,
+        origin: &RequestOrigin,
+        assessment: &Assessment,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        if assessment.action() == Some(crate::policy::RuleAction::Deny) {
+            self.audit(AuditKind::SignInDenied, Some(user.id), origin, assessment.to_json(), now).await?;
+            return Err(AccountError::SignInDenied);
+        }
+        Ok(())
+    }
+
+    /// Opens a session after a successful sign-in and records it: the audit
+    /// event (methods, risk, rule), the device and place for the next
+    /// assessment, and a notice when the browser is new to an account that
+    /// has signed in elsewhere before.
+    pub(crate) async fn signed_in(
+        &self,
+        user: &User,
+        auth: AuthRecord,
+        origin: &RequestOrigin,
+        assessment: Value,
+        now: UnixTime,
+    ) -> Result<NewSession, AccountError> {
+        let detail = json!({ "methods": auth.amr(), "acr": auth.acr(), "assessment": assessment });
+        let session = self.open_session(user.id, auth, origin, now).await?;
+        self.audit(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now).await?;
+        let digest = device_digest(origin);
+        let device = self.store.device_seen(user.id, &digest).await?;
+        if origin.device.is_some() {
+            self.store.remember_device(user.id, &digest, now).await?;
+        }
+        let location = self.locate(origin);
+        let ip = origin.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        if !device.known && device.any_known {
+            let browser: String = origin.user_agent.chars().filter(|c| !c.is_control()).take(120).collect();
+            let message = Message::NewDeviceSignIn {
+                browser: if browser.is_empty() { "Unknown browser".into() } else { browser },
+                ip: ip.clone(),
+                country: location.country.clone().unwrap_or_default(),
+            };
+            self.notify(user, message).await;
+        }
+        self.store.set_last_sign_in(user.id, &LastSignIn { at: now, ip, location }).await?;
+        Ok(session)
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions(&self, user: UserId, now: UnixTime) -> Result<Vec<SessionRecord>, AccountError> {
+        let policy = &self.settings.sessions;
+        let mut all = self.store.user_sessions(user).await?;
+        all.retain(|s| policy.is_alive(s, now));
+        Ok(all)
+    }
+
+    /// Ends one of the user's sessions (by its public id).
+    pub async fn end_session(&self, user: &User, session_id: &str, origin: &RequestOrigin, now: UnixTime) -> Result<(), AccountError> {
+        if !self.store.delete_user_session(user.id, session_id).await? {
+            return Err(AccountError::NotFound);
+        }
+        self.audit(AuditKind::SessionRevoked, Some(user.id), origin, json!({ "session": session_id }), now).await
+    }
+}
+
+/// The stored form of a device cookie (a browser without one is a device never seen).
+fn device_digest(origin: &RequestOrigin) -> String {
+    origin.device.as_deref().map(token_digest).unwrap_or_default()
+}

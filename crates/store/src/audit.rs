@@ -1,0 +1,178 @@
+//! [`AuditStore`] for both backends.
+
+use portcullis_core::StoreError;
+use portcullis_core::audit::{AuditFilter, AuditKind, AuditRecord, AuditStore, NewAuditEvent};
+use portcullis_core::clock::UnixTime;
+use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore};
+use portcullis_core::store::StoreResult;
+use portcullis_core::user::UserId;
+
+use crate::accounts::parse_user_id;
+use crate::{Store, db_error, on_pool};
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    event: String,
+    user_id: Option<String>,
+    client_id: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: String,
+}
+
+impl TryFrom<AuditRow> for AuditRecord {
+    type Error = StoreError;
+    fn try_from(r: AuditRow) -> Result<Self, StoreError> {
+        Ok(AuditRecord {
+            id: r.id,
+            at: r.at,
+            kind: r.event,
+            user: r.user_id.as_deref().map(parse_user_id).transpose()?,
+            client_id: r.client_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            detail: serde_json::from_str(&r.detail).map_err(|e| StoreError::Backend(format!("audit event {}: {e}", r.id)))?,
+        })
+    }
+}
+
+/// The filtered `SELECT`, in the order given (kept literal for sqlx's injection check).
+macro_rules! select_events {
+    ($order:literal) => {
+        concat!(
+            "SELECT id, at, event, user_id, client_id, ip, user_agent, detail FROM audit_events \
+             WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR event = $2) \
+               AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at <= $4) AND id > $5 ",
+            $order,
+            " LIMIT $6"
+        )
+    };
+}
+
+impl AuditStore for Store {
+    async fn record_audit_event(&self, e: &NewAuditEvent) -> StoreResult<()> {
+        let agent: Option<String> = Some(e.origin.user_agent.chars().take(300).collect::<String>()).filter(|a| !a.is_empty());
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO audit_events (at, event, user_id, client_id, ip, user_agent, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        .bind(e.at)
+        .bind(e.kind.as_str())
+        .bind(e.user.map(|u| u.to_string()))
+        .bind(e.origin.client_id.as_deref())
+        .bind(e.origin.ip.map(|ip| ip.to_string()))
+        .bind(agent.as_deref())
+        .bind(e.detail.to_string())
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error))
+    }
+
+    async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let user = f.user.map(|u| u.to_string());
+        let kind = f.kind.map(AuditKind::as_str);
+        let limit = i64::from(f.limit.clamp(1, 10_000));
+        let rows: Vec<AuditRow> = on_pool!(self, |p| {
+            let query = match f.after_id {
+                Some(_) => sqlx::query_as(select_events!("ORDER BY id ASC")),
+                None => sqlx::query_as(select_events!("ORDER BY id DESC")),
+            };
+            query
+                .bind(&user)
+                .bind(kind)
+                .bind(f.since)
+                .bind(f.until)
+                .bind(f.after_id.unwrap_or(0))
+                .bind(limit)
+                .fetch_all(p)
+                .await
+                .map_err(db_error)
+        })?;
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    async fn count_audit_events(&self, user: UserId, kinds: &[AuditKind], since: UnixTime) -> StoreResult<u32> {
+        // A handful of kinds at most: one comma-joined parameter keeps the SQL text the same on both backends.
+        let names = format!(",{},", kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","));
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE user_id = $1 AND at >= $2 AND $3 LIKE '%,' || event || ',%'"
+        )
+        .bind(user.to_string())
+        .bind(since)
+        .bind(&names)
+        .fetch_one(p)
+        .await
+        .map_err(db_error))?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LastSignInRow {
+    at: i64,
+    ip: String,
+    country: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+impl RiskStore for Store {
+    async fn device_seen(&self, user: UserId, device_digest: &str) -> StoreResult<DeviceHistory> {
+        let (known, any): (i64, i64) = on_pool!(self, |p| sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN device = $2 THEN 1 ELSE 0 END), 0), COUNT(*) FROM known_devices WHERE user_id = $1"
+        )
+        .bind(user.to_string())
+        .bind(device_digest)
+        .fetch_one(p)
+        .await
+        .map_err(db_error))?;
+        Ok(DeviceHistory { known: known > 0, any_known: any > 0 })
+    }
+
+    async fn remember_device(&self, user: UserId, device_digest: &str, now: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO known_devices (user_id, device, first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (user_id, device) DO UPDATE SET last_seen_at = $3"
+        )
+        .bind(user.to_string())
+        .bind(device_digest)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error))
+    }
+
+    async fn last_sign_in(&self, user: UserId) -> StoreResult<Option<LastSignIn>> {
+        let row: Option<LastSignInRow> =
+            on_pool!(self, |p| sqlx::query_as("SELECT at, ip, country, latitude, longitude FROM last_sign_ins WHERE user_id = $1")
+                .bind(user.to_string())
+                .fetch_optional(p)
+                .await
+                .map_err(db_error))?;
+        Ok(row.map(|r| LastSignIn {
+            at: r.at,
+            ip: r.ip,
+            location: Location { country: r.country, latitude: r.latitude, longitude: r.longitude },
+        }))
+    }
+
+    async fn set_last_sign_in(&self, user: UserId, last: &LastSignIn) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO last_sign_ins (user_id, at, ip, country, latitude, longitude) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (user_id) DO UPDATE SET at = $2, ip = $3, country = $4, latitude = $5, longitude = $6"
+        )
+        .bind(user.to_string())
+        .bind(last.at)
+        .bind(&last.ip)
+        .bind(last.location.country.as_deref())
+        .bind(last.location.latitude)
+        .bind(last.location.longitude)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error))
+    }
+}
