@@ -7,6 +7,8 @@ use portcullis_core::secrets::{random_token, token_digest};
 /// What the operator asks for.
 #[derive(Debug, Clone)]
 pub struct NewClient {
+    /// The client id the operator chose (letters, digits, `.`, `_`, `-`; at most 128), or `None` for a random one.
+    pub id: Option<String>,
     /// Name.
     pub name: String,
     /// Redirect URIs (at least one).
@@ -55,9 +57,14 @@ pub fn register(new: NewClient, now: UnixTime) -> Result<(Client, Option<String>
     for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
         check_redirect_uri(uri)?;
     }
+    if let Some(id) = &new.id
+        && (id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+    {
+        return Err(InvalidClient(format!("client id {id:?}: use 1 to 128 letters, digits, '.', '_' or '-'")));
+    }
     let secret = (!new.public).then(random_token);
     let client = Client {
-        id: uuid::Uuid::new_v4().simple().to_string(),
+        id: new.id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
         name: new.name.trim().to_owned(),
         secret_digest: secret.as_deref().map(token_digest),
         redirect_uris: new.redirect_uris,
@@ -88,6 +95,7 @@ mod tests {
     #[test]
     fn confidential_clients_get_a_secret_stored_as_a_digest() {
         let new = NewClient {
+            id: None,
             name: "App".into(),
             redirect_uris: vec!["https://app.example/cb".into()],
             post_logout_redirect_uris: vec![],

@@ -105,6 +105,9 @@ enum ClientCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// The client id to use (letters, digits, '.', '_', '-') [default: random].
+        #[arg(long)]
+        client_id: Option<String>,
         /// Exact redirect URI (repeatable).
         #[arg(long = "redirect-uri", required = true)]
         redirect_uris: Vec<String>,
@@ -348,8 +351,18 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
     let app = Application::build(&config, clock.clone()).await?;
     let provider = app.state.provider();
     match cmd {
-        ClientCommand::Create { name, redirect_uris, public, mfa, post_logout_redirect_uris, signing_alg, no_remember_browser } => {
+        ClientCommand::Create {
+            name,
+            client_id,
+            redirect_uris,
+            public,
+            mfa,
+            post_logout_redirect_uris,
+            signing_alg,
+            no_remember_browser,
+        } => {
             let new = NewClient {
+                id: client_id,
                 name,
                 redirect_uris,
                 post_logout_redirect_uris,

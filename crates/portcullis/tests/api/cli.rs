@@ -140,3 +140,58 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await.expect("stops within 20 s").unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_read_followed_and_exported_from_the_command_line() {
+    let Some(app) = crate::helpers::spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", "wrong-password-x").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+
+    let out = app.cli(&["audit", "tail", "-n", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["sign_in_failed", "sign_in_succeeded"], "oldest first");
+    assert_eq!((lines[0]["ip"].as_str(), lines[0]["detail"]["method"].as_str()), (Some("127.0.0.1"), Some("pwd")));
+
+    let out = app.cli(&["user", "grant-admin", "--email", "ada@example.com"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = app.cli(&["audit", "export", "--user", "ada@example.com", "--event", "admin_changed", "--since", "1h"]);
+    let exported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(exported.as_array().unwrap().len(), 1, "{exported}");
+    assert_eq!((exported[0]["detail"]["admin"].as_bool(), exported[0]["user_agent"].as_str()), (Some(true), Some("portcullis-cli")));
+    let all: serde_json::Value = serde_json::from_slice(&app.cli(&["audit", "export"]).stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let bad = app.cli(&["audit", "tail", "--event", "nonsense"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("sign_in_failed"), "the error lists the kinds");
+
+    // --follow prints what happens after it starts.
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "tail", "--follow", "-n", "0", "--event", "sign_in_failed", "--data-dir"])
+        .arg(&app.config.data_dir)
+        .args(["--database-url", app.config.database_url.as_deref().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    assert!(rx.recv_timeout(std::time::Duration::from_millis(1500)).is_err(), "nothing new yet");
+    app.other_browser().sign_in("ada@example.com", "another-wrong-1").await;
+    let line = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the new failure is printed");
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["event"], "sign_in_failed");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}

@@ -14,6 +14,8 @@ mod lockout;
 mod mfa;
 mod oidc;
 mod password_reset;
+mod policy;
+mod security_page;
 mod sms_codes;
 mod smtp;
 mod webauthn;

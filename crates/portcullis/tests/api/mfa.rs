@@ -424,6 +424,7 @@ async fn a_remembered_browser_skips_the_second_step_until_forgotten(app: TestApp
         .provider()
         .register_client(
             NewClient {
+                id: None,
                 name: "Bank".into(),
                 redirect_uris: vec![CALLBACK.into()],
                 post_logout_redirect_uris: vec![],

@@ -34,6 +34,7 @@ pub(crate) async fn register(app: &TestApp, public: bool, alg: SigningAlg) -> (S
         .provider()
         .register_client(
             NewClient {
+                id: None,
                 name: "Test app".into(),
                 redirect_uris: vec![CALLBACK.into()],
                 post_logout_redirect_uris: vec![LOGGED_OUT.into()],

@@ -233,3 +233,43 @@ async fn operator_templates_replace_the_built_in_words() {
     let err = portcullis::Application::build(&config, clock).await.err().expect("a broken template is refused");
     assert!(err.to_string().contains("email/sign_in_code.txt"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_and_new_device_notices_arrive_over_smtp() {
+    let sink = SmtpSink::start().await;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.smtp = to_sink(&sink);
+        c.lockout.max_failures = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let now = portcullis_core::clock::Clock::now(&app.clock);
+    app.state.accounts().create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, now).await.unwrap();
+    let subjects = || -> Vec<String> {
+        sink.messages()
+            .iter()
+            .map(|m| decode_quoted_printable(&m.data).lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned)).unwrap())
+            .collect()
+    };
+
+    for _ in 0..3 {
+        app.sign_in("ada@example.com", "wrong-password-x").await;
+    }
+    assert_eq!(subjects(), vec!["Portcullis: your account is locked for 5 minutes"]);
+    let data = decode_quoted_printable(&sink.messages()[0].data);
+    assert!(data.contains("/forgot-password"), "the notice says what to do: {data}");
+
+    app.clock.advance(6 * 60);
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(subjects().len(), 1, "the first browser an account uses sends no notice");
+    let other = app.other_browser();
+    let ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0";
+    let page = other.client.get(app.url("/login")).header("user-agent", ua).send().await.unwrap().text().await.unwrap();
+    let form = [("email", "ada@example.com"), ("password", PASSWORD), ("csrf_token", &crate::helpers::csrf_token_in(&page))];
+    other.client.post(app.url("/login")).header("user-agent", ua).form(&form).send().await.unwrap();
+    assert_eq!(subjects()[1], "Portcullis: a sign-in from a new device");
+    let data = decode_quoted_printable(&sink.messages()[1].data);
+    assert!(data.contains("Firefox/140.0") && data.contains("127.0.0.1"), "{data}");
+}

@@ -1,0 +1,101 @@
+//! The account security page beyond factors: sessions, recent events, and
+//! the MFA requirement an operator sets for a role or for everyone.
+
+use portcullis_core::audit::{AuditKind, RequestOrigin};
+use portcullis_core::clock::Clock;
+use reqwest::StatusCode;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, on_both_backends, spawn_app_with};
+use crate::mfa::hidden;
+
+on_both_backends!(the_security_page_lists_sessions_and_recent_events_and_ends_a_session,);
+
+fn count(html: &str, marker: &str) -> usize {
+    html.matches(marker).count()
+}
+
+async fn the_security_page_lists_sessions_and_recent_events_and_ends_a_session(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    assert_eq!(app.sign_in("ada@example.com", "wrong-password-x").await.status, StatusCode::UNAUTHORIZED);
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let phone = app.other_browser();
+    assert_eq!(phone.sign_in("ada@example.com", PASSWORD).await, StatusCode::SEE_OTHER);
+
+    let page = app.get("/account/security").await;
+    assert_eq!(count(&page.body, "data-testid=\"session\""), 2, "{}", page.body);
+    assert_eq!(count(&page.body, "<strong>This session</strong>"), 1);
+    assert!(page.body.contains("Failed sign-in attempt") && page.body.contains("Signed in"), "{}", page.body);
+    assert!(page.body.contains("127.0.0.1"), "events and sessions say where from");
+
+    let marker = "action=\"/account/security/sessions/end\"";
+    let form = &page.body[page.body.find(marker).expect("another session can be ended")..];
+    let ended = app.post("/account/security/sessions/end", &[("id", &hidden(form, "id"))], &page.body).await;
+    assert_eq!(ended.status, StatusCode::OK);
+    assert!(ended.body.contains("That session was signed out."));
+    assert_eq!(count(&ended.body, "data-testid=\"session\""), 1);
+    assert_eq!(phone.account_status().await, StatusCode::SEE_OTHER, "the other browser is signed out");
+    assert_eq!(app.get("/account").await.status, StatusCode::OK, "this one is not");
+    assert!(ended.body.contains("Session signed out"));
+    let again = app.post("/account/security/sessions/end", &[("id", &hidden(form, "id"))], &ended.body).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "an ended session cannot be ended twice");
+
+    // The page shows the last 20 events of this account only.
+    let ada = app.state.accounts().find_user("ada@example.com").await.unwrap();
+    for _ in 0..25 {
+        let origin = RequestOrigin::command_line();
+        app.state
+            .accounts()
+            .audit_operator_action(AuditKind::AccountUnlocked, Some(ada.id), &origin, serde_json::json!({}), app.clock.now())
+            .await
+            .unwrap();
+    }
+    app.other_browser().sign_in("ada@example.com", "wrong-password-x").await;
+    let page = app.get("/account/security").await;
+    assert_eq!(count(&page.body, "data-testid=\"security-event\""), 20);
+    assert!(page.body.contains("Failed sign-in attempt"), "the newest first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_required_for_a_role_leads_to_enrollment_and_keeps_the_last_factor() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.policy.mfa_required_for = vec!["admin".into()]).await else {
+        return;
+    };
+    let now = app.clock.now();
+    app.state.accounts().create_user_by_operator("root@example.com", "Root", PASSWORD, true, now).await.unwrap();
+    let admin = app.other_browser();
+    let page = admin.client.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let r = admin
+        .client
+        .post(app.url("/login"))
+        .form(&[("email", "root@example.com"), ("password", PASSWORD), ("csrf_token", &crate::helpers::csrf_token_in(&page))])
+        .send()
+        .await
+        .unwrap();
+    let to = r.headers().get("location").unwrap().to_str().unwrap().to_owned();
+    assert!(to.starts_with("/login/enroll"), "an admin without a factor enrolls at sign-in: {to}");
+
+    // A plain user may remove their only factor...
+    app.verified_user("ada@example.com").await;
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.location.as_deref(), Some("/account"), "users need no factor");
+    app.enroll_totp("Phone").await;
+    let removed = remove_only_factor(&app).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+
+    // ...an admin may not.
+    let origin = RequestOrigin::command_line();
+    app.state.accounts().set_admin("ada@example.com", true, &origin, app.clock.now()).await.unwrap();
+    app.clock.advance(30);
+    app.enroll_totp("Phone").await;
+    let refused = remove_only_factor(&app).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(refused.body.contains("You cannot remove your last sign-in method"), "{}", refused.body);
+    assert!(refused.body.contains("data-testid=\"factor\""), "the factor is still there");
+    assert_eq!(app.audit(AuditKind::AdminChanged).await.len(), 1);
+}
+
+async fn remove_only_factor(app: &TestApp) -> crate::helpers::Page {
+    let page = app.get("/account/security").await;
+    let marker = "action=\"/account/security/factors/remove\"";
+    let form = &page.body[page.body.find(marker).unwrap()..];
+    app.post("/account/security/factors/remove", &[("id", &hidden(form, "id"))], &page.body).await
+}
