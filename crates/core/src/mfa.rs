@@ -105,6 +105,7 @@ impl<S: Stores> Accounts<S> {
         let wanted = |f: &dyn SecondFactor<S>| {
             self.factor_enabled(f.key())
                 && (!pending.phishing_resistant || f.method().phishing_resistant())
+                && (pending.allowed_factors.is_empty() || pending.allowed_factors.iter().any(|k| k == f.key()))
                 && !pending.auth.events.iter().any(|e| !e.remembered && e.method == f.method())
         };
         for f in factors.iter().filter(|f| wanted(f.as_ref())) {
@@ -144,6 +145,7 @@ impl<S: Stores> Accounts<S> {
             auth: auth.clone(),
             session_digest: None,
             phishing_resistant,
+            allowed_factors: Vec::new(),
             assessment: assessment.to_json(),
             created_at: now,
             expires_at: now + PENDING_SIGN_IN_SECONDS,
@@ -184,8 +186,14 @@ impl<S: Stores> Accounts<S> {
     }
 
     /// Starts a step-up of a signed-in session: only the missing factor will
-    /// be asked; with `phishing_resistant`, only a security key or passkey.
-    pub async fn begin_step_up(&self, session: &ActiveSession, phishing_resistant: bool, now: UnixTime) -> Result<String, AccountError> {
+    /// be asked; with `phishing_resistant`, only a security key or passkey;
+    /// with `allowed_factors` (an application's policy), only those.
+    pub async fn begin_step_up(
+        &self,
+        session: &ActiveSession,
+        (phishing_resistant, allowed_factors): (bool, &[String]),
+        now: UnixTime,
+    ) -> Result<String, AccountError> {
         if phishing_resistant {
             let enrolled = self.store.credentials(session.user.id).await?;
             if !self.factor("webauthn")?.available(&self.factor_context(), &session.user, &enrolled).await? {
@@ -197,6 +205,7 @@ impl<S: Stores> Accounts<S> {
             auth: session.record.auth.clone(),
             session_digest: Some(session.digest.clone()),
             phishing_resistant,
+            allowed_factors: allowed_factors.to_vec(),
             assessment: serde_json::Value::Null,
             created_at: now,
             expires_at: now + PENDING_SIGN_IN_SECONDS,

@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use crate::clock::UnixTime;
-use crate::session::AuthRecord;
+use crate::session::{ACR_MFA, ACR_VALUES, AuthMethod, AuthRecord};
 use crate::store::StoreResult;
 use crate::user::UserId;
 
@@ -43,6 +43,88 @@ impl MfaPolicy {
             _ => None,
         }
     }
+}
+
+/// What an application demands of a sign-in, beyond what the user's account
+/// and the operator's adaptive rules demand anyway.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientPolicy {
+    /// Whether a second factor is required.
+    pub mfa: MfaPolicy,
+    /// Factors that count as the second step for this client (`totp`,
+    /// `webauthn`, `email`, `sms`, `recovery`); empty: every factor.
+    pub allowed_factors: Vec<String>,
+    /// Whether a remembered browser may stand in for the second factor.
+    pub allow_remember: bool,
+    /// How old a remembered browser's second factor may be (days); `None`: the server's setting.
+    pub remember_browser_days: Option<i64>,
+    /// The least `acr` a sign-in must reach (`mfa` or `phr`); `None`: as `mfa` says.
+    pub min_acr: Option<String>,
+}
+
+impl Default for ClientPolicy {
+    fn default() -> Self {
+        Self { mfa: MfaPolicy::Optional, allowed_factors: Vec::new(), allow_remember: true, remember_browser_days: None, min_acr: None }
+    }
+}
+
+/// Second-factor keys a client policy may name.
+pub const FACTOR_KEYS: [&str; 5] = ["totp", "webauthn", "email", "sms", "recovery"];
+
+impl ClientPolicy {
+    /// Checks the values an operator gave; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(f) = self.allowed_factors.iter().find(|f| !FACTOR_KEYS.contains(&f.as_str())) {
+            return Err(format!("allowed_factors: {f:?} is not one of {}", FACTOR_KEYS.join(", ")));
+        }
+        if let Some(days) = self.remember_browser_days
+            && !(1..=400).contains(&days)
+        {
+            return Err(format!("remember_browser_days: {days} is not between 1 and 400"));
+        }
+        if let Some(acr) = &self.min_acr
+            && !ACR_VALUES.contains(&acr.as_str())
+        {
+            return Err(format!("min_acr: {acr:?} is not one of {}", ACR_VALUES.join(", ")));
+        }
+        if self.mfa == MfaPolicy::Off && self.min_acr.is_some() {
+            return Err("min_acr: a client with mfa = off cannot ask for a minimum acr".into());
+        }
+        Ok(())
+    }
+
+    /// Whether `method` counts for this client (the password always does).
+    pub fn allows(&self, method: AuthMethod) -> bool {
+        match method.factor_key() {
+            None => true,
+            Some(key) => self.allowed_factors.is_empty() || self.allowed_factors.iter().any(|f| f == key),
+        }
+    }
+
+    /// The least context class this client accepts, if any.
+    pub fn floor(&self) -> Option<&'static str> {
+        match (&self.min_acr, self.mfa) {
+            (Some(acr), _) => ACR_VALUES.into_iter().find(|a| a == acr),
+            (None, MfaPolicy::Required) => Some(ACR_MFA),
+            (None, _) => None,
+        }
+    }
+
+    /// What of `auth` counts for this client at `now`: steps with allowed
+    /// methods, and remembered-browser steps only if the client accepts
+    /// remembered browsers and they are recent enough.
+    pub fn effective(&self, auth: &AuthRecord, now: UnixTime) -> AuthRecord {
+        let remembered_ok = |at: UnixTime| self.allow_remember && self.remember_browser_days.is_none_or(|d| now - at <= d * 86_400);
+        AuthRecord {
+            events: auth.events.iter().filter(|e| self.allows(e.method) && (!e.remembered || remembered_ok(e.at))).copied().collect(),
+        }
+    }
+}
+
+/// Strength order of context classes: `phr` above `mfa`.
+pub fn acr_strength(acr: &str) -> usize {
+    ACR_VALUES.iter().rev().position(|a| *a == acr).map_or(0, |i| i + 1)
 }
 
 /// JWS algorithms Portcullis signs with.
@@ -87,12 +169,10 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     /// Exact post-logout redirect URIs.
     pub post_logout_redirect_uris: Vec<String>,
-    /// MFA policy.
-    pub mfa: MfaPolicy,
+    /// What the client demands of a sign-in.
+    pub policy: ClientPolicy,
     /// ID-token signing algorithm.
     pub signing_alg: SigningAlg,
-    /// Whether a remembered browser may stand in for the second factor for this client.
-    pub allow_remember: bool,
     /// Creation time.
     pub created_at: UnixTime,
 }
@@ -111,7 +191,7 @@ impl std::fmt::Debug for Client {
             .field("name", &self.name)
             .field("public", &self.is_public())
             .field("redirect_uris", &self.redirect_uris)
-            .field("mfa", &self.mfa)
+            .field("policy", &self.policy)
             .field("signing_alg", &self.signing_alg)
             .finish_non_exhaustive()
     }
@@ -266,6 +346,10 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn create_client(&self, client: &Client) -> impl Future<Output = StoreResult<()>> + Send;
     /// A client by id.
     fn client(&self, id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
+    /// Replaces a client's policy; false if there is no such client.
+    fn update_client_policy(&self, id: &str, policy: &ClientPolicy) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Replaces a confidential client's secret digest; false if there is no such confidential client.
+    fn replace_client_secret(&self, id: &str, secret_digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// All clients.
     fn list_clients(&self) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
     /// Deletes a client with its codes and refresh tokens, and revokes its

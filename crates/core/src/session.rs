@@ -69,6 +69,18 @@ impl AuthMethod {
         matches!(self, Self::SecurityKey | Self::Passkey)
     }
 
+    /// The key of the second factor this method belongs to (`None`: the password).
+    pub fn factor_key(self) -> Option<&'static str> {
+        match self {
+            Self::Password => None,
+            Self::Totp => Some("totp"),
+            Self::RecoveryCode => Some("recovery"),
+            Self::SecurityKey | Self::Passkey => Some("webauthn"),
+            Self::EmailOtp => Some("email"),
+            Self::SmsOtp => Some("sms"),
+        }
+    }
+
     fn proves(self, class: FactorClass) -> bool {
         self.classes().contains(&class)
     }

@@ -1,7 +1,7 @@
 //! Registering clients: validated redirect URIs and a generated secret.
 
 use portcullis_core::clock::UnixTime;
-use portcullis_core::oauth::{Client, MfaPolicy, SigningAlg};
+use portcullis_core::oauth::{Client, ClientPolicy, SigningAlg};
 use portcullis_core::secrets::{random_token, token_digest};
 
 /// What the operator asks for.
@@ -17,12 +17,10 @@ pub struct NewClient {
     pub post_logout_redirect_uris: Vec<String>,
     /// Public client (no secret, PKCE mandatory).
     pub public: bool,
-    /// MFA policy.
-    pub mfa: MfaPolicy,
+    /// What the client demands of a sign-in.
+    pub policy: ClientPolicy,
     /// ID-token signing algorithm.
     pub signing_alg: SigningAlg,
-    /// Whether "remember this browser" may replace the second factor for this client.
-    pub allow_remember: bool,
 }
 
 /// Why a registration was refused.
@@ -57,6 +55,7 @@ pub fn register(new: NewClient, now: UnixTime) -> Result<(Client, Option<String>
     for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
         check_redirect_uri(uri)?;
     }
+    new.policy.validate().map_err(InvalidClient)?;
     if let Some(id) = &new.id
         && (id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
     {
@@ -69,9 +68,8 @@ pub fn register(new: NewClient, now: UnixTime) -> Result<(Client, Option<String>
         secret_digest: secret.as_deref().map(token_digest),
         redirect_uris: new.redirect_uris,
         post_logout_redirect_uris: new.post_logout_redirect_uris,
-        mfa: new.mfa,
+        policy: new.policy,
         signing_alg: new.signing_alg,
-        allow_remember: new.allow_remember,
         created_at: now,
     };
     Ok((client, secret))
@@ -100,9 +98,8 @@ mod tests {
             redirect_uris: vec!["https://app.example/cb".into()],
             post_logout_redirect_uris: vec![],
             public: false,
-            mfa: MfaPolicy::Optional,
+            policy: ClientPolicy::default(),
             signing_alg: SigningAlg::ES256,
-            allow_remember: true,
         };
         let (c, secret) = register(new.clone(), 1).unwrap();
         let secret = secret.unwrap();

@@ -1,13 +1,15 @@
 //! What each OIDC endpoint answers. Handlers parse HTTP and call these.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use portcullis_core::clock::UnixTime;
 use portcullis_core::oauth::{
-    AccessTokenIds, AuthorizationCode, Client, Grant, OidcStore, OneTimeUse, RefreshToken, RevokedAccess, SigningAlg,
+    AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, OidcStore, OneTimeUse, RefreshToken, RevokedAccess, SigningAlg,
+    acr_strength,
 };
 use portcullis_core::secrets::{SecretBox, constant_time_eq, random_token, token_digest};
-use portcullis_core::session::{ACR_MFA, ACR_PHR, ACR_VALUES, SessionRecord};
+use portcullis_core::session::{ACR_PHR, ACR_VALUES, SessionRecord};
 use portcullis_core::store::AccountStore;
 use portcullis_core::user::User;
 use serde_json::{Value, json};
@@ -53,6 +55,8 @@ pub enum Decision {
     StepUp {
         /// Only a security key or passkey will do (`acr_values=phr`).
         phishing_resistant: bool,
+        /// Only these factors count for the client (its policy); empty: any.
+        allowed_factors: Vec<String>,
     },
     /// Tell the client it cannot have what it asked for.
     Fail(ReplyTo, OAuthError),
@@ -110,6 +114,8 @@ pub struct Provider<S> {
     issuer: String,
     lifetimes: TokenLifetimes,
     ring: Arc<RwLock<Arc<KeyRing>>>,
+    /// Client policies set in the configuration file: they win over the stored ones.
+    pinned_policies: Arc<HashMap<String, ClientPolicy>>,
 }
 
 fn strs(v: &[&str]) -> Value {
@@ -125,6 +131,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             issuer,
             lifetimes,
             ring: Arc::new(RwLock::new(Arc::new(KeyRing::from_stored(&[], &SecretBox::new([0; 32]))?))),
+            pinned_policies: Arc::new(HashMap::new()),
         };
         provider.reload_keys(now).await?;
         let missing = provider.ring().missing();
@@ -175,9 +182,50 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok((client, secret))
     }
 
-    /// All registered clients.
+    /// Pins client policies from the configuration file (by client id); they
+    /// override what is stored, and cannot be changed at run time.
+    pub fn with_pinned_policies(mut self, policies: HashMap<String, ClientPolicy>) -> Self {
+        self.pinned_policies = Arc::new(policies);
+        self
+    }
+
+    /// Whether a client's policy comes from the configuration file.
+    pub fn policy_is_pinned(&self, id: &str) -> bool {
+        self.pinned_policies.contains_key(id)
+    }
+
+    fn with_pinned_policy(&self, mut client: Client) -> Client {
+        if let Some(p) = self.pinned_policies.get(&client.id) {
+            client.policy = p.clone();
+        }
+        client
+    }
+
+    /// All registered clients (with the policies in force).
     pub async fn clients(&self) -> Result<Vec<Client>, OidcError> {
-        Ok(self.store.list_clients().await?)
+        Ok(self.store.list_clients().await?.into_iter().map(|c| self.with_pinned_policy(c)).collect())
+    }
+
+    /// One client (with the policy in force).
+    pub async fn client(&self, id: &str) -> Result<Option<Client>, OidcError> {
+        Ok(self.store.client(id).await?.map(|c| self.with_pinned_policy(c)))
+    }
+
+    /// Replaces a client's policy; false if there is no such client. A policy
+    /// pinned in the configuration file cannot be changed here.
+    pub async fn update_client_policy(&self, id: &str, policy: &ClientPolicy) -> Result<bool, OidcError> {
+        policy.validate().map_err(|e| OidcError::oauth(ErrorCode::InvalidRequest, e))?;
+        if self.policy_is_pinned(id) {
+            return Err(OidcError::oauth(ErrorCode::InvalidRequest, format!("the policy of {id} is set in the configuration file")));
+        }
+        Ok(self.store.update_client_policy(id, policy).await?)
+    }
+
+    /// Gives a confidential client a new secret (shown once; the old one stops
+    /// working at once); `None` if there is no such confidential client.
+    pub async fn rotate_client_secret(&self, id: &str) -> Result<Option<String>, OidcError> {
+        let secret = random_token();
+        Ok(self.store.replace_client_secret(id, &token_digest(&secret)).await?.then_some(secret))
     }
 
     /// Deletes a client with its codes and tokens; false if unknown.
@@ -235,7 +283,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     /// Validates an authorization request.
     pub async fn validate(&self, params: &AuthorizeParams) -> Result<Result<AuthorizeRequest, AuthorizeFailure>, OidcError> {
         let client = match params.client_id.as_deref().filter(|s| !s.is_empty() && s.len() <= 128) {
-            Some(id) => self.store.client(id).await?,
+            Some(id) => self.client(id).await?,
             None => None,
         };
         Ok(validate(params, client))
@@ -263,15 +311,22 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         {
             return if req.prompt_none { login_required() } else { Decision::SignIn { reauthenticate: true } };
         }
-        // A client that does not accept remembered browsers gets a freshly performed second factor.
-        let remembered_refused = !req.client.allow_remember && session.auth.relies_on_remembered_browser();
+        // Only what the client's policy accepts counts: its allowed factors, and
+        // remembered browsers if it takes them and they are recent enough.
+        let policy = &req.client.policy;
+        let effective = policy.effective(&session.auth, now);
+        // A session whose second factor this client does not accept gets a freshly performed one.
+        let remembered_refused = session.auth.relies_on_remembered_browser() && !effective.events.iter().any(|e| e.remembered);
         let acceptable = acceptable_acr(req);
-        let reached = acceptable.is_empty() || acceptable.iter().any(|a| session.auth.satisfies(a));
+        let reached = acceptable.is_empty() || acceptable.iter().any(|a| effective.satisfies(a));
         if !reached || remembered_refused {
             return if req.prompt_none {
                 Decision::Fail(req.reply.clone(), OAuthError::new(ErrorCode::InteractionRequired, "a second factor is required"))
             } else {
-                Decision::StepUp { phishing_resistant: !acceptable.is_empty() && acceptable.iter().all(|a| *a == ACR_PHR) }
+                Decision::StepUp {
+                    phishing_resistant: !acceptable.is_empty() && acceptable.iter().all(|a| *a == ACR_PHR),
+                    allowed_factors: policy.allowed_factors.clone(),
+                }
             };
         }
         Decision::Issue
@@ -659,12 +714,16 @@ impl<S: OidcStore + AccountStore> Provider<S> {
 
 /// The authentication context classes that would satisfy `req`, any one of
 /// them (empty: a password is enough). The request's supported `acr_values`
-/// count as alternatives; a client whose policy requires MFA adds `mfa`
-/// unless the request already asks for something at least as strong.
+/// count as alternatives, but none below the client's floor (its `min_acr`,
+/// or `mfa` when it requires MFA): a request cannot lower what the client's
+/// operator set.
 pub fn acceptable_acr(req: &AuthorizeRequest) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = req.acr_values.iter().filter_map(|r| ACR_VALUES.into_iter().find(|a| a == r)).collect();
-    if out.is_empty() && req.client.mfa == portcullis_core::oauth::MfaPolicy::Required {
-        out.push(ACR_MFA);
+    if let Some(floor) = req.client.policy.floor() {
+        out.retain(|a| acr_strength(a) >= acr_strength(floor));
+        if out.is_empty() {
+            out.push(floor);
+        }
     }
     out
 }

@@ -223,7 +223,7 @@ fn sorted_words(s: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_core::oauth::{MfaPolicy, SigningAlg};
+    use portcullis_core::oauth::{ClientPolicy, SigningAlg};
 
     fn client(public: bool) -> Client {
         Client {
@@ -232,9 +232,8 @@ mod tests {
             secret_digest: (!public).then(|| "d".into()),
             redirect_uris: vec!["https://app.example/cb".into()],
             post_logout_redirect_uris: vec![],
-            mfa: MfaPolicy::Optional,
+            policy: ClientPolicy::default(),
             signing_alg: SigningAlg::ES256,
-            allow_remember: true,
             created_at: 0,
         }
     }

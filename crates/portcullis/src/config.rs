@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use portcullis_core::oauth::ClientPolicy;
 use portcullis_core::policy::{AdaptivePolicy, Rule, RuleAction};
 use portcullis_core::security::{EVERYONE, ROLE_ADMIN, ROLE_USER};
 use portcullis_delivery::{SmsSettings, SmtpSettings};
@@ -51,6 +52,9 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Who must use a second factor, adaptive sign-in rules, GeoIP.
     pub policy: PolicyConfig,
+    /// Sign-in policies pinned per client id (`[clients.ID]`): they override
+    /// what the command line or the admin console stored.
+    pub clients: std::collections::BTreeMap<String, ClientPolicy>,
 }
 
 /// `[policy]`
@@ -297,6 +301,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),
             policy: PolicyConfig::default(),
+            clients: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -342,6 +347,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.trusted_proxy_ranges()?;
         self.adaptive_policy()?;
+        for (id, policy) in &self.clients {
+            policy.validate().map_err(|e| ConfigError(format!("clients.{id}.{e}")))?;
+        }
         for who in &self.policy.mfa_required_for {
             if !matches!(who.as_str(), EVERYONE | ROLE_ADMIN | ROLE_USER) {
                 return Err(ConfigError(format!("policy.mfa_required_for: {who:?} is not one of everyone, admin, user")));
@@ -474,6 +482,7 @@ fn describe(e: &figment::Error) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::result_large_err)]
     use super::*;
+    use portcullis_core::oauth::MfaPolicy;
 
     #[test]
     fn defaults_match_the_interface_contract() {
@@ -584,6 +593,27 @@ mod tests {
                 let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default()).unwrap_err().to_string();
                 assert!(e.contains(key), "{bad}: {e}");
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn client_policies_can_be_pinned_in_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "good.toml",
+                "[clients.payroll]\nmfa = \"required\"\nallowed_factors = [\"webauthn\"]\nmin_acr = \"phr\"\nremember_browser_days = 1\n",
+            )?;
+            let config = Config::load(Some(Path::new("good.toml")), &FlagOverrides::default()).unwrap();
+            let p = &config.clients["payroll"];
+            assert_eq!(
+                (p.mfa, p.allowed_factors.clone(), p.min_acr.as_deref()),
+                (MfaPolicy::Required, vec!["webauthn".to_owned()], Some("phr"))
+            );
+            assert_eq!((p.remember_browser_days, p.allow_remember), (Some(1), true));
+            jail.create_file("bad.toml", "[clients.payroll]\nallowed_factors = [\"carrier-pigeon\"]\n")?;
+            let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(e.contains("clients.payroll.allowed_factors") && e.contains("carrier-pigeon"), "{e}");
             Ok(())
         });
     }

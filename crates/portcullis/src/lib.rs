@@ -150,7 +150,8 @@ impl Application {
         }
         let provider =
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
-                .await?;
+                .await?
+                .with_pinned_policies(config.clients.clone().into_iter().collect());
         let state = AppState::new(
             accounts,
             provider,

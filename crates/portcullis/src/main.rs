@@ -11,7 +11,7 @@ use portcullis::{Application, StartError, open_store};
 use portcullis_core::audit::{AuditFilter, AuditKind, RequestOrigin};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::lockout::LockState;
-use portcullis_core::oauth::{MfaPolicy, SigningAlg};
+use portcullis_core::oauth::{ClientPolicy, MfaPolicy, SigningAlg};
 use portcullis_oidc::clients::NewClient;
 use zeroize::Zeroizing;
 
@@ -99,6 +99,42 @@ enum AuditCommand {
     },
 }
 
+/// A client's sign-in policy, as options.
+#[derive(Args)]
+struct PolicyArgs {
+    /// Second-factor policy [default: optional].
+    #[arg(long, value_parser = ["required", "optional", "off"])]
+    mfa: Option<String>,
+    /// Factors that count as the second step, comma-separated (totp, webauthn, email, sms, recovery); "" for all.
+    #[arg(long, value_delimiter = ',')]
+    allowed_factors: Option<Vec<String>>,
+    /// How old a remembered browser may be for this client (days; 0: the server's setting).
+    #[arg(long)]
+    remember_browser_days: Option<i64>,
+    /// The least acr a sign-in must reach: mfa, phr, or none.
+    #[arg(long, value_parser = ["mfa", "phr", "none"])]
+    min_acr: Option<String>,
+}
+
+impl PolicyArgs {
+    /// `policy` with the options given applied.
+    fn apply(self, mut policy: ClientPolicy) -> ClientPolicy {
+        if let Some(m) = self.mfa.as_deref().and_then(MfaPolicy::parse) {
+            policy.mfa = m;
+        }
+        if let Some(f) = self.allowed_factors {
+            policy.allowed_factors = f.into_iter().map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
+        }
+        if let Some(days) = self.remember_browser_days {
+            policy.remember_browser_days = (days != 0).then_some(days);
+        }
+        if let Some(acr) = self.min_acr {
+            policy.min_acr = (acr != "none").then_some(acr);
+        }
+        policy
+    }
+}
+
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Register an application; prints JSON with client_id and (confidential clients) client_secret.
@@ -114,9 +150,8 @@ enum ClientCommand {
         /// A public client (browser or native app): no secret, PKCE mandatory.
         #[arg(long)]
         public: bool,
-        /// Second-factor policy for this application.
-        #[arg(long, default_value = "optional", value_parser = ["required", "optional", "off"])]
-        mfa: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
         /// Where RP-initiated logout may return to (repeatable).
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
@@ -126,6 +161,21 @@ enum ClientCommand {
         /// Always ask for a second factor, even from a browser the user asked to remember.
         #[arg(long)]
         no_remember_browser: bool,
+    },
+    /// Change an application's sign-in policy (only the options given change).
+    Update {
+        #[arg(long)]
+        client_id: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Whether a remembered browser may stand in for the second factor.
+        #[arg(long)]
+        remember_browser: Option<bool>,
+    },
+    /// Give a confidential client a new secret (printed once; the old one stops working).
+    RotateSecret {
+        #[arg(long)]
+        client_id: String,
     },
     /// List clients as JSON lines.
     List,
@@ -356,7 +406,7 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
             client_id,
             redirect_uris,
             public,
-            mfa,
+            policy,
             post_logout_redirect_uris,
             signing_alg,
             no_remember_browser,
@@ -367,11 +417,11 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
                 redirect_uris,
                 post_logout_redirect_uris,
                 public,
-                mfa: MfaPolicy::parse(&mfa).unwrap_or_default(),
+                policy: policy.apply(ClientPolicy { allow_remember: !no_remember_browser, ..ClientPolicy::default() }),
                 signing_alg: SigningAlg::parse(&signing_alg).unwrap_or_default(),
-                allow_remember: !no_remember_browser,
             };
             let (c, secret) = provider.register_client(new, clock.now()).await?;
+            audit_client(&app, &c.id, "created", clock.now()).await?;
             let mut out = client_json(&c);
             if let Some(s) = secret {
                 out["client_secret"] = s.into();
@@ -383,10 +433,30 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
                 println!("{}", client_json(&c));
             }
         }
+        ClientCommand::Update { client_id, policy, remember_browser } => {
+            let c = provider.client(&client_id).await?.ok_or_else(|| StartError::Other(format!("no client with id {client_id}")))?;
+            let mut changed = policy.apply(c.policy);
+            if let Some(r) = remember_browser {
+                changed.allow_remember = r;
+            }
+            provider.update_client_policy(&client_id, &changed).await?;
+            audit_client(&app, &client_id, "policy_changed", clock.now()).await?;
+            let c = provider.client(&client_id).await?.ok_or_else(|| StartError::Other(format!("no client with id {client_id}")))?;
+            println!("{}", client_json(&c));
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let secret = provider
+                .rotate_client_secret(&client_id)
+                .await?
+                .ok_or_else(|| StartError::Other(format!("no confidential client with id {client_id}")))?;
+            audit_client(&app, &client_id, "secret_rotated", clock.now()).await?;
+            println!("{}", serde_json::json!({ "client_id": client_id, "client_secret": secret }));
+        }
         ClientCommand::Delete { client_id } => {
             if !provider.delete_client(&client_id, clock.now()).await? {
                 return Err(StartError::Other(format!("no client with id {client_id}")));
             }
+            audit_client(&app, &client_id, "deleted", clock.now()).await?;
             println!("{client_id}: deleted");
         }
     }
@@ -492,9 +562,23 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
     Ok(())
 }
 
+/// Records an operator's change to a client.
+async fn audit_client(app: &Application, client_id: &str, action: &str, now: i64) -> Result<(), StartError> {
+    let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..RequestOrigin::command_line() };
+    let detail = serde_json::json!({ "action": action });
+    app.state
+        .accounts()
+        .audit_operator_action(AuditKind::ClientChanged, None, &origin, detail, now)
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))
+}
+
 fn client_json(c: &portcullis_core::oauth::Client) -> serde_json::Value {
+    let p = &c.policy;
     serde_json::json!({
         "client_id": c.id, "name": c.name, "public": c.is_public(), "redirect_uris": c.redirect_uris,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris, "mfa": c.mfa.as_str(), "signing_alg": c.signing_alg.as_str(), "remember_browser": c.allow_remember,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris, "mfa": p.mfa.as_str(), "signing_alg": c.signing_alg.as_str(),
+        "remember_browser": p.allow_remember, "remember_browser_days": p.remember_browser_days, "allowed_factors": p.allowed_factors,
+        "min_acr": p.min_acr,
     })
 }

@@ -67,6 +67,7 @@ struct PendingRow {
     session_digest: Option<String>,
     phishing_resistant: bool,
     assessment: String,
+    allowed_factors: String,
     pending_created_at: i64,
     pending_expires_at: i64,
 }
@@ -384,8 +385,8 @@ impl MfaStore for Store {
         let auth = serde_json::to_string(&s.auth).map_err(json_err)?;
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO pending_sign_ins (digest, user_id, auth_record, session_digest, phishing_resistant, created_at, expires_at, assessment) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO pending_sign_ins (digest, user_id, auth_record, session_digest, phishing_resistant, created_at, expires_at, assessment, \
+             allowed_factors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         )
         .bind(digest)
         .bind(s.user_id.to_string())
@@ -395,6 +396,7 @@ impl MfaStore for Store {
         .bind(s.created_at)
         .bind(s.expires_at)
         .bind(s.assessment.to_string())
+        .bind(s.allowed_factors.join(","))
         .execute(p)
         .await
         .map(|_| ())
@@ -405,7 +407,7 @@ impl MfaStore for Store {
     async fn pending_sign_in(&self, digest: &str, now: UnixTime) -> StoreResult<Option<(PendingSignIn, User)>> {
         let row: Option<PendingWithUserRow> = on_pool!(self, |p| {
             sqlx::query_as(
-                "SELECT p.user_id, p.auth_record, p.session_digest, p.phishing_resistant, p.assessment, p.created_at AS pending_created_at, \
+                "SELECT p.user_id, p.auth_record, p.session_digest, p.phishing_resistant, p.assessment, p.allowed_factors, p.created_at AS pending_created_at, \
                  p.expires_at AS pending_expires_at, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, \
                  u.mfa_required, u.created_at \
                  FROM pending_sign_ins p JOIN users u ON u.id = p.user_id WHERE p.digest = $1 AND p.expires_at > $2",
@@ -423,6 +425,7 @@ impl MfaStore for Store {
                 session_digest: r.session_digest,
                 phishing_resistant: r.phishing_resistant,
                 assessment: serde_json::from_str(&r.assessment).map_err(json_err)?,
+                allowed_factors: r.allowed_factors.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
                 created_at: r.pending_created_at,
                 expires_at: r.pending_expires_at,
             };

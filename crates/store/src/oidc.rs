@@ -5,8 +5,8 @@
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
 use portcullis_core::oauth::{
-    AccessTokenIds, AuthorizationCode, Client, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess, SigningAlg,
-    StoredSigningKey,
+    AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess,
+    SigningAlg, StoredSigningKey,
 };
 use portcullis_core::store::StoreResult;
 
@@ -29,6 +29,11 @@ macro_rules! insert_revocation {
     };
 }
 
+/// A comma-separated list as stored ('' is empty).
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect()
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("stored {what} is unreadable: {e}"))
 }
@@ -43,6 +48,9 @@ struct ClientRow {
     mfa: String,
     signing_alg: String,
     allow_remember: bool,
+    allowed_factors: String,
+    remember_browser_days: Option<i64>,
+    min_acr: Option<String>,
     created_at: i64,
 }
 
@@ -53,12 +61,17 @@ impl TryFrom<ClientRow> for Client {
             redirect_uris: serde_json::from_str(&r.redirect_uris).map_err(|e| corrupt("redirect_uris", e))?,
             post_logout_redirect_uris: serde_json::from_str(&r.post_logout_redirect_uris)
                 .map_err(|e| corrupt("post_logout_redirect_uris", e))?,
-            mfa: MfaPolicy::parse(&r.mfa).ok_or_else(|| corrupt("mfa policy", &r.mfa))?,
+            policy: ClientPolicy {
+                mfa: MfaPolicy::parse(&r.mfa).ok_or_else(|| corrupt("mfa policy", &r.mfa))?,
+                allowed_factors: split_list(&r.allowed_factors),
+                allow_remember: r.allow_remember,
+                remember_browser_days: r.remember_browser_days,
+                min_acr: r.min_acr,
+            },
             signing_alg: SigningAlg::parse(&r.signing_alg).ok_or_else(|| corrupt("signing_alg", &r.signing_alg))?,
             id: r.id,
             name: r.name,
             secret_digest: r.secret_digest,
-            allow_remember: r.allow_remember,
             created_at: r.created_at,
         })
     }
@@ -111,7 +124,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, created_at FROM clients ",
+            "SELECT id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, allowed_factors, \
+             remember_browser_days, min_acr, created_at FROM clients ",
             $tail
         )
     };
@@ -123,17 +137,20 @@ impl OidcStore for Store {
         let logouts = to_json(&c.post_logout_redirect_uris)?;
         on_pool!(self, |p| {
             sqlx::query(
-                "INSERT INTO clients (id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO clients (id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, \
+                 allowed_factors, remember_browser_days, min_acr, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&c.id)
             .bind(&c.name)
             .bind(&c.secret_digest)
             .bind(&redirects)
             .bind(&logouts)
-            .bind(c.mfa.as_str())
+            .bind(c.policy.mfa.as_str())
             .bind(c.signing_alg.as_str())
-            .bind(c.allow_remember)
+            .bind(c.policy.allow_remember)
+            .bind(c.policy.allowed_factors.join(","))
+            .bind(c.policy.remember_browser_days)
+            .bind(c.policy.min_acr.as_deref())
             .bind(c.created_at)
             .execute(p)
             .await
@@ -146,6 +163,33 @@ impl OidcStore for Store {
         let row: Option<ClientRow> =
             on_pool!(self, |p| sqlx::query_as(select_clients!("WHERE id = $1")).bind(id).fetch_optional(p).await.map_err(db_error))?;
         row.map(Client::try_from).transpose()
+    }
+
+    async fn update_client_policy(&self, id: &str, p: &ClientPolicy) -> StoreResult<bool> {
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE clients SET mfa = $2, allow_remember = $3, allowed_factors = $4, remember_browser_days = $5, min_acr = $6 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(p.mfa.as_str())
+        .bind(p.allow_remember)
+        .bind(p.allowed_factors.join(","))
+        .bind(p.remember_browser_days)
+        .bind(p.min_acr.as_deref())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() > 0)
+        .map_err(db_error))
+    }
+
+    async fn replace_client_secret(&self, id: &str, secret_digest: &str) -> StoreResult<bool> {
+        // A public client has no secret to replace.
+        on_pool!(self, |p| sqlx::query("UPDATE clients SET secret_digest = $2 WHERE id = $1 AND secret_digest IS NOT NULL")
+            .bind(id)
+            .bind(secret_digest)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(db_error))
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {

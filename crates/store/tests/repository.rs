@@ -6,7 +6,8 @@ use portcullis_core::audit::{AuditFilter, AuditKind, AuditStore, NewAuditEvent, 
 use portcullis_core::email::EmailAddress;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn};
 use portcullis_core::oauth::{
-    AccessTokenIds, AuthorizationCode, Client, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess, SigningAlg,
+    AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess,
+    SigningAlg,
 };
 use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore};
 use portcullis_core::rate_limit::{LimitedAction, RateLimits};
@@ -39,6 +40,7 @@ on_both_backends!(
     an_import_keeps_all_accounts_or_none,
     access_tokens_are_live_until_a_revocation_covers_them,
     a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken,
+    a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret,
     the_audit_log_filters_follows_and_counts,
     devices_and_last_sign_ins_are_remembered_per_account,
 );
@@ -117,6 +119,7 @@ async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: St
         auth: AuthRecord::single(AuthMethod::Password, 1_000),
         session_digest: Some("session-digest".into()),
         phishing_resistant: true,
+        allowed_factors: vec!["totp".into(), "webauthn".into()],
         assessment: serde_json::json!({ "risk": "medium", "rule": "elsewhere" }),
         created_at: 1_000,
         expires_at: 1_300,
@@ -125,7 +128,7 @@ async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: St
     let (found, owner) = s.pending_sign_in("pending-digest", 1_299).await.unwrap().unwrap();
     assert_eq!((found.user_id, found.session_digest.as_deref(), found.phishing_resistant), (ada.id, Some("session-digest"), true));
     assert_eq!((found.created_at, found.expires_at, found.auth), (1_000, 1_300, pending.auth.clone()));
-    assert_eq!(found.assessment, pending.assessment);
+    assert_eq!((found.assessment, found.allowed_factors), (pending.assessment.clone(), pending.allowed_factors.clone()));
     assert_eq!(owner, ada);
     assert!(s.pending_sign_in("pending-digest", 1_300).await.unwrap().is_none(), "lapsed");
     assert!(s.pending_sign_in("other-digest", 1_000).await.unwrap().is_none());
@@ -306,9 +309,8 @@ async fn purge_removes_only_what_expired(s: Store) {
         secret_digest: None,
         redirect_uris: vec!["https://app.example/cb".into()],
         post_logout_redirect_uris: vec![],
-        mfa: MfaPolicy::Optional,
+        policy: ClientPolicy::default(),
         signing_alg: SigningAlg::ES256,
-        allow_remember: true,
         created_at: 0,
     };
     s.create_client(&client).await.unwrap();
@@ -575,4 +577,38 @@ async fn devices_and_last_sign_ins_are_remembered_per_account(s: Store) {
     let nowhere = LastSignIn { at: 2_000, ip: "192.0.2.1".into(), location: Location::default() };
     s.set_last_sign_in(ada.id, &nowhere).await.unwrap();
     assert_eq!(s.last_sign_in(ada.id).await.unwrap(), Some(nowhere), "replaced");
+}
+
+async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: Store) {
+    let strict = ClientPolicy {
+        mfa: MfaPolicy::Required,
+        allowed_factors: vec!["totp".into(), "webauthn".into()],
+        allow_remember: true,
+        remember_browser_days: Some(7),
+        min_acr: Some("phr".into()),
+    };
+    let client = |id: &str, secret: Option<&str>, policy: ClientPolicy| Client {
+        id: id.into(),
+        name: "App".into(),
+        secret_digest: secret.map(str::to_owned),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        post_logout_redirect_uris: vec![],
+        policy,
+        signing_alg: SigningAlg::ES256,
+        created_at: 0,
+    };
+    s.create_client(&client("bank", Some("old-digest"), strict.clone())).await.unwrap();
+    s.create_client(&client("spa", None, ClientPolicy::default())).await.unwrap();
+    assert_eq!(s.client("bank").await.unwrap().unwrap().policy, strict);
+    assert_eq!(s.client("spa").await.unwrap().unwrap().policy, ClientPolicy::default());
+
+    let relaxed = ClientPolicy { allow_remember: false, ..ClientPolicy::default() };
+    assert!(s.update_client_policy("bank", &relaxed).await.unwrap());
+    assert!(!s.update_client_policy("nobody", &relaxed).await.unwrap());
+    assert_eq!(s.client("bank").await.unwrap().unwrap().policy, relaxed);
+
+    assert!(s.replace_client_secret("bank", "new-digest").await.unwrap());
+    assert_eq!(s.client("bank").await.unwrap().unwrap().secret_digest.as_deref(), Some("new-digest"));
+    assert!(!s.replace_client_secret("spa", "digest").await.unwrap(), "a public client stays public");
+    assert_eq!(s.client("spa").await.unwrap().unwrap().secret_digest, None);
 }

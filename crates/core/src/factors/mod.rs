@@ -344,6 +344,8 @@ pub struct PendingSignIn {
     pub session_digest: Option<String>,
     /// Only a phishing-resistant factor completes it (the application asked for `acr=phr`).
     pub phishing_resistant: bool,
+    /// Only these factors (keys) may finish it (the application's policy); empty: any.
+    pub allowed_factors: Vec<String>,
     /// The adaptive-rule assessment of the first step (risk, rule), recorded with the finished sign-in.
     pub assessment: serde_json::Value,
     /// When it began.

@@ -7,6 +7,7 @@ mod helpers;
 mod accounts;
 mod bad_input;
 mod cli;
+mod client_policy;
 mod csrf;
 mod email_codes;
 mod email_sign_in;

@@ -429,9 +429,8 @@ async fn a_remembered_browser_skips_the_second_step_until_forgotten(app: TestApp
                 redirect_uris: vec![CALLBACK.into()],
                 post_logout_redirect_uris: vec![],
                 public: false,
-                mfa: MfaPolicy::Required,
+                policy: portcullis_core::oauth::ClientPolicy { mfa: MfaPolicy::Required, allow_remember: false, ..Default::default() },
                 signing_alg: SigningAlg::ES256,
-                allow_remember: false,
             },
             app.clock.now(),
         )

@@ -39,9 +39,8 @@ pub(crate) async fn register(app: &TestApp, public: bool, alg: SigningAlg) -> (S
                 redirect_uris: vec![CALLBACK.into()],
                 post_logout_redirect_uris: vec![LOGGED_OUT.into()],
                 public,
-                mfa: MfaPolicy::Optional,
+                policy: portcullis_core::oauth::ClientPolicy { mfa: MfaPolicy::Optional, allow_remember: true, ..Default::default() },
                 signing_alg: alg,
-                allow_remember: true,
             },
             app.clock_now(),
         )

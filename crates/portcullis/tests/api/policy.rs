@@ -257,9 +257,12 @@ async fn failures_in_the_last_hour_and_a_client_can_trigger_rules() {
         redirect_uris: vec![crate::oidc::CALLBACK.into()],
         post_logout_redirect_uris: vec![],
         public: false,
-        mfa: portcullis_core::oauth::MfaPolicy::Optional,
+        policy: portcullis_core::oauth::ClientPolicy {
+            mfa: portcullis_core::oauth::MfaPolicy::Optional,
+            allow_remember: true,
+            ..Default::default()
+        },
         signing_alg: portcullis_core::oauth::SigningAlg::ES256,
-        allow_remember: true,
     };
     let (_, secret) = app.state.provider().register_client(new, app.clock_now()).await.unwrap();
     let (_, url, _, _) = crate::mfa::authorize_url(&app, "payroll", secret.as_deref(), None).await;

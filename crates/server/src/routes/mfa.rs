@@ -51,9 +51,9 @@ pub async fn step_up(
     browser: &Browser,
     session: &ActiveSession,
     next: &str,
-    phishing_resistant: bool,
+    (phishing_resistant, allowed_factors): (bool, &[String]),
 ) -> Result<Response, AppError> {
-    let token = state.accounts().begin_step_up(session, phishing_resistant, state.now()).await?;
+    let token = state.accounts().begin_step_up(session, (phishing_resistant, allowed_factors), state.now()).await?;
     // The second-step page offers what the user has (an emailed code needs no
     // enrollment) and sends to enrollment only when nothing is available.
     let mut response = see_other(&format!("/login/verify?next={}", encode(next)));

@@ -109,13 +109,20 @@ async fn authorize(
             }
             Ok(see_other(&format!("/login?{}", login.finish())))
         }
-        Decision::StepUp { phishing_resistant } => {
+        Decision::StepUp { phishing_resistant, allowed_factors } => {
             let Some(session) = session else { return Err(AppError::Internal("decided to step up without a session".into())) };
             let id = match pending {
                 Some((id, _)) => id,
                 None => provider.save_pending(&req, now).await?,
             };
-            super::mfa::step_up(state, browser, &session, &format!("/authorize/resume?request={id}"), phishing_resistant).await
+            super::mfa::step_up(
+                state,
+                browser,
+                &session,
+                &format!("/authorize/resume?request={id}"),
+                (phishing_resistant, &allowed_factors),
+            )
+            .await
         }
         Decision::Fail(reply, error) => Ok(deliver_error(browser, state, &reply, &error)),
     }
