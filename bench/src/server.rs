@@ -74,6 +74,7 @@ impl Setup {
                 email_verified_at: Some(now),
                 is_admin: false,
                 mfa_required: false,
+                disabled_at: None,
                 created_at: now,
             };
             let mut secret = vec![0u8; 20];

@@ -200,6 +200,7 @@ impl<S: crate::store::Stores> Accounts<S> {
             email_verified_at: None,
             is_admin: false,
             mfa_required: false,
+            disabled_at: None,
             created_at: now,
         };
         match self.store.create_user(&user).await {
@@ -228,6 +229,7 @@ impl<S: crate::store::Stores> Accounts<S> {
             email_verified_at: Some(now),
             is_admin,
             mfa_required: false,
+            disabled_at: None,
             created_at: now,
         };
         self.store.create_user(&user).await?;
@@ -391,7 +393,7 @@ impl<S: crate::store::Stores> Accounts<S> {
             self.store.delete_session(&digest).await?;
             return Ok(None);
         }
-        let Some(user) = self.store.user_by_id(record.user_id).await? else {
+        let Some(user) = self.store.user_by_id(record.user_id).await?.filter(|u| u.disabled_at.is_none()) else {
             return Ok(None);
         };
         if policy.should_touch(&record, now) {
@@ -518,6 +520,11 @@ impl<S: crate::store::Stores> Accounts<S> {
             self.audit(AuditKind::UserDeleted, Some(u.id), origin, json!({ "email": u.email.as_str() }), now).await?;
         }
         Ok(deleted)
+    }
+
+    /// The account with this id, if it still exists.
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, AccountError> {
+        Ok(self.store.user_by_id(id).await?)
     }
 
     /// The account with this address.

@@ -91,6 +91,14 @@ pub enum AccountError {
     #[error("You cannot remove your last sign-in method while two-step verification is required for your account. Add another one first.")]
     LastFactor,
 
+    /// A value an operator typed is not acceptable (the message says why).
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// An operator disabled the account.
+    #[error("This account is disabled. Contact your administrator.")]
+    AccountDisabled,
+
     /// An adaptive rule refuses sign-ins like this one.
     #[error("Signing in from here is not allowed by your organisation's security policy. Contact your administrator.")]
     SignInDenied,

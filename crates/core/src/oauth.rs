@@ -397,6 +397,14 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     /// Revokes access tokens (kept until `until`, when every token it covers has expired).
     fn revoke_access_tokens(&self, what: RevokedAccess<'_>, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Revokes every code, refresh token and access token of a grant; the
+    /// Revokes everything issued to a user (an operator disabled the account):
+    /// refresh tokens, unused codes, and the access tokens of every grant.
+    fn revoke_user_grants(
+        &self,
+        user: UserId,
+        now: UnixTime,
+        access_tokens_until: UnixTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// grant's access tokens all expire by `access_tokens_until`.
     fn revoke_grant(&self, grant_id: &str, now: UnixTime, access_tokens_until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
 }

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::accounts::{Accounts, NewSession};
+use crate::accounts::{Accounts, ActiveSession, NewSession};
 use crate::audit::{AuditFilter, AuditKind, AuditRecord, NewAuditEvent, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
@@ -31,6 +31,17 @@ pub fn roles(user: &User) -> Vec<&'static str> {
     vec![if user.is_admin { ROLE_ADMIN } else { ROLE_USER }]
 }
 
+/// What the admin console may show a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAccess {
+    /// An admin with a second factor in this session.
+    Granted,
+    /// An admin signed in with one factor: step up first.
+    NeedsSecondFactor,
+    /// Not an admin.
+    NotAdmin,
+}
+
 /// A fresh device id for a browser that has none (its cookie value).
 pub fn new_device_id() -> String {
     random_token()
@@ -43,9 +54,12 @@ impl<S: Stores> Accounts<S> {
         kind: AuditKind,
         user: Option<UserId>,
         origin: &RequestOrigin,
-        detail: Value,
+        mut detail: Value,
         now: UnixTime,
     ) -> Result<(), AccountError> {
+        if let (Some(actor), Some(fields)) = (origin.actor, detail.as_object_mut()) {
+            fields.insert("by".into(), actor.to_string().into());
+        }
         self.store.record_audit_event(&NewAuditEvent { at: now, kind, user, origin: origin.clone(), detail }).await?;
         Ok(())
     }
@@ -107,7 +121,7 @@ impl<S: Stores> Accounts<S> {
         Ok(self.settings.adaptive.evaluate(&signals))
     }
 
-    /// Refuses a sign-in that a rule denies, recording why.
+    /// Refuses a sign-in to a disabled account, or one that a rule denies, recording why.
     pub(crate) async fn refuse_if_denied(
         &self,
         user: &User,
@@ -115,6 +129,10 @@ impl<S: Stores> Accounts<S> {
         assessment: &Assessment,
         now: UnixTime,
     ) -> Result<(), AccountError> {
+        if user.disabled_at.is_some() {
+            self.audit(AuditKind::SignInDenied, Some(user.id), origin, json!({ "reason": "account_disabled" }), now).await?;
+            return Err(AccountError::AccountDisabled);
+        }
         if assessment.action() == Some(crate::policy::RuleAction::Deny) {
             self.audit(AuditKind::SignInDenied, Some(user.id), origin, assessment.to_json(), now).await?;
             return Err(AccountError::SignInDenied);
@@ -155,6 +173,42 @@ impl<S: Stores> Accounts<S> {
         }
         self.store.set_last_sign_in(user.id, &LastSignIn { at: now, ip, location }).await?;
         Ok(session)
+    }
+
+    /// Operator: disables an account (it cannot sign in; its sessions and
+    /// remembered browsers end) or enables it again (lifting any lockout too).
+    /// Tokens issued to it are the provider's to revoke.
+    pub async fn set_disabled(&self, email: &str, disabled: bool, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+        let user = self.find_user(email).await?;
+        if disabled {
+            self.store.set_disabled(user.id, Some(now)).await?;
+            self.store.delete_user_sessions(user.id, None).await?;
+            self.store.forget_all_remembered_browsers(user.id, now).await?;
+            self.audit(AuditKind::AccountLocked, Some(user.id), origin, json!({ "disabled": true }), now).await?;
+        } else {
+            self.store.set_disabled(user.id, None).await?;
+            self.store.clear_login_failures(user.email.as_str()).await?;
+            self.audit(AuditKind::AccountUnlocked, Some(user.id), origin, json!({ "disabled": false }), now).await?;
+        }
+        Ok(User { disabled_at: disabled.then_some(now), ..user })
+    }
+
+    /// Accounts matching `query` (email or name), for the admin console.
+    pub async fn search_users(&self, query: &str, limit: u32) -> Result<Vec<User>, AccountError> {
+        Ok(self.store.search_users(query, limit).await?)
+    }
+
+    /// Whether this session may use the admin console: an admin who performed
+    /// a second factor in this session (a remembered browser is not enough).
+    pub fn admin_access(&self, session: &ActiveSession) -> AdminAccess {
+        let auth = &session.record.auth;
+        if !session.user.is_admin || session.user.disabled_at.is_some() {
+            AdminAccess::NotAdmin
+        } else if auth.satisfies(crate::session::ACR_MFA) && !auth.relies_on_remembered_browser() {
+            AdminAccess::Granted
+        } else {
+            AdminAccess::NeedsSecondFactor
+        }
     }
 
     /// The user's live sessions, newest first.

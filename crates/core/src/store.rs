@@ -66,6 +66,10 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn list_users(&self) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
     /// Deletes a user and everything that belongs to them; false if absent.
     fn delete_user(&self, id: UserId) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Disables an account (`Some(time)`) or enables it (`None`).
+    fn set_disabled(&self, id: UserId, at: Option<UnixTime>) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Accounts whose email or name contains `query` (case-insensitive), by email.
+    fn search_users(&self, query: &str, limit: u32) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
     /// Grants or withdraws the admin role.
     fn set_admin(&self, id: UserId, admin: bool) -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces a password hash.

@@ -44,6 +44,8 @@ pub struct User {
     pub is_admin: bool,
     /// Whether the operator requires this user to use a second factor.
     pub mfa_required: bool,
+    /// When an operator disabled the account (it cannot sign in); `None`: enabled.
+    pub disabled_at: Option<UnixTime>,
     /// Creation time.
     pub created_at: UnixTime,
 }

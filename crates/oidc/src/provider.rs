@@ -221,6 +221,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(self.store.update_client_policy(id, policy).await?)
     }
 
+    /// Revokes every token issued to `user` (the account was disabled).
+    pub async fn revoke_user_tokens(&self, user: portcullis_core::user::UserId, now: UnixTime) -> Result<(), OidcError> {
+        Ok(self.store.revoke_user_grants(user, now, self.access_tokens_issued_now_expire(now)).await?)
+    }
+
     /// Gives a confidential client a new secret (shown once; the old one stops
     /// working at once); `None` if there is no such confidential client.
     pub async fn rotate_client_secret(&self, id: &str) -> Result<Option<String>, OidcError> {

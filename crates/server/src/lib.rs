@@ -8,7 +8,7 @@
 
 pub mod csrf;
 pub mod error;
-mod pages;
+pub mod pages;
 mod request;
 mod routes;
 mod state;

@@ -29,6 +29,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("security.html", include_str!("../templates/security.html")),
         ("phone_confirm.html", include_str!("../templates/phone_confirm.html")),
         ("login_code.html", include_str!("../templates/login_code.html")),
+        ("admin.html", include_str!("../templates/admin.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             // Templates are compile-time constants; a syntax error is a build defect caught by every test.
@@ -88,5 +89,61 @@ mod tests {
         assert_eq!(grids.len(), 1);
         let (_, content) = grids[0].decode().unwrap();
         assert_eq!(content, uri);
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC`.
+pub fn date_time(t: i64) -> String {
+    let secs = t.rem_euclid(86_400);
+    format!("{} {:02}:{:02} UTC", date(t), secs / 3600, secs % 3600 / 60)
+}
+
+/// `YYYY-MM-DD` (UTC).
+pub fn date(t: i64) -> String {
+    // Days since the epoch → civil date (Howard Hinnant's algorithm), to avoid a date crate here.
+    let z = t.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` date, as Unix seconds (the inverse of [`date`]).
+pub fn parse_date(s: &str) -> Option<i64> {
+    let mut parts = s.trim().splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    // 2024-02-31 is not a date.
+    (date(days * 86_400) == s.trim()).then_some(days * 86_400)
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2026-11-29"), Some(1_795_910_400));
+        assert_eq!(date(1_795_910_400 + 86_399), "2026-11-29");
+        assert_eq!(date_time(1_795_910_400 + 3_660), "2026-11-29 01:01 UTC");
+        assert_eq!(parse_date("2024-02-29").map(date).as_deref(), Some("2024-02-29"));
+        assert_eq!(parse_date("2023-02-29"), None);
+        assert_eq!(parse_date("yesterday"), None);
     }
 }

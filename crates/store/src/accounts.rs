@@ -21,6 +21,7 @@ pub(crate) struct UserRow {
     email_verified_at: Option<i64>,
     is_admin: bool,
     mfa_required: bool,
+    disabled_at: Option<i64>,
     created_at: i64,
 }
 
@@ -35,6 +36,7 @@ impl TryFrom<UserRow> for User {
             email_verified_at: r.email_verified_at,
             is_admin: r.is_admin,
             mfa_required: r.mfa_required,
+            disabled_at: r.disabled_at,
             created_at: r.created_at,
         })
     }
@@ -74,7 +76,10 @@ impl TryFrom<SessionRow> for SessionRecord {
 /// `SELECT` of all user columns followed by a literal tail (kept literal for sqlx's injection check).
 macro_rules! select_users {
     ($tail:literal) => {
-        concat!("SELECT id, email, name, password_hash, email_verified_at, is_admin, mfa_required, created_at FROM users ", $tail)
+        concat!(
+            "SELECT id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, created_at FROM users ",
+            $tail
+        )
     };
 }
 
@@ -86,8 +91,8 @@ fn count(n: i64) -> u32 {
 macro_rules! insert_user {
     ($executor:expr, $u:expr) => {
         sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, mfa_required, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind($u.id.to_string())
         .bind($u.email.as_str())
@@ -96,6 +101,7 @@ macro_rules! insert_user {
         .bind($u.email_verified_at)
         .bind($u.is_admin)
         .bind($u.mfa_required)
+        .bind($u.disabled_at)
         .bind($u.created_at)
         .execute($executor)
     };
@@ -138,6 +144,31 @@ impl AccountStore for Store {
             .await
             .map(|r| r.rows_affected() > 0)
             .map_err(db_error))
+    }
+
+    async fn set_disabled(&self, id: UserId, at: Option<UnixTime>) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id.to_string())
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
+    }
+
+    async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<User>> {
+        // Emails are stored normalised (lower case); LIKE wildcards typed by the admin are taken literally.
+        let escaped = query.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        let rows: Vec<UserRow> = on_pool!(self, |p| sqlx::query_as(select_users!(
+            "WHERE email LIKE $1 ESCAPE '\\' OR LOWER(name) LIKE $1 ESCAPE '\\' ORDER BY email LIMIT $2"
+        ))
+        .bind(&pattern)
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await
+        .map_err(db_error))?;
+        rows.into_iter().map(User::try_from).collect()
     }
 
     async fn set_admin(&self, id: UserId, admin: bool) -> StoreResult<()> {

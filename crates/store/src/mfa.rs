@@ -409,7 +409,7 @@ impl MfaStore for Store {
             sqlx::query_as(
                 "SELECT p.user_id, p.auth_record, p.session_digest, p.phishing_resistant, p.assessment, p.allowed_factors, p.created_at AS pending_created_at, \
                  p.expires_at AS pending_expires_at, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, \
-                 u.mfa_required, u.created_at \
+                 u.mfa_required, u.disabled_at, u.created_at \
                  FROM pending_sign_ins p JOIN users u ON u.id = p.user_id WHERE p.digest = $1 AND p.expires_at > $2",
             )
             .bind(digest)

@@ -425,8 +425,10 @@ impl OidcStore for Store {
 
     async fn live_access_token_user(&self, token: &AccessTokenIds<'_>, user: UserId) -> StoreResult<Option<User>> {
         let [jti, grant, client] = token.revocation_keys();
-        let row: Option<UserRow> = on_pool!(self, |p| sqlx::query_as(select_users!(
-            "WHERE id = $4 AND NOT EXISTS (SELECT 1 FROM access_token_revocations WHERE revoked IN ($1, $2, $3))"
+        let row: Option<UserRow> =
+            on_pool!(self, |p| {
+                sqlx::query_as(select_users!(
+            "WHERE id = $4 AND disabled_at IS NULL AND NOT EXISTS (SELECT 1 FROM access_token_revocations WHERE revoked IN ($1, $2, $3))"
         ))
         .bind(&jti)
         .bind(&grant)
@@ -434,12 +436,39 @@ impl OidcStore for Store {
         .bind(user.to_string())
         .fetch_optional(p)
         .await
-        .map_err(db_error))?;
+        .map_err(db_error)
+            })?;
         row.map(User::try_from).transpose()
     }
 
     async fn revoke_access_tokens(&self, what: RevokedAccess<'_>, until: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| insert_revocation!(what, until).execute(p).await.map(|_| ()).map_err(db_error))
+    }
+
+    async fn revoke_user_grants(&self, user: UserId, now: UnixTime, access_tokens_until: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await.map_err(db_error)?;
+            // `WHERE true`: SQLite needs it to tell the upsert from a join.
+            sqlx::query(
+                "INSERT INTO access_token_revocations (revoked, expires_at) \
+                 SELECT 'grant:' || grant_id, $2 FROM (SELECT grant_id FROM refresh_tokens WHERE user_id = $1 \
+                 UNION SELECT grant_id FROM authorization_codes WHERE user_id = $1) AS g WHERE true \
+                 ON CONFLICT (revoked) DO UPDATE SET expires_at = excluded.expires_at \
+                 WHERE excluded.expires_at > access_token_revocations.expires_at",
+            )
+            .bind(user.to_string())
+            .bind(access_tokens_until)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            for sql in [
+                "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                "UPDATE authorization_codes SET consumed_at = $2 WHERE user_id = $1 AND consumed_at IS NULL",
+            ] {
+                sqlx::query(sql).bind(user.to_string()).bind(now).execute(&mut *tx).await.map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)
+        })
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime, access_tokens_until: UnixTime) -> StoreResult<()> {

@@ -75,6 +75,7 @@ fn user(email: &str) -> User {
         email_verified_at: None,
         is_admin: false,
         mfa_required: false,
+        disabled_at: None,
         created_at: 1_000,
     }
 }
@@ -524,7 +525,13 @@ async fn a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_th
 
 async fn the_audit_log_filters_follows_and_counts(s: Store) {
     let (ada, bob) = (UserId::new(), UserId::new());
-    let origin = RequestOrigin { ip: "192.0.2.7".parse().ok(), user_agent: "Firefox".into(), device: None, client_id: Some("wiki".into()) };
+    let origin = RequestOrigin {
+        ip: "192.0.2.7".parse().ok(),
+        user_agent: "Firefox".into(),
+        device: None,
+        client_id: Some("wiki".into()),
+        actor: None,
+    };
     let event =
         |at, kind, user| NewAuditEvent { at, kind, user: Some(user), origin: origin.clone(), detail: serde_json::json!({ "n": at }) };
     s.record_audit_event(&event(100, AuditKind::SignInFailed, ada)).await.unwrap();

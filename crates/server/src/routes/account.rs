@@ -24,6 +24,7 @@ fn account_context(session: &ActiveSession) -> minijinja::Value {
         signed_in => true,
         email => session.user.email.as_str(),
         name => &session.user.name,
+        admin => session.user.is_admin,
         amr => session.record.auth.amr(),
         auth_time => session.record.auth.auth_time(),
     }

@@ -368,7 +368,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .map(|c| {
             context! {
                 id => &c.id, name => &c.name, kind => c.kind.label(), authenticator => &c.authenticator,
-                created => date(c.created_at), last_used => c.last_used_at.map(date).unwrap_or_default(),
+                created => crate::pages::date(c.created_at), last_used => c.last_used_at.map(crate::pages::date).unwrap_or_default(),
                 disabled => c.flagged_at.is_some(),
             }
         })
@@ -379,7 +379,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .remembered_browsers(user.id, state.now())
         .await?
         .iter()
-        .map(|b| context! { id => &b.id, agent => &b.user_agent, created => date(b.created_at), expires => date(b.expires_at) })
+        .map(|b| context! { id => &b.id, agent => &b.user_agent, created => crate::pages::date(b.created_at), expires => crate::pages::date(b.expires_at) })
         .collect();
     let sessions: Vec<minijinja::Value> = state
         .accounts()
@@ -389,7 +389,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .map(|s| {
             context! {
                 id => &s.id, agent => if s.user_agent.is_empty() { "Unknown browser" } else { &s.user_agent }, ip => &s.ip,
-                started => date(s.created_at), last_seen => date(s.last_seen_at), current => s.id == session.record.id,
+                started => crate::pages::date(s.created_at), last_seen => crate::pages::date(s.last_seen_at), current => s.id == session.record.id,
             }
         })
         .collect();
@@ -398,7 +398,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .recent_events(user.id)
         .await?
         .iter()
-        .map(|e| context! { when => date_time(e.at), event => event_label(&e.kind), ip => &e.ip, agent => &e.user_agent })
+        .map(|e| context! { when => crate::pages::date_time(e.at), event => event_label(&e.kind), ip => &e.ip, agent => &e.user_agent })
         .collect();
     Ok(context! {
         signed_in => true, factors, codes_left, browsers, sessions, events, mfa_required => state.accounts().mfa_required(user),
@@ -408,7 +408,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
 }
 
 /// Words for an audit event on the security page.
-fn event_label(kind: &str) -> &'static str {
+pub(super) fn event_label(kind: &str) -> &'static str {
     use portcullis_core::audit::AuditKind as K;
     match K::parse(kind) {
         Some(K::SignInSucceeded) => "Signed in",
@@ -434,25 +434,6 @@ fn event_label(kind: &str) -> &'static str {
         Some(K::UserDeleted) => "Account deleted",
         Some(K::ClientChanged) | None => "Other change",
     }
-}
-
-fn date_time(t: i64) -> String {
-    let secs = t.rem_euclid(86_400);
-    format!("{} {:02}:{:02} UTC", date(t), secs / 3600, secs % 3600 / 60)
-}
-
-fn date(t: i64) -> String {
-    // Days since the epoch → civil date (Howard Hinnant's algorithm), to avoid a date crate here.
-    let z = t.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// GET /account/security

@@ -1,6 +1,7 @@
 //! Routes. Browser pages in [`auth`] and [`account`]; operations in [`ops`].
 
 mod account;
+mod admin;
 mod auth;
 mod mfa;
 mod oidc;
@@ -50,6 +51,13 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/account/security/factors/remove", post(mfa::remove_factor))
         .route("/account/security/browsers/forget", post(mfa::forget_browser))
         .route("/account/security/sessions/end", post(mfa::end_session))
+        .route("/admin", get(admin::home))
+        .route("/admin/users", get(admin::users).post(admin::user_action))
+        .route("/admin/clients", get(admin::clients))
+        .route("/admin/clients/create", post(admin::create_client))
+        .route("/admin/clients/policy", post(admin::client_policy))
+        .route("/admin/clients/rotate-secret", post(admin::rotate_secret))
+        .route("/admin/audit", get(admin::audit))
 }
 
 /// OpenID Connect endpoints for clients and the authorization endpoint (which

@@ -6,3 +6,6 @@ ALTER TABLE clients ADD COLUMN allowed_factors TEXT NOT NULL DEFAULT '';
 ALTER TABLE clients ADD COLUMN remember_browser_days BIGINT;
 ALTER TABLE clients ADD COLUMN min_acr TEXT;
 ALTER TABLE pending_sign_ins ADD COLUMN allowed_factors TEXT NOT NULL DEFAULT '';
+
+-- An operator can disable an account (admin console "Lock"): it cannot sign in until enabled again.
+ALTER TABLE users ADD COLUMN disabled_at BIGINT;

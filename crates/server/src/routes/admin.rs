@@ -1,0 +1,392 @@
+//! The admin console (`/admin`): users, applications, audit log. Only for
+//! admins, and only with a second factor performed in this session (a
+//! password-only session is stepped up, not refused). Every change goes
+//! through the same domain calls as the command line and is recorded in the
+//! audit log with the acting admin.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use portcullis_core::AccountError;
+use portcullis_core::accounts::ActiveSession;
+use portcullis_core::audit::{AuditFilter, AuditKind, RequestOrigin};
+use portcullis_core::lockout::LockState;
+use portcullis_core::oauth::{ClientPolicy, FACTOR_KEYS, MfaPolicy, SigningAlg};
+use portcullis_core::security::AdminAccess;
+use portcullis_oidc::clients::NewClient;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::current_session;
+use crate::error::AppError;
+use crate::request::{Browser, HtmlForm, see_other};
+use crate::state::AppState;
+
+/// How many users a search shows, and events the audit page shows.
+const PAGE_SIZE: u32 = 200;
+
+/// The admin's session, or the response that stands in for the page:
+/// sign in, step up, or a refusal for a non-admin.
+async fn admin_session(state: &AppState, browser: &Browser, here: &'static str) -> Result<Result<ActiveSession, Response>, AppError> {
+    let session = current_session(state, browser).await?.ok_or(AppError::SignInRequired { next: here })?;
+    match state.accounts().admin_access(&session) {
+        AdminAccess::Granted => Ok(Ok(session)),
+        AdminAccess::NeedsSecondFactor => Ok(Err(super::mfa::step_up(state, browser, &session, here, (false, &[])).await?)),
+        AdminAccess::NotAdmin => Err(AppError::Forbidden("The admin console is for administrators.".into())),
+    }
+}
+
+/// Who is acting, for the audit log.
+fn acting(browser: &Browser, session: &ActiveSession) -> RequestOrigin {
+    RequestOrigin { actor: Some(session.user.id), ..browser.origin(None) }
+}
+
+/// GET /admin
+pub async fn home() -> Response {
+    see_other("/admin/users")
+}
+
+#[derive(Deserialize)]
+pub struct UserQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn users_page(state: &AppState, browser: &Browser, q: &str, outcome: Result<String, AccountError>) -> Result<Response, AppError> {
+    let now = state.now();
+    let mut users = Vec::new();
+    for u in state.accounts().search_users(q, PAGE_SIZE).await? {
+        let failures_locked = matches!(state.accounts().lock_state(&u.email, now).await?, LockState::Locked { .. });
+        let disabled = u.disabled_at.is_some();
+        let mut actions =
+            vec![if disabled || failures_locked { ("unlock", "Unlock") } else { ("lock", "Lock") }, ("reset_mfa", "Reset MFA")];
+        actions.push(if u.mfa_required { ("stop_requiring_mfa", "Stop requiring MFA") } else { ("require_mfa", "Require MFA") });
+        actions.push(if u.is_admin { ("remove_admin", "Remove admin") } else { ("make_admin", "Make admin") });
+        users.push(context! {
+            email => u.email.as_str(), name => &u.name, admin => u.is_admin, disabled, failures_locked,
+            mfa_required => u.mfa_required, actions,
+        });
+    }
+    let (status, notice, error) = match outcome {
+        Ok(n) => (StatusCode::OK, (!n.is_empty()).then_some(n), None),
+        Err(e) => match crate::error::form_problem(&e) {
+            Some((status, _)) => (status, None, Some(e.to_string())),
+            None => return Err(e.into()),
+        },
+    };
+    Ok(browser.page(status, "admin.html", context! { signed_in => true, section => "users", q, users, notice, error }))
+}
+
+/// GET /admin/users?q=…
+pub async fn users(State(state): State<AppState>, browser: Browser, Query(q): Query<UserQuery>) -> Result<Response, AppError> {
+    if let Err(r) = admin_session(&state, &browser, "/admin/users").await? {
+        return Ok(r);
+    }
+    users_page(&state, &browser, &q.q, Ok(String::new())).await
+}
+
+#[derive(Deserialize)]
+pub struct UserActionForm {
+    email: String,
+    action: String,
+    #[serde(default)]
+    q: String,
+}
+
+/// POST /admin/users: one action on one user.
+pub async fn user_action(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<UserActionForm>,
+) -> Result<Response, AppError> {
+    let session = match admin_session(&state, &browser, "/admin/users").await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let (accounts, origin, now, email) = (state.accounts(), acting(&browser, &session), state.now(), form.email.as_str());
+    let yourself = email.trim().eq_ignore_ascii_case(session.user.email.as_str());
+    let outcome = match form.action.as_str() {
+        // An admin who locks or demotes themselves could leave nobody to undo it.
+        "lock" | "remove_admin" if yourself => Err(AccountError::InvalidInput("Another admin has to do that to your own account.".into())),
+        "lock" => match accounts.set_disabled(email, true, &origin, now).await {
+            Ok(user) => {
+                state.provider().revoke_user_tokens(user.id, now).await?;
+                Ok(format!("{email} is locked: signed out everywhere and its tokens revoked."))
+            }
+            Err(e) => Err(e),
+        },
+        "unlock" => accounts.set_disabled(email, false, &origin, now).await.map(|_| format!("{email} is unlocked.")),
+        "reset_mfa" => accounts.reset_mfa(email, &origin, now).await.map(|_| format!("{email}: every second factor removed.")),
+        "require_mfa" => accounts.require_mfa(email, true, &origin, now).await.map(|_| format!("{email} must use a second factor.")),
+        "stop_requiring_mfa" => {
+            accounts.require_mfa(email, false, &origin, now).await.map(|_| format!("{email} no longer has to use a second factor."))
+        }
+        "make_admin" => accounts.set_admin(email, true, &origin, now).await.map(|_| format!("{email} is an admin.")),
+        "remove_admin" => accounts.set_admin(email, false, &origin, now).await.map(|_| format!("{email} is no longer an admin.")),
+        _ => return Err(AppError::BadRequest("Unknown action.".into())),
+    };
+    users_page(&state, &browser, &form.q, outcome).await
+}
+
+/// The policy fields of an application form.
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    mfa: String,
+    factor_totp: Option<String>,
+    factor_webauthn: Option<String>,
+    factor_email: Option<String>,
+    factor_sms: Option<String>,
+    factor_recovery: Option<String>,
+    allow_remember: Option<String>,
+    #[serde(default)]
+    remember_browser_days: String,
+    #[serde(default)]
+    min_acr: String,
+}
+
+impl PolicyForm {
+    fn policy(&self) -> Result<ClientPolicy, AccountError> {
+        let ticked = [&self.factor_totp, &self.factor_webauthn, &self.factor_email, &self.factor_sms, &self.factor_recovery];
+        let days = self.remember_browser_days.trim();
+        let policy = ClientPolicy {
+            mfa: MfaPolicy::parse(&self.mfa).ok_or_else(|| AccountError::InvalidInput("Choose off, optional or required.".into()))?,
+            allowed_factors: FACTOR_KEYS.iter().zip(ticked).filter(|(_, t)| t.is_some()).map(|(k, _)| (*k).to_owned()).collect(),
+            allow_remember: self.allow_remember.is_some(),
+            remember_browser_days: match days {
+                "" => None,
+                d => Some(d.parse().map_err(|_| AccountError::InvalidInput("Days must be a whole number.".into()))?),
+            },
+            min_acr: Some(self.min_acr.clone()).filter(|a| !a.is_empty() && a != "none"),
+        };
+        policy.validate().map_err(AccountError::InvalidInput)?;
+        Ok(policy)
+    }
+}
+
+async fn clients_page(state: &AppState, browser: &Browser, outcome: Result<ClientNotice, AccountError>) -> Result<Response, AppError> {
+    let provider = state.provider();
+    let clients: Vec<minijinja::Value> = provider
+        .clients()
+        .await?
+        .iter()
+        .map(|c| {
+            context! {
+                id => &c.id, name => &c.name, public => c.is_public(), redirect_uris => &c.redirect_uris,
+                policy => minijinja::Value::from_serialize(&c.policy), pinned => provider.policy_is_pinned(&c.id),
+            }
+        })
+        .collect();
+    let default_policy = minijinja::Value::from_serialize(ClientPolicy::default());
+    let (status, notice, error) = match outcome {
+        Ok(n) => (StatusCode::OK, Some(n), None),
+        Err(e) => match crate::error::form_problem(&e) {
+            Some((status, _)) => (status, None, Some(e.to_string())),
+            None => return Err(e.into()),
+        },
+    };
+    let (notice, secret, secret_for) = match notice {
+        Some(ClientNotice { text, secret }) => (text, secret.as_ref().map(|s| s.1.clone()), secret.map(|s| s.0)),
+        None => (None, None, None),
+    };
+    Ok(browser.page(
+        status,
+        "admin.html",
+        context! { signed_in => true, section => "clients", clients, default_policy, notice, error, secret, secret_for },
+    ))
+}
+
+/// What a clients page reports: a line, and a secret to show once (client id, secret).
+#[derive(Default)]
+struct ClientNotice {
+    text: Option<String>,
+    secret: Option<(String, String)>,
+}
+
+/// GET /admin/clients
+pub async fn clients(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    if let Err(r) = admin_session(&state, &browser, "/admin/clients").await? {
+        return Ok(r);
+    }
+    clients_page(&state, &browser, Ok(ClientNotice::default())).await
+}
+
+async fn audit_client(state: &AppState, origin: &RequestOrigin, client_id: &str, action: &str) -> Result<(), AccountError> {
+    let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..origin.clone() };
+    state.accounts().audit_operator_action(AuditKind::ClientChanged, None, &origin, json!({ "action": action }), state.now()).await
+}
+
+#[derive(Deserialize)]
+pub struct NewClientForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    redirect_uri: String,
+    public: Option<String>,
+    #[serde(flatten)]
+    policy: PolicyForm,
+}
+
+/// POST /admin/clients/create
+pub async fn create_client(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<NewClientForm>,
+) -> Result<Response, AppError> {
+    let session = match admin_session(&state, &browser, "/admin/clients").await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let outcome = async {
+        let new = NewClient {
+            id: Some(form.client_id.trim().to_owned()).filter(|id| !id.is_empty()),
+            name: form.name.clone(),
+            redirect_uris: vec![form.redirect_uri.trim().to_owned()],
+            post_logout_redirect_uris: vec![],
+            public: form.public.is_some(),
+            policy: form.policy.policy()?,
+            signing_alg: SigningAlg::ES256,
+        };
+        let (client, secret) = state.provider().register_client(new, state.now()).await.map_err(client_error)?;
+        audit_client(&state, &acting(&browser, &session), &client.id, "created").await?;
+        Ok(ClientNotice { text: Some(format!("{} added as {}.", client.name, client.id)), secret: secret.map(|s| (client.id, s)) })
+    }
+    .await;
+    clients_page(&state, &browser, outcome).await
+}
+
+/// A refused registration or policy, in words for the form.
+fn client_error(e: portcullis_oidc::OidcError) -> AccountError {
+    match e {
+        portcullis_oidc::OidcError::OAuth(o) => AccountError::InvalidInput(o.description),
+        portcullis_oidc::OidcError::Store(portcullis_core::StoreError::Conflict) => {
+            AccountError::InvalidInput("That client id is taken.".into())
+        }
+        other => AccountError::Store(portcullis_core::StoreError::Backend(other.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ClientPolicyForm {
+    client_id: String,
+    #[serde(flatten)]
+    policy: PolicyForm,
+}
+
+/// POST /admin/clients/policy
+pub async fn client_policy(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<ClientPolicyForm>,
+) -> Result<Response, AppError> {
+    let session = match admin_session(&state, &browser, "/admin/clients").await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let outcome = async {
+        let policy = form.policy.policy()?;
+        if !state.provider().update_client_policy(&form.client_id, &policy).await.map_err(client_error)? {
+            return Err(AccountError::NotFound);
+        }
+        audit_client(&state, &acting(&browser, &session), &form.client_id, "policy_changed").await?;
+        Ok(ClientNotice { text: Some(format!("Policy of {} saved.", form.client_id)), secret: None })
+    }
+    .await;
+    clients_page(&state, &browser, outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct ClientIdForm {
+    client_id: String,
+}
+
+/// POST /admin/clients/rotate-secret
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<ClientIdForm>,
+) -> Result<Response, AppError> {
+    let session = match admin_session(&state, &browser, "/admin/clients").await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let outcome = async {
+        let secret = state.provider().rotate_client_secret(&form.client_id).await.map_err(client_error)?.ok_or(AccountError::NotFound)?;
+        audit_client(&state, &acting(&browser, &session), &form.client_id, "secret_rotated").await?;
+        let text = format!("New secret for {}: the old one no longer works.", form.client_id);
+        Ok(ClientNotice { text: Some(text), secret: Some((form.client_id.clone(), secret)) })
+    }
+    .await;
+    clients_page(&state, &browser, outcome).await
+}
+
+#[derive(Deserialize, Default)]
+pub struct AuditQuery {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// GET /admin/audit?user=&event=&from=&to=
+pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Query<AuditQuery>) -> Result<Response, AppError> {
+    if let Err(r) = admin_session(&state, &browser, "/admin/audit").await? {
+        return Ok(r);
+    }
+    let bad = |m: &str| AppError::BadRequest(m.to_owned());
+    let date = |s: &str| -> Result<Option<i64>, AppError> {
+        match s.trim() {
+            "" => Ok(None),
+            d => crate::pages::parse_date(d).map(Some).ok_or_else(|| bad("Dates are YYYY-MM-DD.")),
+        }
+    };
+    let user = match q.user.trim() {
+        "" => None,
+        email => match state.accounts().find_user(email).await {
+            Ok(u) => Some(u.id),
+            Err(AccountError::NotFound) => return Err(bad("No user has that email.")),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let filter = AuditFilter {
+        user,
+        kind: match q.event.as_str() {
+            "" => None,
+            e => Some(AuditKind::parse(e).ok_or_else(|| bad("Unknown event."))?),
+        },
+        since: date(&q.from)?,
+        // The whole "to" day.
+        until: date(&q.to)?.map(|t| t + 86_399),
+        after_id: None,
+        limit: PAGE_SIZE,
+    };
+    let mut emails = std::collections::HashMap::new();
+    let mut events = Vec::new();
+    for e in state.accounts().audit_log(&filter).await? {
+        let who = match e.user {
+            Some(id) => match emails.get(&id) {
+                Some(email) => Some(String::clone(email)),
+                None => {
+                    let email = state.accounts().user(id).await?.map(|u| u.email.as_str().to_owned());
+                    emails.insert(id, email.clone().unwrap_or_default());
+                    email
+                }
+            },
+            None => None,
+        };
+        events.push(context! {
+            when => crate::pages::date_time(e.at), event => &e.kind, user => who.unwrap_or_else(|| e.user.map(|u| u.to_string()).unwrap_or_default()),
+            client => &e.client_id, ip => &e.ip, detail => e.detail.to_string(),
+        });
+    }
+    let kinds: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+    let filter = context! { user => q.user.trim(), event => &q.event, from => &q.from, to => &q.to };
+    Ok(browser.page(StatusCode::OK, "admin.html", context! { signed_in => true, section => "audit", events, kinds, filter }))
+}
