@@ -150,7 +150,18 @@ impl<S: Stores> Accounts<S> {
             created_at: now,
             expires_at: now + PENDING_SIGN_IN_SECONDS,
         };
+        // What a matching rule made of this sign-in is recorded even if it is never finished.
+        let decided = |outcome: &str| {
+            let detail = json!({ "assessment": assessment.to_json(), "outcome": outcome });
+            async move {
+                match action {
+                    Some(_) => self.audit(AuditKind::PolicyDecision, Some(user.id), origin, detail, now).await,
+                    None => Ok(()),
+                }
+            }
+        };
         if must_enroll {
+            decided("enroll").await?;
             return Ok(SignInOutcome::MustEnroll { token: self.pend_with(pend(false)).await? });
         }
         match action {
@@ -161,10 +172,12 @@ impl<S: Stores> Accounts<S> {
                     self.audit(AuditKind::SignInDenied, Some(user.id), origin, assessment.to_json(), now).await?;
                     return Err(AccountError::PhishingResistantFactorNeeded);
                 }
+                decided("phishing_resistant_step").await?;
                 return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pend(true)).await? });
             }
             _ if enrolled => {
                 if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
+                    decided("remembered_browser").await?;
                     // The first step is fresh; the second factor is the one performed when the browser was remembered.
                     let mut auth = auth;
                     auth.events.extend(browser.auth.events);
@@ -172,11 +185,14 @@ impl<S: Stores> Accounts<S> {
                     let session = self.signed_in(user, auth, origin, detail, now).await?;
                     return Ok(SignInOutcome::SignedIn(session));
                 }
+                decided("second_step").await?;
                 return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pend(false)).await? });
             }
             _ => {}
         }
-        Ok(SignInOutcome::SignedIn(self.signed_in(user, auth, origin, assessment.to_json(), now).await?))
+        decided("single_factor").await?;
+        let detail = json!({ "assessment": assessment.to_json() });
+        Ok(SignInOutcome::SignedIn(self.signed_in(user, auth, origin, detail, now).await?))
     }
 
     async fn pend_with(&self, pending: PendingSignIn) -> Result<String, AccountError> {
@@ -384,7 +400,7 @@ impl<S: Stores> Accounts<S> {
                 self.audit(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now).await?;
                 None
             }
-            None => Some(self.signed_in(&user, auth, origin, pending.assessment, now).await?),
+            None => Some(self.signed_in(&user, auth, origin, json!({ "assessment": pending.assessment }), now).await?),
         };
         Ok(SecondStepDone { session, user, new_recovery_codes: codes, remember_cookie: None })
     }
@@ -494,7 +510,7 @@ impl<S: Stores> Accounts<S> {
                 let assessment = self.assess(&user, origin, now).await?;
                 self.refuse_if_denied(&user, origin, &assessment, now).await?;
                 let auth = AuthRecord::single(AuthMethod::Passkey, now);
-                let session = self.signed_in(&user, auth, origin, assessment.to_json(), now).await?;
+                let session = self.signed_in(&user, auth, origin, json!({ "assessment": assessment.to_json() }), now).await?;
                 Ok((session, user))
             }
             PasskeySignIn::Rejected => {

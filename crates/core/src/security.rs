@@ -141,18 +141,21 @@ impl<S: Stores> Accounts<S> {
     }
 
     /// Opens a session after a successful sign-in and records it: the audit
-    /// event (methods, risk, rule), the device and place for the next
-    /// assessment, and a notice when the browser is new to an account that
-    /// has signed in elsewhere before.
+    /// event (methods, and `detail`: the assessment, a remembered browser),
+    /// the device and place for the next assessment, and a notice when the
+    /// browser is new to an account that has signed in elsewhere before.
     pub(crate) async fn signed_in(
         &self,
         user: &User,
         auth: AuthRecord,
         origin: &RequestOrigin,
-        assessment: Value,
+        mut detail: Value,
         now: UnixTime,
     ) -> Result<NewSession, AccountError> {
-        let detail = json!({ "methods": auth.amr(), "acr": auth.acr(), "assessment": assessment });
+        if let Some(fields) = detail.as_object_mut() {
+            fields.insert("methods".into(), json!(auth.amr()));
+            fields.insert("acr".into(), json!(auth.acr()));
+        }
         let session = self.open_session(user.id, auth, origin, now).await?;
         self.audit(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now).await?;
         let digest = device_digest(origin);

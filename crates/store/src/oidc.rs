@@ -425,9 +425,8 @@ impl OidcStore for Store {
 
     async fn live_access_token_user(&self, token: &AccessTokenIds<'_>, user: UserId) -> StoreResult<Option<User>> {
         let [jti, grant, client] = token.revocation_keys();
-        let row: Option<UserRow> =
-            on_pool!(self, |p| {
-                sqlx::query_as(select_users!(
+        let row: Option<UserRow> = on_pool!(self, |p| {
+            sqlx::query_as(select_users!(
             "WHERE id = $4 AND disabled_at IS NULL AND NOT EXISTS (SELECT 1 FROM access_token_revocations WHERE revoked IN ($1, $2, $3))"
         ))
         .bind(&jti)
@@ -437,7 +436,7 @@ impl OidcStore for Store {
         .fetch_optional(p)
         .await
         .map_err(db_error)
-            })?;
+        })?;
         row.map(User::try_from).transpose()
     }
 

@@ -104,6 +104,8 @@ async fn a_trusted_network_skips_mfa_and_an_unknown_network_requires_it(backend:
     app.use_browser(&laptop, CAFE);
     let outside = app.sign_in("ada@example.com", PASSWORD).await;
     assert!(outside.location.unwrap().starts_with("/login/enroll"), "an unknown network requires MFA: enroll first");
+    let decision = &app.audit(AuditKind::PolicyDecision).await[0];
+    assert_eq!((decision.detail["outcome"].as_str(), decision.detail["assessment"]["rule"].as_str()), (Some("enroll"), Some("elsewhere")));
 
     app.use_browser(&desk, OFFICE);
     let (secret, _) = app.enroll_totp("Phone").await;
