@@ -112,6 +112,8 @@ pub struct Accounts<S> {
     pub(crate) settings: Arc<AccountSettings>,
     pub(crate) keys: Arc<FactorKeys>,
     pub(crate) geo: Option<Arc<dyn crate::policy::Geolocator>>,
+    /// Woken when a notice is queued (the delivery task waits on it).
+    pub(crate) notices_queued: Arc<tokio::sync::Notify>,
 }
 
 /// What second factors need beyond the store: keys, and the WebAuthn relying party.
@@ -144,7 +146,15 @@ pub enum SignInOutcome {
 impl<S: crate::store::Stores> Accounts<S> {
     /// Wires the service.
     pub fn new(store: S, hasher: PasswordHasher, messenger: Messenger, settings: AccountSettings, keys: FactorKeys) -> Self {
-        Self { store, hasher, messenger: Arc::new(messenger), settings: Arc::new(settings), keys: Arc::new(keys), geo: None }
+        Self {
+            store,
+            hasher,
+            messenger: Arc::new(messenger),
+            settings: Arc::new(settings),
+            keys: Arc::new(keys),
+            geo: None,
+            notices_queued: Arc::default(),
+        }
     }
 
     /// Locates sign-ins with a GeoIP database (country and impossible-travel rules).
@@ -354,7 +364,7 @@ impl<S: crate::store::Stores> Accounts<S> {
                 let minutes = (lockout.lock_seconds + 59) / 60;
                 self.audit(AuditKind::AccountLocked, Some(user.id), origin, json!({ "failures": failures, "minutes": minutes }), now)
                     .await?;
-                self.notify(user, Message::AccountLocked { minutes }).await;
+                self.notify(user, Message::AccountLocked { minutes }, now).await;
             }
             return Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds });
         }

@@ -13,7 +13,7 @@ use crate::sms::{OutgoingSms, PhoneNumber, SmsError, SmsSender};
 /// What the domain wants to tell a user. The variant's fields are the only
 /// values a template sees (besides the product name and site): no secret
 /// beyond a one-time code or link ever reaches a template.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Message {
     /// Confirm a new account's address.
@@ -141,6 +141,50 @@ impl Message {
             Self::AccountLocked { minutes: 15 },
         ]
     }
+}
+
+/// A security notice waiting to be emailed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedNotice {
+    /// Queue position.
+    pub id: i64,
+    /// Address.
+    pub recipient: String,
+    /// What to say: a [`Message`] as JSON (parsed by the sender, so one bad row cannot stall the queue).
+    pub message: String,
+    /// Delivery attempts so far, including the one this claim is for.
+    pub attempts: u32,
+}
+
+/// The queue of security notices: written in the request that causes the
+/// notice, emptied by a background task (see `Accounts::deliver_notices`).
+pub trait NoticeStore: Clone + Send + Sync + 'static {
+    /// Adds a notice, due now.
+    fn enqueue_notice(
+        &self,
+        recipient: &str,
+        message: &Message,
+        now: crate::clock::UnixTime,
+    ) -> impl Future<Output = crate::store::StoreResult<()>> + Send;
+    /// Takes up to `limit` due notices and hides them until `lease_until`
+    /// (so another server process does not send them too; a process that
+    /// dies mid-delivery leaves them to be retried then).
+    fn claim_notices(
+        &self,
+        now: crate::clock::UnixTime,
+        lease_until: crate::clock::UnixTime,
+        limit: u32,
+    ) -> impl Future<Output = crate::store::StoreResult<Vec<QueuedNotice>>> + Send;
+    /// Removes a notice (sent, or given up on).
+    fn remove_notice(&self, id: i64) -> impl Future<Output = crate::store::StoreResult<()>> + Send;
+    /// Makes a notice due again at `not_before`, unless another sender has
+    /// claimed it since this sender's claim (attempt `attempts`).
+    fn retry_notice(
+        &self,
+        id: i64,
+        attempts: u32,
+        not_before: crate::clock::UnixTime,
+    ) -> impl Future<Output = crate::store::StoreResult<()>> + Send;
 }
 
 /// A message in words, ready for a mail transport.

@@ -311,7 +311,7 @@ impl<S: Stores> Accounts<S> {
         if method == AuthMethod::RecoveryCode {
             let left = self.store.recovery_codes_left(user.id).await?;
             self.audit(AuditKind::RecoveryCodeUsed, Some(user.id), origin, json!({ "left": left }), now).await?;
-            self.notify(&user, Message::RecoveryCodeUsed { left }).await;
+            self.notify(&user, Message::RecoveryCodeUsed { left }, now).await;
         }
         let mut done = self.finish(token, (pending, user), prior, (method, None), origin, now).await?;
         // A remembered browser stands in for a possession factor, never for the password.
@@ -457,7 +457,7 @@ impl<S: Stores> Accounts<S> {
             EnrollmentCheck::Unknown => return Err(AccountError::NotFound),
         };
         self.audit(AuditKind::FactorAdded, Some(user.id), origin, json!({ "kind": kind.as_str(), "name": name }), now).await?;
-        self.notify(user, Message::FactorAdded { method: kind.label().to_owned(), name }).await;
+        self.notify(user, Message::FactorAdded { method: kind.label().to_owned(), name }, now).await;
         if first && self.store.recovery_codes_left(user.id).await? == 0 {
             return Ok(Some(self.regenerate_recovery_codes(user, origin, now).await?));
         }
@@ -529,7 +529,7 @@ impl<S: Stores> Accounts<S> {
         if let Err(e) = self.audit(AuditKind::AuthenticatorCloned, Some(user.id), origin, json!({ "name": name }), now).await {
             return e;
         }
-        self.notify(user, Message::AuthenticatorCloned { name: name.clone() }).await;
+        self.notify(user, Message::AuthenticatorCloned { name: name.clone() }, now).await;
         AccountError::ClonedAuthenticator { name }
     }
 
@@ -589,7 +589,7 @@ impl<S: Stores> Accounts<S> {
         }
         let detail = json!({ "credential": id, "kind": c.kind.as_str(), "name": c.name });
         self.audit(AuditKind::FactorRemoved, Some(user.id), origin, detail, now).await?;
-        self.notify(user, Message::FactorRemoved { name: c.name.clone() }).await;
+        self.notify(user, Message::FactorRemoved { name: c.name.clone() }, now).await;
         Ok(())
     }
 
@@ -611,10 +611,12 @@ impl<S: Stores> Accounts<S> {
         Ok(user)
     }
 
-    /// Emails a security notice; a failure is logged, never fatal to the change it reports.
-    pub(crate) async fn notify(&self, user: &User, message: Message) {
-        if let Err(e) = self.messenger.email(user.email.as_str(), &message).await {
-            tracing::error!(error = %e, user = %user.id, "could not send a security notice");
+    /// Queues a security notice for the delivery task; a failure is logged,
+    /// never fatal to the change it reports.
+    pub(crate) async fn notify(&self, user: &User, message: Message, now: UnixTime) {
+        match self.store.enqueue_notice(user.email.as_str(), &message, now).await {
+            Ok(()) => self.notices_queued.notify_one(),
+            Err(e) => tracing::error!(error = %e, user = %user.id, kind = message.kind(), "could not queue a security notice"),
         }
     }
 }

@@ -42,6 +42,18 @@ pub enum AdminAccess {
     NotAdmin,
 }
 
+/// Notices taken from the queue per round.
+const NOTICE_BATCH: u32 = 20;
+/// How long a claimed notice stays hidden from other senders (seconds).
+const NOTICE_LEASE_SECONDS: i64 = 300;
+/// Delivery attempts before a notice is given up (logged).
+const NOTICE_ATTEMPTS: u32 = 8;
+
+/// When to try a notice again after `attempts` failures: one minute, doubling, at most an hour.
+fn notice_backoff(attempts: u32) -> i64 {
+    (60_i64 << attempts.saturating_sub(1).min(6)).min(3600)
+}
+
 /// A fresh device id for a browser that has none (its cookie value).
 pub fn new_device_id() -> String {
     random_token()
@@ -172,7 +184,7 @@ impl<S: Stores> Accounts<S> {
                 ip: ip.clone(),
                 country: location.country.clone().unwrap_or_default(),
             };
-            self.notify(user, message).await;
+            self.notify(user, message, now).await;
         }
         self.store.set_last_sign_in(user.id, &LastSignIn { at: now, ip, location }).await?;
         Ok(session)
@@ -211,6 +223,48 @@ impl<S: Stores> Accounts<S> {
             AdminAccess::Granted
         } else {
             AdminAccess::NeedsSecondFactor
+        }
+    }
+
+    /// Signalled whenever a notice is queued, so the delivery task wakes at once.
+    pub fn notices_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.notices_queued.clone()
+    }
+
+    /// Sends the security notices that are due; returns how many were sent.
+    /// A failed delivery is retried with a growing delay and given up (and
+    /// logged) after a few attempts; the change it reports is never undone.
+    pub async fn deliver_notices(&self, now: UnixTime) -> Result<usize, AccountError> {
+        let mut sent = 0;
+        loop {
+            let batch = self.store.claim_notices(now, now + NOTICE_LEASE_SECONDS, NOTICE_BATCH).await?;
+            if batch.is_empty() {
+                return Ok(sent);
+            }
+            for notice in batch {
+                let message: Message = match serde_json::from_str(&notice.message) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::error!(error = %e, id = notice.id, "dropping an unreadable queued notice");
+                        self.store.remove_notice(notice.id).await?;
+                        continue;
+                    }
+                };
+                match self.messenger.email(&notice.recipient, &message).await {
+                    Ok(()) => {
+                        self.store.remove_notice(notice.id).await?;
+                        sent += 1;
+                    }
+                    Err(e) if notice.attempts >= NOTICE_ATTEMPTS => {
+                        tracing::error!(error = %e, kind = message.kind(), attempts = notice.attempts, "giving up on a security notice");
+                        self.store.remove_notice(notice.id).await?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, kind = message.kind(), attempts = notice.attempts, "security notice not sent; will retry");
+                        self.store.retry_notice(notice.id, notice.attempts, now + notice_backoff(notice.attempts)).await?;
+                    }
+                }
+            }
         }
     }
 

@@ -14,8 +14,14 @@ use crate::session::SessionRecord;
 use crate::user::{User, UserId};
 
 /// Everything the account flows persist, in one bound.
-pub trait Stores: AccountStore + crate::factors::MfaStore + crate::audit::AuditStore + crate::policy::RiskStore {}
-impl<T: AccountStore + crate::factors::MfaStore + crate::audit::AuditStore + crate::policy::RiskStore> Stores for T {}
+pub trait Stores:
+    AccountStore + crate::factors::MfaStore + crate::audit::AuditStore + crate::policy::RiskStore + crate::mail::NoticeStore
+{
+}
+impl<T: AccountStore + crate::factors::MfaStore + crate::audit::AuditStore + crate::policy::RiskStore + crate::mail::NoticeStore> Stores
+    for T
+{
+}
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;

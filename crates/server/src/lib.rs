@@ -59,17 +59,36 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes
-/// in-flight requests. Also runs the periodic clean-up of expired records.
+/// in-flight requests. Also runs the periodic clean-up of expired records and
+/// the delivery of queued security notices.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let janitor = tokio::spawn(purge_periodically(state.clone()));
+    let postman = tokio::spawn(deliver_notices(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     janitor.abort();
+    // A notice being sent now is claimed for a few minutes, then sent by whichever process runs next.
+    postman.abort();
     result
+}
+
+/// Sends queued security notices as soon as one is queued here, and every
+/// half minute for retries and notices queued by other server processes.
+async fn deliver_notices(state: AppState) {
+    let queued = state.accounts().notices_queued();
+    loop {
+        if let Err(e) = state.accounts().deliver_notices(state.now()).await {
+            tracing::warn!(error = %e, "delivering security notices failed");
+        }
+        tokio::select! {
+            _ = queued.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
 }
 
 /// Every minute: re-read signing keys (another process may have rotated them);

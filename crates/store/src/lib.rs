@@ -7,10 +7,10 @@
 //! configured. Only the migrations are written per backend.
 
 mod accounts;
-mod audit;
 mod import;
 mod mfa;
 mod oidc;
+mod security;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -5,6 +5,7 @@ use portcullis_core::StoreError;
 use portcullis_core::audit::{AuditFilter, AuditKind, AuditStore, NewAuditEvent, RequestOrigin};
 use portcullis_core::email::EmailAddress;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn};
+use portcullis_core::mail::{Message, NoticeStore};
 use portcullis_core::oauth::{
     AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess,
     SigningAlg,
@@ -43,6 +44,7 @@ on_both_backends!(
     a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret,
     the_audit_log_filters_follows_and_counts,
     devices_and_last_sign_ins_are_remembered_per_account,
+    a_queued_notice_is_claimed_once_and_retried_until_removed,
 );
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
@@ -618,4 +620,42 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
     assert_eq!(s.client("bank").await.unwrap().unwrap().secret_digest.as_deref(), Some("new-digest"));
     assert!(!s.replace_client_secret("spa", "digest").await.unwrap(), "a public client stays public");
     assert_eq!(s.client("spa").await.unwrap().unwrap().secret_digest, None);
+}
+
+async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {
+    for left in 0..5 {
+        s.enqueue_notice(&format!("user{left}@example.com"), &Message::RecoveryCodeUsed { left }, 100).await.unwrap();
+    }
+    // Eight senders at once (as several server processes would): each notice goes to exactly one.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.claim_notices(100, 400, 2).await.unwrap() })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    let mut ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((claimed.len(), ids.len()), (5, 5), "claimed once each: {claimed:?}");
+    let first = claimed.iter().find(|n| n.recipient == "user0@example.com").unwrap();
+    assert_eq!(first.attempts, 1);
+    let message: Message = serde_json::from_str(&first.message).unwrap();
+    assert_eq!(message, Message::RecoveryCodeUsed { left: 0 });
+
+    assert!(s.claim_notices(399, 700, 10).await.unwrap().is_empty(), "hidden while leased");
+    let again = s.claim_notices(400, 700, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (5, 2), "a sender that died leaves them to the next");
+    s.retry_notice(again[0].id, 1, 5_000).await.unwrap();
+    assert!(s.claim_notices(699, 1_000, 10).await.unwrap().is_empty(), "a stale sender's retry does not undo a newer claim");
+    s.retry_notice(again[0].id, 2, 1_000).await.unwrap();
+    for n in &again[1..] {
+        s.remove_notice(n.id).await.unwrap();
+    }
+    assert!(s.claim_notices(999, 1_300, 10).await.unwrap().is_empty());
+    let last = s.claim_notices(1_000, 1_300, 10).await.unwrap();
+    assert_eq!((last.len(), last[0].id, last[0].attempts), (1, again[0].id, 3));
 }

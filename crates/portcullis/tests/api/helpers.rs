@@ -147,6 +147,18 @@ impl TestApp {
         OutboxMailer::read_all(&OutboxMailer::path_in(&self.config.data_dir)).unwrap()
     }
 
+    /// The newest message whose subject contains `subject`, once the server's
+    /// delivery task has sent it (security notices are queued, then sent).
+    pub async fn notice(&self, subject: &str) -> OutboxEntry {
+        for _ in 0..100 {
+            if let Some(m) = self.outbox().into_iter().rfind(|m| m.email.subject.contains(subject)) {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no message about {subject:?} arrived; outbox: {:?}", self.outbox().iter().map(|m| &m.email.subject).collect::<Vec<_>>())
+    }
+
     /// Path and query of the link in the newest message to `to`.
     pub fn last_link_to(&self, to: &str) -> String {
         let mail = self.outbox().into_iter().rev().find(|m| m.email.to == to).unwrap_or_else(|| panic!("no mail to {to}"));

@@ -100,7 +100,7 @@ async fn a_user_enrolls_an_app_and_then_signs_in_with_a_code(app: TestApp) {
     assert_eq!(codes.len(), 10, "ten recovery codes with the first factor");
     let security = app.get("/account/security").await;
     assert!(security.body.contains("Pixel") && security.body.contains("10 unused recovery code(s) left."));
-    assert!(app.outbox().last().unwrap().email.subject.contains("sign-in method was added"));
+    app.notice("sign-in method was added").await;
     app.sign_out().await;
 
     let (_, page) = app.password_then_second_step("ada@example.com").await;
@@ -309,7 +309,7 @@ async fn recovery_codes_sign_in_once_each_and_the_user_is_told(app: TestApp) {
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
-    let notice = app.outbox().last().unwrap().email.clone();
+    let notice = app.notice("recovery code was used").await.email;
     assert!(notice.subject.contains("recovery code was used") && notice.text.contains("9 recovery codes remain."));
 
     app.sign_out().await;

@@ -222,7 +222,7 @@ async fn a_known_device_may_skip_the_second_step_and_a_new_one_is_announced() {
     let page = app.get(&to).await;
     app.clock.advance(30);
     app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", "/account")], &page.body).await;
-    let mail = app.outbox().into_iter().rfind(|m| m.email.subject.contains("new device")).expect("a new-device notice");
+    let mail = app.notice("new device").await;
     assert_eq!(mail.email.to, "ada@example.com");
     assert!(mail.email.text.contains(CAFE), "{}", mail.email.text);
     assert_eq!(notices(&app), 1);

@@ -11,6 +11,7 @@ use openidconnect::{Nonce, PkceCodeVerifier};
 
 use crate::helpers::{Backend, PASSWORD, Page, TestApp, spawn_app_with};
 use crate::mfa::hidden;
+use portcullis_core::clock::Clock;
 
 /// A minimal SMTP server (RFC 5321 subset) that accepts every message.
 struct SmtpSink {
@@ -27,7 +28,12 @@ struct Received {
 
 impl SmtpSink {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(0).await
+    }
+
+    /// A sink on a given port (0: any free one).
+    async fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let messages = Arc::new(Mutex::new(Vec::new()));
         let store = messages.clone();
@@ -80,6 +86,17 @@ impl SmtpSink {
     fn messages(&self) -> Vec<Received> {
         self.messages.lock().unwrap().clone()
     }
+
+    /// The messages once there are at least `n` (notices are sent by a background task).
+    async fn at_least(&self, n: usize) -> Vec<Received> {
+        for _ in 0..100 {
+            if self.messages().len() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.messages()
+    }
 }
 
 /// Undoes quoted-printable soft line breaks and escapes (RFC 2045 §6.7).
@@ -102,9 +119,13 @@ fn decode_quoted_printable(s: &str) -> String {
 
 /// Settings that send to the sink.
 fn to_sink(sink: &SmtpSink) -> Option<SmtpSettings> {
+    to_port(sink.port)
+}
+
+fn to_port(port: u16) -> Option<SmtpSettings> {
     Some(SmtpSettings {
         host: "127.0.0.1".into(),
-        port: sink.port,
+        port,
         tls: SmtpTls::None,
         username: None,
         password: None,
@@ -257,6 +278,7 @@ async fn lockout_and_new_device_notices_arrive_over_smtp() {
     for _ in 0..3 {
         app.sign_in("ada@example.com", "wrong-password-x").await;
     }
+    sink.at_least(1).await;
     assert_eq!(subjects(), vec!["Portcullis: your account is locked for 5 minutes"]);
     let data = decode_quoted_printable(&sink.messages()[0].data);
     assert!(data.contains("/forgot-password"), "the notice says what to do: {data}");
@@ -269,7 +291,44 @@ async fn lockout_and_new_device_notices_arrive_over_smtp() {
     let page = other.client.get(app.url("/login")).header("user-agent", ua).send().await.unwrap().text().await.unwrap();
     let form = [("email", "ada@example.com"), ("password", PASSWORD), ("csrf_token", &crate::helpers::csrf_token_in(&page))];
     other.client.post(app.url("/login")).header("user-agent", ua).form(&form).send().await.unwrap();
+    sink.at_least(2).await;
     assert_eq!(subjects()[1], "Portcullis: a sign-in from a new device");
     let data = decode_quoted_printable(&sink.messages()[1].data);
     assert!(data.contains("Firefox/140.0") && data.contains("127.0.0.1"), "{data}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_waits_while_the_mail_server_is_down_and_is_sent_when_it_is_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.smtp = to_port(port);
+        c.lockout.max_failures = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let accounts = app.state.accounts();
+    accounts.create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, app.clock.now()).await.unwrap();
+    let statuses: Vec<StatusCode> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(app.sign_in("ada@example.com", "wrong-password-x").await.status);
+        }
+        v
+    };
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "the lock does not wait for the mail server");
+    // Let the server's own delivery task make (and fail) its first attempt, so it is idle from here on.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    // Down: nothing is sent, and nothing is lost.
+    assert_eq!(accounts.deliver_notices(app.clock.now()).await.unwrap(), 0);
+    let sink = SmtpSink::start_on(port).await;
+    assert_eq!(accounts.deliver_notices(app.clock.now()).await.unwrap(), 0, "not retried before its time");
+    app.clock.advance(301);
+    assert_eq!(accounts.deliver_notices(app.clock.now()).await.unwrap(), 1, "sent once the server is back");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    assert!(decode_quoted_printable(&messages[0].data).contains("Subject: Portcullis: your account is locked"));
+    assert_eq!(accounts.deliver_notices(app.clock.now()).await.unwrap(), 0, "and only once");
 }
