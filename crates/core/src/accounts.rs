@@ -48,6 +48,8 @@ pub struct AccountSettings {
     pub adaptive: crate::policy::AdaptivePolicy,
     /// Roles (`admin`, `user`) or `everyone` who must use a second factor (enrolled at next sign-in).
     pub mfa_required_for: Vec<String>,
+    /// How long audit events (and known devices) are kept (seconds).
+    pub audit_retention: i64,
 }
 
 impl Default for AccountSettings {
@@ -66,6 +68,7 @@ impl Default for AccountSettings {
             totp_enabled: true,
             adaptive: crate::policy::AdaptivePolicy::default(),
             mfa_required_for: Vec::new(),
+            audit_retention: 400 * 86_400,
         }
     }
 }
@@ -390,6 +393,12 @@ impl<S: crate::store::Stores> Accounts<S> {
         };
         self.store.create_session(&token_digest(&token), &record, self.settings.sessions.expires_at(now)).await?;
         Ok(NewSession { token, record })
+    }
+
+    /// Deletes what has expired, and audit events past their retention.
+    pub async fn purge_expired(&self, now: UnixTime) -> Result<(), AccountError> {
+        self.store.purge_expired(now).await?;
+        Ok(self.store.purge_audit_events(now - self.settings.audit_retention).await?)
     }
 
     /// The live session behind a cookie token, if any; records activity.

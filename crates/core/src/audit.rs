@@ -168,6 +168,8 @@ pub trait AuditStore: Clone + Send + Sync + 'static {
     fn record_audit_event(&self, event: &NewAuditEvent) -> impl Future<Output = StoreResult<()>> + Send;
     /// Reads events: with `after_id`, the oldest ones after it; without, the newest.
     fn audit_events(&self, filter: &AuditFilter) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+    /// Deletes events recorded before `before` (retention), and devices last seen before it.
+    fn purge_audit_events(&self, before: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// How many events of `kinds` the account had since `since`.
     fn count_audit_events(&self, user: UserId, kinds: &[AuditKind], since: UnixTime) -> impl Future<Output = StoreResult<u32>> + Send;
 }

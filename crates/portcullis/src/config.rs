@@ -67,13 +67,15 @@ pub struct PolicyConfig {
     pub geoip_database: Option<PathBuf>,
     /// Faster than this between two sign-ins' places is impossible travel (km/h).
     pub max_travel_kmh: f64,
+    /// How long the audit log keeps an event (days).
+    pub audit_retention_days: i64,
     /// Adaptive rules, in order; the first that matches decides (`[[policy.rules]]`).
     pub rules: Vec<RuleConfig>,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        Self { mfa_required_for: Vec::new(), geoip_database: None, max_travel_kmh: 1000.0, rules: Vec::new() }
+        Self { mfa_required_for: Vec::new(), geoip_database: None, max_travel_kmh: 1000.0, audit_retention_days: 400, rules: Vec::new() }
     }
 }
 
@@ -347,6 +349,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.trusted_proxy_ranges()?;
         self.adaptive_policy()?;
+        if !(1..=36_500).contains(&self.policy.audit_retention_days) {
+            return Err(ConfigError("policy.audit_retention_days: must be between 1 and 36500".into()));
+        }
         for (id, policy) in &self.clients {
             policy.validate().map_err(|e| ConfigError(format!("clients.{id}.{e}")))?;
         }

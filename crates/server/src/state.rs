@@ -6,7 +6,6 @@ use portcullis_core::AccountError;
 use portcullis_core::accounts::Accounts;
 use portcullis_core::clock::{Clock, UnixTime};
 use portcullis_core::secrets::MacKey;
-use portcullis_core::store::AccountStore;
 use portcullis_oidc::provider::Provider;
 use portcullis_store::Store;
 
@@ -79,6 +78,6 @@ impl AppState {
 
     /// Deletes expired sessions, links and counters.
     pub async fn purge_expired(&self) -> Result<(), AccountError> {
-        Ok(self.0.accounts.store().purge_expired(self.now()).await?)
+        self.0.accounts.purge_expired(self.now()).await
     }
 }

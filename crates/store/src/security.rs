@@ -94,6 +94,15 @@ impl AuditStore for Store {
         rows.into_iter().map(AuditRecord::try_from).collect()
     }
 
+    async fn purge_audit_events(&self, before: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            for sql in ["DELETE FROM audit_events WHERE at < $1", "DELETE FROM known_devices WHERE last_seen_at < $1"] {
+                sqlx::query(sql).bind(before).execute(p).await.map_err(db_error)?;
+            }
+            Ok(())
+        })
+    }
+
     async fn count_audit_events(&self, user: UserId, kinds: &[AuditKind], since: UnixTime) -> StoreResult<u32> {
         // A handful of kinds at most: one comma-joined parameter keeps the SQL text the same on both backends.
         let names = format!(",{},", kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","));

@@ -562,6 +562,8 @@ async fn the_audit_log_filters_follows_and_counts(s: Store) {
     assert_eq!(s.count_audit_events(ada, &[AuditKind::SignInFailed], 100).await.unwrap(), 2);
     assert_eq!(s.count_audit_events(ada, &[AuditKind::SignInFailed], 101).await.unwrap(), 1);
     assert_eq!(s.count_audit_events(ada, &[AuditKind::SignInFailed, AuditKind::SignInSucceeded], 0).await.unwrap(), 3);
+    s.purge_audit_events(300).await.unwrap();
+    assert_eq!(filtered(AuditFilter::default()).await, vec![400, 300], "retention drops what is older");
 }
 
 async fn devices_and_last_sign_ins_are_remembered_per_account(s: Store) {
