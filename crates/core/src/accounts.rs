@@ -473,7 +473,7 @@ impl<S: crate::store::Stores> Accounts<S> {
         self.store.clear_login_failures(user.email.as_str()).await?;
         self.store.delete_user_sessions(user.id, None).await?;
         self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "reset_link" }), now).await?;
-        self.notify_password_changed(&user).await;
+        self.notify(&user, Message::PasswordChanged, now).await;
         Ok(())
     }
 
@@ -506,14 +506,8 @@ impl<S: crate::store::Stores> Accounts<S> {
         self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.delete_user_sessions(user.id, Some(&session.digest)).await?;
         self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "user" }), now).await?;
-        self.notify_password_changed(user).await;
+        self.notify(user, Message::PasswordChanged, now).await;
         Ok(())
-    }
-
-    async fn notify_password_changed(&self, user: &User) {
-        if let Err(e) = self.messenger.email(user.email.as_str(), &Message::PasswordChanged).await {
-            tracing::error!(error = %e, user = %user.id, "could not send the password-change notice");
-        }
     }
 
     /// Lifts a lock (operator action); true if the account was locked or had failures.

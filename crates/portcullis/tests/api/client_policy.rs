@@ -7,6 +7,7 @@ use portcullis_core::oauth::{ClientPolicy, MfaPolicy, SigningAlg};
 use portcullis_oidc::clients::NewClient;
 use reqwest::StatusCode;
 
+use crate::email_codes::emailed_code;
 use crate::helpers::{Backend, PASSWORD, TestApp, on_both_backends, spawn_app, spawn_app_with};
 use crate::mfa::{authorize_url, claims_after, hidden};
 use crate::oidc::CALLBACK;
@@ -24,12 +25,6 @@ async fn register_with(app: &TestApp, id: &str, policy: ClientPolicy) -> Option<
         signing_alg: SigningAlg::ES256,
     };
     app.state.provider().register_client(new, app.clock.now()).await.unwrap().1
-}
-
-/// The emailed code in the newest message to `to`.
-fn emailed_code(app: &TestApp, to: &str) -> String {
-    let mail = app.outbox().into_iter().rfind(|m| m.email.to == to).expect("a message");
-    mail.email.subject.rsplit(' ').next().unwrap().to_owned()
 }
 
 async fn a_client_that_allows_only_some_factors_steps_up_a_session_that_used_another(app: TestApp) {

@@ -71,6 +71,8 @@ impl TestApp {
             .post("/account/security/totp/confirm", &[("credential_id", &credential), ("name", name), ("code", "000000")], &setup.body)
             .await;
         assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "a wrong first code does not enroll");
+        let added = |app: &Self| app.outbox().iter().filter(|m| m.email.subject.contains("sign-in method was added")).count();
+        let before = added(self);
         let done = self
             .post(
                 "/account/security/totp/confirm",
@@ -79,6 +81,14 @@ impl TestApp {
             )
             .await;
         assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        // The notice is sent by a background task: wait for it, so later counts of messages are exact.
+        for _ in 0..100 {
+            if added(self) > before {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(added(self), before + 1, "the owner is told about the new app");
         (secret, if done.body.contains("recovery-codes") { recovery_codes_in(&done.body) } else { Vec::new() })
     }
 
