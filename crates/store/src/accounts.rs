@@ -83,6 +83,19 @@ macro_rules! select_users {
     };
 }
 
+/// `UPDATE users SET <set> WHERE id = $2`, with `value` as `$1`.
+macro_rules! update_user {
+    ($store:expr, $set:literal, $value:expr, $id:expr) => {
+        on_pool!($store, |p| sqlx::query(concat!("UPDATE users SET ", $set, " WHERE id = $2"))
+            .bind($value)
+            .bind($id.to_string())
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
+    };
+}
+
 fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
@@ -147,13 +160,7 @@ impl AccountStore for Store {
     }
 
     async fn set_disabled(&self, id: UserId, at: Option<UnixTime>) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(id.to_string())
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
+        update_user!(self, "disabled_at = $1", at, id)
     }
 
     async fn search_users(&self, query: &str, limit: u32) -> StoreResult<Vec<User>> {
@@ -172,33 +179,15 @@ impl AccountStore for Store {
     }
 
     async fn set_admin(&self, id: UserId, admin: bool) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("UPDATE users SET is_admin = $1 WHERE id = $2")
-            .bind(admin)
-            .bind(id.to_string())
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
+        update_user!(self, "is_admin = $1", admin, id)
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(id.to_string())
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
+        update_user!(self, "password_hash = $1", hash, id)
     }
 
     async fn mark_email_verified(&self, id: UserId, at: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2")
-            .bind(at)
-            .bind(id.to_string())
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
+        update_user!(self, "email_verified_at = COALESCE(email_verified_at, $1)", at, id)
     }
 
     async fn replace_email_link(&self, l: &EmailLink) -> StoreResult<()> {

@@ -37,6 +37,16 @@ async fn admin_session(state: &AppState, browser: &Browser, here: &'static str) 
     }
 }
 
+/// The admin's session; otherwise returns the response that stands in for the page.
+macro_rules! admin_or_return {
+    ($state:expr, $browser:expr, $here:literal) => {
+        match admin_session(&$state, &$browser, $here).await? {
+            Ok(session) => session,
+            Err(response) => return Ok(response),
+        }
+    };
+}
+
 /// Who is acting, for the audit log.
 fn acting(browser: &Browser, session: &ActiveSession) -> RequestOrigin {
     RequestOrigin { actor: Some(session.user.id), ..browser.origin(None) }
@@ -80,9 +90,7 @@ async fn users_page(state: &AppState, browser: &Browser, q: &str, outcome: Resul
 
 /// GET /admin/users?q=…
 pub async fn users(State(state): State<AppState>, browser: Browser, Query(q): Query<UserQuery>) -> Result<Response, AppError> {
-    if let Err(r) = admin_session(&state, &browser, "/admin/users").await? {
-        return Ok(r);
-    }
+    admin_or_return!(state, browser, "/admin/users");
     users_page(&state, &browser, &q.q, Ok(String::new())).await
 }
 
@@ -100,10 +108,7 @@ pub async fn user_action(
     browser: Browser,
     HtmlForm(form): HtmlForm<UserActionForm>,
 ) -> Result<Response, AppError> {
-    let session = match admin_session(&state, &browser, "/admin/users").await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = admin_or_return!(state, browser, "/admin/users");
     let (accounts, origin, now, email) = (state.accounts(), acting(&browser, &session), state.now(), form.email.as_str());
     let yourself = email.trim().eq_ignore_ascii_case(session.user.email.as_str());
     let outcome = match form.action.as_str() {
@@ -206,9 +211,7 @@ struct ClientNotice {
 
 /// GET /admin/clients
 pub async fn clients(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
-    if let Err(r) = admin_session(&state, &browser, "/admin/clients").await? {
-        return Ok(r);
-    }
+    admin_or_return!(state, browser, "/admin/clients");
     clients_page(&state, &browser, Ok(ClientNotice::default())).await
 }
 
@@ -236,10 +239,7 @@ pub async fn create_client(
     browser: Browser,
     HtmlForm(form): HtmlForm<NewClientForm>,
 ) -> Result<Response, AppError> {
-    let session = match admin_session(&state, &browser, "/admin/clients").await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = admin_or_return!(state, browser, "/admin/clients");
     let outcome = async {
         let new = NewClient {
             id: Some(form.client_id.trim().to_owned()).filter(|id| !id.is_empty()),
@@ -282,10 +282,7 @@ pub async fn client_policy(
     browser: Browser,
     HtmlForm(form): HtmlForm<ClientPolicyForm>,
 ) -> Result<Response, AppError> {
-    let session = match admin_session(&state, &browser, "/admin/clients").await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = admin_or_return!(state, browser, "/admin/clients");
     let outcome = async {
         let policy = form.policy.policy()?;
         if !state.provider().update_client_policy(&form.client_id, &policy).await.map_err(client_error)? {
@@ -309,10 +306,7 @@ pub async fn rotate_secret(
     browser: Browser,
     HtmlForm(form): HtmlForm<ClientIdForm>,
 ) -> Result<Response, AppError> {
-    let session = match admin_session(&state, &browser, "/admin/clients").await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+    let session = admin_or_return!(state, browser, "/admin/clients");
     let outcome = async {
         let secret = state.provider().rotate_client_secret(&form.client_id).await.map_err(client_error)?.ok_or(AccountError::NotFound)?;
         audit_client(&state, &acting(&browser, &session), &form.client_id, "secret_rotated").await?;
@@ -337,9 +331,7 @@ pub struct AuditQuery {
 
 /// GET /admin/audit?user=&event=&from=&to=
 pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Query<AuditQuery>) -> Result<Response, AppError> {
-    if let Err(r) = admin_session(&state, &browser, "/admin/audit").await? {
-        return Ok(r);
-    }
+    admin_or_return!(state, browser, "/admin/audit");
     let bad = |m: &str| AppError::BadRequest(m.to_owned());
     let date = |s: &str| -> Result<Option<i64>, AppError> {
         match s.trim() {
