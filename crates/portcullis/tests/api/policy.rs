@@ -276,3 +276,18 @@ async fn failures_in_the_last_hour_and_a_client_can_trigger_rules() {
     let denied = &app.audit(AuditKind::SignInDenied).await[0];
     assert_eq!((denied.client_id.as_deref(), &denied.detail["rule"]), (Some("payroll"), &serde_json::json!("payroll-only-in-office")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_rule_applies_to_that_role_only() {
+    let admins_in_office = RuleConfig { roles: vec!["admin".into()], ..rule("admins-only-in-the-office", RuleAction::Deny) };
+    let Some(mut app) = app_with_rules(Backend::Sqlite, vec![admins_in_office], |_| {}).await else {
+        return;
+    };
+    app.use_browser(&new_jar(), CAFE);
+    let now = portcullis_core::clock::Clock::now(&app.clock);
+    app.state.accounts().create_user_by_operator("root@example.com", "Root", PASSWORD, true, now).await.unwrap();
+    app.verified_user("ada@example.com").await;
+    assert_eq!(app.sign_in("root@example.com", PASSWORD).await.status, StatusCode::FORBIDDEN, "an admin is refused");
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.location.as_deref(), Some("/account"), "a user is not");
+    assert_eq!(app.last_decision(AuditKind::SignInDenied).await.0.as_deref(), Some("admins-only-in-the-office"));
+}
