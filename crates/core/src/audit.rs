@@ -26,6 +26,8 @@ pub struct RequestOrigin {
     pub device: Option<String>,
     /// The application the sign-in is for, when known.
     pub client_id: Option<String>,
+    /// What that application demands (its policy), so the second step offers only what it accepts.
+    pub client_policy: Option<crate::oauth::ClientPolicy>,
     /// The administrator acting (admin console), recorded as `by`.
     pub actor: Option<crate::user::UserId>,
 }

@@ -95,6 +95,13 @@ pub enum AccountError {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// The application accepts only second factors the user does not have.
+    #[error("This application accepts only {methods} as a second step. Add one on your security page, then try again.")]
+    FactorRequiredByApplication {
+        /// The accepted factors, in words.
+        methods: String,
+    },
+
     /// An operator disabled the account.
     #[error("This account is disabled. Contact your administrator.")]
     AccountDisabled,

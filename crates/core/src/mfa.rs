@@ -140,12 +140,15 @@ impl<S: Stores> Accounts<S> {
         let action = assessment.action();
         let enrolled = self.has_second_factor(user.id).await?;
         let must_enroll = !enrolled && (self.mfa_required(user) || action == Some(RuleAction::RequireMfa));
-        let pend = |phishing_resistant| PendingSignIn {
+        // The application's policy shapes the second step now, rather than a step-up after it.
+        let client = origin.client_policy.as_ref();
+        let client_phr = client.is_some_and(|p| p.floor() == Some(crate::session::ACR_PHR));
+        let pend = |phishing_resistant: bool| PendingSignIn {
             user_id: user.id,
             auth: auth.clone(),
             session_digest: None,
-            phishing_resistant,
-            allowed_factors: Vec::new(),
+            phishing_resistant: phishing_resistant || client_phr,
+            allowed_factors: client.map(|p| p.allowed_factors.clone()).unwrap_or_default(),
             assessment: assessment.to_json(),
             created_at: now,
             expires_at: now + PENDING_SIGN_IN_SECONDS,
@@ -162,7 +165,9 @@ impl<S: Stores> Accounts<S> {
         };
         if must_enroll {
             decided("enroll").await?;
-            return Ok(SignInOutcome::MustEnroll { token: self.pend_with(pend(false)).await? });
+            let pending = pend(false);
+            self.refuse_if_nothing_acceptable(user, &pending).await?;
+            return Ok(SignInOutcome::MustEnroll { token: self.pend_with(pending).await? });
         }
         match action {
             Some(RuleAction::AllowSingleFactor) => {}
@@ -186,13 +191,43 @@ impl<S: Stores> Accounts<S> {
                     return Ok(SignInOutcome::SignedIn(session));
                 }
                 decided("second_step").await?;
-                return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pend(false)).await? });
+                let pending = pend(false);
+                self.refuse_if_nothing_acceptable(user, &pending).await?;
+                return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pending).await? });
             }
             _ => {}
         }
         decided("single_factor").await?;
         let detail = json!({ "assessment": assessment.to_json() });
         Ok(SignInOutcome::SignedIn(self.signed_in(user, auth, origin, detail, now).await?))
+    }
+
+    /// Refuses a second step that could not be finished: an application that
+    /// accepts only factors the user has not set up (and cannot set up inline,
+    /// which is an authenticator app only). Without this the user would go
+    /// round between the second step and the application's step-up.
+    async fn refuse_if_nothing_acceptable(&self, user: &User, pending: &PendingSignIn) -> Result<(), AccountError> {
+        if (pending.allowed_factors.is_empty() && !pending.phishing_resistant) || !self.available_factors(user, pending).await?.is_empty() {
+            return Ok(());
+        }
+        if pending.phishing_resistant {
+            return Err(AccountError::PhishingResistantFactorNeeded);
+        }
+        if pending.allowed_factors.iter().any(|f| f == "totp") && self.can_enroll(FactorKind::Totp) {
+            return Ok(());
+        }
+        let words: Vec<&str> = pending
+            .allowed_factors
+            .iter()
+            .map(|f| match f.as_str() {
+                "totp" => "an authenticator app",
+                "webauthn" => "a security key or passkey",
+                "email" => "a code by email",
+                "sms" => "a code by text message",
+                _ => "a recovery code",
+            })
+            .collect();
+        Err(AccountError::FactorRequiredByApplication { methods: words.join(" or ") })
     }
 
     async fn pend_with(&self, pending: PendingSignIn) -> Result<String, AccountError> {
@@ -210,13 +245,7 @@ impl<S: Stores> Accounts<S> {
         (phishing_resistant, allowed_factors): (bool, &[String]),
         now: UnixTime,
     ) -> Result<String, AccountError> {
-        if phishing_resistant {
-            let enrolled = self.store.credentials(session.user.id).await?;
-            if !self.factor("webauthn")?.available(&self.factor_context(), &session.user, &enrolled).await? {
-                return Err(AccountError::PhishingResistantFactorNeeded);
-            }
-        }
-        self.pend_with(PendingSignIn {
+        let pending = PendingSignIn {
             user_id: session.user.id,
             auth: session.record.auth.clone(),
             session_digest: Some(session.digest.clone()),
@@ -225,8 +254,9 @@ impl<S: Stores> Accounts<S> {
             assessment: serde_json::Value::Null,
             created_at: now,
             expires_at: now + PENDING_SIGN_IN_SECONDS,
-        })
-        .await
+        };
+        self.refuse_if_nothing_acceptable(&session.user, &pending).await?;
+        self.pend_with(pending).await
     }
 
     /// Prepares factor `factor_key`'s challenge for a pending sign-in from

@@ -74,7 +74,7 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::NotFound => (StatusCode::NOT_FOUND, ""),
         AccountError::KeyNotAccepted => (StatusCode::UNAUTHORIZED, ""),
         AccountError::ClonedAuthenticator { .. } => (StatusCode::FORBIDDEN, ""),
-        AccountError::PhishingResistantFactorNeeded => (StatusCode::FORBIDDEN, ""),
+        AccountError::PhishingResistantFactorNeeded | AccountError::FactorRequiredByApplication { .. } => (StatusCode::FORBIDDEN, ""),
         AccountError::SignInDenied | AccountError::AccountDisabled => (StatusCode::FORBIDDEN, ""),
         AccountError::InvalidInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, ""),
         AccountError::WebauthnUnavailable => (StatusCode::NOT_IMPLEMENTED, ""),

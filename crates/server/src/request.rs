@@ -155,6 +155,7 @@ impl Browser {
             user_agent: self.user_agent.clone(),
             device: Some(self.device.clone()),
             client_id,
+            client_policy: None,
             actor: None,
         }
     }

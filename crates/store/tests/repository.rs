@@ -532,7 +532,7 @@ async fn the_audit_log_filters_follows_and_counts(s: Store) {
         user_agent: "Firefox".into(),
         device: None,
         client_id: Some("wiki".into()),
-        actor: None,
+        ..RequestOrigin::default()
     };
     let event =
         |at, kind, user| NewAuditEvent { at, kind, user: Some(user), origin: origin.clone(), detail: serde_json::json!({ "n": at }) };

@@ -164,3 +164,45 @@ async fn the_command_line_changes_a_policy_and_rotates_a_secret_unless_the_file_
     let actions: Vec<&str> = events.iter().map(|e| e.detail["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["secret_rotated", "policy_changed"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_for_an_application_offers_only_what_it_accepts_and_says_so_when_nothing_fits() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (secret, _) = app.enroll_totp("Phone").await;
+    app.sign_out().await;
+    let only_app = ClientPolicy { mfa: MfaPolicy::Required, allowed_factors: vec!["totp".into()], ..ClientPolicy::default() };
+    let bank = register_with(&app, "bank", only_app).await;
+    let only_keys = ClientPolicy { mfa: MfaPolicy::Required, allowed_factors: vec!["webauthn".into()], ..ClientPolicy::default() };
+    let vault = register_with(&app, "vault", only_keys).await;
+
+    // Starting at the bank: the second step already offers only the app (no step-up after it).
+    let (rp, url, nonce, verifier) = authorize_url(&app, "bank", bank.as_deref(), None).await;
+    let login = app.get(&app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap()).await;
+    let next = hidden(&login.body, "next");
+    let to = app.post("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", &next)], &login.body).await;
+    let page = app.get(&to.location.unwrap()).await;
+    assert!(!page.body.contains("Try another method"), "{}", page.body);
+    let refused = app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &page.body).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    app.clock.advance(30);
+    let done = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", &next)], &page.body).await;
+    let back = app.get(&done.location.unwrap()).await.location.unwrap();
+    assert!(back.starts_with(CALLBACK), "issued at once: {back}");
+    assert_eq!(claims_after(&app, &rp, &back, &nonce, verifier).await.0, vec!["pwd", "otp", "mfa"]);
+
+    // The vault takes only keys, which Ada has not got: said plainly, from a session and from a fresh sign-in.
+    let (_, url, _, _) = authorize_url(&app, "vault", vault.as_deref(), None).await;
+    let refused = app.get(url.strip_prefix(&app.base).unwrap()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("accepts only a security key or passkey"), "{}", refused.body);
+    app.sign_out().await;
+    let login = app.get(&app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap()).await;
+    let next = hidden(&login.body, "next");
+    let refused = app.post("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", &next)], &login.body).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("accepts only a security key or passkey"), "{}", refused.body);
+}

@@ -91,22 +91,28 @@ pub async fn not_found() -> Response {
 }
 
 /// The origin of a sign-in step. The application is the one whose
-/// authorization request `next` resumes (`/authorize/resume?request=…`), if any.
+/// authorization request `next` resumes (`/authorize/resume?request=…`), if
+/// any, with its policy in force.
 async fn sign_in_origin(state: &AppState, browser: &Browser, next: &str) -> portcullis_core::audit::RequestOrigin {
     let request = next
         .strip_prefix("/authorize/resume?")
         .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "request").map(|(_, v)| v.into_owned()));
-    let client_id = match request {
-        Some(id) => match state.provider().load_pending(&id, state.now()).await {
-            Ok(pending) => pending.and_then(|(params, _)| params.client_id),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the pending authorization request of a sign-in");
-                None
-            }
-        },
-        None => None,
+    let client = async {
+        let Some(id) = request else { return Ok(None) };
+        let Some(client_id) = state.provider().load_pending(&id, state.now()).await?.and_then(|(params, _)| params.client_id) else {
+            return Ok(None);
+        };
+        state.provider().client(&client_id).await
     };
-    browser.origin(client_id)
+    let client = client.await.unwrap_or_else(|e: portcullis_oidc::OidcError| {
+        tracing::warn!(error = %e, "could not read the application of a sign-in");
+        None
+    });
+    portcullis_core::audit::RequestOrigin {
+        client_id: client.as_ref().map(|c| c.id.clone()),
+        client_policy: client.map(|c| c.policy),
+        ..browser.origin(None)
+    }
 }
 
 /// The signed-in session of this browser, if any.
