@@ -172,13 +172,13 @@ impl<S: Stores> Accounts<S> {
         match action {
             Some(RuleAction::AllowSingleFactor) => {}
             Some(RuleAction::RequirePhishingResistant) => {
-                let credentials = self.store.credentials(user.id).await?;
-                if !self.factor("webauthn")?.available(&self.factor_context(), user, &credentials).await? {
+                let pending = pend(true);
+                if let Err(e) = self.refuse_if_nothing_acceptable(user, &pending).await {
                     self.audit(AuditKind::SignInDenied, Some(user.id), origin, assessment.to_json(), now).await?;
-                    return Err(AccountError::PhishingResistantFactorNeeded);
+                    return Err(e);
                 }
                 decided("phishing_resistant_step").await?;
-                return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pend(true)).await? });
+                return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pending).await? });
             }
             _ if enrolled => {
                 if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
