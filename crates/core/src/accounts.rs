@@ -389,7 +389,7 @@ impl<S: crate::store::Stores> Accounts<S> {
             last_seen_at: now,
             auth,
             ip: origin.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            user_agent: origin.user_agent.chars().filter(|c| !c.is_control()).take(200).collect(),
+            user_agent: origin.user_agent_text(200),
         };
         self.store.create_session(&token_digest(&token), &record, self.settings.sessions.expires_at(now)).await?;
         Ok(NewSession { token, record })

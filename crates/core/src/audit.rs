@@ -33,6 +33,11 @@ pub struct RequestOrigin {
 }
 
 impl RequestOrigin {
+    /// The `User-Agent` fit to show or store: control characters dropped, at most `max` characters.
+    pub fn user_agent_text(&self, max: usize) -> String {
+        self.user_agent.chars().filter(|c| !c.is_control()).take(max).collect()
+    }
+
     /// An operator at the command line.
     pub fn command_line() -> Self {
         Self { user_agent: "portcullis-cli".into(), ..Self::default() }

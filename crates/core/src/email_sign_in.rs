@@ -81,11 +81,14 @@ impl<S: Stores> Accounts<S> {
             Some(user) => matches!(EmailCodeFactor.verify(&self.factor_context(), user, code, now).await?, Verification::Accepted),
             None => false,
         };
-        let Some(user) = account.clone().filter(|_| accepted) else {
-            return Err(match self.count_failure(key, account.as_ref(), "otp", origin, now).await? {
-                AccountError::InvalidCredentials => AccountError::InvalidCode,
-                other => other,
-            });
+        let user = match account {
+            Some(user) if accepted => user,
+            account => {
+                return Err(match self.count_failure(key, account.as_ref(), "otp", origin, now).await? {
+                    AccountError::InvalidCredentials => AccountError::InvalidCode,
+                    other => other,
+                });
+            }
         };
         self.clear_failures(prior).await?;
         self.after_first_step(&user, AuthMethod::EmailOtp, remembered, origin, now).await

@@ -377,7 +377,7 @@ impl<S: Stores> Accounts<S> {
     /// Remembers this browser for the possession factors of `auth`; returns the cookie value.
     async fn remember(&self, user: &User, auth: &AuthRecord, origin: &RequestOrigin, now: UnixTime) -> Result<String, AccountError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let agent: String = origin.user_agent.chars().filter(|c| !c.is_control()).take(200).collect();
+        let agent = origin.user_agent_text(200);
         let browser = RememberedBrowser {
             id: id.clone(),
             user_id: user.id,

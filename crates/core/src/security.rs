@@ -60,8 +60,9 @@ pub fn new_device_id() -> String {
 }
 
 impl<S: Stores> Accounts<S> {
-    /// Appends an event to the audit log.
-    pub(crate) async fn audit(
+    /// Appends an event to the audit log (the domain's own events, and
+    /// operators' actions from the command line or the admin console).
+    pub async fn audit(
         &self,
         kind: AuditKind,
         user: Option<UserId>,
@@ -74,18 +75,6 @@ impl<S: Stores> Accounts<S> {
         }
         self.store.record_audit_event(&NewAuditEvent { at: now, kind, user, origin: origin.clone(), detail }).await?;
         Ok(())
-    }
-
-    /// Records an operator's action (from the command line or the admin console).
-    pub async fn audit_operator_action(
-        &self,
-        kind: AuditKind,
-        user: Option<UserId>,
-        origin: &RequestOrigin,
-        detail: Value,
-        now: UnixTime,
-    ) -> Result<(), AccountError> {
-        self.audit(kind, user, origin, detail, now).await
     }
 
     /// Reads the audit log.
@@ -178,7 +167,7 @@ impl<S: Stores> Accounts<S> {
         let location = self.locate(origin);
         let ip = origin.ip.map(|ip| ip.to_string()).unwrap_or_default();
         if !device.known && device.any_known {
-            let browser: String = origin.user_agent.chars().filter(|c| !c.is_control()).take(120).collect();
+            let browser = origin.user_agent_text(120);
             let message = Message::NewDeviceSignIn {
                 browser: if browser.is_empty() { "Unknown browser".into() } else { browser },
                 ip: ip.clone(),

@@ -355,7 +355,7 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
                 other => fail(other),
             })?;
             let detail = serde_json::json!({ "admin": user.is_admin });
-            accounts.audit_operator_action(AuditKind::UserCreated, Some(user.id), &origin, detail, clock.now()).await.map_err(fail)?;
+            accounts.audit(AuditKind::UserCreated, Some(user.id), &origin, detail, clock.now()).await.map_err(fail)?;
             println!("{}", serde_json::json!({ "id": user.id.to_string(), "email": user.email.as_str(), "admin": user.is_admin }));
         }
         UserCommand::List => {
@@ -566,11 +566,7 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
 async fn audit_client(app: &Application, client_id: &str, action: &str, now: i64) -> Result<(), StartError> {
     let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..RequestOrigin::command_line() };
     let detail = serde_json::json!({ "action": action });
-    app.state
-        .accounts()
-        .audit_operator_action(AuditKind::ClientChanged, None, &origin, detail, now)
-        .await
-        .map_err(|e| StartError::Other(e.to_string()))
+    app.state.accounts().audit(AuditKind::ClientChanged, None, &origin, detail, now).await.map_err(|e| StartError::Other(e.to_string()))
 }
 
 fn client_json(c: &portcullis_core::oauth::Client) -> serde_json::Value {

@@ -147,16 +147,13 @@ impl Browser {
         response
     }
 
-    /// Where this request comes from, for the policy and the audit log
-    /// (`client_id`: the application the sign-in is for, when known).
-    pub fn origin(&self, client_id: Option<String>) -> portcullis_core::audit::RequestOrigin {
+    /// Where this request comes from, for the policy and the audit log.
+    pub fn origin(&self) -> portcullis_core::audit::RequestOrigin {
         portcullis_core::audit::RequestOrigin {
             ip: self.ip.parse().ok(),
             user_agent: self.user_agent.clone(),
             device: Some(self.device.clone()),
-            client_id,
-            client_policy: None,
-            actor: None,
+            ..Default::default()
         }
     }
 }

@@ -45,7 +45,7 @@ async fn the_security_page_lists_sessions_and_recent_events_and_ends_a_session(a
         let origin = RequestOrigin::command_line();
         app.state
             .accounts()
-            .audit_operator_action(AuditKind::AccountUnlocked, Some(ada.id), &origin, serde_json::json!({}), app.clock.now())
+            .audit(AuditKind::AccountUnlocked, Some(ada.id), &origin, serde_json::json!({}), app.clock.now())
             .await
             .unwrap();
     }

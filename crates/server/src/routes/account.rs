@@ -57,11 +57,7 @@ pub async fn change_password(
         return Ok(to_login("/account"));
     };
     let ctx = account_context(&session);
-    match state
-        .accounts()
-        .change_password(&session, &form.current, (&form.password, &form.confirm), &browser.origin(None), state.now())
-        .await
-    {
+    match state.accounts().change_password(&session, &form.current, (&form.password, &form.confirm), &browser.origin(), state.now()).await {
         Ok(()) => Ok(browser.page(
             StatusCode::OK,
             "account.html",

@@ -49,7 +49,7 @@ macro_rules! admin_or_return {
 
 /// Who is acting, for the audit log.
 fn acting(browser: &Browser, session: &ActiveSession) -> RequestOrigin {
-    RequestOrigin { actor: Some(session.user.id), ..browser.origin(None) }
+    RequestOrigin { actor: Some(session.user.id), ..browser.origin() }
 }
 
 /// GET /admin
@@ -217,7 +217,7 @@ pub async fn clients(State(state): State<AppState>, browser: Browser) -> Result<
 
 async fn audit_client(state: &AppState, origin: &RequestOrigin, client_id: &str, action: &str) -> Result<(), AccountError> {
     let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..origin.clone() };
-    state.accounts().audit_operator_action(AuditKind::ClientChanged, None, &origin, json!({ "action": action }), state.now()).await
+    state.accounts().audit(AuditKind::ClientChanged, None, &origin, json!({ "action": action }), state.now()).await
 }
 
 #[derive(Deserialize)]

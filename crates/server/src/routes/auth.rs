@@ -312,7 +312,7 @@ pub async fn reset_password(
     browser: Browser,
     HtmlForm(form): HtmlForm<ResetForm>,
 ) -> Result<Response, AppError> {
-    match state.accounts().reset_password(&form.token, (&form.password, &form.confirm), &browser.origin(None), state.now()).await {
+    match state.accounts().reset_password(&form.token, (&form.password, &form.confirm), &browser.origin(), state.now()).await {
         Ok(()) => Ok(message(
             &browser,
             "Password changed",

@@ -462,7 +462,7 @@ pub async fn confirm_totp(
 ) -> Result<Response, AppError> {
     let session = require_session(&state, &browser).await?;
     let user = &session.user;
-    let origin = browser.origin(None);
+    let origin = browser.origin();
     let outcome = match state.accounts().name_factor(user, &form.credential_id, &form.name).await {
         Ok(_) => state.accounts().finish_enrollment(user, FactorKind::Totp, &form.credential_id, &form.code, &origin, state.now()).await,
         Err(e) => Err(e),
@@ -491,7 +491,7 @@ pub async fn regenerate_codes(State(state): State<AppState>, browser: Browser) -
     if !state.accounts().has_second_factor(session.user.id).await? {
         return Err(AppError::BadRequest("Set up two-step verification first: recovery codes stand in for a second factor.".into()));
     }
-    let codes = state.accounts().regenerate_recovery_codes(&session.user, &browser.origin(None), state.now()).await?;
+    let codes = state.accounts().regenerate_recovery_codes(&session.user, &browser.origin(), state.now()).await?;
     Ok(browser.page(
         StatusCode::OK,
         "recovery_codes.html",
@@ -568,7 +568,7 @@ async fn manage(
     action: impl for<'a> FnOnce(&'a AppState, &'a User, &'a RequestOrigin) -> Action<'a>,
 ) -> Result<Response, AppError> {
     let session = require_session(state, browser).await?;
-    let origin = browser.origin(None);
+    let origin = browser.origin();
     let result = action(state, &session.user, &origin).await;
     let ctx = security_context(state, &session).await?;
     match result {
@@ -616,7 +616,7 @@ pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(f
     let session = require_session(&state, &browser).await?;
     let user = &session.user;
     let kind = webauthn_kind(&form.kind)?;
-    match state.accounts().finish_enrollment(user, kind, &form.ceremony, &form.credential, &browser.origin(None), state.now()).await {
+    match state.accounts().finish_enrollment(user, kind, &form.ceremony, &form.credential, &browser.origin(), state.now()).await {
         Ok(Some(codes)) => Ok(browser.page(
             StatusCode::OK,
             "recovery_codes.html",
@@ -684,10 +684,7 @@ pub async fn confirm_phone(
 ) -> Result<Response, AppError> {
     let session = require_session(&state, &browser).await?;
     let user = &session.user;
-    match state
-        .accounts()
-        .finish_enrollment(user, FactorKind::Phone, &form.credential_id, &form.code, &browser.origin(None), state.now())
-        .await
+    match state.accounts().finish_enrollment(user, FactorKind::Phone, &form.credential_id, &form.code, &browser.origin(), state.now()).await
     {
         Ok(Some(codes)) => Ok(browser.page(
             StatusCode::OK,

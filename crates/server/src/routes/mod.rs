@@ -111,7 +111,7 @@ async fn sign_in_origin(state: &AppState, browser: &Browser, next: &str) -> port
     portcullis_core::audit::RequestOrigin {
         client_id: client.as_ref().map(|c| c.id.clone()),
         client_policy: client.map(|c| c.policy),
-        ..browser.origin(None)
+        ..browser.origin()
     }
 }
 
