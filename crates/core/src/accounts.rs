@@ -510,13 +510,19 @@ impl<S: crate::store::Stores> Accounts<S> {
         Ok(())
     }
 
-    /// Lifts a lock (operator action); true if the account was locked or had failures.
+    /// Operator: lifts a lockout after failures and enables a disabled
+    /// account; true if there was either to lift.
     pub async fn unlock(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, AccountError> {
         let email = EmailAddress::parse(email)?;
-        let cleared = self.store.clear_login_failures(email.as_str()).await?;
-        let user = self.store.user_by_email(&email).await?.map(|u| u.id);
-        self.audit(AuditKind::AccountUnlocked, user, origin, json!({ "had_failures": cleared }), now).await?;
-        Ok(cleared)
+        let had_failures = self.store.clear_login_failures(email.as_str()).await?;
+        let user = self.store.user_by_email(&email).await?;
+        let was_disabled = user.as_ref().is_some_and(|u| u.disabled_at.is_some());
+        if was_disabled && let Some(u) = &user {
+            self.store.set_disabled(u.id, None).await?;
+        }
+        let detail = json!({ "had_failures": had_failures, "was_disabled": was_disabled });
+        self.audit(AuditKind::AccountUnlocked, user.map(|u| u.id), origin, detail, now).await?;
+        Ok(had_failures || was_disabled)
     }
 
     /// All accounts.

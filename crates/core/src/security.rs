@@ -180,21 +180,15 @@ impl<S: Stores> Accounts<S> {
     }
 
     /// Operator: disables an account (it cannot sign in; its sessions and
-    /// remembered browsers end) or enables it again (lifting any lockout too).
-    /// Tokens issued to it are the provider's to revoke.
-    pub async fn set_disabled(&self, email: &str, disabled: bool, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+    /// remembered browsers end) until [`Accounts::unlock`]. Tokens issued to
+    /// it are the provider's to revoke.
+    pub async fn disable(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
         let user = self.find_user(email).await?;
-        if disabled {
-            self.store.set_disabled(user.id, Some(now)).await?;
-            self.store.delete_user_sessions(user.id, None).await?;
-            self.store.forget_all_remembered_browsers(user.id, now).await?;
-            self.audit(AuditKind::AccountLocked, Some(user.id), origin, json!({ "disabled": true }), now).await?;
-        } else {
-            self.store.set_disabled(user.id, None).await?;
-            self.store.clear_login_failures(user.email.as_str()).await?;
-            self.audit(AuditKind::AccountUnlocked, Some(user.id), origin, json!({ "disabled": false }), now).await?;
-        }
-        Ok(User { disabled_at: disabled.then_some(now), ..user })
+        self.store.set_disabled(user.id, Some(now)).await?;
+        self.store.delete_user_sessions(user.id, None).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
+        self.audit(AuditKind::AccountLocked, Some(user.id), origin, json!({ "disabled": true }), now).await?;
+        Ok(User { disabled_at: Some(now), ..user })
     }
 
     /// Accounts matching `query` (email or name), for the admin console.

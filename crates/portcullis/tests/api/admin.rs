@@ -58,6 +58,11 @@ async fn the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_an
     assert_eq!(ada_browser.sign_in("ada@example.com", PASSWORD).await, StatusCode::FORBIDDEN, "and cannot sign in");
     app.admin_user_action("ada@example.com", "unlock").await;
     assert_eq!(ada_browser.sign_in("ada@example.com", PASSWORD).await, StatusCode::SEE_OTHER);
+    // The command line's unlock lifts the same lock.
+    app.admin_user_action("ada@example.com", "lock").await;
+    let out = app.cli(&["user", "unlock", "--email", "ada@example.com"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ada@example.com: unlocked");
+    assert_eq!(ada_browser.sign_in("ada@example.com", PASSWORD).await, StatusCode::SEE_OTHER);
     app.admin_user_action("ada@example.com", "require_mfa").await;
     assert!(app.state.accounts().find_user("ada@example.com").await.unwrap().mfa_required);
     app.admin_user_action("ada@example.com", "reset_mfa").await;
@@ -70,7 +75,7 @@ async fn the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_an
         let app = &app;
         async move { app.audit(kind).await.iter().filter(|e| e.detail["by"] == root.id.to_string()).count() }
     };
-    assert_eq!(by_root(AuditKind::AccountLocked).await, 1);
+    assert_eq!(by_root(AuditKind::AccountLocked).await, 2);
     assert_eq!(by_root(AuditKind::AccountUnlocked).await, 1);
     assert_eq!(by_root(AuditKind::MfaRequirementChanged).await, 1);
     assert_eq!(by_root(AuditKind::MfaReset).await, 1);
@@ -126,7 +131,7 @@ async fn the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_an
     let today = portcullis_server::pages::date(app.clock.now());
     let log = app.get(&format!("/admin/audit?user=ada%40example.com&event=account_locked&from={today}&to={today}")).await;
     assert_eq!(log.status, StatusCode::OK, "{}", log.body);
-    assert_eq!(log.body.matches("data-testid=\"audit-event\"").count(), 1, "{}", log.body);
+    assert_eq!(log.body.matches("data-testid=\"audit-event\"").count(), 2, "locked twice: {}", log.body);
     let all = app.get("/admin/audit?user=ada%40example.com").await;
     assert!(all.body.matches("data-testid=\"audit-event\"").count() >= 6);
     let yesterday = portcullis_server::pages::date(app.clock.now() - 86_400);

@@ -114,14 +114,14 @@ pub async fn user_action(
     let outcome = match form.action.as_str() {
         // An admin who locks or demotes themselves could leave nobody to undo it.
         "lock" | "remove_admin" if yourself => Err(AccountError::InvalidInput("Another admin has to do that to your own account.".into())),
-        "lock" => match accounts.set_disabled(email, true, &origin, now).await {
+        "lock" => match accounts.disable(email, &origin, now).await {
             Ok(user) => {
                 state.provider().revoke_user_tokens(user.id, now).await?;
                 Ok(format!("{email} is locked: signed out everywhere and its tokens revoked."))
             }
             Err(e) => Err(e),
         },
-        "unlock" => accounts.set_disabled(email, false, &origin, now).await.map(|_| format!("{email} is unlocked.")),
+        "unlock" => accounts.unlock(email, &origin, now).await.map(|_| format!("{email} is unlocked.")),
         "reset_mfa" => accounts.reset_mfa(email, &origin, now).await.map(|_| format!("{email}: every second factor removed.")),
         "require_mfa" => accounts.require_mfa(email, true, &origin, now).await.map(|_| format!("{email} must use a second factor.")),
         "stop_requiring_mfa" => {
