@@ -101,7 +101,7 @@ impl<S: Stores> Accounts<S> {
     pub(crate) async fn assess(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<Assessment, AccountError> {
         let location = self.locate(origin);
         let device = self.store.device_seen(user.id, &device_digest(origin)).await?;
-        let failures_last_hour = self.store.count_audit_events(user.id, &[AuditKind::SignInFailed], now - 3600).await?;
+        let failures_last_hour = self.store.count_audit_events(user.id, AuditKind::SignInFailed, now - 3600).await?;
         let last = self.store.last_sign_in(user.id).await?;
         let travel_km = last.as_ref().and_then(|l| distance_km(&l.location, &location));
         let new_country = match (last.as_ref().and_then(|l| l.location.country.as_ref()), &location.country) {

@@ -103,18 +103,15 @@ impl AuditStore for Store {
         })
     }
 
-    async fn count_audit_events(&self, user: UserId, kinds: &[AuditKind], since: UnixTime) -> StoreResult<u32> {
-        // A handful of kinds at most: one comma-joined parameter keeps the SQL text the same on both backends.
-        let names = format!(",{},", kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","));
-        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM audit_events WHERE user_id = $1 AND at >= $2 AND $3 LIKE '%,' || event || ',%'"
-        )
-        .bind(user.to_string())
-        .bind(since)
-        .bind(&names)
-        .fetch_one(p)
-        .await
-        .map_err(db_error))?;
+    async fn count_audit_events(&self, user: UserId, kind: AuditKind, since: UnixTime) -> StoreResult<u32> {
+        let n: i64 =
+            on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE user_id = $1 AND at >= $2 AND event = $3")
+                .bind(user.to_string())
+                .bind(since)
+                .bind(kind.as_str())
+                .fetch_one(p)
+                .await
+                .map_err(db_error))?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 }

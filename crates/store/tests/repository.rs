@@ -559,9 +559,9 @@ async fn the_audit_log_filters_follows_and_counts(s: Store) {
     assert_eq!(filtered(AuditFilter { since: Some(200), until: Some(300), ..AuditFilter::default() }).await, vec![300, 200]);
     let after = newest[2].id;
     assert_eq!(filtered(AuditFilter { after_id: Some(after), ..AuditFilter::default() }).await, vec![300, 400], "following: oldest first");
-    assert_eq!(s.count_audit_events(ada, &[AuditKind::SignInFailed], 100).await.unwrap(), 2);
-    assert_eq!(s.count_audit_events(ada, &[AuditKind::SignInFailed], 101).await.unwrap(), 1);
-    assert_eq!(s.count_audit_events(ada, &[AuditKind::SignInFailed, AuditKind::SignInSucceeded], 0).await.unwrap(), 3);
+    assert_eq!(s.count_audit_events(ada, AuditKind::SignInFailed, 100).await.unwrap(), 2);
+    assert_eq!(s.count_audit_events(ada, AuditKind::SignInFailed, 101).await.unwrap(), 1);
+    assert_eq!(s.count_audit_events(ada, AuditKind::SignInSucceeded, 0).await.unwrap(), 1, "only that kind");
     s.purge_audit_events(300).await.unwrap();
     assert_eq!(filtered(AuditFilter::default()).await, vec![400, 300], "retention drops what is older");
 }
