@@ -77,6 +77,18 @@ impl<S: Stores> Accounts<S> {
         Ok(())
     }
 
+    /// Records an operator's change to application `client_id` (`action`: created, policy_changed, …).
+    pub async fn audit_client_change(
+        &self,
+        client_id: &str,
+        action: &str,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..origin.clone() };
+        self.audit(AuditKind::ClientChanged, None, &origin, json!({ "action": action }), now).await
+    }
+
     /// Reads the audit log.
     pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, AccountError> {
         Ok(self.store.audit_events(filter).await?)

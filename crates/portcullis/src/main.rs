@@ -564,9 +564,8 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
 
 /// Records an operator's change to a client.
 async fn audit_client(app: &Application, client_id: &str, action: &str, now: i64) -> Result<(), StartError> {
-    let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..RequestOrigin::command_line() };
-    let detail = serde_json::json!({ "action": action });
-    app.state.accounts().audit(AuditKind::ClientChanged, None, &origin, detail, now).await.map_err(|e| StartError::Other(e.to_string()))
+    let accounts = app.state.accounts();
+    accounts.audit_client_change(client_id, action, &RequestOrigin::command_line(), now).await.map_err(|e| StartError::Other(e.to_string()))
 }
 
 fn client_json(c: &portcullis_core::oauth::Client) -> serde_json::Value {

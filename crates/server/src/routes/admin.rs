@@ -16,7 +16,6 @@ use portcullis_core::oauth::{ClientPolicy, FACTOR_KEYS, MfaPolicy, SigningAlg};
 use portcullis_core::security::AdminAccess;
 use portcullis_oidc::clients::NewClient;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::current_session;
 use crate::error::AppError;
@@ -215,11 +214,6 @@ pub async fn clients(State(state): State<AppState>, browser: Browser) -> Result<
     clients_page(&state, &browser, Ok(ClientNotice::default())).await
 }
 
-async fn audit_client(state: &AppState, origin: &RequestOrigin, client_id: &str, action: &str) -> Result<(), AccountError> {
-    let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..origin.clone() };
-    state.accounts().audit(AuditKind::ClientChanged, None, &origin, json!({ "action": action }), state.now()).await
-}
-
 #[derive(Deserialize)]
 pub struct NewClientForm {
     #[serde(default)]
@@ -251,7 +245,7 @@ pub async fn create_client(
             signing_alg: SigningAlg::ES256,
         };
         let (client, secret) = state.provider().register_client(new, state.now()).await.map_err(client_error)?;
-        audit_client(&state, &acting(&browser, &session), &client.id, "created").await?;
+        state.accounts().audit_client_change(&client.id, "created", &acting(&browser, &session), state.now()).await?;
         Ok(ClientNotice { text: Some(format!("{} added as {}.", client.name, client.id)), secret: secret.map(|s| (client.id, s)) })
     }
     .await;
@@ -288,7 +282,7 @@ pub async fn client_policy(
         if !state.provider().update_client_policy(&form.client_id, &policy).await.map_err(client_error)? {
             return Err(AccountError::NotFound);
         }
-        audit_client(&state, &acting(&browser, &session), &form.client_id, "policy_changed").await?;
+        state.accounts().audit_client_change(&form.client_id, "policy_changed", &acting(&browser, &session), state.now()).await?;
         Ok(ClientNotice { text: Some(format!("Policy of {} saved.", form.client_id)), secret: None })
     }
     .await;
@@ -309,7 +303,7 @@ pub async fn rotate_secret(
     let session = admin_or_return!(state, browser, "/admin/clients");
     let outcome = async {
         let secret = state.provider().rotate_client_secret(&form.client_id).await.map_err(client_error)?.ok_or(AccountError::NotFound)?;
-        audit_client(&state, &acting(&browser, &session), &form.client_id, "secret_rotated").await?;
+        state.accounts().audit_client_change(&form.client_id, "secret_rotated", &acting(&browser, &session), state.now()).await?;
         let text = format!("New secret for {}: the old one no longer works.", form.client_id);
         Ok(ClientNotice { text: Some(text), secret: Some((form.client_id.clone(), secret)) })
     }
