@@ -287,12 +287,8 @@ impl<S: Stores> Accounts<S> {
 
     /// Counts a code sent at the request of `client`; refuses past the hourly cap.
     pub(crate) async fn hit_client_code_cap(&self, client: &str, now: UnixTime) -> Result<(), AccountError> {
-        let hour = now - now.rem_euclid(3600);
-        let bucket = crate::rate_limit::RateBucket { key: format!("otp-client:{client}"), window_start: hour };
-        if self.store.hit_otp_bucket(&bucket).await? > self.settings.otp.per_client_per_hour {
-            return Err(AccountError::TooManyCodes { retry_after_secs: hour + 3600 - now });
-        }
-        Ok(())
+        let quota = crate::factors::otp::hourly(format!("otp-client:{client}"), self.settings.otp.per_client_per_hour);
+        self.store.take_send_quotas(&[quota], now).await?.map_err(|retry_after_secs| AccountError::TooManyCodes { retry_after_secs })
     }
 
     /// The pending sign-in behind a token, with its user.

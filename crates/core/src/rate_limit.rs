@@ -1,6 +1,8 @@
 //! Per-client-IP rate limits on the endpoints an attacker would hammer
-//! (sign-in, sign-up, password reset). Fixed one-minute windows counted in the
-//! database, so the limit holds across server processes.
+//! (sign-in, sign-up, password reset): fixed one-minute windows counted in the
+//! database, so the limit holds across server processes. Caps on messages sent
+//! (codes by email and SMS) are sliding windows ([`SlidingQuota`]), since a
+//! fixed window lets twice the cap through around its boundary.
 
 use crate::clock::UnixTime;
 
@@ -71,9 +73,57 @@ impl RateLimits {
     }
 }
 
+/// At most `cap` events in any `window` seconds, counted per key.
+///
+/// Unlike the fixed windows above, a sliding window cannot be doubled by
+/// straddling a boundary: "ten codes an hour" means ten in any hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlidingQuota {
+    /// Stable key: what is counted and for whom (`otp-user:…`).
+    pub key: String,
+    /// Events allowed in any window.
+    pub cap: u32,
+    /// Window length in seconds.
+    pub window: i64,
+}
+
+impl SlidingQuota {
+    /// Given the times of earlier events, the times to keep once this event at
+    /// `now` is counted (oldest first), or, when the quota is spent, the seconds
+    /// until the oldest blocking event leaves the window.
+    pub fn admit(&self, earlier: &[UnixTime], now: UnixTime) -> Result<Vec<UnixTime>, i64> {
+        let mut recent: Vec<UnixTime> = earlier.iter().copied().filter(|&t| t > now - self.window).collect();
+        recent.sort_unstable();
+        let cap = self.cap as usize;
+        if recent.len() >= cap {
+            // One more fits once the cap-th newest event has left the window.
+            let blocking = recent.len().checked_sub(cap).and_then(|i| recent.get(i)).copied().unwrap_or(now);
+            return Err((blocking + self.window - now).max(1));
+        }
+        recent.push(now);
+        Ok(recent)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sliding_quota_holds_across_any_hour_and_says_when_a_slot_frees() {
+        let q = SlidingQuota { key: "otp-user:1".into(), cap: 3, window: 3600 };
+        // Three events straddling a clock-hour boundary (3599, 3600, 3601) fill the quota.
+        let mut times = Vec::new();
+        for t in [3599, 3600, 3601] {
+            times = q.admit(&times, t).unwrap();
+        }
+        assert_eq!(q.admit(&times, 3700), Err(3599 + 3600 - 3700), "a fourth in the same hour waits for the oldest");
+        assert_eq!(q.admit(&times, 7198), Err(1));
+        let after = q.admit(&times, 7199).unwrap();
+        assert_eq!(after, vec![3600, 3601, 7199], "events older than the window are dropped");
+        let none = SlidingQuota { cap: 0, ..q };
+        assert_eq!(none.admit(&[], 10), Err(3600), "a zero cap admits nothing");
+    }
 
     #[test]
     fn windows_align_to_the_minute_and_limit_after_the_quota() {

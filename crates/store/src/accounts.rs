@@ -410,6 +410,7 @@ impl AccountStore for Store {
                 .await
                 .map_err(db_error)?;
             sqlx::query("DELETE FROM rate_limits WHERE window_start < $1").bind(now - 3600).execute(p).await.map_err(db_error)?;
+            sqlx::query("DELETE FROM send_quotas WHERE last_at < $1").bind(now - day).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM pending_sign_ins WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM one_time_codes WHERE expires_at <= $1").bind(now - day).execute(p).await.map_err(db_error)?;

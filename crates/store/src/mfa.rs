@@ -5,9 +5,8 @@ use portcullis_core::clock::UnixTime;
 use portcullis_core::factors::otp::{OneTimeCode, OtpChannel};
 use portcullis_core::factors::webauthn::Ceremony;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn, RememberedBrowser};
-use portcullis_core::rate_limit::RateBucket;
+use portcullis_core::rate_limit::SlidingQuota;
 use portcullis_core::session::AuthRecord;
-use portcullis_core::store::AccountStore;
 use portcullis_core::store::StoreResult;
 use portcullis_core::user::{User, UserId};
 
@@ -367,8 +366,44 @@ impl MfaStore for Store {
         Ok(spent)
     }
 
-    async fn hit_otp_bucket(&self, bucket: &RateBucket) -> StoreResult<u32> {
-        self.hit_rate_bucket(bucket).await
+    async fn take_send_quotas(&self, quotas: &[SlidingQuota], now: UnixTime) -> StoreResult<Result<(), i64>> {
+        // Keys are taken in one order, so two senders sharing two keys cannot deadlock.
+        let mut quotas: Vec<&SlidingQuota> = quotas.iter().collect();
+        quotas.sort_by(|a, b| a.key.cmp(&b.key));
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await.map_err(db_error)?;
+            let mut admitted = Vec::with_capacity(quotas.len());
+            for q in &quotas {
+                // The upsert takes the row before it is read (see migration 0011).
+                let recent: String = sqlx::query_scalar(
+                    "INSERT INTO send_quotas (quota_key, recent, last_at) VALUES ($1, '', $2) \
+                     ON CONFLICT (quota_key) DO UPDATE SET recent = send_quotas.recent RETURNING recent",
+                )
+                .bind(&q.key)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                let earlier: Vec<UnixTime> = recent.split_ascii_whitespace().filter_map(|t| t.parse().ok()).collect();
+                match q.admit(&earlier, now) {
+                    Ok(times) => admitted.push((&q.key, times)),
+                    // Dropping the transaction rolls it back: nothing is counted.
+                    Err(retry_after) => return Ok(Err(retry_after)),
+                }
+            }
+            for (key, times) in admitted {
+                let recent = times.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
+                sqlx::query("UPDATE send_quotas SET recent = $2, last_at = $3 WHERE quota_key = $1")
+                    .bind(key)
+                    .bind(recent)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)?;
+            Ok(Ok(()))
+        })
     }
 
     async fn set_mfa_required(&self, user: UserId, required: bool) -> StoreResult<bool> {

@@ -11,7 +11,7 @@ use portcullis_core::oauth::{
     SigningAlg,
 };
 use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore};
-use portcullis_core::rate_limit::{LimitedAction, RateLimits};
+use portcullis_core::rate_limit::{LimitedAction, RateLimits, SlidingQuota};
 use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
 use portcullis_core::user::{User, UserId};
@@ -45,6 +45,7 @@ on_both_backends!(
     the_audit_log_filters_follows_and_counts,
     devices_and_last_sign_ins_are_remembered_per_account,
     a_queued_notice_is_claimed_once_and_retried_until_removed,
+    send_quotas_hold_under_concurrency_and_count_all_or_nothing,
 );
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
@@ -660,4 +661,28 @@ async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {
     assert!(s.claim_notices(999, 1_300, 10).await.unwrap().is_empty());
     let last = s.claim_notices(1_000, 1_300, 10).await.unwrap();
     assert_eq!((last.len(), last[0].id, last[0].attempts), (1, again[0].id, 3));
+}
+
+async fn send_quotas_hold_under_concurrency_and_count_all_or_nothing(s: Store) {
+    let quota = |key: &str, cap: u32| SlidingQuota { key: key.into(), cap, window: 3600 };
+    let (ada, bob, phone) = (quota("otp-user:ada", 3), quota("otp-user:bob", 10), quota("otp-to:+15550001", 5));
+    let store = s.clone();
+    let (a, p) = (ada.clone(), phone.clone());
+    let wins = concurrently(8, move || {
+        let (s, quotas) = (store.clone(), [a.clone(), p.clone()]);
+        async move { s.take_send_quotas(&quotas, 1000).await.unwrap().is_ok() }
+    })
+    .await;
+    assert_eq!(wins, 3, "eight concurrent sends, a cap of three");
+    // Bob shares the number: two of its five slots are left; his refused sends cost him nothing.
+    for expected in [true, true, false, false] {
+        assert_eq!(s.take_send_quotas(&[bob.clone(), phone.clone()], 1100).await.unwrap().is_ok(), expected);
+    }
+    for _ in 0..8 {
+        assert!(s.take_send_quotas(std::slice::from_ref(&bob), 1200).await.unwrap().is_ok());
+    }
+    assert_eq!(s.take_send_quotas(std::slice::from_ref(&bob), 1200).await.unwrap(), Err(1100 + 3600 - 1200), "ten counted, not twelve");
+    assert_eq!(s.take_send_quotas(std::slice::from_ref(&ada), 4599).await.unwrap(), Err(1), "an hour after the first send");
+    assert_eq!(s.take_send_quotas(std::slice::from_ref(&ada), 4600).await.unwrap(), Ok(()));
+    s.purge_expired(4600 + 24 * 3600).await.unwrap();
 }

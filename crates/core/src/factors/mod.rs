@@ -426,8 +426,13 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
         max_attempts: u32,
         now: UnixTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Counts one hit in a send-limit bucket atomically; returns the count in its window.
-    fn hit_otp_bucket(&self, bucket: &crate::rate_limit::RateBucket) -> impl Future<Output = StoreResult<u32>> + Send;
+    /// Counts one event against every quota, atomically and all or nothing:
+    /// `Err(retry_after_secs)` (and nothing counted) when one of them is spent.
+    fn take_send_quotas(
+        &self,
+        quotas: &[crate::rate_limit::SlidingQuota],
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<Result<(), i64>>> + Send;
     /// Sets whether the user must use MFA (and enroll at next sign-in if they have no factor).
     fn set_mfa_required(&self, user: UserId, required: bool) -> impl Future<Output = StoreResult<bool>> + Send;
 

@@ -16,7 +16,7 @@ use super::{
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::mail::{BoxFuture, Message};
-use crate::rate_limit::RateBucket;
+use crate::rate_limit::SlidingQuota;
 use crate::secrets::MacKey;
 use crate::session::AuthMethod;
 use crate::sms::PhoneNumber;
@@ -114,10 +114,12 @@ pub fn tag(key: &MacKey, user: UserId, channel: OtpChannel, code: &str) -> Strin
     key.tag("one-time-code", format!("{user}:{}:{digits}", channel.as_str()).as_bytes())
 }
 
+/// The caps on codes sent are per hour, in a sliding window.
 const HOUR: i64 = 3600;
 
-fn hourly(key: String, now: UnixTime) -> RateBucket {
-    RateBucket { key, window_start: now - now.rem_euclid(HOUR) }
+/// The hourly quota of codes under `key`.
+pub(crate) fn hourly(key: String, cap: u32) -> SlidingQuota {
+    SlidingQuota { key, cap, window: HOUR }
 }
 
 /// What a sent code is for (it picks the message's words).
@@ -143,15 +145,11 @@ pub(crate) async fn send_code<S: MfaStore>(
     {
         return Err(AccountError::CodeSentRecently { retry_after_secs: limits.resend_cooldown - (now - last) });
     }
-    let caps = [
-        (hourly(format!("otp-user:{}", user.id), now), limits.per_user_per_hour),
-        (hourly(format!("otp-to:{destination}"), now), limits.per_destination_per_hour),
+    let quotas = [
+        hourly(format!("otp-user:{}", user.id), limits.per_user_per_hour),
+        hourly(format!("otp-to:{destination}"), limits.per_destination_per_hour),
     ];
-    for (bucket, cap) in caps {
-        if ctx.store.hit_otp_bucket(&bucket).await? > cap {
-            return Err(AccountError::TooManyCodes { retry_after_secs: bucket.window_start + HOUR - now });
-        }
-    }
+    ctx.store.take_send_quotas(&quotas, now).await?.map_err(|retry_after_secs| AccountError::TooManyCodes { retry_after_secs })?;
     let code = generate_code();
     let record = OneTimeCode {
         id: uuid::Uuid::new_v4().simple().to_string(),
