@@ -181,9 +181,91 @@ pub trait AuditStore: Clone + Send + Sync + 'static {
     fn count_audit_events(&self, user: UserId, kind: AuditKind, since: UnixTime) -> impl Future<Output = StoreResult<u32>> + Send;
 }
 
+/// Follows the audit log by id without missing late commits.
+///
+/// An event's id is drawn from a sequence when its row is inserted, not when
+/// its transaction commits: on PostgreSQL, id 102 can become visible after id
+/// 103 was read. So a follower does not trust "everything up to the last id I
+/// saw"; it re-reads from `cursor` (the newest id it has held for
+/// [`Self::SETTLE`]) and skips what it already printed.
+#[derive(Debug, Clone)]
+pub struct AuditFollower {
+    cursor: i64,
+    /// Printed ids above the cursor, with when they were first seen.
+    printed: std::collections::BTreeMap<i64, std::time::Instant>,
+}
+
+impl AuditFollower {
+    /// How long a write transaction may stay open after taking its id; a gap
+    /// below an id seen this long ago is a rolled-back insert, not a late one.
+    pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// A follower of the events after id `after`.
+    pub fn new(after: i64) -> Self {
+        Self { cursor: after, printed: Default::default() }
+    }
+
+    /// Where the next read starts (exclusive).
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// Of the events read from the cursor, those not printed yet, in id order.
+    pub fn fresh(&mut self, read: Vec<AuditRecord>, now: std::time::Instant) -> Vec<AuditRecord> {
+        let mut fresh: Vec<AuditRecord> = read.into_iter().filter(|e| e.id > self.cursor && !self.printed.contains_key(&e.id)).collect();
+        fresh.sort_by_key(|e| e.id);
+        for e in &fresh {
+            self.printed.insert(e.id, now);
+        }
+        fresh
+    }
+
+    /// Moves the cursor past the events held for [`Self::SETTLE`].
+    pub fn settle(&mut self, now: std::time::Instant) {
+        if let Some(settled) = self.printed.iter().filter(|(_, seen)| now.duration_since(**seen) >= Self::SETTLE).map(|(id, _)| *id).max() {
+            self.cursor = settled;
+            self.printed = self.printed.split_off(&(settled + 1));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(id: i64) -> AuditRecord {
+        AuditRecord {
+            id,
+            at: 0,
+            kind: "sign_in_failed".into(),
+            user: None,
+            client_id: None,
+            ip: None,
+            user_agent: None,
+            detail: Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_follower_prints_a_late_commit_once_and_then_moves_on() {
+        let start = std::time::Instant::now();
+        let mut f = AuditFollower::new(100);
+        let ids = |v: Vec<AuditRecord>| v.iter().map(|e| e.id).collect::<Vec<_>>();
+        // 102 is still uncommitted when 101 and 103 are read.
+        assert_eq!(ids(f.fresh(vec![record(101), record(103)], start)), [101, 103]);
+        f.settle(start + std::time::Duration::from_secs(1));
+        assert_eq!(f.cursor(), 100, "nothing has settled yet");
+        assert_eq!(
+            ids(f.fresh(vec![record(101), record(102), record(103)], start + std::time::Duration::from_secs(2))),
+            [102],
+            "the late one, once"
+        );
+        f.settle(start + AuditFollower::SETTLE);
+        assert_eq!(f.cursor(), 103, "101 and 103 were held long enough; 102 is below them");
+        assert_eq!(ids(f.fresh(vec![record(102), record(103), record(104)], start + AuditFollower::SETTLE)), [104]);
+        f.settle(start + AuditFollower::SETTLE * 3);
+        assert_eq!(f.cursor(), 104);
+    }
 
     #[test]
     fn every_kind_round_trips_through_its_name() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use portcullis::config::{Config, FlagOverrides, LogFormat};
 use portcullis::{Application, StartError, open_store};
-use portcullis_core::audit::{AuditFilter, AuditKind, RequestOrigin};
+use portcullis_core::audit::{AuditFilter, AuditFollower, AuditKind, RequestOrigin};
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::lockout::LockState;
 use portcullis_core::oauth::{ClientPolicy, MfaPolicy, SigningAlg};
@@ -525,12 +525,20 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
                 }
                 let stop = shutdown_signal();
                 tokio::pin!(stop);
+                let mut follower = AuditFollower::new(last_id);
                 loop {
-                    filter.after_id = Some(last_id);
-                    for e in accounts.audit_log(&filter).await.map_err(fail)? {
-                        println!("{}", e.to_json());
-                        last_id = e.id;
+                    let now = std::time::Instant::now();
+                    filter.after_id = Some(follower.cursor());
+                    loop {
+                        let page = accounts.audit_log(&filter).await.map_err(fail)?;
+                        let next = page.last().map(|e| e.id).filter(|_| page.len() >= filter.limit as usize);
+                        for e in follower.fresh(page, now) {
+                            println!("{}", e.to_json());
+                        }
+                        let Some(next) = next else { break };
+                        filter.after_id = Some(next);
                     }
+                    follower.settle(now);
                     tokio::select! {
                         _ = &mut stop => break,
                         _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}

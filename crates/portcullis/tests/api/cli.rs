@@ -170,8 +170,22 @@ async fn the_audit_log_is_read_followed_and_exported_from_the_command_line() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("sign_in_failed"), "the error lists the kinds");
 
     // --follow prints what happens after it starts.
+    let (mut follower, rx) = follow_audit(&app, &["--event", "sign_in_failed"]);
+    assert!(rx.recv_timeout(std::time::Duration::from_millis(1500)).is_err(), "nothing new yet");
+    app.other_browser().sign_in("ada@example.com", "another-wrong-1").await;
+    let line = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the new failure is printed");
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["event"], "sign_in_failed");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}
+
+/// `portcullis audit tail --follow -n 0 ARGS` against the app's database, its lines on a channel.
+fn follow_audit(app: &crate::helpers::TestApp, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut follower = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["audit", "tail", "--follow", "-n", "0", "--event", "sign_in_failed", "--data-dir"])
+        .args(["audit", "tail", "--follow", "-n", "0"])
+        .args(args)
+        .arg("--data-dir")
         .arg(&app.config.data_dir)
         .args(["--database-url", app.config.database_url.as_deref().unwrap()])
         .stdout(Stdio::piped())
@@ -187,11 +201,44 @@ async fn the_audit_log_is_read_followed_and_exported_from_the_command_line() {
             }
         }
     });
-    assert!(rx.recv_timeout(std::time::Duration::from_millis(1500)).is_err(), "nothing new yet");
-    app.other_browser().sign_in("ada@example.com", "another-wrong-1").await;
-    let line = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the new failure is printed");
-    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(event["event"], "sign_in_failed");
+    (follower, rx)
+}
+
+/// Events printed within `wait`, by kind.
+fn printed_events(rx: &std::sync::mpsc::Receiver<String>, wait: std::time::Duration) -> Vec<String> {
+    let until = std::time::Instant::now() + wait;
+    let mut kinds = Vec::new();
+    while let Ok(line) = rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        kinds.push(event["event"].as_str().unwrap().to_owned());
+    }
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_tail_follow_prints_an_event_whose_transaction_commits_after_a_later_one() {
+    // PostgreSQL hands out ids at insert time: a transaction can hold id N while N+1 commits.
+    let Some(app) = crate::helpers::spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    app.verified_user("ada@example.com").await;
+    let (mut follower, rx) = follow_audit(&app, &[]);
+    assert_eq!(printed_events(&rx, std::time::Duration::from_millis(1500)), Vec::<String>::new(), "nothing new yet");
+
+    use sqlx::Connection;
+    let mut late = sqlx::PgConnection::connect(app.config.database_url.as_deref().unwrap()).await.unwrap();
+    let mut tx = late.begin().await.unwrap();
+    sqlx::query("INSERT INTO audit_events (at, event, detail) VALUES ($1, 'user_deleted', '{}')")
+        .bind(portcullis_core::clock::Clock::now(&app.clock))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    app.sign_in("ada@example.com", "wrong-password-x").await;
+    let first = printed_events(&rx, std::time::Duration::from_secs(3));
+    assert_eq!(first, ["sign_in_failed"], "the later event, committed first");
+    tx.commit().await.unwrap();
+    let then = printed_events(&rx, std::time::Duration::from_secs(4));
+    assert_eq!(then, ["user_deleted"], "the earlier id, once, when it commits");
     follower.kill().unwrap();
     follower.wait().unwrap();
 }
