@@ -84,6 +84,9 @@ pub enum AccountError {
         /// Seconds to wait.
         retry_after_secs: i64,
     },
+    /// A change to how the account signs in, from a session whose last sign-in step is not recent.
+    #[error("For your security, sign in again to change how you sign in.")]
+    ReauthenticationRequired,
     /// The sign-in in progress lapsed or was already completed.
     #[error("This sign-in has expired. Please sign in again.")]
     SignInExpired,

@@ -116,6 +116,13 @@ impl<S: Stores> Accounts<S> {
         Ok(out)
     }
 
+    /// Refuses a change to how the account signs in (a factor added or removed,
+    /// new recovery codes) from a session whose last sign-in step is older than
+    /// `[session] reauthenticate_after_seconds`.
+    pub fn check_recent_sign_in(&self, session: &ActiveSession, now: UnixTime) -> Result<(), AccountError> {
+        if self.settings.sessions.is_recent(&session.record, now) { Ok(()) } else { Err(AccountError::ReauthenticationRequired) }
+    }
+
     /// Whether the user has an enrolled second factor (recovery codes alone do
     /// not count; a disabled key does, so its owner still needs a second step).
     pub async fn has_second_factor(&self, user: UserId) -> Result<bool, AccountError> {

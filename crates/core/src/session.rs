@@ -198,12 +198,18 @@ pub struct SessionPolicy {
     pub idle_timeout: i64,
     /// Age after which a session ends regardless of activity (seconds).
     pub absolute_timeout: i64,
+    /// Age of the last sign-in step after which changing how the account signs
+    /// in (adding or removing a factor, new recovery codes) asks to sign in
+    /// again (seconds; OWASP ASVS 4.0 V3.7.1): a borrowed or stolen session
+    /// cannot quietly add its own factor.
+    pub reauthenticate_after: i64,
 }
 
 impl Default for SessionPolicy {
-    /// 30 minutes idle, 10 hours absolute (the common SSO defaults; OWASP ASVS V3.3).
+    /// 30 minutes idle, 10 hours absolute (the common SSO defaults; OWASP ASVS V3.3);
+    /// security changes within 15 minutes of signing in.
     fn default() -> Self {
-        Self { idle_timeout: 30 * 60, absolute_timeout: 10 * 3600 }
+        Self { idle_timeout: 30 * 60, absolute_timeout: 10 * 3600, reauthenticate_after: 15 * 60 }
     }
 }
 
@@ -235,6 +241,11 @@ impl SessionPolicy {
         now - s.created_at < self.absolute_timeout && now - s.last_seen_at < self.idle_timeout
     }
 
+    /// Whether the session's last sign-in step is recent enough for a security change.
+    pub fn is_recent(&self, s: &SessionRecord, now: UnixTime) -> bool {
+        now - s.auth.auth_time().unwrap_or(s.created_at) < self.reauthenticate_after
+    }
+
     /// Whether to record activity now.
     pub fn should_touch(&self, s: &SessionRecord, now: UnixTime) -> bool {
         now - s.last_seen_at >= TOUCH_INTERVAL
@@ -264,11 +275,22 @@ mod tests {
 
     #[test]
     fn idle_and_absolute_timeouts_end_sessions() {
-        let p = SessionPolicy { idle_timeout: 100, absolute_timeout: 1000 };
+        let p = SessionPolicy { idle_timeout: 100, absolute_timeout: 1000, reauthenticate_after: 10 };
         assert!(p.is_alive(&session(0, 0), 99));
         assert!(!p.is_alive(&session(0, 0), 100), "idle");
         assert!(p.is_alive(&session(0, 950), 999));
         assert!(!p.is_alive(&session(0, 950), 1000), "absolute");
+    }
+
+    #[test]
+    fn a_security_change_needs_a_recent_sign_in_step() {
+        let p = SessionPolicy { reauthenticate_after: 900, ..SessionPolicy::default() };
+        let mut s = session(0, 0);
+        assert!(p.is_recent(&s, 899), "a session without steps counts from its start");
+        assert!(!p.is_recent(&s, 900));
+        s.auth = AuthRecord::single(AuthMethod::Password, 100).with(AuthMethod::Totp, 1000);
+        assert!(p.is_recent(&s, 1899), "the latest step counts");
+        assert!(!p.is_recent(&s, 1900));
     }
 
     #[test]

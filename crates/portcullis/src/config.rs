@@ -251,12 +251,18 @@ pub struct SessionConfig {
     pub idle_timeout_seconds: i64,
     /// Age that ends a session (seconds).
     pub absolute_timeout_seconds: i64,
+    /// Age of the last sign-in after which adding or removing a factor asks to sign in again (seconds).
+    pub reauthenticate_after_seconds: i64,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
         let p = portcullis_core::session::SessionPolicy::default();
-        Self { idle_timeout_seconds: p.idle_timeout, absolute_timeout_seconds: p.absolute_timeout }
+        Self {
+            idle_timeout_seconds: p.idle_timeout,
+            absolute_timeout_seconds: p.absolute_timeout,
+            reauthenticate_after_seconds: p.reauthenticate_after,
+        }
     }
 }
 
@@ -386,7 +392,10 @@ impl Config {
         if !(1..=400).contains(&self.mfa.remember_browser_days) {
             return Err(ConfigError("mfa.remember_browser_days: must be between 1 and 400".into()));
         }
-        if self.session.idle_timeout_seconds <= 0 || self.session.absolute_timeout_seconds <= 0 {
+        if self.session.idle_timeout_seconds <= 0
+            || self.session.absolute_timeout_seconds <= 0
+            || self.session.reauthenticate_after_seconds <= 0
+        {
             return Err(ConfigError("session: timeouts must be positive".into()));
         }
         if self.factors.email_passwordless && !self.factors.email {

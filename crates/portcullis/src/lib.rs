@@ -117,6 +117,7 @@ impl Application {
             sessions: SessionPolicy {
                 idle_timeout: config.session.idle_timeout_seconds,
                 absolute_timeout: config.session.absolute_timeout_seconds,
+                reauthenticate_after: config.session.reauthenticate_after_seconds,
             },
             rate_limits: RateLimits {
                 sign_in_per_minute: config.rate_limit.sign_in_per_minute,

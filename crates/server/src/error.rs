@@ -70,6 +70,7 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::InvalidPhoneNumber(_) => (StatusCode::UNPROCESSABLE_ENTITY, "phone"),
         AccountError::SmsDelivery(_) => (StatusCode::SERVICE_UNAVAILABLE, ""),
         AccountError::SignInExpired => (StatusCode::BAD_REQUEST, ""),
+        AccountError::ReauthenticationRequired => (StatusCode::FORBIDDEN, ""),
         AccountError::LastFactor => (StatusCode::CONFLICT, ""),
         AccountError::NotFound => (StatusCode::NOT_FOUND, ""),
         AccountError::KeyNotAccepted => (StatusCode::UNAUTHORIZED, ""),
@@ -122,6 +123,10 @@ impl IntoResponse for AppError {
         if let Self::SignInRequired { next } = self {
             let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
             return crate::request::see_other(&format!("/login?next={next}"));
+        }
+        if let Self::Account(AccountError::ReauthenticationRequired) = self {
+            // Forms answer with the sign-in page; the WebAuthn options endpoint answers JSON (challenge_json).
+            return crate::request::see_other("/login?reauth=security&next=%2Faccount%2Fsecurity");
         }
         let status = self.status();
         let message = if status.is_server_error() {

@@ -8,7 +8,10 @@ use reqwest::StatusCode;
 use crate::helpers::{Backend, PASSWORD, TestApp, on_both_backends, spawn_app_with};
 use crate::mfa::hidden;
 
-on_both_backends!(the_security_page_lists_sessions_and_recent_events_and_ends_a_session,);
+on_both_backends!(
+    the_security_page_lists_sessions_and_recent_events_and_ends_a_session,
+    changing_factors_from_an_old_session_asks_to_sign_in_again,
+);
 
 fn count(html: &str, marker: &str) -> usize {
     html.matches(marker).count()
@@ -98,4 +101,43 @@ async fn remove_only_factor(app: &TestApp) -> crate::helpers::Page {
     let marker = "action=\"/account/security/factors/remove\"";
     let form = &page.body[page.body.find(marker).unwrap()..];
     app.post("/account/security/factors/remove", &[("id", &hidden(form, "id"))], &page.body).await
+}
+
+async fn changing_factors_from_an_old_session_asks_to_sign_in_again(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    let (secret, _) = app.enroll_totp("Phone").await;
+    // Twenty minutes later the session is alive (30 minutes idle), but too old to change factors.
+    app.clock.advance(600);
+    let page = app.get("/account/security").await;
+    app.clock.advance(600);
+    let add = app.post("/account/security/totp", &[], &page.body).await;
+    assert_eq!(add.status, StatusCode::SEE_OTHER);
+    assert_eq!(add.location.as_deref(), Some("/login?reauth=security&next=%2Faccount%2Fsecurity"));
+    let remove = remove_only_factor(&app).await;
+    assert_eq!((remove.status, remove.location.as_deref()), (StatusCode::SEE_OTHER, add.location.as_deref()), "removing too");
+    let codes = app.post("/account/security/recovery-codes", &[], &page.body).await;
+    assert_eq!(codes.location, add.location, "new recovery codes too");
+    assert!(app.get("/account/security").await.body.contains("data-testid=\"factor\""), "nothing was removed");
+    // Harmless changes need no new sign-in.
+    let form = &page.body[page.body.find("action=\"/account/security/factors/rename\"").unwrap()..];
+    let renamed = app.post("/account/security/factors/rename", &[("id", &hidden(form, "id")), ("name", "Old phone")], &page.body).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+
+    let login = app.get(add.location.as_deref().unwrap()).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains("sign in again to change how you sign in"), "{}", login.body);
+    assert!(login.body.contains("value=\"ada@example.com\""), "the address is filled in");
+    // Signing in again (both steps) makes the session recent.
+    let first =
+        app.post("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", "/account/security")], &login.body).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let verify = app.get(first.location.as_deref().unwrap()).await;
+    let done = app
+        .post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", "/account/security")], &verify.body)
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/account/security"), "{}", done.body);
+    let page = app.get("/account/security").await;
+    let add = app.post("/account/security/totp", &[], &page.body).await;
+    assert_eq!(add.status, StatusCode::OK, "a recent sign-in may add a factor");
 }

@@ -71,16 +71,18 @@ fn login_flags(state: &AppState, next: &str) -> minijinja::Value {
 /// GET /login
 pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
     let next = safe_next(q.next.as_deref());
-    let reauth = q.reauth.is_some();
-    if !reauth && current_session(&state, &browser).await?.is_some() {
-        return Ok(see_other(&next));
-    }
-    let notice = reauth.then_some("The application asks you to sign in again.");
-    Ok(browser.page(
-        StatusCode::OK,
-        "login.html",
-        context! { email => q.login_hint.unwrap_or_default(), notice, next => &next, ..login_flags(&state, &next) },
-    ))
+    let session = current_session(&state, &browser).await?;
+    let (notice, signed_in_as) = match (q.reauth.as_deref(), session) {
+        (None, Some(_)) => return Ok(see_other(&next)),
+        (None, None) => (None, None),
+        // The security page sends a session too old to change factors (Accounts::check_recent_sign_in).
+        (Some("security"), session) => {
+            (Some(AccountError::ReauthenticationRequired.to_string()), session.map(|s| s.user.email.as_str().to_owned()))
+        }
+        (Some(_), _) => (Some("The application asks you to sign in again.".to_owned()), None),
+    };
+    let email = q.login_hint.or(signed_in_as).unwrap_or_default();
+    Ok(browser.page(StatusCode::OK, "login.html", context! { email, notice, next => &next, ..login_flags(&state, &next) }))
 }
 
 #[derive(Deserialize)]

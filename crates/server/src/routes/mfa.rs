@@ -445,6 +445,7 @@ pub async fn security_page(State(state): State<AppState>, browser: Browser) -> R
 /// POST /account/security/totp: begins setting up an app.
 pub async fn start_totp(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     let session = require_session(&state, &browser).await?;
+    state.accounts().check_recent_sign_in(&session, state.now())?;
     let setup =
         shared_secret(state.accounts().start_enrollment(&session.user, FactorKind::Totp, DEFAULT_DEVICE_NAME, "", state.now()).await?)?;
     Ok(browser.page(
@@ -488,6 +489,7 @@ pub async fn confirm_totp(
 /// POST /account/security/recovery-codes
 pub async fn regenerate_codes(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     let session = require_session(&state, &browser).await?;
+    state.accounts().check_recent_sign_in(&session, state.now())?;
     if !state.accounts().has_second_factor(session.user.id).await? {
         return Err(AppError::BadRequest("Set up two-step verification first: recovery codes stand in for a second factor.".into()));
     }
@@ -512,7 +514,7 @@ pub async fn rename_factor(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, user, origin| {
+    manage(&state, &browser, Change::Other, |s, user, origin| {
         Box::pin(async move { s.accounts().rename_factor(user, &form.id, &form.name, origin, s.now()).await.map(|()| "Renamed.") })
     })
     .await
@@ -524,7 +526,7 @@ pub async fn forget_browser(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, user, origin| {
+    manage(&state, &browser, Change::Other, |s, user, origin| {
         Box::pin(async move {
             s.accounts()
                 .forget_browser(user, &form.id, origin, s.now())
@@ -541,7 +543,7 @@ pub async fn remove_factor(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, user, origin| {
+    manage(&state, &browser, Change::HowTheAccountSignsIn, |s, user, origin| {
         Box::pin(async move { s.accounts().remove_factor(user, &form.id, origin, s.now()).await.map(|()| "Removed.") })
     })
     .await
@@ -553,7 +555,7 @@ pub async fn end_session(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, user, origin| {
+    manage(&state, &browser, Change::Other, |s, user, origin| {
         Box::pin(async move { s.accounts().end_session(user, &form.id, origin, s.now()).await.map(|()| "That session was signed out.") })
     })
     .await
@@ -562,12 +564,23 @@ pub async fn end_session(
 type Action<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<&'static str, AccountError>> + Send + 'a>>;
 
 /// Runs a management action and shows the security page with its outcome.
+/// What a security-page action changes: taking away a factor needs a recent sign-in, as adding one does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    HowTheAccountSignsIn,
+    Other,
+}
+
 async fn manage(
     state: &AppState,
     browser: &Browser,
+    change: Change,
     action: impl for<'a> FnOnce(&'a AppState, &'a User, &'a RequestOrigin) -> Action<'a>,
 ) -> Result<Response, AppError> {
     let session = require_session(state, browser).await?;
+    if change == Change::HowTheAccountSignsIn {
+        state.accounts().check_recent_sign_in(&session, state.now())?;
+    }
     let origin = browser.origin();
     let result = action(state, &session.user, &origin).await;
     let ctx = security_context(state, &session).await?;
@@ -602,6 +615,7 @@ pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlFo
         let Some(session) = current_session(&state, &browser).await? else {
             return Err(AppError::Account(AccountError::SignInExpired));
         };
+        state.accounts().check_recent_sign_in(&session, state.now())?;
         match state.accounts().start_enrollment(&session.user, webauthn_kind(&form.kind)?, &form.name, "", state.now()).await? {
             EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
             _ => Err(AppError::Internal("a WebAuthn enrollment returned another kind of prompt".into())),
@@ -657,6 +671,7 @@ fn phone_context(credential_id: &str, destination: &str) -> minijinja::Value {
 /// POST /account/security/phone: "Add a phone number" sends a code to it.
 pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<PhoneForm>) -> Result<Response, AppError> {
     let session = require_session(&state, &browser).await?;
+    state.accounts().check_recent_sign_in(&session, state.now())?;
     let user = &session.user;
     match state.accounts().start_enrollment(user, FactorKind::Phone, DEFAULT_PHONE_NAME, &form.phone, state.now()).await {
         Ok(EnrollmentPrompt::CodeSent { credential_id, destination }) => {
