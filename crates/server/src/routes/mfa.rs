@@ -563,7 +563,6 @@ pub async fn end_session(
 
 type Action<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<&'static str, AccountError>> + Send + 'a>>;
 
-/// Runs a management action and shows the security page with its outcome.
 /// What a security-page action changes: taking away a factor needs a recent sign-in, as adding one does.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Change {
@@ -571,6 +570,7 @@ enum Change {
     Other,
 }
 
+/// Runs a management action and shows the security page with its outcome.
 async fn manage(
     state: &AppState,
     browser: &Browser,
