@@ -18,6 +18,9 @@ use rand::RngCore;
 
 use crate::flow::FlowUser;
 
+/// Name prefix of the password hasher's threads (`core::password`).
+pub const HASHING_THREADS: &str = "argon2-";
+
 /// Accounts per import transaction.
 const BATCH: usize = 2_000;
 
@@ -94,14 +97,34 @@ impl Setup {
     }
 }
 
-/// User + system CPU time process `pid` used so far (Linux clock ticks of 1/100 s).
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
+/// The name and user + system CPU seconds in a `/proc/…/stat` file (Linux
+/// clock ticks of 1/100 s).
+fn stat_cpu(path: &str) -> Option<(String, f64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name is in parentheses and may hold spaces.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_owned();
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
+    Some((name, ticks as f64 / 100.0))
+}
+
+/// User + system CPU time process `pid` used so far.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    stat_cpu(&format!("/proc/{pid}/stat")).map(|(_, s)| s)
+}
+
+/// CPU time used so far by the live threads of process `pid` whose name
+/// starts with `prefix` (the password hasher's threads are `argon2-N`).
+pub fn threads_cpu_seconds(pid: u32, prefix: &str) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let total = tasks
+        .flatten()
+        .filter_map(|t| stat_cpu(&format!("{}/stat", t.path().display())))
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(_, s)| s)
+        .sum();
+    Some(total)
 }
 
 /// A figure in kB from `/proc/PID/status` (`VmRSS:`, `VmHWM:`).
@@ -175,6 +198,11 @@ impl Server {
     /// User + system CPU time the server used so far.
     pub fn cpu_seconds(&self) -> Option<f64> {
         cpu_seconds(self.pid)
+    }
+
+    /// CPU time the server's password-hashing threads used so far.
+    pub fn hashing_cpu_seconds(&self) -> Option<f64> {
+        threads_cpu_seconds(self.pid, HASHING_THREADS)
     }
 
     /// Stops the server.
