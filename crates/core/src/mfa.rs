@@ -94,6 +94,16 @@ impl<S: Stores> Accounts<S> {
     /// knowledge factor (an emailed code) asks for the password: no number of
     /// possession factors would make it multi-factor.
     pub async fn available_factors(&self, user: &User, pending: &PendingSignIn) -> Result<Vec<&'static str>, AccountError> {
+        self.offered(user, pending, None).await
+    }
+
+    /// Whether `pending` offers step `factor_key`: the same rule as
+    /// [`Self::available_factors`], reading only what that factor needs.
+    async fn offers(&self, user: &User, pending: &PendingSignIn, factor_key: &str) -> Result<bool, AccountError> {
+        Ok(self.offered(user, pending, Some(factor_key)).await?.contains(&factor_key))
+    }
+
+    async fn offered(&self, user: &User, pending: &PendingSignIn, only: Option<&str>) -> Result<Vec<&'static str>, AccountError> {
         if pending.session_digest.is_some() && !pending.auth.proves(FactorClass::Knowledge) {
             return Ok(vec![PASSWORD_STEP]);
         }
@@ -103,7 +113,8 @@ impl<S: Stores> Accounts<S> {
         let mut factors = all::<S>();
         factors.sort_by_key(|f| std::cmp::Reverse(f.strength()));
         let wanted = |f: &dyn SecondFactor<S>| {
-            self.factor_enabled(f.key())
+            only.is_none_or(|k| k == f.key())
+                && self.factor_enabled(f.key())
                 && (!pending.phishing_resistant || f.method().phishing_resistant())
                 && (pending.allowed_factors.is_empty() || pending.allowed_factors.iter().any(|k| k == f.key()))
                 && !pending.auth.events.iter().any(|e| !e.remembered && e.method == f.method())
@@ -278,7 +289,7 @@ impl<S: Stores> Accounts<S> {
     ) -> Result<Option<PublicKeyChallenge>, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
         let factor = self.factor(factor_key)?;
-        if !self.available_factors(&user, &pending).await?.contains(&factor.key()) {
+        if !self.offers(&user, &pending, factor.key()).await? {
             return Err(AccountError::NotFound);
         }
         if factor.sends_code() {
@@ -316,7 +327,7 @@ impl<S: Stores> Accounts<S> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
         let prior = self.refuse_if_locked(user.email.as_str(), now).await?;
         // Only what this sign-in offers may finish it (a phishing-resistant step-up takes no code).
-        if !self.available_factors(&user, &pending).await?.contains(&factor_key) {
+        if !self.offers(&user, &pending, factor_key).await? {
             return Err(if factor_key == "webauthn" { AccountError::KeyNotAccepted } else { AccountError::InvalidCode });
         }
         let (method, verification) = if factor_key == PASSWORD_STEP {
