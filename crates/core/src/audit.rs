@@ -177,8 +177,6 @@ pub trait AuditStore: Clone + Send + Sync + 'static {
     fn audit_events(&self, filter: &AuditFilter) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
     /// Deletes events recorded before `before` (retention), and devices last seen before it.
     fn purge_audit_events(&self, before: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
-    /// How many events of `kind` the account had since `since`.
-    fn count_audit_events(&self, user: UserId, kind: AuditKind, since: UnixTime) -> impl Future<Output = StoreResult<u32>> + Send;
 }
 
 /// Follows the audit log by id without missing late commits.

@@ -364,10 +364,19 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     /// Deletes keys rotated out before `cutoff` (their tokens have all expired).
     fn retire_signing_keys(&self, cutoff: UnixTime) -> impl Future<Output = StoreResult<u64>> + Send;
 
-    /// Keeps an authorization request while the user signs in.
-    fn save_pending_request(&self, id: &str, request_json: &str, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Keeps an authorization request of `client_id` while the user signs in.
+    fn save_pending_request(
+        &self,
+        id: &str,
+        client_id: &str,
+        request_json: &str,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// A pending request that has not expired.
     fn pending_request(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// The client of a pending request that has not expired, in one read (each
+    /// sign-in page needs its policy, not the request).
+    fn pending_request_client(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
     /// Forgets a pending request.
     fn delete_pending_request(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
 

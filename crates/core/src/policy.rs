@@ -106,8 +106,15 @@ pub trait RiskStore: Clone + Send + Sync + 'static {
     fn device_seen(&self, user: UserId, device_digest: &str) -> impl Future<Output = StoreResult<DeviceHistory>> + Send;
     /// Records a sign-in from this device.
     fn remember_device(&self, user: UserId, device_digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
-    /// The account's last successful sign-in.
-    fn last_sign_in(&self, user: UserId) -> impl Future<Output = StoreResult<Option<LastSignIn>>> + Send;
+    /// What the rules weigh of the account's past, in one read: this device
+    /// and the account's others, sign-in failures since `failures_since`, and
+    /// the last successful sign-in.
+    fn sign_in_history(
+        &self,
+        user: UserId,
+        device_digest: &str,
+        failures_since: UnixTime,
+    ) -> impl Future<Output = StoreResult<SignInHistory>> + Send;
     /// Replaces the account's last successful sign-in.
     fn set_last_sign_in(&self, user: UserId, last: &LastSignIn) -> impl Future<Output = StoreResult<()>> + Send;
 }
@@ -119,6 +126,17 @@ pub struct DeviceHistory {
     pub known: bool,
     /// The account has signed in from some device before.
     pub any_known: bool,
+}
+
+/// An account's past as the adaptive rules weigh it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignInHistory {
+    /// The device signing in, and the account's devices.
+    pub device: DeviceHistory,
+    /// Failed sign-ins in the period asked for.
+    pub failures: u32,
+    /// The last successful sign-in.
+    pub last: Option<LastSignIn>,
 }
 
 /// Measured facts about one sign-in attempt.

@@ -112,9 +112,8 @@ impl<S: Stores> Accounts<S> {
     /// Measures the signals of a sign-in by `user` from `origin` and evaluates the operator's rules.
     pub(crate) async fn assess(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<Assessment, AccountError> {
         let location = self.locate(origin);
-        let device = self.store.device_seen(user.id, &device_digest(origin)).await?;
-        let failures_last_hour = self.store.count_audit_events(user.id, AuditKind::SignInFailed, now - 3600).await?;
-        let last = self.store.last_sign_in(user.id).await?;
+        let history = self.store.sign_in_history(user.id, &device_digest(origin), now - 3600).await?;
+        let last = history.last;
         let travel_km = last.as_ref().and_then(|l| distance_km(&l.location, &location));
         let new_country = match (last.as_ref().and_then(|l| l.location.country.as_ref()), &location.country) {
             (Some(before), Some(now)) => before != now,
@@ -127,8 +126,8 @@ impl<S: Stores> Accounts<S> {
             travel_kmh: travel_km.zip(last.as_ref()).map(|(km, l)| travel_speed_kmh(km, l.at, now)),
             travel_km,
             location,
-            new_device: !device.known,
-            failures_last_hour,
+            new_device: !history.device.known,
+            failures_last_hour: history.failures,
             new_country,
         };
         Ok(self.settings.adaptive.evaluate(&signals))

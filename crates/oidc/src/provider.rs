@@ -341,7 +341,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     pub async fn save_pending(&self, req: &AuthorizeRequest, now: UnixTime) -> Result<String, OidcError> {
         let id = random_token();
         let json = serde_json::to_string(&json!({ "params": req.params, "created_at": now })).map_err(|e| OidcError::Key(e.to_string()))?;
-        self.store.save_pending_request(&id, &json, now + self.lifetimes.pending_request).await?;
+        self.store.save_pending_request(&id, &req.client.id, &json, now + self.lifetimes.pending_request).await?;
         Ok(id)
     }
 
@@ -353,6 +353,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         let v: Value = serde_json::from_str(&json).map_err(|e| OidcError::Key(e.to_string()))?;
         let params: AuthorizeParams = serde_json::from_value(v["params"].clone()).map_err(|e| OidcError::Key(e.to_string()))?;
         Ok(Some((params, v["created_at"].as_i64().unwrap_or(now))))
+    }
+
+    /// The client of a pending request, with its policy in force, if the request has not expired.
+    pub async fn pending_client(&self, id: &str, now: UnixTime) -> Result<Option<Client>, OidcError> {
+        Ok(self.store.pending_request_client(id, now).await?.map(|c| self.with_pinned_policy(c)))
     }
 
     /// Issues the authorization response for a signed-in user.

@@ -266,9 +266,10 @@ impl OidcStore for Store {
             .map_err(db_error))
     }
 
-    async fn save_pending_request(&self, id: &str, request_json: &str, expires_at: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("INSERT INTO pending_requests (id, request, expires_at) VALUES ($1, $2, $3)")
+    async fn save_pending_request(&self, id: &str, client_id: &str, request_json: &str, expires_at: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("INSERT INTO pending_requests (id, client_id, request, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(id)
+            .bind(client_id)
             .bind(request_json)
             .bind(expires_at)
             .execute(p)
@@ -284,6 +285,18 @@ impl OidcStore for Store {
             .fetch_optional(p)
             .await
             .map_err(db_error))
+    }
+
+    async fn pending_request_client(&self, id: &str, now: UnixTime) -> StoreResult<Option<Client>> {
+        let row: Option<ClientRow> = on_pool!(self, |p| sqlx::query_as(select_clients!(
+            "WHERE id = (SELECT client_id FROM pending_requests WHERE id = $1 AND expires_at > $2)"
+        ))
+        .bind(id)
+        .bind(now)
+        .fetch_optional(p)
+        .await
+        .map_err(db_error))?;
+        row.map(Client::try_from).transpose()
     }
 
     async fn delete_pending_request(&self, id: &str) -> StoreResult<()> {

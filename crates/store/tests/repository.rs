@@ -341,8 +341,8 @@ async fn purge_removes_only_what_expired(s: Store) {
     let refresh = |digest: &str, expires_at| RefreshToken { digest: digest.into(), grant: grant.clone(), created_at: 0, expires_at };
     s.insert_refresh_token(&refresh("old-refresh", 100)).await.unwrap();
     s.insert_refresh_token(&refresh("new-refresh", 10_000_000)).await.unwrap();
-    s.save_pending_request("old-request", "{}", 100).await.unwrap();
-    s.save_pending_request("new-request", "{}", 10_000_000).await.unwrap();
+    s.save_pending_request("old-request", "app", "{}", 100).await.unwrap();
+    s.save_pending_request("new-request", "app", "{}", 10_000_000).await.unwrap();
 
     s.purge_expired(200_000).await.unwrap();
     assert!(s.session_by_digest("old").await.unwrap().is_none());
@@ -560,9 +560,13 @@ async fn the_audit_log_filters_follows_and_counts(s: Store) {
     assert_eq!(filtered(AuditFilter { since: Some(200), until: Some(300), ..AuditFilter::default() }).await, vec![300, 200]);
     let after = newest[2].id;
     assert_eq!(filtered(AuditFilter { after_id: Some(after), ..AuditFilter::default() }).await, vec![300, 400], "following: oldest first");
-    assert_eq!(s.count_audit_events(ada, AuditKind::SignInFailed, 100).await.unwrap(), 2);
-    assert_eq!(s.count_audit_events(ada, AuditKind::SignInFailed, 101).await.unwrap(), 1);
-    assert_eq!(s.count_audit_events(ada, AuditKind::SignInSucceeded, 0).await.unwrap(), 1, "only that kind");
+    let failures = |since| {
+        let s = s.clone();
+        async move { s.sign_in_history(ada, "laptop", since).await.unwrap().failures }
+    };
+    assert_eq!(failures(100).await, 2);
+    assert_eq!(failures(101).await, 1);
+    assert_eq!(failures(0).await, 2, "only failures count, and only this account's");
     s.purge_audit_events(300).await.unwrap();
     assert_eq!(filtered(AuditFilter::default()).await, vec![400, 300], "retention drops what is older");
 }
@@ -578,17 +582,24 @@ async fn devices_and_last_sign_ins_are_remembered_per_account(s: Store) {
     assert_eq!(s.device_seen(ada.id, "phone").await.unwrap(), DeviceHistory { known: false, any_known: true });
     assert_eq!(s.device_seen(bob.id, "laptop").await.unwrap(), DeviceHistory { known: false, any_known: false }, "per account");
 
-    assert_eq!(s.last_sign_in(ada.id).await.unwrap(), None);
+    let history = |device: &'static str| {
+        let s = s.clone();
+        async move { s.sign_in_history(ada.id, device, 0).await.unwrap() }
+    };
+    assert_eq!(history("laptop").await.device, DeviceHistory { known: true, any_known: true }, "the same answer in the history");
+    assert_eq!(history("phone").await.device, DeviceHistory { known: false, any_known: true });
+    assert_eq!(history("laptop").await.last, None);
     let london = LastSignIn {
         at: 1_000,
         ip: "81.2.69.142".into(),
         location: Location { country: Some("GB".into()), latitude: Some(51.5142), longitude: Some(-0.0931) },
     };
     s.set_last_sign_in(ada.id, &london).await.unwrap();
-    assert_eq!(s.last_sign_in(ada.id).await.unwrap().as_ref(), Some(&london));
+    assert_eq!(history("laptop").await.last.as_ref(), Some(&london));
     let nowhere = LastSignIn { at: 2_000, ip: "192.0.2.1".into(), location: Location::default() };
     s.set_last_sign_in(ada.id, &nowhere).await.unwrap();
-    assert_eq!(s.last_sign_in(ada.id).await.unwrap(), Some(nowhere), "replaced");
+    assert_eq!(history("laptop").await.last, Some(nowhere), "replaced");
+    assert_eq!(s.sign_in_history(bob.id, "laptop", 0).await.unwrap().last, None, "per account");
 }
 
 async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: Store) {
@@ -623,6 +634,15 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
     assert_eq!(s.client("bank").await.unwrap().unwrap().secret_digest.as_deref(), Some("new-digest"));
     assert!(!s.replace_client_secret("spa", "digest").await.unwrap(), "a public client stays public");
     assert_eq!(s.client("spa").await.unwrap().unwrap().secret_digest, None);
+
+    // The sign-in pages read a pending request's client, with its current policy.
+    s.save_pending_request("to-bank", "bank", "{}", 1_000).await.unwrap();
+    s.save_pending_request("to-spa", "spa", "{}", 1_000).await.unwrap();
+    let bank = s.pending_request_client("to-bank", 999).await.unwrap().unwrap();
+    assert_eq!((bank.id.as_str(), bank.policy), ("bank", relaxed));
+    assert_eq!(s.pending_request_client("to-spa", 999).await.unwrap().unwrap().id, "spa");
+    assert!(s.pending_request_client("to-bank", 1_000).await.unwrap().is_none(), "expired");
+    assert!(s.pending_request_client("nowhere", 0).await.unwrap().is_none());
 }
 
 async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {

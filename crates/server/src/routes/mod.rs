@@ -97,14 +97,11 @@ async fn sign_in_origin(state: &AppState, browser: &Browser, next: &str) -> port
     let request = next
         .strip_prefix("/authorize/resume?")
         .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "request").map(|(_, v)| v.into_owned()));
-    let client = async {
-        let Some(id) = request else { return Ok(None) };
-        let Some(client_id) = state.provider().load_pending(&id, state.now()).await?.and_then(|(params, _)| params.client_id) else {
-            return Ok(None);
-        };
-        state.provider().client(&client_id).await
+    let client = match request {
+        Some(id) => state.provider().pending_client(&id, state.now()).await,
+        None => Ok(None),
     };
-    let client = client.await.unwrap_or_else(|e: portcullis_oidc::OidcError| {
+    let client = client.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not read the application of a sign-in");
         None
     });
