@@ -44,6 +44,9 @@ struct Args {
     /// Skip the peer provider (no Node.js).
     #[arg(long)]
     no_peer: bool,
+    /// Measure the full flow only (for comparing two builds; no endpoints, no peer).
+    #[arg(long)]
+    flows_only: bool,
     /// The peer provider's directory (after `npm ci` there).
     #[arg(long, default_value = "bench/peer")]
     peer_dir: PathBuf,
@@ -132,7 +135,7 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Endpoints, Portcullis then the peer, one at a time (they share the machine).
     let ours = Arc::new(Provider::discover(&server.base, target.client(), target.access_token().await?).await?);
-    let peer = if args.no_peer { None } else { Some(Peer::start(&args.peer_dir).await?) };
+    let peer = if args.no_peer || args.flows_only { None } else { Some(Peer::start(&args.peer_dir).await?) };
     let peer_idle_rss_kib = peer.as_ref().and_then(Peer::rss_kib).unwrap_or(0);
     let theirs = match &peer {
         Some(p) => Some(Arc::new(Provider::discover(&p.issuer, p.client.clone(), p.access_token.clone()).await?)),
@@ -140,7 +143,7 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let seconds = Duration::from_secs(args.seconds.min(10));
     let mut endpoints = Vec::new();
-    for (name, endpoint) in Endpoint::ALL {
+    for (name, endpoint) in Endpoint::ALL.into_iter().filter(|_| !args.flows_only) {
         let mine = measure_endpoint(&ours, endpoint, seconds).await;
         let other = match &theirs {
             Some(t) => Some(measure_endpoint(t, endpoint, seconds).await),
