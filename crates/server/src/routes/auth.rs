@@ -71,7 +71,11 @@ fn login_flags(state: &AppState, next: &str) -> minijinja::Value {
 /// GET /login
 pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
     let next = safe_next(q.next.as_deref());
-    let session = current_session(&state, &browser).await?;
+    // An application's re-authentication (`reauth=1`) never uses the session: no read for it.
+    let session = match q.reauth.as_deref() {
+        None | Some("security") => current_session(&state, &browser).await?,
+        Some(_) => None,
+    };
     let (notice, signed_in_as) = match (q.reauth.as_deref(), session) {
         (None, Some(_)) => return Ok(see_other(&next)),
         (None, None) => (None, None),
