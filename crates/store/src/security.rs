@@ -212,19 +212,33 @@ impl NoticeStore for Store {
     }
 
     async fn claim_notices(&self, now: UnixTime, lease_until: UnixTime, limit: u32) -> StoreResult<Vec<QueuedNotice>> {
-        // The outer `not_before <= $1` is re-checked on a row another process
-        // claimed meanwhile (PostgreSQL re-reads it), so a notice is claimed once.
-        let rows: Vec<NoticeRow> = on_pool!(self, |p| sqlx::query_as(
-            "UPDATE queued_notices SET not_before = $2, attempts = attempts + 1 \
-             WHERE not_before <= $1 AND id IN (SELECT id FROM queued_notices WHERE not_before <= $1 ORDER BY id LIMIT $3) \
-             RETURNING id, recipient, message, attempts"
-        )
-        .bind(now)
-        .bind(lease_until)
-        .bind(i64::from(limit))
-        .fetch_all(p)
-        .await
-        .map_err(db_error))?;
+        // SQLite runs one writer at a time, so the plain statement claims each
+        // notice once. PostgreSQL runs senders side by side: without row locks a
+        // sender whose chosen rows were taken meanwhile would claim nothing
+        // (the outer re-check drops them) while later notices wait; `FOR UPDATE
+        // SKIP LOCKED` makes it pass over rows another sender holds and take
+        // the next free ones, and the lock re-reads a row claimed and committed
+        // since, so it is still claimed once.
+        let sql = match self.backend {
+            crate::Backend::Sqlite(_) => {
+                "UPDATE queued_notices SET not_before = $2, attempts = attempts + 1 \
+                 WHERE not_before <= $1 AND id IN (SELECT id FROM queued_notices WHERE not_before <= $1 ORDER BY id LIMIT $3) \
+                 RETURNING id, recipient, message, attempts"
+            }
+            crate::Backend::Postgres(_) => {
+                "UPDATE queued_notices SET not_before = $2, attempts = attempts + 1 \
+                 WHERE not_before <= $1 AND id IN \
+                 (SELECT id FROM queued_notices WHERE not_before <= $1 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, recipient, message, attempts"
+            }
+        };
+        let rows: Vec<NoticeRow> = on_pool!(self, |p| sqlx::query_as(sql)
+            .bind(now)
+            .bind(lease_until)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await
+            .map_err(db_error))?;
         let mut out: Vec<QueuedNotice> = rows
             .into_iter()
             .map(|r| QueuedNotice {

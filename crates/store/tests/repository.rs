@@ -681,6 +681,27 @@ async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {
     assert!(s.claim_notices(999, 1_300, 10).await.unwrap().is_empty());
     let last = s.claim_notices(1_000, 1_300, 10).await.unwrap();
     assert_eq!((last.len(), last[0].id, last[0].attempts), (1, again[0].id, 3));
+
+    // A backlog and many senders: a sender whose first choices another holds
+    // takes the next free notices, so one round clears everything due.
+    for n in 0..40 {
+        s.enqueue_notice(&format!("bulk{n}@example.com"), &Message::RecoveryCodeUsed { left: n }, 2_000).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.claim_notices(2_000, 2_400, 6).await.unwrap() })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    let mut ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((claimed.len(), ids.len()), (41, 41), "the backlog and the lapsed lease, each claimed once");
+    assert!(s.claim_notices(2_000, 2_400, 10).await.unwrap().is_empty());
 }
 
 async fn send_quotas_hold_under_concurrency_and_count_all_or_nothing(s: Store) {
