@@ -4,7 +4,8 @@
 //! One SQL text serves both backends wherever the dialects agree (sqlx's SQLite
 //! driver accepts PostgreSQL's `$N` placeholders, and both have `RETURNING` and
 //! `ON CONFLICT`); the [`on_pool!`] macro runs it on whichever pool is
-//! configured. Only the migrations are written per backend.
+//! configured. Only the migrations and the notice queue's claim (PostgreSQL's
+//! `SKIP LOCKED`) are written per backend.
 
 mod accounts;
 mod import;
@@ -20,8 +21,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use portcullis_core::StoreError;
+use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, Database};
 
 /// Runs the same expression against whichever pool the store holds.
 macro_rules! on_pool {
@@ -38,6 +41,31 @@ pub(crate) use on_pool;
 pub(crate) enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+}
+
+/// How long a pooled connection may sit idle and still be handed out without
+/// a liveness check.
+const FRESH_IDLE: Duration = Duration::from_secs(1);
+
+/// The pool's liveness check, made once per statement rather than twice.
+///
+/// sqlx pings every connection when it goes back to the pool, and by default
+/// again when it is taken out: for a single statement, three round trips to the
+/// SQLite worker thread or the PostgreSQL server instead of one and two. A
+/// connection that passed its return ping less than [`FRESH_IDLE`] ago is handed
+/// out as it is; one idle for longer (the database may have restarted, a proxy
+/// may have cut it) is pinged first, as before. A connection that died within
+/// that second fails its statement with a database error, and is closed when its
+/// return ping fails.
+fn pool_options<DB: Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
+    options.test_before_acquire(false).before_acquire(|connection, meta| {
+        Box::pin(async move {
+            if meta.idle_for >= FRESH_IDLE {
+                connection.ping().await?;
+            }
+            Ok(true)
+        })
+    })
 }
 
 /// The database, behind the domain's store traits.
@@ -72,10 +100,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(OpenError::Connect)?;
+            let pool = pool_options(SqlitePoolOptions::new().max_connections(8)).connect_with(options).await.map_err(OpenError::Connect)?;
             Ok(Self { backend: Backend::Sqlite(pool) })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
+            let pool = pool_options(PgPoolOptions::new())
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)

@@ -727,3 +727,35 @@ async fn send_quotas_hold_under_concurrency_and_count_all_or_nothing(s: Store) {
     assert_eq!(s.take_send_quotas(std::slice::from_ref(&ada), 4600).await.unwrap(), Ok(()));
     s.purge_expired(4600 + 24 * 3600).await.unwrap();
 }
+
+/// The pool skips its liveness check for a connection that came back less than
+/// a second ago; one idle for longer is checked, so connections the database
+/// dropped meanwhile (a restart) are replaced instead of failing a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_dropped_while_idle_are_replaced_before_use() {
+    use sqlx::Connection;
+    let Some(db) = TestDatabase::new(Backend::Postgres).await else {
+        return;
+    };
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let u = user("idle@example.com");
+    store.create_user(&u).await.unwrap();
+
+    let mut admin = sqlx::postgres::PgConnection::connect(&db.url).await.unwrap();
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(dropped >= 1, "the store's idle connections were ended");
+    admin.close().await.unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    for _ in 0..3 {
+        assert_eq!(store.user_by_email(&u.email).await.unwrap().map(|found| found.id), Some(u.id));
+    }
+    store.close().await;
+}
