@@ -9,7 +9,8 @@
 //! Rotation adds a new signing key per algorithm; older keys stay in the JWKS
 //! until every token they signed has expired, then are deleted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -184,12 +185,18 @@ fn private_key(k: &StoredSigningKey, der: &[u8], rng: &SystemRandom) -> Result<P
     })
 }
 
+/// How many verified tokens a ring remembers before it starts afresh
+/// (32-byte digests: about half a megabyte at most).
+pub(crate) const VERIFIED_MEMO_CAP: usize = 8_192;
+
 /// Every published key, parsed once: active signing keys and verification keys.
 pub struct KeyRing {
     active: HashMap<SigningAlg, ActiveKey>,
     verifying: HashMap<String, VerifyingKey>,
     jwks: serde_json::Value,
     rng: SystemRandom,
+    /// SHA-256 digests of whole tokens whose signature this ring has verified.
+    verified: Mutex<HashSet<[u8; 32]>>,
 }
 
 impl KeyRing {
@@ -215,7 +222,45 @@ impl KeyRing {
                 active.insert(k.alg, ActiveKey { kid: k.kid.clone(), alg: k.alg, private: private_key(k, &der, &rng)? });
             }
         }
-        Ok(Self { active, verifying, jwks: serde_json::json!({ "keys": published }), rng })
+        Ok(Self { active, verifying, jwks: serde_json::json!({ "keys": published }), rng, verified: Mutex::default() })
+    }
+
+    /// Whether `signature` over `signed` (the `header.payload` part of `token`)
+    /// is `key`'s, checking each token's signature once per ring.
+    ///
+    /// An application presents the same access token to userinfo on many of its
+    /// pages, and an ECDSA verification is most of such a request's CPU. Only
+    /// the signature is remembered: issuer, type, expiry and revocation are still
+    /// checked on every use. The digest covers the whole token, header (and so
+    /// `kid`) and signature included, so any other token misses; only tokens
+    /// that verified enter; and the memo belongs to this ring, so a key rotation
+    /// forgets it (the ring is rebuilt then, and re-read every minute, which
+    /// costs one verification per token a minute). Bounded: emptied when full.
+    pub fn verify_token_signature(&self, key: &VerifyingKey, token: &str, signed: &[u8], signature: &[u8]) -> bool {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if self.verified_memo().contains(&digest) {
+            return true;
+        }
+        if !key.verify(signed, signature) {
+            return false;
+        }
+        let mut memo = self.verified_memo();
+        if memo.len() >= VERIFIED_MEMO_CAP {
+            memo.clear();
+        }
+        memo.insert(digest);
+        true
+    }
+
+    fn verified_memo(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+        // A panic while holding the lock leaves a set of digests, never a half-made one.
+        self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many verified tokens the ring remembers (for tests).
+    #[cfg(test)]
+    pub(crate) fn remembered_signatures(&self) -> usize {
+        self.verified_memo().len()
     }
 
     /// Algorithms that have no active key yet.

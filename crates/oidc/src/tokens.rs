@@ -86,7 +86,7 @@ pub fn verify(ring: &KeyRing, token: &str, expect: Expect<'_>) -> Result<serde_j
     }
     let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| malformed())?;
     let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
-    if !key.verify(signed.as_bytes(), &signature) {
+    if !ring.verify_token_signature(key, token, signed.as_bytes(), &signature) {
         return Err(invalid("the token is invalid"));
     }
     let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| malformed())?;
@@ -141,6 +141,61 @@ mod tests {
             sign(&ring, SigningAlg::ES256, ACCESS_TOKEN_TYP, &serde_json::json!({ "iss": "https://id.example", "exp": now - 10 })).unwrap();
         assert_eq!(verify(&ring, &expired, expect).unwrap_err().description, "the token has expired");
         assert!(verify(&ring, &expired, Expect { check_expiry: false, ..expect }).is_ok());
+    }
+
+    #[test]
+    fn a_verified_signature_is_remembered_and_nothing_else_is() {
+        let sealer = SecretBox::new([7; 32]);
+        let stored = generate(SigningAlg::ES256, &sealer, 0).unwrap();
+        let ring = KeyRing::from_stored(std::slice::from_ref(&stored), &sealer).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let expect = Expect { issuer: "https://id.example", typ: Some(ACCESS_TOKEN_TYP), check_expiry: true };
+        let token = sign(
+            &ring,
+            SigningAlg::ES256,
+            ACCESS_TOKEN_TYP,
+            &serde_json::json!({ "iss": "https://id.example", "sub": "u", "exp": now + 60 }),
+        )
+        .unwrap();
+        for _ in 0..2 {
+            assert_eq!(verify(&ring, &token, expect).unwrap()["sub"], "u");
+            assert_eq!(ring.remembered_signatures(), 1, "verified once, remembered once");
+        }
+
+        // The remembered signature under another payload, or another signature: checked afresh and refused.
+        let [header, _, signature] = token.split('.').collect::<Vec<_>>()[..] else { panic!("three parts") };
+        let forged_payload = b64_json(&serde_json::json!({ "iss": "https://id.example", "sub": "admin", "exp": now + 60 }));
+        assert!(verify(&ring, &format!("{header}.{forged_payload}.{signature}"), expect).is_err());
+        let mut tampered = token.clone();
+        tampered.insert(tampered.rfind('.').unwrap() + 1, 'A');
+        assert!(verify(&ring, &tampered, expect).is_err());
+        assert_eq!(ring.remembered_signatures(), 1, "failures are not remembered");
+
+        // Everything but the signature is still checked on each use.
+        assert!(verify(&ring, &token, Expect { issuer: "https://other.example", ..expect }).is_err());
+        let expired =
+            sign(&ring, SigningAlg::ES256, ACCESS_TOKEN_TYP, &serde_json::json!({ "iss": "https://id.example", "exp": now - 10 })).unwrap();
+        assert!(verify(&ring, &expired, Expect { check_expiry: false, ..expect }).is_ok());
+        assert_eq!(verify(&ring, &expired, expect).unwrap_err().description, "the token has expired");
+
+        // A reloaded ring (as after a rotation) starts with nothing remembered.
+        let reloaded = KeyRing::from_stored(std::slice::from_ref(&stored), &sealer).unwrap();
+        assert_eq!(reloaded.remembered_signatures(), 0);
+        assert!(verify(&reloaded, &token, expect).is_ok());
+
+        // Bounded: it starts afresh when full.
+        for i in 0..crate::keys::VERIFIED_MEMO_CAP {
+            let t = sign(
+                &ring,
+                SigningAlg::ES256,
+                ACCESS_TOKEN_TYP,
+                &serde_json::json!({ "iss": "https://id.example", "n": i, "exp": now + 60 }),
+            )
+            .unwrap();
+            assert!(verify(&ring, &t, expect).is_ok());
+            assert!(ring.remembered_signatures() <= crate::keys::VERIFIED_MEMO_CAP);
+        }
+        assert!(ring.remembered_signatures() < crate::keys::VERIFIED_MEMO_CAP);
     }
 
     fn b64_json(v: &serde_json::Value) -> String {
