@@ -10,7 +10,7 @@ use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose, StoreResult};
 use portcullis_core::user::{User, UserId};
 use uuid::Uuid;
 
-use crate::{Store, db_error, on_pool};
+use crate::{Store, begin_transaction, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
@@ -192,7 +192,7 @@ impl AccountStore for Store {
 
     async fn replace_email_link(&self, l: &EmailLink) -> StoreResult<()> {
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             sqlx::query("DELETE FROM email_links WHERE user_id = $1 AND purpose = $2 AND consumed_at IS NULL")
                 .bind(l.user_id.to_string())
                 .bind(l.purpose.as_str())

@@ -8,7 +8,7 @@ use portcullis_core::user::User;
 
 use crate::accounts::insert_user;
 use crate::mfa::insert_credential;
-use crate::{Store, db_error, on_pool};
+use crate::{Store, begin_transaction, db_error, on_pool};
 
 /// An account to import: the user and its credentials.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ impl Store {
     /// address gives [`StoreError::Conflict`] and nothing is kept).
     pub async fn import_accounts(&self, accounts: &[ImportedAccount]) -> Result<(), StoreError> {
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             for a in accounts {
                 insert_user!(&mut *tx, a.user).await.map_err(db_error)?;
                 for c in &a.credentials {

@@ -12,6 +12,7 @@ mod import;
 mod mfa;
 mod oidc;
 mod security;
+mod sqlite_pool;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -21,10 +22,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use portcullis_core::StoreError;
-use sqlx::pool::PoolOptions;
+use sqlite_pool::SqliteConnections;
+use sqlx::Connection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Database};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 /// Runs the same expression against whichever pool the store holds.
 macro_rules! on_pool {
@@ -37,28 +38,38 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// `begin_transaction!(p, tx)`: takes one connection from pool `p` and starts
+/// transaction `tx` on it; the connection goes back when both go out of scope.
+macro_rules! begin_transaction {
+    ($pool:ident, $tx:ident) => {
+        let mut connection = $pool.acquire().await.map_err($crate::db_error)?;
+        let mut $tx = sqlx::Connection::begin(&mut *connection).await.map_err($crate::db_error)?;
+    };
+}
+pub(crate) use begin_transaction;
+
 #[derive(Clone, Debug)]
 pub(crate) enum Backend {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteConnections),
     Postgres(PgPool),
 }
 
-/// How long a pooled connection may sit idle and still be handed out without
-/// a liveness check.
-const FRESH_IDLE: Duration = Duration::from_secs(1);
+/// How long a pooled connection may sit idle and still be lent without a
+/// liveness check (both backends).
+pub(crate) const FRESH_IDLE: Duration = Duration::from_secs(1);
 
-/// The pool's liveness check, made once per statement rather than twice.
+/// The PostgreSQL pool, with its liveness check made once per statement rather
+/// than twice.
 ///
 /// sqlx pings every connection when it goes back to the pool, and by default
-/// again when it is taken out: for a single statement, three round trips to the
-/// SQLite worker thread or the PostgreSQL server instead of one and two. A
-/// connection that passed its return ping less than [`FRESH_IDLE`] ago is handed
-/// out as it is; one idle for longer (the database may have restarted, a proxy
-/// may have cut it) is pinged first, as before. A connection that died within
-/// that second fails its statement with a database error, and is closed when its
-/// return ping fails.
-fn pool_options<DB: Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
-    options.test_before_acquire(false).before_acquire(|connection, meta| {
+/// again when it is taken out: two network round trips for one statement's
+/// one. A connection that passed its return ping less than [`FRESH_IDLE`] ago
+/// is lent as it is; one idle for longer (the server may have restarted, a
+/// proxy may have cut it) is pinged first, as before. A connection that died
+/// within that second fails its statement with a database error, and is
+/// closed when its return ping fails. (SQLite has its own pool: `sqlite_pool`.)
+fn postgres_pool_options() -> PgPoolOptions {
+    PgPoolOptions::new().test_before_acquire(false).before_acquire(|connection, meta| {
         Box::pin(async move {
             if meta.idle_for >= FRESH_IDLE {
                 connection.ping().await?;
@@ -100,10 +111,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
-            let pool = pool_options(SqlitePoolOptions::new().max_connections(8)).connect_with(options).await.map_err(OpenError::Connect)?;
+            let pool = SqliteConnections::open(options, 8).await.map_err(OpenError::Connect)?;
             Ok(Self { backend: Backend::Sqlite(pool) })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = pool_options(PgPoolOptions::new())
+            let pool = postgres_pool_options()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
@@ -118,7 +129,10 @@ impl Store {
     /// Applies pending migrations of this backend.
     pub async fn migrate(&self) -> Result<(), OpenError> {
         match &self.backend {
-            Backend::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
+            Backend::Sqlite(p) => {
+                let mut connection = p.acquire().await.map_err(|e| OpenError::Migrate(e.into()))?;
+                sqlx::migrate!("./migrations/sqlite").run(&mut *connection).await
+            }
             Backend::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
         }
         .map_err(OpenError::Migrate)

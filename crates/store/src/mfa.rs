@@ -11,7 +11,7 @@ use portcullis_core::store::StoreResult;
 use portcullis_core::user::{User, UserId};
 
 use crate::accounts::UserRow;
-use crate::{Store, db_error, on_pool};
+use crate::{Store, begin_transaction, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]
 struct CredentialRow {
@@ -186,7 +186,7 @@ impl MfaStore for Store {
 
     async fn replace_recovery_codes(&self, user: UserId, tags: &[String], now: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
                 .bind(user.to_string())
                 .execute(&mut *tx)
@@ -227,7 +227,7 @@ impl MfaStore for Store {
 
     async fn delete_all_factors(&self, user: UserId) -> StoreResult<()> {
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             for sql in ["DELETE FROM credentials WHERE user_id = $1", "DELETE FROM recovery_codes WHERE user_id = $1"] {
                 sqlx::query(sql).bind(user.to_string()).execute(&mut *tx).await.map_err(db_error)?;
             }
@@ -300,7 +300,7 @@ impl MfaStore for Store {
 
     async fn replace_otp_code(&self, c: &OneTimeCode) -> StoreResult<()> {
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             sqlx::query("UPDATE one_time_codes SET spent_at = $3 WHERE user_id = $1 AND channel = $2 AND spent_at IS NULL")
                 .bind(c.user_id.to_string())
                 .bind(c.channel.as_str())
@@ -371,7 +371,7 @@ impl MfaStore for Store {
         let mut quotas: Vec<&SlidingQuota> = quotas.iter().collect();
         quotas.sort_by(|a, b| a.key.cmp(&b.key));
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             let mut admitted = Vec::with_capacity(quotas.len());
             for q in &quotas {
                 // The upsert takes the row before it is read (see migration 0011).

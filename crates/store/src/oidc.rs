@@ -13,7 +13,7 @@ use portcullis_core::store::StoreResult;
 use portcullis_core::user::{User, UserId};
 
 use crate::accounts::{UserRow, select_users};
-use crate::{Store, db_error, on_pool};
+use crate::{Store, begin_transaction, db_error, on_pool};
 
 /// Stores a revocation (a [`RevokedAccess`] kept until a time), keeping the
 /// later expiry if it exists; the same SQL on both backends.
@@ -200,7 +200,7 @@ impl OidcStore for Store {
 
     async fn delete_client(&self, id: &str, access_tokens_until: UnixTime) -> StoreResult<bool> {
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             // Codes and refresh tokens go with the client (ON DELETE CASCADE).
             let deleted =
                 sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db_error)?.rows_affected() > 0;
@@ -237,7 +237,7 @@ impl OidcStore for Store {
 
     async fn rotate_in_signing_key(&self, k: &StoredSigningKey, now: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             sqlx::query("UPDATE signing_keys SET rotated_at = $1 WHERE alg = $2 AND rotated_at IS NULL")
                 .bind(now)
                 .bind(k.alg.as_str())
@@ -459,7 +459,7 @@ impl OidcStore for Store {
 
     async fn revoke_user_grants(&self, user: UserId, now: UnixTime, access_tokens_until: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             // `WHERE true`: SQLite needs it to tell the upsert from a join.
             sqlx::query(
                 "INSERT INTO access_token_revocations (revoked, expires_at) \
@@ -485,7 +485,7 @@ impl OidcStore for Store {
 
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime, access_tokens_until: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            begin_transaction!(p, tx);
             for sql in [
                 "UPDATE refresh_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
                 "UPDATE authorization_codes SET consumed_at = $2 WHERE grant_id = $1 AND consumed_at IS NULL",
