@@ -102,6 +102,9 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
 
     /// Failure counter for an account key (normalised email).
     fn failure_record(&self, account_key: &str) -> impl Future<Output = StoreResult<FailureRecord>> + Send;
+    /// Failure counters for several account keys in one read, in their order
+    /// (listings: not one query per row). At most 500 keys.
+    fn failure_records(&self, account_keys: &[&str]) -> impl Future<Output = StoreResult<Vec<FailureRecord>>> + Send;
     /// Atomically counts one failure (forgetting failures last seen before
     /// `window_start`) and returns the count including this one.
     fn record_login_failure(

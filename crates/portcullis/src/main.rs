@@ -10,7 +10,6 @@ use portcullis::config::{Config, FlagOverrides, LogFormat};
 use portcullis::{Application, StartError, open_store};
 use portcullis_core::audit::{AuditFilter, AuditFollower, AuditKind, RequestOrigin};
 use portcullis_core::clock::{Clock, SystemClock};
-use portcullis_core::lockout::LockState;
 use portcullis_core::oauth::{ClientPolicy, MfaPolicy, SigningAlg};
 use portcullis_oidc::clients::NewClient;
 use zeroize::Zeroizing;
@@ -359,8 +358,9 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
             println!("{}", serde_json::json!({ "id": user.id.to_string(), "email": user.email.as_str(), "admin": user.is_admin }));
         }
         UserCommand::List => {
-            for u in accounts.list_users().await.map_err(fail)? {
-                let locked = matches!(accounts.lock_state(&u.email, clock.now()).await.map_err(fail)?, LockState::Locked { .. });
+            let users = accounts.list_users().await.map_err(fail)?;
+            let locked = accounts.locked_after_failures(&users, clock.now()).await.map_err(fail)?;
+            for (u, locked) in users.into_iter().zip(locked) {
                 println!(
                     "{}",
                     serde_json::json!({

@@ -254,6 +254,25 @@ impl AccountStore for Store {
         Ok(row.map(|(f, l)| FailureRecord { failures: count(f), locked_until: l }).unwrap_or_default())
     }
 
+    async fn failure_records(&self, keys: &[&str]) -> StoreResult<Vec<FailureRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64, Option<i64>)> = on_pool!(self, |p| {
+            let mut query =
+                sqlx::QueryBuilder::new("SELECT account_key, failures, locked_until FROM login_failures WHERE account_key IN (");
+            let mut listed = query.separated(", ");
+            for key in keys {
+                listed.push_bind(*key);
+            }
+            query.push(")");
+            query.build_query_as().fetch_all(p).await.map_err(db_error)
+        })?;
+        let found: std::collections::HashMap<String, FailureRecord> =
+            rows.into_iter().map(|(k, f, l)| (k, FailureRecord { failures: count(f), locked_until: l })).collect();
+        Ok(keys.iter().map(|k| found.get(*k).copied().unwrap_or_default()).collect())
+    }
+
     async fn record_login_failure(&self, key: &str, now: UnixTime, window_start: UnixTime) -> StoreResult<u32> {
         let n: i64 = on_pool!(self, |p| {
             sqlx::query_scalar(

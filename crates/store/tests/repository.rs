@@ -260,6 +260,14 @@ async fn failures_count_within_the_window_and_locks_are_stored(s: Store) {
     }
     seen.sort_unstable();
     assert_eq!(seen, (1..=10).collect::<Vec<u32>>());
+
+    // Several at once, in the order asked, with nothing on record for the unknown.
+    s.record_login_failure("erin@example.com", 3_900, 2_500).await.unwrap();
+    s.lock_account("erin@example.com", 4_000).await.unwrap();
+    let many = s.failure_records(&["nobody@example.com", key, "erin@example.com", key]).await.unwrap();
+    let seen: Vec<_> = many.iter().map(|r| (r.failures, r.locked_until)).collect();
+    assert_eq!(seen, [(0, None), (10, None), (0, Some(4_000)), (10, None)]);
+    assert!(s.failure_records(&[]).await.unwrap().is_empty());
 }
 
 async fn sessions_are_found_touched_and_ended(s: Store) {

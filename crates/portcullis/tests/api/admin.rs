@@ -49,6 +49,27 @@ async fn the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_an
     let found = app.get("/admin/users?q=ADA").await;
     assert_eq!(found.body.matches("data-testid=\"admin-user\"").count(), 1, "search by email, any case");
 
+    // Locked after failed sign-ins: shown for that user only, on the page and in the command line's list.
+    let guesser = app.other_browser();
+    for _ in 0..5 {
+        guesser.sign_in("ada@example.com", "not the password").await;
+    }
+    let users = app.get("/admin/users").await;
+    let row = |email: &str| users.body.split("data-testid=\"admin-user\"").find(|r| r.contains(email)).unwrap().to_owned();
+    assert!(row("ada@example.com").contains("locked after failures"), "{}", users.body);
+    assert!(!row("root@example.com").contains("locked after failures"), "{}", users.body);
+    let listed = app.cli(&["user", "list"]);
+    let locked: Vec<(String, bool)> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|u| (u["email"].as_str().unwrap().to_owned(), u["locked"].as_bool().unwrap()))
+        .collect();
+    assert!(
+        locked.contains(&("ada@example.com".to_owned(), true)) && locked.contains(&("root@example.com".to_owned(), false)),
+        "{locked:?}"
+    );
+    app.cli(&["user", "unlock", "--email", "ada@example.com"]);
+
     // Users: each action works and is recorded with the admin who did it.
     let ada_browser = app.other_browser();
     assert_eq!(ada_browser.sign_in("ada@example.com", PASSWORD).await, StatusCode::SEE_OTHER);
@@ -131,7 +152,7 @@ async fn the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_an
     let today = portcullis_server::pages::date(app.clock.now());
     let log = app.get(&format!("/admin/audit?user=ada%40example.com&event=account_locked&from={today}&to={today}")).await;
     assert_eq!(log.status, StatusCode::OK, "{}", log.body);
-    assert_eq!(log.body.matches("data-testid=\"audit-event\"").count(), 2, "locked twice: {}", log.body);
+    assert_eq!(log.body.matches("data-testid=\"audit-event\"").count(), 3, "locked after failures once, by the admin twice: {}", log.body);
     let all = app.get("/admin/audit?user=ada%40example.com").await;
     assert!(all.body.matches("data-testid=\"audit-event\"").count() >= 6);
     let yesterday = portcullis_server::pages::date(app.clock.now() - 86_400);

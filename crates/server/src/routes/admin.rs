@@ -11,7 +11,6 @@ use minijinja::context;
 use portcullis_core::AccountError;
 use portcullis_core::accounts::ActiveSession;
 use portcullis_core::audit::{AuditFilter, AuditKind, RequestOrigin};
-use portcullis_core::lockout::LockState;
 use portcullis_core::oauth::{ClientPolicy, FACTOR_KEYS, MfaPolicy, SigningAlg};
 use portcullis_core::security::AdminAccess;
 use portcullis_oidc::clients::NewClient;
@@ -65,8 +64,9 @@ pub struct UserQuery {
 async fn users_page(state: &AppState, browser: &Browser, q: &str, outcome: Result<String, AccountError>) -> Result<Response, AppError> {
     let now = state.now();
     let mut users = Vec::new();
-    for u in state.accounts().search_users(q, PAGE_SIZE).await? {
-        let failures_locked = matches!(state.accounts().lock_state(&u.email, now).await?, LockState::Locked { .. });
+    let found = state.accounts().search_users(q, PAGE_SIZE).await?;
+    let locked = state.accounts().locked_after_failures(&found, now).await?;
+    for (u, failures_locked) in found.into_iter().zip(locked) {
         let disabled = u.disabled_at.is_some();
         let mut actions =
             vec![if disabled || failures_locked { ("unlock", "Unlock") } else { ("lock", "Lock") }, ("reset_mfa", "Reset MFA")];
