@@ -78,7 +78,10 @@ impl<S: Stores> Accounts<S> {
         let prior = self.refuse_if_locked(key, now).await?;
         let account = self.email_sign_in_account(&email).await?;
         let accepted = match &account {
-            Some(user) => matches!(EmailCodeFactor.verify(&self.factor_context(), user, code, now).await?, Verification::Accepted),
+            Some(user) => matches!(
+                EmailCodeFactor.verify(&self.factor_context(), user, &[] /* an emailed code needs no credential */, code, now).await?,
+                Verification::Accepted
+            ),
             None => false,
         };
         let user = match account {

@@ -94,18 +94,25 @@ impl<S: Stores> Accounts<S> {
     /// knowledge factor (an emailed code) asks for the password: no number of
     /// possession factors would make it multi-factor.
     pub async fn available_factors(&self, user: &User, pending: &PendingSignIn) -> Result<Vec<&'static str>, AccountError> {
-        self.offered(user, pending, None).await
+        Ok(self.offered(user, pending, None).await?.0)
     }
 
-    /// Whether `pending` offers step `factor_key`: the same rule as
-    /// [`Self::available_factors`], reading only what that factor needs.
-    async fn offers(&self, user: &User, pending: &PendingSignIn, factor_key: &str) -> Result<bool, AccountError> {
-        Ok(self.offered(user, pending, Some(factor_key)).await?.contains(&factor_key))
+    /// Whether `pending` offers step `factor_key` (the same rule as
+    /// [`Self::available_factors`], reading only what that factor needs), with
+    /// the user's credentials as read for it.
+    async fn offers(&self, user: &User, pending: &PendingSignIn, factor_key: &str) -> Result<Option<Vec<Credential>>, AccountError> {
+        let (offered, enrolled) = self.offered(user, pending, Some(factor_key)).await?;
+        Ok(offered.contains(&factor_key).then_some(enrolled))
     }
 
-    async fn offered(&self, user: &User, pending: &PendingSignIn, only: Option<&str>) -> Result<Vec<&'static str>, AccountError> {
+    async fn offered(
+        &self,
+        user: &User,
+        pending: &PendingSignIn,
+        only: Option<&str>,
+    ) -> Result<(Vec<&'static str>, Vec<Credential>), AccountError> {
         if pending.session_digest.is_some() && !pending.auth.proves(FactorClass::Knowledge) {
-            return Ok(vec![PASSWORD_STEP]);
+            return Ok((vec![PASSWORD_STEP], Vec::new()));
         }
         let ctx = self.factor_context();
         let enrolled = self.store.credentials(user.id).await?;
@@ -124,7 +131,7 @@ impl<S: Stores> Accounts<S> {
                 out.push(f.key());
             }
         }
-        Ok(out)
+        Ok((out, enrolled))
     }
 
     /// Refuses a change to how the account signs in (a factor added or removed,
@@ -289,7 +296,7 @@ impl<S: Stores> Accounts<S> {
     ) -> Result<Option<PublicKeyChallenge>, AccountError> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
         let factor = self.factor(factor_key)?;
-        if !self.offers(&user, &pending, factor.key()).await? {
+        if self.offers(&user, &pending, factor.key()).await?.is_none() {
             return Err(AccountError::NotFound);
         }
         if factor.sends_code() {
@@ -327,14 +334,14 @@ impl<S: Stores> Accounts<S> {
         let (pending, user) = self.pending_sign_in(token, now).await?;
         let prior = self.refuse_if_locked(user.email.as_str(), now).await?;
         // Only what this sign-in offers may finish it (a phishing-resistant step-up takes no code).
-        if !self.offers(&user, &pending, factor_key).await? {
+        let Some(enrolled) = self.offers(&user, &pending, factor_key).await? else {
             return Err(if factor_key == "webauthn" { AccountError::KeyNotAccepted } else { AccountError::InvalidCode });
-        }
+        };
         let (method, verification) = if factor_key == PASSWORD_STEP {
             (AuthMethod::Password, self.check_password(&user, response).await?)
         } else {
             let factor = self.factor(factor_key)?;
-            (factor.method(), factor.verify(&self.factor_context(), &user, response, now).await?)
+            (factor.method(), factor.verify(&self.factor_context(), &user, &enrolled, response, now).await?)
         };
         match verification {
             Verification::Accepted => {}

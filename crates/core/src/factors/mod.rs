@@ -204,11 +204,15 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
     ) -> BoxFuture<'a, FactorResult<EnrollmentCheck>> {
         Box::pin(async { Ok(EnrollmentCheck::Unknown) })
     }
-    /// Checks `response` and spends it atomically.
+    /// Checks `response` and spends it atomically. `enrolled`: the user's
+    /// credentials as read to offer this step (not read again: the spending
+    /// is a conditional write on the credential, so one removed meanwhile
+    /// still cannot be used).
     fn verify<'a>(
         &'a self,
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
+        enrolled: &'a [Credential],
         response: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Verification>>;

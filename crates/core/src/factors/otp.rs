@@ -235,6 +235,7 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
         &'a self,
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
+        _enrolled: &'a [Credential],
         response: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Verification>> {
@@ -383,6 +384,7 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
         &'a self,
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
+        _enrolled: &'a [Credential],
         response: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Verification>> {

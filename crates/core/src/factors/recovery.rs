@@ -61,6 +61,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
         &'a self,
         ctx: &'a super::FactorContext<'a, S>,
         user: &'a crate::user::User,
+        _enrolled: &'a [super::Credential],
         response: &'a str,
         now: crate::clock::UnixTime,
     ) -> crate::mail::BoxFuture<'a, super::FactorResult<super::Verification>> {

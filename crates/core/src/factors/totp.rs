@@ -195,12 +195,13 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
     fn verify<'a>(
         &'a self,
         ctx: &'a super::FactorContext<'a, S>,
-        user: &'a crate::user::User,
+        _user: &'a crate::user::User,
+        enrolled: &'a [super::Credential],
         response: &'a str,
         now: UnixTime,
     ) -> crate::mail::BoxFuture<'a, super::FactorResult<super::Verification>> {
         Box::pin(async move {
-            for c in ctx.store.credentials(user.id).await?.iter().filter(|c| c.kind == super::FactorKind::Totp) {
+            for c in enrolled.iter().filter(|c| c.kind == super::FactorKind::Totp) {
                 let Ok(secret) = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret) else {
                     tracing::error!(credential = %c.id, "TOTP secret cannot be decrypted");
                     continue;

@@ -412,6 +412,7 @@ impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
         &'a self,
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
+        enrolled: &'a [Credential],
         response: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Verification>> {
@@ -423,14 +424,13 @@ impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
             };
             let id = BASE64URL_NOPAD.encode(&answer.credential.raw_id);
             // The row only (no need to open every sealed record): the state names the allowed credentials.
-            let owned =
-                ctx.store.credentials(user.id).await?.into_iter().find(|c| is_webauthn(c) && c.public_key_id.as_deref() == Some(&id));
+            let owned = enrolled.iter().find(|c| is_webauthn(c) && c.public_key_id.as_deref() == Some(&id));
             let Some(c) = owned.filter(|c| c.flagged_at.is_none()) else {
                 return Ok(Verification::Rejected);
             };
             match rp.webauthn.finish_securitykey_authentication(&answer.credential, &state) {
-                Ok(result) => record_use(ctx, &c, result.counter(), now).await,
-                Err(WebauthnError::CredentialPossibleCompromise) => flag(ctx, &c, 0, now).await,
+                Ok(result) => record_use(ctx, c, result.counter(), now).await,
+                Err(WebauthnError::CredentialPossibleCompromise) => flag(ctx, c, 0, now).await,
                 Err(e) => {
                     tracing::info!(user = %user.id, error = %e, "WebAuthn assertion refused");
                     Ok(Verification::Rejected)
