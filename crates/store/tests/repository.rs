@@ -658,20 +658,8 @@ async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {
         s.enqueue_notice(&format!("user{left}@example.com"), &Message::RecoveryCodeUsed { left }, 100).await.unwrap();
     }
     // Eight senders at once (as several server processes would): each notice goes to exactly one.
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let s = s.clone();
-            tokio::spawn(async move { s.claim_notices(100, 400, 2).await.unwrap() })
-        })
-        .collect();
-    let mut claimed = Vec::new();
-    for t in tasks {
-        claimed.extend(t.await.unwrap());
-    }
-    let mut ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!((claimed.len(), ids.len()), (5, 5), "claimed once each: {claimed:?}");
+    let (claimed, distinct) = eight_senders_claim(&s, 100, 400, 2).await;
+    assert_eq!((claimed.len(), distinct), (5, 5), "claimed once each: {claimed:?}");
     let first = claimed.iter().find(|n| n.recipient == "user0@example.com").unwrap();
     assert_eq!(first.attempts, 1);
     let message: Message = serde_json::from_str(&first.message).unwrap();
@@ -695,10 +683,17 @@ async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {
     for n in 0..40 {
         s.enqueue_notice(&format!("bulk{n}@example.com"), &Message::RecoveryCodeUsed { left: n }, 2_000).await.unwrap();
     }
+    let (claimed, distinct) = eight_senders_claim(&s, 2_000, 2_400, 6).await;
+    assert_eq!((claimed.len(), distinct), (41, 41), "the backlog and the lapsed lease, each claimed once");
+    assert!(s.claim_notices(2_000, 2_400, 10).await.unwrap().is_empty());
+}
+
+/// Eight concurrent `claim_notices` calls: everything they claimed, and how many distinct notices that is.
+async fn eight_senders_claim(s: &Store, now: i64, lease_until: i64, limit: u32) -> (Vec<portcullis_core::mail::QueuedNotice>, usize) {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let s = s.clone();
-            tokio::spawn(async move { s.claim_notices(2_000, 2_400, 6).await.unwrap() })
+            tokio::spawn(async move { s.claim_notices(now, lease_until, limit).await.unwrap() })
         })
         .collect();
     let mut claimed = Vec::new();
@@ -708,8 +703,7 @@ async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {
     let mut ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!((claimed.len(), ids.len()), (41, 41), "the backlog and the lapsed lease, each claimed once");
-    assert!(s.claim_notices(2_000, 2_400, 10).await.unwrap().is_empty());
+    (claimed, ids.len())
 }
 
 async fn send_quotas_hold_under_concurrency_and_count_all_or_nothing(s: Store) {
