@@ -219,18 +219,19 @@ impl NoticeStore for Store {
         // SKIP LOCKED` makes it pass over rows another sender holds and take
         // the next free ones, and the lock re-reads a row claimed and committed
         // since, so it is still claimed once.
+        macro_rules! claim {
+            ($row_locks:literal) => {
+                concat!(
+                    "UPDATE queued_notices SET not_before = $2, attempts = attempts + 1 \
+                     WHERE not_before <= $1 AND id IN (SELECT id FROM queued_notices WHERE not_before <= $1 ORDER BY id LIMIT $3",
+                    $row_locks,
+                    ") RETURNING id, recipient, message, attempts"
+                )
+            };
+        }
         let sql = match self.backend {
-            crate::Backend::Sqlite(_) => {
-                "UPDATE queued_notices SET not_before = $2, attempts = attempts + 1 \
-                 WHERE not_before <= $1 AND id IN (SELECT id FROM queued_notices WHERE not_before <= $1 ORDER BY id LIMIT $3) \
-                 RETURNING id, recipient, message, attempts"
-            }
-            crate::Backend::Postgres(_) => {
-                "UPDATE queued_notices SET not_before = $2, attempts = attempts + 1 \
-                 WHERE not_before <= $1 AND id IN \
-                 (SELECT id FROM queued_notices WHERE not_before <= $1 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, recipient, message, attempts"
-            }
+            crate::Backend::Sqlite(_) => claim!(""),
+            crate::Backend::Postgres(_) => claim!(" FOR UPDATE SKIP LOCKED"),
         };
         let rows: Vec<NoticeRow> = on_pool!(self, |p| sqlx::query_as(sql)
             .bind(now)

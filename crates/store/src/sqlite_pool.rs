@@ -69,16 +69,16 @@ impl SqliteConnections {
             .await
             .map_err(|_| Error::PoolTimedOut)?
             .map_err(|_| Error::PoolClosed)?;
-        loop {
+        let connection = loop {
             let Some((mut connection, since)) = self.shared.idle().pop() else {
-                let connection = self.shared.options.connect().await?;
-                return Ok(Lease { connection: Some(connection), shared: Arc::clone(&self.shared), broken: false, _permit: permit });
+                break self.shared.options.connect().await?;
             };
             if since.elapsed() < FRESH_IDLE || connection.ping().await.is_ok() {
-                return Ok(Lease { connection: Some(connection), shared: Arc::clone(&self.shared), broken: false, _permit: permit });
+                break connection;
             }
             // Its thread is gone: let it go and try the next.
-        }
+        };
+        Ok(Lease { connection: Some(connection), shared: Arc::clone(&self.shared), broken: false, _permit: permit })
     }
 
     /// Closes every idle connection and refuses new leases (on shutdown).
