@@ -133,6 +133,22 @@ enum PublicKey {
 }
 
 impl VerifyingKey {
+    /// The key a published JWK (RFC 7517) of algorithm `alg` describes; `kid`
+    /// names it in errors. Relying parties (bench/) verify with it too.
+    pub fn from_public_jwk(alg: SigningAlg, kid: &str, jwk: &serde_json::Value) -> Result<Self, OidcError> {
+        let public = match alg {
+            SigningAlg::ES256 => {
+                let (x, y) = (jwk_bytes(jwk, "x", kid)?, jwk_bytes(jwk, "y", kid)?);
+                if x.len() != 32 || y.len() != 32 {
+                    return Err(OidcError::Key(format!("{kid}: not a P-256 point")));
+                }
+                PublicKey::Es256([&[4u8][..], &x, &y].concat())
+            }
+            SigningAlg::RS256 => PublicKey::Rs256 { n: jwk_bytes(jwk, "n", kid)?, e: jwk_bytes(jwk, "e", kid)? },
+        };
+        Ok(Self { alg, public })
+    }
+
     /// Whether `signature` is this key's over `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.public {
@@ -150,19 +166,6 @@ fn jwk_bytes(jwk: &serde_json::Value, member: &str, kid: &str) -> Result<Vec<u8>
         .as_str()
         .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
         .ok_or_else(|| OidcError::Key(format!("{kid}: the public key has no valid {member:?}")))
-}
-
-fn public_key(k: &StoredSigningKey, jwk: &serde_json::Value) -> Result<PublicKey, OidcError> {
-    Ok(match k.alg {
-        SigningAlg::ES256 => {
-            let (x, y) = (jwk_bytes(jwk, "x", &k.kid)?, jwk_bytes(jwk, "y", &k.kid)?);
-            if x.len() != 32 || y.len() != 32 {
-                return Err(OidcError::Key(format!("{}: not a P-256 point", k.kid)));
-            }
-            PublicKey::Es256([&[4u8][..], &x, &y].concat())
-        }
-        SigningAlg::RS256 => PublicKey::Rs256 { n: jwk_bytes(jwk, "n", &k.kid)?, e: jwk_bytes(jwk, "e", &k.kid)? },
-    })
 }
 
 fn private_key(k: &StoredSigningKey, der: &[u8], rng: &SystemRandom) -> Result<PrivateKey, OidcError> {
@@ -208,7 +211,7 @@ impl KeyRing {
         let mut published = Vec::new();
         for k in keys {
             let jwk: serde_json::Value = serde_json::from_str(&k.public_jwk).map_err(|e| OidcError::Key(format!("{}: {e}", k.kid)))?;
-            verifying.insert(k.kid.clone(), VerifyingKey { alg: k.alg, public: public_key(k, &jwk)? });
+            verifying.insert(k.kid.clone(), VerifyingKey::from_public_jwk(k.alg, &k.kid, &jwk)?);
             published.push(jwk);
             if k.rotated_at.is_none() && !active.contains_key(&k.alg) {
                 let der = sealer
