@@ -374,14 +374,8 @@ impl<S: crate::store::Stores> Accounts<S> {
         Ok(AccountError::InvalidCredentials)
     }
 
-    pub(crate) async fn open_session(
-        &self,
-        user_id: UserId,
-        auth: AuthRecord,
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<NewSession, AccountError> {
-        let token = random_token();
+    /// A new session for `user_id` and the cookie token that names it.
+    pub(crate) fn new_session(&self, user_id: UserId, auth: AuthRecord, origin: &RequestOrigin, now: UnixTime) -> NewSession {
         let record = SessionRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),
             user_id,
@@ -391,8 +385,7 @@ impl<S: crate::store::Stores> Accounts<S> {
             ip: origin.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             user_agent: origin.user_agent_text(200),
         };
-        self.store.create_session(&token_digest(&token), &record, self.settings.sessions.expires_at(now)).await?;
-        Ok(NewSession { token, record })
+        NewSession { token: random_token(), record }
     }
 
     /// Deletes what has expired, and audit events past their retention.

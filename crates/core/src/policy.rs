@@ -102,10 +102,6 @@ pub struct LastSignIn {
 
 /// What the store remembers for the rules.
 pub trait RiskStore: Clone + Send + Sync + 'static {
-    /// Whether the account has signed in from this device before, and whether it has any known device.
-    fn device_seen(&self, user: UserId, device_digest: &str) -> impl Future<Output = StoreResult<DeviceHistory>> + Send;
-    /// Records a sign-in from this device.
-    fn remember_device(&self, user: UserId, device_digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// What the rules weigh of the account's past, in one read: this device
     /// and the account's others, sign-in failures since `failures_since`, and
     /// the last successful sign-in.
@@ -115,8 +111,6 @@ pub trait RiskStore: Clone + Send + Sync + 'static {
         device_digest: &str,
         failures_since: UnixTime,
     ) -> impl Future<Output = StoreResult<SignInHistory>> + Send;
-    /// Replaces the account's last successful sign-in.
-    fn set_last_sign_in(&self, user: UserId, last: &LastSignIn) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// What the store knows of a device for an account.

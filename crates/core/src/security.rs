@@ -12,7 +12,7 @@ use crate::error::AccountError;
 use crate::mail::Message;
 use crate::policy::{Assessment, LastSignIn, Location, Signals, distance_km, travel_speed_kmh};
 use crate::secrets::{random_token, token_digest};
-use crate::session::{AuthRecord, SessionRecord};
+use crate::session::{AuthRecord, FinishedSignIn, SessionRecord};
 use crate::store::Stores;
 use crate::user::{User, UserId};
 
@@ -54,6 +54,14 @@ fn notice_backoff(attempts: u32) -> i64 {
     (60_i64 << attempts.saturating_sub(1).min(6)).min(3600)
 }
 
+/// An audit event; an operator acting is named in its detail (`by`).
+fn audit_event(kind: AuditKind, user: Option<UserId>, origin: &RequestOrigin, mut detail: Value, now: UnixTime) -> NewAuditEvent {
+    if let (Some(actor), Some(fields)) = (origin.actor, detail.as_object_mut()) {
+        fields.insert("by".into(), actor.to_string().into());
+    }
+    NewAuditEvent { at: now, kind, user, origin: origin.clone(), detail }
+}
+
 /// A fresh device id for a browser that has none (its cookie value).
 pub fn new_device_id() -> String {
     random_token()
@@ -67,13 +75,10 @@ impl<S: Stores> Accounts<S> {
         kind: AuditKind,
         user: Option<UserId>,
         origin: &RequestOrigin,
-        mut detail: Value,
+        detail: Value,
         now: UnixTime,
     ) -> Result<(), AccountError> {
-        if let (Some(actor), Some(fields)) = (origin.actor, detail.as_object_mut()) {
-            fields.insert("by".into(), actor.to_string().into());
-        }
-        self.store.record_audit_event(&NewAuditEvent { at: now, kind, user, origin: origin.clone(), detail }).await?;
+        self.store.record_audit_event(&audit_event(kind, user, origin, detail, now)).await?;
         Ok(())
     }
 
@@ -168,25 +173,32 @@ impl<S: Stores> Accounts<S> {
             fields.insert("methods".into(), json!(auth.amr()));
             fields.insert("acr".into(), json!(auth.acr()));
         }
-        let session = self.open_session(user.id, auth, origin, now).await?;
-        self.audit(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now).await?;
-        let digest = device_digest(origin);
-        let device = self.store.device_seen(user.id, &digest).await?;
-        if origin.device.is_some() {
-            self.store.remember_device(user.id, &digest, now).await?;
-        }
+        let session = self.new_session(user.id, auth, origin, now);
+        let event = audit_event(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now);
         let location = self.locate(origin);
         let ip = origin.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let last = LastSignIn { at: now, ip: ip.clone(), location };
+        let device = self
+            .store
+            .record_sign_in(&FinishedSignIn {
+                session_digest: &token_digest(&session.token),
+                session: &session.record,
+                expires_at: self.settings.sessions.expires_at(now),
+                event: &event,
+                device_digest: &device_digest(origin),
+                remember_device: origin.device.is_some(),
+                last: &last,
+            })
+            .await?;
         if !device.known && device.any_known {
             let browser = origin.user_agent_text(120);
             let message = Message::NewDeviceSignIn {
                 browser: if browser.is_empty() { "Unknown browser".into() } else { browser },
-                ip: ip.clone(),
-                country: location.country.clone().unwrap_or_default(),
+                ip,
+                country: last.location.country.unwrap_or_default(),
             };
             self.notify(user, message, now).await;
         }
-        self.store.set_last_sign_in(user.id, &LastSignIn { at: now, ip, location }).await?;
         Ok(session)
     }
 

@@ -9,8 +9,9 @@ use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::error::StoreError;
 use crate::lockout::FailureRecord;
+use crate::policy::DeviceHistory;
 use crate::rate_limit::RateBucket;
-use crate::session::SessionRecord;
+use crate::session::{FinishedSignIn, SessionRecord};
 use crate::user::{User, UserId};
 
 /// Everything the account flows persist, in one bound.
@@ -118,8 +119,11 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     /// Clears failures and any lock; true if there was something to clear.
     fn clear_login_failures(&self, account_key: &str) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Stores a new session under the digest of its cookie token.
-    fn create_session(&self, digest: &str, session: &SessionRecord, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records a finished sign-in at once, atomically: its session, its audit
+    /// event, the device (when [`FinishedSignIn::remember_device`]) and the
+    /// account's last sign-in; returns what was known of the device before.
+    /// (The only way a session is created: every sign-in writes all of these.)
+    fn record_sign_in(&self, sign_in: &FinishedSignIn<'_>) -> impl Future<Output = StoreResult<DeviceHistory>> + Send;
     /// The session stored under a cookie digest.
     fn session_by_digest(&self, digest: &str) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
     /// Records activity.

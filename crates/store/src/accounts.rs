@@ -4,13 +4,15 @@ use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
 use portcullis_core::email::EmailAddress;
 use portcullis_core::lockout::FailureRecord;
+use portcullis_core::policy::DeviceHistory;
 use portcullis_core::rate_limit::RateBucket;
-use portcullis_core::session::{AuthRecord, SessionRecord};
+use portcullis_core::session::{AuthRecord, FinishedSignIn, SessionRecord};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose, StoreResult};
 use portcullis_core::user::{User, UserId};
 use uuid::Uuid;
 
-use crate::{Store, begin_transaction, db_error, on_pool};
+use crate::security::{bind_audit_event, insert_audit_event};
+use crate::{Backend, Store, begin_transaction, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
@@ -120,6 +122,62 @@ macro_rules! insert_user {
     };
 }
 pub(crate) use {insert_user, select_users};
+
+// What a finished sign-in writes ([`AccountStore::record_sign_in`]), in
+// fragments that both backends' texts share. Parameters: `$1`–`$7` the audit
+// event, `$8`–`$16` the session, `$17` whether to remember device `$18`,
+// `$19`–`$23` the last sign-in. The read: what was known of the device before.
+macro_rules! devices_before_sign_in {
+    () => {
+        "SELECT COALESCE(SUM(CASE WHEN device = $18 THEN 1 ELSE 0 END), 0), COUNT(*) FROM known_devices WHERE user_id = $10"
+    };
+}
+macro_rules! insert_session {
+    () => {
+        "INSERT INTO sessions (digest, id, user_id, created_at, last_seen_at, expires_at, auth_record, ip, user_agent) \
+         VALUES ($8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    };
+}
+macro_rules! remember_device {
+    () => {
+        "INSERT INTO known_devices (user_id, device, first_seen_at, last_seen_at) SELECT $10, $18, $11, $11 WHERE $17 \
+         ON CONFLICT (user_id, device) DO UPDATE SET last_seen_at = $11"
+    };
+}
+macro_rules! set_last_sign_in {
+    () => {
+        "INSERT INTO last_sign_ins (user_id, at, ip, country, latitude, longitude) VALUES ($10, $19, $20, $21, $22, $23) \
+         ON CONFLICT (user_id) DO UPDATE SET at = $19, ip = $20, country = $21, latitude = $22, longitude = $23"
+    };
+}
+
+/// SQLite: the statements in order, one command.
+const SIGN_IN_SQLITE: &str = concat!(
+    devices_before_sign_in!(),
+    "; ",
+    insert_audit_event!(),
+    "; ",
+    insert_session!(),
+    "; ",
+    remember_device!(),
+    "; ",
+    set_last_sign_in!()
+);
+
+/// PostgreSQL: one statement; the data-modifying CTEs and the read share a
+/// snapshot, so the read sees the devices as they were before.
+const SIGN_IN_POSTGRES: &str = concat!(
+    "WITH audit AS (",
+    insert_audit_event!(),
+    "), session AS (",
+    insert_session!(),
+    "), device AS (",
+    remember_device!(),
+    "), last AS (",
+    set_last_sign_in!(),
+    ") ",
+    devices_before_sign_in!()
+);
 
 impl AccountStore for Store {
     async fn create_user(&self, u: &User) -> StoreResult<()> {
@@ -311,27 +369,46 @@ impl AccountStore for Store {
             .map_err(db_error))
     }
 
-    async fn create_session(&self, digest: &str, s: &SessionRecord, expires_at: UnixTime) -> StoreResult<()> {
-        let auth = serde_json::to_string(&s.auth).map_err(|e| StoreError::Backend(e.to_string()))?;
-        on_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO sessions (digest, id, user_id, created_at, last_seen_at, expires_at, auth_record, ip, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(digest)
-            .bind(&s.id)
-            .bind(s.user_id.to_string())
-            .bind(s.created_at)
-            .bind(s.last_seen_at)
-            .bind(expires_at)
-            .bind(&auth)
-            .bind(&s.ip)
-            .bind(&s.user_agent)
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error)
-        })
+    async fn record_sign_in(&self, f: &FinishedSignIn<'_>) -> StoreResult<DeviceHistory> {
+        let auth = serde_json::to_string(&f.session.auth).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let (session, last) = (f.session, f.last);
+        macro_rules! bound {
+            ($sql:expr) => {
+                bind_audit_event!(sqlx::query_as::<_, (i64, i64)>($sql), f.event)
+                    .bind(f.session_digest)
+                    .bind(&session.id)
+                    .bind(session.user_id.to_string())
+                    .bind(session.created_at)
+                    .bind(session.last_seen_at)
+                    .bind(f.expires_at)
+                    .bind(&auth)
+                    .bind(&session.ip)
+                    .bind(&session.user_agent)
+                    .bind(f.remember_device)
+                    .bind(f.device_digest)
+                    .bind(last.at)
+                    .bind(&last.ip)
+                    .bind(last.location.country.as_deref())
+                    .bind(last.location.latitude)
+                    .bind(last.location.longitude)
+            };
+        }
+        let (known, devices) = match &self.backend {
+            // One multi-statement command: one hand-off to the connection's
+            // thread (and one commit) instead of one per statement; inside
+            // sqlx's transaction, so a failure or a cancelled request rolls
+            // back all of it.
+            Backend::Sqlite(p) => {
+                let mut connection = p.acquire().await.map_err(db_error)?;
+                let mut tx = sqlx::Connection::begin_with(&mut *connection, "BEGIN IMMEDIATE").await.map_err(db_error)?;
+                let rows = bound!(SIGN_IN_SQLITE).fetch_all(&mut *tx).await.map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                rows.first().copied()
+            }
+            Backend::Postgres(p) => bound!(SIGN_IN_POSTGRES).fetch_optional(p).await.map_err(db_error)?,
+        }
+        .ok_or_else(|| StoreError::Backend("a finished sign-in read no device history".into()))?;
+        Ok(DeviceHistory { known: known > 0, any_known: devices > 0 })
     }
 
     async fn session_by_digest(&self, digest: &str) -> StoreResult<Option<SessionRecord>> {

@@ -4,8 +4,10 @@
 //! One SQL text serves both backends wherever the dialects agree (sqlx's SQLite
 //! driver accepts PostgreSQL's `$N` placeholders, and both have `RETURNING` and
 //! `ON CONFLICT`); the [`on_pool!`] macro runs it on whichever pool is
-//! configured. Only the migrations and the notice queue's claim (PostgreSQL's
-//! `SKIP LOCKED`) are written per backend.
+//! configured. Written per backend: the migrations, the notice queue's claim
+//! (PostgreSQL's `SKIP LOCKED`), and a finished sign-in's record, whose shared
+//! statements SQLite runs as one multi-statement command and PostgreSQL as one
+//! statement of data-modifying CTEs (`accounts.rs`, `record_sign_in`).
 
 mod accounts;
 mod import;

@@ -52,23 +52,35 @@ macro_rules! select_events {
     };
 }
 
+/// The audit log's insert: its own statement, and the first of a finished
+/// sign-in's (`record_sign_in`), so its parameters are `$1`–`$7`.
+macro_rules! insert_audit_event {
+    () => {
+        "INSERT INTO audit_events (at, event, user_id, client_id, ip, user_agent, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    };
+}
+pub(crate) use insert_audit_event;
+
+/// Binds an audit event to [`insert_audit_event!`]'s `$1`–`$7`.
+macro_rules! bind_audit_event {
+    ($query:expr, $e:expr) => {{
+        let e: &portcullis_core::audit::NewAuditEvent = $e;
+        let agent: Option<String> = Some(e.origin.user_agent.chars().take(300).collect::<String>()).filter(|a| !a.is_empty());
+        $query
+            .bind(e.at)
+            .bind(e.kind.as_str())
+            .bind(e.user.map(|u| u.to_string()))
+            .bind(e.origin.client_id.clone())
+            .bind(e.origin.ip.map(|ip| ip.to_string()))
+            .bind(agent)
+            .bind(e.detail.to_string())
+    }};
+}
+pub(crate) use bind_audit_event;
+
 impl AuditStore for Store {
     async fn record_audit_event(&self, e: &NewAuditEvent) -> StoreResult<()> {
-        let agent: Option<String> = Some(e.origin.user_agent.chars().take(300).collect::<String>()).filter(|a| !a.is_empty());
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO audit_events (at, event, user_id, client_id, ip, user_agent, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        )
-        .bind(e.at)
-        .bind(e.kind.as_str())
-        .bind(e.user.map(|u| u.to_string()))
-        .bind(e.origin.client_id.as_deref())
-        .bind(e.origin.ip.map(|ip| ip.to_string()))
-        .bind(agent.as_deref())
-        .bind(e.detail.to_string())
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+        on_pool!(self, |p| bind_audit_event!(sqlx::query(insert_audit_event!()), e).execute(p).await.map(|_| ()).map_err(db_error))
     }
 
     async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
@@ -117,32 +129,6 @@ struct SignInHistoryRow {
 }
 
 impl RiskStore for Store {
-    async fn device_seen(&self, user: UserId, device_digest: &str) -> StoreResult<DeviceHistory> {
-        let (known, any): (i64, i64) = on_pool!(self, |p| sqlx::query_as(
-            "SELECT COALESCE(SUM(CASE WHEN device = $2 THEN 1 ELSE 0 END), 0), COUNT(*) FROM known_devices WHERE user_id = $1"
-        )
-        .bind(user.to_string())
-        .bind(device_digest)
-        .fetch_one(p)
-        .await
-        .map_err(db_error))?;
-        Ok(DeviceHistory { known: known > 0, any_known: any > 0 })
-    }
-
-    async fn remember_device(&self, user: UserId, device_digest: &str, now: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO known_devices (user_id, device, first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3) \
-             ON CONFLICT (user_id, device) DO UPDATE SET last_seen_at = $3"
-        )
-        .bind(user.to_string())
-        .bind(device_digest)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
-    }
-
     async fn sign_in_history(&self, user: UserId, device_digest: &str, failures_since: UnixTime) -> StoreResult<SignInHistory> {
         // Read on every first step: one statement instead of three round trips.
         let r: SignInHistoryRow = on_pool!(self, |p| sqlx::query_as(
@@ -168,23 +154,6 @@ impl RiskStore for Store {
                 location: Location { country: r.country, latitude: r.latitude, longitude: r.longitude },
             }),
         })
-    }
-
-    async fn set_last_sign_in(&self, user: UserId, last: &LastSignIn) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO last_sign_ins (user_id, at, ip, country, latitude, longitude) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (user_id) DO UPDATE SET at = $2, ip = $3, country = $4, latitude = $5, longitude = $6"
-        )
-        .bind(user.to_string())
-        .bind(last.at)
-        .bind(&last.ip)
-        .bind(last.location.country.as_deref())
-        .bind(last.location.latitude)
-        .bind(last.location.longitude)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
     }
 }
 

@@ -10,9 +10,9 @@ use portcullis_core::oauth::{
     AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess,
     SigningAlg,
 };
-use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore};
+use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore, SignInHistory};
 use portcullis_core::rate_limit::{LimitedAction, RateLimits, SlidingQuota};
-use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
+use portcullis_core::session::{AuthMethod, AuthRecord, FinishedSignIn, SessionRecord};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
 use portcullis_core::user::{User, UserId};
 use portcullis_store::testing::{Backend, TestDatabase};
@@ -43,7 +43,7 @@ on_both_backends!(
     a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken,
     a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret,
     the_audit_log_filters_follows_and_counts,
-    devices_and_last_sign_ins_are_remembered_per_account,
+    a_finished_sign_in_is_recorded_whole_or_not_at_all_per_account,
     a_queued_notice_is_claimed_once_and_retried_until_removed,
     send_quotas_hold_under_concurrency_and_count_all_or_nothing,
 );
@@ -95,6 +95,35 @@ fn session(user: UserId, at: i64) -> SessionRecord {
     }
 }
 
+/// A finished sign-in's record: `session`, with its audit event and place.
+fn finished<'a>(
+    digest: &'a str,
+    session: &'a SessionRecord,
+    expires_at: i64,
+    event: &'a NewAuditEvent,
+    device: &'a str,
+    last: &'a LastSignIn,
+) -> FinishedSignIn<'a> {
+    FinishedSignIn { session_digest: digest, session, expires_at, event, device_digest: device, remember_device: true, last }
+}
+
+fn sign_in_event(user: UserId, at: i64) -> NewAuditEvent {
+    NewAuditEvent {
+        at,
+        kind: AuditKind::SignInSucceeded,
+        user: Some(user),
+        origin: RequestOrigin { user_agent: "Firefox".into(), ..RequestOrigin::default() },
+        detail: serde_json::json!({ "methods": ["pwd", "otp"] }),
+    }
+}
+
+/// Opens `session` the only way sessions are opened: as a finished sign-in.
+async fn open_session(s: &Store, digest: &str, session: &SessionRecord, expires_at: i64) {
+    let event = sign_in_event(session.user_id, session.created_at);
+    let last = LastSignIn { at: session.created_at, ip: session.ip.clone(), location: Location::default() };
+    s.record_sign_in(&finished(digest, session, expires_at, &event, "browser", &last)).await.unwrap();
+}
+
 async fn users_are_unique_by_email_and_deleted_with_their_sessions(s: Store) {
     let u = user("ada@example.com");
     s.create_user(&u).await.unwrap();
@@ -108,7 +137,7 @@ async fn users_are_unique_by_email_and_deleted_with_their_sessions(s: Store) {
     s.set_password_hash(u.id, "new-hash").await.unwrap();
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().password_hash, "new-hash");
 
-    s.create_session("digest-1", &session(u.id, 1_000), 9_999).await.unwrap();
+    open_session(&s, "digest-1", &session(u.id, 1_000), 9_999).await;
     assert_eq!(s.list_users().await.unwrap().len(), 1);
     assert!(s.delete_user(u.id).await.unwrap());
     assert!(!s.delete_user(u.id).await.unwrap());
@@ -274,12 +303,12 @@ async fn sessions_are_found_touched_and_ended(s: Store) {
     let u = user("erin@example.com");
     s.create_user(&u).await.unwrap();
     let a = session(u.id, 1_000);
-    s.create_session("a", &a, 9_000).await.unwrap();
-    s.create_session("b", &session(u.id, 1_000), 9_000).await.unwrap();
-    s.create_session("c", &session(u.id, 1_000), 9_000).await.unwrap();
+    open_session(&s, "a", &a, 9_000).await;
+    open_session(&s, "b", &session(u.id, 1_000), 9_000).await;
+    open_session(&s, "c", &session(u.id, 1_000), 9_000).await;
     assert_eq!(s.session_by_digest("a").await.unwrap().unwrap(), a);
     let later = session(u.id, 1_100);
-    s.create_session("d", &later, 9_000).await.unwrap();
+    open_session(&s, "d", &later, 9_000).await;
     let listed = s.user_sessions(u.id).await.unwrap();
     assert_eq!((listed.len(), &listed[0]), (4, &later), "newest first, with address and browser");
     assert!(s.delete_user_session(u.id, &later.id).await.unwrap());
@@ -311,8 +340,8 @@ async fn rate_buckets_count_per_window(s: Store) {
 async fn purge_removes_only_what_expired(s: Store) {
     let u = user("frank@example.com");
     s.create_user(&u).await.unwrap();
-    s.create_session("old", &session(u.id, 0), 100).await.unwrap();
-    s.create_session("live", &session(u.id, 0), 10_000_000).await.unwrap();
+    open_session(&s, "old", &session(u.id, 0), 100).await;
+    open_session(&s, "live", &session(u.id, 0), 10_000_000).await;
     s.record_login_failure("x@example.com", 0, 0).await.unwrap();
     s.hit_rate_bucket(&RateLimits::default().bucket(LimitedAction::SignUp, "1.2.3.4", 0)).await.unwrap();
     let client = Client {
@@ -579,35 +608,54 @@ async fn the_audit_log_filters_follows_and_counts(s: Store) {
     assert_eq!(filtered(AuditFilter::default()).await, vec![400, 300], "retention drops what is older");
 }
 
-async fn devices_and_last_sign_ins_are_remembered_per_account(s: Store) {
+async fn a_finished_sign_in_is_recorded_whole_or_not_at_all_per_account(s: Store) {
     let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
     s.create_user(&ada).await.unwrap();
     s.create_user(&bob).await.unwrap();
-    assert_eq!(s.device_seen(ada.id, "laptop").await.unwrap(), DeviceHistory { known: false, any_known: false });
-    s.remember_device(ada.id, "laptop", 1_000).await.unwrap();
-    s.remember_device(ada.id, "laptop", 2_000).await.unwrap();
-    assert_eq!(s.device_seen(ada.id, "laptop").await.unwrap(), DeviceHistory { known: true, any_known: true });
-    assert_eq!(s.device_seen(ada.id, "phone").await.unwrap(), DeviceHistory { known: false, any_known: true });
-    assert_eq!(s.device_seen(bob.id, "laptop").await.unwrap(), DeviceHistory { known: false, any_known: false }, "per account");
-
-    let history = |device: &'static str| {
-        let s = s.clone();
-        async move { s.sign_in_history(ada.id, device, 0).await.unwrap() }
-    };
-    assert_eq!(history("laptop").await.device, DeviceHistory { known: true, any_known: true }, "the same answer in the history");
-    assert_eq!(history("phone").await.device, DeviceHistory { known: false, any_known: true });
-    assert_eq!(history("laptop").await.last, None);
     let london = LastSignIn {
         at: 1_000,
         ip: "81.2.69.142".into(),
         location: Location { country: Some("GB".into()), latitude: Some(51.5142), longitude: Some(-0.0931) },
     };
-    s.set_last_sign_in(ada.id, &london).await.unwrap();
-    assert_eq!(history("laptop").await.last.as_ref(), Some(&london));
     let nowhere = LastSignIn { at: 2_000, ip: "192.0.2.1".into(), location: Location::default() };
-    s.set_last_sign_in(ada.id, &nowhere).await.unwrap();
-    assert_eq!(history("laptop").await.last, Some(nowhere), "replaced");
-    assert_eq!(s.sign_in_history(bob.id, "laptop", 0).await.unwrap().last, None, "per account");
+    let sign_in = |user: UserId, digest: &'static str, device: &'static str, remember: bool, last: LastSignIn| {
+        let s = s.clone();
+        async move {
+            let (session, event) = (session(user, last.at), sign_in_event(user, last.at));
+            let mut f = finished(digest, &session, 9_000, &event, device, &last);
+            f.remember_device = remember;
+            s.record_sign_in(&f).await
+        }
+    };
+    let history = |user: UserId, device: &'static str| {
+        let s = s.clone();
+        async move { s.sign_in_history(user, device, 0).await.unwrap() }
+    };
+
+    let unknown = DeviceHistory { known: false, any_known: false };
+    assert_eq!(sign_in(ada.id, "a1", "laptop", true, london.clone()).await.unwrap(), unknown, "the first sign-in ever");
+    assert!(s.session_by_digest("a1").await.unwrap().is_some());
+    assert_eq!(history(ada.id, "laptop").await.last.as_ref(), Some(&london));
+    assert_eq!(history(ada.id, "laptop").await.device, DeviceHistory { known: true, any_known: true }, "remembered");
+    assert_eq!(
+        sign_in(ada.id, "a2", "laptop", true, nowhere.clone()).await.unwrap(),
+        DeviceHistory { known: true, any_known: true },
+        "what was known before this sign-in"
+    );
+    assert_eq!(history(ada.id, "laptop").await.last.as_ref(), Some(&nowhere), "replaced");
+    let new_browser = DeviceHistory { known: false, any_known: true };
+    assert_eq!(sign_in(ada.id, "a3", "phone", false, nowhere.clone()).await.unwrap(), new_browser);
+    assert_eq!(sign_in(ada.id, "a4", "phone", false, nowhere.clone()).await.unwrap(), new_browser, "not remembered when asked not to");
+    assert_eq!(history(bob.id, "laptop").await, SignInHistory { device: unknown, failures: 0, last: None }, "per account");
+
+    // A session digest already taken: nothing of this sign-in is written.
+    let bobs_events = AuditFilter { user: Some(bob.id), limit: 10, ..AuditFilter::default() };
+    assert!(matches!(sign_in(bob.id, "a1", "tablet", true, london.clone()).await, Err(StoreError::Conflict)));
+    assert_eq!(history(bob.id, "tablet").await, SignInHistory { device: unknown, failures: 0, last: None }, "no device, no place");
+    assert!(s.audit_events(&bobs_events).await.unwrap().is_empty(), "no audit event");
+    assert_eq!(s.session_by_digest("a1").await.unwrap().unwrap().user_id, ada.id);
+    assert_eq!(sign_in(bob.id, "b1", "tablet", true, london).await.unwrap(), unknown, "the next sign-in is whole");
+    assert_eq!(s.audit_events(&bobs_events).await.unwrap().len(), 1);
 }
 
 async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: Store) {
