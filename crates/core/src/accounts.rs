@@ -397,7 +397,7 @@ impl<S: crate::store::Stores> Accounts<S> {
     /// The live session behind a cookie token, if any; records activity.
     pub async fn session(&self, token: &str, now: UnixTime) -> Result<Option<ActiveSession>, AccountError> {
         let digest = token_digest(token);
-        let Some(record) = self.store.session_by_digest(&digest).await? else {
+        let Some((record, user)) = self.store.session_by_digest(&digest).await? else {
             return Ok(None);
         };
         let policy = &self.settings.sessions;
@@ -405,9 +405,9 @@ impl<S: crate::store::Stores> Accounts<S> {
             self.store.delete_session(&digest).await?;
             return Ok(None);
         }
-        let Some(user) = self.store.user_by_id(record.user_id).await?.filter(|u| u.disabled_at.is_none()) else {
+        if user.disabled_at.is_some() {
             return Ok(None);
-        };
+        }
         if policy.should_touch(&record, now) {
             self.store.touch_session(&digest, now).await?;
         }

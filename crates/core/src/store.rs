@@ -124,8 +124,8 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     /// account's last sign-in; returns what was known of the device before.
     /// (The only way a session is created: every sign-in writes all of these.)
     fn record_sign_in(&self, sign_in: &FinishedSignIn<'_>) -> impl Future<Output = StoreResult<DeviceHistory>> + Send;
-    /// The session stored under a cookie digest.
-    fn session_by_digest(&self, digest: &str) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
+    /// The session stored under a cookie digest, with its user.
+    fn session_by_digest(&self, digest: &str) -> impl Future<Output = StoreResult<Option<(SessionRecord, User)>>> + Send;
     /// Records activity.
     fn touch_session(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ends one session.

@@ -59,6 +59,20 @@ struct SessionRow {
     user_agent: String,
 }
 
+/// A session and its user, read together (`session_by_digest`).
+#[derive(sqlx::FromRow)]
+struct SessionWithUserRow {
+    session_id: String,
+    user_id: String,
+    session_created_at: i64,
+    last_seen_at: i64,
+    auth_record: String,
+    ip: String,
+    user_agent: String,
+    #[sqlx(flatten)]
+    user: UserRow,
+}
+
 impl TryFrom<SessionRow> for SessionRecord {
     type Error = StoreError;
     fn try_from(r: SessionRow) -> Result<Self, StoreError> {
@@ -411,15 +425,33 @@ impl AccountStore for Store {
         Ok(DeviceHistory { known: known > 0, any_known: devices > 0 })
     }
 
-    async fn session_by_digest(&self, digest: &str) -> StoreResult<Option<SessionRecord>> {
-        let row: Option<SessionRow> = on_pool!(self, |p| {
-            sqlx::query_as("SELECT id, user_id, created_at, last_seen_at, auth_record, ip, user_agent FROM sessions WHERE digest = $1")
-                .bind(digest)
-                .fetch_optional(p)
-                .await
-                .map_err(db_error)
+    async fn session_by_digest(&self, digest: &str) -> StoreResult<Option<(SessionRecord, User)>> {
+        // With its user in one read: every signed-in request asks for both.
+        let row: Option<SessionWithUserRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT s.id AS session_id, s.user_id, s.created_at AS session_created_at, s.last_seen_at, s.auth_record, s.ip, \
+                 s.user_agent, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, u.mfa_required, \
+                 u.disabled_at, u.created_at \
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1",
+            )
+            .bind(digest)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error)
         })?;
-        row.map(SessionRecord::try_from).transpose()
+        row.map(|r| {
+            let session = SessionRow {
+                id: r.session_id,
+                user_id: r.user_id,
+                created_at: r.session_created_at,
+                last_seen_at: r.last_seen_at,
+                auth_record: r.auth_record,
+                ip: r.ip,
+                user_agent: r.user_agent,
+            };
+            Ok((SessionRecord::try_from(session)?, User::try_from(r.user)?))
+        })
+        .transpose()
     }
 
     async fn touch_session(&self, digest: &str, now: UnixTime) -> StoreResult<()> {

@@ -117,6 +117,14 @@ fn sign_in_event(user: UserId, at: i64) -> NewAuditEvent {
     }
 }
 
+/// The session under `digest`, checked to come with its user.
+async fn stored_session(s: &Store, digest: &str) -> Result<Option<SessionRecord>, StoreError> {
+    Ok(s.session_by_digest(digest).await?.map(|(session, user)| {
+        assert_eq!(user.id, session.user_id, "a session comes with its own user");
+        session
+    }))
+}
+
 /// Opens `session` the only way sessions are opened: as a finished sign-in.
 async fn open_session(s: &Store, digest: &str, session: &SessionRecord, expires_at: i64) {
     let event = sign_in_event(session.user_id, session.created_at);
@@ -141,7 +149,7 @@ async fn users_are_unique_by_email_and_deleted_with_their_sessions(s: Store) {
     assert_eq!(s.list_users().await.unwrap().len(), 1);
     assert!(s.delete_user(u.id).await.unwrap());
     assert!(!s.delete_user(u.id).await.unwrap());
-    assert!(s.session_by_digest("digest-1").await.unwrap().is_none(), "sessions go with the user");
+    assert!(stored_session(&s, "digest-1").await.unwrap().is_none(), "sessions go with the user");
 }
 
 async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: Store) {
@@ -306,7 +314,7 @@ async fn sessions_are_found_touched_and_ended(s: Store) {
     open_session(&s, "a", &a, 9_000).await;
     open_session(&s, "b", &session(u.id, 1_000), 9_000).await;
     open_session(&s, "c", &session(u.id, 1_000), 9_000).await;
-    assert_eq!(s.session_by_digest("a").await.unwrap().unwrap(), a);
+    assert_eq!(stored_session(&s, "a").await.unwrap().unwrap(), a);
     let later = session(u.id, 1_100);
     open_session(&s, "d", &later, 9_000).await;
     let listed = s.user_sessions(u.id).await.unwrap();
@@ -316,13 +324,13 @@ async fn sessions_are_found_touched_and_ended(s: Store) {
     assert!(!s.delete_user_session(UserId::new(), &a.id).await.unwrap(), "only the owner's sessions");
     s.touch_session("a", 1_500).await.unwrap();
     s.touch_session("a", 1_200).await.unwrap();
-    assert_eq!(s.session_by_digest("a").await.unwrap().unwrap().last_seen_at, 1_500, "never moves backwards");
+    assert_eq!(stored_session(&s, "a").await.unwrap().unwrap().last_seen_at, 1_500, "never moves backwards");
     s.delete_session("c").await.unwrap();
-    assert!(s.session_by_digest("c").await.unwrap().is_none());
+    assert!(stored_session(&s, "c").await.unwrap().is_none());
     assert_eq!(s.delete_user_sessions(u.id, Some("a")).await.unwrap(), 1);
-    assert!(s.session_by_digest("a").await.unwrap().is_some(), "the kept session survives");
+    assert!(stored_session(&s, "a").await.unwrap().is_some(), "the kept session survives");
     assert_eq!(s.delete_user_sessions(u.id, None).await.unwrap(), 1);
-    assert!(s.session_by_digest("a").await.unwrap().is_none());
+    assert!(stored_session(&s, "a").await.unwrap().is_none());
 }
 
 async fn rate_buckets_count_per_window(s: Store) {
@@ -382,8 +390,8 @@ async fn purge_removes_only_what_expired(s: Store) {
     s.save_pending_request("new-request", "app", "{}", 10_000_000).await.unwrap();
 
     s.purge_expired(200_000).await.unwrap();
-    assert!(s.session_by_digest("old").await.unwrap().is_none());
-    assert!(s.session_by_digest("live").await.unwrap().is_some());
+    assert!(stored_session(&s, "old").await.unwrap().is_none());
+    assert!(stored_session(&s, "live").await.unwrap().is_some());
     assert_eq!(s.failure_record("x@example.com").await.unwrap().failures, 0);
     assert!(s.pending_request("old-request", 0).await.unwrap().is_none());
     assert!(s.pending_request("new-request", 0).await.unwrap().is_some());
@@ -634,7 +642,7 @@ async fn a_finished_sign_in_is_recorded_whole_or_not_at_all_per_account(s: Store
 
     let unknown = DeviceHistory { known: false, any_known: false };
     assert_eq!(sign_in(ada.id, "a1", "laptop", true, london.clone()).await.unwrap(), unknown, "the first sign-in ever");
-    assert!(s.session_by_digest("a1").await.unwrap().is_some());
+    assert!(stored_session(&s, "a1").await.unwrap().is_some());
     assert_eq!(history(ada.id, "laptop").await.last.as_ref(), Some(&london));
     assert_eq!(history(ada.id, "laptop").await.device, DeviceHistory { known: true, any_known: true }, "remembered");
     assert_eq!(
@@ -653,7 +661,7 @@ async fn a_finished_sign_in_is_recorded_whole_or_not_at_all_per_account(s: Store
     assert!(matches!(sign_in(bob.id, "a1", "tablet", true, london.clone()).await, Err(StoreError::Conflict)));
     assert_eq!(history(bob.id, "tablet").await, SignInHistory { device: unknown, failures: 0, last: None }, "no device, no place");
     assert!(s.audit_events(&bobs_events).await.unwrap().is_empty(), "no audit event");
-    assert_eq!(s.session_by_digest("a1").await.unwrap().unwrap().user_id, ada.id);
+    assert_eq!(stored_session(&s, "a1").await.unwrap().unwrap().user_id, ada.id);
     assert_eq!(sign_in(bob.id, "b1", "tablet", true, london).await.unwrap(), unknown, "the next sign-in is whole");
     assert_eq!(s.audit_events(&bobs_events).await.unwrap().len(), 1);
 }
