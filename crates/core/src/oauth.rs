@@ -377,8 +377,9 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     /// The client of a pending request that has not expired, in one read (each
     /// sign-in page needs its policy, not the request).
     fn pending_request_client(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
-    /// Forgets a pending request.
-    fn delete_pending_request(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Takes a pending request to answer it: true for the one caller that
+    /// removed it, false for every other (a request is answered once).
+    fn take_pending_request(&self, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Stores an issued code.
     fn insert_authorization_code(&self, code: &AuthorizationCode) -> impl Future<Output = StoreResult<()>> + Send;

@@ -360,7 +360,8 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(self.store.pending_request_client(id, now).await?.map(|c| self.with_pinned_policy(c)))
     }
 
-    /// Issues the authorization response for a signed-in user.
+    /// Issues the authorization response for a signed-in user; `pending`, the
+    /// kept request it answers, is taken first and answered once.
     pub async fn issue(
         &self,
         req: &AuthorizeRequest,
@@ -378,6 +379,16 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             session_id: session.id.clone(),
             acr: session.auth.acr_for(&req.acr_values).map(str::to_owned),
         };
+        // The pending request is a one-time value: taken before a code exists,
+        // so a replayed resume link (a double click, a second tab) gets none.
+        if let Some(id) = pending
+            && !self.store.take_pending_request(id).await?
+        {
+            return Err(OidcError::oauth(
+                ErrorCode::InvalidRequest,
+                "This sign-in request was already answered. Go back to the application and start again.",
+            ));
+        }
         let code = random_token();
         self.store
             .insert_authorization_code(&AuthorizationCode {
@@ -400,9 +411,6 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         }
         // RFC 9207: lets the client detect a mix-up between providers.
         params.push(("iss".to_owned(), self.issuer.clone()));
-        if let Some(id) = pending {
-            self.store.delete_pending_request(id).await?;
-        }
         Ok(AuthorizationResponse { reply: req.reply.clone(), params })
     }
 

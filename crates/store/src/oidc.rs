@@ -299,12 +299,12 @@ impl OidcStore for Store {
         row.map(Client::try_from).transpose()
     }
 
-    async fn delete_pending_request(&self, id: &str) -> StoreResult<()> {
+    async fn take_pending_request(&self, id: &str) -> StoreResult<bool> {
         on_pool!(self, |p| sqlx::query("DELETE FROM pending_requests WHERE id = $1")
             .bind(id)
             .execute(p)
             .await
-            .map(|_| ())
+            .map(|r| r.rows_affected() == 1)
             .map_err(db_error))
     }
 

@@ -25,6 +25,7 @@ on_both_backends!(
     bad_token_requests_get_the_exact_oauth_error,
     tokens_signed_before_a_key_rotation_still_validate,
     deleting_a_client_revokes_its_access_tokens,
+    a_pending_request_is_answered_once_even_under_concurrency,
 );
 
 /// Registers a client; returns (client_id, secret).
@@ -151,6 +152,43 @@ async fn signed_in_code(app: &TestApp, rp: &RelyingParty) -> (String, PkceCodeVe
     assert_eq!(query_param(&back, "state").as_deref(), Some(state.secret().as_str()));
     assert_eq!(query_param(&back, "iss").as_deref(), Some(app.base.as_str()), "RFC 9207 iss");
     (query_param(&back, "code").unwrap(), verifier, nonce)
+}
+
+/// A request kept while the user signs in is a one-time value: the resume
+/// link replayed (a double click, a second tab) gets no second code.
+async fn a_pending_request_is_answered_once_even_under_concurrency(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    let (id, secret) = register(&app, false, SigningAlg::ES256).await;
+    let rp = app.rp(&id, secret.as_deref()).await;
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, _) = rp
+        .client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let login = app.get(url.as_str().strip_prefix(&app.base).unwrap()).await.location.unwrap();
+    let resume = query_param(&format!("{}{login}", app.base), "next").unwrap();
+    assert!(resume.starts_with("/authorize/resume?request="), "{resume}");
+    let signed_in = app.submit(&login, "/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", &resume)]).await;
+    assert_eq!(signed_in.location.as_deref(), Some(resume.as_str()));
+
+    let mut replays = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, url) = (app.client.clone(), app.url(&resume));
+        replays.spawn(async move {
+            let r = client.get(url).send().await.unwrap();
+            let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+            (r.status(), location, r.text().await.unwrap())
+        });
+    }
+    let answers = replays.join_all().await;
+    let codes = answers.iter().filter(|(_, location, _)| location.as_deref().is_some_and(|l| query_param(l, "code").is_some())).count();
+    assert_eq!(codes, 1, "{:?}", answers.iter().map(|(status, location, _)| (status, location)).collect::<Vec<_>>());
+    for (status, _, body) in answers.iter().filter(|(_, location, _)| location.is_none()) {
+        assert_eq!(*status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("start again"), "{body}");
+    }
+    assert_eq!(app.get(&resume).await.status, StatusCode::BAD_REQUEST, "and none later");
 }
 
 async fn an_application_signs_a_user_in_with_code_and_pkce_and_gets_honest_claims(app: TestApp) {
