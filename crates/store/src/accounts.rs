@@ -50,8 +50,11 @@ pub(crate) fn parse_user_id(s: &str) -> Result<UserId, StoreError> {
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
+    // Aliased in every read, so a session reads beside its user's columns.
+    #[sqlx(rename = "session_id")]
     id: String,
     user_id: String,
+    #[sqlx(rename = "session_created_at")]
     created_at: i64,
     last_seen_at: i64,
     auth_record: String,
@@ -62,13 +65,8 @@ struct SessionRow {
 /// A session and its user, read together (`session_by_digest`).
 #[derive(sqlx::FromRow)]
 struct SessionWithUserRow {
-    session_id: String,
-    user_id: String,
-    session_created_at: i64,
-    last_seen_at: i64,
-    auth_record: String,
-    ip: String,
-    user_agent: String,
+    #[sqlx(flatten)]
+    session: SessionRow,
     #[sqlx(flatten)]
     user: UserRow,
 }
@@ -413,8 +411,7 @@ impl AccountStore for Store {
             // sqlx's transaction, so a failure or a cancelled request rolls
             // back all of it.
             Backend::Sqlite(p) => {
-                let mut connection = p.acquire().await.map_err(db_error)?;
-                let mut tx = sqlx::Connection::begin_with(&mut *connection, "BEGIN IMMEDIATE").await.map_err(db_error)?;
+                begin_transaction!(p, tx, "BEGIN IMMEDIATE");
                 let rows = bound!(SIGN_IN_SQLITE).fetch_all(&mut *tx).await.map_err(db_error)?;
                 tx.commit().await.map_err(db_error)?;
                 rows.first().copied()
@@ -439,19 +436,7 @@ impl AccountStore for Store {
             .await
             .map_err(db_error)
         })?;
-        row.map(|r| {
-            let session = SessionRow {
-                id: r.session_id,
-                user_id: r.user_id,
-                created_at: r.session_created_at,
-                last_seen_at: r.last_seen_at,
-                auth_record: r.auth_record,
-                ip: r.ip,
-                user_agent: r.user_agent,
-            };
-            Ok((SessionRecord::try_from(session)?, User::try_from(r.user)?))
-        })
-        .transpose()
+        row.map(|r| Ok((SessionRecord::try_from(r.session)?, User::try_from(r.user)?))).transpose()
     }
 
     async fn touch_session(&self, digest: &str, now: UnixTime) -> StoreResult<()> {
@@ -476,7 +461,8 @@ impl AccountStore for Store {
     async fn user_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
         let rows: Vec<SessionRow> = on_pool!(self, |p| {
             sqlx::query_as(
-                "SELECT id, user_id, created_at, last_seen_at, auth_record, ip, user_agent FROM sessions WHERE user_id = $1 \
+                "SELECT id AS session_id, user_id, created_at AS session_created_at, last_seen_at, auth_record, ip, user_agent \
+                 FROM sessions WHERE user_id = $1 \
                  ORDER BY created_at DESC",
             )
             .bind(user.to_string())

@@ -42,10 +42,16 @@ pub(crate) use on_pool;
 
 /// `begin_transaction!(p, tx)`: takes one connection from pool `p` and starts
 /// transaction `tx` on it; the connection goes back when both go out of scope.
+/// `begin_transaction!(p, tx, "BEGIN IMMEDIATE")` starts it with that statement
+/// (SQLite: take the write lock first, for a transaction that reads then writes).
 macro_rules! begin_transaction {
     ($pool:ident, $tx:ident) => {
         let mut connection = $pool.acquire().await.map_err($crate::db_error)?;
         let mut $tx = sqlx::Connection::begin(&mut *connection).await.map_err($crate::db_error)?;
+    };
+    ($pool:ident, $tx:ident, $begin:literal) => {
+        let mut connection = $pool.acquire().await.map_err($crate::db_error)?;
+        let mut $tx = sqlx::Connection::begin_with(&mut *connection, $begin).await.map_err($crate::db_error)?;
     };
 }
 pub(crate) use begin_transaction;
