@@ -78,6 +78,7 @@ impl Setup {
                 is_admin: false,
                 mfa_required: false,
                 disabled_at: None,
+                password_reset_at: None,
                 created_at: now,
             };
             let mut secret = vec![0u8; 20];

@@ -10,7 +10,7 @@ use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::error::{AccountError, StoreError};
-use crate::lockout::{LockState, LockoutPolicy};
+use crate::lockout::{LockKey, LockState, LockoutPolicy};
 use crate::mail::{Message, Messenger};
 use crate::password::{PasswordCheck, PasswordHasher, PasswordPolicy};
 use crate::rate_limit::{LimitedAction, RateLimits};
@@ -117,6 +117,16 @@ pub struct Accounts<S> {
     pub(crate) geo: Option<Arc<dyn crate::policy::Geolocator>>,
     /// Woken when a notice is queued (the delivery task waits on it).
     pub(crate) notices_queued: Arc<tokio::sync::Notify>,
+    /// Revokes what the OAuth provider issued to a user (signing out everywhere).
+    pub(crate) tokens: Option<Arc<dyn TokenRevoker>>,
+}
+
+/// Revokes the OAuth grants of a user: refresh tokens, unused codes, access
+/// tokens. The provider implements it; the account flows call it when a user
+/// signs out everywhere.
+pub trait TokenRevoker: Send + Sync {
+    /// Revokes everything issued to `user`.
+    fn revoke_user_tokens(&self, user: UserId, now: UnixTime) -> crate::mail::BoxFuture<'_, Result<(), StoreError>>;
 }
 
 /// What second factors need beyond the store: keys, and the WebAuthn relying party.
@@ -157,7 +167,14 @@ impl<S: crate::store::Stores> Accounts<S> {
             keys: Arc::new(keys),
             geo: None,
             notices_queued: Arc::default(),
+            tokens: None,
         }
+    }
+
+    /// Revokes OAuth grants through `tokens` when a user signs out everywhere.
+    pub fn with_token_revoker(mut self, tokens: Arc<dyn TokenRevoker>) -> Self {
+        self.tokens = Some(tokens);
+        self
     }
 
     /// Locates sign-ins with a GeoIP database (country and impossible-travel rules).
@@ -214,6 +231,7 @@ impl<S: crate::store::Stores> Accounts<S> {
             is_admin: false,
             mfa_required: false,
             disabled_at: None,
+            password_reset_at: None,
             created_at: now,
         };
         match self.store.create_user(&user).await {
@@ -243,6 +261,7 @@ impl<S: crate::store::Stores> Accounts<S> {
             is_admin,
             mfa_required: false,
             disabled_at: None,
+            password_reset_at: None,
             created_at: now,
         };
         self.store.create_user(&user).await?;
@@ -301,7 +320,7 @@ impl<S: crate::store::Stores> Accounts<S> {
             return Err(AccountError::InvalidCredentials);
         };
         let key = email.as_str();
-        let prior = self.refuse_if_locked(key, now).await?;
+        let prior = self.refuse_if_account_locked(key, now).await?;
         let user = self.store.user_by_email(&email).await?;
         let check = match &user {
             Some(u) => self.hasher.verify(password, &u.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))?,
@@ -323,17 +342,22 @@ impl<S: crate::store::Stores> Accounts<S> {
             self.send_verification(&user, now).await?;
             return Err(AccountError::EmailNotVerified);
         }
-        self.after_first_step(&user, AuthMethod::Password, remembered, origin, now).await
+        self.after_first_step(&user, (AuthMethod::Password, None), remembered, origin, now).await
     }
 
-    /// Refuses while the account keyed `key` (a normalised address, known or
-    /// not) is locked; otherwise returns what a success must clear.
-    pub(crate) async fn refuse_if_locked(&self, key: &str, now: UnixTime) -> Result<PriorFailures, AccountError> {
-        let record = self.store.failure_record(key).await?;
-        match self.settings.lockout.state(&record, now) {
-            LockState::Locked { retry_after_secs } => Err(AccountError::Locked { retry_after_secs }),
-            LockState::Open => Ok(PriorFailures { key: key.to_owned(), any: record.failures > 0 || record.locked_until.is_some() }),
+    /// Refuses while the account keyed `email` (a normalised address, known
+    /// or not) is locked, by wrong passwords or by wrong second-step answers
+    /// (one read for both); otherwise returns what a successful password must clear.
+    pub(crate) async fn refuse_if_account_locked(&self, email: &str, now: UnixTime) -> Result<PriorFailures, AccountError> {
+        let second = LockKey::SecondStep(email).key();
+        let records = self.store.failure_records(&[email, &second]).await?;
+        for record in &records {
+            if let LockState::Locked { retry_after_secs } = self.settings.lockout.state(record, now) {
+                return Err(AccountError::Locked { retry_after_secs });
+            }
         }
+        let any = records.first().is_some_and(|r| r.failures > 0 || r.locked_until.is_some());
+        Ok(PriorFailures { key: email.to_owned(), any })
     }
 
     /// After a successful attempt: forgets the failures on record when it
@@ -361,17 +385,31 @@ impl<S: crate::store::Stores> Accounts<S> {
         let account = if user.is_some() { "known" } else { "unknown" };
         self.audit(AuditKind::SignInFailed, user.map(|u| u.id), origin, json!({ "method": method, "account": account }), now).await?;
         if lockout.must_lock(failures) {
-            self.store.lock_account(key, lockout.lock_until(now)).await?;
-            tracing::warn!(account = key, failures, "account locked after repeated failures");
-            if let Some(user) = user {
-                let minutes = (lockout.lock_seconds + 59) / 60;
-                self.audit(AuditKind::AccountLocked, Some(user.id), origin, json!({ "failures": failures, "minutes": minutes }), now)
-                    .await?;
-                self.notify(user, Message::AccountLocked { minutes }, now).await;
-            }
-            return Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds });
+            return self.lock_after_failures(key, user, failures, origin, now).await;
         }
         Ok(AccountError::InvalidCredentials)
+    }
+
+    /// Locks the counter `key` after `failures` and tells the owner (if the
+    /// account exists); returns the error to show.
+    pub(crate) async fn lock_after_failures(
+        &self,
+        key: &str,
+        user: Option<&User>,
+        failures: u32,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<AccountError, AccountError> {
+        let lockout = &self.settings.lockout;
+        self.store.lock_account(key, lockout.lock_until(now)).await?;
+        tracing::warn!(account = key, failures, "account locked after repeated failures");
+        if let Some(user) = user {
+            let minutes = (lockout.lock_seconds + 59) / 60;
+            let detail = json!({ "failures": failures, "minutes": minutes, "second_step": key != user.email.as_str() });
+            self.audit(AuditKind::AccountLocked, Some(user.id), origin, detail, now).await?;
+            self.notify(user, Message::AccountLocked { minutes }, now).await;
+        }
+        Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds })
     }
 
     /// A new session for `user_id` and the cookie token that names it.
@@ -388,9 +426,11 @@ impl<S: crate::store::Stores> Accounts<S> {
         NewSession { token: random_token(), record }
     }
 
-    /// Deletes what has expired, and audit events past their retention.
+    /// Deletes what has expired (setups never finished among it), and audit
+    /// events past their retention.
     pub async fn purge_expired(&self, now: UnixTime) -> Result<(), AccountError> {
         self.store.purge_expired(now).await?;
+        self.store.purge_unconfirmed_credentials(now - crate::factors::ENROLLMENT_SECONDS).await?;
         Ok(self.store.purge_audit_events(now - self.settings.audit_retention).await?)
     }
 
@@ -419,9 +459,19 @@ impl<S: crate::store::Stores> Accounts<S> {
         Ok(self.store.delete_session(&token_digest(token)).await?)
     }
 
-    /// Ends every session of a user.
-    pub async fn sign_out_everywhere(&self, user: UserId) -> Result<u64, AccountError> {
-        Ok(self.store.delete_user_sessions(user, None).await?)
+    /// "Sign out everywhere": ends every session of the user, forgets every
+    /// remembered browser (which would sign in again with the password
+    /// alone), and revokes what applications were given (refresh and access
+    /// tokens). Returns how many sessions ended.
+    pub async fn sign_out_everywhere(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<u64, AccountError> {
+        let ended = self.store.delete_user_sessions(user.id, None).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
+        if let Some(tokens) = &self.tokens {
+            tokens.revoke_user_tokens(user.id, now).await?;
+        }
+        let detail = json!({ "all": true, "sessions": ended, "tokens_revoked": self.tokens.is_some() });
+        self.audit(AuditKind::SessionRevoked, Some(user.id), origin, detail, now).await?;
+        Ok(ended)
     }
 
     /// Emails a reset link if the address has an account. Always looks the same
@@ -461,9 +511,11 @@ impl<S: crate::store::Stores> Accounts<S> {
             return Err(AccountError::InvalidLink);
         }
         self.store.set_password_hash(user.id, &hash).await?;
+        // For a while, emailed codes complete no second step: this mailbox just set the password.
+        self.store.mark_password_reset(user.id, now).await?;
         self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.mark_email_verified(user.id, now).await?;
-        self.store.clear_login_failures(user.email.as_str()).await?;
+        self.clear_all_failures(user.email.as_str()).await?;
         self.store.delete_user_sessions(user.id, None).await?;
         self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "reset_link" }), now).await?;
         self.notify(&user, Message::PasswordChanged, now).await;
@@ -483,7 +535,7 @@ impl<S: crate::store::Stores> Accounts<S> {
         let user = &session.user;
         let key = user.email.as_str();
         // A signed-in user re-typing the password: only a lock matters, nothing to clear.
-        let _ = self.refuse_if_locked(key, now).await?;
+        let _ = self.refuse_if_account_locked(key, now).await?;
         match self.hasher.verify(current, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
             PasswordCheck::Mismatch => {
                 return Err(match self.count_failure(key, Some(user), "pwd", origin, now).await? {
@@ -507,7 +559,7 @@ impl<S: crate::store::Stores> Accounts<S> {
     /// account; true if there was either to lift.
     pub async fn unlock(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, AccountError> {
         let email = EmailAddress::parse(email)?;
-        let had_failures = self.store.clear_login_failures(email.as_str()).await?;
+        let had_failures = self.clear_all_failures(email.as_str()).await?;
         let user = self.store.user_by_email(&email).await?;
         let was_disabled = user.as_ref().is_some_and(|u| u.disabled_at.is_some());
         if was_disabled && let Some(u) = &user {
@@ -553,15 +605,25 @@ impl<S: crate::store::Stores> Accounts<S> {
         Ok(User { is_admin: admin, ..user })
     }
 
-    /// Whether each of `users` is locked after failed sign-ins, in their order
-    /// (for listings: one read per 500 users, not one per user).
+    /// Clears both failure counters of an account; true if there was something to clear.
+    async fn clear_all_failures(&self, email: &str) -> Result<bool, AccountError> {
+        let password = self.store.clear_login_failures(email).await?;
+        let second = self.store.clear_login_failures(&LockKey::SecondStep(email).key()).await?;
+        Ok(password || second)
+    }
+
+    /// Whether each of `users` is locked after failed sign-ins or second
+    /// steps, in their order (for listings: one read per 250 users, not one per user).
     pub async fn locked_after_failures(&self, users: &[User], now: UnixTime) -> Result<Vec<bool>, AccountError> {
         let mut locked = Vec::with_capacity(users.len());
-        for chunk in users.chunks(500) {
-            let keys: Vec<&str> = chunk.iter().map(|u| u.email.as_str()).collect();
-            for record in self.store.failure_records(&keys).await? {
-                locked.push(matches!(self.settings.lockout.state(&record, now), LockState::Locked { .. }));
-            }
+        for chunk in users.chunks(250) {
+            let second: Vec<String> = chunk.iter().map(|u| LockKey::SecondStep(u.email.as_str()).key()).collect();
+            let mut keys: Vec<&str> = chunk.iter().map(|u| u.email.as_str()).collect();
+            keys.extend(second.iter().map(String::as_str));
+            let records = self.store.failure_records(&keys).await?;
+            let is_locked = |r: &crate::lockout::FailureRecord| matches!(self.settings.lockout.state(r, now), LockState::Locked { .. });
+            let (password, second) = records.split_at(chunk.len());
+            locked.extend(password.iter().zip(second).map(|(p, s)| is_locked(p) || is_locked(s)));
         }
         Ok(locked)
     }

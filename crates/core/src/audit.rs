@@ -28,6 +28,8 @@ pub struct RequestOrigin {
     pub client_id: Option<String>,
     /// What that application demands (its policy), so the second step offers only what it accepts.
     pub client_policy: Option<crate::oauth::ClientPolicy>,
+    /// The `acr` values that would satisfy that application's request (any one; empty: none asked).
+    pub acceptable_acr: Vec<&'static str>,
     /// The administrator acting (admin console), recorded as `by`.
     pub actor: Option<crate::user::UserId>,
 }
@@ -78,6 +80,7 @@ audit_kinds! {
     SignInSucceeded => "sign_in_succeeded", "A sign-in finished (detail: methods, risk, rule).";
     SignInFailed => "sign_in_failed", "A wrong password, code or key.";
     SignInDenied => "sign_in_denied", "A rule refused the sign-in.";
+    SignInStepRefused => "sign_in_step_refused", "A request asked a sign-in in progress for a step it does not allow.";
     AccountLocked => "account_locked", "Too many failures locked the account.";
     AccountUnlocked => "account_unlocked", "An operator lifted a lock.";
     PolicyDecision => "policy_decision", "A rule asked for more than a password.";

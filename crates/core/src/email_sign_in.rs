@@ -2,9 +2,10 @@
 //! email_passwordless`, off by default).
 //!
 //! The code is a single possession factor: the session's `amr` is `["otp"]`
-//! and it reaches no `acr`. An account with an enrolled second factor still
-//! takes its second step (any method but the email code), and an application
-//! asking for `acr_values=mfa` gets a step-up that asks for the password.
+//! and it reaches no `acr`. An account with an enrolled second factor then
+//! gives its password (the sign-in machine asks for the missing kind of
+//! factor: another possession factor would not make it multi-factor), and so
+//! does a step-up when an application asks for `acr_values=mfa`.
 //!
 //! Both steps look the same whether or not the address has an account (OWASP
 //! ASVS V2.2 / WSTG-IDNT-04): the first always says "if an account uses this
@@ -28,12 +29,13 @@ impl<S: Stores> Accounts<S> {
         self.settings.otp.email_enabled && self.settings.otp.email_passwordless
     }
 
-    /// The account behind `email` if it may sign in by emailed code now.
+    /// The account behind `email` if it may sign in by emailed code now: one
+    /// with a confirmed address. (`email_requires_other_factor` is about email
+    /// as a second step; as a first step it is one factor, and an account
+    /// with more is then asked for its password.)
     async fn email_sign_in_account(&self, email: &EmailAddress) -> Result<Option<User>, AccountError> {
-        let Some(user) = self.store.user_by_email(email).await? else { return Ok(None) };
-        let enrolled = self.store.credentials(user.id).await?;
-        let usable = EmailCodeFactor.available(&self.factor_context(), &user, &enrolled).await?;
-        Ok(usable.then_some(user))
+        let user = self.store.user_by_email(email).await?;
+        Ok(user.filter(|u| u.email_verified_at.is_some()))
     }
 
     /// Step 1: emails a sign-in code to `email` if it names an account that may
@@ -46,7 +48,7 @@ impl<S: Stores> Accounts<S> {
         let email = EmailAddress::parse(email)?;
         self.hit_client_code_cap(client, now).await?;
         // Only a lock matters here: sending a code is not a success to clear failures with.
-        let _ = self.refuse_if_locked(email.as_str(), now).await?;
+        let _ = self.refuse_if_account_locked(email.as_str(), now).await?;
         let Some(user) = self.email_sign_in_account(&email).await? else {
             tracing::info!("sign-in code requested for an address that cannot use one");
             return Ok(());
@@ -75,12 +77,12 @@ impl<S: Stores> Accounts<S> {
         }
         let Ok(email) = EmailAddress::parse(email) else { return Err(AccountError::InvalidCode) };
         let key = email.as_str();
-        let prior = self.refuse_if_locked(key, now).await?;
+        let prior = self.refuse_if_account_locked(key, now).await?;
         let account = self.email_sign_in_account(&email).await?;
         let accepted = match &account {
             Some(user) => matches!(
                 EmailCodeFactor.verify(&self.factor_context(), user, &[] /* an emailed code needs no credential */, code, now).await?,
-                Verification::Accepted
+                Verification::Accepted { .. }
             ),
             None => false,
         };
@@ -94,6 +96,6 @@ impl<S: Stores> Accounts<S> {
             }
         };
         self.clear_failures(prior).await?;
-        self.after_first_step(&user, AuthMethod::EmailOtp, remembered, origin, now).await
+        self.after_first_step(&user, (AuthMethod::EmailOtp, None), remembered, origin, now).await
     }
 }

@@ -90,6 +90,18 @@ pub enum AccountError {
     /// The sign-in in progress lapsed or was already completed.
     #[error("This sign-in has expired. Please sign in again.")]
     SignInExpired,
+    /// A request asked a sign-in in progress for a step it does not allow.
+    #[error("This step is not part of your sign-in. Start again from the sign-in page.")]
+    StepNotAllowed,
+    /// A sign-in in progress took its last wrong answer and is gone.
+    #[error("Too many wrong answers for this sign-in. Sign in again to get a new one.")]
+    TooManyAnswers,
+    /// No second factor of the account can be used or set up here.
+    #[error("None of your sign-in methods can be used here, and none can be set up. Contact your administrator.")]
+    NoUsableFactor,
+    /// Recovery codes asked for by an account without a second factor.
+    #[error("Set up two-step verification first: recovery codes stand in for a second factor.")]
+    RecoveryCodesNeedAFactor,
     /// Removing this factor would leave an account that must use MFA without one.
     #[error("You cannot remove your last sign-in method while two-step verification is required for your account. Add another one first.")]
     LastFactor,

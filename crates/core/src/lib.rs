@@ -23,6 +23,7 @@ pub mod rate_limit;
 pub mod secrets;
 pub mod security;
 pub mod session;
+pub mod sign_in;
 pub mod sms;
 pub mod store;
 pub mod user;

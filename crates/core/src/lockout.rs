@@ -19,6 +19,9 @@ use crate::clock::UnixTime;
 pub struct LockoutPolicy {
     /// Failures that trigger the lock.
     pub max_failures: u32,
+    /// Wrong second-step answers (codes, keys) that lock the account, counted
+    /// apart from wrong passwords and not reset by a correct one.
+    pub max_second_step_failures: u32,
     /// How long the lock lasts, in seconds.
     pub lock_seconds: i64,
     /// Failures older than this many seconds no longer count.
@@ -27,7 +30,35 @@ pub struct LockoutPolicy {
 
 impl Default for LockoutPolicy {
     fn default() -> Self {
-        Self { max_failures: 5, lock_seconds: 300, failure_window_seconds: 900 }
+        Self { max_failures: 5, max_second_step_failures: 10, lock_seconds: 300, failure_window_seconds: 900 }
+    }
+}
+
+/// Which failure counter of an account (keyed by its normalised address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKey<'a> {
+    /// Wrong passwords (also at addresses without an account).
+    Password(&'a str),
+    /// Wrong second-step answers: only someone with the password reaches them,
+    /// so a correct password must not reset them.
+    SecondStep(&'a str),
+}
+
+impl LockKey<'_> {
+    /// The stored counter's key.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Password(email) => (*email).to_owned(),
+            Self::SecondStep(email) => format!("second-step:{email}"),
+        }
+    }
+
+    /// Failures on this counter that lock the account.
+    pub fn max_failures(&self, policy: &LockoutPolicy) -> u32 {
+        match self {
+            Self::Password(_) => policy.max_failures,
+            Self::SecondStep(_) => policy.max_second_step_failures,
+        }
     }
 }
 

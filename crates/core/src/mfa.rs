@@ -1,52 +1,37 @@
-//! Second factors in the account flows: what happens after a correct password,
-//! the second step (TOTP or recovery code), step-up of an existing session,
-//! inline enrollment, and self-service management of factors.
-//!
-//! A sign-in that needs a second step is a small state machine persisted in
-//! the store: password accepted → [`PendingSignIn`] (10 minutes) → second
-//! factor verified → session created (or, for a step-up, the existing session's
-//! record extended). Wrong codes count towards the same per-account lockout as
-//! wrong passwords.
+//! Second factors outside the sign-in itself: setting them up (from the
+//! security page, or inline through the sign-in machine), naming and removing
+//! them, recovery codes, remembered browsers, passwordless passkey sign-in,
+//! and what operators do to them. The second step of a sign-in is the
+//! machine's (`crate::sign_in`).
 
 use serde_json::json;
 
-use crate::accounts::{Accounts, ActiveSession, NewSession, PriorFailures, SignInOutcome};
+use crate::accounts::{Accounts, ActiveSession, SignInOutcome};
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::factors::webauthn::{self, PasskeySignIn};
 use crate::factors::{
-    CodeDestination, Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, NewCredential, PendingSignIn,
-    PublicKeyChallenge, RememberedBrowser, SecondFactor, Verification, all, recovery,
+    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, NewCredential, PublicKeyChallenge, RememberedBrowser,
+    SecondFactor, all, recovery,
 };
 use crate::mail::Message;
-use crate::password::PasswordCheck;
-use crate::policy::RuleAction;
 use crate::secrets::{random_token, token_digest};
-use crate::session::{AuthMethod, AuthRecord, FactorClass};
+use crate::session::{AuthEvent, AuthMethod, AuthRecord};
 use crate::store::Stores;
 use crate::user::{User, UserId};
 
 /// MAC purpose of remember-this-browser cookies.
 const REMEMBER_PURPOSE: &str = "remember-browser";
 
-/// Form key of the password as a step of a pending sign-in.
-pub const PASSWORD_STEP: &str = "password";
-
-/// How long a sign-in may wait for its second step.
-pub const PENDING_SIGN_IN_SECONDS: i64 = 600;
-
-/// A finished second step.
+/// A credential added from the security page.
 #[derive(Debug, Clone)]
-pub struct SecondStepDone {
-    /// The new session (`None` after a step-up: the existing session was upgraded).
-    pub session: Option<NewSession>,
-    /// The user.
-    pub user: User,
-    /// Recovery codes to show now (first factor enrolled inline).
-    pub new_recovery_codes: Option<Vec<String>>,
-    /// Value of the remember-this-browser cookie to set, if the user asked.
-    pub remember_cookie: Option<String>,
+pub struct FactorAdded {
+    /// Recovery codes to show now (the account's first factor).
+    pub recovery_codes: Option<Vec<String>>,
+    /// The session's new cookie token, when the first factor also made the
+    /// session multi-factor (the browser must get it).
+    pub session_token: Option<String>,
 }
 
 impl<S: Stores> Accounts<S> {
@@ -67,18 +52,6 @@ impl<S: Stores> Accounts<S> {
         self.keys.relying_party.is_some()
     }
 
-    /// Whether the operator allows factor `key` (a form key).
-    fn factor_enabled(&self, key: &str) -> bool {
-        let s = &self.settings;
-        match key {
-            "totp" => s.totp_enabled,
-            "email" => s.otp.email_enabled,
-            "sms" => s.otp.sms_enabled,
-            "webauthn" => self.keys.relying_party.is_some(),
-            _ => true,
-        }
-    }
-
     /// Whether users may add credentials of `kind` on this server.
     pub fn can_enroll(&self, kind: FactorKind) -> bool {
         match kind {
@@ -88,56 +61,10 @@ impl<S: Stores> Accounts<S> {
         }
     }
 
-    /// The steps `user` can take to finish `pending`, strongest first (form
-    /// keys). A method already used in this sign-in is not offered again (two
-    /// emailed codes prove one thing). A step-up of a session begun without a
-    /// knowledge factor (an emailed code) asks for the password: no number of
-    /// possession factors would make it multi-factor.
-    pub async fn available_factors(&self, user: &User, pending: &PendingSignIn) -> Result<Vec<&'static str>, AccountError> {
-        Ok(self.offered(user, pending, None).await?.0)
-    }
-
-    /// Whether `pending` offers step `factor_key` (the same rule as
-    /// [`Self::available_factors`], reading only what that factor needs), with
-    /// the user's credentials as read for it.
-    async fn offers(&self, user: &User, pending: &PendingSignIn, factor_key: &str) -> Result<Option<Vec<Credential>>, AccountError> {
-        let (offered, enrolled) = self.offered(user, pending, Some(factor_key)).await?;
-        Ok(offered.contains(&factor_key).then_some(enrolled))
-    }
-
-    async fn offered(
-        &self,
-        user: &User,
-        pending: &PendingSignIn,
-        only: Option<&str>,
-    ) -> Result<(Vec<&'static str>, Vec<Credential>), AccountError> {
-        if pending.session_digest.is_some() && !pending.auth.proves(FactorClass::Knowledge) {
-            return Ok((vec![PASSWORD_STEP], Vec::new()));
-        }
-        let ctx = self.factor_context();
-        let enrolled = self.store.credentials(user.id).await?;
-        let mut out = Vec::new();
-        let mut factors = all::<S>();
-        factors.sort_by_key(|f| std::cmp::Reverse(f.strength()));
-        let wanted = |f: &dyn SecondFactor<S>| {
-            only.is_none_or(|k| k == f.key())
-                && self.factor_enabled(f.key())
-                && (!pending.phishing_resistant || f.method().phishing_resistant())
-                && (pending.allowed_factors.is_empty() || pending.allowed_factors.iter().any(|k| k == f.key()))
-                && !pending.auth.events.iter().any(|e| !e.remembered && e.method == f.method())
-        };
-        for f in factors.iter().filter(|f| wanted(f.as_ref())) {
-            if f.available(&ctx, user, &enrolled).await? {
-                out.push(f.key());
-            }
-        }
-        Ok((out, enrolled))
-    }
-
     /// Refuses a change to how the account signs in (a factor added or removed,
     /// new recovery codes) from a session whose last sign-in step is older than
-    /// `[session] reauthenticate_after_seconds`.
-    pub fn check_recent_sign_in(&self, session: &ActiveSession, now: UnixTime) -> Result<(), AccountError> {
+    /// `[session] reauthenticate_after_seconds` (OWASP ASVS 4.0 V3.7.1).
+    pub(crate) fn check_recent_sign_in(&self, session: &ActiveSession, now: UnixTime) -> Result<(), AccountError> {
         if self.settings.sessions.is_recent(&session.record, now) { Ok(()) } else { Err(AccountError::ReauthenticationRequired) }
     }
 
@@ -147,242 +74,14 @@ impl<S: Stores> Accounts<S> {
         Ok(!self.store.credentials(user).await?.is_empty())
     }
 
-    /// After a first step (a password, or an emailed code): a session, or a
-    /// pending second step, or enrollment. The operator's adaptive rules
-    /// decide first (see [`crate::policy`]); with no rule matching, a user
-    /// with a factor is asked for it and one who must use MFA enrolls.
-    pub(crate) async fn after_first_step(
-        &self,
-        user: &User,
-        method: AuthMethod,
-        remembered: Option<&str>,
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<SignInOutcome, AccountError> {
-        let auth = AuthRecord::single(method, now);
-        let assessment = self.assess(user, origin, now).await?;
-        self.refuse_if_denied(user, origin, &assessment, now).await?;
-        let action = assessment.action();
-        let enrolled = self.has_second_factor(user.id).await?;
-        let must_enroll = !enrolled && (self.mfa_required(user) || action == Some(RuleAction::RequireMfa));
-        // The application's policy shapes the second step now, rather than a step-up after it.
-        let client = origin.client_policy.as_ref();
-        let client_phr = client.is_some_and(|p| p.floor() == Some(crate::session::ACR_PHR));
-        let pend = |phishing_resistant: bool| PendingSignIn {
-            user_id: user.id,
-            auth: auth.clone(),
-            session_digest: None,
-            phishing_resistant: phishing_resistant || client_phr,
-            allowed_factors: client.map(|p| p.allowed_factors.clone()).unwrap_or_default(),
-            assessment: assessment.to_json(),
-            created_at: now,
-            expires_at: now + PENDING_SIGN_IN_SECONDS,
-        };
-        // What a matching rule made of this sign-in is recorded even if it is never finished.
-        let decided = |outcome: &str| {
-            let detail = json!({ "assessment": assessment.to_json(), "outcome": outcome });
-            async move {
-                match action {
-                    Some(_) => self.audit(AuditKind::PolicyDecision, Some(user.id), origin, detail, now).await,
-                    None => Ok(()),
-                }
-            }
-        };
-        if must_enroll {
-            decided("enroll").await?;
-            let pending = pend(false);
-            self.refuse_if_nothing_acceptable(user, &pending).await?;
-            return Ok(SignInOutcome::MustEnroll { token: self.pend_with(pending).await? });
-        }
-        match action {
-            Some(RuleAction::AllowSingleFactor) => {}
-            Some(RuleAction::RequirePhishingResistant) => {
-                let pending = pend(true);
-                if let Err(e) = self.refuse_if_nothing_acceptable(user, &pending).await {
-                    self.audit(AuditKind::SignInDenied, Some(user.id), origin, assessment.to_json(), now).await?;
-                    return Err(e);
-                }
-                decided("phishing_resistant_step").await?;
-                return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pending).await? });
-            }
-            _ if enrolled => {
-                if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
-                    decided("remembered_browser").await?;
-                    // The first step is fresh; the second factor is the one performed when the browser was remembered.
-                    let mut auth = auth;
-                    auth.events.extend(browser.auth.events);
-                    let detail = json!({ "browser": browser.id, "assessment": assessment.to_json() });
-                    let session = self.signed_in(user, auth, origin, detail, now).await?;
-                    return Ok(SignInOutcome::SignedIn(session));
-                }
-                decided("second_step").await?;
-                let pending = pend(false);
-                self.refuse_if_nothing_acceptable(user, &pending).await?;
-                return Ok(SignInOutcome::SecondFactor { token: self.pend_with(pending).await? });
-            }
-            _ => {}
-        }
-        decided("single_factor").await?;
-        let detail = json!({ "assessment": assessment.to_json() });
-        Ok(SignInOutcome::SignedIn(self.signed_in(user, auth, origin, detail, now).await?))
-    }
-
-    /// Refuses a second step that could not be finished: an application that
-    /// accepts only factors the user has not set up (and cannot set up inline,
-    /// which is an authenticator app only). Without this the user would go
-    /// round between the second step and the application's step-up.
-    async fn refuse_if_nothing_acceptable(&self, user: &User, pending: &PendingSignIn) -> Result<(), AccountError> {
-        if (pending.allowed_factors.is_empty() && !pending.phishing_resistant) || !self.available_factors(user, pending).await?.is_empty() {
-            return Ok(());
-        }
-        if pending.phishing_resistant {
-            return Err(AccountError::PhishingResistantFactorNeeded);
-        }
-        if pending.allowed_factors.iter().any(|f| f == "totp") && self.can_enroll(FactorKind::Totp) {
-            return Ok(());
-        }
-        let words: Vec<&str> = pending
-            .allowed_factors
-            .iter()
-            .map(|f| match f.as_str() {
-                "totp" => "an authenticator app",
-                "webauthn" => "a security key or passkey",
-                "email" => "a code by email",
-                "sms" => "a code by text message",
-                _ => "a recovery code",
-            })
-            .collect();
-        Err(AccountError::FactorRequiredByApplication { methods: words.join(" or ") })
-    }
-
-    async fn pend_with(&self, pending: PendingSignIn) -> Result<String, AccountError> {
-        let token = random_token();
-        self.store.save_pending_sign_in(&token_digest(&token), &pending).await?;
-        Ok(token)
-    }
-
-    /// Starts a step-up of a signed-in session: only the missing factor will
-    /// be asked; with `phishing_resistant`, only a security key or passkey;
-    /// with `allowed_factors` (an application's policy), only those.
-    pub async fn begin_step_up(
-        &self,
-        session: &ActiveSession,
-        (phishing_resistant, allowed_factors): (bool, &[String]),
-        now: UnixTime,
-    ) -> Result<String, AccountError> {
-        let pending = PendingSignIn {
-            user_id: session.user.id,
-            auth: session.record.auth.clone(),
-            session_digest: Some(session.digest.clone()),
-            phishing_resistant,
-            allowed_factors: allowed_factors.to_vec(),
-            assessment: serde_json::Value::Null,
-            created_at: now,
-            expires_at: now + PENDING_SIGN_IN_SECONDS,
-        };
-        self.refuse_if_nothing_acceptable(&session.user, &pending).await?;
-        self.pend_with(pending).await
-    }
-
-    /// Prepares factor `factor_key`'s challenge for a pending sign-in from
-    /// `client`: sends a code (to the destination `to` the user picked, if
-    /// any), or builds a WebAuthn request (returned).
-    pub async fn second_factor_challenge(
-        &self,
-        token: &str,
-        (factor_key, to): (&str, Option<&str>),
-        client: &str,
-        now: UnixTime,
-    ) -> Result<Option<PublicKeyChallenge>, AccountError> {
-        let (pending, user) = self.pending_sign_in(token, now).await?;
-        let factor = self.factor(factor_key)?;
-        if self.offers(&user, &pending, factor.key()).await?.is_none() {
-            return Err(AccountError::NotFound);
-        }
-        if factor.sends_code() {
-            self.hit_client_code_cap(client, now).await?;
-        }
-        factor.challenge(&self.factor_context(), &user, to, now).await
-    }
-
-    /// Where factor `factor_key` can send `user` a code, when there is a choice (phone numbers).
-    pub async fn code_destinations(&self, user: &User, factor_key: &str) -> Result<Vec<CodeDestination>, AccountError> {
-        self.factor(factor_key)?.destinations(&self.factor_context(), user).await
-    }
-
     /// Counts a code sent at the request of `client`; refuses past the hourly cap.
     pub(crate) async fn hit_client_code_cap(&self, client: &str, now: UnixTime) -> Result<(), AccountError> {
         let quota = crate::factors::otp::hourly(format!("otp-client:{client}"), self.settings.otp.per_client_per_hour);
         self.store.take_send_quotas(&[quota], now).await?.map_err(|retry_after_secs| AccountError::TooManyCodes { retry_after_secs })
     }
 
-    /// The pending sign-in behind a token, with its user.
-    pub async fn pending_sign_in(&self, token: &str, now: UnixTime) -> Result<(PendingSignIn, User), AccountError> {
-        self.store.pending_sign_in(&token_digest(token), now).await?.ok_or(AccountError::SignInExpired)
-    }
-
-    /// Checks a second-factor response for a pending sign-in and finishes it.
-    pub async fn complete_second_step(
-        &self,
-        token: &str,
-        factor_key: &str,
-        response: &str,
-        remember: bool,
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<SecondStepDone, AccountError> {
-        let (pending, user) = self.pending_sign_in(token, now).await?;
-        let prior = self.refuse_if_locked(user.email.as_str(), now).await?;
-        // Only what this sign-in offers may finish it (a phishing-resistant step-up takes no code).
-        let Some(enrolled) = self.offers(&user, &pending, factor_key).await? else {
-            return Err(if factor_key == "webauthn" { AccountError::KeyNotAccepted } else { AccountError::InvalidCode });
-        };
-        let (method, verification) = if factor_key == PASSWORD_STEP {
-            (AuthMethod::Password, self.check_password(&user, response).await?)
-        } else {
-            let factor = self.factor(factor_key)?;
-            (factor.method(), factor.verify(&self.factor_context(), &user, &enrolled, response, now).await?)
-        };
-        match verification {
-            Verification::Accepted => {}
-            Verification::Rejected => {
-                let wrong = match method {
-                    AuthMethod::Password => AccountError::InvalidPassword,
-                    m if m.phishing_resistant() => AccountError::KeyNotAccepted,
-                    _ => AccountError::InvalidCode,
-                };
-                let amr = method.amr_values().first().copied().unwrap_or("otp");
-                return Err(match self.count_failure(user.email.as_str(), Some(&user), amr, origin, now).await? {
-                    AccountError::InvalidCredentials => wrong,
-                    other => other,
-                });
-            }
-            Verification::ClonedAuthenticator { name } => return Err(self.cloned(&user, name, origin, now).await),
-        }
-        if method == AuthMethod::RecoveryCode {
-            let left = self.store.recovery_codes_left(user.id).await?;
-            self.audit(AuditKind::RecoveryCodeUsed, Some(user.id), origin, json!({ "left": left }), now).await?;
-            self.notify(&user, Message::RecoveryCodeUsed { left }, now).await;
-        }
-        let mut done = self.finish(token, (pending, user), prior, (method, None), origin, now).await?;
-        // A remembered browser stands in for a possession factor, never for the password.
-        if remember && method != AuthMethod::Password {
-            let auth = AuthRecord::single(method, now);
-            done.remember_cookie = Some(self.remember(&done.user, &auth, origin, now).await?);
-        }
-        Ok(done)
-    }
-
-    /// The password as a step of a pending sign-in (a step-up of a session begun with an emailed code).
-    async fn check_password(&self, user: &User, password: &str) -> Result<Verification, AccountError> {
-        Ok(match self.hasher.verify(password, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
-            PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => Verification::Accepted,
-            PasswordCheck::Mismatch => Verification::Rejected,
-        })
-    }
-
     /// The valid remembered browser behind a cookie value (`id.tag`), for this user only.
-    async fn remembered_browser(
+    pub(crate) async fn remembered_browser(
         &self,
         user: &User,
         cookie: Option<&str>,
@@ -396,7 +95,13 @@ impl<S: Stores> Accounts<S> {
     }
 
     /// Remembers this browser for the possession factors of `auth`; returns the cookie value.
-    async fn remember(&self, user: &User, auth: &AuthRecord, origin: &RequestOrigin, now: UnixTime) -> Result<String, AccountError> {
+    pub(crate) async fn remember(
+        &self,
+        user: &User,
+        auth: &AuthRecord,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<String, AccountError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let agent = origin.user_agent_text(200);
         let browser = RememberedBrowser {
@@ -426,40 +131,6 @@ impl<S: Stores> Accounts<S> {
         self.audit(AuditKind::RememberedBrowserRevoked, Some(user.id), origin, json!({ "browser": id }), now).await
     }
 
-    async fn finish(
-        &self,
-        token: &str,
-        (pending, user): (PendingSignIn, User),
-        prior: PriorFailures,
-        // The step just taken, and recovery codes to show (first factor enrolled inline).
-        (method, codes): (AuthMethod, Option<Vec<String>>),
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<SecondStepDone, AccountError> {
-        // Exactly one request completes a pending sign-in.
-        if !self.store.take_pending_sign_in(&token_digest(token)).await? {
-            return Err(AccountError::SignInExpired);
-        }
-        self.clear_failures(prior).await?;
-        let auth = pending.auth.with(method, now);
-        let session = match &pending.session_digest {
-            Some(digest) => {
-                if !self.store.set_session_auth(digest, &auth).await? {
-                    return Err(AccountError::SignInExpired);
-                }
-                let detail = json!({ "methods": auth.amr(), "acr": auth.acr(), "step_up": true });
-                self.audit(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now).await?;
-                None
-            }
-            None => Some(self.signed_in(&user, auth, origin, json!({ "assessment": pending.assessment }), now).await?),
-        };
-        Ok(SecondStepDone { session, user, new_recovery_codes: codes, remember_cookie: None })
-    }
-
-    fn factor(&self, key: &str) -> Result<Box<dyn SecondFactor<S>>, AccountError> {
-        all::<S>().into_iter().find(|f| f.key() == key).ok_or(AccountError::NotFound)
-    }
-
     /// The factor that enrolls credentials of `kind`.
     fn enrolling(&self, kind: FactorKind) -> Result<Box<dyn SecondFactor<S>>, AccountError> {
         if !self.can_enroll(kind) {
@@ -470,37 +141,41 @@ impl<S: Stores> Accounts<S> {
 
     /// Starts setting up a credential of `kind` named `name` for `user`
     /// (`destination`: the phone number, for factors that send codes).
-    pub async fn start_enrollment(
+    pub(crate) async fn start_setup(
         &self,
         user: &User,
         kind: FactorKind,
-        name: &str,
-        destination: &str,
+        (name, destination): (&str, &str),
         now: UnixTime,
     ) -> Result<EnrollmentPrompt, AccountError> {
         let new = NewCredential { kind, name: valid_name(name)?, destination: destination.to_owned() };
         self.enrolling(kind)?.begin_enrollment(&self.factor_context(), user, new, now).await?.ok_or(AccountError::NotFound)
     }
 
-    /// Shows an unconfirmed setup again (after a wrong first code).
-    pub async fn pending_enrollment(&self, user: &User, kind: FactorKind, pending: &str) -> Result<EnrollmentPrompt, AccountError> {
-        self.enrolling(kind)?.pending_enrollment(&self.factor_context(), user, pending).await?.ok_or(AccountError::NotFound)
-    }
-
-    /// Finishes setting up a credential with its first response. Returns
-    /// recovery codes when this is the user's first factor (shown once).
-    pub async fn finish_enrollment(
+    /// Shows an unfinished setup again (after a wrong first code).
+    pub(crate) async fn pending_setup(
         &self,
         user: &User,
         kind: FactorKind,
         pending: &str,
-        response: &str,
+        now: UnixTime,
+    ) -> Result<EnrollmentPrompt, AccountError> {
+        self.enrolling(kind)?.pending_enrollment(&self.factor_context(), user, pending, now).await?.ok_or(AccountError::NotFound)
+    }
+
+    /// Finishes a setup with its first response: the new credential's id, and
+    /// recovery codes when it is the user's first factor (shown once).
+    pub(crate) async fn finish_setup(
+        &self,
+        user: &User,
+        kind: FactorKind,
+        (pending, response): (&str, &str),
         origin: &RequestOrigin,
         now: UnixTime,
-    ) -> Result<Option<Vec<String>>, AccountError> {
+    ) -> Result<(String, Option<Vec<String>>), AccountError> {
         let first = !self.has_second_factor(user.id).await?;
-        let name = match self.enrolling(kind)?.finish_enrollment(&self.factor_context(), user, pending, response, now).await? {
-            EnrollmentCheck::Confirmed { name } => name,
+        let (id, name) = match self.enrolling(kind)?.finish_enrollment(&self.factor_context(), user, pending, response, now).await? {
+            EnrollmentCheck::Confirmed { id, name } => (id, name),
             EnrollmentCheck::Rejected if matches!(kind, FactorKind::SecurityKey | FactorKind::Passkey) => {
                 return Err(AccountError::KeyNotAccepted);
             }
@@ -509,34 +184,61 @@ impl<S: Stores> Accounts<S> {
         };
         self.audit(AuditKind::FactorAdded, Some(user.id), origin, json!({ "kind": kind.as_str(), "name": name }), now).await?;
         self.notify(user, Message::FactorAdded { method: kind.label().to_owned(), name }, now).await;
-        if first && self.store.recovery_codes_left(user.id).await? == 0 {
-            return Ok(Some(self.regenerate_recovery_codes(user, origin, now).await?));
-        }
-        Ok(None)
+        let codes = if first && self.store.recovery_codes_left(user.id).await? == 0 {
+            Some(self.new_recovery_codes(user, origin, now).await?)
+        } else {
+            None
+        };
+        Ok((id, codes))
     }
 
-    /// Inline enrollment during sign-in: confirms the new app and completes the sign-in with it.
-    pub async fn complete_enrollment(
+    /// Security page: starts setting up a credential (needs a recent sign-in).
+    pub async fn start_enrollment(
         &self,
-        token: &str,
-        credential_id: &str,
-        code: &str,
+        session: &ActiveSession,
+        kind: FactorKind,
+        (name, destination): (&str, &str),
+        now: UnixTime,
+    ) -> Result<EnrollmentPrompt, AccountError> {
+        self.check_recent_sign_in(session, now)?;
+        self.start_setup(&session.user, kind, (name, destination), now).await
+    }
+
+    /// Security page: shows an unconfirmed setup again (after a wrong first code).
+    pub async fn pending_enrollment(
+        &self,
+        user: &User,
+        kind: FactorKind,
+        pending: &str,
+        now: UnixTime,
+    ) -> Result<EnrollmentPrompt, AccountError> {
+        self.pending_setup(user, kind, pending, now).await
+    }
+
+    /// Security page: finishes setting up a credential with its first
+    /// response (needs a recent sign-in, as starting did). The account's first
+    /// factor comes with recovery codes, and the session that set it up then
+    /// counts it as performed (it just answered with it), under a new token.
+    pub async fn finish_enrollment(
+        &self,
+        session: &ActiveSession,
+        kind: FactorKind,
+        (pending, response): (&str, &str),
         origin: &RequestOrigin,
         now: UnixTime,
-    ) -> Result<SecondStepDone, AccountError> {
-        let (pending, user) = self.pending_sign_in(token, now).await?;
-        let prior = self.refuse_if_locked(user.email.as_str(), now).await?;
-        let codes = match self.finish_enrollment(&user, FactorKind::Totp, credential_id, code, origin, now).await {
-            Ok(codes) => codes,
-            Err(AccountError::InvalidCode) => {
-                return Err(match self.count_failure(user.email.as_str(), Some(&user), "otp", origin, now).await? {
-                    AccountError::InvalidCredentials => AccountError::InvalidCode,
-                    other => other,
-                });
+    ) -> Result<FactorAdded, AccountError> {
+        self.check_recent_sign_in(session, now)?;
+        let (credential, recovery_codes) = self.finish_setup(&session.user, kind, (pending, response), origin, now).await?;
+        let session_token = match recovery_codes.is_some() && !session.record.auth.is_multi_factor() {
+            true => {
+                let event = AuthEvent { credential: Some(credential), ..AuthEvent::performed(kind.factor().method(), now) };
+                let token = random_token();
+                let auth = session.record.auth.clone().with_event(event);
+                self.store.upgrade_session(&session.digest, &token_digest(&token), session.user.id, &auth).await?.then_some(token)
             }
-            Err(e) => return Err(e),
+            false => None,
         };
-        self.finish(token, (pending, user), prior, (AuthMethod::Totp, codes), origin, now).await
+        Ok(FactorAdded { recovery_codes, session_token })
     }
 
     /// Starts a passwordless sign-in with a passkey.
@@ -544,48 +246,50 @@ impl<S: Stores> Accounts<S> {
         webauthn::begin_passkey_sign_in(&self.factor_context(), now).await
     }
 
-    /// Finishes a passwordless sign-in: a user-verified passkey assertion opens
-    /// a session whose record is multi-factor on its own.
-    /// A passkey proves possession and (user-verified) knowledge or
-    /// inherence at once, so no rule short of `deny` asks for more.
+    /// Finishes a passwordless sign-in: a user-verified passkey assertion is
+    /// a first step that is multi-factor on its own (possession, and the PIN
+    /// or biometric the authenticator checked), so the machine asks for more
+    /// only where the application does not count passkeys.
     pub async fn passkey_sign_in(
         &self,
-        ceremony: &str,
-        response: &str,
+        (ceremony, response): (&str, &str),
+        remembered: Option<&str>,
         origin: &RequestOrigin,
         now: UnixTime,
-    ) -> Result<(NewSession, User), AccountError> {
+    ) -> Result<SignInOutcome, AccountError> {
         match webauthn::finish_passkey_sign_in(&self.factor_context(), ceremony, response, now).await? {
-            PasskeySignIn::Accepted(id) => {
-                let user = self.store.user_by_id(id).await?.ok_or(AccountError::KeyNotAccepted)?;
-                let assessment = self.assess(&user, origin, now).await?;
-                self.refuse_if_denied(&user, origin, &assessment, now).await?;
-                let auth = AuthRecord::single(AuthMethod::Passkey, now);
-                let session = self.signed_in(&user, auth, origin, json!({ "assessment": assessment.to_json() }), now).await?;
-                Ok((session, user))
+            PasskeySignIn::Accepted { user, credential } => {
+                let user = self.store.user_by_id(user).await?.ok_or(AccountError::KeyNotAccepted)?;
+                self.after_first_step(&user, (AuthMethod::Passkey, Some(credential)), remembered, origin, now).await
             }
             PasskeySignIn::Rejected => {
                 self.audit(AuditKind::SignInFailed, None, origin, json!({ "method": "hwk", "account": "unknown" }), now).await?;
                 Err(AccountError::KeyNotAccepted)
             }
-            PasskeySignIn::ClonedAuthenticator { user, name } => match self.store.user_by_id(user).await? {
-                Some(user) => Err(self.cloned(&user, name, origin, now).await),
+            PasskeySignIn::ClonedAuthenticator { user, credential, name } => match self.store.user_by_id(user).await? {
+                Some(user) => Err(self.cloned(&user, (&credential, name), origin, now).await),
                 None => Err(AccountError::KeyNotAccepted),
             },
         }
     }
 
-    /// Tells the owner that a credential was disabled as possibly cloned; the error to show.
-    async fn cloned(&self, user: &User, name: String, origin: &RequestOrigin, now: UnixTime) -> AccountError {
-        if let Err(e) = self.audit(AuditKind::AuthenticatorCloned, Some(user.id), origin, json!({ "name": name }), now).await {
-            return e;
+    /// Security page: new recovery codes (the old set stops working; shown
+    /// once). Needs a recent sign-in and a second factor: recovery codes
+    /// stand in for one.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        session: &ActiveSession,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<Vec<String>, AccountError> {
+        self.check_recent_sign_in(session, now)?;
+        if !self.has_second_factor(session.user.id).await? {
+            return Err(AccountError::RecoveryCodesNeedAFactor);
         }
-        self.notify(user, Message::AuthenticatorCloned { name: name.clone() }, now).await;
-        AccountError::ClonedAuthenticator { name }
+        self.new_recovery_codes(&session.user, origin, now).await
     }
 
-    /// New recovery codes (the old set stops working). Shown once.
-    pub async fn regenerate_recovery_codes(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<Vec<String>, AccountError> {
+    async fn new_recovery_codes(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<Vec<String>, AccountError> {
         let codes = recovery::generate_set();
         let tags: Vec<String> = codes.iter().map(|c| recovery::tag(&self.keys.mac, c)).collect();
         self.store.replace_recovery_codes(user.id, &tags, now).await?;
@@ -625,8 +329,17 @@ impl<S: Stores> Accounts<S> {
         Ok(name)
     }
 
-    /// Removes a factor; refuses the last one while MFA is required for the user.
-    pub async fn remove_factor(&self, user: &User, id: &str, origin: &RequestOrigin, now: UnixTime) -> Result<(), AccountError> {
+    /// Security page: removes a factor (needs a recent sign-in); refuses the
+    /// last one while MFA is required for the user.
+    pub async fn remove_factor(
+        &self,
+        session: &ActiveSession,
+        id: &str,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        self.check_recent_sign_in(session, now)?;
+        let user = &session.user;
         let factors = self.store.credentials(user.id).await?;
         let Some(c) = factors.iter().find(|c| c.id == id) else { return Err(AccountError::NotFound) };
         if factors.len() == 1 && self.mfa_required(user) {

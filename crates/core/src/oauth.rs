@@ -69,8 +69,11 @@ impl Default for ClientPolicy {
     }
 }
 
-/// Second-factor keys a client policy may name.
-pub const FACTOR_KEYS: [&str; 5] = ["totp", "webauthn", "email", "sms", "recovery"];
+/// Second-factor keys a client policy may name (every factor, strongest first).
+pub const FACTOR_KEYS: [&str; 5] = {
+    let all = crate::factors::FactorKey::ALL;
+    [all[0].as_str(), all[1].as_str(), all[2].as_str(), all[3].as_str(), all[4].as_str()]
+};
 
 impl ClientPolicy {
     /// Checks the values an operator gave; the message names the field.
@@ -96,9 +99,9 @@ impl ClientPolicy {
 
     /// Whether `method` counts for this client (the password always does).
     pub fn allows(&self, method: AuthMethod) -> bool {
-        match method.factor_key() {
+        match crate::factors::FactorKey::of(method) {
             None => true,
-            Some(key) => self.allowed_factors.is_empty() || self.allowed_factors.iter().any(|f| f == key),
+            Some(key) => self.allowed_factors.is_empty() || self.allowed_factors.iter().any(|f| f == key.as_str()),
         }
     }
 
@@ -117,7 +120,7 @@ impl ClientPolicy {
     pub fn effective(&self, auth: &AuthRecord, now: UnixTime) -> AuthRecord {
         let remembered_ok = |at: UnixTime| self.allow_remember && self.remember_browser_days.is_none_or(|d| now - at <= d * 86_400);
         AuthRecord {
-            events: auth.events.iter().filter(|e| self.allows(e.method) && (!e.remembered || remembered_ok(e.at))).copied().collect(),
+            events: auth.events.iter().filter(|e| self.allows(e.method) && (!e.remembered || remembered_ok(e.at))).cloned().collect(),
         }
     }
 }
@@ -374,9 +377,10 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// A pending request that has not expired.
     fn pending_request(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<String>>> + Send;
-    /// The client of a pending request that has not expired, in one read (each
-    /// sign-in page needs its policy, not the request).
-    fn pending_request_client(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
+    /// The client of a pending request that has not expired, with the
+    /// request (as saved), in one read: each sign-in page needs the client's
+    /// policy and what the request asks of the sign-in.
+    fn pending_request_client(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<(Client, String)>>> + Send;
     /// Takes a pending request to answer it: true for the one caller that
     /// removed it, false for every other (a request is answered once).
     fn take_pending_request(&self, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;

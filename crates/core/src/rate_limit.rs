@@ -9,8 +9,11 @@ use crate::clock::UnixTime;
 /// A rate-limited action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitedAction {
-    /// POST /login.
+    /// POST /login (and the other first steps).
     SignIn,
+    /// A POST to a sign-in in progress (second step, inline enrollment):
+    /// its own bucket, with the sign-in limit.
+    SecondStep,
     /// POST /signup.
     SignUp,
     /// Password-reset requests and verification resends (each sends mail).
@@ -21,6 +24,7 @@ impl LimitedAction {
     fn key(self) -> &'static str {
         match self {
             Self::SignIn => "signin",
+            Self::SecondStep => "second-step",
             Self::SignUp => "signup",
             Self::SendEmail => "email",
         }
@@ -65,7 +69,7 @@ impl RateLimits {
     /// Given the hit count after this request, `Err(retry_after_secs)` when over the limit.
     pub fn decide(&self, action: LimitedAction, bucket: &RateBucket, hits: u32, now: UnixTime) -> Result<(), i64> {
         let limit = match action {
-            LimitedAction::SignIn => self.sign_in_per_minute,
+            LimitedAction::SignIn | LimitedAction::SecondStep => self.sign_in_per_minute,
             LimitedAction::SignUp => self.sign_up_per_minute,
             LimitedAction::SendEmail => self.send_email_per_minute,
         };

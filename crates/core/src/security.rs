@@ -32,13 +32,16 @@ pub fn roles(user: &User) -> Vec<&'static str> {
 }
 
 /// What the admin console may show a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminAccess {
-    /// An admin with a second factor in this session.
+    /// An admin with a second factor performed in this session (not an
+    /// emailed code, not a remembered browser), recent enough for a change.
     Granted,
-    /// An admin signed in with one factor: step up first.
-    NeedsSecondFactor,
-    /// Not an admin.
+    /// An admin whose session proves less: step up toward this demand first.
+    StepUp(crate::sign_in::Demand),
+    /// A change, from a session whose last sign-in step is not recent: sign in again.
+    Reauthenticate,
+    /// Not an admin, or a rule refuses.
     NotAdmin,
 }
 
@@ -202,14 +205,16 @@ impl<S: Stores> Accounts<S> {
         Ok(session)
     }
 
-    /// Operator: disables an account (it cannot sign in; its sessions and
-    /// remembered browsers end) until [`Accounts::unlock`]. Tokens issued to
-    /// it are the provider's to revoke.
+    /// Operator: disables an account (it cannot sign in; its sessions,
+    /// remembered browsers and tokens end) until [`Accounts::unlock`].
     pub async fn disable(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
         let user = self.find_user(email).await?;
         self.store.set_disabled(user.id, Some(now)).await?;
         self.store.delete_user_sessions(user.id, None).await?;
         self.store.forget_all_remembered_browsers(user.id, now).await?;
+        if let Some(tokens) = &self.tokens {
+            tokens.revoke_user_tokens(user.id, now).await?;
+        }
         self.audit(AuditKind::AccountLocked, Some(user.id), origin, json!({ "disabled": true }), now).await?;
         Ok(User { disabled_at: Some(now), ..user })
     }
@@ -219,17 +224,28 @@ impl<S: Stores> Accounts<S> {
         Ok(self.store.search_users(query, limit).await?)
     }
 
-    /// Whether this session may use the admin console: an admin who performed
-    /// a second factor in this session (a remembered browser is not enough).
-    pub fn admin_access(&self, session: &ActiveSession) -> AdminAccess {
-        let auth = &session.record.auth;
+    /// Whether this session may use the admin console (`change`: to act, not
+    /// only to look): an admin who performed a second factor in this session
+    /// (neither a remembered browser nor an emailed code: the reset link goes
+    /// to the same mailbox), and for a change, recently (as for credential
+    /// changes, OWASP ASVS 4.0 V3.7.1).
+    pub async fn admin_access(
+        &self,
+        session: &ActiveSession,
+        change: bool,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<AdminAccess, AccountError> {
+        use crate::sign_in::{SessionCheck, SessionUse};
         if !session.user.is_admin || session.user.disabled_at.is_some() {
-            AdminAccess::NotAdmin
-        } else if auth.satisfies(crate::session::ACR_MFA) && !auth.relies_on_remembered_browser() {
-            AdminAccess::Granted
-        } else {
-            AdminAccess::NeedsSecondFactor
+            return Ok(AdminAccess::NotAdmin);
         }
+        Ok(match self.check_session(session, SessionUse::Admin, change, origin, now).await? {
+            SessionCheck::Satisfied => AdminAccess::Granted,
+            SessionCheck::StepUp(demand) => AdminAccess::StepUp(demand),
+            SessionCheck::Reauthenticate => AdminAccess::Reauthenticate,
+            SessionCheck::Denied => AdminAccess::NotAdmin,
+        })
     }
 
     /// Signalled whenever a notice is queued, so the delivery task wakes at once.

@@ -71,19 +71,8 @@ impl AuthMethod {
         matches!(self, Self::SecurityKey | Self::Passkey)
     }
 
-    /// The key of the second factor this method belongs to (`None`: the password).
-    pub fn factor_key(self) -> Option<&'static str> {
-        match self {
-            Self::Password => None,
-            Self::Totp => Some("totp"),
-            Self::RecoveryCode => Some("recovery"),
-            Self::SecurityKey | Self::Passkey => Some("webauthn"),
-            Self::EmailOtp => Some("email"),
-            Self::SmsOtp => Some("sms"),
-        }
-    }
-
-    fn proves(self, class: FactorClass) -> bool {
+    /// Whether this method proves `class`.
+    pub fn proves(self, class: FactorClass) -> bool {
         self.classes().contains(&class)
     }
 }
@@ -96,7 +85,7 @@ pub const ACR_PHR: &str = "phr";
 pub const ACR_VALUES: [&str; 2] = [ACR_PHR, ACR_MFA];
 
 /// One successful authentication step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuthEvent {
     /// The method used.
     pub method: AuthMethod,
@@ -105,6 +94,27 @@ pub struct AuthEvent {
     /// Carried over from a remembered browser rather than performed in this sign-in.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub remembered: bool,
+    /// The credential that answered (security keys, apps, phones), so that
+    /// disabling it can end what it vouched for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// The operator does not count this method as a factor (an emailed code
+    /// with `[factors] email_counts_as_mfa = false`): it stays in `amr` but
+    /// never makes the record multi-factor.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_a_factor: bool,
+}
+
+impl AuthEvent {
+    /// A step performed now.
+    pub fn performed(method: AuthMethod, at: UnixTime) -> Self {
+        Self { method, at, remembered: false, credential: None, not_a_factor: false }
+    }
+
+    /// Whether this step proves `class` (a step the operator does not count proves nothing).
+    pub fn proves(&self, class: FactorClass) -> bool {
+        !self.not_a_factor && self.method.proves(class)
+    }
 }
 
 /// Every authentication step performed in a session, oldest first.
@@ -117,7 +127,7 @@ pub struct AuthRecord {
 impl AuthRecord {
     /// A record holding one step.
     pub fn single(method: AuthMethod, at: UnixTime) -> Self {
-        Self { events: vec![AuthEvent { method, at, remembered: false }] }
+        Self { events: vec![AuthEvent::performed(method, at)] }
     }
 
     /// Time of the most recent step (OIDC `auth_time`).
@@ -150,32 +160,41 @@ impl AuthRecord {
 
     /// Whether factors of two different categories were used (RFC 8176 `mfa`).
     pub fn is_multi_factor(&self) -> bool {
-        let has = |c: FactorClass| self.events.iter().any(|e| e.method.proves(c));
+        let has = |c: FactorClass| self.events.iter().any(|e| e.proves(c));
         has(FactorClass::Knowledge) && has(FactorClass::Possession)
     }
 
     /// Whether a step performed in this session (not carried by a remembered browser) proves `class`.
     pub fn proves(&self, class: FactorClass) -> bool {
-        self.events.iter().any(|e| !e.remembered && e.method.proves(class))
+        self.events.iter().any(|e| !e.remembered && e.proves(class))
     }
 
     /// Whether the only second factor of this record came from a remembered
     /// browser (none was performed in this session).
     pub fn relies_on_remembered_browser(&self) -> bool {
-        let possession =
-            |remembered: bool| self.events.iter().any(|e| e.remembered == remembered && e.method.proves(FactorClass::Possession));
+        let possession = |remembered: bool| self.events.iter().any(|e| e.remembered == remembered && e.proves(FactorClass::Possession));
         possession(true) && !possession(false)
     }
 
     /// The possession-factor steps (what a remembered browser stands in for later).
     pub fn possession_events(&self) -> Vec<AuthEvent> {
-        self.events.iter().filter(|e| e.method.proves(FactorClass::Possession)).map(|e| AuthEvent { remembered: true, ..*e }).collect()
+        self.events.iter().filter(|e| e.proves(FactorClass::Possession)).map(|e| AuthEvent { remembered: true, ..e.clone() }).collect()
     }
 
     /// A record with one more step.
-    pub fn with(mut self, method: AuthMethod, at: UnixTime) -> Self {
-        self.events.push(AuthEvent { method, at, remembered: false });
+    pub fn with(self, method: AuthMethod, at: UnixTime) -> Self {
+        self.with_event(AuthEvent::performed(method, at))
+    }
+
+    /// A record with one more step, as recorded.
+    pub fn with_event(mut self, event: AuthEvent) -> Self {
+        self.events.push(event);
         self
+    }
+
+    /// Whether a step of this record was answered by credential `id`.
+    pub fn used_credential(&self, id: &str) -> bool {
+        self.events.iter().any(|e| e.credential.as_deref() == Some(id))
     }
 
     /// RFC 8176 `amr` values, deduplicated, in first-use order.

@@ -16,11 +16,22 @@ use crate::user::{User, UserId};
 
 /// Everything the account flows persist, in one bound.
 pub trait Stores:
-    AccountStore + crate::factors::MfaStore + crate::audit::AuditStore + crate::policy::RiskStore + crate::mail::NoticeStore
+    AccountStore
+    + crate::factors::MfaStore
+    + crate::sign_in::SignInStore
+    + crate::audit::AuditStore
+    + crate::policy::RiskStore
+    + crate::mail::NoticeStore
 {
 }
-impl<T: AccountStore + crate::factors::MfaStore + crate::audit::AuditStore + crate::policy::RiskStore + crate::mail::NoticeStore> Stores
-    for T
+impl<
+    T: AccountStore
+        + crate::factors::MfaStore
+        + crate::sign_in::SignInStore
+        + crate::audit::AuditStore
+        + crate::policy::RiskStore
+        + crate::mail::NoticeStore,
+> Stores for T
 {
 }
 
@@ -81,6 +92,8 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn set_admin(&self, id: UserId, admin: bool) -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces a password hash.
     fn set_password_hash(&self, id: UserId, hash: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records that the password was just set by an emailed reset link.
+    fn mark_password_reset(&self, id: UserId, at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Records that the email address was confirmed (keeps an earlier time).
     fn mark_email_verified(&self, id: UserId, at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -114,6 +127,9 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
         now: UnixTime,
         window_start: UnixTime,
     ) -> impl Future<Output = StoreResult<u32>> + Send;
+    /// Gives back one counted failure (an attempt counted before it was
+    /// checked turned out right); never below zero.
+    fn refund_login_failure(&self, account_key: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Locks the account until `until` and resets the counter.
     fn lock_account(&self, account_key: &str, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Clears failures and any lock; true if there was something to clear.

@@ -46,6 +46,8 @@ pub struct User {
     pub mfa_required: bool,
     /// When an operator disabled the account (it cannot sign in); `None`: enabled.
     pub disabled_at: Option<UnixTime>,
+    /// When the password was last set by an emailed reset link.
+    pub password_reset_at: Option<UnixTime>,
     /// Creation time.
     pub created_at: UnixTime,
 }

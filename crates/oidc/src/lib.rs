@@ -36,6 +36,8 @@ pub enum ErrorCode {
     LoginRequired,
     /// `prompt=none` but the user must interact (a second factor).
     InteractionRequired,
+    /// The resource owner or the server's policy refused (RFC 6749 §4.1.2.1).
+    AccessDenied,
     /// `request` parameter not supported.
     RequestNotSupported,
     /// `request_uri` parameter not supported.
@@ -59,6 +61,7 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::LoginRequired => "login_required",
             Self::InteractionRequired => "interaction_required",
+            Self::AccessDenied => "access_denied",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::InvalidToken => "invalid_token",

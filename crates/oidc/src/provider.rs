@@ -9,7 +9,8 @@ use portcullis_core::oauth::{
     acr_strength,
 };
 use portcullis_core::secrets::{SecretBox, constant_time_eq, random_token, token_digest};
-use portcullis_core::session::{ACR_PHR, ACR_VALUES, SessionRecord};
+use portcullis_core::session::{ACR_VALUES, SessionRecord};
+use portcullis_core::sign_in::{Demand, SessionCheck};
 use portcullis_core::store::AccountStore;
 use portcullis_core::user::User;
 use serde_json::{Value, json};
@@ -50,14 +51,12 @@ pub enum Decision {
         /// A session exists but is too old or `prompt=login` asked for a fresh sign-in.
         reauthenticate: bool,
     },
-    /// Signed in, but this request needs a second factor the session lacks:
-    /// ask only for that (step-up), not for the password again.
-    StepUp {
-        /// Only a security key or passkey will do (`acr_values=phr`).
-        phishing_resistant: bool,
-        /// Only these factors count for the client (its policy); empty: any.
-        allowed_factors: Vec<String>,
-    },
+    /// Signed in, but this request needs more than the session proves for
+    /// this client: ask only for what is missing (step-up), not for the
+    /// password again.
+    StepUp(Demand),
+    /// An adaptive rule refuses this client to this session (a page, not a redirect).
+    Denied,
     /// Tell the client it cannot have what it asked for.
     Fail(ReplyTo, OAuthError),
 }
@@ -294,47 +293,48 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(validate(params, client))
     }
 
-    /// Decides whether the browser's session can answer `req` now.
+    /// Decides whether the browser's session can answer `req` now: the
+    /// protocol's part (`prompt`, `max_age`), given `check`, what the sign-in
+    /// rules say of this session for this client (see
+    /// `Accounts::check_session`, which sees the same `acceptable_acr`).
     /// `signed_in_since`: for a request resumed after a sign-in detour, when it began.
     pub fn decide(
         &self,
         req: &AuthorizeRequest,
-        session: Option<&SessionRecord>,
+        session: Option<(&SessionRecord, SessionCheck)>,
         signed_in_since: Option<UnixTime>,
         now: UnixTime,
     ) -> Decision {
         let login_required = || Decision::Fail(req.reply.clone(), OAuthError::new(ErrorCode::LoginRequired, "the user must sign in"));
-        let Some(session) = session else {
+        let Some((session, check)) = session else {
             return if req.prompt_none { login_required() } else { Decision::SignIn { reauthenticate: false } };
         };
         let auth_time = session.auth.auth_time().unwrap_or(session.created_at);
-        if req.prompt_login && signed_in_since.is_none_or(|since| auth_time < since) {
+        // A sign-in made for this very request (after it began) is fresh enough
+        // for `prompt=login` and for any `max_age`, even 0 (OIDC Core §3.1.2.1).
+        let signed_in_for_it = signed_in_since.is_some_and(|since| auth_time >= since);
+        if req.prompt_login && !signed_in_for_it {
             return Decision::SignIn { reauthenticate: true };
         }
         if let Some(max_age) = req.max_age
             && now - auth_time > max_age
+            && !signed_in_for_it
         {
             return if req.prompt_none { login_required() } else { Decision::SignIn { reauthenticate: true } };
         }
-        // Only what the client's policy accepts counts: its allowed factors, and
-        // remembered browsers if it takes them and they are recent enough.
-        let policy = &req.client.policy;
-        let effective = policy.effective(&session.auth, now);
-        // A session whose second factor this client does not accept gets a freshly performed one.
-        let remembered_refused = session.auth.relies_on_remembered_browser() && !effective.events.iter().any(|e| e.remembered);
-        let acceptable = acceptable_acr(req);
-        let reached = acceptable.is_empty() || acceptable.iter().any(|a| effective.satisfies(a));
-        if !reached || remembered_refused {
-            return if req.prompt_none {
+        match check {
+            SessionCheck::Satisfied => Decision::Issue,
+            SessionCheck::Denied if req.prompt_none => Decision::Fail(
+                req.reply.clone(),
+                OAuthError::new(ErrorCode::AccessDenied, "the sign-in policy refuses this application here"),
+            ),
+            SessionCheck::Denied => Decision::Denied,
+            SessionCheck::StepUp(_) | SessionCheck::Reauthenticate if req.prompt_none => {
                 Decision::Fail(req.reply.clone(), OAuthError::new(ErrorCode::InteractionRequired, "a second factor is required"))
-            } else {
-                Decision::StepUp {
-                    phishing_resistant: !acceptable.is_empty() && acceptable.iter().all(|a| *a == ACR_PHR),
-                    allowed_factors: policy.allowed_factors.clone(),
-                }
-            };
+            }
+            SessionCheck::StepUp(demand) => Decision::StepUp(demand),
+            SessionCheck::Reauthenticate => Decision::SignIn { reauthenticate: true },
         }
-        Decision::Issue
     }
 
     /// Keeps a request while the user signs in; returns its id.
@@ -355,9 +355,18 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(Some((params, v["created_at"].as_i64().unwrap_or(now))))
     }
 
-    /// The client of a pending request, with its policy in force, if the request has not expired.
-    pub async fn pending_client(&self, id: &str, now: UnixTime) -> Result<Option<Client>, OidcError> {
-        Ok(self.store.pending_request_client(id, now).await?.map(|c| self.with_pinned_policy(c)))
+    /// The client of a pending request, with its policy in force, and the
+    /// `acr` values that would satisfy the request (see [`acceptable_acr`]),
+    /// if the request has not expired.
+    pub async fn pending_client(&self, id: &str, now: UnixTime) -> Result<Option<(Client, Vec<&'static str>)>, OidcError> {
+        let Some((client, json)) = self.store.pending_request_client(id, now).await? else { return Ok(None) };
+        let client = self.with_pinned_policy(client);
+        let params: Option<AuthorizeParams> =
+            serde_json::from_str::<Value>(&json).ok().and_then(|v| serde_json::from_value(v["params"].clone()).ok());
+        let requested: Vec<String> =
+            params.and_then(|p| p.acr_values).map(|a| a.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+        let acceptable = acceptable_for(&client.policy, &requested);
+        Ok(Some((client, acceptable)))
     }
 
     /// Issues the authorization response for a signed-in user; `pending`, the
@@ -370,14 +379,17 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         pending: Option<&str>,
         now: UnixTime,
     ) -> Result<AuthorizationResponse, OidcError> {
+        // Tokens say what this client's policy counts of the session: its
+        // allowed factors, and remembered browsers if it takes them.
+        let counted = req.client.policy.effective(&session.auth, now);
         let grant = Grant {
             grant_id: uuid::Uuid::new_v4().to_string(),
             client_id: req.client.id.clone(),
             user_id: user.id,
             scope: req.scopes.join(" "),
-            auth: session.auth.clone(),
+            acr: counted.acr_for(&req.acr_values).map(str::to_owned),
+            auth: counted,
             session_id: session.id.clone(),
-            acr: session.auth.acr_for(&req.acr_values).map(str::to_owned),
         };
         // The pending request is a one-time value: taken before a code exists,
         // so a replayed resume link (a double click, a second tab) gets none.
@@ -730,14 +742,28 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     }
 }
 
+impl<S: OidcStore + AccountStore> portcullis_core::accounts::TokenRevoker for Provider<S> {
+    fn revoke_user_tokens(
+        &self,
+        user: portcullis_core::user::UserId,
+        now: UnixTime,
+    ) -> portcullis_core::mail::BoxFuture<'_, Result<(), portcullis_core::StoreError>> {
+        Box::pin(async move { self.store.revoke_user_grants(user, now, self.access_tokens_issued_now_expire(now)).await })
+    }
+}
+
 /// The authentication context classes that would satisfy `req`, any one of
 /// them (empty: a password is enough). The request's supported `acr_values`
 /// count as alternatives, but none below the client's floor (its `min_acr`,
 /// or `mfa` when it requires MFA): a request cannot lower what the client's
 /// operator set.
 pub fn acceptable_acr(req: &AuthorizeRequest) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = req.acr_values.iter().filter_map(|r| ACR_VALUES.into_iter().find(|a| a == r)).collect();
-    if let Some(floor) = req.client.policy.floor() {
+    acceptable_for(&req.client.policy, &req.acr_values)
+}
+
+fn acceptable_for(policy: &ClientPolicy, requested: &[String]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = requested.iter().filter_map(|r| ACR_VALUES.into_iter().find(|a| a == r)).collect();
+    if let Some(floor) = policy.floor() {
         out.retain(|a| acr_strength(a) >= acr_strength(floor));
         if out.is_empty() {
             out.push(floor);

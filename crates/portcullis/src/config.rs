@@ -133,8 +133,15 @@ pub struct FactorsConfig {
     pub webauthn: bool,
     /// Codes sent to the user's verified email address.
     pub email: bool,
-    /// Email codes only for users who also have another factor.
+    /// Email codes only for users who also have another factor (email as a
+    /// fallback, not the only factor).
     pub email_requires_other_factor: bool,
+    /// Whether password + emailed code is multi-factor (`false`: NIST SP
+    /// 800-63B, which excludes email as an out-of-band authenticator).
+    pub email_counts_as_mfa: bool,
+    /// Days after a password reset by emailed link during which an emailed
+    /// code completes no second step (0: no such wait).
+    pub email_blocked_after_reset_days: i64,
     /// Sign-in with an emailed code instead of a password (a single factor).
     pub email_passwordless: bool,
     /// Phone numbers receiving codes by text message.
@@ -143,7 +150,17 @@ pub struct FactorsConfig {
 
 impl Default for FactorsConfig {
     fn default() -> Self {
-        Self { totp: true, webauthn: true, email: true, email_requires_other_factor: false, email_passwordless: false, sms: true }
+        let otp = portcullis_core::factors::otp::OtpSettings::default();
+        Self {
+            totp: true,
+            webauthn: true,
+            email: otp.email_enabled,
+            email_requires_other_factor: otp.email_requires_other_factor,
+            email_counts_as_mfa: otp.email_counts_as_mfa,
+            email_blocked_after_reset_days: otp.email_blocked_after_reset / 86_400,
+            email_passwordless: otp.email_passwordless,
+            sms: otp.sms_enabled,
+        }
     }
 }
 
@@ -228,8 +245,10 @@ impl Default for PasswordConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutConfig {
-    /// Failures that lock an account.
+    /// Wrong passwords that lock an account.
     pub max_failures: u32,
+    /// Wrong second-step answers that lock an account (counted apart; a correct password does not reset them).
+    pub max_second_step_failures: u32,
     /// Lock duration (seconds).
     pub lock_seconds: i64,
     /// Failures older than this are forgotten (seconds).
@@ -239,7 +258,12 @@ pub struct LockoutConfig {
 impl Default for LockoutConfig {
     fn default() -> Self {
         let p = portcullis_core::lockout::LockoutPolicy::default();
-        Self { max_failures: p.max_failures, lock_seconds: p.lock_seconds, failure_window_seconds: p.failure_window_seconds }
+        Self {
+            max_failures: p.max_failures,
+            max_second_step_failures: p.max_second_step_failures,
+            lock_seconds: p.lock_seconds,
+            failure_window_seconds: p.failure_window_seconds,
+        }
     }
 }
 
@@ -383,8 +407,17 @@ impl Config {
         if self.password.max_concurrent_hashes == 0 {
             return Err(ConfigError("password.max_concurrent_hashes: must be at least 1".into()));
         }
-        if self.lockout.max_failures == 0 || self.lockout.lock_seconds <= 0 || self.lockout.failure_window_seconds <= 0 {
-            return Err(ConfigError("lockout: max_failures, lock_seconds and failure_window_seconds must be positive".into()));
+        if self.lockout.max_failures == 0
+            || self.lockout.max_second_step_failures == 0
+            || self.lockout.lock_seconds <= 0
+            || self.lockout.failure_window_seconds <= 0
+        {
+            return Err(ConfigError(
+                "lockout: max_failures, max_second_step_failures, lock_seconds and failure_window_seconds must be positive".into(),
+            ));
+        }
+        if !(0..=365).contains(&self.factors.email_blocked_after_reset_days) {
+            return Err(ConfigError("factors.email_blocked_after_reset_days: must be between 0 and 365".into()));
         }
         if !(60..=900).contains(&self.mfa.code_lifetime_seconds) {
             return Err(ConfigError("mfa.code_lifetime_seconds: must be between 60 and 900".into()));
@@ -511,7 +544,8 @@ mod tests {
     #[test]
     fn the_documented_factors_section_is_accepted() {
         figment::Jail::expect_with(|jail| {
-            // The `[factors]` example of DESIGN.md §2, defaults shown.
+            // The `[factors]` example of the design brief (§2); its email_requires_other_factor
+            // is no longer the default (true since the sign-in machine) but is still accepted.
             jail.create_file(
                 "f.toml",
                 "[factors]\ntotp = true\nwebauthn = true\nemail = true\nemail_requires_other_factor = false\nemail_passwordless = false\nsms = true\n\
@@ -520,6 +554,8 @@ mod tests {
             let c = Config::load(Some(Path::new("f.toml")), &FlagOverrides::default()).unwrap();
             let f = &c.factors;
             assert!(f.totp && f.webauthn && f.email && !f.email_requires_other_factor && !f.email_passwordless && f.sms);
+            let d = Config::default().factors;
+            assert!(d.email_requires_other_factor && d.email_counts_as_mfa && d.email_blocked_after_reset_days == 7, "secure defaults");
             assert_eq!(c.messages.templates_dir.as_deref(), Some(Path::new("/etc/portcullis/templates")));
             jail.create_file("p.toml", "[factors]\nemail = false\nemail_passwordless = true\n")?;
             let e = Config::load(Some(Path::new("p.toml")), &FlagOverrides::default()).unwrap_err().to_string();

@@ -111,6 +111,7 @@ impl Application {
             password_policy: PasswordPolicy { min_length: p.min_length, max_length: p.max_length, min_score: p.min_score },
             lockout: LockoutPolicy {
                 max_failures: config.lockout.max_failures,
+                max_second_step_failures: config.lockout.max_second_step_failures,
                 lock_seconds: config.lockout.lock_seconds,
                 failure_window_seconds: config.lockout.failure_window_seconds,
             },
@@ -129,6 +130,8 @@ impl Application {
             otp: OtpSettings {
                 email_enabled: config.factors.email,
                 email_requires_other_factor: config.factors.email_requires_other_factor,
+                email_counts_as_mfa: config.factors.email_counts_as_mfa,
+                email_blocked_after_reset: config.factors.email_blocked_after_reset_days * 86_400,
                 email_passwordless: config.factors.email_passwordless,
                 sms_enabled: config.factors.sms,
                 ttl: config.mfa.code_lifetime_seconds,
@@ -154,6 +157,8 @@ impl Application {
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
                 .await?
                 .with_pinned_policies(config.clients.clone().into_iter().collect());
+        // Signing out everywhere and disabling an account revoke what the provider issued.
+        let accounts = accounts.with_token_revoker(Arc::new(provider.clone()));
         let state = AppState::new(
             accounts,
             provider,

@@ -33,7 +33,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
-    let browser = routes::browser_routes().route_layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard));
+    let browser = routes::browser_routes(&state).route_layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard));
     Router::new()
         .merge(browser)
         .merge(routes::oidc_routes())

@@ -24,6 +24,7 @@ pub(crate) struct UserRow {
     is_admin: bool,
     mfa_required: bool,
     disabled_at: Option<i64>,
+    password_reset_at: Option<i64>,
     created_at: i64,
 }
 
@@ -39,6 +40,7 @@ impl TryFrom<UserRow> for User {
             is_admin: r.is_admin,
             mfa_required: r.mfa_required,
             disabled_at: r.disabled_at,
+            password_reset_at: r.password_reset_at,
             created_at: r.created_at,
         })
     }
@@ -91,7 +93,7 @@ impl TryFrom<SessionRow> for SessionRecord {
 macro_rules! select_users {
     ($tail:literal) => {
         concat!(
-            "SELECT id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, created_at FROM users ",
+            "SELECT id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, password_reset_at, created_at FROM users ",
             $tail
         )
     };
@@ -118,8 +120,8 @@ fn count(n: i64) -> u32 {
 macro_rules! insert_user {
     ($executor:expr, $u:expr) => {
         sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, created_at, \
+             password_reset_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind($u.id.to_string())
         .bind($u.email.as_str())
@@ -130,6 +132,7 @@ macro_rules! insert_user {
         .bind($u.mfa_required)
         .bind($u.disabled_at)
         .bind($u.created_at)
+        .bind($u.password_reset_at)
         .execute($executor)
     };
 }
@@ -256,6 +259,10 @@ impl AccountStore for Store {
         update_user!(self, "password_hash = $1", hash, id)
     }
 
+    async fn mark_password_reset(&self, id: UserId, at: UnixTime) -> StoreResult<()> {
+        update_user!(self, "password_reset_at = $1", at, id)
+    }
+
     async fn mark_email_verified(&self, id: UserId, at: UnixTime) -> StoreResult<()> {
         update_user!(self, "email_verified_at = COALESCE(email_verified_at, $1)", at, id)
     }
@@ -362,6 +369,15 @@ impl AccountStore for Store {
         Ok(count(n))
     }
 
+    async fn refund_login_failure(&self, key: &str) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("UPDATE login_failures SET failures = failures - 1 WHERE account_key = $1 AND failures > 0")
+            .bind(key)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
+    }
+
     async fn lock_account(&self, key: &str, until: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| sqlx::query("UPDATE login_failures SET failures = 0, locked_until = $2 WHERE account_key = $1")
             .bind(key)
@@ -428,7 +444,7 @@ impl AccountStore for Store {
             sqlx::query_as(
                 "SELECT s.id AS session_id, s.user_id, s.created_at AS session_created_at, s.last_seen_at, s.auth_record, s.ip, \
                  s.user_agent, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, u.mfa_required, \
-                 u.disabled_at, u.created_at \
+                 u.disabled_at, u.password_reset_at, u.created_at \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1",
             )
             .bind(digest)

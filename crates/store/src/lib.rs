@@ -14,6 +14,7 @@ mod import;
 mod mfa;
 mod oidc;
 mod security;
+mod sign_in;
 mod sqlite_pool;
 #[cfg(feature = "testing")]
 pub mod testing;

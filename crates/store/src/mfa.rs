@@ -2,15 +2,13 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
-use portcullis_core::factors::otp::{OneTimeCode, OtpChannel};
+use portcullis_core::factors::otp::{CodeAnswer, CodeCheck, OneTimeCode, OtpChannel};
 use portcullis_core::factors::webauthn::Ceremony;
-use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn, RememberedBrowser};
+use portcullis_core::factors::{Credential, FactorKind, MfaStore, RememberedBrowser};
 use portcullis_core::rate_limit::SlidingQuota;
-use portcullis_core::session::AuthRecord;
 use portcullis_core::store::StoreResult;
-use portcullis_core::user::{User, UserId};
+use portcullis_core::user::UserId;
 
-use crate::accounts::UserRow;
 use crate::{Store, begin_transaction, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]
@@ -59,27 +57,7 @@ macro_rules! select_credentials {
     };
 }
 
-#[derive(sqlx::FromRow)]
-struct PendingRow {
-    user_id: String,
-    auth_record: String,
-    session_digest: Option<String>,
-    phishing_resistant: bool,
-    assessment: String,
-    allowed_factors: String,
-    pending_created_at: i64,
-    pending_expires_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct PendingWithUserRow {
-    #[sqlx(flatten)]
-    pending: PendingRow,
-    #[sqlx(flatten)]
-    user: UserRow,
-}
-
-fn json_err(e: serde_json::Error) -> StoreError {
+pub(crate) fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -133,19 +111,21 @@ impl MfaStore for Store {
         rows.into_iter().map(Credential::try_from).collect()
     }
 
-    async fn confirm_credential(&self, user: UserId, id: &str, step: i64, now: UnixTime) -> StoreResult<bool> {
+    async fn confirm_credential(&self, user: UserId, id: &str, step: i64, (now, started_after): (UnixTime, UnixTime)) -> StoreResult<bool> {
         on_pool!(self, |p| {
             sqlx::query(
-            "UPDATE credentials SET confirmed_at = $3, last_step = $4, last_used_at = $3 WHERE id = $1 AND user_id = $2 AND confirmed_at IS NULL"
-        )
-        .bind(id)
-        .bind(user.to_string())
-        .bind(now)
-        .bind(step)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected() == 1)
-        .map_err(db_error)
+                "UPDATE credentials SET confirmed_at = $3, last_step = $4, last_used_at = $3 \
+                 WHERE id = $1 AND user_id = $2 AND confirmed_at IS NULL AND created_at > $5",
+            )
+            .bind(id)
+            .bind(user.to_string())
+            .bind(now)
+            .bind(step)
+            .bind(started_after)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error)
         })
     }
 
@@ -259,6 +239,15 @@ impl MfaStore for Store {
         .map_err(db_error))
     }
 
+    async fn purge_unconfirmed_credentials(&self, before: UnixTime) -> StoreResult<u64> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM credentials WHERE confirmed_at IS NULL AND created_at < $1")
+            .bind(before)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_error))
+    }
+
     async fn flag_credential(&self, id: &str, now: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| sqlx::query("UPDATE credentials SET flagged_at = $2 WHERE id = $1 AND flagged_at IS NULL")
             .bind(id)
@@ -301,15 +290,19 @@ impl MfaStore for Store {
     async fn replace_otp_code(&self, c: &OneTimeCode) -> StoreResult<()> {
         on_pool!(self, |p| {
             begin_transaction!(p, tx);
-            sqlx::query("UPDATE one_time_codes SET spent_at = $3 WHERE user_id = $1 AND channel = $2 AND spent_at IS NULL")
-                .bind(c.user_id.to_string())
-                .bind(c.channel.as_str())
-                .bind(c.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
             sqlx::query(
-                "INSERT INTO one_time_codes (id, user_id, channel, destination, tag, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "UPDATE one_time_codes SET spent_at = $3 WHERE user_id = $1 AND channel = $2 AND purpose = $4 AND spent_at IS NULL",
+            )
+            .bind(c.user_id.to_string())
+            .bind(c.channel.as_str())
+            .bind(c.created_at)
+            .bind(c.purpose.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            sqlx::query(
+                "INSERT INTO one_time_codes (id, user_id, channel, destination, tag, created_at, expires_at, purpose, credential_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&c.id)
             .bind(c.user_id.to_string())
@@ -318,6 +311,8 @@ impl MfaStore for Store {
             .bind(&c.tag)
             .bind(c.created_at)
             .bind(c.expires_at)
+            .bind(c.purpose.as_str())
+            .bind(&c.credential_id)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -334,36 +329,38 @@ impl MfaStore for Store {
             .map_err(db_error))
     }
 
-    async fn consume_otp_code(&self, user: UserId, channel: OtpChannel, tag: &str, max_attempts: u32, now: UnixTime) -> StoreResult<bool> {
-        // The row count decides: of two requests with the same code, one spends it.
-        let spent = on_pool!(self, |p| sqlx::query(
-            "UPDATE one_time_codes SET spent_at = $5 \
-             WHERE user_id = $1 AND channel = $2 AND tag = $3 AND spent_at IS NULL AND expires_at > $5 AND attempts < $4"
+    async fn consume_otp_code(&self, a: &CodeAnswer<'_>) -> StoreResult<CodeCheck> {
+        // One statement decides and counts: a right answer spends the live
+        // code, a wrong one adds a try to it, and a code past its tries, for
+        // another purpose, or sent elsewhere matches nothing. A code sent to
+        // a phone counts only if that number is now a confirmed credential
+        // (or, for a confirmation, is exactly the number being confirmed).
+        let rows: Vec<(Option<i64>, Option<String>)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "UPDATE one_time_codes SET \
+               spent_at = CASE WHEN tag = $3 THEN $5 ELSE spent_at END, \
+               attempts = attempts + CASE WHEN tag = $3 THEN 0 ELSE 1 END \
+             WHERE user_id = $1 AND channel = $2 AND purpose = $6 AND spent_at IS NULL AND expires_at > $5 AND attempts < $4 \
+               AND CASE WHEN $7 IS NULL \
+                   THEN credential_id IS NULL OR credential_id IN (SELECT id FROM credentials WHERE user_id = $1 AND confirmed_at IS NOT NULL) \
+                   ELSE credential_id = $7 END \
+             RETURNING spent_at, credential_id"
         )
-        .bind(user.to_string())
-        .bind(channel.as_str())
-        .bind(tag)
-        .bind(i64::from(max_attempts))
-        .bind(now)
-        .execute(p)
+        .bind(a.user.to_string())
+        .bind(a.channel.as_str())
+        .bind(a.tag)
+        .bind(i64::from(a.max_attempts))
+        .bind(a.now)
+        .bind(a.purpose.as_str())
+        .bind(a.credential)
+        .fetch_all(p)
         .await
-        .map(|r| r.rows_affected() == 1)
-        .map_err(db_error))?;
-        if !spent {
-            on_pool!(self, |p| {
-                sqlx::query(
-                "UPDATE one_time_codes SET attempts = attempts + 1 WHERE user_id = $1 AND channel = $2 AND spent_at IS NULL AND expires_at > $3"
-            )
-            .bind(user.to_string())
-            .bind(channel.as_str())
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error)
-            })?;
-        }
-        Ok(spent)
+        .map_err(db_error)
+        })?;
+        Ok(match rows.into_iter().find(|(spent, _)| spent.is_some()) {
+            Some((_, credential)) => CodeCheck::Spent { credential },
+            None => CodeCheck::Wrong,
+        })
     }
 
     async fn take_send_quotas(&self, quotas: &[SlidingQuota], now: UnixTime) -> StoreResult<Result<(), i64>> {
@@ -410,68 +407,6 @@ impl MfaStore for Store {
         on_pool!(self, |p| sqlx::query("UPDATE users SET mfa_required = $2 WHERE id = $1")
             .bind(user.to_string())
             .bind(required)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(db_error))
-    }
-
-    async fn save_pending_sign_in(&self, digest: &str, s: &PendingSignIn) -> StoreResult<()> {
-        let auth = serde_json::to_string(&s.auth).map_err(json_err)?;
-        on_pool!(self, |p| {
-            sqlx::query(
-            "INSERT INTO pending_sign_ins (digest, user_id, auth_record, session_digest, phishing_resistant, created_at, expires_at, assessment, \
-             allowed_factors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        )
-        .bind(digest)
-        .bind(s.user_id.to_string())
-        .bind(&auth)
-        .bind(&s.session_digest)
-        .bind(s.phishing_resistant)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .bind(s.assessment.to_string())
-        .bind(s.allowed_factors.join(","))
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error)
-        })
-    }
-
-    async fn pending_sign_in(&self, digest: &str, now: UnixTime) -> StoreResult<Option<(PendingSignIn, User)>> {
-        let row: Option<PendingWithUserRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT p.user_id, p.auth_record, p.session_digest, p.phishing_resistant, p.assessment, p.allowed_factors, p.created_at AS pending_created_at, \
-                 p.expires_at AS pending_expires_at, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, \
-                 u.mfa_required, u.disabled_at, u.created_at \
-                 FROM pending_sign_ins p JOIN users u ON u.id = p.user_id WHERE p.digest = $1 AND p.expires_at > $2",
-            )
-            .bind(digest)
-            .bind(now)
-            .fetch_optional(p)
-            .await
-            .map_err(db_error)
-        })?;
-        row.map(|PendingWithUserRow { pending: r, user }| {
-            let pending = PendingSignIn {
-                user_id: uuid::Uuid::parse_str(&r.user_id).map(UserId).map_err(|e| StoreError::Backend(e.to_string()))?,
-                auth: serde_json::from_str::<AuthRecord>(&r.auth_record).map_err(json_err)?,
-                session_digest: r.session_digest,
-                phishing_resistant: r.phishing_resistant,
-                assessment: serde_json::from_str(&r.assessment).map_err(json_err)?,
-                allowed_factors: r.allowed_factors.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
-                created_at: r.pending_created_at,
-                expires_at: r.pending_expires_at,
-            };
-            Ok((pending, User::try_from(user)?))
-        })
-        .transpose()
-    }
-
-    async fn take_pending_sign_in(&self, digest: &str) -> StoreResult<bool> {
-        on_pool!(self, |p| sqlx::query("DELETE FROM pending_sign_ins WHERE digest = $1")
-            .bind(digest)
             .execute(p)
             .await
             .map(|r| r.rows_affected() == 1)
@@ -544,17 +479,6 @@ impl MfaStore for Store {
             .execute(p)
             .await
             .map(|_| ())
-            .map_err(db_error))
-    }
-
-    async fn set_session_auth(&self, session_digest: &str, auth: &AuthRecord) -> StoreResult<bool> {
-        let json = serde_json::to_string(auth).map_err(json_err)?;
-        on_pool!(self, |p| sqlx::query("UPDATE sessions SET auth_record = $2 WHERE digest = $1")
-            .bind(session_digest)
-            .bind(&json)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected() == 1)
             .map_err(db_error))
     }
 }

@@ -54,6 +54,14 @@ struct ClientRow {
     created_at: i64,
 }
 
+/// A pending authorization request's client, read with the request.
+#[derive(sqlx::FromRow)]
+struct PendingClientRow {
+    #[sqlx(flatten)]
+    client: ClientRow,
+    pending_request: String,
+}
+
 impl TryFrom<ClientRow> for Client {
     type Error = StoreError;
     fn try_from(r: ClientRow) -> Result<Self, StoreError> {
@@ -287,16 +295,20 @@ impl OidcStore for Store {
             .map_err(db_error))
     }
 
-    async fn pending_request_client(&self, id: &str, now: UnixTime) -> StoreResult<Option<Client>> {
-        let row: Option<ClientRow> = on_pool!(self, |p| sqlx::query_as(select_clients!(
-            "WHERE id = (SELECT client_id FROM pending_requests WHERE id = $1 AND expires_at > $2)"
-        ))
+    async fn pending_request_client(&self, id: &str, now: UnixTime) -> StoreResult<Option<(Client, String)>> {
+        let row: Option<PendingClientRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT c.id, c.name, c.secret_digest, c.redirect_uris, c.post_logout_redirect_uris, c.mfa, c.signing_alg, c.allow_remember, \
+             c.allowed_factors, c.remember_browser_days, c.min_acr, c.created_at, r.request AS pending_request \
+             FROM pending_requests r JOIN clients c ON c.id = r.client_id WHERE r.id = $1 AND r.expires_at > $2"
+        )
         .bind(id)
         .bind(now)
         .fetch_optional(p)
         .await
-        .map_err(db_error))?;
-        row.map(Client::try_from).transpose()
+        .map_err(db_error)
+        })?;
+        row.map(|r| Ok((Client::try_from(r.client)?, r.pending_request))).transpose()
     }
 
     async fn take_pending_request(&self, id: &str) -> StoreResult<bool> {

@@ -4,7 +4,7 @@
 use portcullis_core::StoreError;
 use portcullis_core::audit::{AuditFilter, AuditKind, AuditStore, NewAuditEvent, RequestOrigin};
 use portcullis_core::email::EmailAddress;
-use portcullis_core::factors::{Credential, FactorKind, MfaStore, PendingSignIn};
+use portcullis_core::factors::{Credential, FactorKey, FactorKind, MfaStore};
 use portcullis_core::mail::{Message, NoticeStore};
 use portcullis_core::oauth::{
     AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess,
@@ -13,6 +13,7 @@ use portcullis_core::oauth::{
 use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore, SignInHistory};
 use portcullis_core::rate_limit::{LimitedAction, RateLimits, SlidingQuota};
 use portcullis_core::session::{AuthMethod, AuthRecord, FinishedSignIn, SessionRecord};
+use portcullis_core::sign_in::{Demand, Level, PendingSignIn, Purpose, SignInStore, Step, Waiting};
 use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
 use portcullis_core::user::{User, UserId};
 use portcullis_store::testing::{Backend, TestDatabase};
@@ -79,6 +80,7 @@ fn user(email: &str) -> User {
         is_admin: false,
         mfa_required: false,
         disabled_at: None,
+        password_reset_at: None,
         created_at: 1_000,
     }
 }
@@ -144,6 +146,8 @@ async fn users_are_unique_by_email_and_deleted_with_their_sessions(s: Store) {
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().email_verified_at, Some(2_000), "first confirmation time is kept");
     s.set_password_hash(u.id, "new-hash").await.unwrap();
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().password_hash, "new-hash");
+    s.mark_password_reset(u.id, 3_500).await.unwrap();
+    assert_eq!(s.user_by_email(&u.email).await.unwrap().unwrap().password_reset_at, Some(3_500));
 
     open_session(&s, "digest-1", &session(u.id, 1_000), 9_999).await;
     assert_eq!(s.list_users().await.unwrap().len(), 1);
@@ -155,27 +159,57 @@ async fn users_are_unique_by_email_and_deleted_with_their_sessions(s: Store) {
 async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: Store) {
     let ada = user("ada@example.com");
     s.create_user(&ada).await.unwrap();
+    let demand =
+        Demand { client: Some(ClientPolicy { allowed_factors: vec!["totp".into()], ..ClientPolicy::default() }), ..Demand::of(Level::Mfa) };
     let pending = PendingSignIn {
         user_id: ada.id,
         auth: AuthRecord::single(AuthMethod::Password, 1_000),
-        session_digest: Some("session-digest".into()),
-        phishing_resistant: true,
-        allowed_factors: vec!["totp".into(), "webauthn".into()],
+        purpose: Purpose::StepUp { session_digest: "session-digest".into() },
+        demand,
+        waiting: Waiting { steps: vec![Step::Factor(FactorKey::Totp), Step::Factor(FactorKey::Recovery)], enroll: vec![] },
+        client_id: Some("bank".into()),
         assessment: serde_json::json!({ "risk": "medium", "rule": "elsewhere" }),
+        answers: 0,
         created_at: 1_000,
         expires_at: 1_300,
     };
     s.save_pending_sign_in("pending-digest", &pending).await.unwrap();
     let (found, owner) = s.pending_sign_in("pending-digest", 1_299).await.unwrap().unwrap();
-    assert_eq!((found.user_id, found.session_digest.as_deref(), found.phishing_resistant), (ada.id, Some("session-digest"), true));
-    assert_eq!((found.created_at, found.expires_at, found.auth), (1_000, 1_300, pending.auth.clone()));
-    assert_eq!((found.assessment, found.allowed_factors), (pending.assessment.clone(), pending.allowed_factors.clone()));
+    assert_eq!(found, pending, "what it waits for, for whom, and why come back whole");
     assert_eq!(owner, ada);
+    let new_session = PendingSignIn { purpose: Purpose::NewSession, client_id: None, ..pending.clone() };
+    s.save_pending_sign_in("new-session", &new_session).await.unwrap();
+    assert_eq!(s.pending_sign_in("new-session", 1_000).await.unwrap().unwrap().0, new_session);
     assert!(s.pending_sign_in("pending-digest", 1_300).await.unwrap().is_none(), "lapsed");
     assert!(s.pending_sign_in("other-digest", 1_000).await.unwrap().is_none());
+
+    // Eight concurrent answers to a sign-in that takes five: exactly five are taken.
+    let store = s.clone();
+    let taken = concurrently(8, move || {
+        let s = store.clone();
+        async move { s.take_pending_answer("pending-digest", 5, 1_100).await.unwrap().is_some() }
+    })
+    .await;
+    assert_eq!(taken, 5);
+    assert_eq!(s.pending_sign_in("pending-digest", 1_100).await.unwrap().unwrap().0.answers, 5);
+    assert_eq!(s.take_pending_answer("new-session", 5, 1_100).await.unwrap(), Some(1));
+    assert_eq!(s.take_pending_answer("new-session", 5, 1_300).await.unwrap(), None, "not after it lapses");
+
     assert!(s.take_pending_sign_in("pending-digest").await.unwrap());
     assert!(!s.take_pending_sign_in("pending-digest").await.unwrap(), "taken once");
     assert!(s.pending_sign_in("pending-digest", 1_000).await.unwrap().is_none());
+    assert_eq!(s.take_pending_answer("pending-digest", 5, 1_100).await.unwrap(), None, "nor once taken");
+
+    // A step-up extends the session under a new digest; the old one is gone.
+    let record = session(ada.id, 1_000);
+    open_session(&s, "old", &record, 9_000).await;
+    let more = AuthRecord::single(AuthMethod::Password, 1_000).with(AuthMethod::Totp, 1_050);
+    assert!(!s.upgrade_session("old", "new", UserId::new(), &more).await.unwrap(), "only the owner's session");
+    assert!(s.upgrade_session("old", "new", ada.id, &more).await.unwrap());
+    assert!(stored_session(&s, "old").await.unwrap().is_none());
+    let upgraded = stored_session(&s, "new").await.unwrap().unwrap();
+    assert_eq!((upgraded.id, upgraded.auth), (record.id, more.clone()), "the same session (sid), proving more");
+    assert!(!s.upgrade_session("old", "newer", ada.id, &more).await.unwrap(), "an old token cannot be upgraded again");
 }
 
 async fn access_tokens_are_live_until_a_revocation_covers_them(s: Store) {
@@ -305,6 +339,14 @@ async fn failures_count_within_the_window_and_locks_are_stored(s: Store) {
     let seen: Vec<_> = many.iter().map(|r| (r.failures, r.locked_until)).collect();
     assert_eq!(seen, [(0, None), (10, None), (0, Some(4_000)), (10, None)]);
     assert!(s.failure_records(&[]).await.unwrap().is_empty());
+
+    // A counted attempt that turned out right is given back, never below zero.
+    s.refund_login_failure(key).await.unwrap();
+    assert_eq!(s.failure_record(key).await.unwrap().failures, 9);
+    s.refund_login_failure("erin@example.com").await.unwrap();
+    assert_eq!(s.failure_record("erin@example.com").await.unwrap().failures, 0);
+    s.refund_login_failure("nobody@example.com").await.unwrap();
+    assert_eq!(s.failure_record("nobody@example.com").await.unwrap().failures, 0);
 }
 
 async fn sessions_are_found_touched_and_ended(s: Store) {
@@ -423,8 +465,9 @@ async fn a_totp_step_and_a_recovery_code_are_accepted_once_under_concurrency(s: 
     s.insert_credential(&c).await.unwrap();
     assert!(s.credentials(u.id).await.unwrap().is_empty(), "unconfirmed credentials do not count");
     assert!(!s.consume_totp_step("cred-1", 100, 20).await.unwrap(), "nor can they be used");
-    assert!(s.confirm_credential(u.id, "cred-1", 100, 20).await.unwrap());
-    assert!(!s.confirm_credential(u.id, "cred-1", 101, 21).await.unwrap(), "confirmed once");
+    assert!(!s.confirm_credential(u.id, "cred-1", 100, (20, 10)).await.unwrap(), "a setup begun before the cut-off stays unconfirmed");
+    assert!(s.confirm_credential(u.id, "cred-1", 100, (20, 9)).await.unwrap());
+    assert!(!s.confirm_credential(u.id, "cred-1", 101, (21, 9)).await.unwrap(), "confirmed once");
     assert_eq!(s.credentials(u.id).await.unwrap().len(), 1);
     assert!(!s.consume_totp_step("cred-1", 100, 22).await.unwrap(), "the confirming code cannot be replayed");
 
@@ -532,7 +575,7 @@ async fn a_webauthn_ceremony_is_taken_once_and_not_after_it_expires(s: Store) {
 }
 
 async fn a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_the_next(s: Store) {
-    use portcullis_core::factors::otp::{OneTimeCode, OtpChannel};
+    use portcullis_core::factors::otp::{CodeAnswer, CodeCheck, CodePurpose, OneTimeCode, OtpChannel};
     let u = user("kim@example.com");
     s.create_user(&u).await.unwrap();
     let code = |id: &str, tag: &str, at: i64| OneTimeCode {
@@ -540,35 +583,95 @@ async fn a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_th
         user_id: u.id,
         channel: OtpChannel::Email,
         destination: "kim@example.com".into(),
+        purpose: CodePurpose::SignIn,
+        credential_id: None,
         tag: tag.into(),
         created_at: at,
         expires_at: at + 300,
     };
+    let user_id = u.id;
+    let answer = move |tag: &'static str, now: i64| CodeAnswer {
+        user: user_id,
+        channel: OtpChannel::Email,
+        purpose: CodePurpose::SignIn,
+        credential: None,
+        tag,
+        max_attempts: 5,
+        now,
+    };
+    let spent = |c: CodeCheck| matches!(c, CodeCheck::Spent { .. });
     assert_eq!(s.last_otp_sent_at(u.id, OtpChannel::Email).await.unwrap(), None);
     s.replace_otp_code(&code("c1", "t1", 100)).await.unwrap();
     assert_eq!(s.last_otp_sent_at(u.id, OtpChannel::Email).await.unwrap(), Some(100));
     let store = s.clone();
     let wins = concurrently(8, move || {
         let s = store.clone();
-        async move { s.consume_otp_code(u.id, OtpChannel::Email, "t1", 5, 110).await.unwrap() }
+        async move { spent(s.consume_otp_code(&answer("t1", 110)).await.unwrap()) }
     })
     .await;
     assert_eq!(wins, 1, "one code, one sign-in");
 
     s.replace_otp_code(&code("c2", "t2", 200)).await.unwrap();
     s.replace_otp_code(&code("c3", "t3", 230)).await.unwrap();
-    assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "t2", 5, 240).await.unwrap(), "replaced (and a wrong try on the live code)");
+    assert!(!spent(s.consume_otp_code(&answer("t2", 240)).await.unwrap()), "replaced (and a wrong try on the live code)");
     for _ in 0..3 {
-        assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "wrong", 5, 240).await.unwrap());
+        assert!(!spent(s.consume_otp_code(&answer("wrong", 240)).await.unwrap()));
     }
-    assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "t3", 5, 531).await.unwrap(), "expired");
-    assert!(s.consume_otp_code(u.id, OtpChannel::Email, "t3", 5, 241).await.unwrap(), "four wrong tries leave the fifth");
+    assert!(!spent(s.consume_otp_code(&answer("t3", 531)).await.unwrap()), "expired");
+    assert!(spent(s.consume_otp_code(&answer("t3", 241)).await.unwrap()), "four wrong tries leave the fifth");
 
+    // Twenty wrong guesses at once: the check and the count are one statement, so only five count and the code dies.
     s.replace_otp_code(&code("c4", "t4", 300)).await.unwrap();
-    for _ in 0..5 {
-        assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "wrong", 5, 301).await.unwrap());
-    }
-    assert!(!s.consume_otp_code(u.id, OtpChannel::Email, "t4", 5, 302).await.unwrap(), "dead after five wrong tries");
+    let store = s.clone();
+    concurrently(20, move || {
+        let s = store.clone();
+        async move { spent(s.consume_otp_code(&answer("wrong", 301)).await.unwrap()) }
+    })
+    .await;
+    assert!(!spent(s.consume_otp_code(&answer("t4", 302)).await.unwrap()), "dead after five wrong tries");
+
+    // A code is bound to its purpose and its number.
+    let phone = |id: &str| Credential { id: id.into(), ..Credential::new(u.id, FactorKind::Phone, id.into(), vec![0], 400) };
+    s.insert_credential(&phone("number-a")).await.unwrap();
+    s.insert_credential(&phone("number-b")).await.unwrap();
+    assert!(s.confirm_credential(u.id, "number-a", 0, (400, 0)).await.unwrap(), "A is confirmed; B is being added");
+    let texted = |id: &str, tag: &str, purpose, to: &str| OneTimeCode {
+        channel: OtpChannel::Sms,
+        purpose,
+        credential_id: Some(to.into()),
+        destination: "+447700900123".into(),
+        ..code(id, tag, 500)
+    };
+    let sms = move |tag: &'static str, purpose, credential: Option<&'static str>| CodeAnswer {
+        channel: OtpChannel::Sms,
+        purpose,
+        credential,
+        ..answer(tag, 510)
+    };
+    s.replace_otp_code(&texted("c5", "confirm-b", CodePurpose::ConfirmPhone, "number-b")).await.unwrap();
+    assert!(
+        !spent(s.consume_otp_code(&sms("confirm-b", CodePurpose::SignIn, None)).await.unwrap()),
+        "a confirmation code is no sign-in code"
+    );
+    s.replace_otp_code(&texted("c6", "sign-in-a", CodePurpose::SignIn, "number-a")).await.unwrap();
+    assert!(
+        !spent(s.consume_otp_code(&sms("sign-in-a", CodePurpose::ConfirmPhone, Some("number-b"))).await.unwrap()),
+        "a sign-in code sent to A does not confirm B"
+    );
+    assert!(spent(s.consume_otp_code(&sms("confirm-b", CodePurpose::ConfirmPhone, Some("number-b"))).await.unwrap()), "both still live");
+    s.replace_otp_code(&texted("c7", "sign-in-b", CodePurpose::SignIn, "number-b")).await.unwrap();
+    s.delete_credential(u.id, "number-b").await.unwrap();
+    assert!(!spent(s.consume_otp_code(&sms("sign-in-b", CodePurpose::SignIn, None)).await.unwrap()), "a removed number's code is void");
+    s.replace_otp_code(&texted("c8", "sign-in-a2", CodePurpose::SignIn, "number-a")).await.unwrap();
+    assert_eq!(
+        s.consume_otp_code(&sms("sign-in-a2", CodePurpose::SignIn, None)).await.unwrap(),
+        CodeCheck::Spent { credential: Some("number-a".into()) },
+        "a sign-in code to a confirmed number, naming it"
+    );
+    // Setups never finished are purged by age; confirmed credentials stay.
+    s.insert_credential(&phone("number-c")).await.unwrap();
+    assert_eq!(s.purge_unconfirmed_credentials(401).await.unwrap(), 1);
+    assert_eq!(s.credential(u.id, "number-a").await.unwrap().map(|c| c.id).as_deref(), Some("number-a"));
 }
 
 async fn the_audit_log_filters_follows_and_counts(s: Store) {
@@ -700,11 +803,11 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
     assert_eq!(s.client("spa").await.unwrap().unwrap().secret_digest, None);
 
     // The sign-in pages read a pending request's client, with its current policy.
-    s.save_pending_request("to-bank", "bank", "{}", 1_000).await.unwrap();
+    s.save_pending_request("to-bank", "bank", r#"{"acr":"mfa"}"#, 1_000).await.unwrap();
     s.save_pending_request("to-spa", "spa", "{}", 1_000).await.unwrap();
-    let bank = s.pending_request_client("to-bank", 999).await.unwrap().unwrap();
-    assert_eq!((bank.id.as_str(), bank.policy), ("bank", relaxed));
-    assert_eq!(s.pending_request_client("to-spa", 999).await.unwrap().unwrap().id, "spa");
+    let (bank, request) = s.pending_request_client("to-bank", 999).await.unwrap().unwrap();
+    assert_eq!((bank.id.as_str(), bank.policy, request.as_str()), ("bank", relaxed, r#"{"acr":"mfa"}"#));
+    assert_eq!(s.pending_request_client("to-spa", 999).await.unwrap().unwrap().0.id, "spa");
     assert!(s.pending_request_client("to-bank", 1_000).await.unwrap().is_none(), "expired");
     assert!(s.pending_request_client("nowhere", 0).await.unwrap().is_none());
 }

@@ -1,5 +1,6 @@
-//! Second factors. Each factor is one module here; what they share (the kinds,
-//! stored credentials, the [`SecondFactor`] trait) lives in this file.
+//! Second factors. Each factor is one module here; what they share (their
+//! keys, the credential kinds, stored credentials, the [`SecondFactor`]
+//! trait) lives in this file.
 
 pub mod otp;
 pub mod recovery;
@@ -18,6 +19,95 @@ use crate::user::{User, UserId};
 
 /// What a factor operation returns.
 pub type FactorResult<T> = Result<T, AccountError>;
+
+/// A second factor's identity: the key that forms, stored sign-in states and
+/// client policies name it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactorKey {
+    /// Security keys and passkeys (WebAuthn).
+    Webauthn,
+    /// Authenticator apps (TOTP).
+    Totp,
+    /// Codes by text message.
+    Sms,
+    /// Codes by email.
+    Email,
+    /// Recovery codes.
+    Recovery,
+}
+
+impl FactorKey {
+    /// Every factor, strongest first: the order a second step offers them in
+    /// (NIST SP 800-63B: phishing-resistant keys, then apps, then codes sent
+    /// to a phone or a mailbox; recovery codes are the fallback).
+    pub const ALL: [FactorKey; 5] = [Self::Webauthn, Self::Totp, Self::Sms, Self::Email, Self::Recovery];
+
+    /// Stable name (forms, stored sets, client policies).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Webauthn => "webauthn",
+            Self::Totp => "totp",
+            Self::Sms => "sms",
+            Self::Email => "email",
+            Self::Recovery => "recovery",
+        }
+    }
+
+    /// Parses a stored or typed name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// What a success with this factor adds to a session's record.
+    pub fn method(self) -> AuthMethod {
+        match self {
+            Self::Webauthn => AuthMethod::SecurityKey,
+            Self::Totp => AuthMethod::Totp,
+            Self::Sms => AuthMethod::SmsOtp,
+            Self::Email => AuthMethod::EmailOtp,
+            Self::Recovery => AuthMethod::RecoveryCode,
+        }
+    }
+
+    /// The factor a method belongs to (`None`: the password).
+    pub fn of(method: AuthMethod) -> Option<Self> {
+        match method {
+            AuthMethod::Password => None,
+            AuthMethod::Totp => Some(Self::Totp),
+            AuthMethod::RecoveryCode => Some(Self::Recovery),
+            AuthMethod::SecurityKey | AuthMethod::Passkey => Some(Self::Webauthn),
+            AuthMethod::EmailOtp => Some(Self::Email),
+            AuthMethod::SmsOtp => Some(Self::Sms),
+        }
+    }
+
+    /// In words, as an application's requirement names it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Webauthn => "a security key or passkey",
+            Self::Totp => "an authenticator app",
+            Self::Sms => "a code by text message",
+            Self::Email => "a code by email",
+            Self::Recovery => "a recovery code",
+        }
+    }
+}
+
+impl std::fmt::Display for FactorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long a setup (an unconfirmed credential) can still be finished; older
+/// ones are refused and purged.
+pub const ENROLLMENT_SECONDS: i64 = 600;
+
+/// Whether an unconfirmed credential is still within its setup time.
+pub fn setup_is_live(c: &Credential, now: UnixTime) -> bool {
+    c.confirmed_at.is_none() && now - c.created_at < ENROLLMENT_SECONDS
+}
 
 /// Sealing context of a credential's secret (binds the ciphertext to its row).
 pub fn seal_context(credential_id: &str) -> String {
@@ -94,12 +184,17 @@ pub struct PublicKeyChallenge {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
     /// Right, and now spent.
-    Accepted,
+    Accepted {
+        /// The credential that answered, when the factor has one.
+        credential: Option<String>,
+    },
     /// Wrong, used, or expired.
     Rejected,
     /// A security key's signature counter went backwards: two copies of the
     /// key may exist. The credential is now disabled.
     ClonedAuthenticator {
+        /// The disabled credential.
+        credential: String,
         /// The credential's name, to tell the user.
         name: String,
     },
@@ -108,8 +203,10 @@ pub enum Verification {
 /// How finishing an enrollment went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollmentCheck {
-    /// The credential works and now counts; carries its name.
+    /// The credential works and now counts.
     Confirmed {
+        /// The credential's id.
+        id: String,
         /// The credential's name.
         name: String,
     },
@@ -134,12 +231,12 @@ pub struct CodeDestination {
 /// trait: adding a factor means adding a module that implements it and listing
 /// it in [`all`], not another branch in the flow.
 pub trait SecondFactor<S: MfaStore>: Send + Sync {
-    /// Form key (`"totp"`, `"recovery"`).
-    fn key(&self) -> &'static str;
+    /// Its key.
+    fn key(&self) -> FactorKey;
     /// What a success adds to the session's record.
-    fn method(&self) -> AuthMethod;
-    /// Offer order: higher first.
-    fn strength(&self) -> u8;
+    fn method(&self) -> AuthMethod {
+        self.key().method()
+    }
     /// Whether the user can use it, given `enrolled`, the user's credentials
     /// (loaded once by the caller for every factor, not once per factor).
     fn available<'a>(
@@ -189,6 +286,7 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
         _ctx: &'a FactorContext<'a, S>,
         _user: &'a User,
         _credential_id: &'a str,
+        _now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
         Box::pin(async { Ok(None) })
     }
@@ -221,19 +319,24 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
 impl From<bool> for Verification {
     /// A one-time value was spent (`true`) or was wrong or used (`false`).
     fn from(spent: bool) -> Self {
-        if spent { Self::Accepted } else { Self::Rejected }
+        if spent { Self::Accepted { credential: None } } else { Self::Rejected }
     }
 }
 
-/// Every second factor, strongest first.
+/// Every second factor, in the order of [`FactorKey::ALL`] (strongest first).
 pub fn all<S: MfaStore>() -> Vec<Box<dyn SecondFactor<S>>> {
     vec![
         Box::new(webauthn::WebauthnFactor),
         Box::new(totp::TotpFactor),
-        Box::new(otp::EmailCodeFactor),
         Box::new(otp::SmsCodeFactor),
+        Box::new(otp::EmailCodeFactor),
         Box::new(recovery::RecoveryCodeFactor),
     ]
+}
+
+/// The factor with key `key`.
+pub fn factor<S: MfaStore>(key: FactorKey) -> Option<Box<dyn SecondFactor<S>>> {
+    all::<S>().into_iter().find(|f| f.key() == key)
 }
 
 /// The kinds of second factor.
@@ -251,6 +354,18 @@ pub enum FactorKind {
 }
 
 impl FactorKind {
+    /// Every kind, in the order enrollment offers them.
+    pub const ALL: [FactorKind; 4] = [Self::Totp, Self::Passkey, Self::SecurityKey, Self::Phone];
+
+    /// The factor that signs in with credentials of this kind.
+    pub fn factor(self) -> FactorKey {
+        match self {
+            Self::Totp => FactorKey::Totp,
+            Self::Phone => FactorKey::Sms,
+            Self::SecurityKey | Self::Passkey => FactorKey::Webauthn,
+        }
+    }
+
     /// Stable name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -263,7 +378,7 @@ impl FactorKind {
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Totp, Self::Phone, Self::SecurityKey, Self::Passkey].into_iter().find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
     /// What users call it.
@@ -337,27 +452,6 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// A sign-in waiting for its second step (or for the user to enroll one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingSignIn {
-    /// Whose sign-in.
-    pub user_id: UserId,
-    /// What has been proven so far (the password).
-    pub auth: AuthRecord,
-    /// For step-up: the existing session to upgrade (digest), instead of creating one.
-    pub session_digest: Option<String>,
-    /// Only a phishing-resistant factor completes it (the application asked for `acr=phr`).
-    pub phishing_resistant: bool,
-    /// Only these factors (keys) may finish it (the application's policy); empty: any.
-    pub allowed_factors: Vec<String>,
-    /// The adaptive-rule assessment of the first step (risk, rule), recorded with the finished sign-in.
-    pub assessment: serde_json::Value,
-    /// When it began.
-    pub created_at: UnixTime,
-    /// When it lapses.
-    pub expires_at: UnixTime,
-}
-
 /// A browser the user asked to remember: while it is valid, a password sign-in
 /// from it needs no second step, and the session carries the factors used
 /// when it was remembered.
@@ -387,8 +481,16 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
     fn credential(&self, user: UserId, id: &str) -> impl Future<Output = StoreResult<Option<Credential>>> + Send;
     /// The user's confirmed credentials, oldest first.
     fn credentials(&self, user: UserId) -> impl Future<Output = StoreResult<Vec<Credential>>> + Send;
-    /// Confirms a credential with its first accepted TOTP step; false if already confirmed or unknown.
-    fn confirm_credential(&self, user: UserId, id: &str, step: i64, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Confirms a credential with its first accepted TOTP step at `times.0`;
+    /// false if already confirmed, unknown, or begun before `times.1` (a
+    /// setup left unfinished too long).
+    fn confirm_credential(
+        &self,
+        user: UserId,
+        id: &str,
+        step: i64,
+        times: (UnixTime, UnixTime),
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Records a TOTP step as used if it is later than every step used before (atomic; false = replay).
     fn consume_totp_step(&self, id: &str, step: i64, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Renames a credential; false if unknown.
@@ -409,27 +511,24 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
     /// the stored one, or both are 0 (authenticators without a counter).
     /// Atomic; false means the counter did not advance (possible clone).
     fn record_assertion(&self, id: &str, sign_count: u32, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Deletes unconfirmed credentials created before `before` (setups never finished).
+    fn purge_unconfirmed_credentials(&self, before: UnixTime) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Disables a credential as possibly cloned.
     fn flag_credential(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Stores the server-side state of a WebAuthn ceremony.
     fn save_ceremony(&self, c: &webauthn::Ceremony) -> impl Future<Output = StoreResult<()>> + Send;
     /// Takes (deletes and returns) a ceremony that has not expired; exactly one caller gets it.
     fn take_ceremony(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<webauthn::Ceremony>>> + Send;
-    /// Stores a sent code and kills the user's earlier live code on that channel (one transaction).
+    /// Stores a sent code and kills the user's earlier live codes on that
+    /// channel for that purpose (one transaction).
     fn replace_otp_code(&self, c: &otp::OneTimeCode) -> impl Future<Output = StoreResult<()>> + Send;
     /// When the last code on `channel` was sent to `user`.
     fn last_otp_sent_at(&self, user: UserId, channel: otp::OtpChannel) -> impl Future<Output = StoreResult<Option<UnixTime>>> + Send;
-    /// Spends the live code with this tag if it has had fewer than
-    /// `max_attempts` wrong tries (atomic: true for exactly one caller);
-    /// otherwise counts a wrong try against the live code.
-    fn consume_otp_code(
-        &self,
-        user: UserId,
-        channel: otp::OtpChannel,
-        tag: &str,
-        max_attempts: u32,
-        now: UnixTime,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Checks an answer against the user's live code for its channel, purpose
+    /// and credential, in one conditional `UPDATE`: the code is spent if the
+    /// tag matches and it has had fewer than `max_attempts` wrong tries (true
+    /// for exactly one caller); otherwise one wrong try is counted against it.
+    fn consume_otp_code(&self, answer: &otp::CodeAnswer<'_>) -> impl Future<Output = StoreResult<otp::CodeCheck>> + Send;
     /// Counts one event against every quota, atomically and all or nothing:
     /// `Err(retry_after_secs)` (and nothing counted) when one of them is spent.
     fn take_send_quotas(
@@ -440,13 +539,6 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
     /// Sets whether the user must use MFA (and enroll at next sign-in if they have no factor).
     fn set_mfa_required(&self, user: UserId, required: bool) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Stores a pending sign-in under the digest of its cookie token.
-    fn save_pending_sign_in(&self, digest: &str, p: &PendingSignIn) -> impl Future<Output = StoreResult<()>> + Send;
-    /// A pending sign-in that has not lapsed, with its user (one read: every
-    /// second-step page and form needs both).
-    fn pending_sign_in(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<(PendingSignIn, User)>>> + Send;
-    /// Ends a pending sign-in atomically; true for exactly one caller.
-    fn take_pending_sign_in(&self, digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Stores a remembered browser.
     fn insert_remembered_browser(&self, b: &RememberedBrowser) -> impl Future<Output = StoreResult<()>> + Send;
     /// A remembered browser of `user` that is neither expired nor revoked; records its use.
@@ -462,6 +554,4 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
     fn forget_remembered_browser(&self, user: UserId, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Forgets all of a user's remembered browsers.
     fn forget_all_remembered_browsers(&self, user: UserId, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Replaces a session's authentication record (after a step-up).
-    fn set_session_auth(&self, session_digest: &str, auth: &AuthRecord) -> impl Future<Output = StoreResult<bool>> + Send;
 }

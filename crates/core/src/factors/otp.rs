@@ -1,24 +1,28 @@
 //! One-time codes sent to the user, by email or by text message.
 //!
 //! A code is 6 digits from the OS CSPRNG, valid for `ttl` seconds, stored
-//! only as a keyed HMAC tag, spent by one conditional UPDATE, and dead after
-//! `max_attempts` wrong tries. Sending a new code kills the previous one. A
-//! resend cooldown and hourly caps per user, per destination and per client
-//! address (database counters, so they hold across processes) stop a script
-//! from sending thousands of messages.
+//! only as a keyed HMAC tag, and dead after `max_attempts` wrong tries; one
+//! conditional `UPDATE` both spends a right answer and counts a wrong one, so
+//! concurrent guesses cannot exceed the limit. Every code records what it is
+//! for ([`CodePurpose`]) and the credential it was sent to: a code confirming
+//! a new phone number never completes a sign-in, and a sign-in code is
+//! accepted only if it went to a confirmed number. Sending a new code kills
+//! the previous one of the same purpose. A resend cooldown and hourly caps
+//! per user, per destination and per client address (database counters, so
+//! they hold across processes) stop a script from sending thousands of
+//! messages.
 
 use rand::Rng;
 
 use super::{
-    CodeDestination, Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, FactorResult, MfaStore, NewCredential,
-    PublicKeyChallenge, SecondFactor, Verification, seal_context,
+    CodeDestination, Credential, ENROLLMENT_SECONDS, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKey, FactorKind, FactorResult,
+    MfaStore, NewCredential, PublicKeyChallenge, SecondFactor, Verification, seal_context, setup_is_live,
 };
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::mail::{BoxFuture, Message};
 use crate::rate_limit::SlidingQuota;
 use crate::secrets::MacKey;
-use crate::session::AuthMethod;
 use crate::sms::PhoneNumber;
 use crate::user::{User, UserId};
 
@@ -49,8 +53,16 @@ pub struct OtpSettings {
     pub email_enabled: bool,
     /// Users may sign in with an emailed code instead of a password.
     pub email_passwordless: bool,
-    /// Email codes only for users who also have another factor.
+    /// Email codes only for users who also have another factor (Auth0's rule:
+    /// email is a fallback, not the only factor).
     pub email_requires_other_factor: bool,
+    /// Whether an emailed code counts as a possession factor (NIST SP 800-63B
+    /// §5.1.3.1 excludes email as an out-of-band authenticator; `false`
+    /// follows it: password and emailed code are then not multi-factor).
+    pub email_counts_as_mfa: bool,
+    /// After a password reset by emailed link, this many seconds during which
+    /// an emailed code completes no second step (the same mailbox set the password).
+    pub email_blocked_after_reset: i64,
     /// Users may add phone numbers and receive codes by text message.
     pub sms_enabled: bool,
     /// Lifetime of a code (seconds).
@@ -72,7 +84,9 @@ impl Default for OtpSettings {
         Self {
             email_enabled: true,
             email_passwordless: false,
-            email_requires_other_factor: false,
+            email_requires_other_factor: true,
+            email_counts_as_mfa: true,
+            email_blocked_after_reset: 7 * 86_400,
             sms_enabled: true,
             ttl: 300,
             max_attempts: 5,
@@ -95,6 +109,10 @@ pub struct OneTimeCode {
     pub channel: OtpChannel,
     /// Where it went.
     pub destination: String,
+    /// What it is for.
+    pub purpose: CodePurpose,
+    /// The credential it was sent to (a phone number; `None` for the account's email address).
+    pub credential_id: Option<String>,
     /// Keyed tag of the code.
     pub tag: String,
     /// When it was sent.
@@ -108,10 +126,10 @@ pub fn generate_code() -> String {
     format!("{:06}", rand::rng().random_range(0..1_000_000u32))
 }
 
-/// The stored tag of `code` for `user` on `channel`.
-pub fn tag(key: &MacKey, user: UserId, channel: OtpChannel, code: &str) -> String {
+/// The stored tag of `code` for `user` on `channel` for `purpose`.
+pub fn tag(key: &MacKey, user: UserId, (channel, purpose): (OtpChannel, CodePurpose), code: &str) -> String {
     let digits: String = code.chars().filter(char::is_ascii_digit).collect();
-    key.tag("one-time-code", format!("{user}:{}:{digits}", channel.as_str()).as_bytes())
+    key.tag("one-time-code", format!("{user}:{}:{}:{digits}", channel.as_str(), purpose.as_str()).as_bytes())
 }
 
 /// The caps on codes sent are per hour, in a sliding window.
@@ -122,7 +140,8 @@ pub(crate) fn hourly(key: String, cap: u32) -> SlidingQuota {
     SlidingQuota { key, cap, window: HOUR }
 }
 
-/// What a sent code is for (it picks the message's words).
+/// What a sent code is for: it picks the message's words, and only a code
+/// for the same purpose is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodePurpose {
     /// Signing in.
@@ -131,11 +150,69 @@ pub enum CodePurpose {
     ConfirmPhone,
 }
 
-/// Sends a new code to `destination`, after the cooldown and the hourly caps.
+impl CodePurpose {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignIn => "sign_in",
+            Self::ConfirmPhone => "confirm_phone",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::SignIn, Self::ConfirmPhone].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// An answer to check against the user's live code.
+#[derive(Debug, Clone)]
+pub struct CodeAnswer<'a> {
+    /// Whose code.
+    pub user: UserId,
+    /// Where it was sent.
+    pub channel: OtpChannel,
+    /// What it must be for.
+    pub purpose: CodePurpose,
+    /// The credential it must have gone to: `Some(id)` exactly that one (a
+    /// number being confirmed); `None` the account's email address or any of
+    /// its confirmed phone numbers.
+    pub credential: Option<&'a str>,
+    /// Keyed tag of the answer.
+    pub tag: &'a str,
+    /// Wrong tries after which the code is dead.
+    pub max_attempts: u32,
+    /// Now.
+    pub now: UnixTime,
+}
+
+/// What checking an answer found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// The right code, now spent; the credential it went to.
+    Spent {
+        /// The phone credential, if any.
+        credential: Option<String>,
+    },
+    /// Wrong, dead, expired, for another purpose or another destination.
+    Wrong,
+}
+
+impl From<CodeCheck> for Verification {
+    fn from(c: CodeCheck) -> Self {
+        match c {
+            CodeCheck::Spent { credential } => Verification::Accepted { credential },
+            CodeCheck::Wrong => Verification::Rejected,
+        }
+    }
+}
+
+/// Sends a new code to `destination` (the credential `credential`, for a
+/// phone), after the cooldown and the hourly caps.
 pub(crate) async fn send_code<S: MfaStore>(
     ctx: &FactorContext<'_, S>,
     user: &User,
-    (channel, destination): (OtpChannel, &str),
+    (channel, destination, credential): (OtpChannel, &str, Option<&str>),
     purpose: CodePurpose,
     now: UnixTime,
 ) -> FactorResult<()> {
@@ -156,7 +233,9 @@ pub(crate) async fn send_code<S: MfaStore>(
         user_id: user.id,
         channel,
         destination: destination.to_owned(),
-        tag: tag(ctx.recovery_key, user.id, channel, &code),
+        purpose,
+        credential_id: credential.map(str::to_owned),
+        tag: tag(ctx.recovery_key, user.id, (channel, purpose), &code),
         created_at: now,
         expires_at: now + limits.ttl,
     };
@@ -174,32 +253,26 @@ pub(crate) async fn send_code<S: MfaStore>(
     sent.inspect_err(|e| tracing::error!(error = %e, user = %user.id, channel = channel.as_str(), "one-time code not delivered"))
 }
 
-/// Checks a code: spent once; a wrong one counts towards the code's attempt limit.
+/// Checks a code sent for `purpose` (to `credential`, when given): spent
+/// once; a wrong one counts towards the code's attempt limit.
 async fn check_code<S: MfaStore>(
     ctx: &FactorContext<'_, S>,
     user: &User,
-    channel: OtpChannel,
+    (channel, purpose, credential): (OtpChannel, CodePurpose, Option<&str>),
     code: &str,
     now: UnixTime,
 ) -> FactorResult<Verification> {
-    let t = tag(ctx.recovery_key, user.id, channel, code);
-    Ok(ctx.store.consume_otp_code(user.id, channel, &t, ctx.otp.max_attempts, now).await?.into())
+    let t = tag(ctx.recovery_key, user.id, (channel, purpose), code);
+    let answer = CodeAnswer { user: user.id, channel, purpose, credential, tag: &t, max_attempts: ctx.otp.max_attempts, now };
+    Ok(ctx.store.consume_otp_code(&answer).await?.into())
 }
 
 /// Codes sent to the account's verified email address.
 pub struct EmailCodeFactor;
 
 impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
-    fn key(&self) -> &'static str {
-        "email"
-    }
-
-    fn method(&self) -> AuthMethod {
-        AuthMethod::EmailOtp
-    }
-
-    fn strength(&self) -> u8 {
-        10
+    fn key(&self) -> FactorKey {
+        FactorKey::Email
     }
 
     fn available<'a>(
@@ -226,7 +299,7 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
         Box::pin(async move {
-            send_code(ctx, user, (OtpChannel::Email, user.email.as_str()), CodePurpose::SignIn, now).await?;
+            send_code(ctx, user, (OtpChannel::Email, user.email.as_str(), None), CodePurpose::SignIn, now).await?;
             Ok(None)
         })
     }
@@ -239,7 +312,7 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
         response: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Verification>> {
-        Box::pin(check_code(ctx, user, OtpChannel::Email, response, now))
+        Box::pin(check_code(ctx, user, (OtpChannel::Email, CodePurpose::SignIn, None), response, now))
     }
 }
 
@@ -263,8 +336,13 @@ impl SmsCodeFactor {
         EnrollmentPrompt::CodeSent { credential_id, destination }
     }
 
-    async fn unconfirmed<S: MfaStore>(ctx: &FactorContext<'_, S>, user: &User, id: &str) -> FactorResult<Option<(Credential, String)>> {
-        let Some(c) = ctx.store.credential(user.id, id).await?.filter(|c| c.kind == FactorKind::Phone && c.confirmed_at.is_none()) else {
+    async fn unconfirmed<S: MfaStore>(
+        ctx: &FactorContext<'_, S>,
+        user: &User,
+        id: &str,
+        now: UnixTime,
+    ) -> FactorResult<Option<(Credential, String)>> {
+        let Some(c) = ctx.store.credential(user.id, id).await?.filter(|c| c.kind == FactorKind::Phone && setup_is_live(c, now)) else {
             return Ok(None);
         };
         Ok(number_of(ctx, &c).map(|n| (c, n)))
@@ -272,16 +350,8 @@ impl SmsCodeFactor {
 }
 
 impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
-    fn key(&self) -> &'static str {
-        "sms"
-    }
-
-    fn method(&self) -> AuthMethod {
-        AuthMethod::SmsOtp
-    }
-
-    fn strength(&self) -> u8 {
-        5
+    fn key(&self) -> FactorKey {
+        FactorKey::Sms
     }
 
     fn available<'a>(
@@ -315,7 +385,7 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
             // The number is personal data: sealed at rest like a secret.
             c.sealed_secret = ctx.sealer.seal(&seal_context(&c.id), number.as_str().as_bytes());
             ctx.store.insert_credential(&c).await?;
-            send_code(ctx, user, (OtpChannel::Sms, number.as_str()), CodePurpose::ConfirmPhone, now).await?;
+            send_code(ctx, user, (OtpChannel::Sms, number.as_str(), Some(&c.id)), CodePurpose::ConfirmPhone, now).await?;
             Ok(Some(Self::prompt(c.id, number.as_str())))
         })
     }
@@ -325,8 +395,9 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
         ctx: &'a FactorContext<'a, S>,
         user: &'a User,
         credential_id: &'a str,
+        now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
-        Box::pin(async move { Ok(Self::unconfirmed(ctx, user, credential_id).await?.map(|(c, n)| Self::prompt(c.id, &n))) })
+        Box::pin(async move { Ok(Self::unconfirmed(ctx, user, credential_id, now).await?.map(|(c, n)| Self::prompt(c.id, &n))) })
     }
 
     fn finish_enrollment<'a>(
@@ -338,12 +409,14 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<EnrollmentCheck>> {
         Box::pin(async move {
-            let Some((c, _)) = Self::unconfirmed(ctx, user, pending).await? else { return Ok(EnrollmentCheck::Unknown) };
-            if check_code(ctx, user, OtpChannel::Sms, response, now).await? != Verification::Accepted {
+            let Some((c, _)) = Self::unconfirmed(ctx, user, pending, now).await? else { return Ok(EnrollmentCheck::Unknown) };
+            // Only the confirmation code sent to this very number confirms it.
+            let confirming = (OtpChannel::Sms, CodePurpose::ConfirmPhone, Some(c.id.as_str()));
+            if !matches!(check_code(ctx, user, confirming, response, now).await?, Verification::Accepted { .. }) {
                 return Ok(EnrollmentCheck::Rejected);
             }
-            Ok(if ctx.store.confirm_credential(user.id, &c.id, 0, now).await? {
-                EnrollmentCheck::Confirmed { name: c.name }
+            Ok(if ctx.store.confirm_credential(user.id, &c.id, 0, (now, now - ENROLLMENT_SECONDS)).await? {
+                EnrollmentCheck::Confirmed { id: c.id, name: c.name }
             } else {
                 EnrollmentCheck::Unknown
             })
@@ -374,8 +447,10 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
             // The number the user picked, else the first one added.
             let phones = Self::phones(ctx, user.id).await?;
             let chosen = |c: &&Credential| to.is_none_or(|id| c.id == id);
-            let Some(number) = phones.iter().filter(chosen).find_map(|c| number_of(ctx, c)) else { return Err(AccountError::NotFound) };
-            send_code(ctx, user, (OtpChannel::Sms, &number), CodePurpose::SignIn, now).await?;
+            let Some((id, number)) = phones.iter().filter(chosen).find_map(|c| Some((c.id.as_str(), number_of(ctx, c)?))) else {
+                return Err(AccountError::NotFound);
+            };
+            send_code(ctx, user, (OtpChannel::Sms, &number, Some(id)), CodePurpose::SignIn, now).await?;
             Ok(None)
         })
     }
@@ -388,7 +463,8 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
         response: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Verification>> {
-        Box::pin(check_code(ctx, user, OtpChannel::Sms, response, now))
+        // A sign-in code, sent to one of the user's confirmed numbers (the store checks both).
+        Box::pin(check_code(ctx, user, (OtpChannel::Sms, CodePurpose::SignIn, None), response, now))
     }
 }
 
@@ -407,11 +483,18 @@ mod tests {
     }
 
     #[test]
-    fn tags_bind_user_and_channel_and_ignore_spacing() {
+    fn tags_bind_user_channel_and_purpose_and_ignore_spacing() {
         let key = MacKey::new([3; 32]);
         let (a, b) = (UserId::new(), UserId::new());
-        assert_eq!(tag(&key, a, OtpChannel::Email, "123 456"), tag(&key, a, OtpChannel::Email, "123456"));
-        assert_ne!(tag(&key, a, OtpChannel::Email, "123456"), tag(&key, b, OtpChannel::Email, "123456"));
-        assert_ne!(tag(&key, a, OtpChannel::Email, "123456"), tag(&key, a, OtpChannel::Email, "123457"));
+        let email = (OtpChannel::Email, CodePurpose::SignIn);
+        assert_eq!(tag(&key, a, email, "123 456"), tag(&key, a, email, "123456"));
+        assert_ne!(tag(&key, a, email, "123456"), tag(&key, b, email, "123456"));
+        assert_ne!(tag(&key, a, email, "123456"), tag(&key, a, email, "123457"));
+        assert_ne!(tag(&key, a, email, "123456"), tag(&key, a, (OtpChannel::Sms, CodePurpose::SignIn), "123456"));
+        assert_ne!(
+            tag(&key, a, (OtpChannel::Sms, CodePurpose::SignIn), "123456"),
+            tag(&key, a, (OtpChannel::Sms, CodePurpose::ConfirmPhone), "123456"),
+            "a confirmation code is not a sign-in code"
+        );
     }
 }

@@ -35,16 +35,8 @@ pub fn tag(key: &MacKey, code: &str) -> String {
 pub struct RecoveryCodeFactor;
 
 impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
-    fn key(&self) -> &'static str {
-        "recovery"
-    }
-
-    fn method(&self) -> crate::session::AuthMethod {
-        crate::session::AuthMethod::RecoveryCode
-    }
-
-    fn strength(&self) -> u8 {
-        0
+    fn key(&self) -> super::FactorKey {
+        super::FactorKey::Recovery
     }
 
     fn available<'a>(

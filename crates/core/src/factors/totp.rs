@@ -104,13 +104,15 @@ impl TotpFactor {
         })
     }
 
-    /// An unconfirmed TOTP credential of `user` and its opened secret.
+    /// An unconfirmed TOTP credential of `user`, still within its setup time, and its opened secret.
     async fn unconfirmed<S: super::MfaStore>(
         ctx: &super::FactorContext<'_, S>,
         user: &crate::user::User,
         id: &str,
+        now: UnixTime,
     ) -> crate::store::StoreResult<Option<(super::Credential, zeroize::Zeroizing<Vec<u8>>)>> {
-        let Some(c) = ctx.store.credential(user.id, id).await?.filter(|c| c.confirmed_at.is_none() && c.kind == super::FactorKind::Totp)
+        let Some(c) =
+            ctx.store.credential(user.id, id).await?.filter(|c| super::setup_is_live(c, now) && c.kind == super::FactorKind::Totp)
         else {
             return Ok(None);
         };
@@ -144,9 +146,10 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         ctx: &'a super::FactorContext<'a, S>,
         user: &'a crate::user::User,
         credential_id: &'a str,
+        now: UnixTime,
     ) -> crate::mail::BoxFuture<'a, super::FactorResult<Option<super::EnrollmentPrompt>>> {
         Box::pin(async move {
-            Ok(Self::unconfirmed(ctx, user, credential_id).await?.map(|(c, secret)| Self::prompt(ctx.issuer, user, c.id, &secret)))
+            Ok(Self::unconfirmed(ctx, user, credential_id, now).await?.map(|(c, secret)| Self::prompt(ctx.issuer, user, c.id, &secret)))
         })
     }
 
@@ -159,27 +162,21 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         now: UnixTime,
     ) -> crate::mail::BoxFuture<'a, super::FactorResult<super::EnrollmentCheck>> {
         Box::pin(async move {
-            let Some((c, secret)) = Self::unconfirmed(ctx, user, credential_id).await? else { return Ok(super::EnrollmentCheck::Unknown) };
+            let Some((c, secret)) = Self::unconfirmed(ctx, user, credential_id, now).await? else {
+                return Ok(super::EnrollmentCheck::Unknown);
+            };
             let Some(step) = matching_step(&secret, response, now) else { return Ok(super::EnrollmentCheck::Rejected) };
             // The confirming step counts as used, so the same code cannot sign in right after.
-            Ok(if ctx.store.confirm_credential(user.id, &c.id, step, now).await? {
-                super::EnrollmentCheck::Confirmed { name: c.name }
+            Ok(if ctx.store.confirm_credential(user.id, &c.id, step, (now, now - super::ENROLLMENT_SECONDS)).await? {
+                super::EnrollmentCheck::Confirmed { id: c.id, name: c.name }
             } else {
                 super::EnrollmentCheck::Unknown
             })
         })
     }
 
-    fn key(&self) -> &'static str {
-        "totp"
-    }
-
-    fn method(&self) -> crate::session::AuthMethod {
-        crate::session::AuthMethod::Totp
-    }
-
-    fn strength(&self) -> u8 {
-        20
+    fn key(&self) -> super::FactorKey {
+        super::FactorKey::Totp
     }
 
     fn available<'a>(
@@ -208,7 +205,11 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
                 };
                 if let Some(step) = matching_step(&secret, response, now) {
                     // Right code for this device: accepted only if this step was never used.
-                    return Ok(super::Verification::from(ctx.store.consume_totp_step(&c.id, step, now).await?));
+                    return Ok(if ctx.store.consume_totp_step(&c.id, step, now).await? {
+                        super::Verification::Accepted { credential: Some(c.id.clone()) }
+                    } else {
+                        super::Verification::Rejected
+                    });
                 }
             }
             Ok(super::Verification::Rejected)

@@ -22,13 +22,12 @@ use webauthn_rs::prelude::{
 };
 
 use super::{
-    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, FactorResult, MfaStore, NewCredential, PublicKeyChallenge,
-    SecondFactor, Verification, seal_context,
+    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKey, FactorKind, FactorResult, MfaStore, NewCredential,
+    PublicKeyChallenge, SecondFactor, Verification, seal_context,
 };
 use crate::clock::UnixTime;
 use crate::error::{AccountError, StoreError};
 use crate::mail::BoxFuture;
-use crate::session::AuthMethod;
 use crate::user::{User, UserId};
 
 /// How long a browser has to answer a challenge.
@@ -303,7 +302,7 @@ async fn finish_registration<S: MfaStore>(
     credential.authenticator = rp.authenticator_name(&reg);
     credential.confirmed_at = Some(now);
     match ctx.store.insert_credential(&credential).await {
-        Ok(()) => Ok(EnrollmentCheck::Confirmed { name }),
+        Ok(()) => Ok(EnrollmentCheck::Confirmed { id: credential.id, name }),
         // Already registered (to this or another account).
         Err(StoreError::Conflict) => Ok(EnrollmentCheck::Rejected),
         Err(e) => Err(e.into()),
@@ -313,7 +312,7 @@ async fn finish_registration<S: MfaStore>(
 /// Records a verified assertion; a counter that did not advance disables the credential.
 async fn record_use<S: MfaStore>(ctx: &FactorContext<'_, S>, c: &Credential, counter: u32, now: UnixTime) -> FactorResult<Verification> {
     if ctx.store.record_assertion(&c.id, counter, now).await? {
-        return Ok(Verification::Accepted);
+        return Ok(Verification::Accepted { credential: Some(c.id.clone()) });
     }
     flag(ctx, c, counter, now).await
 }
@@ -321,7 +320,7 @@ async fn record_use<S: MfaStore>(ctx: &FactorContext<'_, S>, c: &Credential, cou
 async fn flag<S: MfaStore>(ctx: &FactorContext<'_, S>, c: &Credential, counter: u32, now: UnixTime) -> FactorResult<Verification> {
     tracing::warn!(target: "portcullis::audit", event = "webauthn_counter_regressed", user = %c.user_id, credential = %c.id, stored = c.sign_count, received = counter);
     ctx.store.flag_credential(&c.id, now).await?;
-    Ok(Verification::ClonedAuthenticator { name: c.name.clone() })
+    Ok(Verification::ClonedAuthenticator { credential: c.id.clone(), name: c.name.clone() })
 }
 
 /// The browser's answer to a second-factor challenge.
@@ -341,16 +340,8 @@ pub fn assertion_response(ceremony: &str, credential: &str) -> String {
 pub struct WebauthnFactor;
 
 impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
-    fn key(&self) -> &'static str {
-        "webauthn"
-    }
-
-    fn method(&self) -> AuthMethod {
-        AuthMethod::SecurityKey
-    }
-
-    fn strength(&self) -> u8 {
-        30
+    fn key(&self) -> FactorKey {
+        FactorKey::Webauthn
     }
 
     fn available<'a>(
@@ -444,13 +435,20 @@ impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasskeySignIn {
     /// A user-verified assertion from this user's passkey.
-    Accepted(UserId),
+    Accepted {
+        /// Whose passkey.
+        user: UserId,
+        /// The passkey (credential id).
+        credential: String,
+    },
     /// Anything else: unknown or foreign credential, no user verification, bad signature, used ceremony.
     Rejected,
     /// The passkey's counter went backwards; it is now disabled.
     ClonedAuthenticator {
         /// Whose passkey.
         user: UserId,
+        /// The passkey (credential id).
+        credential: String,
         /// Its name.
         name: String,
     },
@@ -492,9 +490,9 @@ pub async fn finish_passkey_sign_in<S: MfaStore>(
         }
     };
     Ok(match verification {
-        Verification::Accepted => PasskeySignIn::Accepted(c.user_id),
+        Verification::Accepted { .. } => PasskeySignIn::Accepted { user: c.user_id, credential: c.id },
         Verification::Rejected => PasskeySignIn::Rejected,
-        Verification::ClonedAuthenticator { name } => PasskeySignIn::ClonedAuthenticator { user: c.user_id, name },
+        Verification::ClonedAuthenticator { credential, name } => PasskeySignIn::ClonedAuthenticator { user: c.user_id, credential, name },
     })
 }
 

@@ -53,7 +53,7 @@ async fn a_client_that_allows_only_some_factors_steps_up_a_session_that_used_ano
     let page = app.get(&step_up).await;
     assert!(!page.body.contains("Try another method"), "only the app is offered: {}", page.body);
     let refused = app.post("/login/verify/send", &[("method", "email"), ("next", &hidden(&page.body, "next"))], &page.body).await;
-    assert_eq!(refused.status, StatusCode::NOT_FOUND, "an emailed code is not on offer");
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "an emailed code is not on offer: the step is refused");
     app.clock.advance(30);
     let next = hidden(&page.body, "next");
     let done = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", &next)], &page.body).await;
@@ -187,7 +187,7 @@ async fn a_sign_in_for_an_application_offers_only_what_it_accepts_and_says_so_wh
     let page = app.get(&to.location.unwrap()).await;
     assert!(!page.body.contains("Try another method"), "{}", page.body);
     let refused = app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &page.body).await;
-    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
     app.clock.advance(30);
     let done = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", &next)], &page.body).await;
     let back = app.get(&done.location.unwrap()).await.location.unwrap();

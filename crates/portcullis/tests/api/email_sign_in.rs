@@ -18,7 +18,7 @@ macro_rules! on_both_backends_passwordless {
 on_both_backends_passwordless!(
     an_emailed_code_signs_in_without_a_password_and_tells_no_one_which_addresses_exist,
     an_application_asking_for_mfa_after_an_emailed_code_asks_for_the_password,
-    an_account_with_a_factor_still_takes_its_second_step,
+    an_account_with_a_factor_then_gives_its_password,
 );
 
 async fn passwordless_app(backend: Backend) -> Option<TestApp> {
@@ -98,7 +98,7 @@ async fn an_application_asking_for_mfa_after_an_emailed_code_asks_for_the_passwo
     assert_eq!((amr, acr.as_deref()), (vec!["otp".to_owned(), "pwd".to_owned(), "mfa".to_owned()], Some("mfa")));
 }
 
-async fn an_account_with_a_factor_still_takes_its_second_step(app: TestApp) {
+async fn an_account_with_a_factor_then_gives_its_password(app: TestApp) {
     app.verified_user("ada@example.com").await;
     app.sign_in("ada@example.com", PASSWORD).await;
     let (secret, _) = app.enroll_totp("Phone").await;
@@ -110,16 +110,18 @@ async fn an_account_with_a_factor_still_takes_its_second_step(app: TestApp) {
     assert!(first.location.as_deref().unwrap_or_default().starts_with("/login/verify"), "{:?}", first.location);
     assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "not signed in yet");
     let step = app.get(&first.location.unwrap()).await;
-    assert!(step.body.contains("authenticator app"), "{}", step.body);
+    // The code proved possession; the missing kind is knowledge: an app's code would not make it multi-factor.
+    assert!(step.body.contains("<label for=\"password\">Password</label>"), "{}", step.body);
     let refused = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", "/account")], &step.body).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "the email code is not offered twice");
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "the email code is not offered twice");
     app.clock.advance(30);
     let totp = app.code_now(&secret);
-    let done = app.post("/login/verify", &[("method", "totp"), ("code", &totp), ("next", "/account")], &refused.body).await;
+    let refused = app.post("/login/verify", &[("method", "totp"), ("code", &totp), ("next", "/account")], &step.body).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "nor is another possession factor");
+    let done = app.post("/login/verify", &[("method", "password"), ("password", PASSWORD), ("next", "/account")], &step.body).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    // Two possession factors: still not multi-factor, and the claims say so.
     let account = app.get("/account").await;
-    assert!(account.body.contains("verified with: otp."), "{}", account.body);
+    assert!(account.body.contains("verified with: otp, pwd, mfa."), "{}", account.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,8 +142,9 @@ async fn with_email_codes_limited_to_users_with_another_factor_a_factorless_user
     let (id, secret) = crate::oidc::register(&app, false, SigningAlg::ES256).await;
     let (_, url, _, _) = authorize_url(&app, &id, secret.as_deref(), Some("mfa")).await;
     let step = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
+    assert!(step.starts_with("/login/enroll"), "{step}");
     let page = app.get(&step).await;
-    assert!(page.location.as_deref().unwrap_or_default().starts_with("/login/enroll"), "{step} → {:?}", page.location);
+    assert!(page.body.contains("Set up authenticator app") && !page.body.contains("Email me a code"), "{}", page.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

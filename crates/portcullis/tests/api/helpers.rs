@@ -31,6 +31,8 @@ pub struct TestApp {
     pub base: String,
     pub state: portcullis_server::AppState,
     pub client: reqwest::Client,
+    /// The cookies of `client` (as first made; tests that swap the client keep their own).
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
     pub clock: ManualClock,
     pub config: Config,
     _db: TestDatabase,
@@ -69,18 +71,26 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     // Requests go to the socket; the issuer may name another host (as behind a
     // proxy). WebAuthn needs a host name, so `localhost` issuers are used as is.
     let base = if config.issuer == format!("http://localhost:{port}") { config.issuer.clone() } else { format!("http://127.0.0.1:{port}") };
-    Some(TestApp { base, state, client: browser(), clock, config, _db: db, _data: data, _stop: stop })
+    let (client, jar) = browser_with_jar();
+    Some(TestApp { base, state, client, jar, clock, config, _db: db, _data: data, _stop: stop })
 }
 
 /// A client that keeps cookies and does not follow redirects (tests check them).
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
+    browser_with_jar().0
+}
+
+/// A browser and its cookie jar.
+pub fn browser_with_jar() -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Jar>) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
         .redirect(reqwest::redirect::Policy::none())
         // `localhost` is the server's address in WebAuthn tests (the port comes from the URL).
         .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .build()
-        .unwrap()
+        .unwrap();
+    (client, jar)
 }
 
 /// An app whose issuer is `http://localhost:PORT`: browsers refuse IP addresses as WebAuthn relying parties.

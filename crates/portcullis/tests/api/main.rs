@@ -18,6 +18,7 @@ mod oidc;
 mod password_reset;
 mod policy;
 mod security_page;
+mod sign_in_attacks;
 mod sms_codes;
 mod smtp;
 mod webauthn;

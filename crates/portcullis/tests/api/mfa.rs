@@ -19,7 +19,8 @@ on_both_backends!(
     a_user_without_a_factor_is_led_through_enrollment_and_the_sign_in_continues,
     a_signed_in_user_is_asked_only_for_the_missing_factor,
     recovery_codes_sign_in_once_each_and_the_user_is_told,
-    five_wrong_codes_lock_the_account,
+    wrong_second_step_codes_are_bounded_per_sign_in_and_per_account,
+    concurrent_guesses_on_one_sign_in_are_counted_before_they_are_checked,
     a_remembered_browser_skips_the_second_step_until_forgotten,
     the_same_code_sent_twice_at_once_signs_in_exactly_once,
 );
@@ -90,6 +91,24 @@ impl TestApp {
         }
         assert_eq!(added(self), before + 1, "the owner is told about the new app");
         (secret, if done.body.contains("recovery-codes") { recovery_codes_in(&done.body) } else { Vec::new() })
+    }
+
+    /// On the inline enrollment page (`enroll`): "Set up authenticator app",
+    /// then its first code. Returns the app's secret and the answer.
+    pub(crate) async fn enroll_app_inline(&self, enroll: &Page) -> (Vec<u8>, Page) {
+        assert!(enroll.body.contains("Set up authenticator app"), "{}", enroll.body);
+        let next = hidden(&enroll.body, "next");
+        let setup = self.post("/login/enroll/totp", &[("next", &next)], &enroll.body).await;
+        assert_eq!(setup.status, StatusCode::OK, "{}", setup.body);
+        let secret = secret_of(&setup.body);
+        let fields = [
+            ("credential_id", hidden(&setup.body, "credential_id")),
+            ("name", "Phone".to_owned()),
+            ("code", self.code_now(&secret)),
+            ("next", hidden(&setup.body, "next")),
+        ];
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        (secret, self.post("/login/enroll", &fields, &setup.body).await)
     }
 
     /// Password, then the second-step page; returns that page.
@@ -175,19 +194,7 @@ async fn through_sign_in(app: &TestApp, start: &str, secret: &mut Option<Vec<u8>
             let code = app.code_now(secret.as_ref().expect("an enrolled app"));
             app.post("/login/verify", &[("method", "totp"), ("code", &code), ("next", &hidden(&page.body, "next"))], &page.body).await
         } else if next.starts_with("/login/enroll") {
-            let s = secret_of(&page.body);
-            let r = app
-                .post(
-                    "/login/enroll",
-                    &[
-                        ("credential_id", &hidden(&page.body, "credential_id")),
-                        ("name", "Phone"),
-                        ("code", &app.code_now(&s)),
-                        ("next", &hidden(&page.body, "next")),
-                    ],
-                    &page.body,
-                )
-                .await;
+            let (s, r) = app.enroll_app_inline(&page).await;
             *secret = Some(s);
             if r.status == StatusCode::OK {
                 codes = recovery_codes_in(&r.body);
@@ -286,24 +293,38 @@ async fn a_signed_in_user_is_asked_only_for_the_missing_factor(app: TestApp) {
     let (_, silent, _, _) = authorize_url(&app, &id, client_secret.as_deref(), Some("mfa")).await;
     let r = app.get(&format!("{}&prompt=none", silent.strip_prefix(&app.base).unwrap())).await;
     assert_eq!(query_param(&r.location.unwrap(), "error").as_deref(), Some("interaction_required"));
-    // acr_values=mfa with a password-only session and no factor yet: a code
-    // to the verified address completes it (no enrollment, no second password prompt).
+    // acr_values=mfa with a password-only session and no factor yet: every
+    // factor the operator allows can be set up here (no passkey: this issuer
+    // is an IP address), not only an emailed code; then the same session continues.
     let (rp, url, nonce, verifier) = authorize_url(&app, &id, client_secret.as_deref(), Some("mfa")).await;
+    let before = app.client.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(before.status(), StatusCode::OK);
     let first = app.get(url.strip_prefix(&app.base).unwrap()).await;
     let step = first.location.unwrap();
-    assert!(step.starts_with("/login/verify"), "{step}");
+    assert!(step.starts_with("/login/enroll"), "{step}");
     let page = app.get(&step).await;
-    assert!(page.body.contains("Email me a code") && !page.body.contains("Try another method"), "{}", page.body);
-    let next = hidden(&page.body, "next");
-    let sent = app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &page.body).await;
-    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-    let code = crate::email_codes::emailed_code(&app, "ada@example.com");
-    let done = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", &next)], &sent.body).await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let back = app.get(&done.location.unwrap()).await.location.unwrap();
+    assert!(page.body.contains("Set up authenticator app") && page.body.contains("Add a phone number"), "{}", page.body);
+    assert!(!page.body.contains("Email me a code"), "an emailed code is a fallback, not the only factor: {}", page.body);
+    let old_cookie = session_cookie(&app);
+    let (_, done) = app.enroll_app_inline(&page).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(recovery_codes_in(&done.body).len(), 10);
+    assert_ne!(session_cookie(&app), old_cookie, "a session that proves more gets a new token");
+    let back = app.get(&after(&done.body, "class=\"button\" href=\"")).await.location.unwrap();
     let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
     assert_eq!((amr, acr.as_deref()), (vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()], Some("mfa")));
     assert!(app.get("/account").await.body.contains("pwd, otp, mfa"), "the same session was upgraded");
+    let stale = crate::helpers::browser();
+    let cookie = format!("portcullis_session={old_cookie}");
+    let r = stale.get(app.url("/account")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the token from before the step-up no longer works");
+}
+
+/// The value of this browser's session cookie, as the server last set it.
+pub(crate) fn session_cookie(app: &TestApp) -> String {
+    use reqwest::cookie::CookieStore;
+    let jar = app.jar.cookies(&url::Url::parse(&app.base).unwrap()).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    jar.split("; ").find_map(|c| c.strip_prefix("portcullis_session=")).unwrap_or_default().to_owned()
 }
 
 async fn recovery_codes_sign_in_once_each_and_the_user_is_told(app: TestApp) {
@@ -341,21 +362,115 @@ async fn recovery_codes_sign_in_once_each_and_the_user_is_told(app: TestApp) {
     assert_eq!(old.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-async fn five_wrong_codes_lock_the_account(app: TestApp) {
+/// Attack 2: wrong second-step answers are bounded per pending sign-in (5,
+/// then it is gone) and per account (10 in the lock window, then it locks),
+/// and a correct password resets neither.
+async fn wrong_second_step_codes_are_bounded_per_sign_in_and_per_account(app: TestApp) {
     app.verified_user("ada@example.com").await;
     app.sign_in("ada@example.com", PASSWORD).await;
     let (secret, _) = app.enroll_totp("Phone").await;
     app.sign_out().await;
-    let (_, mut page) = app.password_then_second_step("ada@example.com").await;
-    for attempt in 1..=5 {
-        page = app.post("/login/verify", &[("method", "totp"), ("code", "123456"), ("next", "/account")], &page.body).await;
-        let expected = if attempt < 5 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::TOO_MANY_REQUESTS };
-        assert_eq!(page.status, expected, "attempt {attempt}");
+    async fn wrong(app: &TestApp, page: Page) -> Page {
+        app.post("/login/verify", &[("method", "totp"), ("code", "123456"), ("next", "/account")], &page.body).await
     }
+    // One pending sign-in takes five wrong answers, then it is gone.
+    let (_, mut page) = app.password_then_second_step("ada@example.com").await;
+    for attempt in 1..=4 {
+        page = wrong(&app, page).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "attempt {attempt}");
+    }
+    let fifth = wrong(&app, page).await;
+    assert_eq!(fifth.status, StatusCode::BAD_REQUEST, "{}", fifth.body);
+    assert!(fifth.body.contains("Too many wrong answers"), "{}", fifth.body);
+    let verify = app.get("/login/verify?next=%2Faccount").await;
+    assert_eq!(verify.status, StatusCode::BAD_REQUEST, "the pending sign-in is gone: {}", verify.body);
+    // A correct password does not reset the account's count: four more wrong codes, then the tenth locks.
+    let (_, mut page) = app.password_then_second_step("ada@example.com").await;
+    for attempt in 6..=9 {
+        page = wrong(&app, page).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "attempt {attempt}");
+    }
+    let (_, page) = app.password_then_second_step("ada@example.com").await;
+    let tenth = wrong(&app, page).await;
+    assert_eq!(tenth.status, StatusCode::TOO_MANY_REQUESTS, "{}", tenth.body);
     app.clock.advance(30);
-    let right = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", "/account")], &page.body).await;
+    let right = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", "/account")], &tenth.body).await;
     assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS, "locked: even the right code waits");
     assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS, "and so does the password");
+    let locked = app.audit(portcullis_core::audit::AuditKind::AccountLocked).await;
+    assert_eq!(locked[0].detail["second_step"], true, "{:?}", locked[0].detail);
+    app.notice("locked").await;
+    // The lock lifts after its time, and the right code then works.
+    app.clock.advance(300);
+    let (_, page) = app.password_then_second_step("ada@example.com").await;
+    app.clock.advance(30);
+    let done = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", "/account")], &page.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+}
+
+/// The README's worst case: someone with the password, guessing codes as
+/// fast as the server lets them for an hour, gets at most 120 answers checked
+/// (10 per lock of 5 minutes), whatever the passwords did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_of_guessing_second_step_codes_gets_at_most_120_answers_checked() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    app.enroll_totp("Phone").await;
+    app.sign_out().await;
+    let start = app.clock.now();
+    while app.clock.now() < start + 3600 {
+        let first = app.sign_in("ada@example.com", PASSWORD).await;
+        if first.status == StatusCode::TOO_MANY_REQUESTS {
+            app.clock.advance(10);
+            continue;
+        }
+        let mut page = app.get(&first.location.unwrap()).await;
+        loop {
+            page = app.post("/login/verify", &[("method", "totp"), ("code", "000000"), ("next", "/account")], &page.body).await;
+            if page.status != StatusCode::UNPROCESSABLE_ENTITY {
+                break;
+            }
+        }
+        app.clock.advance(1);
+    }
+    let filter = portcullis_core::audit::AuditFilter {
+        kind: Some(portcullis_core::audit::AuditKind::SignInFailed),
+        since: Some(start),
+        limit: 10_000,
+        ..Default::default()
+    };
+    let checked = app.state.accounts().audit_log(&filter).await.unwrap().iter().filter(|e| e.detail["second_step"] == true).count();
+    assert!((110..=120).contains(&checked), "{checked} answers checked in an hour (the bound is 120, and it is reached)");
+}
+
+/// Twenty wrong answers sent at once on one pending sign-in: only five are checked.
+async fn concurrent_guesses_on_one_sign_in_are_counted_before_they_are_checked(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    app.enroll_totp("Phone").await;
+    app.sign_out().await;
+    let (_, page) = app.password_then_second_step("ada@example.com").await;
+    let token = csrf_token_in(&page.body);
+    let guesses: Vec<_> = (0..20)
+        .map(|i| {
+            let (client, url, token) = (app.client.clone(), app.url("/login/verify"), token.clone());
+            tokio::spawn(async move {
+                let code = format!("{:06}", 100_000 + i);
+                let form = [("method", "totp"), ("code", code.as_str()), ("next", "/account"), ("csrf_token", token.as_str())];
+                client.post(url).form(&form).send().await.unwrap().status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for g in guesses {
+        if g.await.unwrap() == StatusCode::UNPROCESSABLE_ENTITY {
+            checked += 1;
+        }
+    }
+    assert!(checked <= 4, "at most four plain refusals (the fifth ends the sign-in): {checked}");
+    let failed = app.audit(portcullis_core::audit::AuditKind::SignInFailed).await;
+    assert!(failed.len() <= 5, "no more than five answers were checked: {}", failed.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,19 +483,7 @@ async fn the_cli_requires_and_resets_mfa() {
     assert!(r.location.unwrap().starts_with("/login/enroll"), "enrollment at next sign-in");
 
     let enroll = app.get("/login/enroll?next=%2Faccount").await;
-    let s = secret_of(&enroll.body);
-    let done = app
-        .post(
-            "/login/enroll",
-            &[
-                ("credential_id", &hidden(&enroll.body, "credential_id")),
-                ("name", "Phone"),
-                ("code", &app.code_now(&s)),
-                ("next", "/account"),
-            ],
-            &enroll.body,
-        )
-        .await;
+    let (_, done) = app.enroll_app_inline(&enroll).await;
     assert_eq!(done.status, StatusCode::OK);
     assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
 

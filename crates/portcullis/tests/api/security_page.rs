@@ -11,6 +11,7 @@ use crate::mfa::hidden;
 on_both_backends!(
     the_security_page_lists_sessions_and_recent_events_and_ends_a_session,
     changing_factors_from_an_old_session_asks_to_sign_in_again,
+    a_setup_is_confirmed_only_from_a_recent_session_and_within_ten_minutes,
 );
 
 fn count(html: &str, marker: &str) -> usize {
@@ -140,4 +141,53 @@ async fn changing_factors_from_an_old_session_asks_to_sign_in_again(app: TestApp
     let page = app.get("/account/security").await;
     let add = app.post("/account/security/totp", &[], &page.body).await;
     assert_eq!(add.status, StatusCode::OK, "a recent sign-in may add a factor");
+}
+
+async fn a_setup_is_confirmed_only_from_a_recent_session_and_within_ten_minutes(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    // Started while the sign-in is recent, confirmed after it is not: the confirmation is refused too.
+    let security = app.get("/account/security").await;
+    let setup = app.post("/account/security/totp", &[], &security.body).await;
+    assert_eq!(setup.status, StatusCode::OK);
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(crate::mfa::after(&setup.body, "data-testid=\"totp-secret\">").replace(' ', "").as_bytes())
+        .unwrap();
+    let credential = hidden(&setup.body, "credential_id");
+    app.clock.advance(16 * 60);
+    let code = app.code_now(&secret);
+    let late = app
+        .post("/account/security/totp/confirm", &[("credential_id", &credential), ("name", "Phone"), ("code", &code)], &setup.body)
+        .await;
+    assert_eq!(late.location.as_deref(), Some("/login?reauth=security&next=%2Faccount%2Fsecurity"), "{}", late.body);
+    // Signed in again, the old setup (begun over ten minutes ago) cannot be finished, and is purged.
+    app.sign_out().await;
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    let stale = app
+        .post(
+            "/account/security/totp/confirm",
+            &[("credential_id", &credential), ("name", "Phone"), ("code", &app.code_now(&secret))],
+            &security.body,
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::NOT_FOUND, "{}", stale.body);
+    let ada = app.state.accounts().find_user("ada@example.com").await.unwrap();
+    assert!(app.state.accounts().factors(ada.id).await.unwrap().is_empty());
+    app.state.purge_expired().await.unwrap();
+    let reused = app
+        .post(
+            "/account/security/totp/confirm",
+            &[("credential_id", &credential), ("name", "Phone"), ("code", &app.code_now(&secret))],
+            &security.body,
+        )
+        .await;
+    assert_eq!(reused.status, StatusCode::NOT_FOUND);
+    // A phone number's confirmation has the same rule.
+    let adding = app.post("/account/security/phone", &[("phone", "+44 7700 900123")], &app.get("/account/security").await.body).await;
+    let id = hidden(&adding.body, "credential_id");
+    let code = app.texted_code();
+    app.clock.advance(16 * 60);
+    let late = app.post("/account/security/phone/confirm", &[("credential_id", &id), ("code", &code)], &adding.body).await;
+    assert_eq!(late.location.as_deref(), Some("/login?reauth=security&next=%2Faccount%2Fsecurity"));
+    assert!(app.state.accounts().factors(ada.id).await.unwrap().is_empty(), "no number was added");
 }

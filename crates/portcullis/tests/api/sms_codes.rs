@@ -15,9 +15,14 @@ on_both_backends!(
     a_user_with_two_numbers_picks_the_one_to_text,
 );
 
+/// Every text message sent so far, oldest first.
+pub(crate) fn texts(app: &TestApp) -> Vec<portcullis_core::sms::OutgoingSms> {
+    SmsOutbox::read_all(&SmsOutbox::path_in(&app.config.data_dir)).unwrap()
+}
+
 impl TestApp {
     /// The code in the newest text message.
-    fn texted_code(&self) -> String {
+    pub(crate) fn texted_code(&self) -> String {
         let all = SmsOutbox::read_all(&SmsOutbox::path_in(&self.config.data_dir)).unwrap();
         let sms = all.last().expect("a text message");
         let code: String = sms.body.chars().take(6).collect();
@@ -26,7 +31,7 @@ impl TestApp {
     }
 
     /// Adds and confirms a phone number from the security page (signed in).
-    async fn add_phone(&self, number: &str) -> Page {
+    pub(crate) async fn add_phone(&self, number: &str) -> Page {
         let security = self.get("/account/security").await;
         assert!(security.body.contains("Add a phone number") && security.body.contains("<label for=\"phone\">Phone number</label>"));
         let sent = self.post("/account/security/phone", &[("phone", number)], &security.body).await;
@@ -87,10 +92,14 @@ async fn an_application_asking_for_mfa_gets_sms_otp_from_a_texted_code(app: Test
     app.sign_in("ada@example.com", PASSWORD).await;
     app.add_phone("+1 415 555 2671").await;
     let (id, secret) = crate::oidc::register(&app, false, SigningAlg::ES256).await;
+    app.sign_out().await;
     let (rp, url, nonce, verifier) = authorize_url(&app, &id, secret.as_deref(), Some("mfa")).await;
-    // Signed in with a password only: the application's request steps up.
-    let step_up = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
-    let page = app.get(&step_up).await;
+    // The application's request: the password, then the phone (the account's only factor, so it is offered first).
+    let login_page = app.get(&app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap()).await;
+    let next = hidden(&login_page.body, "next");
+    let first = app.post("/login", &[("email", "ada@example.com"), ("password", PASSWORD), ("next", &next)], &login_page.body).await;
+    let page = app.get(&first.location.unwrap()).await;
+    assert!(page.body.contains("Text me a code") && !page.body.contains("Email me a code"), "{}", page.body);
     let done = app.text_me_a_code(&page).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let back = app.get(&done.location.unwrap()).await.location.unwrap();

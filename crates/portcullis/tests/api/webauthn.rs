@@ -210,7 +210,7 @@ async fn a_counter_that_goes_backwards_refuses_the_sign_in_and_disables_the_key(
     app.verified_user("ada@example.com").await;
     app.sign_in("ada@example.com", PASSWORD).await;
     let mut key = Key::new(&app);
-    app.add_key(&mut key, "security_key", "Blue key").await;
+    let codes = recovery_codes_in(&app.add_key(&mut key, "security_key", "Blue key").await.body);
     app.sign_out().await;
 
     // Two sign-ins at once; the key answers the second first (counter 1), then the first (counter 2).
@@ -222,21 +222,35 @@ async fn a_counter_that_goes_backwards_refuses_the_sign_in_and_disables_the_key(
         (c, key.assert(o))
     };
     let (ceremony, answer) = app.key_answer(&mut key, &page).await;
-    assert_eq!(app.send_key_answer(&page, &ceremony, &answer).await.status, StatusCode::SEE_OTHER);
+    let fields = [("method", "webauthn"), ("ceremony", &ceremony), ("credential", &json(&answer)), ("remember", "1"), ("next", "/account")];
+    assert_eq!(
+        app.post("/login/verify", &fields, &page.body).await.status,
+        StatusCode::SEE_OTHER,
+        "signed in, and this browser remembered"
+    );
 
     // The older answer carries a lower counter: a copy of the key may exist.
     let refused = other_app.send(&app, &other, &late_ceremony, &late_answer).await;
     assert_eq!(refused.0, StatusCode::FORBIDDEN, "{}", refused.1);
     assert!(refused.1.contains("which can mean it was copied"), "{}", refused.1);
     app.notice("a security key was disabled").await;
-    let security = app.get("/account/security").await;
-    assert!(security.body.contains("data-testid=\"factor-disabled\""), "the security page shows it");
+    // What the key vouched for ends: the session it was used in and the browser it remembered.
+    assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "the session the key signed in is over");
+    let cloned = app.audit(portcullis_core::audit::AuditKind::AuthenticatorCloned).await;
+    assert_eq!(cloned[0].detail["sessions_ended"], 1, "{:?}", cloned[0].detail);
 
-    // The disabled key no longer counts: it is not offered, and a fresh answer is refused.
-    app.sign_out().await;
+    // The disabled key no longer counts: it is not offered, and the remembered browser does not stand in for it.
     let page = app.password_to_second_step("ada@example.com").await;
     assert!(!page.body.contains("Use a security key or passkey"), "{}", page.body);
-    assert!(page.body.contains("Email me a code"), "the next method is offered instead");
+    assert!(
+        page.body.contains("<label for=\"recovery_code\">Recovery code</label>"),
+        "the recovery codes are offered instead: {}",
+        page.body
+    );
+    let done = app.post("/login/verify", &[("method", "recovery"), ("code", &codes[0]), ("next", "/account")], &page.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let security = app.get("/account/security").await;
+    assert!(security.body.contains("data-testid=\"factor-disabled\""), "the security page shows it");
 }
 
 /// A second browser's sign-in waiting for its second step.
@@ -376,7 +390,7 @@ async fn acr_phr_is_met_only_by_webauthn(app: TestApp) {
     app.clock.advance(30);
     let code = portcullis_core::factors::totp::code_at_step(&secret, portcullis_core::factors::totp::step_at(app.clock_now()), 6);
     let refused = app.post("/login/verify", &[("method", "totp"), ("code", &code)], &page.body).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "a right TOTP code does not satisfy phr: {}", refused.body);
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "a right TOTP code does not satisfy phr: the step is refused: {}", refused.body);
     let (ceremony, answer) = app.key_answer(&mut key, &page).await;
     let next = hidden(&page.body, "next");
     let done = app
@@ -389,7 +403,8 @@ async fn acr_phr_is_met_only_by_webauthn(app: TestApp) {
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let back = app.get(&done.location.unwrap()).await.location.unwrap();
     let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
-    assert_eq!(amr, vec!["pwd", "hwk", "mfa"]);
+    // The app confirmed on the security page counts as used in this session (it answered its first code there).
+    assert_eq!(amr, vec!["pwd", "otp", "hwk", "mfa"]);
     assert_eq!(acr.as_deref(), Some("phr"));
 }
 

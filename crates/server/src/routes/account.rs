@@ -7,10 +7,20 @@ use minijinja::context;
 use portcullis_core::accounts::ActiveSession;
 use serde::Deserialize;
 
-use super::{current_session, form_error};
+use super::{form_error, own_page_session};
 use crate::error::AppError;
 use crate::request::{Browser, HtmlForm, see_other};
 use crate::state::AppState;
+
+/// The session of the account page, or the response that stands in for the page.
+macro_rules! account_session {
+    ($state:expr, $browser:expr) => {
+        match own_page_session(&$state, &$browser, "/account").await? {
+            Ok(session) => session,
+            Err(detour) => return Ok(detour),
+        }
+    };
+}
 
 #[derive(Deserialize)]
 pub struct ChangePasswordForm {
@@ -30,10 +40,6 @@ fn account_context(session: &ActiveSession) -> minijinja::Value {
     }
 }
 
-fn to_login(next: &str) -> Response {
-    see_other(&format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()))
-}
-
 /// GET /
 pub async fn home() -> Response {
     see_other("/account")
@@ -41,9 +47,7 @@ pub async fn home() -> Response {
 
 /// GET /account
 pub async fn account_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
-    let Some(session) = current_session(&state, &browser).await? else {
-        return Ok(to_login("/account"));
-    };
+    let session = account_session!(state, browser);
     Ok(browser.page(StatusCode::OK, "account.html", account_context(&session)))
 }
 
@@ -53,9 +57,7 @@ pub async fn change_password(
     browser: Browser,
     HtmlForm(form): HtmlForm<ChangePasswordForm>,
 ) -> Result<Response, AppError> {
-    let Some(session) = current_session(&state, &browser).await? else {
-        return Ok(to_login("/account"));
-    };
+    let session = account_session!(state, browser);
     let ctx = account_context(&session);
     match state.accounts().change_password(&session, &form.current, (&form.password, &form.confirm), &browser.origin(), state.now()).await {
         Ok(()) => Ok(browser.page(

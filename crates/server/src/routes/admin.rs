@@ -25,12 +25,19 @@ use crate::state::AppState;
 const PAGE_SIZE: u32 = 200;
 
 /// The admin's session, or the response that stands in for the page:
-/// sign in, step up, or a refusal for a non-admin.
-async fn admin_session(state: &AppState, browser: &Browser, here: &'static str) -> Result<Result<ActiveSession, Response>, AppError> {
+/// sign in, step up, sign in again before a change, or a refusal for a
+/// non-admin. `change`: the request acts (a POST), not only looks.
+async fn admin_session(
+    state: &AppState,
+    browser: &Browser,
+    here: &'static str,
+    change: bool,
+) -> Result<Result<ActiveSession, Response>, AppError> {
     let session = current_session(state, browser).await?.ok_or(AppError::SignInRequired { next: here })?;
-    match state.accounts().admin_access(&session) {
+    match state.accounts().admin_access(&session, change, &browser.origin(), state.now()).await? {
         AdminAccess::Granted => Ok(Ok(session)),
-        AdminAccess::NeedsSecondFactor => Ok(Err(super::mfa::step_up(state, browser, &session, here, (false, &[])).await?)),
+        AdminAccess::StepUp(demand) => Ok(Err(super::second_step::step_up(state, browser, &session, here, (demand, None)).await?)),
+        AdminAccess::Reauthenticate => Ok(Err(see_other(&format!("/login?reauth=admin&next={}", super::second_step::encode(here))))),
         AdminAccess::NotAdmin => Err(AppError::Forbidden("The admin console is for administrators.".into())),
     }
 }
@@ -38,7 +45,10 @@ async fn admin_session(state: &AppState, browser: &Browser, here: &'static str) 
 /// The admin's session; otherwise returns the response that stands in for the page.
 macro_rules! admin_or_return {
     ($state:expr, $browser:expr, $here:literal) => {
-        match admin_session(&$state, &$browser, $here).await? {
+        admin_or_return!($state, $browser, $here, false)
+    };
+    ($state:expr, $browser:expr, $here:literal, $change:expr) => {
+        match admin_session(&$state, &$browser, $here, $change).await? {
             Ok(session) => session,
             Err(response) => return Ok(response),
         }
@@ -107,19 +117,15 @@ pub async fn user_action(
     browser: Browser,
     HtmlForm(form): HtmlForm<UserActionForm>,
 ) -> Result<Response, AppError> {
-    let session = admin_or_return!(state, browser, "/admin/users");
+    let session = admin_or_return!(state, browser, "/admin/users", true);
     let (accounts, origin, now, email) = (state.accounts(), acting(&browser, &session), state.now(), form.email.as_str());
     let yourself = email.trim().eq_ignore_ascii_case(session.user.email.as_str());
     let outcome = match form.action.as_str() {
         // An admin who locks or demotes themselves could leave nobody to undo it.
         "lock" | "remove_admin" if yourself => Err(AccountError::InvalidInput("Another admin has to do that to your own account.".into())),
-        "lock" => match accounts.disable(email, &origin, now).await {
-            Ok(user) => {
-                state.provider().revoke_user_tokens(user.id, now).await?;
-                Ok(format!("{email} is locked: signed out everywhere and its tokens revoked."))
-            }
-            Err(e) => Err(e),
-        },
+        "lock" => {
+            accounts.disable(email, &origin, now).await.map(|_| format!("{email} is locked: signed out everywhere and its tokens revoked."))
+        }
         "unlock" => accounts.unlock(email, &origin, now).await.map(|_| format!("{email} is unlocked.")),
         "reset_mfa" => accounts.reset_mfa(email, &origin, now).await.map(|_| format!("{email}: every second factor removed.")),
         "require_mfa" => accounts.require_mfa(email, true, &origin, now).await.map(|_| format!("{email} must use a second factor.")),
@@ -133,30 +139,29 @@ pub async fn user_action(
     users_page(&state, &browser, &form.q, outcome).await
 }
 
-/// The policy fields of an application form.
+/// The policy fields of an application form. Each factor's checkbox is
+/// `factor_KEY`, for every key of `FACTOR_KEYS` (the template lists the same).
 #[derive(Deserialize)]
 pub struct PolicyForm {
     #[serde(default)]
     mfa: String,
-    factor_totp: Option<String>,
-    factor_webauthn: Option<String>,
-    factor_email: Option<String>,
-    factor_sms: Option<String>,
-    factor_recovery: Option<String>,
     allow_remember: Option<String>,
     #[serde(default)]
     remember_browser_days: String,
     #[serde(default)]
     min_acr: String,
+    /// The other fields: the factor checkboxes among them.
+    #[serde(flatten)]
+    rest: std::collections::HashMap<String, String>,
 }
 
 impl PolicyForm {
     fn policy(&self) -> Result<ClientPolicy, AccountError> {
-        let ticked = [&self.factor_totp, &self.factor_webauthn, &self.factor_email, &self.factor_sms, &self.factor_recovery];
+        let ticked = |key: &str| self.rest.contains_key(&format!("factor_{key}"));
         let days = self.remember_browser_days.trim();
         let policy = ClientPolicy {
             mfa: MfaPolicy::parse(&self.mfa).ok_or_else(|| AccountError::InvalidInput("Choose off, optional or required.".into()))?,
-            allowed_factors: FACTOR_KEYS.iter().zip(ticked).filter(|(_, t)| t.is_some()).map(|(k, _)| (*k).to_owned()).collect(),
+            allowed_factors: FACTOR_KEYS.iter().filter(|k| ticked(k)).map(|k| (*k).to_owned()).collect(),
             allow_remember: self.allow_remember.is_some(),
             remember_browser_days: match days {
                 "" => None,
@@ -197,7 +202,7 @@ async fn clients_page(state: &AppState, browser: &Browser, outcome: Result<Clien
     Ok(browser.page(
         status,
         "admin.html",
-        context! { signed_in => true, section => "clients", clients, default_policy, notice, error, secret, secret_for },
+        context! { signed_in => true, section => "clients", clients, default_policy, factor_keys => FACTOR_KEYS, notice, error, secret, secret_for },
     ))
 }
 
@@ -233,7 +238,7 @@ pub async fn create_client(
     browser: Browser,
     HtmlForm(form): HtmlForm<NewClientForm>,
 ) -> Result<Response, AppError> {
-    let session = admin_or_return!(state, browser, "/admin/clients");
+    let session = admin_or_return!(state, browser, "/admin/clients", true);
     let outcome = async {
         let new = NewClient {
             id: Some(form.client_id.trim().to_owned()).filter(|id| !id.is_empty()),
@@ -276,7 +281,7 @@ pub async fn client_policy(
     browser: Browser,
     HtmlForm(form): HtmlForm<ClientPolicyForm>,
 ) -> Result<Response, AppError> {
-    let session = admin_or_return!(state, browser, "/admin/clients");
+    let session = admin_or_return!(state, browser, "/admin/clients", true);
     let outcome = async {
         let policy = form.policy.policy()?;
         if !state.provider().update_client_policy(&form.client_id, &policy).await.map_err(client_error)? {
@@ -300,7 +305,7 @@ pub async fn rotate_secret(
     browser: Browser,
     HtmlForm(form): HtmlForm<ClientIdForm>,
 ) -> Result<Response, AppError> {
-    let session = admin_or_return!(state, browser, "/admin/clients");
+    let session = admin_or_return!(state, browser, "/admin/clients", true);
     let outcome = async {
         let secret = state.provider().rotate_client_secret(&form.client_id).await.map_err(client_error)?.ok_or(AccountError::NotFound)?;
         state.accounts().audit_client_change(&form.client_id, "secret_rotated", &acting(&browser, &session), state.now()).await?;

@@ -5,7 +5,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
-use portcullis_core::accounts::SignUpForm;
+use portcullis_core::accounts::{SignInOutcome, SignUpForm};
 use portcullis_core::rate_limit::LimitedAction;
 use portcullis_core::store::LinkPurpose;
 use serde::Deserialize;
@@ -64,7 +64,7 @@ fn message(browser: &Browser, title: &str, text: &str, link: Option<(&str, &str)
 
 /// What the sign-in page offers besides the password.
 fn login_flags(state: &AppState, next: &str) -> minijinja::Value {
-    let next_encoded = super::mfa::encode(next);
+    let next_encoded = super::second_step::encode(next);
     context! { webauthn => state.accounts().webauthn_available(), email_code => state.accounts().email_sign_in_enabled(), next_encoded }
 }
 
@@ -73,7 +73,7 @@ pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q
     let next = safe_next(q.next.as_deref());
     // An application's re-authentication (`reauth=1`) never uses the session: no read for it.
     let session = match q.reauth.as_deref() {
-        None | Some("security") => current_session(&state, &browser).await?,
+        None | Some("security" | "admin") => current_session(&state, &browser).await?,
         Some(_) => None,
     };
     let (notice, signed_in_as) = match (q.reauth.as_deref(), session) {
@@ -83,6 +83,11 @@ pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q
         (Some("security"), session) => {
             (Some(AccountError::ReauthenticationRequired.to_string()), session.map(|s| s.user.email.as_str().to_owned()))
         }
+        // The admin console does the same before a change.
+        (Some("admin"), session) => (
+            Some("For your security, sign in again to make changes in the admin console.".to_owned()),
+            session.map(|s| s.user.email.as_str().to_owned()),
+        ),
         (Some(_), _) => (Some("The application asks you to sign in again.".to_owned()), None),
     };
     let email = q.login_hint.or(signed_in_as).unwrap_or_default();
@@ -110,7 +115,7 @@ pub async fn passkey_options(State(state): State<AppState>, browser: Browser) ->
         Ok(state.accounts().begin_passkey_sign_in(now).await?)
     }
     .await;
-    super::mfa::challenge_json(result)
+    super::second_step::challenge_json(result)
 }
 
 /// POST /login/passkey: signs in with a user-verified passkey, no password.
@@ -126,15 +131,9 @@ pub async fn passkey_sign_in(
         return Ok(throttled(&browser, "login.html", ctx, wait));
     }
     let origin = super::sign_in_origin(&state, &browser, &next).await;
-    match state.accounts().passkey_sign_in(&form.ceremony, &form.credential, &origin, now).await {
-        Ok((session, _)) => {
-            if let Some(old) = &browser.session_token {
-                state.accounts().sign_out(old).await?;
-            }
-            let mut response = see_other(&next);
-            response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &session.token, None));
-            Ok(browser.finish(response))
-        }
+    let answer = (form.ceremony.as_str(), form.credential.as_str());
+    match state.accounts().passkey_sign_in(answer, browser.remembered.as_deref(), &origin, now).await {
+        Ok(outcome) => first_step_done(&state, &browser, outcome, &next).await,
         Err(e) => Ok(form_error(&browser, "login.html", ctx, e)),
     }
 }
@@ -149,15 +148,18 @@ pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(for
     }
     let origin = super::sign_in_origin(&state, &browser, &next).await;
     match state.accounts().sign_in(&form.email, &form.password, browser.remembered.as_deref(), &origin, now).await {
-        Ok(outcome) => {
-            // A new session id at every sign-in: whatever the browser had is discarded (no fixation).
-            if let Some(old) = &browser.session_token {
-                state.accounts().sign_out(old).await?;
-            }
-            Ok(super::mfa::after_first_step(&state, &browser, outcome, &next))
-        }
+        Ok(outcome) => first_step_done(&state, &browser, outcome, &next).await,
         Err(e) => Ok(form_error(&browser, "login.html", ctx, e)),
     }
+}
+
+/// After a first step: the browser's old session ends (a new session id at
+/// every sign-in, so no fixation), then a session, the second step or enrollment.
+async fn first_step_done(state: &AppState, browser: &Browser, outcome: SignInOutcome, next: &str) -> Result<Response, AppError> {
+    if let Some(old) = &browser.session_token {
+        state.accounts().sign_out(old).await?;
+    }
+    Ok(super::second_step::after_first_step(state, browser, outcome, next))
 }
 
 #[derive(Deserialize)]
@@ -170,7 +172,7 @@ pub struct EmailCodeForm {
 }
 
 fn email_code_context(next: &str, email: &str) -> minijinja::Value {
-    context! { next, next_encoded => super::mfa::encode(next), email }
+    context! { next, next_encoded => super::second_step::encode(next), email }
 }
 
 /// GET /login/code: sign-in by emailed code, when the operator allows it.
@@ -220,12 +222,7 @@ pub async fn email_code_sign_in(
     }
     let origin = super::sign_in_origin(&state, &browser, &next).await;
     match state.accounts().email_code_sign_in(&form.email, &form.code, browser.remembered.as_deref(), &origin, now).await {
-        Ok(outcome) => {
-            if let Some(old) = &browser.session_token {
-                state.accounts().sign_out(old).await?;
-            }
-            Ok(super::mfa::after_first_step(&state, &browser, outcome, &next))
-        }
+        Ok(outcome) => first_step_done(&state, &browser, outcome, &next).await,
         Err(AccountError::NotFound) => Err(AppError::NotFound),
         Err(e) => Ok(form_error(&browser, "login_code.html", ctx, e)),
     }
@@ -344,10 +341,10 @@ pub async fn logout(State(state): State<AppState>, browser: Browser) -> Result<R
     Ok(signed_out(&state, &browser))
 }
 
-/// POST /logout/everywhere
+/// POST /logout/everywhere: every session, remembered browser and application grant of the user ends.
 pub async fn logout_everywhere(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     if let Some(session) = current_session(&state, &browser).await? {
-        state.accounts().sign_out_everywhere(session.user.id).await?;
+        state.accounts().sign_out_everywhere(&session.user, &browser.origin(), state.now()).await?;
     }
     Ok(signed_out(&state, &browser))
 }

@@ -1,24 +1,32 @@
-//! Routes. Browser pages in [`auth`] and [`account`]; operations in [`ops`].
+//! Routes. Browser pages in [`auth`] (first steps, sign-up, reset),
+//! [`second_step`] (a sign-in in progress), [`security`] and [`account`] (a
+//! signed-in user's pages), [`admin`]; the protocol in [`oidc`]; operations in [`ops`].
 
 mod account;
 mod admin;
 mod auth;
-mod mfa;
 mod oidc;
 mod ops;
+mod second_step;
+mod security;
 
 use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use portcullis_core::AccountError;
 use portcullis_core::accounts::ActiveSession;
+use portcullis_core::rate_limit::LimitedAction;
+use portcullis_core::sign_in::{SessionCheck, SessionUse};
 
 use crate::error::{AppError, form_problem, retry_after, with_retry_after};
-use crate::request::Browser;
+use crate::request::{Browser, see_other};
 use crate::state::AppState;
 
 /// Pages and forms used by people in a browser (behind the CSRF guard).
-pub fn browser_routes() -> Router<AppState> {
+pub fn browser_routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(account::home))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -31,26 +39,23 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/account", get(account::account_page))
         .route("/account/password", post(account::change_password))
         .route("/end-session", get(oidc::end_session).post(oidc::end_session_confirm))
-        .route("/login/verify", get(mfa::verify_page).post(mfa::verify))
-        .route("/login/verify/options", post(mfa::verify_options))
-        .route("/login/verify/send", post(mfa::send_code))
         .route("/login/code", get(auth::email_code_page).post(auth::send_email_code))
         .route("/login/code/verify", post(auth::email_code_sign_in))
         .route("/login/passkey", post(auth::passkey_sign_in))
         .route("/login/passkey/options", post(auth::passkey_options))
-        .route("/account/security/webauthn", post(mfa::add_key))
-        .route("/account/security/phone", post(mfa::add_phone))
-        .route("/account/security/phone/confirm", post(mfa::confirm_phone))
-        .route("/account/security/webauthn/options", post(mfa::key_options))
-        .route("/login/enroll", get(mfa::enroll_page).post(mfa::enroll))
-        .route("/account/security", get(mfa::security_page))
-        .route("/account/security/totp", post(mfa::start_totp))
-        .route("/account/security/totp/confirm", post(mfa::confirm_totp))
-        .route("/account/security/recovery-codes", post(mfa::regenerate_codes))
-        .route("/account/security/factors/rename", post(mfa::rename_factor))
-        .route("/account/security/factors/remove", post(mfa::remove_factor))
-        .route("/account/security/browsers/forget", post(mfa::forget_browser))
-        .route("/account/security/sessions/end", post(mfa::end_session))
+        .merge(sign_in_in_progress_routes(state))
+        .route("/account/security", get(security::security_page))
+        .route("/account/security/totp", post(security::start_totp))
+        .route("/account/security/totp/confirm", post(security::confirm_totp))
+        .route("/account/security/webauthn", post(security::add_key))
+        .route("/account/security/webauthn/options", post(security::key_options))
+        .route("/account/security/phone", post(security::add_phone))
+        .route("/account/security/phone/confirm", post(security::confirm_phone))
+        .route("/account/security/recovery-codes", post(security::regenerate_codes))
+        .route("/account/security/factors/rename", post(security::rename_factor))
+        .route("/account/security/factors/remove", post(security::remove_factor))
+        .route("/account/security/browsers/forget", post(security::forget_browser))
+        .route("/account/security/sessions/end", post(security::end_session))
         .route("/admin", get(admin::home))
         .route("/admin/users", get(admin::users).post(admin::user_action))
         .route("/admin/clients", get(admin::clients))
@@ -58,6 +63,38 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/admin/clients/policy", post(admin::client_policy))
         .route("/admin/clients/rotate-secret", post(admin::rotate_secret))
         .route("/admin/audit", get(admin::audit))
+}
+
+/// The pages of a sign-in in progress; every POST among them is throttled
+/// per client address like the sign-in form (`[rate_limit] sign_in_per_minute`).
+fn sign_in_in_progress_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/login/verify", get(second_step::verify_page).post(second_step::verify))
+        .route("/login/verify/methods", get(second_step::methods_page))
+        .route("/login/verify/options", post(second_step::verify_options))
+        .route("/login/verify/send", post(second_step::send_code))
+        .route("/login/enroll", get(second_step::enroll_page).post(second_step::enroll))
+        .route("/login/enroll/totp", post(second_step::enroll_totp))
+        .route("/login/enroll/webauthn", post(second_step::enroll_key))
+        .route("/login/enroll/webauthn/options", post(second_step::enroll_key_options))
+        .route("/login/enroll/phone", post(second_step::enroll_phone))
+        .route("/login/enroll/phone/confirm", post(second_step::enroll_phone_confirm))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle_second_step))
+}
+
+/// Counts each POST to a sign-in in progress against its client address's
+/// budget, and refuses it over the limit (429 with `Retry-After`).
+async fn throttle_second_step(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let Ok(browser) = Browser::from_request_parts(&mut parts, &state).await;
+    match state.accounts().throttle(LimitedAction::SecondStep, &browser.ip, state.now()).await {
+        Ok(Ok(())) => next.run(Request::from_parts(parts, body)).await,
+        Ok(Err(retry_after_secs)) => AppError::TooManyRequests { retry_after_secs }.into_response(),
+        Err(e) => AppError::Account(e.into()).into_response(),
+    }
 }
 
 /// OpenID Connect endpoints for clients and the authorization endpoint (which
@@ -90,9 +127,9 @@ pub async fn not_found() -> Response {
     AppError::NotFound.into_response()
 }
 
-/// The origin of a sign-in step. The application is the one whose
+/// The origin of a first sign-in step. The application is the one whose
 /// authorization request `next` resumes (`/authorize/resume?request=…`), if
-/// any, with its policy in force.
+/// any, with its policy in force and what the request asks of the sign-in.
 async fn sign_in_origin(state: &AppState, browser: &Browser, next: &str) -> portcullis_core::audit::RequestOrigin {
     let request = next
         .strip_prefix("/authorize/resume?")
@@ -105,10 +142,30 @@ async fn sign_in_origin(state: &AppState, browser: &Browser, next: &str) -> port
         tracing::warn!(error = %e, "could not read the application of a sign-in");
         None
     });
+    let (client, acceptable_acr) = client.map_or((None, Vec::new()), |(c, acr)| (Some(c), acr));
     portcullis_core::audit::RequestOrigin {
         client_id: client.as_ref().map(|c| c.id.clone()),
         client_policy: client.map(|c| c.policy),
+        acceptable_acr,
         ..browser.origin()
+    }
+}
+
+/// A redirect to sign in, then come back to `here`.
+fn to_login(here: &str) -> Response {
+    see_other(&format!("/login?next={}", second_step::encode(here)))
+}
+
+/// The session for one of Portcullis's own pages at `here`, or the detour
+/// that stands in for the page: sign in, or a step-up when the session proves
+/// less than the account needs (a password-only session of an account with a
+/// factor, which only a rule for some application granted).
+async fn own_page_session(state: &AppState, browser: &Browser, here: &str) -> Result<Result<ActiveSession, Response>, AppError> {
+    let Some(session) = current_session(state, browser).await? else { return Ok(Err(to_login(here))) };
+    match state.accounts().check_session(&session, SessionUse::OwnPages, false, &browser.origin(), state.now()).await? {
+        SessionCheck::Satisfied | SessionCheck::Reauthenticate => Ok(Ok(session)),
+        SessionCheck::StepUp(demand) => Ok(Err(second_step::step_up(state, browser, &session, here, (demand, None)).await?)),
+        SessionCheck::Denied => Err(AppError::Account(AccountError::SignInDenied)),
     }
 }
 

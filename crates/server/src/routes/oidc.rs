@@ -11,6 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use minijinja::context;
 use portcullis_core::accounts::ActiveSession;
+use portcullis_core::sign_in::SessionUse;
 use portcullis_oidc::provider::{AuthorizationResponse, ClientCredentials, Decision, Logout, TokenRequest};
 use portcullis_oidc::request::{AuthorizeFailure, AuthorizeParams, ReplyTo, ResponseMode};
 use portcullis_oidc::{ErrorCode, OAuthError, OidcError};
@@ -87,7 +88,16 @@ async fn authorize(
         Err(AuthorizeFailure::Redirect(reply, error)) => return Ok(deliver_error(browser, state, &reply, &error)),
     };
     let session: Option<ActiveSession> = current_session(state, browser).await?;
-    match provider.decide(&req, session.as_ref().map(|s| &s.record), pending.as_ref().map(|p| p.1), now) {
+    // The sign-in rules and this client's policy, judged afresh for this client at every request.
+    let acceptable = portcullis_oidc::provider::acceptable_acr(&req);
+    let check = match &session {
+        Some(s) => {
+            let using = SessionUse::Client { id: &req.client.id, policy: &req.client.policy, acceptable_acr: &acceptable };
+            Some(state.accounts().check_session(s, using, false, &browser.origin(), now).await?)
+        }
+        None => None,
+    };
+    match provider.decide(&req, session.as_ref().map(|s| &s.record).zip(check), pending.as_ref().map(|p| p.1), now) {
         Decision::Issue => {
             let Some(session) = session else { return Err(AppError::Internal("decided to issue without a session".into())) };
             let response = provider.issue(&req, &session.record, &session.user, pending.as_ref().map(|p| p.0.as_str()), now).await?;
@@ -109,21 +119,16 @@ async fn authorize(
             }
             Ok(see_other(&format!("/login?{}", login.finish())))
         }
-        Decision::StepUp { phishing_resistant, allowed_factors } => {
+        Decision::StepUp(demand) => {
             let Some(session) = session else { return Err(AppError::Internal("decided to step up without a session".into())) };
             let id = match pending {
                 Some((id, _)) => id,
                 None => provider.save_pending(&req, now).await?,
             };
-            super::mfa::step_up(
-                state,
-                browser,
-                &session,
-                &format!("/authorize/resume?request={id}"),
-                (phishing_resistant, &allowed_factors),
-            )
-            .await
+            let next = format!("/authorize/resume?request={id}");
+            super::second_step::step_up(state, browser, &session, &next, (demand, Some(&req.client.id))).await
         }
+        Decision::Denied => Err(AppError::Account(portcullis_core::AccountError::SignInDenied)),
         Decision::Fail(reply, error) => Ok(deliver_error(browser, state, &reply, &error)),
     }
 }

@@ -1,0 +1,626 @@
+//! The transitions of the sign-in machine, with their reads and writes: the
+//! first step's outcome, step-up, the second step (challenge, answer), inline
+//! enrollment, finishing, and the check of a session at each use.
+//!
+//! Every route that touches a pending sign-in comes through [`Accounts::advance`],
+//! which reads it and asks [`PendingSignIn::permits`] for the route's one
+//! transition; a refusal writes nothing but its audit event.
+
+use serde_json::json;
+
+use super::{
+    AccountFactors, Demand, DemandFacts, Level, MAX_ANSWERS, OperatorFactors, PENDING_SIGN_IN_SECONDS, PendingSignIn, Purpose, SessionUse,
+    Step, Transition, Waiting, demand, plan,
+};
+use crate::accounts::{Accounts, ActiveSession, NewSession, SignInOutcome};
+use crate::audit::{AuditKind, RequestOrigin};
+use crate::clock::UnixTime;
+use crate::error::AccountError;
+use crate::factors::{CodeDestination, Credential, EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, Verification, all, factor};
+use crate::lockout::LockKey;
+use crate::mail::Message;
+use crate::password::PasswordCheck;
+use crate::policy::RuleAction;
+use crate::secrets::{random_token, token_digest};
+use crate::session::{AuthEvent, AuthMethod, AuthRecord};
+use crate::store::Stores;
+use crate::user::User;
+
+/// What the second-step page shows for a pending sign-in.
+#[derive(Debug, Clone)]
+pub struct SecondStepView {
+    /// Whose sign-in.
+    pub user: User,
+    /// The step shown (the one asked for if it is on offer, else the strongest).
+    pub shown: Step,
+    /// Every step on offer, strongest first ("Try another method" lists them).
+    pub steps: Vec<Step>,
+    /// Kinds the user may set up instead.
+    pub enroll: Vec<FactorKind>,
+    /// Phone numbers to pick from, when the shown step texts a code.
+    pub phones: Vec<CodeDestination>,
+}
+
+/// A finished sign-in or step-up.
+#[derive(Debug, Clone)]
+pub struct SecondStepDone {
+    /// The session's cookie token: a new session's, or the stepped-up
+    /// session's new one (a session that proves more gets a new token).
+    pub session_token: String,
+    /// The user.
+    pub user: User,
+    /// Recovery codes to show now (first factor set up inline).
+    pub new_recovery_codes: Option<Vec<String>>,
+    /// Value of the remember-this-browser cookie to set, if the user asked.
+    pub remember_cookie: Option<String>,
+}
+
+/// What an accepted step led to.
+#[derive(Debug, Clone)]
+pub enum StepOutcome {
+    /// The demand is met.
+    Done(Box<SecondStepDone>),
+    /// Right, but the demand needs another step (the same pending sign-in waits for it).
+    Continue,
+}
+
+/// What a use of a session needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// The session's proof covers this use.
+    Satisfied,
+    /// The session must prove more first (a step-up toward this demand).
+    StepUp(Demand),
+    /// A change that needs a recent sign-in, from a session whose last step is not.
+    Reauthenticate,
+    /// An adaptive rule refuses this use (audited).
+    Denied,
+}
+
+/// One answer's place in the account's second-step budget, taken before the
+/// answer is checked so that concurrent answers cannot exceed it.
+struct Attempt {
+    key: String,
+    count: u32,
+    max: u32,
+}
+
+impl<S: Stores> Accounts<S> {
+    /// What the operator allows.
+    pub(crate) fn operator_factors(&self) -> OperatorFactors {
+        let s = &self.settings;
+        let enabled = FactorKey::ALL
+            .into_iter()
+            .filter(|k| match k {
+                FactorKey::Totp => s.totp_enabled,
+                FactorKey::Email => s.otp.email_enabled,
+                FactorKey::Sms => s.otp.sms_enabled,
+                FactorKey::Webauthn => self.keys.relying_party.is_some(),
+                FactorKey::Recovery => true,
+            })
+            .collect();
+        let enrollable = FactorKind::ALL.into_iter().filter(|k| self.can_enroll(*k)).collect();
+        OperatorFactors { enabled, enrollable, email_counts: s.otp.email_counts_as_mfa }
+    }
+
+    /// What the account has: the factors it can answer with now, and its credentials.
+    pub(crate) async fn account_factors(&self, user: &User) -> Result<(AccountFactors, Vec<Credential>), AccountError> {
+        let credentials = self.store.credentials(user.id).await?;
+        let ctx = self.factor_context();
+        let mut usable = Vec::new();
+        for f in all::<S>() {
+            if f.available(&ctx, user, &credentials).await? {
+                usable.push(f.key());
+            }
+        }
+        let account = AccountFactors { usable, has_credential: !credentials.is_empty(), mfa_required: self.mfa_required(user) };
+        Ok((account, credentials))
+    }
+
+    /// Whether emailed codes may not count for `user` now: the password was
+    /// set by a reset link recently, and the same mailbox received the link.
+    fn email_blocked(&self, user: &User, now: UnixTime) -> bool {
+        user.password_reset_at.is_some_and(|at| now - at < self.settings.otp.email_blocked_after_reset)
+    }
+
+    fn demand_facts<'a>(&self, user: &User, using: SessionUse<'a>, has_credential: bool, now: UnixTime) -> DemandFacts<'a> {
+        DemandFacts {
+            using,
+            has_credential,
+            mfa_required: self.mfa_required(user),
+            email_blocked: self.email_blocked(user, now),
+            email_counts: self.settings.otp.email_counts_as_mfa,
+        }
+    }
+
+    /// The record of a step performed now.
+    fn step_event(&self, method: AuthMethod, credential: Option<String>, now: UnixTime) -> AuthEvent {
+        let not_a_factor = method == AuthMethod::EmailOtp && !self.settings.otp.email_counts_as_mfa;
+        AuthEvent { credential, not_a_factor, ..AuthEvent::performed(method, now) }
+    }
+
+    /// After a first step (a password, an emailed code, a passkey): a
+    /// session, a pending second step, or inline enrollment, as the machine
+    /// decides from the rules, the account and the application.
+    pub(crate) async fn after_first_step(
+        &self,
+        user: &User,
+        (method, credential): (AuthMethod, Option<String>),
+        remembered: Option<&str>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        let auth = AuthRecord { events: vec![self.step_event(method, credential, now)] };
+        let assessment = self.assess(user, origin, now).await?;
+        self.refuse_if_denied(user, origin, &assessment, now).await?;
+        let action = assessment.action();
+        let (account, _) = self.account_factors(user).await?;
+        let using = match (&origin.client_id, &origin.client_policy) {
+            (Some(id), Some(policy)) => SessionUse::Client { id, policy, acceptable_acr: &origin.acceptable_acr },
+            _ => SessionUse::OwnPages,
+        };
+        // What a matching rule made of this sign-in is recorded even if it is never finished.
+        let decided = |outcome: &'static str| {
+            let detail = json!({ "assessment": assessment.to_json(), "outcome": outcome });
+            async move {
+                match action {
+                    Some(_) => self.audit(AuditKind::PolicyDecision, Some(user.id), origin, detail, now).await,
+                    None => Ok(()),
+                }
+            }
+        };
+        let sign_in_detail = |extra: Option<(&str, serde_json::Value)>| {
+            let mut d = json!({ "assessment": assessment.to_json() });
+            if let (Some((k, v)), Some(fields)) = (extra, d.as_object_mut()) {
+                fields.insert(k.to_owned(), v);
+            }
+            d
+        };
+        // `demand` refuses only for a deny rule, which `refuse_if_denied` has handled.
+        let Ok(wanted) = demand(action, self.demand_facts(user, using, account.has_credential, now)) else {
+            return Err(AccountError::SignInDenied);
+        };
+        let Some(wanted) = wanted.filter(|d| !d.met_by(&auth, now)) else {
+            decided("single_factor").await?;
+            return Ok(SignInOutcome::SignedIn(self.signed_in(user, auth, origin, sign_in_detail(None), now).await?));
+        };
+        if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
+            // The first step is fresh; the second factor is the one performed when the browser was remembered.
+            let mut with_browser = auth.clone();
+            with_browser.events.extend(browser.auth.events);
+            if wanted.met_by(&with_browser, now) {
+                decided("remembered_browser").await?;
+                let detail = sign_in_detail(Some(("browser", json!(browser.id))));
+                return Ok(SignInOutcome::SignedIn(self.signed_in(user, with_browser, origin, detail, now).await?));
+            }
+        }
+        let waiting = match plan(&wanted, &auth, &account, &self.operator_factors(), now) {
+            Ok(w) => w,
+            Err(refusal) => {
+                let mut detail = assessment.to_json();
+                if let Some(fields) = detail.as_object_mut() {
+                    fields.insert("reason".into(), json!(format!("{refusal:?}")));
+                }
+                self.audit(AuditKind::SignInDenied, Some(user.id), origin, detail, now).await?;
+                return Err(refusal.into());
+            }
+        };
+        let enrolls = waiting.steps.is_empty();
+        decided(match (enrolls, wanted.level) {
+            (true, _) => "enroll",
+            (false, Level::PhishingResistant) => "phishing_resistant_step",
+            (false, Level::Mfa) => "second_step",
+        })
+        .await?;
+        let pending = PendingSignIn {
+            user_id: user.id,
+            auth,
+            purpose: Purpose::NewSession,
+            demand: wanted,
+            waiting,
+            client_id: origin.client_id.clone(),
+            assessment: assessment.to_json(),
+            answers: 0,
+            created_at: now,
+            expires_at: now + PENDING_SIGN_IN_SECONDS,
+        };
+        let token = self.pend(&pending).await?;
+        Ok(if enrolls { SignInOutcome::MustEnroll { token } } else { SignInOutcome::SecondFactor { token } })
+    }
+
+    async fn pend(&self, pending: &PendingSignIn) -> Result<String, AccountError> {
+        let token = random_token();
+        self.store.save_pending_sign_in(&token_digest(&token), pending).await?;
+        Ok(token)
+    }
+
+    /// Whether `session` may be used for `using` now: its proof covers it,
+    /// it needs a step-up toward a demand, a recent sign-in, or a rule refuses.
+    pub async fn check_session(
+        &self,
+        session: &ActiveSession,
+        using: SessionUse<'_>,
+        change: bool,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<SessionCheck, AccountError> {
+        let (user, auth) = (&session.user, &session.record.auth);
+        let rules = !self.settings.adaptive.rules.is_empty();
+        let recent = || {
+            if change && !self.settings.sessions.is_recent(&session.record, now) {
+                SessionCheck::Reauthenticate
+            } else {
+                SessionCheck::Satisfied
+            }
+        };
+        // Most uses: no rule could deny, and the session already meets the
+        // most this use could demand (read nothing more).
+        if !rules {
+            let most = demand(Some(RuleAction::RequireMfa), self.demand_facts(user, using, true, now));
+            if let Ok(Some(d)) = &most
+                && d.level == Level::Mfa
+                && d.met_by(auth, now)
+            {
+                return Ok(recent());
+            }
+        }
+        let origin = RequestOrigin { client_id: using.client_id().map(str::to_owned), ..origin.clone() };
+        let action = if rules {
+            let assessment = self.assess(user, &origin, now).await?;
+            if assessment.action() == Some(RuleAction::Deny) {
+                self.audit(AuditKind::SignInDenied, Some(user.id), &origin, assessment.to_json(), now).await?;
+                return Ok(SessionCheck::Denied);
+            }
+            assessment.action()
+        } else {
+            None
+        };
+        let has_credential = self.has_second_factor(user.id).await?;
+        Ok(match demand(action, self.demand_facts(user, using, has_credential, now)) {
+            Err(()) => SessionCheck::Denied,
+            Ok(Some(d)) if !d.met_by(auth, now) => SessionCheck::StepUp(d),
+            Ok(_) => recent(),
+        })
+    }
+
+    /// Starts a step-up of `session` toward `wanted` (only the missing steps are asked).
+    pub async fn begin_step_up(
+        &self,
+        session: &ActiveSession,
+        wanted: Demand,
+        client_id: Option<&str>,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        let (account, _) = self.account_factors(&session.user).await?;
+        let waiting = plan(&wanted, &session.record.auth, &account, &self.operator_factors(), now)?;
+        let enrolls = waiting.steps.is_empty();
+        let pending = PendingSignIn {
+            user_id: session.user.id,
+            auth: session.record.auth.clone(),
+            purpose: Purpose::StepUp { session_digest: session.digest.clone() },
+            demand: wanted,
+            waiting,
+            client_id: client_id.map(str::to_owned),
+            assessment: serde_json::Value::Null,
+            answers: 0,
+            created_at: now,
+            expires_at: now + PENDING_SIGN_IN_SECONDS,
+        };
+        let token = self.pend(&pending).await?;
+        Ok(if enrolls { SignInOutcome::MustEnroll { token } } else { SignInOutcome::SecondFactor { token } })
+    }
+
+    /// The pending sign-in behind a token, with its user, if transition `t`
+    /// is allowed from where it stands; otherwise the refusal (audited,
+    /// nothing else written).
+    async fn advance(
+        &self,
+        token: &str,
+        t: Transition,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(PendingSignIn, User), AccountError> {
+        let (pending, user) = self.store.pending_sign_in(&token_digest(token), now).await?.ok_or(AccountError::SignInExpired)?;
+        if pending.permits(t) {
+            return Ok((pending, user));
+        }
+        let origin = RequestOrigin { client_id: pending.client_id.clone(), ..origin.clone() };
+        let detail = json!({ "transition": t.describe(), "waiting": serde_json::to_value(&pending.waiting).unwrap_or_default() });
+        self.audit(AuditKind::SignInStepRefused, Some(user.id), &origin, detail, now).await?;
+        tracing::warn!(user = %user.id, transition = %t.describe(), "a pending sign-in was asked for a step it does not allow");
+        Err(AccountError::StepNotAllowed)
+    }
+
+    /// The second-step page of the pending sign-in behind `token`, showing
+    /// `method` if it is on offer, else the strongest step; `None` when it
+    /// waits only for enrollment.
+    pub async fn second_step_view(
+        &self,
+        token: &str,
+        method: Option<&str>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<Option<SecondStepView>, AccountError> {
+        let (pending, user) = self.advance(token, Transition::ShowSteps, origin, now).await?;
+        let Waiting { steps, enroll } = pending.waiting;
+        let Some(first) = steps.first().copied() else { return Ok(None) };
+        let shown = method.and_then(Step::parse).filter(|s| steps.contains(s)).unwrap_or(first);
+        let phones = match shown {
+            Step::Factor(FactorKey::Sms) => self.code_destinations(&user, FactorKey::Sms).await?,
+            _ => Vec::new(),
+        };
+        Ok(Some(SecondStepView { user, shown, steps, enroll, phones }))
+    }
+
+    /// Where factor `key` can send `user` a code, when there is a choice (phone numbers).
+    async fn code_destinations(&self, user: &User, key: FactorKey) -> Result<Vec<CodeDestination>, AccountError> {
+        factor::<S>(key).ok_or(AccountError::NotFound)?.destinations(&self.factor_context(), user).await
+    }
+
+    /// Prepares factor `key`'s challenge for the pending sign-in behind
+    /// `token`: sends a code (to the destination `to` the user picked, if
+    /// any), or builds a WebAuthn request (returned). `client` is the
+    /// requester's address, for the per-address cap on sent codes.
+    pub async fn second_factor_challenge(
+        &self,
+        token: &str,
+        (key, to): (FactorKey, Option<&str>),
+        (client, origin): (&str, &RequestOrigin),
+        now: UnixTime,
+    ) -> Result<Option<PublicKeyChallenge>, AccountError> {
+        let (_, user) = self.advance(token, Transition::Challenge(key), origin, now).await?;
+        let factor = factor::<S>(key).ok_or(AccountError::NotFound)?;
+        if factor.sends_code() {
+            self.hit_client_code_cap(client, now).await?;
+        }
+        factor.challenge(&self.factor_context(), &user, to, now).await
+    }
+
+    /// Counts one answer against the account's budget for `lock`, before it
+    /// is checked; past the budget (other answers raced it there) the answer
+    /// is refused unchecked.
+    async fn reserve_attempt(&self, lock: LockKey<'_>, now: UnixTime) -> Result<Attempt, AccountError> {
+        let policy = &self.settings.lockout;
+        let (key, max) = (lock.key(), lock.max_failures(policy));
+        let count = self.store.record_login_failure(&key, now, policy.window_start(now)).await?;
+        if count > max {
+            return Err(AccountError::Locked { retry_after_secs: policy.lock_seconds });
+        }
+        Ok(Attempt { key, count, max })
+    }
+
+    /// A wrong answer: audited, and at the budget the account locks and its owner is told.
+    async fn wrong_answer(
+        &self,
+        attempt: &Attempt,
+        user: &User,
+        method: AuthMethod,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<Option<AccountError>, AccountError> {
+        let amr = method.amr_values().first().copied().unwrap_or("otp");
+        self.audit(AuditKind::SignInFailed, Some(user.id), origin, json!({ "method": amr, "account": "known", "second_step": true }), now)
+            .await?;
+        if attempt.count < attempt.max {
+            return Ok(None);
+        }
+        Ok(Some(self.lock_after_failures(&attempt.key, Some(user), attempt.count, origin, now).await?))
+    }
+
+    /// Checks an answer to the pending sign-in behind `token` and moves it on:
+    /// finished, waiting for another step, or refused. At most
+    /// [`MAX_ANSWERS`] answers per pending sign-in (then it is gone) and the
+    /// account's second-step budget (then it locks), neither reset by a
+    /// correct password.
+    pub async fn complete_second_step(
+        &self,
+        token: &str,
+        (step, response): (Step, &str),
+        remember: bool,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<StepOutcome, AccountError> {
+        let (pending, user) = self.advance(token, Transition::Answer(step), origin, now).await?;
+        let origin = &RequestOrigin { client_id: pending.client_id.clone(), ..origin.clone() };
+        let email = user.email.as_str();
+        let _ = self.refuse_if_account_locked(email, now).await?;
+        let digest = token_digest(token);
+        let Some(answers) = self.store.take_pending_answer(&digest, MAX_ANSWERS, now).await? else {
+            return Err(AccountError::TooManyAnswers);
+        };
+        let lock = if step == Step::Password { LockKey::Password(email) } else { LockKey::SecondStep(email) };
+        let attempt = self.reserve_attempt(lock, now).await?;
+        let (method, verification) = match step {
+            Step::Password => (AuthMethod::Password, self.check_password(&user, response).await?),
+            Step::Factor(key) => {
+                let factor = factor::<S>(key).ok_or(AccountError::NotFound)?;
+                let credentials = self.store.credentials(user.id).await?;
+                (factor.method(), factor.verify(&self.factor_context(), &user, &credentials, response, now).await?)
+            }
+        };
+        let credential = match verification {
+            Verification::Accepted { credential } => credential,
+            Verification::Rejected => {
+                let locked = self.wrong_answer(&attempt, &user, method, origin, now).await?;
+                if answers >= MAX_ANSWERS {
+                    self.store.take_pending_sign_in(&digest).await?;
+                }
+                return Err(match (locked, method) {
+                    (Some(locked), _) => locked,
+                    (None, _) if answers >= MAX_ANSWERS => AccountError::TooManyAnswers,
+                    (None, AuthMethod::Password) => AccountError::InvalidPassword,
+                    (None, m) if m.phishing_resistant() => AccountError::KeyNotAccepted,
+                    (None, _) => AccountError::InvalidCode,
+                });
+            }
+            Verification::ClonedAuthenticator { credential, name } => {
+                return Err(self.cloned(&user, (&credential, name), origin, now).await);
+            }
+        };
+        // A right answer gives its place in the budget back.
+        self.store.refund_login_failure(&attempt.key).await?;
+        if method == AuthMethod::Password {
+            self.store.clear_login_failures(email).await?;
+        }
+        if method == AuthMethod::RecoveryCode {
+            let left = self.store.recovery_codes_left(user.id).await?;
+            self.audit(AuditKind::RecoveryCodeUsed, Some(user.id), origin, json!({ "left": left }), now).await?;
+            self.notify(&user, Message::RecoveryCodeUsed { left }, now).await;
+        }
+        let event = self.step_event(method, credential, now);
+        let mut outcome = self.finish(&digest, (pending, user), event.clone(), None, origin, now).await?;
+        // A remembered browser stands in for a possession factor, never for the password.
+        if let StepOutcome::Done(done) = &mut outcome
+            && remember
+            && method != AuthMethod::Password
+        {
+            done.remember_cookie = Some(self.remember(&done.user, &AuthRecord { events: vec![event] }, origin, now).await?);
+        }
+        Ok(outcome)
+    }
+
+    /// The password as a step of a pending sign-in (one begun with an emailed code).
+    async fn check_password(&self, user: &User, password: &str) -> Result<Verification, AccountError> {
+        Ok(match self.hasher.verify(password, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
+            PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => Verification::Accepted { credential: None },
+            PasswordCheck::Mismatch => Verification::Rejected,
+        })
+    }
+
+    /// The kinds the pending sign-in behind `token` may set up, with its user.
+    pub async fn enrollment_choices(
+        &self,
+        token: &str,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(Vec<FactorKind>, bool, User), AccountError> {
+        let (pending, user) = self.advance(token, Transition::ShowEnrollment, origin, now).await?;
+        Ok((pending.waiting.enroll, !pending.waiting.steps.is_empty(), user))
+    }
+
+    /// Starts setting up a first credential of `kind` during a sign-in that waits for one.
+    pub async fn begin_inline_enrollment(
+        &self,
+        token: &str,
+        (kind, name, destination): (FactorKind, &str, &str),
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<EnrollmentPrompt, AccountError> {
+        let (_, user) = self.advance(token, Transition::BeginEnrollment(kind), origin, now).await?;
+        self.start_setup(&user, kind, (name, destination), now).await
+    }
+
+    /// Shows an inline setup again (after a wrong first code).
+    pub async fn pending_inline_enrollment(
+        &self,
+        token: &str,
+        (kind, credential): (FactorKind, &str),
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<EnrollmentPrompt, AccountError> {
+        let (_, user) = self.advance(token, Transition::BeginEnrollment(kind), origin, now).await?;
+        self.pending_setup(&user, kind, credential, now).await
+    }
+
+    /// Finishes an inline setup with its first response (and the name the
+    /// user gave it, if any), and with it the sign-in: the new credential is
+    /// the step taken.
+    pub async fn complete_enrollment(
+        &self,
+        token: &str,
+        (kind, setup, response): (FactorKind, &str, &str),
+        name: Option<&str>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<StepOutcome, AccountError> {
+        let (pending, user) = self.advance(token, Transition::FinishEnrollment(kind), origin, now).await?;
+        if let Some(name) = name {
+            self.name_factor(&user, setup, name).await?;
+        }
+        let origin = &RequestOrigin { client_id: pending.client_id.clone(), ..origin.clone() };
+        let digest = token_digest(token);
+        // Inline setup is for an account with no factor: one added meanwhile (another browser) ends it.
+        if self.has_second_factor(user.id).await? {
+            self.store.take_pending_sign_in(&digest).await?;
+            return Err(AccountError::SignInExpired);
+        }
+        if self.store.take_pending_answer(&digest, MAX_ANSWERS, now).await?.is_none() {
+            return Err(AccountError::TooManyAnswers);
+        }
+        let (credential, codes) = self.finish_setup(&user, kind, (setup, response), origin, now).await?;
+        let event = self.step_event(kind.factor().method(), Some(credential), now);
+        self.finish(&digest, (pending, user), event, codes, origin, now).await
+    }
+
+    /// Takes an accepted step: finishes the pending sign-in if its demand is
+    /// met (a new session, or the stepped-up session under a new token), or
+    /// keeps it waiting for what is still missing. Exactly one request finishes it.
+    async fn finish(
+        &self,
+        digest: &str,
+        (pending, user): (PendingSignIn, User),
+        event: AuthEvent,
+        codes: Option<Vec<String>>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<StepOutcome, AccountError> {
+        let auth = pending.auth.clone().with_event(event);
+        if !pending.demand.met_by(&auth, now) {
+            let (account, _) = self.account_factors(&user).await?;
+            let waiting = plan(&pending.demand, &auth, &account, &self.operator_factors(), now)?;
+            if !self.store.take_pending_sign_in(digest).await? {
+                return Err(AccountError::SignInExpired);
+            }
+            self.store.save_pending_sign_in(digest, &PendingSignIn { auth, waiting, ..pending }).await?;
+            return Ok(StepOutcome::Continue);
+        }
+        if !self.store.take_pending_sign_in(digest).await? {
+            return Err(AccountError::SignInExpired);
+        }
+        let session_token = match &pending.purpose {
+            Purpose::StepUp { session_digest } => {
+                let token = random_token();
+                if !self.store.upgrade_session(session_digest, &token_digest(&token), user.id, &auth).await? {
+                    return Err(AccountError::SignInExpired);
+                }
+                let detail = json!({ "methods": auth.amr(), "acr": auth.acr(), "step_up": true });
+                self.audit(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now).await?;
+                token
+            }
+            Purpose::NewSession => {
+                let NewSession { token, .. } =
+                    self.signed_in(&user, auth, origin, json!({ "assessment": pending.assessment }), now).await?;
+                token
+            }
+        };
+        Ok(StepOutcome::Done(Box::new(SecondStepDone { session_token, user, new_recovery_codes: codes, remember_cookie: None })))
+    }
+
+    /// A credential disabled as possibly cloned: what it vouched for ends
+    /// (the remembered browsers it stood in for, the sessions it was used
+    /// in), the owner is told; returns the error to show.
+    pub(crate) async fn cloned(
+        &self,
+        user: &User,
+        (credential, name): (&str, String),
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> AccountError {
+        let ended = async {
+            for b in self.store.remembered_browsers(user.id, now).await?.into_iter().filter(|b| b.auth.used_credential(credential)) {
+                self.store.forget_remembered_browser(user.id, &b.id, now).await?;
+            }
+            let mut sessions = 0;
+            for s in self.store.user_sessions(user.id).await?.into_iter().filter(|s| s.auth.used_credential(credential)) {
+                sessions += u32::from(self.store.delete_user_session(user.id, &s.id).await?);
+            }
+            let detail = json!({ "name": name, "credential": credential, "sessions_ended": sessions });
+            self.audit(AuditKind::AuthenticatorCloned, Some(user.id), origin, detail, now).await
+        };
+        if let Err(e) = ended.await {
+            return e;
+        }
+        self.notify(user, Message::AuthenticatorCloned { name: name.clone() }, now).await;
+        AccountError::ClonedAuthenticator { name }
+    }
+}

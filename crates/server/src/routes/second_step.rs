@@ -1,0 +1,562 @@
+//! The pages of a sign-in in progress (the `portcullis_signin` cookie): the
+//! second step, "Try another method", inline enrollment, and the step-up of
+//! a signed-in session. Each route asks the sign-in machine in
+//! `core::sign_in` for its one transition; nothing here decides what a
+//! pending sign-in may do.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use minijinja::context;
+use portcullis_core::AccountError;
+use portcullis_core::accounts::{ActiveSession, SignInOutcome};
+use portcullis_core::factors::{EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, SharedSecretPrompt};
+use portcullis_core::sign_in::{Demand, PENDING_SIGN_IN_SECONDS, SecondStepDone, SecondStepView, Step, StepOutcome};
+use serde::Deserialize;
+
+use super::form_error;
+use crate::error::AppError;
+use crate::pages::qr_svg;
+use crate::request::{Browser, HtmlForm, REMEMBER_COOKIE, SESSION_COOKIE, cookie_value, safe_next, see_other, set_cookie};
+use crate::state::AppState;
+
+/// Cookie holding the token of a sign-in waiting for its next step.
+pub const SIGN_IN_COOKIE: &str = "portcullis_signin";
+/// The name an authenticator app gets unless the user gives another.
+pub(super) const DEFAULT_DEVICE_NAME: &str = "Authenticator app";
+/// The name a phone number gets.
+pub(super) const DEFAULT_PHONE_NAME: &str = "Phone";
+
+pub(super) fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Redirects to a page of the pending sign-in behind `token`, setting its cookie.
+fn to_pending(state: &AppState, browser: &Browser, token: &str, page: &str, next: &str) -> Response {
+    let mut response = see_other(&format!("{page}?next={}", encode(next)));
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, token, Some(PENDING_SIGN_IN_SECONDS)));
+    browser.finish(response)
+}
+
+/// Where a first step (password, emailed code, passkey) goes next: a session, the second step, or enrollment.
+pub fn after_first_step(state: &AppState, browser: &Browser, outcome: SignInOutcome, next: &str) -> Response {
+    match outcome {
+        SignInOutcome::SignedIn(session) => {
+            let mut response = see_other(next);
+            response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &session.token, None));
+            browser.finish(response)
+        }
+        SignInOutcome::SecondFactor { token } => to_pending(state, browser, &token, "/login/verify", next),
+        SignInOutcome::MustEnroll { token } => to_pending(state, browser, &token, "/login/enroll", next),
+    }
+}
+
+/// Sends a signed-in user whose session proves less than `demand` to a step-up toward it.
+pub async fn step_up(
+    state: &AppState,
+    browser: &Browser,
+    session: &ActiveSession,
+    next: &str,
+    (demand, client_id): (Demand, Option<&str>),
+) -> Result<Response, AppError> {
+    let outcome = state.accounts().begin_step_up(session, demand, client_id, state.now()).await?;
+    Ok(after_first_step(state, browser, outcome, next))
+}
+
+fn sign_in_token(headers: &HeaderMap) -> Result<String, AppError> {
+    cookie_value(headers, SIGN_IN_COOKIE).ok_or(AppError::Account(AccountError::SignInExpired))
+}
+
+/// Finishes a sign-in or step-up: the session cookie (a new token either
+/// way), the sign-in cookie cleared, the remember-this-browser cookie if asked.
+fn signed_in(state: &AppState, browser: &Browser, done: &SecondStepDone, mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &done.session_token, None));
+    headers.append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, "", Some(0)));
+    if let Some(remember) = &done.remember_cookie {
+        headers.append(
+            header::SET_COOKIE,
+            set_cookie(state, REMEMBER_COOKIE, remember, Some(state.accounts().settings().remember_browser_ttl)),
+        );
+    }
+    browser.finish(response)
+}
+
+/// What an accepted step leads to: the page to continue to, or the next step.
+fn moved_on(
+    state: &AppState,
+    browser: &Browser,
+    outcome: StepOutcome,
+    next: &str,
+    page: impl FnOnce(&SecondStepDone) -> Response,
+) -> Response {
+    match outcome {
+        StepOutcome::Done(done) => {
+            let response = page(&done);
+            signed_in(state, browser, &done, response)
+        }
+        StepOutcome::Continue => browser.finish(see_other(&format!("/login/verify?next={}", encode(next)))),
+    }
+}
+
+/// The recovery codes of a first factor set up inline, or straight on.
+fn after_enrollment(browser: &Browser, next: &str) -> impl FnOnce(&SecondStepDone) -> Response {
+    move |done| match &done.new_recovery_codes {
+        Some(codes) => browser.page(
+            StatusCode::OK,
+            "recovery_codes.html",
+            context! { codes, continue_to => next, notice => "Two-step verification is on." },
+        ),
+        None => see_other(next),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    next: Option<String>,
+    method: Option<String>,
+}
+
+fn remember_days(state: &AppState) -> i64 {
+    state.accounts().settings().remember_browser_ttl / 86_400
+}
+
+/// A WebAuthn challenge as JSON for `static/webauthn.js`; failures as `{ "error": … }`.
+pub(super) fn challenge_json(result: Result<PublicKeyChallenge, AppError>) -> Response {
+    use axum::response::IntoResponse;
+    let (status, body) = match result {
+        Ok(c) => (StatusCode::OK, serde_json::json!({ "ceremony": c.ceremony, "options": c.options })),
+        Err(AppError::Account(e)) if crate::error::form_problem(&e).is_some() => {
+            let status = crate::error::form_problem(&e).map(|(s, _)| s).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, serde_json::json!({ "error": e.to_string() }))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "WebAuthn options failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({ "error": "Something went wrong on our side. Try again in a moment." }))
+        }
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+/// POST /login/verify/options: a WebAuthn challenge for the pending sign-in.
+pub async fn verify_options(State(state): State<AppState>, browser: Browser, headers: HeaderMap) -> Response {
+    let result = async {
+        let token = sign_in_token(&headers)?;
+        let challenge = state
+            .accounts()
+            .second_factor_challenge(&token, (FactorKey::Webauthn, None), (&browser.ip, &browser.origin()), state.now())
+            .await?;
+        challenge.ok_or(AppError::Account(AccountError::KeyNotAccepted))
+    }
+    .await;
+    challenge_json(result)
+}
+
+/// The second-step page's context for `view`.
+fn step_context(state: &AppState, view: &SecondStepView, next: &str) -> minijinja::Value {
+    let phone_choices: Vec<_> =
+        view.phones.iter().map(|p| context! { id => &p.id, label => format!("{} ({})", p.name, p.masked) }).collect();
+    let others = view.steps.len() > 1 || !view.enroll.is_empty();
+    context! {
+        method => view.shown.as_str(), others, next, next_encoded => encode(next), email => view.user.email.as_str(),
+        remember_days => remember_days(state), phones => phone_choices,
+    }
+}
+
+async fn view(state: &AppState, browser: &Browser, token: &str, method: Option<&str>) -> Result<Option<SecondStepView>, AppError> {
+    Ok(state.accounts().second_step_view(token, method, &browser.origin(), state.now()).await?)
+}
+
+/// GET /login/verify
+pub async fn verify_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let next = safe_next(q.next.as_deref());
+    match view(&state, &browser, &token, q.method.as_deref()).await? {
+        Some(v) => Ok(browser.page(StatusCode::OK, "second_step.html", step_context(&state, &v, &next))),
+        None => Ok(see_other(&format!("/login/enroll?next={}", encode(&next)))),
+    }
+}
+
+/// The words of each step on the "Try another method" page.
+fn method_button(step: Step) -> &'static str {
+    match step {
+        Step::Factor(FactorKey::Webauthn) => "Use a security key or passkey",
+        Step::Factor(FactorKey::Totp) => "Use your authenticator app",
+        Step::Factor(FactorKey::Sms) => "Text me a code",
+        Step::Factor(FactorKey::Email) => "Email me a code",
+        Step::Factor(FactorKey::Recovery) => "Use a recovery code",
+        Step::Password => "Enter your password",
+    }
+}
+
+/// GET /login/verify/methods: "Try another method", every step on offer on one page.
+pub async fn methods_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let next = safe_next(q.next.as_deref());
+    let Some(v) = view(&state, &browser, &token, Some("sms")).await? else {
+        return Ok(see_other(&format!("/login/enroll?next={}", encode(&next))));
+    };
+    let phone_choices: Vec<_> = v.phones.iter().map(|p| context! { id => &p.id, label => format!("{} ({})", p.name, p.masked) }).collect();
+    let methods: Vec<_> = v
+        .steps
+        .iter()
+        .map(|s| {
+            let sends = matches!(s, Step::Factor(FactorKey::Sms | FactorKey::Email));
+            context! { key => s.as_str(), label => method_button(*s), sends }
+        })
+        .collect();
+    let ctx = context! { methods, enroll => !v.enroll.is_empty(), phones => phone_choices, next => &next, next_encoded => encode(&next) };
+    Ok(browser.page(StatusCode::OK, "second_step_methods.html", ctx))
+}
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    method: String,
+    /// The phone number picked (a credential id), when there are several.
+    phone: Option<String>,
+    next: Option<String>,
+}
+
+fn step_of(method: &str) -> Result<Step, AppError> {
+    Step::parse(method).ok_or_else(|| AppError::BadRequest("Unknown sign-in method.".into()))
+}
+
+/// POST /login/verify/send: sends a code ("Email me a code", "Text me a code"), then asks for it.
+pub async fn send_code(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<SendForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let now = state.now();
+    let next = safe_next(form.next.as_deref());
+    let Step::Factor(key) = step_of(&form.method)? else { return Err(AppError::BadRequest("The password is not sent.".into())) };
+    let phone = form.phone.as_deref().filter(|p| !p.is_empty());
+    let result = state.accounts().second_factor_challenge(&token, (key, phone), (&browser.ip, &browser.origin()), now).await;
+    if let Err(e @ (AccountError::StepNotAllowed | AccountError::SignInExpired | AccountError::NotFound)) = result {
+        return Err(e.into());
+    }
+    let v = view(&state, &browser, &token, Some(&form.method)).await?.ok_or(AccountError::SignInExpired)?;
+    let ctx = step_context(&state, &v, &next);
+    match result {
+        Ok(_) => {
+            let minutes = state.accounts().settings().otp.ttl / 60;
+            let notice = if key == FactorKey::Sms {
+                let to = v.phones.iter().find(|p| phone.is_none_or(|id| p.id == id)).map(|p| p.masked.as_str()).unwrap_or("your phone");
+                format!("We texted a code to {to}. It works for {minutes} minutes.")
+            } else {
+                format!("We sent a code to {}. It works for {minutes} minutes.", v.user.email)
+            };
+            Ok(browser.page(StatusCode::OK, "second_step.html", context! { sent => true, notice, ..ctx }))
+        }
+        Err(
+            e @ (AccountError::CodeSentRecently { .. }
+            | AccountError::TooManyCodes { .. }
+            | AccountError::Delivery(_)
+            | AccountError::SmsDelivery(_)),
+        ) => Ok(form_error(&browser, "second_step.html", ctx, e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VerifyForm {
+    method: String,
+    #[serde(default)]
+    code: String,
+    /// WebAuthn: the ceremony answered, and the browser's answer (JSON).
+    #[serde(default)]
+    ceremony: String,
+    #[serde(default)]
+    credential: String,
+    /// The password step (a sign-in begun with an emailed code).
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+    /// The "Remember this browser" checkbox.
+    remember: Option<String>,
+}
+
+/// POST /login/verify
+pub async fn verify(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<VerifyForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let next = safe_next(form.next.as_deref());
+    let step = step_of(&form.method)?;
+    let response = match step {
+        Step::Factor(FactorKey::Webauthn) => portcullis_core::factors::webauthn::assertion_response(&form.ceremony, &form.credential),
+        Step::Password => form.password.clone(),
+        Step::Factor(_) => form.code.clone(),
+    };
+    let outcome =
+        state.accounts().complete_second_step(&token, (step, &response), form.remember.is_some(), &browser.origin(), state.now()).await;
+    match outcome {
+        Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, |_| see_other(&next))),
+        Err(
+            e @ (AccountError::InvalidCode
+            | AccountError::InvalidPassword
+            | AccountError::KeyNotAccepted
+            | AccountError::ClonedAuthenticator { .. }
+            | AccountError::Locked { .. }),
+        ) => {
+            let v = view(&state, &browser, &token, Some(&form.method)).await?.ok_or(AccountError::SignInExpired)?;
+            Ok(form_error(&browser, "second_step.html", context! { sent => true, ..step_context(&state, &v, &next) }, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The authenticator-app part of an enrollment prompt.
+pub(super) fn shared_secret(prompt: EnrollmentPrompt) -> Result<SharedSecretPrompt, AppError> {
+    match prompt {
+        EnrollmentPrompt::SharedSecret(p) => Ok(p),
+        _ => Err(AppError::Internal("an authenticator app enrollment returned another kind of prompt".into())),
+    }
+}
+
+pub(super) fn setup_context(
+    setup: &SharedSecretPrompt,
+    name: &str,
+    action: &str,
+    next: Option<&str>,
+    intro: Option<&str>,
+) -> minijinja::Value {
+    context! { qr => qr_svg(&setup.uri), secret => &setup.secret, credential_id => &setup.credential_id, name, action, next, intro }
+}
+
+const ENROLL_INTRO: &str = "Your sign-in needs two-step verification. Set up a way to verify to finish signing in.";
+
+/// GET /login/enroll: the ways to set up a first factor during sign-in; then the original request continues.
+pub async fn enroll_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let next = safe_next(q.next.as_deref());
+    let (kinds, other_steps, user) = state.accounts().enrollment_choices(&token, &browser.origin(), state.now()).await?;
+    Ok(browser.page(StatusCode::OK, "enroll.html", enroll_context(&kinds, other_steps, user.email.as_str(), &next)))
+}
+
+fn enroll_context(kinds: &[FactorKind], other_steps: bool, email: &str, next: &str) -> minijinja::Value {
+    let has = |k: FactorKind| kinds.contains(&k);
+    context! {
+        intro => ENROLL_INTRO, email, next, next_encoded => encode(next), other_steps,
+        totp => has(FactorKind::Totp), passkey => has(FactorKind::Passkey), security_key => has(FactorKind::SecurityKey),
+        phone => has(FactorKind::Phone),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NextForm {
+    next: Option<String>,
+}
+
+/// POST /login/enroll/totp: "Set up authenticator app" during sign-in.
+pub async fn enroll_totp(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<NextForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let next = safe_next(form.next.as_deref());
+    let prompt = state
+        .accounts()
+        .begin_inline_enrollment(&token, (FactorKind::Totp, DEFAULT_DEVICE_NAME, ""), &browser.origin(), state.now())
+        .await?;
+    let setup = shared_secret(prompt)?;
+    Ok(browser.page(
+        StatusCode::OK,
+        "totp_setup.html",
+        setup_context(&setup, DEFAULT_DEVICE_NAME, "/login/enroll", Some(&next), Some(ENROLL_INTRO)),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    pub(super) credential_id: String,
+    #[serde(default)]
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) code: String,
+    pub(super) next: Option<String>,
+}
+
+/// POST /login/enroll: the app's first code finishes its setup and the sign-in.
+pub async fn enroll(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<SetupForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let (now, origin) = (state.now(), browser.origin());
+    let next = safe_next(form.next.as_deref());
+    let accounts = state.accounts();
+    let finishing = (FactorKind::Totp, form.credential_id.as_str(), form.code.as_str());
+    let outcome = accounts.complete_enrollment(&token, finishing, Some(&form.name), &origin, now).await;
+    match outcome {
+        Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, after_enrollment(&browser, &next))),
+        Err(e @ (AccountError::InvalidCode | AccountError::InvalidName)) => {
+            let prompt = accounts.pending_inline_enrollment(&token, (FactorKind::Totp, &form.credential_id), &origin, now).await?;
+            let ctx = setup_context(&shared_secret(prompt)?, &form.name, "/login/enroll", Some(&next), Some(ENROLL_INTRO));
+            Ok(form_error(&browser, "totp_setup.html", ctx, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    /// `security_key` or `passkey`.
+    pub(super) kind: String,
+    #[serde(default)]
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) ceremony: String,
+    #[serde(default)]
+    pub(super) credential: String,
+    pub(super) next: Option<String>,
+}
+
+pub(super) fn webauthn_kind(kind: &str) -> Result<FactorKind, AppError> {
+    match FactorKind::parse(kind) {
+        Some(k @ (FactorKind::SecurityKey | FactorKind::Passkey)) => Ok(k),
+        _ => Err(AppError::BadRequest("Choose a security key or a passkey.".into())),
+    }
+}
+
+/// POST /login/enroll/webauthn/options: begins registering a first security key or passkey during sign-in.
+pub async fn enroll_key_options(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<KeyForm>,
+) -> Response {
+    let result = async {
+        let token = sign_in_token(&headers)?;
+        let kind = webauthn_kind(&form.kind)?;
+        match state.accounts().begin_inline_enrollment(&token, (kind, &form.name, ""), &browser.origin(), state.now()).await? {
+            EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
+            _ => Err(AppError::Internal("a WebAuthn enrollment returned another kind of prompt".into())),
+        }
+    }
+    .await;
+    challenge_json(result)
+}
+
+/// POST /login/enroll/webauthn: the new key's registration finishes the sign-in.
+pub async fn enroll_key(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<KeyForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let next = safe_next(form.next.as_deref());
+    let kind = webauthn_kind(&form.kind)?;
+    let (now, origin) = (state.now(), browser.origin());
+    match state.accounts().complete_enrollment(&token, (kind, &form.ceremony, &form.credential), None, &origin, now).await {
+        Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, after_enrollment(&browser, &next))),
+        Err(e @ (AccountError::KeyNotAccepted | AccountError::NotFound)) => {
+            let (kinds, other_steps, user) = state.accounts().enrollment_choices(&token, &origin, now).await?;
+            let e = if matches!(e, AccountError::NotFound) { AccountError::KeyNotAccepted } else { e };
+            Ok(form_error(&browser, "enroll.html", enroll_context(&kinds, other_steps, user.email.as_str(), &next), e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PhoneForm {
+    #[serde(default)]
+    pub(super) phone: String,
+    pub(super) next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct PhoneConfirmForm {
+    pub(super) credential_id: String,
+    #[serde(default)]
+    pub(super) code: String,
+    pub(super) next: Option<String>,
+}
+
+pub(super) fn phone_context(credential_id: &str, destination: &str, action: &str, next: Option<&str>) -> minijinja::Value {
+    context! { credential_id, destination, action, next }
+}
+
+/// POST /login/enroll/phone: "Add a phone number" during sign-in texts it a code.
+pub async fn enroll_phone(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<PhoneForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let next = safe_next(form.next.as_deref());
+    let (now, origin) = (state.now(), browser.origin());
+    let started =
+        state.accounts().begin_inline_enrollment(&token, (FactorKind::Phone, DEFAULT_PHONE_NAME, &form.phone), &origin, now).await;
+    match started {
+        Ok(EnrollmentPrompt::CodeSent { credential_id, destination }) => Ok(browser.page(
+            StatusCode::OK,
+            "phone_confirm.html",
+            phone_context(&credential_id, &destination, "/login/enroll/phone/confirm", Some(&next)),
+        )),
+        Ok(_) => Err(AppError::Internal("a phone enrollment returned another kind of prompt".into())),
+        Err(
+            e @ (AccountError::InvalidPhoneNumber(_)
+            | AccountError::SmsDelivery(_)
+            | AccountError::CodeSentRecently { .. }
+            | AccountError::TooManyCodes { .. }),
+        ) => {
+            let (kinds, other_steps, user) = state.accounts().enrollment_choices(&token, &origin, now).await?;
+            let ctx = context! { phone_number => &form.phone, ..enroll_context(&kinds, other_steps, user.email.as_str(), &next) };
+            Ok(form_error(&browser, "enroll.html", ctx, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// POST /login/enroll/phone/confirm: the texted code confirms the number and finishes the sign-in.
+pub async fn enroll_phone_confirm(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    HtmlForm(form): HtmlForm<PhoneConfirmForm>,
+) -> Result<Response, AppError> {
+    let token = sign_in_token(&headers)?;
+    let next = safe_next(form.next.as_deref());
+    let (now, origin) = (state.now(), browser.origin());
+    match state.accounts().complete_enrollment(&token, (FactorKind::Phone, &form.credential_id, &form.code), None, &origin, now).await {
+        Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, after_enrollment(&browser, &next))),
+        Err(e @ AccountError::InvalidCode) => {
+            let destination =
+                match state.accounts().pending_inline_enrollment(&token, (FactorKind::Phone, &form.credential_id), &origin, now).await? {
+                    EnrollmentPrompt::CodeSent { destination, .. } => destination,
+                    _ => String::new(),
+                };
+            let ctx = phone_context(&form.credential_id, &destination, "/login/enroll/phone/confirm", Some(&next));
+            Ok(form_error(&browser, "phone_confirm.html", ctx, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

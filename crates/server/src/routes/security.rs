@@ -1,0 +1,361 @@
+//! The security page (`/account/security`, a signed-in session): the user's
+//! factors, recovery codes, remembered browsers, sessions and recent events.
+//! Recency and the other preconditions of a change are checked in `core`.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use minijinja::context;
+use portcullis_core::AccountError;
+use portcullis_core::accounts::ActiveSession;
+use portcullis_core::audit::RequestOrigin;
+use portcullis_core::factors::{EnrollmentPrompt, FactorKind};
+use portcullis_core::mfa::FactorAdded;
+use serde::Deserialize;
+
+use super::second_step::{
+    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneConfirmForm, PhoneForm, SetupForm, challenge_json, phone_context, setup_context,
+    shared_secret, webauthn_kind,
+};
+use super::{form_error, own_page_session};
+use crate::error::AppError;
+use crate::request::{Browser, HtmlForm, SESSION_COOKIE, set_cookie};
+use crate::state::AppState;
+
+/// The security page's path (where sign-in and step-up come back to).
+const HERE: &str = "/account/security";
+
+/// The session of the security page, or the response that stands in for the page.
+macro_rules! security_session {
+    ($state:expr, $browser:expr) => {
+        match own_page_session(&$state, &$browser, HERE).await? {
+            Ok(session) => session,
+            Err(detour) => return Ok(detour),
+        }
+    };
+}
+
+/// GET /account/security
+pub async fn security_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    let session = security_session!(state, browser);
+    Ok(browser.page(StatusCode::OK, "security.html", security_context(&state, &session).await?))
+}
+
+/// The page after a factor was added: recovery codes for a first one, else
+/// the security page; with the session's new cookie when the first factor
+/// made it multi-factor.
+async fn factor_added(
+    state: &AppState,
+    browser: &Browser,
+    session: &ActiveSession,
+    added: FactorAdded,
+    notice: &str,
+) -> Result<Response, AppError> {
+    let mut response = match added.recovery_codes {
+        Some(codes) => browser.page(
+            StatusCode::OK,
+            "recovery_codes.html",
+            context! { codes, continue_to => HERE, notice => "Two-step verification is on." },
+        ),
+        None => browser.page(StatusCode::OK, "security.html", context! { notice, ..security_context(state, session).await? }),
+    };
+    if let Some(token) = added.session_token {
+        response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &token, None));
+    }
+    Ok(response)
+}
+
+/// POST /account/security/totp: begins setting up an app.
+pub async fn start_totp(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    let session = security_session!(state, browser);
+    let setup =
+        shared_secret(state.accounts().start_enrollment(&session, FactorKind::Totp, (DEFAULT_DEVICE_NAME, ""), state.now()).await?)?;
+    Ok(browser.page(
+        StatusCode::OK,
+        "totp_setup.html",
+        setup_context(&setup, DEFAULT_DEVICE_NAME, "/account/security/totp/confirm", None, None),
+    ))
+}
+
+/// POST /account/security/totp/confirm
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<SetupForm>,
+) -> Result<Response, AppError> {
+    let session = security_session!(state, browser);
+    let (user, now) = (&session.user, state.now());
+    let outcome = match state.accounts().name_factor(user, &form.credential_id, &form.name).await {
+        Ok(_) => {
+            state.accounts().finish_enrollment(&session, FactorKind::Totp, (&form.credential_id, &form.code), &browser.origin(), now).await
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(added) => factor_added(&state, &browser, &session, added, "Authenticator app added.").await,
+        Err(e @ (AccountError::InvalidCode | AccountError::InvalidName)) => {
+            let setup = shared_secret(state.accounts().pending_enrollment(user, FactorKind::Totp, &form.credential_id, now).await?)?;
+            Ok(form_error(&browser, "totp_setup.html", setup_context(&setup, &form.name, "/account/security/totp/confirm", None, None), e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// POST /account/security/recovery-codes
+pub async fn regenerate_codes(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    let session = security_session!(state, browser);
+    let codes = match state.accounts().regenerate_recovery_codes(&session, &browser.origin(), state.now()).await {
+        Err(AccountError::RecoveryCodesNeedAFactor) => {
+            return Err(AppError::BadRequest(AccountError::RecoveryCodesNeedAFactor.to_string()));
+        }
+        other => other?,
+    };
+    Ok(browser.page(
+        StatusCode::OK,
+        "recovery_codes.html",
+        context! { codes, continue_to => HERE, notice => "New recovery codes: the old ones no longer work." },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct FactorForm {
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// POST /account/security/factors/rename
+pub async fn rename_factor(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FactorForm>,
+) -> Result<Response, AppError> {
+    manage(&state, &browser, |s, session, origin| {
+        Box::pin(async move { s.accounts().rename_factor(&session.user, &form.id, &form.name, origin, s.now()).await.map(|()| "Renamed.") })
+    })
+    .await
+}
+
+/// POST /account/security/browsers/forget
+pub async fn forget_browser(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FactorForm>,
+) -> Result<Response, AppError> {
+    manage(&state, &browser, |s, session, origin| {
+        Box::pin(async move {
+            s.accounts()
+                .forget_browser(&session.user, &form.id, origin, s.now())
+                .await
+                .map(|()| "That browser will be asked for a second factor again.")
+        })
+    })
+    .await
+}
+
+/// POST /account/security/factors/remove
+pub async fn remove_factor(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FactorForm>,
+) -> Result<Response, AppError> {
+    manage(&state, &browser, |s, session, origin| {
+        Box::pin(async move { s.accounts().remove_factor(session, &form.id, origin, s.now()).await.map(|()| "Removed.") })
+    })
+    .await
+}
+
+/// POST /account/security/sessions/end: signs one of the user's sessions out.
+pub async fn end_session(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FactorForm>,
+) -> Result<Response, AppError> {
+    manage(&state, &browser, |s, session, origin| {
+        Box::pin(async move {
+            s.accounts().end_session(&session.user, &form.id, origin, s.now()).await.map(|()| "That session was signed out.")
+        })
+    })
+    .await
+}
+
+type Action<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<&'static str, AccountError>> + Send + 'a>>;
+
+/// Runs a management action and shows the security page with its outcome
+/// (a change that needs a recent sign-in is refused in core, and answered
+/// with the sign-in page).
+async fn manage(
+    state: &AppState,
+    browser: &Browser,
+    action: impl for<'a> FnOnce(&'a AppState, &'a ActiveSession, &'a RequestOrigin) -> Action<'a>,
+) -> Result<Response, AppError> {
+    let session = security_session!(state, browser);
+    let origin = browser.origin();
+    let result = action(state, &session, &origin).await;
+    if let Err(e @ AccountError::ReauthenticationRequired) = result {
+        return Err(e.into());
+    }
+    let ctx = security_context(state, &session).await?;
+    match result {
+        Ok(notice) => Ok(browser.page(StatusCode::OK, "security.html", context! { notice, ..ctx })),
+        Err(e) => Ok(form_error(browser, "security.html", ctx, e)),
+    }
+}
+
+/// POST /account/security/webauthn/options: begins registering a security key or passkey.
+pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<KeyForm>) -> Response {
+    let result = async {
+        // A JSON answer cannot be a detour: a session that needs one is told to sign in again.
+        let Ok(session) = own_page_session(&state, &browser, HERE).await? else {
+            return Err(AppError::Account(AccountError::ReauthenticationRequired));
+        };
+        match state.accounts().start_enrollment(&session, webauthn_kind(&form.kind)?, (&form.name, ""), state.now()).await? {
+            EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
+            _ => Err(AppError::Internal("a WebAuthn enrollment returned another kind of prompt".into())),
+        }
+    }
+    .await;
+    challenge_json(result)
+}
+
+/// POST /account/security/webauthn: finishes registering a security key or passkey.
+pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<KeyForm>) -> Result<Response, AppError> {
+    let session = security_session!(state, browser);
+    let kind = webauthn_kind(&form.kind)?;
+    match state.accounts().finish_enrollment(&session, kind, (&form.ceremony, &form.credential), &browser.origin(), state.now()).await {
+        Ok(added) => {
+            let notice = if kind == FactorKind::Passkey { "Passkey created." } else { "Security key added." };
+            factor_added(&state, &browser, &session, added, notice).await
+        }
+        Err(e @ (AccountError::KeyNotAccepted | AccountError::NotFound)) => {
+            let e = if matches!(e, AccountError::NotFound) { AccountError::KeyNotAccepted } else { e };
+            Ok(form_error(&browser, "security.html", security_context(&state, &session).await?, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// POST /account/security/phone: "Add a phone number" sends a code to it.
+pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<PhoneForm>) -> Result<Response, AppError> {
+    let session = security_session!(state, browser);
+    match state.accounts().start_enrollment(&session, FactorKind::Phone, (DEFAULT_PHONE_NAME, &form.phone), state.now()).await {
+        Ok(EnrollmentPrompt::CodeSent { credential_id, destination }) => Ok(browser.page(
+            StatusCode::OK,
+            "phone_confirm.html",
+            phone_context(&credential_id, &destination, "/account/security/phone/confirm", None),
+        )),
+        Ok(_) => Err(AppError::Internal("a phone enrollment returned another kind of prompt".into())),
+        Err(
+            e @ (AccountError::InvalidPhoneNumber(_)
+            | AccountError::SmsDelivery(_)
+            | AccountError::CodeSentRecently { .. }
+            | AccountError::TooManyCodes { .. }),
+        ) => {
+            let ctx = security_context(&state, &session).await?;
+            Ok(form_error(&browser, "security.html", context! { phone => &form.phone, ..ctx }, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// POST /account/security/phone/confirm: the texted code confirms the number.
+pub async fn confirm_phone(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<PhoneConfirmForm>,
+) -> Result<Response, AppError> {
+    let session = security_session!(state, browser);
+    let now = state.now();
+    match state.accounts().finish_enrollment(&session, FactorKind::Phone, (&form.credential_id, &form.code), &browser.origin(), now).await {
+        Ok(added) => factor_added(&state, &browser, &session, added, "Phone number added.").await,
+        Err(e @ AccountError::InvalidCode) => {
+            let destination = match state.accounts().pending_enrollment(&session.user, FactorKind::Phone, &form.credential_id, now).await? {
+                EnrollmentPrompt::CodeSent { destination, .. } => destination,
+                _ => String::new(),
+            };
+            let ctx = phone_context(&form.credential_id, &destination, "/account/security/phone/confirm", None);
+            Ok(form_error(&browser, "phone_confirm.html", ctx, e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn security_context(state: &AppState, session: &ActiveSession) -> Result<minijinja::Value, AppError> {
+    let user = &session.user;
+    let now = state.now();
+    let factors: Vec<minijinja::Value> = state
+        .accounts()
+        .factors(user.id)
+        .await?
+        .iter()
+        .map(|c| {
+            context! {
+                id => &c.id, name => &c.name, kind => c.kind.label(), authenticator => &c.authenticator,
+                created => crate::pages::date(c.created_at), last_used => c.last_used_at.map(crate::pages::date).unwrap_or_default(),
+                disabled => c.flagged_at.is_some(),
+            }
+        })
+        .collect();
+    let codes_left = state.accounts().recovery_codes_left(user.id).await?;
+    let browsers: Vec<minijinja::Value> = state
+        .accounts()
+        .remembered_browsers(user.id, state.now())
+        .await?
+        .iter()
+        .map(|b| context! { id => &b.id, agent => &b.user_agent, created => crate::pages::date(b.created_at), expires => crate::pages::date(b.expires_at) })
+        .collect();
+    let sessions: Vec<minijinja::Value> = state
+        .accounts()
+        .sessions(user.id, now)
+        .await?
+        .iter()
+        .map(|s| {
+            context! {
+                id => &s.id, agent => if s.user_agent.is_empty() { "Unknown browser" } else { &s.user_agent }, ip => &s.ip,
+                started => crate::pages::date(s.created_at), last_seen => crate::pages::date(s.last_seen_at), current => s.id == session.record.id,
+            }
+        })
+        .collect();
+    let events: Vec<minijinja::Value> = state
+        .accounts()
+        .recent_events(user.id)
+        .await?
+        .iter()
+        .map(|e| context! { when => crate::pages::date_time(e.at), event => event_label(&e.kind), ip => &e.ip, agent => &e.user_agent })
+        .collect();
+    Ok(context! {
+        signed_in => true, factors, codes_left, browsers, sessions, events, mfa_required => state.accounts().mfa_required(user),
+        webauthn => state.accounts().webauthn_available(), totp => state.accounts().can_enroll(FactorKind::Totp),
+        sms => state.accounts().can_enroll(FactorKind::Phone),
+    })
+}
+
+/// Words for an audit event on the security page.
+pub(super) fn event_label(kind: &str) -> &'static str {
+    use portcullis_core::audit::AuditKind as K;
+    match K::parse(kind) {
+        Some(K::SignInSucceeded) => "Signed in",
+        Some(K::SignInFailed) => "Failed sign-in attempt",
+        Some(K::SignInDenied) => "Sign-in refused by policy",
+        Some(K::SignInStepRefused) => "A sign-in step was refused",
+        Some(K::AccountLocked) => "Account locked",
+        Some(K::AccountUnlocked) => "Account unlocked",
+        Some(K::PolicyDecision) => "Sign-in policy applied",
+        Some(K::FactorAdded) => "Sign-in method added",
+        Some(K::FactorRemoved) => "Sign-in method removed",
+        Some(K::FactorRenamed) => "Sign-in method renamed",
+        Some(K::AuthenticatorCloned) => "Security key disabled (possibly copied)",
+        Some(K::RecoveryCodeUsed) => "Recovery code used",
+        Some(K::RecoveryCodesRegenerated) => "New recovery codes generated",
+        Some(K::RememberedBrowserCreated) => "Browser remembered",
+        Some(K::RememberedBrowserRevoked) => "Remembered browser forgotten",
+        Some(K::SessionRevoked) => "Session signed out",
+        Some(K::PasswordChanged) => "Password changed",
+        Some(K::MfaReset) => "Sign-in methods reset by an administrator",
+        Some(K::MfaRequirementChanged) => "Two-step requirement changed by an administrator",
+        Some(K::AdminChanged) => "Administrator role changed",
+        Some(K::UserCreated) => "Account created",
+        Some(K::UserDeleted) => "Account deleted",
+        Some(K::ClientChanged) | None => "Other change",
+    }
+}
