@@ -106,6 +106,13 @@ test("a security key as the second step after a password", async () => {
   await signIn(page, "bob@example.com");
   await page.waitForURL(/\/login\/verify/);
   await screenshot(page, "second-step");
+  // "Try another method": every method this sign-in accepts, on one page.
+  await page.getByRole("link", { name: "Try another method" }).click();
+  await page.waitForURL(/\/login\/verify\/methods/);
+  await page.getByRole("button", { name: "Use a recovery code" }).waitFor();
+  await screenshot(page, "other-methods");
+  await page.getByRole("button", { name: "Use a security key or passkey" }).click();
+  await page.waitForURL(/\/login\/verify\?/);
   await page.getByRole("button", { name: "Use a security key or passkey" }).click();
   await page.waitForURL(/\/account$/);
   await page.getByTestId("session-methods").getByText("pwd, hwk, mfa").waitFor();
@@ -129,5 +136,35 @@ test("a cancelled prompt explains itself and leaves the user on the page", async
   await page.getByText("The request was cancelled or timed out").waitFor();
   assert.equal((await authenticator.credentials()).length, 0);
   assert.match(page.url(), /\/account\/security$/);
+  await page.close();
+});
+
+test("an application requiring MFA: a user without a factor creates a passkey inline, then continues to it", async () => {
+  server.cli(["user", "create", "--email", "dee@example.com", "--password-stdin"], `${PASSWORD}\n`);
+  const page = await browser.newPage();
+  await addVirtualAuthenticator(page, {
+    transport: "internal",
+    hasResidentKey: true,
+    hasUserVerification: true,
+    isUserVerified: true,
+  });
+  const rp = await relyingParty(server, "mfa");
+  await page.goto(rp.url);
+  await page.waitForURL(/\/login\?/);
+  await page.getByLabel("Email").fill("dee@example.com");
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.waitForURL(/\/login\/enroll/);
+  for (const name of ["Set up authenticator app", "Create a passkey", "Add a security key", "Add a phone number"]) {
+    await page.getByRole("button", { name }).waitFor();
+  }
+  await screenshot(page, "inline-enrollment");
+  await page.getByRole("button", { name: "Create a passkey" }).click();
+  await page.getByText("Two-step verification is on.").waitFor();
+  await page.getByRole("link", { name: "Continue" }).click();
+  const claims = await rp.claims();
+  assert.deepEqual(claims.amr, ["pwd", "hwk", "mfa"]);
+  assert.equal(claims.acr, "mfa");
+  assert.equal(claims.email, "dee@example.com");
   await page.close();
 });

@@ -381,7 +381,9 @@ impl<S: crate::store::Stores> Accounts<S> {
         now: UnixTime,
     ) -> Result<AccountError, AccountError> {
         let lockout = &self.settings.lockout;
-        let failures = self.store.record_login_failure(key, now, lockout.window_start(now)).await?;
+        let Some(failures) = self.store.record_login_failure(key, now, lockout.window_start(now)).await? else {
+            return Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds });
+        };
         let account = if user.is_some() { "known" } else { "unknown" };
         self.audit(AuditKind::SignInFailed, user.map(|u| u.id), origin, json!({ "method": method, "account": account }), now).await?;
         if lockout.must_lock(failures) {
@@ -465,6 +467,7 @@ impl<S: crate::store::Stores> Accounts<S> {
     /// tokens). Returns how many sessions ended.
     pub async fn sign_out_everywhere(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<u64, AccountError> {
         let ended = self.store.delete_user_sessions(user.id, None).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
         self.store.forget_all_remembered_browsers(user.id, now).await?;
         if let Some(tokens) = &self.tokens {
             tokens.revoke_user_tokens(user.id, now).await?;
@@ -515,8 +518,11 @@ impl<S: crate::store::Stores> Accounts<S> {
         self.store.mark_password_reset(user.id, now).await?;
         self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.mark_email_verified(user.id, now).await?;
-        self.clear_all_failures(user.email.as_str()).await?;
+        // Only the password's counter: a reset link is no proof against the
+        // second step's (whoever holds the mailbox could reset it at will).
+        self.store.clear_login_failures(user.email.as_str()).await?;
         self.store.delete_user_sessions(user.id, None).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
         self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "reset_link" }), now).await?;
         self.notify(&user, Message::PasswordChanged, now).await;
         Ok(())
@@ -550,6 +556,7 @@ impl<S: crate::store::Stores> Accounts<S> {
         self.store.set_password_hash(user.id, &hash).await?;
         self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.delete_user_sessions(user.id, Some(&session.digest)).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
         self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "user" }), now).await?;
         self.notify(user, Message::PasswordChanged, now).await;
         Ok(())

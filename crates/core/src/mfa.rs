@@ -215,19 +215,42 @@ impl<S: Stores> Accounts<S> {
         self.pending_setup(user, kind, pending, now).await
     }
 
+    /// Names a setup in progress (an unconfirmed credential of `kind`, still
+    /// within its time) before it is finished; nothing else can be renamed so.
+    pub(crate) async fn name_setup(
+        &self,
+        user: &User,
+        (kind, id): (FactorKind, &str),
+        name: &str,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        let name = valid_name(name)?;
+        match self.store.credential(user.id, id).await? {
+            Some(c) if c.kind == kind && crate::factors::setup_is_live(&c, now) => {
+                self.store.rename_credential(user.id, id, &name).await?;
+                Ok(())
+            }
+            _ => Err(AccountError::NotFound),
+        }
+    }
+
     /// Security page: finishes setting up a credential with its first
-    /// response (needs a recent sign-in, as starting did). The account's first
-    /// factor comes with recovery codes, and the session that set it up then
-    /// counts it as performed (it just answered with it), under a new token.
+    /// response (needs a recent sign-in, as starting did), under `name` if
+    /// given. The account's first factor comes with recovery codes, and the
+    /// session that set it up then counts it as performed (it just answered
+    /// with it), under a new token.
     pub async fn finish_enrollment(
         &self,
         session: &ActiveSession,
-        kind: FactorKind,
+        (kind, name): (FactorKind, Option<&str>),
         (pending, response): (&str, &str),
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<FactorAdded, AccountError> {
         self.check_recent_sign_in(session, now)?;
+        if let Some(name) = name {
+            self.name_setup(&session.user, (kind, pending), name, now).await?;
+        }
         let (credential, recovery_codes) = self.finish_setup(&session.user, kind, (pending, response), origin, now).await?;
         let session_token = match recovery_codes.is_some() && !session.record.auth.is_multi_factor() {
             true => {
@@ -316,17 +339,11 @@ impl<S: Stores> Accounts<S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<(), AccountError> {
-        let name = self.name_factor(user, id, name).await?;
-        self.audit(AuditKind::FactorRenamed, Some(user.id), origin, json!({ "credential": id, "name": name }), now).await
-    }
-
-    /// Names a factor being set up (its addition is what gets recorded).
-    pub async fn name_factor(&self, user: &User, id: &str, name: &str) -> Result<String, AccountError> {
         let name = valid_name(name)?;
         if !self.store.rename_credential(user.id, id, &name).await? {
             return Err(AccountError::NotFound);
         }
-        Ok(name)
+        self.audit(AuditKind::FactorRenamed, Some(user.id), origin, json!({ "credential": id, "name": name }), now).await
     }
 
     /// Security page: removes a factor (needs a recent sign-in); refuses the
@@ -363,6 +380,7 @@ impl<S: Stores> Accounts<S> {
         self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.delete_all_factors(user.id).await?;
         self.store.delete_user_sessions(user.id, None).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
         self.audit(AuditKind::MfaReset, Some(user.id), origin, json!({}), now).await?;
         Ok(user)
     }

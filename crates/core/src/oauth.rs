@@ -94,6 +94,13 @@ impl ClientPolicy {
         if self.mfa == MfaPolicy::Off && self.min_acr.is_some() {
             return Err("min_acr: a client with mfa = off cannot ask for a minimum acr".into());
         }
+        let webauthn = crate::factors::FactorKey::Webauthn.as_str();
+        if self.min_acr.as_deref() == Some(crate::session::ACR_PHR)
+            && !self.allowed_factors.is_empty()
+            && !self.allowed_factors.iter().any(|f| f == webauthn)
+        {
+            return Err("min_acr: phr is reached only with a security key or passkey; add webauthn to allowed_factors".into());
+        }
         Ok(())
     }
 

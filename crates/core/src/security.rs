@@ -211,6 +211,7 @@ impl<S: Stores> Accounts<S> {
         let user = self.find_user(email).await?;
         self.store.set_disabled(user.id, Some(now)).await?;
         self.store.delete_user_sessions(user.id, None).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
         self.store.forget_all_remembered_browsers(user.id, now).await?;
         if let Some(tokens) = &self.tokens {
             tokens.revoke_user_tokens(user.id, now).await?;

@@ -135,6 +135,11 @@ impl AuthRecord {
         self.events.iter().map(|e| e.at).max()
     }
 
+    /// Time of the most recent knowledge step performed in this session.
+    pub fn last_knowledge_step(&self) -> Option<UnixTime> {
+        self.events.iter().filter(|e| !e.remembered && e.proves(FactorClass::Knowledge)).map(|e| e.at).max()
+    }
+
     /// The strongest authentication context class reached; `None` for a
     /// single factor, so a token never claims a level that was not reached.
     pub fn acr(&self) -> Option<&'static str> {
@@ -282,9 +287,12 @@ impl SessionPolicy {
         now - s.created_at < self.absolute_timeout && now - s.last_seen_at < self.idle_timeout
     }
 
-    /// Whether the session's last sign-in step is recent enough for a security change.
+    /// Whether the session's last knowledge step (the password, or a
+    /// user-verified passkey) is recent enough for a security change. A
+    /// possession step alone (an emailed code at a step-up) does not make a
+    /// stale session recent: the mailbox is not the user.
     pub fn is_recent(&self, s: &SessionRecord, now: UnixTime) -> bool {
-        now - s.auth.auth_time().unwrap_or(s.created_at) < self.reauthenticate_after
+        now - s.auth.last_knowledge_step().unwrap_or(s.created_at) < self.reauthenticate_after
     }
 
     /// Whether to record activity now.
@@ -314,6 +322,10 @@ mod tests {
         }
     }
 
+    fn session_with(method: AuthMethod, at: i64) -> SessionRecord {
+        SessionRecord { auth: AuthRecord::single(method, at), ..session(at, at) }
+    }
+
     #[test]
     fn idle_and_absolute_timeouts_end_sessions() {
         let p = SessionPolicy { idle_timeout: 100, absolute_timeout: 1000, reauthenticate_after: 10 };
@@ -330,8 +342,11 @@ mod tests {
         assert!(p.is_recent(&s, 899), "a session without steps counts from its start");
         assert!(!p.is_recent(&s, 900));
         s.auth = AuthRecord::single(AuthMethod::Password, 100).with(AuthMethod::Totp, 1000);
-        assert!(p.is_recent(&s, 1899), "the latest step counts");
-        assert!(!p.is_recent(&s, 1900));
+        assert!(p.is_recent(&s, 999), "the password's time counts");
+        assert!(!p.is_recent(&s, 1000), "a later possession step does not make the session recent");
+        s.auth = s.auth.with(AuthMethod::Password, 1500);
+        assert!(p.is_recent(&s, 2399), "the latest password counts");
+        assert!(p.is_recent(&session_with(AuthMethod::Passkey, 3000), 3899), "so does a user-verified passkey");
     }
 
     #[test]

@@ -120,13 +120,14 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     /// (listings: not one query per row). At most 500 keys.
     fn failure_records(&self, account_keys: &[&str]) -> impl Future<Output = StoreResult<Vec<FailureRecord>>> + Send;
     /// Atomically counts one failure (forgetting failures last seen before
-    /// `window_start`) and returns the count including this one.
+    /// `window_start`) and returns the count including this one; `None`, and
+    /// nothing counted, while the counter is locked.
     fn record_login_failure(
         &self,
         account_key: &str,
         now: UnixTime,
         window_start: UnixTime,
-    ) -> impl Future<Output = StoreResult<u32>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<u32>>> + Send;
     /// Gives back one counted failure (an attempt counted before it was
     /// checked turned out right); never below zero.
     fn refund_login_failure(&self, account_key: &str) -> impl Future<Output = StoreResult<()>> + Send;

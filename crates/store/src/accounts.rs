@@ -350,23 +350,26 @@ impl AccountStore for Store {
         Ok(keys.iter().map(|k| found.get(*k).copied().unwrap_or_default()).collect())
     }
 
-    async fn record_login_failure(&self, key: &str, now: UnixTime, window_start: UnixTime) -> StoreResult<u32> {
-        let n: i64 = on_pool!(self, |p| {
+    async fn record_login_failure(&self, key: &str, now: UnixTime, window_start: UnixTime) -> StoreResult<Option<u32>> {
+        // The upsert's WHERE leaves a locked counter alone (no row comes back):
+        // what races a lock is refused, not counted from zero again.
+        let n: Option<i64> = on_pool!(self, |p| {
             sqlx::query_scalar(
                 "INSERT INTO login_failures (account_key, failures, last_failure_at) VALUES ($1, 1, $2) \
              ON CONFLICT (account_key) DO UPDATE SET \
                failures = CASE WHEN login_failures.last_failure_at < $3 THEN 1 ELSE login_failures.failures + 1 END, \
                last_failure_at = $2 \
+             WHERE login_failures.locked_until IS NULL OR login_failures.locked_until <= $2 \
              RETURNING failures",
             )
             .bind(key)
             .bind(now)
             .bind(window_start)
-            .fetch_one(p)
+            .fetch_optional(p)
             .await
             .map_err(db_error)
         })?;
-        Ok(count(n))
+        Ok(n.map(count))
     }
 
     async fn refund_login_failure(&self, key: &str) -> StoreResult<()> {

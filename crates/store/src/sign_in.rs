@@ -133,6 +133,15 @@ impl SignInStore for Store {
             .map_err(db_error))
     }
 
+    async fn delete_pending_sign_ins(&self, user: UserId) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM pending_sign_ins WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
+    }
+
     async fn upgrade_session(&self, old_digest: &str, new_digest: &str, user: UserId, auth: &AuthRecord) -> StoreResult<bool> {
         let json = serde_json::to_string(auth).map_err(json_err)?;
         on_pool!(self, |p| sqlx::query("UPDATE sessions SET digest = $2, auth_record = $3 WHERE digest = $1 AND user_id = $4")

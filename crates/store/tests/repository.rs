@@ -308,12 +308,15 @@ async fn expired_and_replaced_links_are_refused(s: Store) {
 async fn failures_count_within_the_window_and_locks_are_stored(s: Store) {
     let key = "dave@example.com";
     assert_eq!(s.failure_record(key).await.unwrap().failures, 0);
-    assert_eq!(s.record_login_failure(key, 100, 0).await.unwrap(), 1);
-    assert_eq!(s.record_login_failure(key, 110, 0).await.unwrap(), 2);
-    assert_eq!(s.record_login_failure(key, 2_000, 1_000).await.unwrap(), 1, "failures before the window are forgotten");
+    assert_eq!(s.record_login_failure(key, 100, 0).await.unwrap(), Some(1));
+    assert_eq!(s.record_login_failure(key, 110, 0).await.unwrap(), Some(2));
+    assert_eq!(s.record_login_failure(key, 2_000, 1_000).await.unwrap(), Some(1), "failures before the window are forgotten");
     s.lock_account(key, 2_300).await.unwrap();
     let rec = s.failure_record(key).await.unwrap();
     assert_eq!((rec.failures, rec.locked_until), (0, Some(2_300)));
+    assert_eq!(s.record_login_failure(key, 2_299, 1_500).await.unwrap(), None, "nothing is counted while locked");
+    assert_eq!(s.failure_record(key).await.unwrap().failures, 0);
+    assert_eq!(s.record_login_failure(key, 2_300, 1_500).await.unwrap(), Some(1), "counted again once the lock has lifted");
     assert!(s.clear_login_failures(key).await.unwrap());
     assert!(!s.clear_login_failures(key).await.unwrap());
     assert_eq!(s.failure_record(key).await.unwrap().locked_until, None);
@@ -322,7 +325,7 @@ async fn failures_count_within_the_window_and_locks_are_stored(s: Store) {
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let s = s.clone();
-            tokio::spawn(async move { s.record_login_failure(key, 3_000, 2_500).await.unwrap() })
+            tokio::spawn(async move { s.record_login_failure(key, 3_000, 2_500).await.unwrap().unwrap() })
         })
         .collect();
     let mut seen = Vec::new();

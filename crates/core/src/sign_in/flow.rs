@@ -150,11 +150,15 @@ impl<S: Stores> Accounts<S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<SignInOutcome, AccountError> {
-        let auth = AuthRecord { events: vec![self.step_event(method, credential, now)] };
         let assessment = self.assess(user, origin, now).await?;
         self.refuse_if_denied(user, origin, &assessment, now).await?;
         let action = assessment.action();
         let (account, _) = self.account_factors(user).await?;
+        let mut first = self.step_event(method, credential, now);
+        // An emailed code where email is no factor of this account (`email_requires_other_factor`
+        // without another factor) signs in, but proves nothing toward MFA.
+        first.not_a_factor |= method == AuthMethod::EmailOtp && !account.usable.contains(&FactorKey::Email);
+        let auth = AuthRecord { events: vec![first] };
         let using = match (&origin.client_id, &origin.client_policy) {
             (Some(id), Some(policy)) => SessionUse::Client { id, policy, acceptable_acr: &origin.acceptable_acr },
             _ => SessionUse::OwnPages,
@@ -253,9 +257,12 @@ impl<S: Stores> Accounts<S> {
                 SessionCheck::Satisfied
             }
         };
-        // Most uses: no rule could deny, and the session already meets the
-        // most this use could demand (read nothing more).
-        if !rules {
+        // Most uses read nothing more: the session already meets the most this
+        // use could demand, and no rule could deny it. Portcullis's own pages
+        // keep the verdict of the sign-in that made a multi-factor session
+        // (rules are weighed again only for a session below the account's
+        // own demand); applications and the admin console weigh them every time.
+        if !rules || matches!(using, SessionUse::OwnPages) {
             let most = demand(Some(RuleAction::RequireMfa), self.demand_facts(user, using, true, now));
             if let Ok(Some(d)) = &most
                 && d.level == Level::Mfa
@@ -292,7 +299,16 @@ impl<S: Stores> Accounts<S> {
         now: UnixTime,
     ) -> Result<SignInOutcome, AccountError> {
         let (account, _) = self.account_factors(&session.user).await?;
-        let waiting = plan(&wanted, &session.record.auth, &account, &self.operator_factors(), now)?;
+        let mut waiting = plan(&wanted, &session.record.auth, &account, &self.operator_factors(), now)?;
+        // Setting up a first factor is a change to how the account signs in:
+        // from a session whose password is not recent, only after signing in
+        // again (as on the security page), so a stolen session cannot add its own.
+        if !self.settings.sessions.is_recent(&session.record, now) {
+            waiting.enroll.clear();
+            if waiting.steps.is_empty() {
+                return Err(AccountError::ReauthenticationRequired);
+            }
+        }
         let enrolls = waiting.steps.is_empty();
         let pending = PendingSignIn {
             user_id: session.user.id,
@@ -321,6 +337,10 @@ impl<S: Stores> Accounts<S> {
         now: UnixTime,
     ) -> Result<(PendingSignIn, User), AccountError> {
         let (pending, user) = self.store.pending_sign_in(&token_digest(token), now).await?.ok_or(AccountError::SignInExpired)?;
+        // What it waited for no longer holds once the account was disabled or its password set anew.
+        if user.disabled_at.is_some() || user.password_reset_at.is_some_and(|at| at > pending.created_at) {
+            return Err(AccountError::SignInExpired);
+        }
         if pending.permits(t) {
             return Ok((pending, user));
         }
@@ -383,9 +403,9 @@ impl<S: Stores> Accounts<S> {
         let policy = &self.settings.lockout;
         let (key, max) = (lock.key(), lock.max_failures(policy));
         let count = self.store.record_login_failure(&key, now, policy.window_start(now)).await?;
-        if count > max {
+        let Some(count) = count.filter(|c| *c <= max) else {
             return Err(AccountError::Locked { retry_after_secs: policy.lock_seconds });
-        }
+        };
         Ok(Attempt { key, count, max })
     }
 
@@ -468,6 +488,7 @@ impl<S: Stores> Accounts<S> {
             self.notify(&user, Message::RecoveryCodeUsed { left }, now).await;
         }
         let event = self.step_event(method, credential, now);
+        let pending = PendingSignIn { answers, ..pending };
         let mut outcome = self.finish(&digest, (pending, user), event.clone(), None, origin, now).await?;
         // A remembered browser stands in for a possession factor, never for the password.
         if let StepOutcome::Done(done) = &mut outcome
@@ -534,9 +555,6 @@ impl<S: Stores> Accounts<S> {
         now: UnixTime,
     ) -> Result<StepOutcome, AccountError> {
         let (pending, user) = self.advance(token, Transition::FinishEnrollment(kind), origin, now).await?;
-        if let Some(name) = name {
-            self.name_factor(&user, setup, name).await?;
-        }
         let origin = &RequestOrigin { client_id: pending.client_id.clone(), ..origin.clone() };
         let digest = token_digest(token);
         // Inline setup is for an account with no factor: one added meanwhile (another browser) ends it.
@@ -544,12 +562,15 @@ impl<S: Stores> Accounts<S> {
             self.store.take_pending_sign_in(&digest).await?;
             return Err(AccountError::SignInExpired);
         }
-        if self.store.take_pending_answer(&digest, MAX_ANSWERS, now).await?.is_none() {
+        let Some(answers) = self.store.take_pending_answer(&digest, MAX_ANSWERS, now).await? else {
             return Err(AccountError::TooManyAnswers);
+        };
+        if let Some(name) = name {
+            self.name_setup(&user, (kind, setup), name, now).await?;
         }
         let (credential, codes) = self.finish_setup(&user, kind, (setup, response), origin, now).await?;
         let event = self.step_event(kind.factor().method(), Some(credential), now);
-        self.finish(&digest, (pending, user), event, codes, origin, now).await
+        self.finish(&digest, (PendingSignIn { answers, ..pending }, user), event, codes, origin, now).await
     }
 
     /// Takes an accepted step: finishes the pending sign-in if its demand is
@@ -606,15 +627,26 @@ impl<S: Stores> Accounts<S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> AccountError {
+        // Records from before credentials were named in them may have used it too.
+        let vouched = |auth: &AuthRecord| {
+            auth.used_credential(credential) || auth.events.iter().any(|e| e.method.phishing_resistant() && e.credential.is_none())
+        };
         let ended = async {
-            for b in self.store.remembered_browsers(user.id, now).await?.into_iter().filter(|b| b.auth.used_credential(credential)) {
+            for b in self.store.remembered_browsers(user.id, now).await?.into_iter().filter(|b| vouched(&b.auth)) {
                 self.store.forget_remembered_browser(user.id, &b.id, now).await?;
             }
             let mut sessions = 0;
-            for s in self.store.user_sessions(user.id).await?.into_iter().filter(|s| s.auth.used_credential(credential)) {
+            for s in self.store.user_sessions(user.id).await?.into_iter().filter(|s| vouched(&s.auth)) {
                 sessions += u32::from(self.store.delete_user_session(user.id, &s.id).await?);
             }
-            let detail = json!({ "name": name, "credential": credential, "sessions_ended": sessions });
+            // Sign-ins in progress, and what applications hold (a grant does not
+            // name its credentials): all of the user's end.
+            self.store.delete_pending_sign_ins(user.id).await?;
+            if let Some(tokens) = &self.tokens {
+                tokens.revoke_user_tokens(user.id, now).await?;
+            }
+            let detail =
+                json!({ "name": name, "credential": credential, "sessions_ended": sessions, "tokens_revoked": self.tokens.is_some() });
             self.audit(AuditKind::AuthenticatorCloned, Some(user.id), origin, detail, now).await
         };
         if let Err(e) = ended.await {

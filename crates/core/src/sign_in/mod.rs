@@ -461,7 +461,15 @@ pub fn plan(
             .filter(|k| demand.helps(proven, k.factor().method(), false, now))
             .collect()
     };
-    if !steps.is_empty() || !enroll.is_empty() {
+    // Only a plan that can end: taking every step offered (or setting up a
+    // factor) must meet the demand, or the user would go round in circles.
+    let reachable = |methods: &mut dyn Iterator<Item = AuthMethod>| {
+        let all = methods.fold(proven.clone(), |auth, m| auth.with(m, now));
+        demand.met_by(&all, now)
+    };
+    let by_steps = !steps.is_empty() && reachable(&mut steps.iter().map(|s| s.method()));
+    let by_enrolling = enroll.first().is_some_and(|k| reachable(&mut steps.iter().map(|s| s.method()).chain([k.factor().method()])));
+    if by_steps || by_enrolling {
         return Ok(Waiting { steps, enroll });
     }
     Err(if demand.level == Level::PhishingResistant {
@@ -489,6 +497,9 @@ pub trait SignInStore: Clone + Send + Sync + 'static {
     fn take_pending_answer(&self, digest: &str, max: u32, now: UnixTime) -> impl Future<Output = StoreResult<Option<u32>>> + Send;
     /// Ends a pending sign-in atomically; true for exactly one caller.
     fn take_pending_sign_in(&self, digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Ends every pending sign-in of a user (what they waited for no longer
+    /// holds: a new password, an account disabled, factors reset).
+    fn delete_pending_sign_ins(&self, user: UserId) -> impl Future<Output = StoreResult<()>> + Send;
     /// Extends session `old_digest` of `user` with `auth` and moves it to a
     /// new cookie digest (a session that proves more gets a new token); false
     /// if the session is gone.

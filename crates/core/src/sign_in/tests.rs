@@ -171,6 +171,12 @@ fn nothing_acceptable_is_refused_with_what_to_add_never_a_loop() {
     let nothing = OperatorFactors { enabled: vec![K::Email, K::Recovery], enrollable: vec![], email_counts: true };
     let d = Demand::of(Level::Mfa);
     assert_eq!(plan(&d, &password(), &account(&[]), &nothing, NOW), Err(Refusal::NothingToEnroll));
+    // A passkey first step for an application that counts only apps and wants phr: the password
+    // would help, but nothing could ever finish it, so it is refused rather than offered.
+    let odd = ClientPolicy { allowed_factors: vec!["totp".into()], ..ClientPolicy::default() };
+    let d = Demand { client: Some(odd), ..Demand::of(Level::PhishingResistant) };
+    let passkey = AuthRecord::single(AuthMethod::Passkey, NOW);
+    assert!(plan(&d, &passkey, &account(&[K::Totp, K::Webauthn]), &operator(), NOW).is_err());
 }
 
 #[test]

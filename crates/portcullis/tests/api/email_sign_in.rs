@@ -93,7 +93,13 @@ async fn an_application_asking_for_mfa_after_an_emailed_code_asks_for_the_passwo
     assert!(wrong.body.contains("That password is incorrect."), "{}", wrong.body);
     let done = app.post("/login/verify", &[("method", "password"), ("password", PASSWORD), ("next", &next)], &wrong.body).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let back = app.get(&done.location.unwrap()).await.location.unwrap();
+    // Email is no factor of an account without another (`email_requires_other_factor`): the
+    // password made one kind, and a factor set up now makes the other.
+    let again = app.get(&done.location.unwrap()).await;
+    let enroll = app.get(&again.location.unwrap()).await;
+    assert!(enroll.body.contains("Set up authenticator app"), "{}", enroll.body);
+    let (_, enrolled) = app.enroll_app_inline(&enroll).await;
+    let back = app.get(&crate::mfa::after(&enrolled.body, "class=\"button\" href=\"")).await.location.unwrap();
     let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
     assert_eq!((amr, acr.as_deref()), (vec!["otp".to_owned(), "pwd".to_owned(), "mfa".to_owned()], Some("mfa")));
 }

@@ -24,6 +24,8 @@ on_both_backends!(
     signing_out_everywhere_ends_remembered_browsers_and_grants,
     max_age_0_is_met_by_the_sign_in_made_for_the_request,
     concurrent_right_answers_finish_a_sign_in_once_and_a_stale_step_up_finishes_nothing,
+    a_reset_link_neither_lifts_the_second_step_lock_nor_finishes_a_sign_in_begun_before_it,
+    a_stale_session_adds_no_first_factor_and_a_possession_step_does_not_make_it_recent,
 );
 
 /// Runs each listed scenario, which takes the backend (it configures its own app), on both.
@@ -297,6 +299,12 @@ async fn rules_for_an_application_hold_for_a_session_made_elsewhere(backend: Bac
     }
     let (_, deny, _, _) = url("c-deny").await;
     assert_eq!(app.authorize(&deny).await.status, StatusCode::FORBIDDEN, "and the deny rule still holds");
+    let everywhere = app.post("/logout/everywhere", &[], &login.body).await;
+    assert!(
+        everywhere.location.as_deref().unwrap().starts_with("/login/verify"),
+        "nor can it end every session: {:?}",
+        everywhere.location
+    );
     // Taking the missing step there makes the session good everywhere.
     let page = app.get("/login/verify?next=%2Faccount").await;
     app.clock.advance(30);
@@ -559,4 +567,77 @@ async fn concurrent_right_answers_finish_a_sign_in_once_and_a_stale_step_up_fini
     assert_eq!(stale.status, StatusCode::BAD_REQUEST, "{}", stale.body);
     assert!(stale.headers.get_all("set-cookie").iter().all(|c| !c.to_str().unwrap().starts_with("portcullis_session=")));
     assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "no session came back to life");
+}
+
+/// A reset link proves the mailbox, not the second factor: it neither lifts a
+/// lock earned by wrong codes, nor lets a sign-in begun before it finish.
+async fn a_reset_link_neither_lifts_the_second_step_lock_nor_finishes_a_sign_in_begun_before_it(app: TestApp) {
+    let secret = app.user_with_totp("ada@example.com").await;
+    // A sign-in in progress, begun by someone who knew the old password...
+    let first = app.sign_in("ada@example.com", PASSWORD).await;
+    let pending = app.get(&first.location.unwrap()).await;
+    // ...and ten wrong codes, in two more sign-ins, lock the account.
+    for _ in 0..2 {
+        let first = app.sign_in("ada@example.com", PASSWORD).await;
+        let mut page = app.get(&first.location.unwrap()).await;
+        for _ in 0..5 {
+            page = app.post("/login/verify", &[("method", "totp"), ("code", "000000"), ("next", "/account")], &page.body).await;
+        }
+    }
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS, "locked by ten wrong codes");
+    // The password is reset by the emailed link: the second step's lock holds.
+    let forgot = app.get("/forgot-password").await;
+    app.post("/forgot-password", &[("email", "ada@example.com")], &forgot.body).await;
+    let link = app.last_link_to("ada@example.com");
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let reset = app.submit(&link, "/reset-password", &[("token", &token), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    assert_eq!(app.sign_in("ada@example.com", NEW_PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS, "the second step's lock holds");
+    // Once the lock lifts, the sign-in begun before the reset cannot finish, even with the right code.
+    app.clock.advance(301 + 30);
+    let code = app.code_now(&secret);
+    let stale = app.post("/login/verify", &[("method", "totp"), ("code", &code), ("next", "/account")], &pending.body).await;
+    assert_eq!(stale.status, StatusCode::BAD_REQUEST, "a sign-in begun before the reset is over: {}", stale.body);
+    let fresh = app.sign_in("ada@example.com", NEW_PASSWORD).await;
+    let page = app.get(&fresh.location.unwrap()).await;
+    let done = app.post("/login/verify", &[("method", "totp"), ("code", &code), ("next", "/account")], &page.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "a new one with the new password does: {}", done.body);
+}
+
+/// A stale session (an old cookie someone else holds) cannot add a first
+/// factor through a step-up, and an emailed code at a step-up does not make
+/// it recent enough to change factors.
+async fn a_stale_session_adds_no_first_factor_and_a_possession_step_does_not_make_it_recent(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.location.as_deref(), Some("/account"));
+    let (id, secret) = crate::oidc::register(&app, false, SigningAlg::ES256).await;
+    app.clock.advance(16 * 60);
+    app.get("/account").await;
+    let (_, url, _, _) = authorize_url(&app, &id, secret.as_deref(), Some("mfa")).await;
+    let to = app.authorize(&url).await.location.unwrap();
+    assert!(to.starts_with("/login?reauth=security&next="), "sign in again before setting up a first factor: {to}");
+    assert_eq!(app.get("/login/enroll?next=%2Faccount").await.status, StatusCode::BAD_REQUEST, "no enrollment is waiting");
+
+    // An account with an app, its session older than the recency window, stepped up with an
+    // emailed code (for an application that counts only those).
+    app.sign_out().await;
+    let totp = app.user_with_totp("bo@example.com").await;
+    app.sign_in_with_totp("bo@example.com", &totp).await;
+    let email_only =
+        ClientPolicy { mfa: portcullis_core::oauth::MfaPolicy::Required, allowed_factors: vec!["email".into()], ..ClientPolicy::default() };
+    let client_secret = register_with(&app, "email-only", email_only).await;
+    app.clock.advance(16 * 60);
+    app.get("/account").await;
+    let (_, url, _, _) = authorize_url(&app, "email-only", client_secret.as_deref(), None).await;
+    let step = app.authorize(&url).await.location.unwrap();
+    assert!(step.starts_with("/login/verify"), "{step}");
+    let page = app.get(&step).await;
+    let next = hidden(&page.body, "next");
+    let sent = app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &page.body).await;
+    let code = emailed_code(&app, "bo@example.com");
+    let done = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", &next)], &sent.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let security = app.get("/account/security").await;
+    let add = app.post("/account/security/totp", &[], &security.body).await;
+    assert_eq!(add.location.as_deref(), Some("/login?reauth=security&next=%2Faccount%2Fsecurity"), "still not recent: {}", add.body);
 }

@@ -341,10 +341,16 @@ pub async fn logout(State(state): State<AppState>, browser: Browser) -> Result<R
     Ok(signed_out(&state, &browser))
 }
 
-/// POST /logout/everywhere: every session, remembered browser and application grant of the user ends.
+/// POST /logout/everywhere: every session, remembered browser and application
+/// grant of the user ends (from a session that proves what the account needs).
 pub async fn logout_everywhere(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
-    if let Some(session) = current_session(&state, &browser).await? {
-        state.accounts().sign_out_everywhere(&session.user, &browser.origin(), state.now()).await?;
+    if browser.session_token.is_none() {
+        return Ok(signed_out(&state, &browser));
     }
+    let session = match super::own_page_session(&state, &browser, "/account").await? {
+        Ok(session) => session,
+        Err(detour) => return Ok(detour),
+    };
+    state.accounts().sign_out_everywhere(&session.user, &browser.origin(), state.now()).await?;
     Ok(signed_out(&state, &browser))
 }

@@ -59,8 +59,12 @@ pub async fn step_up(
     next: &str,
     (demand, client_id): (Demand, Option<&str>),
 ) -> Result<Response, AppError> {
-    let outcome = state.accounts().begin_step_up(session, demand, client_id, state.now()).await?;
-    Ok(after_first_step(state, browser, outcome, next))
+    match state.accounts().begin_step_up(session, demand, client_id, state.now()).await {
+        Ok(outcome) => Ok(after_first_step(state, browser, outcome, next)),
+        // Only a first factor would do, and the session is too old to add one: sign in again, then set it up.
+        Err(AccountError::ReauthenticationRequired) => Ok(see_other(&format!("/login?reauth=security&next={}", encode(next)))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn sign_in_token(headers: &HeaderMap) -> Result<String, AppError> {
@@ -307,12 +311,9 @@ pub async fn verify(
         state.accounts().complete_second_step(&token, (step, &response), form.remember.is_some(), &browser.origin(), state.now()).await;
     match outcome {
         Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, |_| see_other(&next))),
+        // A cloned key ended the user's sign-ins in progress: the refusal is the page.
         Err(
-            e @ (AccountError::InvalidCode
-            | AccountError::InvalidPassword
-            | AccountError::KeyNotAccepted
-            | AccountError::ClonedAuthenticator { .. }
-            | AccountError::Locked { .. }),
+            e @ (AccountError::InvalidCode | AccountError::InvalidPassword | AccountError::KeyNotAccepted | AccountError::Locked { .. }),
         ) => {
             let v = view(&state, &browser, &token, Some(&form.method)).await?.ok_or(AccountError::SignInExpired)?;
             Ok(form_error(&browser, "second_step.html", context! { sent => true, ..step_context(&state, &v, &next) }, e))

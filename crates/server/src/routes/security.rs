@@ -17,10 +17,11 @@ use super::second_step::{
     DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneConfirmForm, PhoneForm, SetupForm, challenge_json, phone_context, setup_context,
     shared_secret, webauthn_kind,
 };
-use super::{form_error, own_page_session};
+use super::{current_session, form_error, own_page_session};
 use crate::error::AppError;
 use crate::request::{Browser, HtmlForm, SESSION_COOKIE, set_cookie};
 use crate::state::AppState;
+use portcullis_core::sign_in::{SessionCheck, SessionUse};
 
 /// The security page's path (where sign-in and step-up come back to).
 const HERE: &str = "/account/security";
@@ -85,12 +86,9 @@ pub async fn confirm_totp(
 ) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
     let (user, now) = (&session.user, state.now());
-    let outcome = match state.accounts().name_factor(user, &form.credential_id, &form.name).await {
-        Ok(_) => {
-            state.accounts().finish_enrollment(&session, FactorKind::Totp, (&form.credential_id, &form.code), &browser.origin(), now).await
-        }
-        Err(e) => Err(e),
-    };
+    let finishing = (form.credential_id.as_str(), form.code.as_str());
+    let outcome =
+        state.accounts().finish_enrollment(&session, (FactorKind::Totp, Some(&form.name)), finishing, &browser.origin(), now).await;
     match outcome {
         Ok(added) => factor_added(&state, &browser, &session, added, "Authenticator app added.").await,
         Err(e @ (AccountError::InvalidCode | AccountError::InvalidName)) => {
@@ -205,10 +203,12 @@ async fn manage(
 /// POST /account/security/webauthn/options: begins registering a security key or passkey.
 pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<KeyForm>) -> Response {
     let result = async {
-        // A JSON answer cannot be a detour: a session that needs one is told to sign in again.
-        let Ok(session) = own_page_session(&state, &browser, HERE).await? else {
+        // A JSON answer cannot be a detour: a session that needs one is told to reload the page.
+        let session = current_session(&state, &browser).await?.ok_or(AppError::Account(AccountError::SignInExpired))?;
+        let check = state.accounts().check_session(&session, SessionUse::OwnPages, false, &browser.origin(), state.now()).await?;
+        if check != SessionCheck::Satisfied && check != SessionCheck::Reauthenticate {
             return Err(AppError::Account(AccountError::ReauthenticationRequired));
-        };
+        }
         match state.accounts().start_enrollment(&session, webauthn_kind(&form.kind)?, (&form.name, ""), state.now()).await? {
             EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
             _ => Err(AppError::Internal("a WebAuthn enrollment returned another kind of prompt".into())),
@@ -222,7 +222,11 @@ pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlFo
 pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<KeyForm>) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
     let kind = webauthn_kind(&form.kind)?;
-    match state.accounts().finish_enrollment(&session, kind, (&form.ceremony, &form.credential), &browser.origin(), state.now()).await {
+    match state
+        .accounts()
+        .finish_enrollment(&session, (kind, None), (&form.ceremony, &form.credential), &browser.origin(), state.now())
+        .await
+    {
         Ok(added) => {
             let notice = if kind == FactorKind::Passkey { "Passkey created." } else { "Security key added." };
             factor_added(&state, &browser, &session, added, notice).await
@@ -266,7 +270,11 @@ pub async fn confirm_phone(
 ) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
     let now = state.now();
-    match state.accounts().finish_enrollment(&session, FactorKind::Phone, (&form.credential_id, &form.code), &browser.origin(), now).await {
+    match state
+        .accounts()
+        .finish_enrollment(&session, (FactorKind::Phone, None), (&form.credential_id, &form.code), &browser.origin(), now)
+        .await
+    {
         Ok(added) => factor_added(&state, &browser, &session, added, "Phone number added.").await,
         Err(e @ AccountError::InvalidCode) => {
             let destination = match state.accounts().pending_enrollment(&session.user, FactorKind::Phone, &form.credential_id, now).await? {
