@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::clock::UnixTime;
-use crate::store::StoreResult;
+use crate::io::StoreResult;
 use crate::user::UserId;
 
 /// Where a request comes from: what the policy and the audit log know of it.

@@ -3,11 +3,10 @@
 //! operator may override, in `portcullis-delivery`); the transports
 //! ([`Mailer`], [`SmsSender`]) deliver them. [`Messenger`] ties the three.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::AccountError;
+use crate::io::BoxFuture;
 use crate::sms::{OutgoingSms, PhoneNumber, SmsError, SmsSender};
 
 /// What the domain wants to tell a user. The variant's fields are the only
@@ -143,50 +142,6 @@ impl Message {
     }
 }
 
-/// A security notice waiting to be emailed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedNotice {
-    /// Queue position.
-    pub id: i64,
-    /// Address.
-    pub recipient: String,
-    /// What to say: a [`Message`] as JSON (parsed by the sender, so one bad row cannot stall the queue).
-    pub message: String,
-    /// Delivery attempts so far, including the one this claim is for.
-    pub attempts: u32,
-}
-
-/// The queue of security notices: written in the request that causes the
-/// notice, emptied by a background task (see `Accounts::deliver_notices`).
-pub trait NoticeStore: Clone + Send + Sync + 'static {
-    /// Adds a notice, due now.
-    fn enqueue_notice(
-        &self,
-        recipient: &str,
-        message: &Message,
-        now: crate::clock::UnixTime,
-    ) -> impl Future<Output = crate::store::StoreResult<()>> + Send;
-    /// Takes up to `limit` due notices and hides them until `lease_until`
-    /// (so another server process does not send them too; a process that
-    /// dies mid-delivery leaves them to be retried then).
-    fn claim_notices(
-        &self,
-        now: crate::clock::UnixTime,
-        lease_until: crate::clock::UnixTime,
-        limit: u32,
-    ) -> impl Future<Output = crate::store::StoreResult<Vec<QueuedNotice>>> + Send;
-    /// Removes a notice (sent, or given up on).
-    fn remove_notice(&self, id: i64) -> impl Future<Output = crate::store::StoreResult<()>> + Send;
-    /// Makes a notice due again at `not_before`, unless another sender has
-    /// claimed it since this sender's claim (attempt `attempts`).
-    fn retry_notice(
-        &self,
-        id: i64,
-        attempts: u32,
-        not_before: crate::clock::UnixTime,
-    ) -> impl Future<Output = crate::store::StoreResult<()>> + Send;
-}
-
 /// A message in words, ready for a mail transport.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutgoingEmail {
@@ -228,9 +183,6 @@ pub struct TemplateError {
     /// What went wrong.
     pub reason: String,
 }
-
-/// A boxed future, so mailers can be trait objects.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Sends email.
 pub trait Mailer: Send + Sync + 'static {

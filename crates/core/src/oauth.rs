@@ -7,8 +7,9 @@
 use std::future::Future;
 
 use crate::clock::UnixTime;
+use crate::io::StoreResult;
+use crate::methods::FactorKey;
 use crate::session::{ACR_MFA, ACR_VALUES, AuthMethod, AuthRecord};
-use crate::store::StoreResult;
 use crate::user::UserId;
 
 /// Whether a client's users must use a second factor.
@@ -70,9 +71,14 @@ impl Default for ClientPolicy {
 }
 
 /// Second-factor keys a client policy may name (every factor, strongest first).
-pub const FACTOR_KEYS: [&str; 5] = {
-    let all = crate::factors::FactorKey::ALL;
-    [all[0].as_str(), all[1].as_str(), all[2].as_str(), all[3].as_str(), all[4].as_str()]
+pub const FACTOR_KEYS: [&str; FactorKey::ALL.len()] = {
+    let mut keys = [""; FactorKey::ALL.len()];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = FactorKey::ALL[i].as_str();
+        i += 1;
+    }
+    keys
 };
 
 impl ClientPolicy {
@@ -94,7 +100,7 @@ impl ClientPolicy {
         if self.mfa == MfaPolicy::Off && self.min_acr.is_some() {
             return Err("min_acr: a client with mfa = off cannot ask for a minimum acr".into());
         }
-        let webauthn = crate::factors::FactorKey::Webauthn.as_str();
+        let webauthn = FactorKey::Webauthn.as_str();
         if self.min_acr.as_deref() == Some(crate::session::ACR_PHR)
             && !self.allowed_factors.is_empty()
             && !self.allowed_factors.iter().any(|f| f == webauthn)
@@ -106,7 +112,7 @@ impl ClientPolicy {
 
     /// Whether `method` counts for this client (the password always does).
     pub fn allows(&self, method: AuthMethod) -> bool {
-        match crate::factors::FactorKey::of(method) {
+        match method.factor() {
             None => true,
             Some(key) => self.allowed_factors.is_empty() || self.allowed_factors.iter().any(|f| f == key.as_str()),
         }

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
-use crate::store::StoreResult;
+use crate::io::StoreResult;
 use crate::user::UserId;
 
 /// What a matching rule asks for.

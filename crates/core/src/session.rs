@@ -7,75 +7,9 @@
 
 use crate::audit::NewAuditEvent;
 use crate::clock::UnixTime;
+pub use crate::methods::{AuthMethod, FactorClass};
 use crate::policy::LastSignIn;
 use crate::user::UserId;
-
-/// A way the user proved who they are. Later factors add variants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    /// Password (knowledge factor).
-    Password,
-    /// Authenticator-app code (possession factor).
-    Totp,
-    /// Single-use recovery code (stands in for a possession factor).
-    RecoveryCode,
-    /// WebAuthn assertion as a second factor (security key or passkey).
-    SecurityKey,
-    /// Code sent to the user's verified email address.
-    EmailOtp,
-    /// Code sent by text message (NIST SP 800-63B "restricted" authenticator).
-    SmsOtp,
-    /// Passwordless sign-in with a user-verified passkey: possession of the
-    /// key plus the PIN or biometric the authenticator checked (a
-    /// multi-factor cryptographic authenticator, NIST SP 800-63B §5.1.9).
-    Passkey,
-}
-
-/// NIST SP 800-63B factor categories; two different ones make MFA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FactorClass {
-    /// Something you know.
-    Knowledge,
-    /// Something you have.
-    Possession,
-}
-
-impl AuthMethod {
-    /// The RFC 8176 `amr` values this method contributes.
-    pub fn amr_values(self) -> &'static [&'static str] {
-        match self {
-            Self::Password => &["pwd"],
-            // RFC 8176 has no value for recovery codes; they are one-time passwords.
-            Self::Totp | Self::RecoveryCode | Self::EmailOtp => &["otp"],
-            Self::SmsOtp => &["sms", "otp"],
-            Self::SecurityKey => &["hwk"],
-            // RFC 8176 `user`: the authenticator tested the user's presence and identity.
-            Self::Passkey => &["hwk", "user"],
-        }
-    }
-
-    /// The factor categories this method proves.
-    pub fn classes(self) -> &'static [FactorClass] {
-        match self {
-            Self::Password => &[FactorClass::Knowledge],
-            Self::Totp | Self::RecoveryCode | Self::EmailOtp | Self::SmsOtp | Self::SecurityKey => &[FactorClass::Possession],
-            // User verification on the authenticator stands for the second category.
-            Self::Passkey => &[FactorClass::Possession, FactorClass::Knowledge],
-        }
-    }
-
-    /// Whether the method is bound to the site's origin, so a look-alike site
-    /// cannot relay it (WebAuthn; OpenID EAP ACR value `phr`).
-    pub fn phishing_resistant(self) -> bool {
-        matches!(self, Self::SecurityKey | Self::Passkey)
-    }
-
-    /// Whether this method proves `class`.
-    pub fn proves(self, class: FactorClass) -> bool {
-        self.classes().contains(&class)
-    }
-}
 
 /// `acr` value: multi-factor authentication.
 pub const ACR_MFA: &str = "mfa";
@@ -341,7 +275,7 @@ mod tests {
         let mut s = session(0, 0);
         assert!(p.is_recent(&s, 899), "a session without steps counts from its start");
         assert!(!p.is_recent(&s, 900));
-        s.auth = AuthRecord::single(AuthMethod::Password, 100).with(AuthMethod::Totp, 1000);
+        s.auth = AuthRecord::single(AuthMethod::Password, 100).with(AuthMethod::TOTP, 1000);
         assert!(p.is_recent(&s, 999), "the password's time counts");
         assert!(!p.is_recent(&s, 1000), "a later possession step does not make the session recent");
         s.auth = s.auth.with(AuthMethod::Password, 1500);
@@ -351,21 +285,21 @@ mod tests {
 
     #[test]
     fn password_and_a_possession_factor_make_mfa() {
-        let r = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::Totp, 20);
+        let r = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::TOTP, 20);
         assert_eq!(r.amr(), vec!["pwd", "otp", "mfa"]);
         assert_eq!(r.acr(), Some("mfa"));
         assert_eq!(r.auth_time(), Some(20));
-        let rc = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::RecoveryCode, 20);
+        let rc = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::RECOVERY_CODE, 20);
         assert_eq!(rc.amr(), vec!["pwd", "otp", "mfa"]);
         let two_passwords = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::Password, 20);
         assert_eq!(two_passwords.amr(), vec!["pwd"]);
         assert_eq!(two_passwords.acr(), None, "two of the same kind is not MFA");
-        assert_eq!(AuthRecord::single(AuthMethod::Totp, 1).acr(), None);
+        assert_eq!(AuthRecord::single(AuthMethod::TOTP, 1).acr(), None);
     }
 
     #[test]
     fn webauthn_gives_hwk_and_phr_but_a_remembered_key_does_not() {
-        let key = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::SecurityKey, 20);
+        let key = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::SECURITY_KEY, 20);
         assert_eq!(key.amr(), vec!["pwd", "hwk", "mfa"]);
         assert_eq!(key.acr(), Some("phr"));
         assert_eq!(key.acr_for(&["mfa".into()]), Some("mfa"), "the requested class is asserted when reached");
@@ -373,11 +307,11 @@ mod tests {
         let passkey = AuthRecord::single(AuthMethod::Passkey, 30);
         assert_eq!(passkey.amr(), vec!["hwk", "user", "mfa"]);
         assert!(passkey.satisfies(ACR_PHR));
-        let totp = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::Totp, 20);
+        let totp = AuthRecord::single(AuthMethod::Password, 10).with(AuthMethod::TOTP, 20);
         assert!(!totp.satisfies(ACR_PHR));
         assert_eq!(totp.acr_for(&["phr".into()]), Some("mfa"), "never claims a class not reached");
         let mut remembered = AuthRecord::single(AuthMethod::Password, 100);
-        remembered.events.extend(AuthRecord::single(AuthMethod::SecurityKey, 10).possession_events());
+        remembered.events.extend(AuthRecord::single(AuthMethod::SECURITY_KEY, 10).possession_events());
         assert!(remembered.satisfies(ACR_MFA));
         assert!(!remembered.satisfies(ACR_PHR), "a remembered browser is not phishing-resistant");
     }
@@ -385,11 +319,11 @@ mod tests {
     #[test]
     fn a_fresh_factor_replaces_reliance_on_a_remembered_browser() {
         let mut r = AuthRecord::single(AuthMethod::Password, 100);
-        r.events.extend(AuthRecord::single(AuthMethod::Totp, 10).possession_events());
+        r.events.extend(AuthRecord::single(AuthMethod::TOTP, 10).possession_events());
         assert!(r.relies_on_remembered_browser());
         assert_eq!(r.amr(), vec!["pwd", "otp", "mfa"]);
         assert_eq!(r.auth_time(), Some(100), "auth_time is the password just typed");
-        assert!(!r.with(AuthMethod::Totp, 200).relies_on_remembered_browser());
+        assert!(!r.with(AuthMethod::TOTP, 200).relies_on_remembered_browser());
     }
 
     #[test]

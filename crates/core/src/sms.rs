@@ -2,7 +2,7 @@
 //! sent, and the [`SmsSender`] that sends it (Twilio-compatible API, a signed
 //! webhook, or the development outbox, in `portcullis-delivery`).
 
-use crate::mail::BoxFuture;
+use crate::io::BoxFuture;
 
 /// A phone number in E.164 form (`+` and 8 to 15 digits, ITU-T E.164 §6).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use crate::clock::UnixTime;
 use crate::email::EmailAddress;
-use crate::error::StoreError;
+use crate::io::StoreResult;
 use crate::lockout::FailureRecord;
 use crate::policy::DeviceHistory;
 use crate::rate_limit::RateBucket;
@@ -21,7 +21,7 @@ pub trait Stores:
     + crate::sign_in::SignInStore
     + crate::audit::AuditStore
     + crate::policy::RiskStore
-    + crate::mail::NoticeStore
+    + crate::notices::NoticeStore
 {
 }
 impl<
@@ -30,13 +30,10 @@ impl<
         + crate::sign_in::SignInStore
         + crate::audit::AuditStore
         + crate::policy::RiskStore
-        + crate::mail::NoticeStore,
+        + crate::notices::NoticeStore,
 > Stores for T
 {
 }
-
-/// Result of a store call.
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What an emailed link is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -64,3 +64,15 @@ impl std::fmt::Debug for User {
             .finish_non_exhaustive()
     }
 }
+
+/// Role names a rule or the MFA requirement can name.
+pub const ROLE_ADMIN: &str = "admin";
+/// Every account that is not an admin.
+pub const ROLE_USER: &str = "user";
+/// In `mfa_required_for`: every account.
+pub const EVERYONE: &str = "everyone";
+
+/// A user's roles.
+pub fn roles(user: &User) -> Vec<&'static str> {
+    vec![if user.is_admin { ROLE_ADMIN } else { ROLE_USER }]
+}

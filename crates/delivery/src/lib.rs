@@ -19,7 +19,8 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use portcullis_core::mail::{BoxFuture, MailError, Mailer, OutgoingEmail};
+use portcullis_core::io::BoxFuture;
+use portcullis_core::mail::{MailError, Mailer, OutgoingEmail};
 use tokio::io::AsyncWriteExt;
 
 /// How to secure the SMTP connection.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::{DeliveryError, JsonLines};
 use hmac::{Hmac, Mac};
-use portcullis_core::mail::BoxFuture;
+use portcullis_core::io::BoxFuture;
 use portcullis_core::sms::{OutgoingSms, SmsError, SmsSender};
 use sha2::Sha256;
 

@@ -747,7 +747,7 @@ impl<S: OidcStore + AccountStore> portcullis_core::accounts::TokenRevoker for Pr
         &self,
         user: portcullis_core::user::UserId,
         now: UnixTime,
-    ) -> portcullis_core::mail::BoxFuture<'_, Result<(), portcullis_core::StoreError>> {
+    ) -> portcullis_core::io::BoxFuture<'_, Result<(), portcullis_core::StoreError>> {
         Box::pin(async move { self.store.revoke_user_grants(user, now, self.access_tokens_issued_now_expire(now)).await })
     }
 }

@@ -9,7 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use portcullis_core::oauth::ClientPolicy;
 use portcullis_core::policy::{AdaptivePolicy, Rule, RuleAction};
-use portcullis_core::security::{EVERYONE, ROLE_ADMIN, ROLE_USER};
+use portcullis_core::user::{EVERYONE, ROLE_ADMIN, ROLE_USER};
 use portcullis_delivery::{SmsSettings, SmtpSettings};
 use serde::{Deserialize, Serialize};
 

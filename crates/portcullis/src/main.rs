@@ -10,7 +10,7 @@ use portcullis::config::{Config, FlagOverrides, LogFormat};
 use portcullis::{Application, StartError, open_store};
 use portcullis_core::audit::{AuditFilter, AuditFollower, AuditKind, RequestOrigin};
 use portcullis_core::clock::{Clock, SystemClock};
-use portcullis_core::oauth::{ClientPolicy, MfaPolicy, SigningAlg};
+use portcullis_core::oauth::{ClientPolicy, FACTOR_KEYS, MfaPolicy, SigningAlg};
 use portcullis_oidc::clients::NewClient;
 use zeroize::Zeroizing;
 
@@ -104,8 +104,7 @@ struct PolicyArgs {
     /// Second-factor policy [default: optional].
     #[arg(long, value_parser = ["required", "optional", "off"])]
     mfa: Option<String>,
-    /// Factors that count as the second step, comma-separated (totp, webauthn, email, sms, recovery); "" for all.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help = allowed_factors_help())]
     allowed_factors: Option<Vec<String>>,
     /// How old a remembered browser may be for this client (days; 0: the server's setting).
     #[arg(long)]
@@ -113,6 +112,11 @@ struct PolicyArgs {
     /// The least acr a sign-in must reach: mfa, phr, or none.
     #[arg(long, value_parser = ["mfa", "phr", "none"])]
     min_acr: Option<String>,
+}
+
+/// The `--allowed-factors` help, naming every factor key.
+fn allowed_factors_help() -> String {
+    format!("Factors that count as the second step, comma-separated ({}); \"\" for all", FACTOR_KEYS.join(", "))
 }
 
 impl PolicyArgs {
@@ -347,7 +351,7 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
                 .read_to_string(&mut input)
                 .map_err(|e| StartError::Other(format!("reading the password from standard input: {e}")))?;
             let password = input.trim_end_matches(['\n', '\r']);
-            let user = accounts.create_user_by_operator(&email, &name, password, admin, clock.now()).await.map_err(|e| match e {
+            let user = accounts.operators().create_user(&email, &name, password, admin, clock.now()).await.map_err(|e| match e {
                 portcullis_core::AccountError::Store(portcullis_core::StoreError::Conflict) => {
                     StartError::Other(format!("a user with email {email} already exists"))
                 }
@@ -358,8 +362,8 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
             println!("{}", serde_json::json!({ "id": user.id.to_string(), "email": user.email.as_str(), "admin": user.is_admin }));
         }
         UserCommand::List => {
-            let users = accounts.list_users().await.map_err(fail)?;
-            let locked = accounts.locked_after_failures(&users, clock.now()).await.map_err(fail)?;
+            let users = accounts.operators().list_users().await.map_err(fail)?;
+            let locked = accounts.operators().locked_after_failures(&users, clock.now()).await.map_err(fail)?;
             for (u, locked) in users.into_iter().zip(locked) {
                 println!(
                     "{}",
@@ -371,23 +375,23 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
             }
         }
         UserCommand::Unlock { email } => {
-            let was = accounts.unlock(&email, &origin, clock.now()).await.map_err(fail)?;
+            let was = accounts.operators().unlock(&email, &origin, clock.now()).await.map_err(fail)?;
             println!("{}", if was { format!("{email}: unlocked") } else { format!("{email}: was not locked") });
         }
         UserCommand::ResetMfa { email } => {
-            accounts.reset_mfa(&email, &origin, clock.now()).await.map_err(fail)?;
+            accounts.operators().reset_mfa(&email, &origin, clock.now()).await.map_err(fail)?;
             println!("{email}: second factors removed, sessions ended");
         }
         UserCommand::RequireMfa { email, off } => {
-            accounts.require_mfa(&email, !off, &origin, clock.now()).await.map_err(fail)?;
+            accounts.operators().require_mfa(&email, !off, &origin, clock.now()).await.map_err(fail)?;
             println!("{email}: MFA {}", if off { "no longer required" } else { "required" });
         }
         UserCommand::GrantAdmin { email, revoke } => {
-            accounts.set_admin(&email, !revoke, &origin, clock.now()).await.map_err(fail)?;
+            accounts.operators().set_admin(&email, !revoke, &origin, clock.now()).await.map_err(fail)?;
             println!("{email}: {}", if revoke { "no longer an admin" } else { "admin" });
         }
         UserCommand::Delete { email } => {
-            if !accounts.delete_user(&email, &origin, clock.now()).await.map_err(fail)? {
+            if !accounts.operators().delete_user(&email, &origin, clock.now()).await.map_err(fail)? {
                 return Err(StartError::Other(format!("no user with email {email}")));
             }
             println!("{email}: deleted");
@@ -492,7 +496,7 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
     let now = clock.now();
     let mut filter = AuditFilter {
         user: match &args.user {
-            Some(email) => Some(accounts.find_user(email).await.map_err(fail)?.id),
+            Some(email) => Some(accounts.operators().find_user(email).await.map_err(fail)?.id),
             None => None,
         },
         kind: match &args.event {
@@ -509,7 +513,7 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
     };
     match cmd {
         AuditCommand::Tail { lines, follow, .. } => {
-            let mut latest = accounts.audit_log(&AuditFilter { limit: lines.max(1), ..filter.clone() }).await.map_err(fail)?;
+            let mut latest = accounts.operators().audit_log(&AuditFilter { limit: lines.max(1), ..filter.clone() }).await.map_err(fail)?;
             latest.reverse();
             let mut last_id = latest.last().map(|e| e.id).unwrap_or(0);
             if lines > 0 {
@@ -520,7 +524,7 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
             if follow {
                 if last_id == 0 {
                     // Nothing matched yet: start after whatever is there now.
-                    let newest = accounts.audit_log(&AuditFilter { limit: 1, ..AuditFilter::default() }).await.map_err(fail)?;
+                    let newest = accounts.operators().audit_log(&AuditFilter { limit: 1, ..AuditFilter::default() }).await.map_err(fail)?;
                     last_id = newest.first().map(|e| e.id).unwrap_or(0);
                 }
                 let stop = shutdown_signal();
@@ -530,7 +534,7 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
                     let now = std::time::Instant::now();
                     filter.after_id = Some(follower.cursor());
                     loop {
-                        let page = accounts.audit_log(&filter).await.map_err(fail)?;
+                        let page = accounts.operators().audit_log(&filter).await.map_err(fail)?;
                         let next = page.last().map(|e| e.id).filter(|_| page.len() >= filter.limit as usize);
                         for e in follower.fresh(page, now) {
                             println!("{}", e.to_json());
@@ -554,7 +558,7 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
             let mut first = true;
             filter.after_id = Some(0);
             loop {
-                let page = accounts.audit_log(&filter).await.map_err(fail)?;
+                let page = accounts.operators().audit_log(&filter).await.map_err(fail)?;
                 let Some(last) = page.last() else { break };
                 filter.after_id = Some(last.id);
                 for e in &page {
@@ -573,7 +577,11 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
 /// Records an operator's change to a client.
 async fn audit_client(app: &Application, client_id: &str, action: &str, now: i64) -> Result<(), StartError> {
     let accounts = app.state.accounts();
-    accounts.audit_client_change(client_id, action, &RequestOrigin::command_line(), now).await.map_err(|e| StartError::Other(e.to_string()))
+    accounts
+        .operators()
+        .audit_client_change(client_id, action, &RequestOrigin::command_line(), now)
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))
 }
 
 fn client_json(c: &portcullis_core::oauth::Client) -> serde_json::Value {

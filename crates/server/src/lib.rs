@@ -79,9 +79,9 @@ pub async fn serve(
 /// Sends queued security notices as soon as one is queued here, and every
 /// half minute for retries and notices queued by other server processes.
 async fn deliver_notices(state: AppState) {
-    let queued = state.accounts().notices_queued();
+    let queued = state.accounts().notices().notices_queued();
     loop {
-        if let Err(e) = state.accounts().deliver_notices(state.now()).await {
+        if let Err(e) = state.accounts().notices().deliver_notices(state.now()).await {
             tracing::warn!(error = %e, "delivering security notices failed");
         }
         tokio::select! {

@@ -114,7 +114,7 @@ impl FromRequestParts<AppState> for Browser {
         let (device, new_device_cookie) = match cookie_value(&parts.headers, DEVICE_COOKIE) {
             Some(d) if d.len() == 43 && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => (d, None),
             _ => {
-                let d = portcullis_core::security::new_device_id();
+                let d = portcullis_core::risk::new_device_id();
                 let cookie = set_cookie(state, DEVICE_COOKIE, &d, Some(DEVICE_COOKIE_SECONDS));
                 (d, Some(cookie))
             }

@@ -78,6 +78,6 @@ impl AppState {
 
     /// Deletes expired sessions, links and counters.
     pub async fn purge_expired(&self) -> Result<(), AccountError> {
-        self.0.accounts.purge_expired(self.now()).await
+        self.0.accounts.operators().purge_expired(self.now()).await
     }
 }

@@ -3,11 +3,12 @@
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
 use portcullis_core::email::EmailAddress;
+use portcullis_core::io::StoreResult;
 use portcullis_core::lockout::FailureRecord;
 use portcullis_core::policy::DeviceHistory;
 use portcullis_core::rate_limit::RateBucket;
 use portcullis_core::session::{AuthRecord, FinishedSignIn, SessionRecord};
-use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose, StoreResult};
+use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
 use portcullis_core::user::{User, UserId};
 use uuid::Uuid;
 

@@ -5,8 +5,8 @@ use portcullis_core::clock::UnixTime;
 use portcullis_core::factors::otp::{CodeAnswer, CodeCheck, OneTimeCode, OtpChannel};
 use portcullis_core::factors::webauthn::Ceremony;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, RememberedBrowser};
+use portcullis_core::io::StoreResult;
 use portcullis_core::rate_limit::SlidingQuota;
-use portcullis_core::store::StoreResult;
 use portcullis_core::user::UserId;
 
 use crate::{Store, begin_transaction, db_error, on_pool};

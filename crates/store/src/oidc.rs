@@ -4,11 +4,11 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
+use portcullis_core::io::StoreResult;
 use portcullis_core::oauth::{
     AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess,
     SigningAlg, StoredSigningKey,
 };
-use portcullis_core::store::StoreResult;
 
 use portcullis_core::user::{User, UserId};
 

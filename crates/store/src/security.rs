@@ -3,9 +3,10 @@
 use portcullis_core::StoreError;
 use portcullis_core::audit::{AuditFilter, AuditKind, AuditRecord, AuditStore, NewAuditEvent};
 use portcullis_core::clock::UnixTime;
-use portcullis_core::mail::{Message, NoticeStore, QueuedNotice};
+use portcullis_core::io::StoreResult;
+use portcullis_core::mail::Message;
+use portcullis_core::notices::{NoticeStore, QueuedNotice};
 use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore, SignInHistory};
-use portcullis_core::store::StoreResult;
 use portcullis_core::user::UserId;
 
 use crate::accounts::parse_user_id;

@@ -4,9 +4,9 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
+use portcullis_core::io::StoreResult;
 use portcullis_core::session::AuthRecord;
 use portcullis_core::sign_in::{Demand, PendingSignIn, Purpose, SignInStore, Waiting};
-use portcullis_core::store::StoreResult;
 use portcullis_core::user::{User, UserId};
 
 use crate::accounts::{UserRow, parse_user_id};

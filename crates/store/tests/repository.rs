@@ -5,7 +5,8 @@ use portcullis_core::StoreError;
 use portcullis_core::audit::{AuditFilter, AuditKind, AuditStore, NewAuditEvent, RequestOrigin};
 use portcullis_core::email::EmailAddress;
 use portcullis_core::factors::{Credential, FactorKey, FactorKind, MfaStore};
-use portcullis_core::mail::{Message, NoticeStore};
+use portcullis_core::mail::Message;
+use portcullis_core::notices::NoticeStore;
 use portcullis_core::oauth::{
     AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess,
     SigningAlg,
@@ -203,7 +204,7 @@ async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: St
     // A step-up extends the session under a new digest; the old one is gone.
     let record = session(ada.id, 1_000);
     open_session(&s, "old", &record, 9_000).await;
-    let more = AuthRecord::single(AuthMethod::Password, 1_000).with(AuthMethod::Totp, 1_050);
+    let more = AuthRecord::single(AuthMethod::Password, 1_000).with(AuthMethod::TOTP, 1_050);
     assert!(!s.upgrade_session("old", "new", UserId::new(), &more).await.unwrap(), "only the owner's session");
     assert!(s.upgrade_session("old", "new", ada.id, &more).await.unwrap());
     assert!(stored_session(&s, "old").await.unwrap().is_none());
@@ -851,7 +852,7 @@ async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {
 }
 
 /// Eight concurrent `claim_notices` calls: everything they claimed, and how many distinct notices that is.
-async fn eight_senders_claim(s: &Store, now: i64, lease_until: i64, limit: u32) -> (Vec<portcullis_core::mail::QueuedNotice>, usize) {
+async fn eight_senders_claim(s: &Store, now: i64, lease_until: i64, limit: u32) -> (Vec<portcullis_core::notices::QueuedNotice>, usize) {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let s = s.clone();

@@ -1,104 +1,30 @@
-//! Second factors. Each factor is one module here; what they share (their
-//! keys, the credential kinds, stored credentials, the [`SecondFactor`]
-//! trait) lives in this file.
+//! Second factors. Each factor is one module here, implementing
+//! [`SecondFactor`]; what they share (the credential kinds, stored
+//! credentials, the trait) lives in this file, and their names and words in
+//! [`crate::methods`]. [`factor`] is the one place a key meets its module.
 
+pub mod email;
 pub mod otp;
 pub mod recovery;
+pub mod sms;
 pub mod totp;
 pub mod webauthn;
 
 use std::future::Future;
 
+use crate::audit::AuditKind;
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::mail::BoxFuture;
+use crate::io::{BoxFuture, StoreResult};
+use crate::mail::Message;
+pub use crate::methods::FactorKey;
+use crate::methods::{AuthMethod, StepFacts};
 use crate::secrets::{MacKey, SecretBox};
-use crate::session::{AuthMethod, AuthRecord};
-use crate::store::StoreResult;
+use crate::session::AuthRecord;
 use crate::user::{User, UserId};
 
 /// What a factor operation returns.
 pub type FactorResult<T> = Result<T, AccountError>;
-
-/// A second factor's identity: the key that forms, stored sign-in states and
-/// client policies name it by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FactorKey {
-    /// Security keys and passkeys (WebAuthn).
-    Webauthn,
-    /// Authenticator apps (TOTP).
-    Totp,
-    /// Codes by text message.
-    Sms,
-    /// Codes by email.
-    Email,
-    /// Recovery codes.
-    Recovery,
-}
-
-impl FactorKey {
-    /// Every factor, strongest first: the order a second step offers them in
-    /// (NIST SP 800-63B: phishing-resistant keys, then apps, then codes sent
-    /// to a phone or a mailbox; recovery codes are the fallback).
-    pub const ALL: [FactorKey; 5] = [Self::Webauthn, Self::Totp, Self::Sms, Self::Email, Self::Recovery];
-
-    /// Stable name (forms, stored sets, client policies).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Webauthn => "webauthn",
-            Self::Totp => "totp",
-            Self::Sms => "sms",
-            Self::Email => "email",
-            Self::Recovery => "recovery",
-        }
-    }
-
-    /// Parses a stored or typed name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// What a success with this factor adds to a session's record.
-    pub fn method(self) -> AuthMethod {
-        match self {
-            Self::Webauthn => AuthMethod::SecurityKey,
-            Self::Totp => AuthMethod::Totp,
-            Self::Sms => AuthMethod::SmsOtp,
-            Self::Email => AuthMethod::EmailOtp,
-            Self::Recovery => AuthMethod::RecoveryCode,
-        }
-    }
-
-    /// The factor a method belongs to (`None`: the password).
-    pub fn of(method: AuthMethod) -> Option<Self> {
-        match method {
-            AuthMethod::Password => None,
-            AuthMethod::Totp => Some(Self::Totp),
-            AuthMethod::RecoveryCode => Some(Self::Recovery),
-            AuthMethod::SecurityKey | AuthMethod::Passkey => Some(Self::Webauthn),
-            AuthMethod::EmailOtp => Some(Self::Email),
-            AuthMethod::SmsOtp => Some(Self::Sms),
-        }
-    }
-
-    /// In words, as an application's requirement names it.
-    pub fn words(self) -> &'static str {
-        match self {
-            Self::Webauthn => "a security key or passkey",
-            Self::Totp => "an authenticator app",
-            Self::Sms => "a code by text message",
-            Self::Email => "a code by email",
-            Self::Recovery => "a recovery code",
-        }
-    }
-}
-
-impl std::fmt::Display for FactorKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// How long a setup (an unconfirmed credential) can still be finished; older
 /// ones are refused and purged.
@@ -124,6 +50,8 @@ pub struct FactorContext<'a, S> {
     pub recovery_key: &'a MacKey,
     /// Issuer name shown in authenticator apps.
     pub issuer: &'a str,
+    /// Whether users may add authenticator apps (`[totp] enabled`).
+    pub totp_enabled: bool,
     /// The WebAuthn relying party; `None` when the issuer's host cannot be one (an IP address).
     pub relying_party: Option<&'a webauthn::RelyingParty>,
     /// Writes and delivers codes by email and text message.
@@ -227,16 +155,33 @@ pub struct CodeDestination {
     pub masked: String,
 }
 
+/// What a factor has the account's owner told after a success with it.
+#[derive(Debug, Clone)]
+pub struct SuccessNotice {
+    /// The audit event.
+    pub audit: AuditKind,
+    /// Its detail.
+    pub detail: serde_json::Value,
+    /// The message to the owner.
+    pub message: Message,
+}
+
 /// One kind of second factor at sign-in. The sign-in flow only knows this
-/// trait: adding a factor means adding a module that implements it and listing
-/// it in [`all`], not another branch in the flow.
+/// trait: adding a factor means adding a module that implements it and
+/// naming it in [`factor`], not another branch in the flow.
 pub trait SecondFactor<S: MfaStore>: Send + Sync {
     /// Its key.
     fn key(&self) -> FactorKey;
+    /// Its names, words, `amr` values and the answer its page asks for.
+    fn facts(&self) -> StepFacts {
+        self.key().facts()
+    }
     /// What a success adds to the session's record.
     fn method(&self) -> AuthMethod {
         self.key().method()
     }
+    /// Whether the operator's settings turn it on.
+    fn enabled(&self, ctx: &FactorContext<'_, S>) -> bool;
     /// Whether the user can use it, given `enrolled`, the user's credentials
     /// (loaded once by the caller for every factor, not once per factor).
     fn available<'a>(
@@ -261,12 +206,8 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
     fn destinations<'a>(&'a self, _ctx: &'a FactorContext<'a, S>, _user: &'a User) -> BoxFuture<'a, FactorResult<Vec<CodeDestination>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
-    /// Whether its challenge sends a code (email, SMS): the page offers to send
-    /// one first, and sends count against the per-client cap.
-    fn sends_code(&self) -> bool {
-        false
-    }
-    /// The credential kinds users enroll through this factor.
+    /// The credential kinds users enroll through this factor (on the
+    /// security page, and inline during a sign-in for an account without a factor).
     fn enrolls(&self) -> &'static [FactorKind] {
         &[]
     }
@@ -314,6 +255,10 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
         response: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Verification>>;
+    /// What the owner is told after a success (recovery codes: how many are left).
+    fn after_success<'a>(&'a self, _ctx: &'a FactorContext<'a, S>, _user: &'a User) -> BoxFuture<'a, FactorResult<Option<SuccessNotice>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 impl From<bool> for Verification {
@@ -323,20 +268,33 @@ impl From<bool> for Verification {
     }
 }
 
-/// Every second factor, in the order of [`FactorKey::ALL`] (strongest first).
-pub fn all<S: MfaStore>() -> Vec<Box<dyn SecondFactor<S>>> {
-    vec![
-        Box::new(webauthn::WebauthnFactor),
-        Box::new(totp::TotpFactor),
-        Box::new(otp::SmsCodeFactor),
-        Box::new(otp::EmailCodeFactor),
-        Box::new(recovery::RecoveryCodeFactor),
-    ]
+/// The module behind `key`: the one place a factor is named beside its
+/// facts (an exhaustive match, so a new key without a module does not compile).
+pub fn factor<S: MfaStore>(key: FactorKey) -> Box<dyn SecondFactor<S>> {
+    match key {
+        FactorKey::Webauthn => Box::new(webauthn::WebauthnFactor),
+        FactorKey::Totp => Box::new(totp::TotpFactor),
+        FactorKey::Sms => Box::new(sms::SmsCodeFactor),
+        FactorKey::Email => Box::new(email::EmailCodeFactor),
+        FactorKey::Recovery => Box::new(recovery::RecoveryCodeFactor),
+    }
 }
 
-/// The factor with key `key`.
-pub fn factor<S: MfaStore>(key: FactorKey) -> Option<Box<dyn SecondFactor<S>>> {
-    all::<S>().into_iter().find(|f| f.key() == key)
+/// Every second factor, in the order of [`FactorKey::ALL`] (strongest first).
+pub fn all<S: MfaStore>() -> impl Iterator<Item = Box<dyn SecondFactor<S>>> {
+    FactorKey::ALL.into_iter().map(factor::<S>)
+}
+
+/// The factors the operator's settings turn on.
+pub fn enabled<S: MfaStore>(ctx: &FactorContext<'_, S>) -> Vec<FactorKey> {
+    all::<S>().filter(|f| f.enabled(ctx)).map(|f| f.key()).collect()
+}
+
+/// The credential kinds users may set up on this server.
+pub fn enrollable<S: MfaStore>(ctx: &FactorContext<'_, S>) -> Vec<FactorKind> {
+    let mut kinds: Vec<FactorKind> = all::<S>().filter(|f| f.enabled(ctx)).flat_map(|f| f.enrolls().iter().copied()).collect();
+    kinds.sort_by_key(|k| FactorKind::ALL.iter().position(|x| x == k));
+    kinds
 }
 
 /// The kinds of second factor.

@@ -1,4 +1,5 @@
-//! One-time codes sent to the user, by email or by text message.
+//! What one-time codes sent to the user share, whichever way they go
+//! ([`super::email`], [`super::sms`]).
 //!
 //! A code is 6 digits from the OS CSPRNG, valid for `ttl` seconds, stored
 //! only as a keyed HMAC tag, and dead after `max_attempts` wrong tries; one
@@ -14,13 +15,10 @@
 
 use rand::Rng;
 
-use super::{
-    CodeDestination, Credential, ENROLLMENT_SECONDS, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKey, FactorKind, FactorResult,
-    MfaStore, NewCredential, PublicKeyChallenge, SecondFactor, Verification, seal_context, setup_is_live,
-};
+use super::{FactorContext, FactorResult, MfaStore, Verification};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::mail::{BoxFuture, Message};
+use crate::mail::Message;
 use crate::rate_limit::SlidingQuota;
 use crate::secrets::MacKey;
 use crate::sms::PhoneNumber;
@@ -209,7 +207,7 @@ impl From<CodeCheck> for Verification {
 
 /// Sends a new code to `destination` (the credential `credential`, for a
 /// phone), after the cooldown and the hourly caps.
-pub(crate) async fn send_code<S: MfaStore>(
+pub(super) async fn send_code<S: MfaStore>(
     ctx: &FactorContext<'_, S>,
     user: &User,
     (channel, destination, credential): (OtpChannel, &str, Option<&str>),
@@ -255,7 +253,7 @@ pub(crate) async fn send_code<S: MfaStore>(
 
 /// Checks a code sent for `purpose` (to `credential`, when given): spent
 /// once; a wrong one counts towards the code's attempt limit.
-async fn check_code<S: MfaStore>(
+pub(super) async fn check_code<S: MfaStore>(
     ctx: &FactorContext<'_, S>,
     user: &User,
     (channel, purpose, credential): (OtpChannel, CodePurpose, Option<&str>),
@@ -265,207 +263,6 @@ async fn check_code<S: MfaStore>(
     let t = tag(ctx.recovery_key, user.id, (channel, purpose), code);
     let answer = CodeAnswer { user: user.id, channel, purpose, credential, tag: &t, max_attempts: ctx.otp.max_attempts, now };
     Ok(ctx.store.consume_otp_code(&answer).await?.into())
-}
-
-/// Codes sent to the account's verified email address.
-pub struct EmailCodeFactor;
-
-impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
-    fn key(&self) -> FactorKey {
-        FactorKey::Email
-    }
-
-    fn available<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        enrolled: &'a [Credential],
-    ) -> BoxFuture<'a, FactorResult<bool>> {
-        // "Only with another factor": email alone is too close to the password's reset channel.
-        let usable =
-            user.email_verified_at.is_some() && (!ctx.otp.email_requires_other_factor || enrolled.iter().any(|c| c.flagged_at.is_none()));
-        Box::pin(async move { Ok(usable) })
-    }
-
-    fn sends_code(&self) -> bool {
-        true
-    }
-
-    fn challenge<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        _to: Option<&'a str>,
-        now: UnixTime,
-    ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
-        Box::pin(async move {
-            send_code(ctx, user, (OtpChannel::Email, user.email.as_str(), None), CodePurpose::SignIn, now).await?;
-            Ok(None)
-        })
-    }
-
-    fn verify<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        _enrolled: &'a [Credential],
-        response: &'a str,
-        now: UnixTime,
-    ) -> BoxFuture<'a, FactorResult<Verification>> {
-        Box::pin(check_code(ctx, user, (OtpChannel::Email, CodePurpose::SignIn, None), response, now))
-    }
-}
-
-/// The phone number of a phone credential.
-fn number_of<S>(ctx: &FactorContext<'_, S>, c: &Credential) -> Option<String> {
-    let bytes = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret).ok()?;
-    String::from_utf8(bytes.to_vec()).ok()
-}
-
-/// Codes by text message to a confirmed phone number. Labelled weaker: SMS can
-/// be intercepted or redirected by a SIM swap (NIST SP 800-63B §5.1.3.3).
-pub struct SmsCodeFactor;
-
-impl SmsCodeFactor {
-    async fn phones<S: MfaStore>(ctx: &FactorContext<'_, S>, user: UserId) -> FactorResult<Vec<Credential>> {
-        Ok(ctx.store.credentials(user).await?.into_iter().filter(|c| c.kind == FactorKind::Phone).collect())
-    }
-
-    fn prompt(credential_id: String, number: &str) -> EnrollmentPrompt {
-        let destination = PhoneNumber::parse(number).map(|n| n.masked()).unwrap_or_default();
-        EnrollmentPrompt::CodeSent { credential_id, destination }
-    }
-
-    async fn unconfirmed<S: MfaStore>(
-        ctx: &FactorContext<'_, S>,
-        user: &User,
-        id: &str,
-        now: UnixTime,
-    ) -> FactorResult<Option<(Credential, String)>> {
-        let Some(c) = ctx.store.credential(user.id, id).await?.filter(|c| c.kind == FactorKind::Phone && setup_is_live(c, now)) else {
-            return Ok(None);
-        };
-        Ok(number_of(ctx, &c).map(|n| (c, n)))
-    }
-}
-
-impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
-    fn key(&self) -> FactorKey {
-        FactorKey::Sms
-    }
-
-    fn available<'a>(
-        &'a self,
-        _ctx: &'a FactorContext<'a, S>,
-        _user: &'a User,
-        enrolled: &'a [Credential],
-    ) -> BoxFuture<'a, FactorResult<bool>> {
-        let usable = enrolled.iter().any(|c| c.kind == FactorKind::Phone);
-        Box::pin(async move { Ok(usable) })
-    }
-
-    fn sends_code(&self) -> bool {
-        true
-    }
-
-    fn enrolls(&self) -> &'static [FactorKind] {
-        &[FactorKind::Phone]
-    }
-
-    fn begin_enrollment<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        new: NewCredential,
-        now: UnixTime,
-    ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
-        Box::pin(async move {
-            let number = PhoneNumber::parse(&new.destination)?;
-            let mut c = Credential::new(user.id, FactorKind::Phone, new.name, Vec::new(), now);
-            // The number is personal data: sealed at rest like a secret.
-            c.sealed_secret = ctx.sealer.seal(&seal_context(&c.id), number.as_str().as_bytes());
-            ctx.store.insert_credential(&c).await?;
-            send_code(ctx, user, (OtpChannel::Sms, number.as_str(), Some(&c.id)), CodePurpose::ConfirmPhone, now).await?;
-            Ok(Some(Self::prompt(c.id, number.as_str())))
-        })
-    }
-
-    fn pending_enrollment<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        credential_id: &'a str,
-        now: UnixTime,
-    ) -> BoxFuture<'a, FactorResult<Option<EnrollmentPrompt>>> {
-        Box::pin(async move { Ok(Self::unconfirmed(ctx, user, credential_id, now).await?.map(|(c, n)| Self::prompt(c.id, &n))) })
-    }
-
-    fn finish_enrollment<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        pending: &'a str,
-        response: &'a str,
-        now: UnixTime,
-    ) -> BoxFuture<'a, FactorResult<EnrollmentCheck>> {
-        Box::pin(async move {
-            let Some((c, _)) = Self::unconfirmed(ctx, user, pending, now).await? else { return Ok(EnrollmentCheck::Unknown) };
-            // Only the confirmation code sent to this very number confirms it.
-            let confirming = (OtpChannel::Sms, CodePurpose::ConfirmPhone, Some(c.id.as_str()));
-            if !matches!(check_code(ctx, user, confirming, response, now).await?, Verification::Accepted { .. }) {
-                return Ok(EnrollmentCheck::Rejected);
-            }
-            Ok(if ctx.store.confirm_credential(user.id, &c.id, 0, (now, now - ENROLLMENT_SECONDS)).await? {
-                EnrollmentCheck::Confirmed { id: c.id, name: c.name }
-            } else {
-                EnrollmentCheck::Unknown
-            })
-        })
-    }
-
-    fn destinations<'a>(&'a self, ctx: &'a FactorContext<'a, S>, user: &'a User) -> BoxFuture<'a, FactorResult<Vec<CodeDestination>>> {
-        Box::pin(async move {
-            let phones = Self::phones(ctx, user.id).await?;
-            Ok(phones
-                .into_iter()
-                .filter_map(|c| {
-                    let masked = PhoneNumber::parse(&number_of(ctx, &c)?).ok()?.masked();
-                    Some(CodeDestination { id: c.id, name: c.name, masked })
-                })
-                .collect())
-        })
-    }
-
-    fn challenge<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        to: Option<&'a str>,
-        now: UnixTime,
-    ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
-        Box::pin(async move {
-            // The number the user picked, else the first one added.
-            let phones = Self::phones(ctx, user.id).await?;
-            let chosen = |c: &&Credential| to.is_none_or(|id| c.id == id);
-            let Some((id, number)) = phones.iter().filter(chosen).find_map(|c| Some((c.id.as_str(), number_of(ctx, c)?))) else {
-                return Err(AccountError::NotFound);
-            };
-            send_code(ctx, user, (OtpChannel::Sms, &number, Some(id)), CodePurpose::SignIn, now).await?;
-            Ok(None)
-        })
-    }
-
-    fn verify<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        _enrolled: &'a [Credential],
-        response: &'a str,
-        now: UnixTime,
-    ) -> BoxFuture<'a, FactorResult<Verification>> {
-        // A sign-in code, sent to one of the user's confirmed numbers (the store checks both).
-        Box::pin(check_code(ctx, user, (OtpChannel::Sms, CodePurpose::SignIn, None), response, now))
-    }
 }
 
 #[cfg(test)]

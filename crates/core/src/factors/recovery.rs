@@ -39,12 +39,17 @@ impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
         super::FactorKey::Recovery
     }
 
+    // Always: they are how an account without its devices gets back in.
+    fn enabled(&self, _ctx: &super::FactorContext<'_, S>) -> bool {
+        true
+    }
+
     fn available<'a>(
         &'a self,
         ctx: &'a super::FactorContext<'a, S>,
         user: &'a crate::user::User,
         _enrolled: &'a [super::Credential],
-    ) -> crate::mail::BoxFuture<'a, super::FactorResult<bool>> {
+    ) -> crate::io::BoxFuture<'a, super::FactorResult<bool>> {
         // Recovery codes are not credentials: they have their own table.
         Box::pin(async move { Ok(ctx.store.recovery_codes_left(user.id).await? > 0) })
     }
@@ -56,8 +61,24 @@ impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
         _enrolled: &'a [super::Credential],
         response: &'a str,
         now: crate::clock::UnixTime,
-    ) -> crate::mail::BoxFuture<'a, super::FactorResult<super::Verification>> {
+    ) -> crate::io::BoxFuture<'a, super::FactorResult<super::Verification>> {
         Box::pin(async move { Ok(ctx.store.consume_recovery_code(user.id, &tag(ctx.recovery_key, response), now).await?.into()) })
+    }
+
+    // A used code may mean someone else has the list: the owner hears of each one.
+    fn after_success<'a>(
+        &'a self,
+        ctx: &'a super::FactorContext<'a, S>,
+        user: &'a crate::user::User,
+    ) -> crate::io::BoxFuture<'a, super::FactorResult<Option<super::SuccessNotice>>> {
+        Box::pin(async move {
+            let left = ctx.store.recovery_codes_left(user.id).await?;
+            Ok(Some(super::SuccessNotice {
+                audit: crate::audit::AuditKind::RecoveryCodeUsed,
+                detail: serde_json::json!({ "left": left }),
+                message: crate::mail::Message::RecoveryCodeUsed { left },
+            }))
+        })
     }
 }
 

@@ -110,7 +110,7 @@ impl TotpFactor {
         user: &crate::user::User,
         id: &str,
         now: UnixTime,
-    ) -> crate::store::StoreResult<Option<(super::Credential, zeroize::Zeroizing<Vec<u8>>)>> {
+    ) -> crate::io::StoreResult<Option<(super::Credential, zeroize::Zeroizing<Vec<u8>>)>> {
         let Some(c) =
             ctx.store.credential(user.id, id).await?.filter(|c| super::setup_is_live(c, now) && c.kind == super::FactorKind::Totp)
         else {
@@ -131,7 +131,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         user: &'a crate::user::User,
         new: super::NewCredential,
         now: UnixTime,
-    ) -> crate::mail::BoxFuture<'a, super::FactorResult<Option<super::EnrollmentPrompt>>> {
+    ) -> crate::io::BoxFuture<'a, super::FactorResult<Option<super::EnrollmentPrompt>>> {
         Box::pin(async move {
             let secret = generate_secret();
             let mut credential = super::Credential::new(user.id, super::FactorKind::Totp, new.name, Vec::new(), now);
@@ -147,7 +147,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         user: &'a crate::user::User,
         credential_id: &'a str,
         now: UnixTime,
-    ) -> crate::mail::BoxFuture<'a, super::FactorResult<Option<super::EnrollmentPrompt>>> {
+    ) -> crate::io::BoxFuture<'a, super::FactorResult<Option<super::EnrollmentPrompt>>> {
         Box::pin(async move {
             Ok(Self::unconfirmed(ctx, user, credential_id, now).await?.map(|(c, secret)| Self::prompt(ctx.issuer, user, c.id, &secret)))
         })
@@ -160,7 +160,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         credential_id: &'a str,
         response: &'a str,
         now: UnixTime,
-    ) -> crate::mail::BoxFuture<'a, super::FactorResult<super::EnrollmentCheck>> {
+    ) -> crate::io::BoxFuture<'a, super::FactorResult<super::EnrollmentCheck>> {
         Box::pin(async move {
             let Some((c, secret)) = Self::unconfirmed(ctx, user, credential_id, now).await? else {
                 return Ok(super::EnrollmentCheck::Unknown);
@@ -179,12 +179,16 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         super::FactorKey::Totp
     }
 
+    fn enabled(&self, ctx: &super::FactorContext<'_, S>) -> bool {
+        ctx.totp_enabled
+    }
+
     fn available<'a>(
         &'a self,
         _ctx: &'a super::FactorContext<'a, S>,
         _user: &'a crate::user::User,
         enrolled: &'a [super::Credential],
-    ) -> crate::mail::BoxFuture<'a, super::FactorResult<bool>> {
+    ) -> crate::io::BoxFuture<'a, super::FactorResult<bool>> {
         let usable = enrolled.iter().any(|c| c.kind == super::FactorKind::Totp);
         Box::pin(async move { Ok(usable) })
     }
@@ -196,7 +200,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         enrolled: &'a [super::Credential],
         response: &'a str,
         now: UnixTime,
-    ) -> crate::mail::BoxFuture<'a, super::FactorResult<super::Verification>> {
+    ) -> crate::io::BoxFuture<'a, super::FactorResult<super::Verification>> {
         Box::pin(async move {
             for c in enrolled.iter().filter(|c| c.kind == super::FactorKind::Totp) {
                 let Ok(secret) = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret) else {

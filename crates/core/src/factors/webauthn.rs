@@ -27,7 +27,7 @@ use super::{
 };
 use crate::clock::UnixTime;
 use crate::error::{AccountError, StoreError};
-use crate::mail::BoxFuture;
+use crate::io::BoxFuture;
 use crate::user::{User, UserId};
 
 /// How long a browser has to answer a challenge.
@@ -342,6 +342,11 @@ pub struct WebauthnFactor;
 impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
     fn key(&self) -> FactorKey {
         FactorKey::Webauthn
+    }
+
+    // Only where the issuer's host can be a relying party (not an IP address).
+    fn enabled(&self, ctx: &FactorContext<'_, S>) -> bool {
+        ctx.relying_party.is_some()
     }
 
     fn available<'a>(

@@ -1,81 +1,31 @@
-//! The transitions of the sign-in machine, with their reads and writes: the
-//! first step's outcome, step-up, the second step (challenge, answer), inline
-//! enrollment, finishing, and the check of a session at each use.
+//! The transitions of the sign-in machine, with their reads and writes:
+//! step-up, the second step (challenge, answer), inline enrollment,
+//! finishing, and what a cloned key ends.
 //!
-//! Every route that touches a pending sign-in comes through [`Accounts::advance`],
+//! Every route that touches a pending sign-in comes through [`SignIn::advance`],
 //! which reads it and asks [`PendingSignIn::permits`] for the route's one
 //! transition; a refusal writes nothing but its audit event.
 
 use serde_json::json;
 
 use super::{
-    AccountFactors, Demand, DemandFacts, Level, MAX_ANSWERS, OperatorFactors, PENDING_SIGN_IN_SECONDS, PendingSignIn, Purpose, SessionUse,
-    Step, Transition, Waiting, demand, plan,
+    AccountFactors, Demand, MAX_ANSWERS, OperatorFactors, PENDING_SIGN_IN_SECONDS, PendingSignIn, Purpose, SecondStepDone, SecondStepView,
+    SignIn, SignInOutcome, Step, StepOutcome, Transition, Waiting, plan,
 };
-use crate::accounts::{Accounts, ActiveSession, NewSession, SignInOutcome};
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::factors::{CodeDestination, Credential, EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, Verification, all, factor};
+use crate::factors::{
+    self, Credential, EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, SuccessNotice, Verification, all, factor,
+};
 use crate::lockout::LockKey;
 use crate::mail::Message;
 use crate::password::PasswordCheck;
-use crate::policy::RuleAction;
 use crate::secrets::{random_token, token_digest};
 use crate::session::{AuthEvent, AuthMethod, AuthRecord};
+use crate::sessions::{ActiveSession, NewSession};
 use crate::store::Stores;
 use crate::user::User;
-
-/// What the second-step page shows for a pending sign-in.
-#[derive(Debug, Clone)]
-pub struct SecondStepView {
-    /// Whose sign-in.
-    pub user: User,
-    /// The step shown (the one asked for if it is on offer, else the strongest).
-    pub shown: Step,
-    /// Every step on offer, strongest first ("Try another method" lists them).
-    pub steps: Vec<Step>,
-    /// Kinds the user may set up instead.
-    pub enroll: Vec<FactorKind>,
-    /// Phone numbers to pick from, when the shown step texts a code.
-    pub phones: Vec<CodeDestination>,
-}
-
-/// A finished sign-in or step-up.
-#[derive(Debug, Clone)]
-pub struct SecondStepDone {
-    /// The session's cookie token: a new session's, or the stepped-up
-    /// session's new one (a session that proves more gets a new token).
-    pub session_token: String,
-    /// The user.
-    pub user: User,
-    /// Recovery codes to show now (first factor set up inline).
-    pub new_recovery_codes: Option<Vec<String>>,
-    /// Value of the remember-this-browser cookie to set, if the user asked.
-    pub remember_cookie: Option<String>,
-}
-
-/// What an accepted step led to.
-#[derive(Debug, Clone)]
-pub enum StepOutcome {
-    /// The demand is met.
-    Done(Box<SecondStepDone>),
-    /// Right, but the demand needs another step (the same pending sign-in waits for it).
-    Continue,
-}
-
-/// What a use of a session needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionCheck {
-    /// The session's proof covers this use.
-    Satisfied,
-    /// The session must prove more first (a step-up toward this demand).
-    StepUp(Demand),
-    /// A change that needs a recent sign-in, from a session whose last step is not.
-    Reauthenticate,
-    /// An adaptive rule refuses this use (audited).
-    Denied,
-}
 
 /// One answer's place in the account's second-step budget, taken before the
 /// answer is checked so that concurrent answers cannot exceed it.
@@ -85,22 +35,15 @@ struct Attempt {
     max: u32,
 }
 
-impl<S: Stores> Accounts<S> {
+impl<S: Stores> SignIn<'_, S> {
     /// What the operator allows.
     pub(crate) fn operator_factors(&self) -> OperatorFactors {
-        let s = &self.settings;
-        let enabled = FactorKey::ALL
-            .into_iter()
-            .filter(|k| match k {
-                FactorKey::Totp => s.totp_enabled,
-                FactorKey::Email => s.otp.email_enabled,
-                FactorKey::Sms => s.otp.sms_enabled,
-                FactorKey::Webauthn => self.keys.relying_party.is_some(),
-                FactorKey::Recovery => true,
-            })
-            .collect();
-        let enrollable = FactorKind::ALL.into_iter().filter(|k| self.can_enroll(*k)).collect();
-        OperatorFactors { enabled, enrollable, email_counts: s.otp.email_counts_as_mfa }
+        let ctx = self.factor_context();
+        OperatorFactors {
+            enabled: factors::enabled(&ctx),
+            enrollable: factors::enrollable(&ctx),
+            email_counts: self.settings.otp.email_counts_as_mfa,
+        }
     }
 
     /// What the account has: the factors it can answer with now, and its credentials.
@@ -117,177 +60,10 @@ impl<S: Stores> Accounts<S> {
         Ok((account, credentials))
     }
 
-    /// Whether emailed codes may not count for `user` now: the password was
-    /// set by a reset link recently, and the same mailbox received the link.
-    fn email_blocked(&self, user: &User, now: UnixTime) -> bool {
-        user.password_reset_at.is_some_and(|at| now - at < self.settings.otp.email_blocked_after_reset)
-    }
-
-    fn demand_facts<'a>(&self, user: &User, using: SessionUse<'a>, has_credential: bool, now: UnixTime) -> DemandFacts<'a> {
-        DemandFacts {
-            using,
-            has_credential,
-            mfa_required: self.mfa_required(user),
-            email_blocked: self.email_blocked(user, now),
-            email_counts: self.settings.otp.email_counts_as_mfa,
-        }
-    }
-
     /// The record of a step performed now.
-    fn step_event(&self, method: AuthMethod, credential: Option<String>, now: UnixTime) -> AuthEvent {
-        let not_a_factor = method == AuthMethod::EmailOtp && !self.settings.otp.email_counts_as_mfa;
+    pub(super) fn step_event(&self, method: AuthMethod, credential: Option<String>, now: UnixTime) -> AuthEvent {
+        let not_a_factor = method == AuthMethod::EMAIL_OTP && !self.settings.otp.email_counts_as_mfa;
         AuthEvent { credential, not_a_factor, ..AuthEvent::performed(method, now) }
-    }
-
-    /// After a first step (a password, an emailed code, a passkey): a
-    /// session, a pending second step, or inline enrollment, as the machine
-    /// decides from the rules, the account and the application.
-    pub(crate) async fn after_first_step(
-        &self,
-        user: &User,
-        (method, credential): (AuthMethod, Option<String>),
-        remembered: Option<&str>,
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<SignInOutcome, AccountError> {
-        let assessment = self.assess(user, origin, now).await?;
-        self.refuse_if_denied(user, origin, &assessment, now).await?;
-        let action = assessment.action();
-        let (account, _) = self.account_factors(user).await?;
-        let mut first = self.step_event(method, credential, now);
-        // An emailed code where email is no factor of this account (`email_requires_other_factor`
-        // without another factor) signs in, but proves nothing toward MFA.
-        first.not_a_factor |= method == AuthMethod::EmailOtp && !account.usable.contains(&FactorKey::Email);
-        let auth = AuthRecord { events: vec![first] };
-        let using = match (&origin.client_id, &origin.client_policy) {
-            (Some(id), Some(policy)) => SessionUse::Client { id, policy, acceptable_acr: &origin.acceptable_acr },
-            _ => SessionUse::OwnPages,
-        };
-        // What a matching rule made of this sign-in is recorded even if it is never finished.
-        let decided = |outcome: &'static str| {
-            let detail = json!({ "assessment": assessment.to_json(), "outcome": outcome });
-            async move {
-                match action {
-                    Some(_) => self.audit(AuditKind::PolicyDecision, Some(user.id), origin, detail, now).await,
-                    None => Ok(()),
-                }
-            }
-        };
-        let sign_in_detail = |extra: Option<(&str, serde_json::Value)>| {
-            let mut d = json!({ "assessment": assessment.to_json() });
-            if let (Some((k, v)), Some(fields)) = (extra, d.as_object_mut()) {
-                fields.insert(k.to_owned(), v);
-            }
-            d
-        };
-        // `demand` refuses only for a deny rule, which `refuse_if_denied` has handled.
-        let Ok(wanted) = demand(action, self.demand_facts(user, using, account.has_credential, now)) else {
-            return Err(AccountError::SignInDenied);
-        };
-        let Some(wanted) = wanted.filter(|d| !d.met_by(&auth, now)) else {
-            decided("single_factor").await?;
-            return Ok(SignInOutcome::SignedIn(self.signed_in(user, auth, origin, sign_in_detail(None), now).await?));
-        };
-        if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
-            // The first step is fresh; the second factor is the one performed when the browser was remembered.
-            let mut with_browser = auth.clone();
-            with_browser.events.extend(browser.auth.events);
-            if wanted.met_by(&with_browser, now) {
-                decided("remembered_browser").await?;
-                let detail = sign_in_detail(Some(("browser", json!(browser.id))));
-                return Ok(SignInOutcome::SignedIn(self.signed_in(user, with_browser, origin, detail, now).await?));
-            }
-        }
-        let waiting = match plan(&wanted, &auth, &account, &self.operator_factors(), now) {
-            Ok(w) => w,
-            Err(refusal) => {
-                let mut detail = assessment.to_json();
-                if let Some(fields) = detail.as_object_mut() {
-                    fields.insert("reason".into(), json!(format!("{refusal:?}")));
-                }
-                self.audit(AuditKind::SignInDenied, Some(user.id), origin, detail, now).await?;
-                return Err(refusal.into());
-            }
-        };
-        let enrolls = waiting.steps.is_empty();
-        decided(match (enrolls, wanted.level) {
-            (true, _) => "enroll",
-            (false, Level::PhishingResistant) => "phishing_resistant_step",
-            (false, Level::Mfa) => "second_step",
-        })
-        .await?;
-        let pending = PendingSignIn {
-            user_id: user.id,
-            auth,
-            purpose: Purpose::NewSession,
-            demand: wanted,
-            waiting,
-            client_id: origin.client_id.clone(),
-            assessment: assessment.to_json(),
-            answers: 0,
-            created_at: now,
-            expires_at: now + PENDING_SIGN_IN_SECONDS,
-        };
-        let token = self.pend(&pending).await?;
-        Ok(if enrolls { SignInOutcome::MustEnroll { token } } else { SignInOutcome::SecondFactor { token } })
-    }
-
-    async fn pend(&self, pending: &PendingSignIn) -> Result<String, AccountError> {
-        let token = random_token();
-        self.store.save_pending_sign_in(&token_digest(&token), pending).await?;
-        Ok(token)
-    }
-
-    /// Whether `session` may be used for `using` now: its proof covers it,
-    /// it needs a step-up toward a demand, a recent sign-in, or a rule refuses.
-    pub async fn check_session(
-        &self,
-        session: &ActiveSession,
-        using: SessionUse<'_>,
-        change: bool,
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<SessionCheck, AccountError> {
-        let (user, auth) = (&session.user, &session.record.auth);
-        let rules = !self.settings.adaptive.rules.is_empty();
-        let recent = || {
-            if change && !self.settings.sessions.is_recent(&session.record, now) {
-                SessionCheck::Reauthenticate
-            } else {
-                SessionCheck::Satisfied
-            }
-        };
-        // Most uses read nothing more: the session already meets the most this
-        // use could demand, and no rule could deny it. Portcullis's own pages
-        // keep the verdict of the sign-in that made a multi-factor session
-        // (rules are weighed again only for a session below the account's
-        // own demand); applications and the admin console weigh them every time.
-        if !rules || matches!(using, SessionUse::OwnPages) {
-            let most = demand(Some(RuleAction::RequireMfa), self.demand_facts(user, using, true, now));
-            if let Ok(Some(d)) = &most
-                && d.level == Level::Mfa
-                && d.met_by(auth, now)
-            {
-                return Ok(recent());
-            }
-        }
-        let origin = RequestOrigin { client_id: using.client_id().map(str::to_owned), ..origin.clone() };
-        let action = if rules {
-            let assessment = self.assess(user, &origin, now).await?;
-            if assessment.action() == Some(RuleAction::Deny) {
-                self.audit(AuditKind::SignInDenied, Some(user.id), &origin, assessment.to_json(), now).await?;
-                return Ok(SessionCheck::Denied);
-            }
-            assessment.action()
-        } else {
-            None
-        };
-        let has_credential = self.has_second_factor(user.id).await?;
-        Ok(match demand(action, self.demand_facts(user, using, has_credential, now)) {
-            Err(()) => SessionCheck::Denied,
-            Ok(Some(d)) if !d.met_by(auth, now) => SessionCheck::StepUp(d),
-            Ok(_) => recent(),
-        })
     }
 
     /// Starts a step-up of `session` toward `wanted` (only the missing steps are asked).
@@ -365,16 +141,17 @@ impl<S: Stores> Accounts<S> {
         let Waiting { steps, enroll } = pending.waiting;
         let Some(first) = steps.first().copied() else { return Ok(None) };
         let shown = method.and_then(Step::parse).filter(|s| steps.contains(s)).unwrap_or(first);
-        let phones = match shown {
-            Step::Factor(FactorKey::Sms) => self.code_destinations(&user, FactorKey::Sms).await?,
-            _ => Vec::new(),
-        };
-        Ok(Some(SecondStepView { user, shown, steps, enroll, phones }))
-    }
-
-    /// Where factor `key` can send `user` a code, when there is a choice (phone numbers).
-    async fn code_destinations(&self, user: &User, key: FactorKey) -> Result<Vec<CodeDestination>, AccountError> {
-        factor::<S>(key).ok_or(AccountError::NotFound)?.destinations(&self.factor_context(), user).await
+        let ctx = self.factor_context();
+        let mut destinations = Vec::new();
+        for step in &steps {
+            if let Step::Factor(key) = *step {
+                let to = factor::<S>(key).destinations(&ctx, &user).await?;
+                if !to.is_empty() {
+                    destinations.push((*step, to));
+                }
+            }
+        }
+        Ok(Some(SecondStepView { user, shown, steps, enroll, destinations }))
     }
 
     /// Prepares factor `key`'s challenge for the pending sign-in behind
@@ -389,8 +166,8 @@ impl<S: Stores> Accounts<S> {
         now: UnixTime,
     ) -> Result<Option<PublicKeyChallenge>, AccountError> {
         let (_, user) = self.advance(token, Transition::Challenge(key), origin, now).await?;
-        let factor = factor::<S>(key).ok_or(AccountError::NotFound)?;
-        if factor.sends_code() {
+        let factor = factor::<S>(key);
+        if key.sends_code() {
             self.hit_client_code_cap(client, now).await?;
         }
         factor.challenge(&self.factor_context(), &user, to, now).await
@@ -453,7 +230,7 @@ impl<S: Stores> Accounts<S> {
         let (method, verification) = match step {
             Step::Password => (AuthMethod::Password, self.check_password(&user, response).await?),
             Step::Factor(key) => {
-                let factor = factor::<S>(key).ok_or(AccountError::NotFound)?;
+                let factor = factor::<S>(key);
                 let credentials = self.store.credentials(user.id).await?;
                 (factor.method(), factor.verify(&self.factor_context(), &user, &credentials, response, now).await?)
             }
@@ -482,10 +259,11 @@ impl<S: Stores> Accounts<S> {
         if method == AuthMethod::Password {
             self.store.clear_login_failures(email).await?;
         }
-        if method == AuthMethod::RecoveryCode {
-            let left = self.store.recovery_codes_left(user.id).await?;
-            self.audit(AuditKind::RecoveryCodeUsed, Some(user.id), origin, json!({ "left": left }), now).await?;
-            self.notify(&user, Message::RecoveryCodeUsed { left }, now).await;
+        if let Step::Factor(key) = step
+            && let Some(SuccessNotice { audit, detail, message }) = factor::<S>(key).after_success(&self.factor_context(), &user).await?
+        {
+            self.audit(audit, Some(user.id), origin, detail, now).await?;
+            self.notify(&user, message, now).await;
         }
         let event = self.step_event(method, credential, now);
         let pending = PendingSignIn { answers, ..pending };
@@ -528,7 +306,7 @@ impl<S: Stores> Accounts<S> {
         now: UnixTime,
     ) -> Result<EnrollmentPrompt, AccountError> {
         let (_, user) = self.advance(token, Transition::BeginEnrollment(kind), origin, now).await?;
-        self.start_setup(&user, kind, (name, destination), now).await
+        self.credentials().start_setup(&user, kind, (name, destination), now).await
     }
 
     /// Shows an inline setup again (after a wrong first code).
@@ -540,7 +318,7 @@ impl<S: Stores> Accounts<S> {
         now: UnixTime,
     ) -> Result<EnrollmentPrompt, AccountError> {
         let (_, user) = self.advance(token, Transition::BeginEnrollment(kind), origin, now).await?;
-        self.pending_setup(&user, kind, credential, now).await
+        self.credentials().pending_setup(&user, kind, credential, now).await
     }
 
     /// Finishes an inline setup with its first response (and the name the
@@ -566,9 +344,9 @@ impl<S: Stores> Accounts<S> {
             return Err(AccountError::TooManyAnswers);
         };
         if let Some(name) = name {
-            self.name_setup(&user, (kind, setup), name, now).await?;
+            self.credentials().name_setup(&user, (kind, setup), name, now).await?;
         }
-        let (credential, codes) = self.finish_setup(&user, kind, (setup, response), origin, now).await?;
+        let (credential, codes) = self.credentials().finish_setup(&user, kind, (setup, response), origin, now).await?;
         let event = self.step_event(kind.factor().method(), Some(credential), now);
         self.finish(&digest, (PendingSignIn { answers, ..pending }, user), event, codes, origin, now).await
     }

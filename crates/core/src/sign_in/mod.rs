@@ -40,9 +40,10 @@
 //! Everything in this file is pure (time and stored facts are parameters);
 //! `flow.rs` does the reading and writing around it.
 
+mod first_step;
 mod flow;
 
-pub use flow::{SecondStepDone, SecondStepView, SessionCheck, StepOutcome};
+pub use crate::sessions::SessionCheck;
 
 use std::future::Future;
 
@@ -50,12 +51,82 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::factors::{FactorKey, FactorKind};
+use crate::factors::{CodeDestination, FactorKey, FactorKind};
+use crate::io::StoreResult;
+use crate::methods::{PASSWORD_STEP, StepFacts};
 use crate::oauth::ClientPolicy;
 use crate::policy::RuleAction;
 use crate::session::{ACR_MFA, ACR_PHR, AuthMethod, AuthRecord, FactorClass};
-use crate::store::StoreResult;
 use crate::user::{User, UserId};
+
+crate::accounts::capability!(
+    /// Signing in: the first steps, and the state machine after them.
+    SignIn,
+    sign_in
+);
+
+/// What a correct password leads to.
+#[derive(Debug, Clone)]
+pub enum SignInOutcome {
+    /// Signed in.
+    SignedIn(crate::sessions::NewSession),
+    /// A second factor is needed: the token identifies the pending sign-in.
+    SecondFactor {
+        /// Pending sign-in token (for a cookie).
+        token: String,
+    },
+    /// The user must enroll a second factor first.
+    MustEnroll {
+        /// Pending sign-in token (for a cookie).
+        token: String,
+    },
+}
+
+/// What the second-step page shows for a pending sign-in.
+#[derive(Debug, Clone)]
+pub struct SecondStepView {
+    /// Whose sign-in.
+    pub user: User,
+    /// The step shown (the one asked for if it is on offer, else the strongest).
+    pub shown: Step,
+    /// Every step on offer, strongest first ("Try another method" lists them).
+    pub steps: Vec<Step>,
+    /// Kinds the user may set up instead.
+    pub enroll: Vec<FactorKind>,
+    /// Where the steps on offer can send their code, for those with a
+    /// choice of destination (phone numbers).
+    pub destinations: Vec<(Step, Vec<CodeDestination>)>,
+}
+
+impl SecondStepView {
+    /// Where `step` can send its code, if the user has a choice.
+    pub fn destinations_of(&self, step: Step) -> &[CodeDestination] {
+        self.destinations.iter().find(|(s, _)| *s == step).map_or(&[], |(_, d)| d.as_slice())
+    }
+}
+
+/// A finished sign-in or step-up.
+#[derive(Debug, Clone)]
+pub struct SecondStepDone {
+    /// The session's cookie token: a new session's, or the stepped-up
+    /// session's new one (a session that proves more gets a new token).
+    pub session_token: String,
+    /// The user.
+    pub user: User,
+    /// Recovery codes to show now (first factor set up inline).
+    pub new_recovery_codes: Option<Vec<String>>,
+    /// Value of the remember-this-browser cookie to set, if the user asked.
+    pub remember_cookie: Option<String>,
+}
+
+/// What an accepted step led to.
+#[derive(Debug, Clone)]
+pub enum StepOutcome {
+    /// The demand is met.
+    Done(Box<SecondStepDone>),
+    /// Right, but the demand needs another step (the same pending sign-in waits for it).
+    Continue,
+}
 
 /// How long a sign-in may wait for its next step.
 pub const PENDING_SIGN_IN_SECONDS: i64 = 600;
@@ -116,7 +187,7 @@ impl Demand {
             events: auth
                 .events
                 .into_iter()
-                .filter(|e| !((self.no_email && e.method == AuthMethod::EmailOtp) || (self.no_remembered && e.remembered)))
+                .filter(|e| !((self.no_email && e.method == AuthMethod::EMAIL_OTP) || (self.no_remembered && e.remembered)))
                 .collect(),
         }
     }
@@ -128,7 +199,7 @@ impl Demand {
 
     /// Whether a step with `method` counts towards this demand at all.
     fn counts(&self, method: AuthMethod) -> bool {
-        !(self.no_email && method == AuthMethod::EmailOtp) && self.client.as_ref().is_none_or(|p| p.allows(method))
+        !(self.no_email && method == AuthMethod::EMAIL_OTP) && self.client.as_ref().is_none_or(|p| p.allows(method))
     }
 
     /// What `auth` still lacks for this demand.
@@ -177,17 +248,22 @@ pub enum Step {
 }
 
 impl Step {
+    /// Its names, words and the answer its page asks for.
+    pub fn facts(self) -> StepFacts {
+        match self {
+            Self::Password => PASSWORD_STEP,
+            Self::Factor(k) => k.facts(),
+        }
+    }
+
     /// The form key of this step (`password`, or the factor's key).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Password => "password",
-            Self::Factor(k) => k.as_str(),
-        }
+        self.facts().name
     }
 
     /// Parses a form key.
     pub fn parse(s: &str) -> Option<Self> {
-        if s == "password" { Some(Self::Password) } else { FactorKey::parse(s).map(Self::Factor) }
+        if s == PASSWORD_STEP.name { Some(Self::Password) } else { FactorKey::parse(s).map(Self::Factor) }
     }
 
     /// What a success adds to the record.
@@ -436,7 +512,7 @@ pub fn plan(
     operator: &OperatorFactors,
     now: UnixTime,
 ) -> Result<Waiting, Refusal> {
-    let weak = |m: AuthMethod| m == AuthMethod::EmailOtp && !operator.email_counts;
+    let weak = |m: AuthMethod| m == AuthMethod::EMAIL_OTP && !operator.email_counts;
     let mut steps = Vec::new();
     // Only a sign-in begun without the password (an emailed code) lacks knowledge:
     // no number of possession factors would make it multi-factor.

@@ -201,7 +201,7 @@ fn steps_are_offered_strongest_first_and_email_only_as_a_fallback() {
 #[test]
 fn a_sign_in_begun_with_an_emailed_code_needs_the_password_and_a_phishing_resistant_one_both() {
     use FactorKey as K;
-    let emailed = AuthRecord::single(AuthMethod::EmailOtp, NOW);
+    let emailed = AuthRecord::single(AuthMethod::EMAIL_OTP, NOW);
     let user = account(&[K::Totp, K::Webauthn, K::Email]);
     let w = plan(&Demand::of(Level::Mfa), &emailed, &user, &operator(), NOW).unwrap();
     assert_eq!(w.steps, vec![Step::Password], "another possession factor would not make it multi-factor");
@@ -210,13 +210,13 @@ fn a_sign_in_begun_with_an_emailed_code_needs_the_password_and_a_phishing_resist
     let after_password = emailed.with(AuthMethod::Password, NOW);
     let w = plan(&Demand::of(Level::PhishingResistant), &after_password, &user, &operator(), NOW).unwrap();
     assert_eq!(w.steps, vec![KEY]);
-    assert!(Demand::of(Level::PhishingResistant).met_by(&after_password.with(AuthMethod::SecurityKey, NOW), NOW));
+    assert!(Demand::of(Level::PhishingResistant).met_by(&after_password.with(AuthMethod::SECURITY_KEY, NOW), NOW));
 }
 
 #[test]
 fn what_counts_follows_the_application_and_the_admin_console() {
     let mut remembered = password();
-    remembered.events.push(AuthEvent { remembered: true, ..AuthEvent::performed(AuthMethod::Totp, NOW - 86_400) });
+    remembered.events.push(AuthEvent { remembered: true, ..AuthEvent::performed(AuthMethod::TOTP, NOW - 86_400) });
     assert!(Demand::of(Level::Mfa).met_by(&remembered, NOW), "a remembered browser stands in for the app");
     let no_remember = ClientPolicy { allow_remember: false, ..ClientPolicy::default() };
     let bank = Demand { client: Some(no_remember), ..Demand::of(Level::Mfa) };
@@ -225,25 +225,25 @@ fn what_counts_follows_the_application_and_the_admin_console() {
     assert_eq!(w.steps, vec![TOTP], "then the app's code is asked for afresh");
     let admin = Demand { no_email: true, no_remembered: true, ..Demand::of(Level::Mfa) };
     assert!(!admin.met_by(&remembered, NOW));
-    assert!(!admin.met_by(&password().with(AuthMethod::EmailOtp, NOW), NOW), "an emailed code does not open the console");
-    assert!(admin.met_by(&password().with(AuthMethod::Totp, NOW), NOW));
+    assert!(!admin.met_by(&password().with(AuthMethod::EMAIL_OTP, NOW), NOW), "an emailed code does not open the console");
+    assert!(admin.met_by(&password().with(AuthMethod::TOTP, NOW), NOW));
     // Attack 5: a keys-only application does not count an app's code, so no `mfa` is claimed for it.
     let keys_only = Demand {
         client: Some(ClientPolicy { allowed_factors: vec!["webauthn".into()], ..ClientPolicy::default() }),
         ..Demand::of(Level::Mfa)
     };
-    let with_app = password().with(AuthMethod::Totp, NOW);
+    let with_app = password().with(AuthMethod::TOTP, NOW);
     assert!(!keys_only.met_by(&with_app, NOW));
     assert_eq!(keys_only.counted(&with_app, NOW).amr(), vec!["pwd"]);
 }
 
 #[test]
 fn an_emailed_code_the_operator_does_not_count_gives_otp_without_mfa() {
-    let weak = AuthEvent { not_a_factor: true, ..AuthEvent::performed(AuthMethod::EmailOtp, NOW) };
+    let weak = AuthEvent { not_a_factor: true, ..AuthEvent::performed(AuthMethod::EMAIL_OTP, NOW) };
     let record = password().with_event(weak);
     assert_eq!(record.amr(), vec!["pwd", "otp"]);
     assert_eq!(record.acr(), None);
-    let counted = password().with(AuthMethod::EmailOtp, NOW);
+    let counted = password().with(AuthMethod::EMAIL_OTP, NOW);
     assert_eq!((counted.amr(), counted.acr()), (vec!["pwd", "otp", "mfa"], Some("mfa")), "the default counts it");
 }
 

@@ -32,7 +32,7 @@ async fn the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_an
     app.sign_out().await;
 
     // The first admin, made by the operator, signs in with a password only: stepped up, not refused.
-    app.state.accounts().create_user_by_operator("root@example.com", "Root", PASSWORD, true, app.clock.now()).await.unwrap();
+    app.state.accounts().operators().create_user("root@example.com", "Root", PASSWORD, true, app.clock.now()).await.unwrap();
     app.sign_in("root@example.com", PASSWORD).await;
     let step_up = app.get("/admin/users").await.location.unwrap();
     // No factor yet, and an emailed code never opens the console (the reset link goes to the same mailbox): set one up.
@@ -84,13 +84,13 @@ async fn the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_an
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ada@example.com: unlocked");
     assert_eq!(ada_browser.sign_in("ada@example.com", PASSWORD).await, StatusCode::SEE_OTHER);
     app.admin_user_action("ada@example.com", "require_mfa").await;
-    assert!(app.state.accounts().find_user("ada@example.com").await.unwrap().mfa_required);
+    assert!(app.state.accounts().operators().find_user("ada@example.com").await.unwrap().mfa_required);
     app.admin_user_action("ada@example.com", "reset_mfa").await;
     app.admin_user_action("ada@example.com", "make_admin").await;
-    assert!(app.state.accounts().find_user("ada@example.com").await.unwrap().is_admin);
+    assert!(app.state.accounts().operators().find_user("ada@example.com").await.unwrap().is_admin);
     let own = app.admin_user_action("root@example.com", "remove_admin").await;
     assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY, "an admin cannot demote themselves");
-    let root = app.state.accounts().find_user("root@example.com").await.unwrap();
+    let root = app.state.accounts().operators().find_user("root@example.com").await.unwrap();
     let by_root = |kind| {
         let app = &app;
         async move { app.audit(kind).await.iter().filter(|e| e.detail["by"] == root.id.to_string()).count() }

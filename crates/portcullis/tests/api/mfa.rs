@@ -158,6 +158,7 @@ async fn a_user_enrolls_an_app_and_then_signs_in_with_a_code(app: TestApp) {
     assert!(renamed.body.contains("Work phone"));
     app.state
         .accounts()
+        .operators()
         .require_mfa("ada@example.com", true, &portcullis_core::audit::RequestOrigin::command_line(), app.state.now())
         .await
         .unwrap();
@@ -166,6 +167,7 @@ async fn a_user_enrolls_an_app_and_then_signs_in_with_a_code(app: TestApp) {
     assert!(refused.body.contains("cannot remove your last"));
     app.state
         .accounts()
+        .operators()
         .require_mfa("ada@example.com", false, &portcullis_core::audit::RequestOrigin::command_line(), app.state.now())
         .await
         .unwrap();
@@ -272,6 +274,7 @@ async fn a_user_without_a_factor_is_led_through_enrollment_and_the_sign_in_conti
     // The operator requires MFA: the next sign-in leads through enrollment, then continues to the app.
     app.state
         .accounts()
+        .operators()
         .require_mfa("ada@example.com", true, &portcullis_core::audit::RequestOrigin::command_line(), app.state.now())
         .await
         .unwrap();
@@ -440,7 +443,8 @@ async fn an_hour_of_guessing_second_step_codes_gets_at_most_120_answers_checked(
         limit: 10_000,
         ..Default::default()
     };
-    let checked = app.state.accounts().audit_log(&filter).await.unwrap().iter().filter(|e| e.detail["second_step"] == true).count();
+    let checked =
+        app.state.accounts().operators().audit_log(&filter).await.unwrap().iter().filter(|e| e.detail["second_step"] == true).count();
     assert!((110..=120).contains(&checked), "{checked} answers checked in an hour (the bound is 120, and it is reached)");
 }
 

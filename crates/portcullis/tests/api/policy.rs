@@ -72,7 +72,7 @@ impl TestApp {
     /// Audit events of one kind, newest first.
     pub(crate) async fn audit(&self, kind: AuditKind) -> Vec<AuditRecord> {
         let filter = AuditFilter { kind: Some(kind), limit: 100, ..AuditFilter::default() };
-        self.state.accounts().audit_log(&filter).await.unwrap()
+        self.state.accounts().operators().audit_log(&filter).await.unwrap()
     }
 
     /// The rule and risk recorded with the newest event of `kind`.
@@ -285,7 +285,7 @@ async fn a_role_rule_applies_to_that_role_only() {
     };
     app.use_browser(&new_jar(), CAFE);
     let now = portcullis_core::clock::Clock::now(&app.clock);
-    app.state.accounts().create_user_by_operator("root@example.com", "Root", PASSWORD, true, now).await.unwrap();
+    app.state.accounts().operators().create_user("root@example.com", "Root", PASSWORD, true, now).await.unwrap();
     app.verified_user("ada@example.com").await;
     assert_eq!(app.sign_in("root@example.com", PASSWORD).await.status, StatusCode::FORBIDDEN, "an admin is refused");
     assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.location.as_deref(), Some("/account"), "a user is not");

@@ -44,7 +44,7 @@ async fn the_security_page_lists_sessions_and_recent_events_and_ends_a_session(a
     assert_eq!(again.status, StatusCode::NOT_FOUND, "an ended session cannot be ended twice");
 
     // The page shows the last 20 events of this account only.
-    let ada = app.state.accounts().find_user("ada@example.com").await.unwrap();
+    let ada = app.state.accounts().operators().find_user("ada@example.com").await.unwrap();
     for _ in 0..25 {
         let origin = RequestOrigin::command_line();
         app.state
@@ -65,7 +65,7 @@ async fn mfa_required_for_a_role_leads_to_enrollment_and_keeps_the_last_factor()
         return;
     };
     let now = app.clock.now();
-    app.state.accounts().create_user_by_operator("root@example.com", "Root", PASSWORD, true, now).await.unwrap();
+    app.state.accounts().operators().create_user("root@example.com", "Root", PASSWORD, true, now).await.unwrap();
     let admin = app.other_browser();
     let page = admin.client.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
     let r = admin
@@ -87,7 +87,7 @@ async fn mfa_required_for_a_role_leads_to_enrollment_and_keeps_the_last_factor()
 
     // ...an admin may not.
     let origin = RequestOrigin::command_line();
-    app.state.accounts().set_admin("ada@example.com", true, &origin, app.clock.now()).await.unwrap();
+    app.state.accounts().operators().set_admin("ada@example.com", true, &origin, app.clock.now()).await.unwrap();
     app.clock.advance(30);
     app.enroll_totp("Phone").await;
     let refused = remove_only_factor(&app).await;
@@ -171,8 +171,8 @@ async fn a_setup_is_confirmed_only_from_a_recent_session_and_within_ten_minutes(
         )
         .await;
     assert_eq!(stale.status, StatusCode::NOT_FOUND, "{}", stale.body);
-    let ada = app.state.accounts().find_user("ada@example.com").await.unwrap();
-    assert!(app.state.accounts().factors(ada.id).await.unwrap().is_empty());
+    let ada = app.state.accounts().operators().find_user("ada@example.com").await.unwrap();
+    assert!(app.state.accounts().credentials().factors(ada.id).await.unwrap().is_empty());
     app.state.purge_expired().await.unwrap();
     let reused = app
         .post(
@@ -189,5 +189,5 @@ async fn a_setup_is_confirmed_only_from_a_recent_session_and_within_ten_minutes(
     app.clock.advance(16 * 60);
     let late = app.post("/account/security/phone/confirm", &[("credential_id", &id), ("code", &code)], &adding.body).await;
     assert_eq!(late.location.as_deref(), Some("/login?reauth=security&next=%2Faccount%2Fsecurity"));
-    assert!(app.state.accounts().factors(ada.id).await.unwrap().is_empty(), "no number was added");
+    assert!(app.state.accounts().credentials().factors(ada.id).await.unwrap().is_empty(), "no number was added");
 }

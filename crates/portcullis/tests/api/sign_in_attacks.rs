@@ -85,9 +85,10 @@ impl TestApp {
 /// password, and asks the pending sign-in for inline enrollment.
 async fn a_password_alone_cannot_finish_through_inline_enrollment(app: TestApp) {
     app.user_with_totp("victim@example.com").await;
-    let victim = app.state.accounts().find_user("victim@example.com").await.unwrap();
+    let victim = app.state.accounts().operators().find_user("victim@example.com").await.unwrap();
     app.state
         .accounts()
+        .operators()
         .set_admin("victim@example.com", true, &portcullis_core::audit::RequestOrigin::command_line(), app.clock.now())
         .await
         .unwrap();
@@ -114,7 +115,7 @@ async fn a_password_alone_cannot_finish_through_inline_enrollment(app: TestApp) 
 
     assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "not signed in");
     assert_eq!(app.get("/admin/users").await.status, StatusCode::SEE_OTHER, "nor in the admin console");
-    assert_eq!(app.state.accounts().factors(victim.id).await.unwrap().len(), 1, "the victim's factors are as they were");
+    assert_eq!(app.state.accounts().credentials().factors(victim.id).await.unwrap().len(), 1, "the victim's factors are as they were");
     let refused = app.audit(AuditKind::SignInStepRefused).await;
     assert_eq!(refused.len(), 5, "each refused step is recorded");
     assert_eq!(refused.last().unwrap().detail["transition"], "show_enrollment");
@@ -337,6 +338,7 @@ async fn a_code_confirming_a_new_number_never_completes_a_step_up_nor_the_revers
     app.add_phone("+44 7700 900123").await;
     app.state
         .accounts()
+        .operators()
         .set_admin("ada@example.com", true, &portcullis_core::audit::RequestOrigin::command_line(), app.clock.now())
         .await
         .unwrap();
@@ -376,7 +378,16 @@ async fn a_code_confirming_a_new_number_never_completes_a_step_up_nor_the_revers
     let pending = hidden(&adding.body, "credential_id");
     let wrong = app.post("/account/security/phone/confirm", &[("credential_id", &pending), ("code", &sign_in_code)], &adding.body).await;
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", wrong.body);
-    assert_eq!(app.state.accounts().factors(app.state.accounts().find_user("ada@example.com").await.unwrap().id).await.unwrap().len(), 1);
+    assert_eq!(
+        app.state
+            .accounts()
+            .credentials()
+            .factors(app.state.accounts().operators().find_user("ada@example.com").await.unwrap().id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Each code still does its own job.
     let done = app.post("/login/verify", &[("method", "sms"), ("code", &sign_in_code), ("next", &next)], &sent.body).await;
     assert_eq!(done.location.as_deref(), Some("/admin/users"), "{}", done.body);
@@ -392,7 +403,7 @@ async fn the_admin_console_needs_a_recent_sign_in_to_act_and_takes_no_emailed_co
     let secret = app.user_with_totp("root@example.com").await;
     app.user_with_totp("ada@example.com").await;
     let cli = portcullis_core::audit::RequestOrigin::command_line();
-    app.state.accounts().set_admin("root@example.com", true, &cli, app.clock.now()).await.unwrap();
+    app.state.accounts().operators().set_admin("root@example.com", true, &cli, app.clock.now()).await.unwrap();
     // Password and an emailed code: a session, but not one for the console.
     let first = app.sign_in("root@example.com", PASSWORD).await;
     let methods = app.get(&first.location.unwrap().replace("/login/verify?", "/login/verify/methods?")).await;
@@ -422,8 +433,8 @@ async fn the_admin_console_needs_a_recent_sign_in_to_act_and_takes_no_emailed_co
         let r = app.post("/admin/users", &[("email", "ada@example.com"), ("action", action), ("q", "")], &users.body).await;
         assert_eq!(r.location.as_deref(), Some("/login?reauth=admin&next=%2Fadmin%2Fusers"), "{action}: {}", r.body);
     }
-    let ada = app.state.accounts().find_user("ada@example.com").await.unwrap();
-    assert!(!ada.is_admin && app.state.accounts().factors(ada.id).await.unwrap().len() == 1, "nothing was done");
+    let ada = app.state.accounts().operators().find_user("ada@example.com").await.unwrap();
+    assert!(!ada.is_admin && app.state.accounts().credentials().factors(ada.id).await.unwrap().len() == 1, "nothing was done");
     let login = app.get("/login?reauth=admin&next=%2Fadmin%2Fusers").await;
     assert!(login.body.contains("sign in again to make changes in the admin console"), "{}", login.body);
     assert!(login.body.contains("value=\"root@example.com\""));
@@ -525,7 +536,7 @@ async fn concurrent_right_answers_finish_a_sign_in_once_and_a_stale_step_up_fini
     app.sign_in("ada@example.com", PASSWORD).await;
     let (secret, codes) = app.enroll_totp("Phone").await;
     app.sign_out().await;
-    let ada = app.state.accounts().find_user("ada@example.com").await.unwrap();
+    let ada = app.state.accounts().operators().find_user("ada@example.com").await.unwrap();
     let first = app.sign_in("ada@example.com", PASSWORD).await;
     let page = app.get(&first.location.unwrap()).await;
     let token = crate::helpers::csrf_token_in(&page.body);
@@ -545,11 +556,11 @@ async fn concurrent_right_answers_finish_a_sign_in_once_and_a_stale_step_up_fini
     }
     statuses.sort();
     assert_eq!(statuses, vec![StatusCode::SEE_OTHER, StatusCode::BAD_REQUEST], "one sign-in finishes, once");
-    assert_eq!(app.state.accounts().sessions(ada.id, app.clock.now()).await.unwrap().len(), 1, "one session");
-    let left = app.state.accounts().recovery_codes_left(ada.id).await.unwrap();
+    assert_eq!(app.state.accounts().sessions().list(ada.id, app.clock.now()).await.unwrap().len(), 1, "one session");
+    let left = app.state.accounts().credentials().recovery_codes_left(ada.id).await.unwrap();
     let replay = app.post("/login/verify", &[("method", "recovery"), ("code", &codes[2]), ("next", "/account")], &page.body).await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST, "the finished sign-in takes no more answers");
-    assert_eq!(app.state.accounts().recovery_codes_left(ada.id).await.unwrap(), left, "and the replayed code was not spent");
+    assert_eq!(app.state.accounts().credentials().recovery_codes_left(ada.id).await.unwrap(), left, "and the replayed code was not spent");
 
     // A step-up (an application that counts only the app), then the session ends in another tab.
     let app_only =

@@ -186,7 +186,7 @@ async fn an_unreachable_smtp_server_is_reported_not_swallowed() {
 /// the only second factor). Returns the client, the
 /// request's nonce and PKCE verifier, and the page asking for the code.
 async fn email_code_for_mfa(app: &TestApp) -> (crate::oidc::RelyingParty, Nonce, PkceCodeVerifier, Page) {
-    app.state.accounts().create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, app.clock_now()).await.unwrap();
+    app.state.accounts().operators().create_user("ada@example.com", "Ada", PASSWORD, false, app.clock_now()).await.unwrap();
     app.sign_in("ada@example.com", PASSWORD).await;
     let (id, secret) = crate::oidc::register(app, false, portcullis_core::oauth::SigningAlg::ES256).await;
     let (rp, url, nonce, verifier) = crate::mfa::authorize_url(app, &id, secret.as_deref(), Some("mfa")).await;
@@ -274,7 +274,7 @@ async fn lockout_and_new_device_notices_arrive_over_smtp() {
         return;
     };
     let now = portcullis_core::clock::Clock::now(&app.clock);
-    app.state.accounts().create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, now).await.unwrap();
+    app.state.accounts().operators().create_user("ada@example.com", "Ada", PASSWORD, false, now).await.unwrap();
     let subjects = || -> Vec<String> {
         sink.messages()
             .iter()
@@ -316,7 +316,7 @@ async fn a_notice_waits_while_the_mail_server_is_down_and_is_sent_when_it_is_bac
         return;
     };
     let accounts = app.state.accounts();
-    accounts.create_user_by_operator("ada@example.com", "Ada", PASSWORD, false, app.clock.now()).await.unwrap();
+    accounts.operators().create_user("ada@example.com", "Ada", PASSWORD, false, app.clock.now()).await.unwrap();
     let statuses: Vec<StatusCode> = {
         let mut v = Vec::new();
         for _ in 0..3 {
@@ -329,13 +329,13 @@ async fn a_notice_waits_while_the_mail_server_is_down_and_is_sent_when_it_is_bac
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
     // Down: nothing is sent, and nothing is lost.
-    assert_eq!(accounts.deliver_notices(app.clock.now()).await.unwrap(), 0);
+    assert_eq!(accounts.notices().deliver_notices(app.clock.now()).await.unwrap(), 0);
     let sink = SmtpSink::start_on(port).await;
-    assert_eq!(accounts.deliver_notices(app.clock.now()).await.unwrap(), 0, "not retried before its time");
+    assert_eq!(accounts.notices().deliver_notices(app.clock.now()).await.unwrap(), 0, "not retried before its time");
     app.clock.advance(301);
-    assert_eq!(accounts.deliver_notices(app.clock.now()).await.unwrap(), 1, "sent once the server is back");
+    assert_eq!(accounts.notices().deliver_notices(app.clock.now()).await.unwrap(), 1, "sent once the server is back");
     let messages = sink.messages();
     assert_eq!(messages.len(), 1);
     assert!(decode_quoted_printable(&messages[0].data).contains("Subject: Portcullis: your account is locked"));
-    assert_eq!(accounts.deliver_notices(app.clock.now()).await.unwrap(), 0, "and only once");
+    assert_eq!(accounts.notices().deliver_notices(app.clock.now()).await.unwrap(), 0, "and only once");
 }

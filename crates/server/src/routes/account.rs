@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
-use portcullis_core::accounts::ActiveSession;
+use portcullis_core::sessions::ActiveSession;
 use serde::Deserialize;
 
 use super::{form_error, own_page_session};
@@ -59,7 +59,12 @@ pub async fn change_password(
 ) -> Result<Response, AppError> {
     let session = account_session!(state, browser);
     let ctx = account_context(&session);
-    match state.accounts().change_password(&session, &form.current, (&form.password, &form.confirm), &browser.origin(), state.now()).await {
+    match state
+        .accounts()
+        .registration()
+        .change_password(&session, &form.current, (&form.password, &form.confirm), &browser.origin(), state.now())
+        .await
+    {
         Ok(()) => Ok(browser.page(
             StatusCode::OK,
             "account.html",

@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
-use portcullis_core::accounts::ActiveSession;
 use portcullis_core::audit::{AuditFilter, AuditKind, RequestOrigin};
 use portcullis_core::oauth::{ClientPolicy, FACTOR_KEYS, MfaPolicy, SigningAlg};
-use portcullis_core::security::AdminAccess;
+use portcullis_core::operators::AdminAccess;
+use portcullis_core::sessions::ActiveSession;
 use portcullis_oidc::clients::NewClient;
 use serde::Deserialize;
 
@@ -34,7 +34,7 @@ async fn admin_session(
     change: bool,
 ) -> Result<Result<ActiveSession, Response>, AppError> {
     let session = current_session(state, browser).await?.ok_or(AppError::SignInRequired { next: here })?;
-    match state.accounts().admin_access(&session, change, &browser.origin(), state.now()).await? {
+    match state.accounts().operators().admin_access(&session, change, &browser.origin(), state.now()).await? {
         AdminAccess::Granted => Ok(Ok(session)),
         AdminAccess::StepUp(demand) => Ok(Err(super::second_step::step_up(state, browser, &session, here, (demand, None)).await?)),
         AdminAccess::Reauthenticate => Ok(Err(see_other(&format!("/login?reauth=admin&next={}", super::second_step::encode(here))))),
@@ -74,8 +74,8 @@ pub struct UserQuery {
 async fn users_page(state: &AppState, browser: &Browser, q: &str, outcome: Result<String, AccountError>) -> Result<Response, AppError> {
     let now = state.now();
     let mut users = Vec::new();
-    let found = state.accounts().search_users(q, PAGE_SIZE).await?;
-    let locked = state.accounts().locked_after_failures(&found, now).await?;
+    let found = state.accounts().operators().search_users(q, PAGE_SIZE).await?;
+    let locked = state.accounts().operators().locked_after_failures(&found, now).await?;
     for (u, failures_locked) in found.into_iter().zip(locked) {
         let disabled = u.disabled_at.is_some();
         let mut actions =
@@ -123,17 +123,25 @@ pub async fn user_action(
     let outcome = match form.action.as_str() {
         // An admin who locks or demotes themselves could leave nobody to undo it.
         "lock" | "remove_admin" if yourself => Err(AccountError::InvalidInput("Another admin has to do that to your own account.".into())),
-        "lock" => {
-            accounts.disable(email, &origin, now).await.map(|_| format!("{email} is locked: signed out everywhere and its tokens revoked."))
+        "lock" => accounts
+            .operators()
+            .disable(email, &origin, now)
+            .await
+            .map(|_| format!("{email} is locked: signed out everywhere and its tokens revoked.")),
+        "unlock" => accounts.operators().unlock(email, &origin, now).await.map(|_| format!("{email} is unlocked.")),
+        "reset_mfa" => accounts.operators().reset_mfa(email, &origin, now).await.map(|_| format!("{email}: every second factor removed.")),
+        "require_mfa" => {
+            accounts.operators().require_mfa(email, true, &origin, now).await.map(|_| format!("{email} must use a second factor."))
         }
-        "unlock" => accounts.unlock(email, &origin, now).await.map(|_| format!("{email} is unlocked.")),
-        "reset_mfa" => accounts.reset_mfa(email, &origin, now).await.map(|_| format!("{email}: every second factor removed.")),
-        "require_mfa" => accounts.require_mfa(email, true, &origin, now).await.map(|_| format!("{email} must use a second factor.")),
-        "stop_requiring_mfa" => {
-            accounts.require_mfa(email, false, &origin, now).await.map(|_| format!("{email} no longer has to use a second factor."))
+        "stop_requiring_mfa" => accounts
+            .operators()
+            .require_mfa(email, false, &origin, now)
+            .await
+            .map(|_| format!("{email} no longer has to use a second factor.")),
+        "make_admin" => accounts.operators().set_admin(email, true, &origin, now).await.map(|_| format!("{email} is an admin.")),
+        "remove_admin" => {
+            accounts.operators().set_admin(email, false, &origin, now).await.map(|_| format!("{email} is no longer an admin."))
         }
-        "make_admin" => accounts.set_admin(email, true, &origin, now).await.map(|_| format!("{email} is an admin.")),
-        "remove_admin" => accounts.set_admin(email, false, &origin, now).await.map(|_| format!("{email} is no longer an admin.")),
         _ => return Err(AppError::BadRequest("Unknown action.".into())),
     };
     users_page(&state, &browser, &form.q, outcome).await
@@ -250,7 +258,7 @@ pub async fn create_client(
             signing_alg: SigningAlg::ES256,
         };
         let (client, secret) = state.provider().register_client(new, state.now()).await.map_err(client_error)?;
-        state.accounts().audit_client_change(&client.id, "created", &acting(&browser, &session), state.now()).await?;
+        state.accounts().operators().audit_client_change(&client.id, "created", &acting(&browser, &session), state.now()).await?;
         Ok(ClientNotice { text: Some(format!("{} added as {}.", client.name, client.id)), secret: secret.map(|s| (client.id, s)) })
     }
     .await;
@@ -287,7 +295,11 @@ pub async fn client_policy(
         if !state.provider().update_client_policy(&form.client_id, &policy).await.map_err(client_error)? {
             return Err(AccountError::NotFound);
         }
-        state.accounts().audit_client_change(&form.client_id, "policy_changed", &acting(&browser, &session), state.now()).await?;
+        state
+            .accounts()
+            .operators()
+            .audit_client_change(&form.client_id, "policy_changed", &acting(&browser, &session), state.now())
+            .await?;
         Ok(ClientNotice { text: Some(format!("Policy of {} saved.", form.client_id)), secret: None })
     }
     .await;
@@ -308,7 +320,11 @@ pub async fn rotate_secret(
     let session = admin_or_return!(state, browser, "/admin/clients", true);
     let outcome = async {
         let secret = state.provider().rotate_client_secret(&form.client_id).await.map_err(client_error)?.ok_or(AccountError::NotFound)?;
-        state.accounts().audit_client_change(&form.client_id, "secret_rotated", &acting(&browser, &session), state.now()).await?;
+        state
+            .accounts()
+            .operators()
+            .audit_client_change(&form.client_id, "secret_rotated", &acting(&browser, &session), state.now())
+            .await?;
         let text = format!("New secret for {}: the old one no longer works.", form.client_id);
         Ok(ClientNotice { text: Some(text), secret: Some((form.client_id.clone(), secret)) })
     }
@@ -340,7 +356,7 @@ pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Qu
     };
     let user = match q.user.trim() {
         "" => None,
-        email => match state.accounts().find_user(email).await {
+        email => match state.accounts().operators().find_user(email).await {
             Ok(u) => Some(u.id),
             Err(AccountError::NotFound) => return Err(bad("No user has that email.")),
             Err(e) => return Err(e.into()),
@@ -360,12 +376,12 @@ pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Qu
     };
     let mut emails = std::collections::HashMap::new();
     let mut events = Vec::new();
-    for e in state.accounts().audit_log(&filter).await? {
+    for e in state.accounts().operators().audit_log(&filter).await? {
         let who = match e.user {
             Some(id) => match emails.get(&id) {
                 Some(email) => Some(String::clone(email)),
                 None => {
-                    let email = state.accounts().user(id).await?.map(|u| u.email.as_str().to_owned());
+                    let email = state.accounts().operators().user(id).await?.map(|u| u.email.as_str().to_owned());
                     emails.insert(id, email.clone().unwrap_or_default());
                     email
                 }

@@ -5,8 +5,9 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
-use portcullis_core::accounts::{SignInOutcome, SignUpForm};
 use portcullis_core::rate_limit::LimitedAction;
+use portcullis_core::registration::SignUpForm;
+use portcullis_core::sign_in::SignInOutcome;
 use portcullis_core::store::LinkPurpose;
 use serde::Deserialize;
 
@@ -65,7 +66,7 @@ fn message(browser: &Browser, title: &str, text: &str, link: Option<(&str, &str)
 /// What the sign-in page offers besides the password.
 fn login_flags(state: &AppState, next: &str) -> minijinja::Value {
     let next_encoded = super::second_step::encode(next);
-    context! { webauthn => state.accounts().webauthn_available(), email_code => state.accounts().email_sign_in_enabled(), next_encoded }
+    context! { webauthn => state.accounts().webauthn_available(), email_code => state.accounts().sign_in().email_sign_in_enabled(), next_encoded }
 }
 
 /// GET /login
@@ -112,7 +113,7 @@ pub async fn passkey_options(State(state): State<AppState>, browser: Browser) ->
         {
             return Err(AppError::TooManyRequests { retry_after_secs });
         }
-        Ok(state.accounts().begin_passkey_sign_in(now).await?)
+        Ok(state.accounts().sign_in().passkey_challenge(now).await?)
     }
     .await;
     super::second_step::challenge_json(result)
@@ -132,7 +133,7 @@ pub async fn passkey_sign_in(
     }
     let origin = super::sign_in_origin(&state, &browser, &next).await;
     let answer = (form.ceremony.as_str(), form.credential.as_str());
-    match state.accounts().passkey_sign_in(answer, browser.remembered.as_deref(), &origin, now).await {
+    match state.accounts().sign_in().with_passkey(answer, browser.remembered.as_deref(), &origin, now).await {
         Ok(outcome) => first_step_done(&state, &browser, outcome, &next).await,
         Err(e) => Ok(form_error(&browser, "login.html", ctx, e)),
     }
@@ -147,7 +148,7 @@ pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(for
         return Ok(throttled(&browser, "login.html", ctx, wait));
     }
     let origin = super::sign_in_origin(&state, &browser, &next).await;
-    match state.accounts().sign_in(&form.email, &form.password, browser.remembered.as_deref(), &origin, now).await {
+    match state.accounts().sign_in().with_password(&form.email, &form.password, browser.remembered.as_deref(), &origin, now).await {
         Ok(outcome) => first_step_done(&state, &browser, outcome, &next).await,
         Err(e) => Ok(form_error(&browser, "login.html", ctx, e)),
     }
@@ -157,7 +158,7 @@ pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(for
 /// every sign-in, so no fixation), then a session, the second step or enrollment.
 async fn first_step_done(state: &AppState, browser: &Browser, outcome: SignInOutcome, next: &str) -> Result<Response, AppError> {
     if let Some(old) = &browser.session_token {
-        state.accounts().sign_out(old).await?;
+        state.accounts().sessions().sign_out(old).await?;
     }
     Ok(super::second_step::after_first_step(state, browser, outcome, next))
 }
@@ -177,7 +178,7 @@ fn email_code_context(next: &str, email: &str) -> minijinja::Value {
 
 /// GET /login/code: sign-in by emailed code, when the operator allows it.
 pub async fn email_code_page(State(state): State<AppState>, browser: Browser, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
-    if !state.accounts().email_sign_in_enabled() {
+    if !state.accounts().sign_in().email_sign_in_enabled() {
         return Err(AppError::NotFound);
     }
     let ctx = email_code_context(&safe_next(q.next.as_deref()), q.login_hint.as_deref().unwrap_or_default());
@@ -197,7 +198,7 @@ pub async fn send_email_code(
     if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "login_code.html", ctx, wait));
     }
-    match state.accounts().begin_email_sign_in(email, &browser.ip, now).await {
+    match state.accounts().sign_in().send_email_code(email, &browser.ip, now).await {
         Ok(()) => {
             let minutes = state.accounts().settings().otp.ttl / 60;
             let notice = format!("If an account uses {email}, we have emailed it a sign-in code. It works for {minutes} minutes.");
@@ -221,7 +222,7 @@ pub async fn email_code_sign_in(
         return Ok(throttled(&browser, "login_code.html", ctx, wait));
     }
     let origin = super::sign_in_origin(&state, &browser, &next).await;
-    match state.accounts().email_code_sign_in(&form.email, &form.code, browser.remembered.as_deref(), &origin, now).await {
+    match state.accounts().sign_in().with_email_code(&form.email, &form.code, browser.remembered.as_deref(), &origin, now).await {
         Ok(outcome) => first_step_done(&state, &browser, outcome, &next).await,
         Err(AccountError::NotFound) => Err(AppError::NotFound),
         Err(e) => Ok(form_error(&browser, "login_code.html", ctx, e)),
@@ -241,7 +242,7 @@ pub async fn signup(State(state): State<AppState>, browser: Browser, HtmlForm(fo
         return Ok(throttled(&browser, "signup.html", ctx, wait));
     }
     let attempt = SignUpForm { email: &form.email, name: &form.name, password: &form.password, confirm: &form.confirm };
-    match state.accounts().sign_up(attempt, now).await {
+    match state.accounts().registration().sign_up(attempt, now).await {
         Ok(()) => Ok(message(
             &browser,
             "Check your email",
@@ -255,7 +256,7 @@ pub async fn signup(State(state): State<AppState>, browser: Browser, HtmlForm(fo
 /// GET /verify-email?token=…: shows a button rather than acting, so a mail
 /// scanner that prefetches links cannot use the link up.
 pub async fn verify_email_page(State(state): State<AppState>, browser: Browser, Query(q): Query<TokenQuery>) -> Result<Response, AppError> {
-    state.accounts().check_link(&q.token, LinkPurpose::VerifyEmail, state.now()).await?;
+    state.accounts().registration().check_link(&q.token, LinkPurpose::VerifyEmail, state.now()).await?;
     Ok(browser.page(StatusCode::OK, "verify_email.html", context! { token => q.token }))
 }
 
@@ -265,7 +266,7 @@ pub async fn verify_email(
     browser: Browser,
     HtmlForm(form): HtmlForm<TokenQuery>,
 ) -> Result<Response, AppError> {
-    state.accounts().verify_email(&form.token, state.now()).await?;
+    state.accounts().registration().verify_email(&form.token, state.now()).await?;
     Ok(message(&browser, "Email address confirmed", "Your address is confirmed. You can sign in now.", Some(("/login", "Sign in"))))
 }
 
@@ -285,7 +286,7 @@ pub async fn forgot_password(
     if let Err(wait) = state.accounts().throttle(LimitedAction::SendEmail, &browser.ip, now).await.map_err(AccountError::from)? {
         return Ok(throttled(&browser, "forgot_password.html", ctx, wait));
     }
-    match state.accounts().request_password_reset(&form.email, now).await {
+    match state.accounts().registration().request_password_reset(&form.email, now).await {
         Ok(()) => Ok(message(
             &browser,
             "Check your email",
@@ -305,7 +306,7 @@ pub async fn reset_password_page(
     browser: Browser,
     Query(q): Query<TokenQuery>,
 ) -> Result<Response, AppError> {
-    state.accounts().check_link(&q.token, LinkPurpose::ResetPassword, state.now()).await?;
+    state.accounts().registration().check_link(&q.token, LinkPurpose::ResetPassword, state.now()).await?;
     Ok(browser.page(StatusCode::OK, "reset_password.html", context! { token => q.token }))
 }
 
@@ -315,7 +316,8 @@ pub async fn reset_password(
     browser: Browser,
     HtmlForm(form): HtmlForm<ResetForm>,
 ) -> Result<Response, AppError> {
-    match state.accounts().reset_password(&form.token, (&form.password, &form.confirm), &browser.origin(), state.now()).await {
+    match state.accounts().registration().reset_password(&form.token, (&form.password, &form.confirm), &browser.origin(), state.now()).await
+    {
         Ok(()) => Ok(message(
             &browser,
             "Password changed",
@@ -336,7 +338,7 @@ fn signed_out(state: &AppState, browser: &Browser) -> Response {
 /// POST /logout
 pub async fn logout(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     if let Some(token) = &browser.session_token {
-        state.accounts().sign_out(token).await?;
+        state.accounts().sessions().sign_out(token).await?;
     }
     Ok(signed_out(&state, &browser))
 }
@@ -351,6 +353,6 @@ pub async fn logout_everywhere(State(state): State<AppState>, browser: Browser) 
         Ok(session) => session,
         Err(detour) => return Ok(detour),
     };
-    state.accounts().sign_out_everywhere(&session.user, &browser.origin(), state.now()).await?;
+    state.accounts().sessions().sign_out_everywhere(&session.user, &browser.origin(), state.now()).await?;
     Ok(signed_out(&state, &browser))
 }

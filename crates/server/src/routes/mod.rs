@@ -17,8 +17,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use portcullis_core::AccountError;
-use portcullis_core::accounts::ActiveSession;
 use portcullis_core::rate_limit::LimitedAction;
+use portcullis_core::sessions::ActiveSession;
 use portcullis_core::sign_in::{SessionCheck, SessionUse};
 
 use crate::error::{AppError, form_problem, retry_after, with_retry_after};
@@ -162,7 +162,7 @@ fn to_login(here: &str) -> Response {
 /// factor, which only a rule for some application granted).
 async fn own_page_session(state: &AppState, browser: &Browser, here: &str) -> Result<Result<ActiveSession, Response>, AppError> {
     let Some(session) = current_session(state, browser).await? else { return Ok(Err(to_login(here))) };
-    match state.accounts().check_session(&session, SessionUse::OwnPages, false, &browser.origin(), state.now()).await? {
+    match state.accounts().sessions().check_session(&session, SessionUse::OwnPages, false, &browser.origin(), state.now()).await? {
         SessionCheck::Satisfied | SessionCheck::Reauthenticate => Ok(Ok(session)),
         SessionCheck::StepUp(demand) => Ok(Err(second_step::step_up(state, browser, &session, here, (demand, None)).await?)),
         SessionCheck::Denied => Err(AppError::Account(AccountError::SignInDenied)),
@@ -172,7 +172,7 @@ async fn own_page_session(state: &AppState, browser: &Browser, here: &str) -> Re
 /// The signed-in session of this browser, if any.
 async fn current_session(state: &AppState, browser: &Browser) -> Result<Option<ActiveSession>, AppError> {
     match &browser.session_token {
-        Some(token) => Ok(state.accounts().session(token, state.now()).await?),
+        Some(token) => Ok(state.accounts().sessions().session(token, state.now()).await?),
         None => Ok(None),
     }
 }

@@ -10,7 +10,7 @@ use axum::{Form, Json};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use minijinja::context;
-use portcullis_core::accounts::ActiveSession;
+use portcullis_core::sessions::ActiveSession;
 use portcullis_core::sign_in::SessionUse;
 use portcullis_oidc::provider::{AuthorizationResponse, ClientCredentials, Decision, Logout, TokenRequest};
 use portcullis_oidc::request::{AuthorizeFailure, AuthorizeParams, ReplyTo, ResponseMode};
@@ -93,7 +93,7 @@ async fn authorize(
     let check = match &session {
         Some(s) => {
             let using = SessionUse::Client { id: &req.client.id, policy: &req.client.policy, acceptable_acr: &acceptable };
-            Some(state.accounts().check_session(s, using, false, &browser.origin(), now).await?)
+            Some(state.accounts().sessions().check_session(s, using, false, &browser.origin(), now).await?)
         }
         None => None,
     };
@@ -315,7 +315,7 @@ async fn sign_out_and_leave(
     redirect: Option<String>,
 ) -> Result<Response, AppError> {
     if let Some(token) = session.and(browser.session_token.as_ref()) {
-        state.accounts().sign_out(token).await?;
+        state.accounts().sessions().sign_out(token).await?;
     }
     let mut response = match redirect {
         Some(to) => see_other(&to),

@@ -9,8 +9,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
-use portcullis_core::accounts::{ActiveSession, SignInOutcome};
 use portcullis_core::factors::{EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, SharedSecretPrompt};
+use portcullis_core::methods::{Answer, CodeField, StepFacts};
+use portcullis_core::sessions::ActiveSession;
+use portcullis_core::sign_in::SignInOutcome;
 use portcullis_core::sign_in::{Demand, PENDING_SIGN_IN_SECONDS, SecondStepDone, SecondStepView, Step, StepOutcome};
 use serde::Deserialize;
 
@@ -59,7 +61,7 @@ pub async fn step_up(
     next: &str,
     (demand, client_id): (Demand, Option<&str>),
 ) -> Result<Response, AppError> {
-    match state.accounts().begin_step_up(session, demand, client_id, state.now()).await {
+    match state.accounts().sign_in().begin_step_up(session, demand, client_id, state.now()).await {
         Ok(outcome) => Ok(after_first_step(state, browser, outcome, next)),
         // Only a first factor would do, and the session is too old to add one: sign in again, then set it up.
         Err(AccountError::ReauthenticationRequired) => Ok(see_other(&format!("/login?reauth=security&next={}", encode(next)))),
@@ -148,6 +150,7 @@ pub async fn verify_options(State(state): State<AppState>, browser: Browser, hea
         let token = sign_in_token(&headers)?;
         let challenge = state
             .accounts()
+            .sign_in()
             .second_factor_challenge(&token, (FactorKey::Webauthn, None), (&browser.ip, &browser.origin()), state.now())
             .await?;
         challenge.ok_or(AppError::Account(AccountError::KeyNotAccepted))
@@ -156,19 +159,39 @@ pub async fn verify_options(State(state): State<AppState>, browser: Browser, hea
     challenge_json(result)
 }
 
+/// Where `step` can send its code, as the page's choices.
+fn destination_choices(view: &SecondStepView, step: Step) -> Vec<minijinja::Value> {
+    view.destinations_of(step).iter().map(|p| context! { id => &p.id, label => format!("{} ({})", p.name, p.masked) }).collect()
+}
+
+/// What the page asks for, from the shown step's facts (`{email}` filled in).
+fn answer_context(facts: StepFacts, email: &str) -> minijinja::Value {
+    let fill = |text: &str| text.replace("{email}", email);
+    let (kind, code) = match facts.answer {
+        Answer::PublicKey => ("public_key", None),
+        Answer::Password => ("password", None),
+        Answer::Code(field) => ("code", Some(field)),
+    };
+    let sending = code.and_then(|c| c.sent);
+    context! {
+        kind, prompt => fill(facts.prompt), button => facts.offer,
+        label => code.map(|c| c.label), id => code.map(|c| c.id), numeric => code.is_some_and(|c| c.numeric),
+        sends => sending.is_some(), send_offer => sending.map(|s| fill(s.offer)), send_button => sending.map(|s| s.button),
+        caution => sending.and_then(|s| s.caution), choice => sending.map(|s| s.choice),
+    }
+}
+
 /// The second-step page's context for `view`.
 fn step_context(state: &AppState, view: &SecondStepView, next: &str) -> minijinja::Value {
-    let phone_choices: Vec<_> =
-        view.phones.iter().map(|p| context! { id => &p.id, label => format!("{} ({})", p.name, p.masked) }).collect();
     let others = view.steps.len() > 1 || !view.enroll.is_empty();
     context! {
-        method => view.shown.as_str(), others, next, next_encoded => encode(next), email => view.user.email.as_str(),
-        remember_days => remember_days(state), phones => phone_choices,
+        method => view.shown.as_str(), answer => answer_context(view.shown.facts(), view.user.email.as_str()), others, next,
+        next_encoded => encode(next), remember_days => remember_days(state), destinations => destination_choices(view, view.shown),
     }
 }
 
 async fn view(state: &AppState, browser: &Browser, token: &str, method: Option<&str>) -> Result<Option<SecondStepView>, AppError> {
-    Ok(state.accounts().second_step_view(token, method, &browser.origin(), state.now()).await?)
+    Ok(state.accounts().sign_in().second_step_view(token, method, &browser.origin(), state.now()).await?)
 }
 
 /// GET /login/verify
@@ -186,18 +209,6 @@ pub async fn verify_page(
     }
 }
 
-/// The words of each step on the "Try another method" page.
-fn method_button(step: Step) -> &'static str {
-    match step {
-        Step::Factor(FactorKey::Webauthn) => "Use a security key or passkey",
-        Step::Factor(FactorKey::Totp) => "Use your authenticator app",
-        Step::Factor(FactorKey::Sms) => "Text me a code",
-        Step::Factor(FactorKey::Email) => "Email me a code",
-        Step::Factor(FactorKey::Recovery) => "Use a recovery code",
-        Step::Password => "Enter your password",
-    }
-}
-
 /// GET /login/verify/methods: "Try another method", every step on offer on one page.
 pub async fn methods_page(
     State(state): State<AppState>,
@@ -207,19 +218,19 @@ pub async fn methods_page(
 ) -> Result<Response, AppError> {
     let token = sign_in_token(&headers)?;
     let next = safe_next(q.next.as_deref());
-    let Some(v) = view(&state, &browser, &token, Some("sms")).await? else {
+    let Some(v) = view(&state, &browser, &token, None).await? else {
         return Ok(see_other(&format!("/login/enroll?next={}", encode(&next))));
     };
-    let phone_choices: Vec<_> = v.phones.iter().map(|p| context! { id => &p.id, label => format!("{} ({})", p.name, p.masked) }).collect();
+    // A step that sends a code sends it from here (the user picks where, if there is a choice).
     let methods: Vec<_> = v
         .steps
         .iter()
         .map(|s| {
-            let sends = matches!(s, Step::Factor(FactorKey::Sms | FactorKey::Email));
-            context! { key => s.as_str(), label => method_button(*s), sends }
+            let answer = answer_context(s.facts(), v.user.email.as_str());
+            context! { key => s.as_str(), label => s.facts().offer, answer, destinations => destination_choices(&v, *s) }
         })
         .collect();
-    let ctx = context! { methods, enroll => !v.enroll.is_empty(), phones => phone_choices, next => &next, next_encoded => encode(&next) };
+    let ctx = context! { methods, enroll => !v.enroll.is_empty(), next => &next, next_encoded => encode(&next) };
     Ok(browser.page(StatusCode::OK, "second_step_methods.html", ctx))
 }
 
@@ -247,7 +258,7 @@ pub async fn send_code(
     let next = safe_next(form.next.as_deref());
     let Step::Factor(key) = step_of(&form.method)? else { return Err(AppError::BadRequest("The password is not sent.".into())) };
     let phone = form.phone.as_deref().filter(|p| !p.is_empty());
-    let result = state.accounts().second_factor_challenge(&token, (key, phone), (&browser.ip, &browser.origin()), now).await;
+    let result = state.accounts().sign_in().second_factor_challenge(&token, (key, phone), (&browser.ip, &browser.origin()), now).await;
     if let Err(e @ (AccountError::StepNotAllowed | AccountError::SignInExpired | AccountError::NotFound)) = result {
         return Err(e.into());
     }
@@ -256,12 +267,16 @@ pub async fn send_code(
     match result {
         Ok(_) => {
             let minutes = state.accounts().settings().otp.ttl / 60;
-            let notice = if key == FactorKey::Sms {
-                let to = v.phones.iter().find(|p| phone.is_none_or(|id| p.id == id)).map(|p| p.masked.as_str()).unwrap_or("your phone");
-                format!("We texted a code to {to}. It works for {minutes} minutes.")
-            } else {
-                format!("We sent a code to {}. It works for {minutes} minutes.", v.user.email)
+            let Answer::Code(CodeField { sent: Some(sending), .. }) = key.facts().answer else {
+                return Err(AppError::BadRequest("This method sends no code.".into()));
             };
+            let default_to = sending.default_to.replace("{email}", v.user.email.as_str());
+            let to = v
+                .destinations_of(Step::Factor(key))
+                .iter()
+                .find(|p| phone.is_none_or(|id| p.id == id))
+                .map_or(default_to.as_str(), |p| p.masked.as_str());
+            let notice = format!("{} It works for {minutes} minutes.", sending.notice.replace("{to}", to));
             Ok(browser.page(StatusCode::OK, "second_step.html", context! { sent => true, notice, ..ctx }))
         }
         Err(
@@ -302,13 +317,16 @@ pub async fn verify(
     let token = sign_in_token(&headers)?;
     let next = safe_next(form.next.as_deref());
     let step = step_of(&form.method)?;
-    let response = match step {
-        Step::Factor(FactorKey::Webauthn) => portcullis_core::factors::webauthn::assertion_response(&form.ceremony, &form.credential),
-        Step::Password => form.password.clone(),
-        Step::Factor(_) => form.code.clone(),
+    let response = match step.facts().answer {
+        Answer::PublicKey => portcullis_core::factors::webauthn::assertion_response(&form.ceremony, &form.credential),
+        Answer::Password => form.password.clone(),
+        Answer::Code(_) => form.code.clone(),
     };
-    let outcome =
-        state.accounts().complete_second_step(&token, (step, &response), form.remember.is_some(), &browser.origin(), state.now()).await;
+    let outcome = state
+        .accounts()
+        .sign_in()
+        .complete_second_step(&token, (step, &response), form.remember.is_some(), &browser.origin(), state.now())
+        .await;
     match outcome {
         Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, |_| see_other(&next))),
         // A cloned key ended the user's sign-ins in progress: the refusal is the page.
@@ -351,7 +369,7 @@ pub async fn enroll_page(
 ) -> Result<Response, AppError> {
     let token = sign_in_token(&headers)?;
     let next = safe_next(q.next.as_deref());
-    let (kinds, other_steps, user) = state.accounts().enrollment_choices(&token, &browser.origin(), state.now()).await?;
+    let (kinds, other_steps, user) = state.accounts().sign_in().enrollment_choices(&token, &browser.origin(), state.now()).await?;
     Ok(browser.page(StatusCode::OK, "enroll.html", enroll_context(&kinds, other_steps, user.email.as_str(), &next)))
 }
 
@@ -380,6 +398,7 @@ pub async fn enroll_totp(
     let next = safe_next(form.next.as_deref());
     let prompt = state
         .accounts()
+        .sign_in()
         .begin_inline_enrollment(&token, (FactorKind::Totp, DEFAULT_DEVICE_NAME, ""), &browser.origin(), state.now())
         .await?;
     let setup = shared_secret(prompt)?;
@@ -412,11 +431,12 @@ pub async fn enroll(
     let next = safe_next(form.next.as_deref());
     let accounts = state.accounts();
     let finishing = (FactorKind::Totp, form.credential_id.as_str(), form.code.as_str());
-    let outcome = accounts.complete_enrollment(&token, finishing, Some(&form.name), &origin, now).await;
+    let outcome = accounts.sign_in().complete_enrollment(&token, finishing, Some(&form.name), &origin, now).await;
     match outcome {
         Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, after_enrollment(&browser, &next))),
         Err(e @ (AccountError::InvalidCode | AccountError::InvalidName)) => {
-            let prompt = accounts.pending_inline_enrollment(&token, (FactorKind::Totp, &form.credential_id), &origin, now).await?;
+            let prompt =
+                accounts.sign_in().pending_inline_enrollment(&token, (FactorKind::Totp, &form.credential_id), &origin, now).await?;
             let ctx = setup_context(&shared_secret(prompt)?, &form.name, "/login/enroll", Some(&next), Some(ENROLL_INTRO));
             Ok(form_error(&browser, "totp_setup.html", ctx, e))
         }
@@ -454,7 +474,7 @@ pub async fn enroll_key_options(
     let result = async {
         let token = sign_in_token(&headers)?;
         let kind = webauthn_kind(&form.kind)?;
-        match state.accounts().begin_inline_enrollment(&token, (kind, &form.name, ""), &browser.origin(), state.now()).await? {
+        match state.accounts().sign_in().begin_inline_enrollment(&token, (kind, &form.name, ""), &browser.origin(), state.now()).await? {
             EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
             _ => Err(AppError::Internal("a WebAuthn enrollment returned another kind of prompt".into())),
         }
@@ -474,10 +494,10 @@ pub async fn enroll_key(
     let next = safe_next(form.next.as_deref());
     let kind = webauthn_kind(&form.kind)?;
     let (now, origin) = (state.now(), browser.origin());
-    match state.accounts().complete_enrollment(&token, (kind, &form.ceremony, &form.credential), None, &origin, now).await {
+    match state.accounts().sign_in().complete_enrollment(&token, (kind, &form.ceremony, &form.credential), None, &origin, now).await {
         Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, after_enrollment(&browser, &next))),
         Err(e @ (AccountError::KeyNotAccepted | AccountError::NotFound)) => {
-            let (kinds, other_steps, user) = state.accounts().enrollment_choices(&token, &origin, now).await?;
+            let (kinds, other_steps, user) = state.accounts().sign_in().enrollment_choices(&token, &origin, now).await?;
             let e = if matches!(e, AccountError::NotFound) { AccountError::KeyNotAccepted } else { e };
             Ok(form_error(&browser, "enroll.html", enroll_context(&kinds, other_steps, user.email.as_str(), &next), e))
         }
@@ -514,8 +534,11 @@ pub async fn enroll_phone(
     let token = sign_in_token(&headers)?;
     let next = safe_next(form.next.as_deref());
     let (now, origin) = (state.now(), browser.origin());
-    let started =
-        state.accounts().begin_inline_enrollment(&token, (FactorKind::Phone, DEFAULT_PHONE_NAME, &form.phone), &origin, now).await;
+    let started = state
+        .accounts()
+        .sign_in()
+        .begin_inline_enrollment(&token, (FactorKind::Phone, DEFAULT_PHONE_NAME, &form.phone), &origin, now)
+        .await;
     match started {
         Ok(EnrollmentPrompt::CodeSent { credential_id, destination }) => Ok(browser.page(
             StatusCode::OK,
@@ -529,7 +552,7 @@ pub async fn enroll_phone(
             | AccountError::CodeSentRecently { .. }
             | AccountError::TooManyCodes { .. }),
         ) => {
-            let (kinds, other_steps, user) = state.accounts().enrollment_choices(&token, &origin, now).await?;
+            let (kinds, other_steps, user) = state.accounts().sign_in().enrollment_choices(&token, &origin, now).await?;
             let ctx = context! { phone_number => &form.phone, ..enroll_context(&kinds, other_steps, user.email.as_str(), &next) };
             Ok(form_error(&browser, "enroll.html", ctx, e))
         }
@@ -547,14 +570,23 @@ pub async fn enroll_phone_confirm(
     let token = sign_in_token(&headers)?;
     let next = safe_next(form.next.as_deref());
     let (now, origin) = (state.now(), browser.origin());
-    match state.accounts().complete_enrollment(&token, (FactorKind::Phone, &form.credential_id, &form.code), None, &origin, now).await {
+    match state
+        .accounts()
+        .sign_in()
+        .complete_enrollment(&token, (FactorKind::Phone, &form.credential_id, &form.code), None, &origin, now)
+        .await
+    {
         Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, after_enrollment(&browser, &next))),
         Err(e @ AccountError::InvalidCode) => {
-            let destination =
-                match state.accounts().pending_inline_enrollment(&token, (FactorKind::Phone, &form.credential_id), &origin, now).await? {
-                    EnrollmentPrompt::CodeSent { destination, .. } => destination,
-                    _ => String::new(),
-                };
+            let destination = match state
+                .accounts()
+                .sign_in()
+                .pending_inline_enrollment(&token, (FactorKind::Phone, &form.credential_id), &origin, now)
+                .await?
+            {
+                EnrollmentPrompt::CodeSent { destination, .. } => destination,
+                _ => String::new(),
+            };
             let ctx = phone_context(&form.credential_id, &destination, "/login/enroll/phone/confirm", Some(&next));
             Ok(form_error(&browser, "phone_confirm.html", ctx, e))
         }

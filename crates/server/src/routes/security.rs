@@ -7,10 +7,10 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
-use portcullis_core::accounts::ActiveSession;
 use portcullis_core::audit::RequestOrigin;
+use portcullis_core::credentials::FactorAdded;
 use portcullis_core::factors::{EnrollmentPrompt, FactorKind};
-use portcullis_core::mfa::FactorAdded;
+use portcullis_core::sessions::ActiveSession;
 use serde::Deserialize;
 
 use super::second_step::{
@@ -69,8 +69,9 @@ async fn factor_added(
 /// POST /account/security/totp: begins setting up an app.
 pub async fn start_totp(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
-    let setup =
-        shared_secret(state.accounts().start_enrollment(&session, FactorKind::Totp, (DEFAULT_DEVICE_NAME, ""), state.now()).await?)?;
+    let setup = shared_secret(
+        state.accounts().credentials().start_enrollment(&session, FactorKind::Totp, (DEFAULT_DEVICE_NAME, ""), state.now()).await?,
+    )?;
     Ok(browser.page(
         StatusCode::OK,
         "totp_setup.html",
@@ -87,12 +88,16 @@ pub async fn confirm_totp(
     let session = security_session!(state, browser);
     let (user, now) = (&session.user, state.now());
     let finishing = (form.credential_id.as_str(), form.code.as_str());
-    let outcome =
-        state.accounts().finish_enrollment(&session, (FactorKind::Totp, Some(&form.name)), finishing, &browser.origin(), now).await;
+    let outcome = state
+        .accounts()
+        .credentials()
+        .finish_enrollment(&session, (FactorKind::Totp, Some(&form.name)), finishing, &browser.origin(), now)
+        .await;
     match outcome {
         Ok(added) => factor_added(&state, &browser, &session, added, "Authenticator app added.").await,
         Err(e @ (AccountError::InvalidCode | AccountError::InvalidName)) => {
-            let setup = shared_secret(state.accounts().pending_enrollment(user, FactorKind::Totp, &form.credential_id, now).await?)?;
+            let setup =
+                shared_secret(state.accounts().credentials().pending_enrollment(user, FactorKind::Totp, &form.credential_id, now).await?)?;
             Ok(form_error(&browser, "totp_setup.html", setup_context(&setup, &form.name, "/account/security/totp/confirm", None, None), e))
         }
         Err(e) => Err(e.into()),
@@ -102,7 +107,7 @@ pub async fn confirm_totp(
 /// POST /account/security/recovery-codes
 pub async fn regenerate_codes(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
-    let codes = match state.accounts().regenerate_recovery_codes(&session, &browser.origin(), state.now()).await {
+    let codes = match state.accounts().credentials().regenerate_recovery_codes(&session, &browser.origin(), state.now()).await {
         Err(AccountError::RecoveryCodesNeedAFactor) => {
             return Err(AppError::BadRequest(AccountError::RecoveryCodesNeedAFactor.to_string()));
         }
@@ -129,7 +134,9 @@ pub async fn rename_factor(
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
     manage(&state, &browser, |s, session, origin| {
-        Box::pin(async move { s.accounts().rename_factor(&session.user, &form.id, &form.name, origin, s.now()).await.map(|()| "Renamed.") })
+        Box::pin(async move {
+            s.accounts().credentials().rename_factor(&session.user, &form.id, &form.name, origin, s.now()).await.map(|()| "Renamed.")
+        })
     })
     .await
 }
@@ -143,6 +150,7 @@ pub async fn forget_browser(
     manage(&state, &browser, |s, session, origin| {
         Box::pin(async move {
             s.accounts()
+                .credentials()
                 .forget_browser(&session.user, &form.id, origin, s.now())
                 .await
                 .map(|()| "That browser will be asked for a second factor again.")
@@ -158,7 +166,7 @@ pub async fn remove_factor(
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
     manage(&state, &browser, |s, session, origin| {
-        Box::pin(async move { s.accounts().remove_factor(session, &form.id, origin, s.now()).await.map(|()| "Removed.") })
+        Box::pin(async move { s.accounts().credentials().remove_factor(session, &form.id, origin, s.now()).await.map(|()| "Removed.") })
     })
     .await
 }
@@ -171,7 +179,7 @@ pub async fn end_session(
 ) -> Result<Response, AppError> {
     manage(&state, &browser, |s, session, origin| {
         Box::pin(async move {
-            s.accounts().end_session(&session.user, &form.id, origin, s.now()).await.map(|()| "That session was signed out.")
+            s.accounts().sessions().end(&session.user, &form.id, origin, s.now()).await.map(|()| "That session was signed out.")
         })
     })
     .await
@@ -205,11 +213,12 @@ pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlFo
     let result = async {
         // A JSON answer cannot be a detour: a session that needs one is told to reload the page.
         let session = current_session(&state, &browser).await?.ok_or(AppError::Account(AccountError::SignInExpired))?;
-        let check = state.accounts().check_session(&session, SessionUse::OwnPages, false, &browser.origin(), state.now()).await?;
+        let check =
+            state.accounts().sessions().check_session(&session, SessionUse::OwnPages, false, &browser.origin(), state.now()).await?;
         if check != SessionCheck::Satisfied && check != SessionCheck::Reauthenticate {
             return Err(AppError::Account(AccountError::ReauthenticationRequired));
         }
-        match state.accounts().start_enrollment(&session, webauthn_kind(&form.kind)?, (&form.name, ""), state.now()).await? {
+        match state.accounts().credentials().start_enrollment(&session, webauthn_kind(&form.kind)?, (&form.name, ""), state.now()).await? {
             EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
             _ => Err(AppError::Internal("a WebAuthn enrollment returned another kind of prompt".into())),
         }
@@ -224,6 +233,7 @@ pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(f
     let kind = webauthn_kind(&form.kind)?;
     match state
         .accounts()
+        .credentials()
         .finish_enrollment(&session, (kind, None), (&form.ceremony, &form.credential), &browser.origin(), state.now())
         .await
     {
@@ -242,7 +252,8 @@ pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(f
 /// POST /account/security/phone: "Add a phone number" sends a code to it.
 pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<PhoneForm>) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
-    match state.accounts().start_enrollment(&session, FactorKind::Phone, (DEFAULT_PHONE_NAME, &form.phone), state.now()).await {
+    match state.accounts().credentials().start_enrollment(&session, FactorKind::Phone, (DEFAULT_PHONE_NAME, &form.phone), state.now()).await
+    {
         Ok(EnrollmentPrompt::CodeSent { credential_id, destination }) => Ok(browser.page(
             StatusCode::OK,
             "phone_confirm.html",
@@ -272,12 +283,18 @@ pub async fn confirm_phone(
     let now = state.now();
     match state
         .accounts()
+        .credentials()
         .finish_enrollment(&session, (FactorKind::Phone, None), (&form.credential_id, &form.code), &browser.origin(), now)
         .await
     {
         Ok(added) => factor_added(&state, &browser, &session, added, "Phone number added.").await,
         Err(e @ AccountError::InvalidCode) => {
-            let destination = match state.accounts().pending_enrollment(&session.user, FactorKind::Phone, &form.credential_id, now).await? {
+            let destination = match state
+                .accounts()
+                .credentials()
+                .pending_enrollment(&session.user, FactorKind::Phone, &form.credential_id, now)
+                .await?
+            {
                 EnrollmentPrompt::CodeSent { destination, .. } => destination,
                 _ => String::new(),
             };
@@ -293,6 +310,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
     let now = state.now();
     let factors: Vec<minijinja::Value> = state
         .accounts()
+        .credentials()
         .factors(user.id)
         .await?
         .iter()
@@ -304,17 +322,17 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
             }
         })
         .collect();
-    let codes_left = state.accounts().recovery_codes_left(user.id).await?;
+    let codes_left = state.accounts().credentials().recovery_codes_left(user.id).await?;
     let browsers: Vec<minijinja::Value> = state
         .accounts()
-        .remembered_browsers(user.id, state.now())
+        .credentials().remembered_browsers(user.id, state.now())
         .await?
         .iter()
         .map(|b| context! { id => &b.id, agent => &b.user_agent, created => crate::pages::date(b.created_at), expires => crate::pages::date(b.expires_at) })
         .collect();
     let sessions: Vec<minijinja::Value> = state
         .accounts()
-        .sessions(user.id, now)
+        .sessions().list(user.id, now)
         .await?
         .iter()
         .map(|s| {
@@ -326,6 +344,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .collect();
     let events: Vec<minijinja::Value> = state
         .accounts()
+        .sessions()
         .recent_events(user.id)
         .await?
         .iter()

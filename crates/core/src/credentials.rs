@@ -1,28 +1,28 @@
-//! Second factors outside the sign-in itself: setting them up (from the
-//! security page, or inline through the sign-in machine), naming and removing
-//! them, recovery codes, remembered browsers, passwordless passkey sign-in,
-//! and what operators do to them. The second step of a sign-in is the
-//! machine's (`crate::sign_in`).
+//! A user's credentials: setting up factors (from the security page, or
+//! inline through the sign-in machine), naming and removing them, recovery
+//! codes, and remembered browsers.
 
 use serde_json::json;
 
-use crate::accounts::{Accounts, ActiveSession, SignInOutcome};
+use crate::accounts::capability;
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::factors::webauthn::{self, PasskeySignIn};
 use crate::factors::{
-    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKind, NewCredential, PublicKeyChallenge, RememberedBrowser,
-    SecondFactor, all, recovery,
+    Credential, EnrollmentCheck, EnrollmentPrompt, FactorKind, NewCredential, RememberedBrowser, SecondFactor, factor, recovery,
 };
 use crate::mail::Message;
 use crate::secrets::{random_token, token_digest};
-use crate::session::{AuthEvent, AuthMethod, AuthRecord};
+use crate::session::AuthEvent;
+use crate::sessions::ActiveSession;
 use crate::store::Stores;
 use crate::user::{User, UserId};
 
-/// MAC purpose of remember-this-browser cookies.
-const REMEMBER_PURPOSE: &str = "remember-browser";
+capability!(
+    /// A user's factors, recovery codes and remembered browsers.
+    Credentials,
+    credentials
+);
 
 /// A credential added from the security page.
 #[derive(Debug, Clone)]
@@ -34,90 +34,7 @@ pub struct FactorAdded {
     pub session_token: Option<String>,
 }
 
-impl<S: Stores> Accounts<S> {
-    pub(crate) fn factor_context(&self) -> FactorContext<'_, S> {
-        FactorContext {
-            store: &self.store,
-            sealer: &self.keys.sealer,
-            recovery_key: &self.keys.mac,
-            issuer: &self.settings.product_name,
-            relying_party: self.keys.relying_party.as_ref(),
-            messenger: &self.messenger,
-            otp: &self.settings.otp,
-        }
-    }
-
-    /// Whether security keys and passkeys work on this server.
-    pub fn webauthn_available(&self) -> bool {
-        self.keys.relying_party.is_some()
-    }
-
-    /// Whether users may add credentials of `kind` on this server.
-    pub fn can_enroll(&self, kind: FactorKind) -> bool {
-        match kind {
-            FactorKind::Totp => self.settings.totp_enabled,
-            FactorKind::Phone => self.settings.otp.sms_enabled,
-            FactorKind::SecurityKey | FactorKind::Passkey => self.keys.relying_party.is_some(),
-        }
-    }
-
-    /// Refuses a change to how the account signs in (a factor added or removed,
-    /// new recovery codes) from a session whose last sign-in step is older than
-    /// `[session] reauthenticate_after_seconds` (OWASP ASVS 4.0 V3.7.1).
-    pub(crate) fn check_recent_sign_in(&self, session: &ActiveSession, now: UnixTime) -> Result<(), AccountError> {
-        if self.settings.sessions.is_recent(&session.record, now) { Ok(()) } else { Err(AccountError::ReauthenticationRequired) }
-    }
-
-    /// Whether the user has an enrolled second factor (recovery codes alone do
-    /// not count; a disabled key does, so its owner still needs a second step).
-    pub async fn has_second_factor(&self, user: UserId) -> Result<bool, AccountError> {
-        Ok(!self.store.credentials(user).await?.is_empty())
-    }
-
-    /// Counts a code sent at the request of `client`; refuses past the hourly cap.
-    pub(crate) async fn hit_client_code_cap(&self, client: &str, now: UnixTime) -> Result<(), AccountError> {
-        let quota = crate::factors::otp::hourly(format!("otp-client:{client}"), self.settings.otp.per_client_per_hour);
-        self.store.take_send_quotas(&[quota], now).await?.map_err(|retry_after_secs| AccountError::TooManyCodes { retry_after_secs })
-    }
-
-    /// The valid remembered browser behind a cookie value (`id.tag`), for this user only.
-    pub(crate) async fn remembered_browser(
-        &self,
-        user: &User,
-        cookie: Option<&str>,
-        now: UnixTime,
-    ) -> Result<Option<RememberedBrowser>, AccountError> {
-        let Some((id, tag)) = cookie.and_then(|c| c.split_once('.')) else { return Ok(None) };
-        if !self.keys.mac.verify(REMEMBER_PURPOSE, format!("{id}:{}", user.id).as_bytes(), tag) {
-            return Ok(None);
-        }
-        Ok(self.store.use_remembered_browser(user.id, id, now).await?)
-    }
-
-    /// Remembers this browser for the possession factors of `auth`; returns the cookie value.
-    pub(crate) async fn remember(
-        &self,
-        user: &User,
-        auth: &AuthRecord,
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<String, AccountError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let agent = origin.user_agent_text(200);
-        let browser = RememberedBrowser {
-            id: id.clone(),
-            user_id: user.id,
-            auth: AuthRecord { events: auth.possession_events() },
-            user_agent: if agent.is_empty() { "Unknown browser".into() } else { agent },
-            created_at: now,
-            expires_at: now + self.settings.remember_browser_ttl,
-            last_used_at: None,
-        };
-        self.store.insert_remembered_browser(&browser).await?;
-        self.audit(AuditKind::RememberedBrowserCreated, Some(user.id), origin, json!({ "browser": id }), now).await?;
-        Ok(format!("{id}.{}", self.keys.mac.tag(REMEMBER_PURPOSE, format!("{id}:{}", user.id).as_bytes())))
-    }
-
+impl<S: Stores> Credentials<'_, S> {
     /// The user's remembered browsers.
     pub async fn remembered_browsers(&self, user: UserId, now: UnixTime) -> Result<Vec<RememberedBrowser>, AccountError> {
         Ok(self.store.remembered_browsers(user, now).await?)
@@ -136,7 +53,7 @@ impl<S: Stores> Accounts<S> {
         if !self.can_enroll(kind) {
             return Err(AccountError::NotFound);
         }
-        all::<S>().into_iter().find(|f| f.enrolls().contains(&kind)).ok_or(AccountError::NotFound)
+        Ok(factor::<S>(kind.factor()))
     }
 
     /// Starts setting up a credential of `kind` named `name` for `user`
@@ -264,38 +181,6 @@ impl<S: Stores> Accounts<S> {
         Ok(FactorAdded { recovery_codes, session_token })
     }
 
-    /// Starts a passwordless sign-in with a passkey.
-    pub async fn begin_passkey_sign_in(&self, now: UnixTime) -> Result<PublicKeyChallenge, AccountError> {
-        webauthn::begin_passkey_sign_in(&self.factor_context(), now).await
-    }
-
-    /// Finishes a passwordless sign-in: a user-verified passkey assertion is
-    /// a first step that is multi-factor on its own (possession, and the PIN
-    /// or biometric the authenticator checked), so the machine asks for more
-    /// only where the application does not count passkeys.
-    pub async fn passkey_sign_in(
-        &self,
-        (ceremony, response): (&str, &str),
-        remembered: Option<&str>,
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<SignInOutcome, AccountError> {
-        match webauthn::finish_passkey_sign_in(&self.factor_context(), ceremony, response, now).await? {
-            PasskeySignIn::Accepted { user, credential } => {
-                let user = self.store.user_by_id(user).await?.ok_or(AccountError::KeyNotAccepted)?;
-                self.after_first_step(&user, (AuthMethod::Passkey, Some(credential)), remembered, origin, now).await
-            }
-            PasskeySignIn::Rejected => {
-                self.audit(AuditKind::SignInFailed, None, origin, json!({ "method": "hwk", "account": "unknown" }), now).await?;
-                Err(AccountError::KeyNotAccepted)
-            }
-            PasskeySignIn::ClonedAuthenticator { user, credential, name } => match self.store.user_by_id(user).await? {
-                Some(user) => Err(self.cloned(&user, (&credential, name), origin, now).await),
-                None => Err(AccountError::KeyNotAccepted),
-            },
-        }
-    }
-
     /// Security page: new recovery codes (the old set stops working; shown
     /// once). Needs a recent sign-in and a second factor: recovery codes
     /// stand in for one.
@@ -373,37 +258,9 @@ impl<S: Stores> Accounts<S> {
         self.notify(user, Message::FactorRemoved { name: c.name.clone() }, now).await;
         Ok(())
     }
-
-    /// Operator: removes every factor of a user (lost phone).
-    pub async fn reset_mfa(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
-        let user = self.find_user(email).await?;
-        self.store.forget_all_remembered_browsers(user.id, now).await?;
-        self.store.delete_all_factors(user.id).await?;
-        self.store.delete_user_sessions(user.id, None).await?;
-        self.store.delete_pending_sign_ins(user.id).await?;
-        self.audit(AuditKind::MfaReset, Some(user.id), origin, json!({}), now).await?;
-        Ok(user)
-    }
-
-    /// Operator: requires (or stops requiring) MFA for a user.
-    pub async fn require_mfa(&self, email: &str, required: bool, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
-        let user = self.find_user(email).await?;
-        self.store.set_mfa_required(user.id, required).await?;
-        self.audit(AuditKind::MfaRequirementChanged, Some(user.id), origin, json!({ "required": required }), now).await?;
-        Ok(user)
-    }
-
-    /// Queues a security notice for the delivery task; a failure is logged,
-    /// never fatal to the change it reports.
-    pub(crate) async fn notify(&self, user: &User, message: Message, now: UnixTime) {
-        match self.store.enqueue_notice(user.email.as_str(), &message, now).await {
-            Ok(()) => self.notices_queued.notify_one(),
-            Err(e) => tracing::error!(error = %e, user = %user.id, kind = message.kind(), "could not queue a security notice"),
-        }
-    }
 }
 
-fn valid_name(name: &str) -> Result<String, AccountError> {
+pub(crate) fn valid_name(name: &str) -> Result<String, AccountError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(AccountError::InvalidName);

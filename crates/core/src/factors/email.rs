@@ -1,0 +1,58 @@
+//! Codes by email to the account's verified address: a second factor only
+//! beside another one by default (`email_requires_other_factor`), and the
+//! first step of an emailed-code sign-in.
+
+use super::otp::{CodePurpose, OtpChannel, check_code, send_code};
+use super::{Credential, FactorContext, FactorKey, FactorResult, MfaStore, PublicKeyChallenge, SecondFactor, Verification};
+use crate::clock::UnixTime;
+use crate::io::BoxFuture;
+use crate::user::User;
+
+/// Codes sent to the account's verified email address.
+pub struct EmailCodeFactor;
+
+impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
+    fn key(&self) -> FactorKey {
+        FactorKey::Email
+    }
+
+    fn enabled(&self, ctx: &FactorContext<'_, S>) -> bool {
+        ctx.otp.email_enabled
+    }
+
+    fn available<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        enrolled: &'a [Credential],
+    ) -> BoxFuture<'a, FactorResult<bool>> {
+        // "Only with another factor": email alone is too close to the password's reset channel.
+        let usable =
+            user.email_verified_at.is_some() && (!ctx.otp.email_requires_other_factor || enrolled.iter().any(|c| c.flagged_at.is_none()));
+        Box::pin(async move { Ok(usable) })
+    }
+
+    fn challenge<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        _to: Option<&'a str>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
+        Box::pin(async move {
+            send_code(ctx, user, (OtpChannel::Email, user.email.as_str(), None), CodePurpose::SignIn, now).await?;
+            Ok(None)
+        })
+    }
+
+    fn verify<'a>(
+        &'a self,
+        ctx: &'a FactorContext<'a, S>,
+        user: &'a User,
+        _enrolled: &'a [Credential],
+        response: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, FactorResult<Verification>> {
+        Box::pin(check_code(ctx, user, (OtpChannel::Email, CodePurpose::SignIn, None), response, now))
+    }
+}

@@ -1,0 +1,209 @@
+//! What operators do, from the command line or the admin console: accounts
+//! (create, disable, unlock, admin role, MFA requirement and reset, delete,
+//! search), who may use the console, the audit log, and clean-up.
+
+use serde_json::json;
+
+use crate::accounts::capability;
+use crate::audit::{AuditFilter, AuditKind, AuditRecord, RequestOrigin};
+use crate::clock::UnixTime;
+use crate::email::EmailAddress;
+use crate::error::AccountError;
+use crate::lockout::{LockKey, LockState};
+use crate::sessions::ActiveSession;
+use crate::store::Stores;
+use crate::user::{User, UserId};
+
+capability!(
+    /// Operators' actions on accounts, the admin console's door, the audit log.
+    Operators,
+    operators
+);
+
+/// What the admin console may show a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAccess {
+    /// An admin with a second factor performed in this session (not an
+    /// emailed code, not a remembered browser), recent enough for a change.
+    Granted,
+    /// An admin whose session proves less: step up toward this demand first.
+    StepUp(crate::sign_in::Demand),
+    /// A change, from a session whose last sign-in step is not recent: sign in again.
+    Reauthenticate,
+    /// Not an admin, or a rule refuses.
+    NotAdmin,
+}
+
+impl<S: Stores> Operators<'_, S> {
+    /// Creates an account as the operator (already verified). Refuses a taken address.
+    pub async fn create_user(&self, email: &str, name: &str, password: &str, is_admin: bool, now: UnixTime) -> Result<User, AccountError> {
+        let email = EmailAddress::parse(email)?;
+        self.registration().check_new_password(&email, name, password, password)?;
+        let user = User {
+            id: UserId::new(),
+            email,
+            name: name.trim().to_owned(),
+            password_hash: self.registration().hash(password).await?,
+            email_verified_at: Some(now),
+            is_admin,
+            mfa_required: false,
+            disabled_at: None,
+            password_reset_at: None,
+            created_at: now,
+        };
+        self.store.create_user(&user).await?;
+        Ok(user)
+    }
+
+    /// Deletes what has expired (setups never finished among it), and audit
+    /// events past their retention.
+    pub async fn purge_expired(&self, now: UnixTime) -> Result<(), AccountError> {
+        self.store.purge_expired(now).await?;
+        self.store.purge_unconfirmed_credentials(now - crate::factors::ENROLLMENT_SECONDS).await?;
+        Ok(self.store.purge_audit_events(now - self.settings.audit_retention).await?)
+    }
+
+    /// Operator: lifts a lockout after failures and enables a disabled
+    /// account; true if there was either to lift.
+    pub async fn unlock(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, AccountError> {
+        let email = EmailAddress::parse(email)?;
+        let had_failures = self.clear_all_failures(email.as_str()).await?;
+        let user = self.store.user_by_email(&email).await?;
+        let was_disabled = user.as_ref().is_some_and(|u| u.disabled_at.is_some());
+        if was_disabled && let Some(u) = &user {
+            self.store.set_disabled(u.id, None).await?;
+        }
+        let detail = json!({ "had_failures": had_failures, "was_disabled": was_disabled });
+        self.audit(AuditKind::AccountUnlocked, user.map(|u| u.id), origin, detail, now).await?;
+        Ok(had_failures || was_disabled)
+    }
+
+    /// All accounts.
+    pub async fn list_users(&self) -> Result<Vec<User>, AccountError> {
+        Ok(self.store.list_users().await?)
+    }
+
+    /// Deletes an account by email; false if there was none.
+    pub async fn delete_user(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, AccountError> {
+        let email = EmailAddress::parse(email)?;
+        let Some(u) = self.store.user_by_email(&email).await? else { return Ok(false) };
+        let deleted = self.store.delete_user(u.id).await?;
+        if deleted {
+            self.audit(AuditKind::UserDeleted, Some(u.id), origin, json!({ "email": u.email.as_str() }), now).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// The account with this id, if it still exists.
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, AccountError> {
+        Ok(self.store.user_by_id(id).await?)
+    }
+
+    /// The account with this address.
+    pub async fn find_user(&self, email: &str) -> Result<User, AccountError> {
+        let email = EmailAddress::parse(email)?;
+        self.store.user_by_email(&email).await?.ok_or(AccountError::NotFound)
+    }
+
+    /// Operator: grants or withdraws the admin role.
+    pub async fn set_admin(&self, email: &str, admin: bool, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+        let user = self.find_user(email).await?;
+        self.store.set_admin(user.id, admin).await?;
+        self.audit(AuditKind::AdminChanged, Some(user.id), origin, json!({ "admin": admin }), now).await?;
+        Ok(User { is_admin: admin, ..user })
+    }
+
+    /// Whether each of `users` is locked after failed sign-ins or second
+    /// steps, in their order (for listings: one read per 250 users, not one per user).
+    pub async fn locked_after_failures(&self, users: &[User], now: UnixTime) -> Result<Vec<bool>, AccountError> {
+        let mut locked = Vec::with_capacity(users.len());
+        for chunk in users.chunks(250) {
+            let second: Vec<String> = chunk.iter().map(|u| LockKey::SecondStep(u.email.as_str()).key()).collect();
+            let mut keys: Vec<&str> = chunk.iter().map(|u| u.email.as_str()).collect();
+            keys.extend(second.iter().map(String::as_str));
+            let records = self.store.failure_records(&keys).await?;
+            let is_locked = |r: &crate::lockout::FailureRecord| matches!(self.settings.lockout.state(r, now), LockState::Locked { .. });
+            let (password, second) = records.split_at(chunk.len());
+            locked.extend(password.iter().zip(second).map(|(p, s)| is_locked(p) || is_locked(s)));
+        }
+        Ok(locked)
+    }
+    /// Records an operator's change to application `client_id` (`action`: created, policy_changed, …).
+    pub async fn audit_client_change(
+        &self,
+        client_id: &str,
+        action: &str,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..origin.clone() };
+        self.audit(AuditKind::ClientChanged, None, &origin, json!({ "action": action }), now).await
+    }
+
+    /// Reads the audit log.
+    pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, AccountError> {
+        Ok(self.store.audit_events(filter).await?)
+    }
+
+    /// Operator: disables an account (it cannot sign in; its sessions,
+    /// remembered browsers and tokens end) until [`Accounts::unlock`].
+    pub async fn disable(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+        let user = self.find_user(email).await?;
+        self.store.set_disabled(user.id, Some(now)).await?;
+        self.store.delete_user_sessions(user.id, None).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
+        if let Some(tokens) = &self.tokens {
+            tokens.revoke_user_tokens(user.id, now).await?;
+        }
+        self.audit(AuditKind::AccountLocked, Some(user.id), origin, json!({ "disabled": true }), now).await?;
+        Ok(User { disabled_at: Some(now), ..user })
+    }
+
+    /// Accounts matching `query` (email or name), for the admin console.
+    pub async fn search_users(&self, query: &str, limit: u32) -> Result<Vec<User>, AccountError> {
+        Ok(self.store.search_users(query, limit).await?)
+    }
+
+    /// Whether this session may use the admin console (`change`: to act, not
+    /// only to look): an admin who performed a second factor in this session
+    /// (neither a remembered browser nor an emailed code: the reset link goes
+    /// to the same mailbox), and for a change, recently (as for credential
+    /// changes, OWASP ASVS 4.0 V3.7.1).
+    pub async fn admin_access(
+        &self,
+        session: &ActiveSession,
+        change: bool,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<AdminAccess, AccountError> {
+        use crate::sign_in::{SessionCheck, SessionUse};
+        if !session.user.is_admin || session.user.disabled_at.is_some() {
+            return Ok(AdminAccess::NotAdmin);
+        }
+        Ok(match self.sessions().check_session(session, SessionUse::Admin, change, origin, now).await? {
+            SessionCheck::Satisfied => AdminAccess::Granted,
+            SessionCheck::StepUp(demand) => AdminAccess::StepUp(demand),
+            SessionCheck::Reauthenticate => AdminAccess::Reauthenticate,
+            SessionCheck::Denied => AdminAccess::NotAdmin,
+        })
+    }
+    /// Operator: removes every factor of a user (lost phone).
+    pub async fn reset_mfa(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+        let user = self.find_user(email).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
+        self.store.delete_all_factors(user.id).await?;
+        self.store.delete_user_sessions(user.id, None).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
+        self.audit(AuditKind::MfaReset, Some(user.id), origin, json!({}), now).await?;
+        Ok(user)
+    }
+
+    /// Operator: requires (or stops requiring) MFA for a user.
+    pub async fn require_mfa(&self, email: &str, required: bool, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+        let user = self.find_user(email).await?;
+        self.store.set_mfa_required(user.id, required).await?;
+        self.audit(AuditKind::MfaRequirementChanged, Some(user.id), origin, json!({ "required": required }), now).await?;
+        Ok(user)
+    }
+}

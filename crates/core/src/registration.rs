@@ -1,0 +1,198 @@
+//! Registration: sign-up, email verification, and the password's life
+//! after it (reset by emailed link, change). Link paths come from the
+//! settings ([`crate::accounts::AccountSettings`]), so the domain names no route.
+
+use serde_json::json;
+
+use crate::accounts::capability;
+use crate::audit::{AuditKind, RequestOrigin};
+use crate::clock::UnixTime;
+use crate::email::EmailAddress;
+use crate::error::{AccountError, StoreError};
+use crate::mail::Message;
+use crate::password::PasswordCheck;
+use crate::secrets::{random_token, token_digest};
+use crate::sessions::ActiveSession;
+use crate::store::{EmailLink, LinkPurpose, Stores};
+use crate::user::{User, UserId};
+
+capability!(
+    /// Sign-up, email verification, password reset and change.
+    Registration,
+    registration
+);
+
+/// What a person typed into the sign-up form.
+#[derive(Debug, Clone)]
+pub struct SignUpForm<'a> {
+    /// Email, as typed.
+    pub email: &'a str,
+    /// Display name, possibly empty.
+    pub name: &'a str,
+    /// Password.
+    pub password: &'a str,
+    /// Password again.
+    pub confirm: &'a str,
+}
+
+impl<S: Stores> Registration<'_, S> {
+    pub(crate) fn check_new_password(&self, email: &EmailAddress, name: &str, password: &str, confirm: &str) -> Result<(), AccountError> {
+        let mut hints = vec![email.local_part(), email.as_str()];
+        hints.extend(name.split_whitespace());
+        self.settings.password_policy.check(password, &hints)?;
+        if password != confirm {
+            return Err(AccountError::PasswordMismatch);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn hash(&self, password: &str) -> Result<String, AccountError> {
+        self.hasher.hash(password).await.map_err(|e| AccountError::Hashing(e.to_string()))
+    }
+
+    /// Self-service sign-up. The outcome looks the same whether or not the
+    /// address already has an account (no enumeration): a new address gets a
+    /// verification link, a known one gets a note saying someone tried.
+    pub async fn sign_up(&self, form: SignUpForm<'_>, now: UnixTime) -> Result<(), AccountError> {
+        let email = EmailAddress::parse(form.email)?;
+        let name = form.name.trim();
+        self.check_new_password(&email, name, form.password, form.confirm)?;
+        let user = User {
+            id: UserId::new(),
+            email: email.clone(),
+            name: name.to_owned(),
+            password_hash: self.hash(form.password).await?,
+            email_verified_at: None,
+            is_admin: false,
+            mfa_required: false,
+            disabled_at: None,
+            password_reset_at: None,
+            created_at: now,
+        };
+        match self.store.create_user(&user).await {
+            Ok(()) => self.send_verification(&user, now).await,
+            Err(StoreError::Conflict) => self.messenger.email(email.as_str(), &Message::SignUpAttempt).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn issue_link(&self, user: &User, purpose: LinkPurpose, ttl: i64, path: &str, now: UnixTime) -> Result<String, AccountError> {
+        let token = random_token();
+        self.store
+            .replace_email_link(&EmailLink {
+                digest: token_digest(&token),
+                user_id: user.id,
+                purpose,
+                created_at: now,
+                expires_at: now + ttl,
+            })
+            .await?;
+        Ok(format!("{}{path}?token={token}", self.settings.base_url))
+    }
+
+    pub(crate) async fn send_verification(&self, user: &User, now: UnixTime) -> Result<(), AccountError> {
+        let link = self.issue_link(user, LinkPurpose::VerifyEmail, self.settings.verify_link_ttl, "/verify-email", now).await?;
+        self.messenger.email(user.email.as_str(), &Message::VerifyEmail { link, hours: self.settings.verify_link_ttl / 3600 }).await
+    }
+
+    /// Whether a verification or reset link is currently usable (without using it).
+    pub async fn check_link(&self, token: &str, purpose: LinkPurpose, now: UnixTime) -> Result<(), AccountError> {
+        match self.store.peek_email_link(&token_digest(token), purpose, now).await? {
+            Some(_) => Ok(()),
+            None => Err(AccountError::InvalidLink),
+        }
+    }
+
+    /// Confirms an email address with the emailed link (single use).
+    pub async fn verify_email(&self, token: &str, now: UnixTime) -> Result<UserId, AccountError> {
+        let user =
+            self.store.consume_email_link(&token_digest(token), LinkPurpose::VerifyEmail, now).await?.ok_or(AccountError::InvalidLink)?;
+        self.store.mark_email_verified(user, now).await?;
+        Ok(user)
+    }
+
+    /// Emails a reset link if the address has an account. Always looks the same
+    /// to the requester; a delivery failure is logged, not shown (it would reveal
+    /// that the account exists).
+    pub async fn request_password_reset(&self, email: &str, now: UnixTime) -> Result<(), AccountError> {
+        let email = EmailAddress::parse(email)?;
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            tracing::info!("password reset requested for an address without an account");
+            return Ok(());
+        };
+        let link = self.issue_link(&user, LinkPurpose::ResetPassword, self.settings.reset_link_ttl, "/reset-password", now).await?;
+        let message = Message::PasswordReset { link, minutes: self.settings.reset_link_ttl / 60 };
+        if let Err(e) = self.messenger.email(user.email.as_str(), &message).await {
+            tracing::error!(error = %e, user = %user.id, "could not send the password-reset email");
+        }
+        Ok(())
+    }
+
+    /// Sets a new password with a reset link. The password is checked before
+    /// the link is used, so a refused password does not burn the link. Signs
+    /// the user out everywhere, lifts any lock, and confirms the address (the
+    /// link proved control of the mailbox).
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        (password, confirm): (&str, &str),
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        let digest = token_digest(token);
+        let user_id = self.store.peek_email_link(&digest, LinkPurpose::ResetPassword, now).await?.ok_or(AccountError::InvalidLink)?;
+        let user = self.store.user_by_id(user_id).await?.ok_or(AccountError::InvalidLink)?;
+        self.check_new_password(&user.email, &user.name, password, confirm)?;
+        let hash = self.hash(password).await?;
+        if self.store.consume_email_link(&digest, LinkPurpose::ResetPassword, now).await? != Some(user.id) {
+            return Err(AccountError::InvalidLink);
+        }
+        self.store.set_password_hash(user.id, &hash).await?;
+        // For a while, emailed codes complete no second step: this mailbox just set the password.
+        self.store.mark_password_reset(user.id, now).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
+        self.store.mark_email_verified(user.id, now).await?;
+        // Only the password's counter: a reset link is no proof against the
+        // second step's (whoever holds the mailbox could reset it at will).
+        self.store.clear_login_failures(user.email.as_str()).await?;
+        self.store.delete_user_sessions(user.id, None).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
+        self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "reset_link" }), now).await?;
+        self.notify(&user, Message::PasswordChanged, now).await;
+        Ok(())
+    }
+
+    /// Changes the password of a signed-in user, who must give the current one.
+    /// Other sessions end; this one stays.
+    pub async fn change_password(
+        &self,
+        session: &ActiveSession,
+        current: &str,
+        (password, confirm): (&str, &str),
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        let user = &session.user;
+        let key = user.email.as_str();
+        // A signed-in user re-typing the password: only a lock matters, nothing to clear.
+        let _ = self.refuse_if_account_locked(key, now).await?;
+        match self.hasher.verify(current, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
+            PasswordCheck::Mismatch => {
+                return Err(match self.count_failure(key, Some(user), "pwd", origin, now).await? {
+                    AccountError::InvalidCredentials => AccountError::WrongCurrentPassword,
+                    other => other,
+                });
+            }
+            PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => {}
+        }
+        self.check_new_password(&user.email, &user.name, password, confirm)?;
+        let hash = self.hash(password).await?;
+        self.store.set_password_hash(user.id, &hash).await?;
+        self.store.forget_all_remembered_browsers(user.id, now).await?;
+        self.store.delete_user_sessions(user.id, Some(&session.digest)).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
+        self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "user" }), now).await?;
+        self.notify(user, Message::PasswordChanged, now).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,376 @@
+//! The first steps of a sign-in (a password, an emailed code, a passkey),
+//! and what follows each: the machine's demand decides between a session, a
+//! pending second step, and inline enrollment. Also the finished sign-in's
+//! record (session, audit event, device, place) and remembered browsers.
+//!
+//! Sign-in by emailed code (`[factors] email_passwordless`, off by default)
+//! looks the same whether or not the address has an account (OWASP ASVS V2.2 /
+//! WSTG-IDNT-04): the first page always says "if an account uses this
+//! address, we sent a code"; the second refuses an unknown address exactly as
+//! a wrong code, and counts the failure against the same lockout key.
+
+use serde_json::{Value, json};
+
+use super::{Level, PENDING_SIGN_IN_SECONDS, PendingSignIn, Purpose, SessionUse, SignIn, SignInOutcome, demand, plan};
+use crate::audit::{AuditKind, RequestOrigin};
+use crate::clock::UnixTime;
+use crate::email::EmailAddress;
+use crate::error::AccountError;
+use crate::factors::email::EmailCodeFactor;
+use crate::factors::webauthn::{self, PasskeySignIn};
+use crate::factors::{FactorKey, PublicKeyChallenge, RememberedBrowser, SecondFactor, Verification};
+use crate::mail::Message;
+use crate::password::PasswordCheck;
+use crate::policy::LastSignIn;
+use crate::risk::device_digest;
+use crate::secrets::{random_token, token_digest};
+use crate::session::{AuthMethod, AuthRecord, FinishedSignIn, SessionRecord};
+use crate::sessions::NewSession;
+use crate::store::Stores;
+use crate::user::{User, UserId};
+
+/// MAC purpose of remember-this-browser cookies.
+const REMEMBER_PURPOSE: &str = "remember-browser";
+
+impl<S: Stores> SignIn<'_, S> {
+    /// Password sign-in. Unknown addresses, wrong passwords and locked accounts
+    /// behave alike for an outsider: the same message after the same work.
+    /// `remembered` is the browser's remember-this-browser cookie, if any.
+    pub async fn with_password(
+        &self,
+        email: &str,
+        password: &str,
+        remembered: Option<&str>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        let Ok(email) = EmailAddress::parse(email) else {
+            self.hasher.verify_decoy(password).await;
+            self.audit(AuditKind::SignInFailed, None, origin, json!({ "method": "pwd", "account": "unknown" }), now).await?;
+            return Err(AccountError::InvalidCredentials);
+        };
+        let key = email.as_str();
+        let prior = self.refuse_if_account_locked(key, now).await?;
+        let user = self.store.user_by_email(&email).await?;
+        let check = match &user {
+            Some(u) => self.hasher.verify(password, &u.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))?,
+            None => {
+                self.hasher.verify_decoy(password).await;
+                PasswordCheck::Mismatch
+            }
+        };
+        let user = match (user, check) {
+            (Some(user), PasswordCheck::Match) => user,
+            (Some(user), PasswordCheck::MatchRehashed(new_hash)) => {
+                self.store.set_password_hash(user.id, &new_hash).await?;
+                user
+            }
+            (user, _) => return Err(self.count_failure(key, user.as_ref(), "pwd", origin, now).await?),
+        };
+        self.clear_failures(prior).await?;
+        if user.email_verified_at.is_none() {
+            self.registration().send_verification(&user, now).await?;
+            return Err(AccountError::EmailNotVerified);
+        }
+        self.after_first_step(&user, (AuthMethod::Password, None), remembered, origin, now).await
+    }
+
+    /// A new session for `user_id` and the cookie token that names it.
+    pub(crate) fn new_session(&self, user_id: UserId, auth: AuthRecord, origin: &RequestOrigin, now: UnixTime) -> NewSession {
+        let record = SessionRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            user_id,
+            created_at: now,
+            last_seen_at: now,
+            auth,
+            ip: origin.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent: origin.user_agent_text(200),
+        };
+        NewSession { token: random_token(), record }
+    }
+    /// Opens a session after a successful sign-in and records it: the audit
+    /// event (methods, and `detail`: the assessment, a remembered browser),
+    /// the device and place for the next assessment, and a notice when the
+    /// browser is new to an account that has signed in elsewhere before.
+    pub(crate) async fn signed_in(
+        &self,
+        user: &User,
+        auth: AuthRecord,
+        origin: &RequestOrigin,
+        mut detail: Value,
+        now: UnixTime,
+    ) -> Result<NewSession, AccountError> {
+        if let Some(fields) = detail.as_object_mut() {
+            fields.insert("methods".into(), json!(auth.amr()));
+            fields.insert("acr".into(), json!(auth.acr()));
+        }
+        let session = self.new_session(user.id, auth, origin, now);
+        let event = crate::accounts::audit_event(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now);
+        let location = self.locate(origin);
+        let ip = origin.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let last = LastSignIn { at: now, ip: ip.clone(), location };
+        let device = self
+            .store
+            .record_sign_in(&FinishedSignIn {
+                session_digest: &token_digest(&session.token),
+                session: &session.record,
+                expires_at: self.settings.sessions.expires_at(now),
+                event: &event,
+                device_digest: &device_digest(origin),
+                remember_device: origin.device.is_some(),
+                last: &last,
+            })
+            .await?;
+        if !device.known && device.any_known {
+            let browser = origin.user_agent_text(120);
+            let message = Message::NewDeviceSignIn {
+                browser: if browser.is_empty() { "Unknown browser".into() } else { browser },
+                ip,
+                country: last.location.country.unwrap_or_default(),
+            };
+            self.notify(user, message, now).await;
+        }
+        Ok(session)
+    }
+    /// The valid remembered browser behind a cookie value (`id.tag`), for this user only.
+    pub(crate) async fn remembered_browser(
+        &self,
+        user: &User,
+        cookie: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Option<RememberedBrowser>, AccountError> {
+        let Some((id, tag)) = cookie.and_then(|c| c.split_once('.')) else { return Ok(None) };
+        if !self.keys.mac.verify(REMEMBER_PURPOSE, format!("{id}:{}", user.id).as_bytes(), tag) {
+            return Ok(None);
+        }
+        Ok(self.store.use_remembered_browser(user.id, id, now).await?)
+    }
+
+    /// Remembers this browser for the possession factors of `auth`; returns the cookie value.
+    pub(crate) async fn remember(
+        &self,
+        user: &User,
+        auth: &AuthRecord,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<String, AccountError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let agent = origin.user_agent_text(200);
+        let browser = RememberedBrowser {
+            id: id.clone(),
+            user_id: user.id,
+            auth: AuthRecord { events: auth.possession_events() },
+            user_agent: if agent.is_empty() { "Unknown browser".into() } else { agent },
+            created_at: now,
+            expires_at: now + self.settings.remember_browser_ttl,
+            last_used_at: None,
+        };
+        self.store.insert_remembered_browser(&browser).await?;
+        self.audit(AuditKind::RememberedBrowserCreated, Some(user.id), origin, json!({ "browser": id }), now).await?;
+        Ok(format!("{id}.{}", self.keys.mac.tag(REMEMBER_PURPOSE, format!("{id}:{}", user.id).as_bytes())))
+    }
+
+    /// Starts a passwordless sign-in with a passkey.
+    pub async fn passkey_challenge(&self, now: UnixTime) -> Result<PublicKeyChallenge, AccountError> {
+        webauthn::begin_passkey_sign_in(&self.factor_context(), now).await
+    }
+
+    /// Finishes a passwordless sign-in: a user-verified passkey assertion is
+    /// a first step that is multi-factor on its own (possession, and the PIN
+    /// or biometric the authenticator checked), so the machine asks for more
+    /// only where the application does not count passkeys.
+    pub async fn with_passkey(
+        &self,
+        (ceremony, response): (&str, &str),
+        remembered: Option<&str>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        match webauthn::finish_passkey_sign_in(&self.factor_context(), ceremony, response, now).await? {
+            PasskeySignIn::Accepted { user, credential } => {
+                let user = self.store.user_by_id(user).await?.ok_or(AccountError::KeyNotAccepted)?;
+                self.after_first_step(&user, (AuthMethod::Passkey, Some(credential)), remembered, origin, now).await
+            }
+            PasskeySignIn::Rejected => {
+                self.audit(AuditKind::SignInFailed, None, origin, json!({ "method": "hwk", "account": "unknown" }), now).await?;
+                Err(AccountError::KeyNotAccepted)
+            }
+            PasskeySignIn::ClonedAuthenticator { user, credential, name } => match self.store.user_by_id(user).await? {
+                Some(user) => Err(self.cloned(&user, (&credential, name), origin, now).await),
+                None => Err(AccountError::KeyNotAccepted),
+            },
+        }
+    }
+    /// Whether the operator turned on sign-in by emailed code.
+    pub fn email_sign_in_enabled(&self) -> bool {
+        self.settings.otp.email_enabled && self.settings.otp.email_passwordless
+    }
+
+    /// The account behind `email` if it may sign in by emailed code now: one
+    /// with a confirmed address. (`email_requires_other_factor` is about email
+    /// as a second step; as a first step it is one factor, and an account
+    /// with more is then asked for its password.)
+    async fn email_sign_in_account(&self, email: &EmailAddress) -> Result<Option<User>, AccountError> {
+        let user = self.store.user_by_email(email).await?;
+        Ok(user.filter(|u| u.email_verified_at.is_some()))
+    }
+
+    /// Step 1: emails a sign-in code to `email` if it names an account that may
+    /// use one. Answers the same either way; only a malformed address, the
+    /// feature being off, or `client` sending too many codes is reported.
+    pub async fn send_email_code(&self, email: &str, client: &str, now: UnixTime) -> Result<(), AccountError> {
+        if !self.email_sign_in_enabled() {
+            return Err(AccountError::NotFound);
+        }
+        let email = EmailAddress::parse(email)?;
+        self.hit_client_code_cap(client, now).await?;
+        // Only a lock matters here: sending a code is not a success to clear failures with.
+        let _ = self.refuse_if_account_locked(email.as_str(), now).await?;
+        let Some(user) = self.email_sign_in_account(&email).await? else {
+            tracing::info!("sign-in code requested for an address that cannot use one");
+            return Ok(());
+        };
+        // Cooldown, caps and delivery failures are logged, not shown: showing
+        // them would tell a stranger that the address has an account.
+        if let Err(e) = EmailCodeFactor.challenge(&self.factor_context(), &user, None, now).await {
+            tracing::warn!(error = %e, user = %user.id, "sign-in code not sent");
+        }
+        Ok(())
+    }
+
+    /// Step 2: signs in with the emailed code; then, like a password, leads to
+    /// the second step if the account has one. `remembered` is the browser's
+    /// remember-this-browser cookie.
+    pub async fn with_email_code(
+        &self,
+        email: &str,
+        code: &str,
+        remembered: Option<&str>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        if !self.email_sign_in_enabled() {
+            return Err(AccountError::NotFound);
+        }
+        let Ok(email) = EmailAddress::parse(email) else { return Err(AccountError::InvalidCode) };
+        let key = email.as_str();
+        let prior = self.refuse_if_account_locked(key, now).await?;
+        let account = self.email_sign_in_account(&email).await?;
+        let accepted = match &account {
+            Some(user) => matches!(
+                EmailCodeFactor.verify(&self.factor_context(), user, &[] /* an emailed code needs no credential */, code, now).await?,
+                Verification::Accepted { .. }
+            ),
+            None => false,
+        };
+        let user = match account {
+            Some(user) if accepted => user,
+            account => {
+                return Err(match self.count_failure(key, account.as_ref(), "otp", origin, now).await? {
+                    AccountError::InvalidCredentials => AccountError::InvalidCode,
+                    other => other,
+                });
+            }
+        };
+        self.clear_failures(prior).await?;
+        self.after_first_step(&user, (AuthMethod::EMAIL_OTP, None), remembered, origin, now).await
+    }
+    /// After a first step (a password, an emailed code, a passkey): a
+    /// session, a pending second step, or inline enrollment, as the machine
+    /// decides from the rules, the account and the application.
+    pub(crate) async fn after_first_step(
+        &self,
+        user: &User,
+        (method, credential): (AuthMethod, Option<String>),
+        remembered: Option<&str>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        let assessment = self.assess(user, origin, now).await?;
+        self.refuse_if_denied(user, origin, &assessment, now).await?;
+        let action = assessment.action();
+        let (account, _) = self.account_factors(user).await?;
+        let mut first = self.step_event(method, credential, now);
+        // An emailed code where email is no factor of this account (`email_requires_other_factor`
+        // without another factor) signs in, but proves nothing toward MFA.
+        first.not_a_factor |= method == AuthMethod::EMAIL_OTP && !account.usable.contains(&FactorKey::Email);
+        let auth = AuthRecord { events: vec![first] };
+        let using = match (&origin.client_id, &origin.client_policy) {
+            (Some(id), Some(policy)) => SessionUse::Client { id, policy, acceptable_acr: &origin.acceptable_acr },
+            _ => SessionUse::OwnPages,
+        };
+        // What a matching rule made of this sign-in is recorded even if it is never finished.
+        let decided = |outcome: &'static str| {
+            let detail = json!({ "assessment": assessment.to_json(), "outcome": outcome });
+            async move {
+                match action {
+                    Some(_) => self.audit(AuditKind::PolicyDecision, Some(user.id), origin, detail, now).await,
+                    None => Ok(()),
+                }
+            }
+        };
+        let sign_in_detail = |extra: Option<(&str, serde_json::Value)>| {
+            let mut d = json!({ "assessment": assessment.to_json() });
+            if let (Some((k, v)), Some(fields)) = (extra, d.as_object_mut()) {
+                fields.insert(k.to_owned(), v);
+            }
+            d
+        };
+        // `demand` refuses only for a deny rule, which `refuse_if_denied` has handled.
+        let Ok(wanted) = demand(action, self.demand_facts(user, using, account.has_credential, now)) else {
+            return Err(AccountError::SignInDenied);
+        };
+        let Some(wanted) = wanted.filter(|d| !d.met_by(&auth, now)) else {
+            decided("single_factor").await?;
+            return Ok(SignInOutcome::SignedIn(self.signed_in(user, auth, origin, sign_in_detail(None), now).await?));
+        };
+        if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
+            // The first step is fresh; the second factor is the one performed when the browser was remembered.
+            let mut with_browser = auth.clone();
+            with_browser.events.extend(browser.auth.events);
+            if wanted.met_by(&with_browser, now) {
+                decided("remembered_browser").await?;
+                let detail = sign_in_detail(Some(("browser", json!(browser.id))));
+                return Ok(SignInOutcome::SignedIn(self.signed_in(user, with_browser, origin, detail, now).await?));
+            }
+        }
+        let waiting = match plan(&wanted, &auth, &account, &self.operator_factors(), now) {
+            Ok(w) => w,
+            Err(refusal) => {
+                let mut detail = assessment.to_json();
+                if let Some(fields) = detail.as_object_mut() {
+                    fields.insert("reason".into(), json!(format!("{refusal:?}")));
+                }
+                self.audit(AuditKind::SignInDenied, Some(user.id), origin, detail, now).await?;
+                return Err(refusal.into());
+            }
+        };
+        let enrolls = waiting.steps.is_empty();
+        decided(match (enrolls, wanted.level) {
+            (true, _) => "enroll",
+            (false, Level::PhishingResistant) => "phishing_resistant_step",
+            (false, Level::Mfa) => "second_step",
+        })
+        .await?;
+        let pending = PendingSignIn {
+            user_id: user.id,
+            auth,
+            purpose: Purpose::NewSession,
+            demand: wanted,
+            waiting,
+            client_id: origin.client_id.clone(),
+            assessment: assessment.to_json(),
+            answers: 0,
+            created_at: now,
+            expires_at: now + PENDING_SIGN_IN_SECONDS,
+        };
+        let token = self.pend(&pending).await?;
+        Ok(if enrolls { SignInOutcome::MustEnroll { token } } else { SignInOutcome::SecondFactor { token } })
+    }
+
+    pub(super) async fn pend(&self, pending: &PendingSignIn) -> Result<String, AccountError> {
+        let token = random_token();
+        self.store.save_pending_sign_in(&token_digest(&token), pending).await?;
+        Ok(token)
+    }
+}
