@@ -11,7 +11,7 @@
 //! | [`crate::sessions::Sessions`] | `sessions.rs` | sessions: lookup, use, sign-out |
 //! | [`crate::credentials::Credentials`] | `credentials.rs` | a user's factors, recovery codes, remembered browsers |
 //! | [`crate::operators::Operators`] | `operators.rs` | what operators do (CLI, admin console) |
-//! | [`crate::notices::Notices`] | `notices.rs` | security notices: queue and delivery |
+//! | [`crate::notices::Notices`] | `notices/` | security notices: queue and delivery |
 //!
 //! Handlers call a capability and translate the result; every decision is made in them.
 
@@ -19,25 +19,34 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::account_store::Stores;
 use crate::audit::{AuditKind, NewAuditEvent, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::{AccountError, StoreError};
 use crate::factors::{self, FactorContext, FactorKind};
 use crate::lockout::LockoutPolicy;
-use crate::mail::Messenger;
+use crate::messages::Messenger;
 use crate::password::{PasswordHasher, PasswordPolicy};
 use crate::rate_limit::{LimitedAction, RateLimits};
-use crate::session::SessionPolicy;
-use crate::sessions::ActiveSession;
+use crate::session::{SessionPolicy, SessionRecord};
 use crate::sign_in::{DemandFacts, SessionUse};
-use crate::store::Stores;
 use crate::user::{EVERYONE, User, UserId, roles};
+
+/// The pages emailed links open, as full URLs without a query (the server
+/// knows its routes; the domain only adds the token). Empty until set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkPages {
+    /// Confirms an address after sign-up.
+    pub verify_email: String,
+    /// Sets a new password.
+    pub reset_password: String,
+}
 
 /// Tunables of the account flows.
 #[derive(Debug, Clone)]
 pub struct AccountSettings {
-    /// Public base URL, used in emailed links (no trailing slash).
-    pub base_url: String,
+    /// The pages emailed links open (the server's routes, as full URLs).
+    pub links: LinkPages,
     /// Product name shown in emails.
     pub product_name: String,
     /// Rules for new passwords.
@@ -69,7 +78,7 @@ pub struct AccountSettings {
 impl Default for AccountSettings {
     fn default() -> Self {
         Self {
-            base_url: "http://localhost:8080".into(),
+            links: LinkPages::default(),
             product_name: "Portcullis".into(),
             password_policy: PasswordPolicy::default(),
             lockout: LockoutPolicy::default(),
@@ -206,7 +215,7 @@ impl<S: Stores> Accounts<S> {
         detail: Value,
         now: UnixTime,
     ) -> Result<(), AccountError> {
-        self.store.record_audit_event(&audit_event(kind, user, origin, detail, now)).await?;
+        self.store.record_audit_event(&NewAuditEvent::new(kind, user, origin, detail, now)).await?;
         Ok(())
     }
 
@@ -241,8 +250,8 @@ impl<S: Stores> Accounts<S> {
     /// Refuses a change to how the account signs in (a factor added or removed,
     /// new recovery codes) from a session whose last sign-in step is older than
     /// `[session] reauthenticate_after_seconds` (OWASP ASVS 4.0 V3.7.1).
-    pub(crate) fn check_recent_sign_in(&self, session: &ActiveSession, now: UnixTime) -> Result<(), AccountError> {
-        if self.settings.sessions.is_recent(&session.record, now) { Ok(()) } else { Err(AccountError::ReauthenticationRequired) }
+    pub(crate) fn check_recent_sign_in(&self, session: &SessionRecord, now: UnixTime) -> Result<(), AccountError> {
+        if self.settings.sessions.is_recent(session, now) { Ok(()) } else { Err(AccountError::ReauthenticationRequired) }
     }
 
     /// Whether the user has an enrolled second factor (recovery codes alone do
@@ -272,18 +281,4 @@ impl<S: Stores> Accounts<S> {
             email_counts: self.settings.otp.email_counts_as_mfa,
         }
     }
-}
-
-/// An audit event; an operator acting is named in its detail (`by`).
-pub(crate) fn audit_event(
-    kind: AuditKind,
-    user: Option<UserId>,
-    origin: &RequestOrigin,
-    mut detail: Value,
-    now: UnixTime,
-) -> NewAuditEvent {
-    if let (Some(actor), Some(fields)) = (origin.actor, detail.as_object_mut()) {
-        fields.insert("by".into(), actor.to_string().into());
-    }
-    NewAuditEvent { at: now, kind, user, origin: origin.clone(), detail }
 }

@@ -117,6 +117,16 @@ pub struct NewAuditEvent {
     pub detail: Value,
 }
 
+impl NewAuditEvent {
+    /// An event at `now`; an operator acting is named in its detail (`by`).
+    pub fn new(kind: AuditKind, user: Option<UserId>, origin: &RequestOrigin, mut detail: Value, now: UnixTime) -> Self {
+        if let (Some(actor), Some(fields)) = (origin.actor, detail.as_object_mut()) {
+            fields.insert("by".into(), actor.to_string().into());
+        }
+        Self { at: now, kind, user, origin: origin.clone(), detail }
+    }
+}
+
 /// A recorded event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {

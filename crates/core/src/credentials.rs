@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::account_store::Stores;
 use crate::accounts::capability;
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
@@ -11,11 +12,10 @@ use crate::error::AccountError;
 use crate::factors::{
     Credential, EnrollmentCheck, EnrollmentPrompt, FactorKind, NewCredential, RememberedBrowser, SecondFactor, factor, recovery,
 };
-use crate::mail::Message;
+use crate::messages::Message;
 use crate::secrets::{random_token, token_digest};
 use crate::session::AuthEvent;
 use crate::sessions::ActiveSession;
-use crate::store::Stores;
 use crate::user::{User, UserId};
 
 capability!(
@@ -117,7 +117,7 @@ impl<S: Stores> Credentials<'_, S> {
         (name, destination): (&str, &str),
         now: UnixTime,
     ) -> Result<EnrollmentPrompt, AccountError> {
-        self.check_recent_sign_in(session, now)?;
+        self.check_recent_sign_in(&session.record, now)?;
         self.start_setup(&session.user, kind, (name, destination), now).await
     }
 
@@ -164,7 +164,7 @@ impl<S: Stores> Credentials<'_, S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<FactorAdded, AccountError> {
-        self.check_recent_sign_in(session, now)?;
+        self.check_recent_sign_in(&session.record, now)?;
         if let Some(name) = name {
             self.name_setup(&session.user, (kind, pending), name, now).await?;
         }
@@ -190,7 +190,7 @@ impl<S: Stores> Credentials<'_, S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<Vec<String>, AccountError> {
-        self.check_recent_sign_in(session, now)?;
+        self.check_recent_sign_in(&session.record, now)?;
         if !self.has_second_factor(session.user.id).await? {
             return Err(AccountError::RecoveryCodesNeedAFactor);
         }
@@ -240,7 +240,7 @@ impl<S: Stores> Credentials<'_, S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<(), AccountError> {
-        self.check_recent_sign_in(session, now)?;
+        self.check_recent_sign_in(&session.record, now)?;
         let user = &session.user;
         let factors = self.store.credentials(user.id).await?;
         let Some(c) = factors.iter().find(|c| c.id == id) else { return Err(AccountError::NotFound) };

@@ -1,17 +1,7 @@
 //! Domain errors. The server maps each to one HTTP response in one place.
 
+pub use crate::io::StoreError;
 use crate::password::PasswordProblem;
-
-/// A failure of the persistence layer, as the domain sees it.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A unique value (such as an email address) is already taken.
-    #[error("already exists")]
-    Conflict,
-    /// The database could not be reached or answered with an error.
-    #[error("database error: {0}")]
-    Backend(String),
-}
 
 /// Why an account operation did not happen. Messages are safe to show users.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +122,7 @@ pub enum AccountError {
     InvalidName,
     /// Mail could not be sent.
     #[error("We could not send the email. Try again later.")]
-    Delivery(#[source] crate::mail::MailError),
+    Delivery(#[source] crate::io::MailError),
     /// Password hashing failed (misconfiguration or a stored hash we cannot parse).
     #[error("internal error: {0}")]
     Hashing(String),

@@ -1,11 +1,13 @@
 //! Portcullis domain logic.
 //!
-//! Everything here decides; nothing here does I/O except through the traits in
-//! [`store`] (persistence) and [`mail`] (delivery), and time only arrives as a
+//! Everything here decides; nothing here does I/O except through traits: one
+//! store trait beside each domain it persists ([`account_store::Stores`]
+//! names them all) and [`messages`] (delivery), and time only arrives as a
 //! parameter or through [`clock::Clock`]. That keeps every rule (lockout, session
 //! lifetimes, password policy, one-time tokens) testable without a server or a
 //! database, and keeps HTTP and SQL out of the decisions.
 
+pub mod account_store;
 pub mod accounts;
 pub mod audit;
 pub mod clock;
@@ -15,7 +17,7 @@ pub mod error;
 pub mod factors;
 pub mod io;
 pub mod lockout;
-pub mod mail;
+pub mod messages;
 pub mod methods;
 pub mod notices;
 pub mod oauth;
@@ -30,7 +32,6 @@ pub mod session;
 pub mod sessions;
 pub mod sign_in;
 pub mod sms;
-pub mod store;
 pub mod user;
 
 pub use error::{AccountError, StoreError};

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::account_store::Stores;
 use crate::accounts::capability;
 use crate::audit::{AuditFilter, AuditKind, AuditRecord, RequestOrigin};
 use crate::clock::UnixTime;
@@ -11,7 +12,6 @@ use crate::email::EmailAddress;
 use crate::error::AccountError;
 use crate::lockout::{LockKey, LockState};
 use crate::sessions::ActiveSession;
-use crate::store::Stores;
 use crate::user::{User, UserId};
 
 capability!(
@@ -19,6 +19,49 @@ capability!(
     Operators,
     operators
 );
+
+/// An operator's action on one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountAction {
+    /// Disable: no sign-in; sessions, remembered browsers and tokens end.
+    Lock,
+    /// Enable again, and lift a lockout after failures.
+    Unlock,
+    /// Remove every second factor.
+    ResetMfa,
+    /// Require (or stop requiring) a second factor.
+    RequireMfa(bool),
+    /// Grant (or withdraw) the admin role.
+    Admin(bool),
+}
+
+impl AccountAction {
+    /// Every action, by its form name.
+    const NAMES: [(&'static str, AccountAction); 7] = [
+        ("lock", Self::Lock),
+        ("unlock", Self::Unlock),
+        ("reset_mfa", Self::ResetMfa),
+        ("require_mfa", Self::RequireMfa(true)),
+        ("stop_requiring_mfa", Self::RequireMfa(false)),
+        ("make_admin", Self::Admin(true)),
+        ("remove_admin", Self::Admin(false)),
+    ];
+
+    /// Parses a form name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::NAMES.into_iter().find(|(n, _)| *n == s).map(|(_, a)| a)
+    }
+
+    /// Its form name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES.into_iter().find(|(_, a)| *a == self).map_or("", |(n, _)| n)
+    }
+
+    /// Whether it takes access away, so that an admin may not do it to themselves.
+    pub fn disarms(self) -> bool {
+        matches!(self, Self::Lock | Self::Admin(false))
+    }
+}
 
 /// What the admin console may show a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +148,29 @@ impl<S: Stores> Operators<'_, S> {
         self.store.user_by_email(&email).await?.ok_or(AccountError::NotFound)
     }
 
+    /// Does `action` to the account at `email` for the admin `actor` (the
+    /// console; the command line has no acting account). An admin may not lock
+    /// or demote their own account: nobody might be left to undo it.
+    pub async fn act(
+        &self,
+        actor: &User,
+        email: &str,
+        action: AccountAction,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(), AccountError> {
+        if action.disarms() && self.find_user(email).await?.id == actor.id {
+            return Err(AccountError::InvalidInput("Another admin has to do that to your own account.".into()));
+        }
+        match action {
+            AccountAction::Lock => self.disable(email, origin, now).await.map(drop),
+            AccountAction::Unlock => self.unlock(email, origin, now).await.map(drop),
+            AccountAction::ResetMfa => self.reset_mfa(email, origin, now).await.map(drop),
+            AccountAction::RequireMfa(required) => self.require_mfa(email, required, origin, now).await.map(drop),
+            AccountAction::Admin(admin) => self.set_admin(email, admin, origin, now).await.map(drop),
+        }
+    }
+
     /// Operator: grants or withdraws the admin role.
     pub async fn set_admin(&self, email: &str, admin: bool, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
         let user = self.find_user(email).await?;
@@ -128,18 +194,6 @@ impl<S: Stores> Operators<'_, S> {
         }
         Ok(locked)
     }
-    /// Records an operator's change to application `client_id` (`action`: created, policy_changed, …).
-    pub async fn audit_client_change(
-        &self,
-        client_id: &str,
-        action: &str,
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<(), AccountError> {
-        let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..origin.clone() };
-        self.audit(AuditKind::ClientChanged, None, &origin, json!({ "action": action }), now).await
-    }
-
     /// Reads the audit log.
     pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, AccountError> {
         Ok(self.store.audit_events(filter).await?)
@@ -177,7 +231,8 @@ impl<S: Stores> Operators<'_, S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<AdminAccess, AccountError> {
-        use crate::sign_in::{SessionCheck, SessionUse};
+        use crate::sessions::SessionCheck;
+        use crate::sign_in::SessionUse;
         if !session.user.is_admin || session.user.disabled_at.is_some() {
             return Ok(AdminAccess::NotAdmin);
         }
@@ -205,5 +260,21 @@ impl<S: Stores> Operators<'_, S> {
         self.store.set_mfa_required(user.id, required).await?;
         self.audit(AuditKind::MfaRequirementChanged, Some(user.id), origin, json!({ "required": required }), now).await?;
         Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccountAction;
+
+    #[test]
+    fn every_console_action_has_one_name_and_only_lock_and_demotion_are_refused_on_oneself() {
+        for (name, action) in AccountAction::NAMES {
+            assert_eq!(AccountAction::parse(name), Some(action));
+            assert_eq!(action.name(), name);
+        }
+        let disarming: Vec<&str> = AccountAction::NAMES.iter().filter(|(_, a)| a.disarms()).map(|(n, _)| *n).collect();
+        assert_eq!(disarming, ["lock", "remove_admin"]);
+        assert_eq!(AccountAction::parse("delete"), None);
     }
 }

@@ -4,16 +4,16 @@
 
 use serde_json::json;
 
+use crate::account_store::{EmailLink, LinkPurpose, Stores};
 use crate::accounts::capability;
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::error::{AccountError, StoreError};
-use crate::mail::Message;
+use crate::messages::Message;
 use crate::password::PasswordCheck;
 use crate::secrets::{random_token, token_digest};
 use crate::sessions::ActiveSession;
-use crate::store::{EmailLink, LinkPurpose, Stores};
 use crate::user::{User, UserId};
 
 capability!(
@@ -76,7 +76,7 @@ impl<S: Stores> Registration<'_, S> {
         }
     }
 
-    async fn issue_link(&self, user: &User, purpose: LinkPurpose, ttl: i64, path: &str, now: UnixTime) -> Result<String, AccountError> {
+    async fn issue_link(&self, user: &User, purpose: LinkPurpose, ttl: i64, page: &str, now: UnixTime) -> Result<String, AccountError> {
         let token = random_token();
         self.store
             .replace_email_link(&EmailLink {
@@ -87,11 +87,12 @@ impl<S: Stores> Registration<'_, S> {
                 expires_at: now + ttl,
             })
             .await?;
-        Ok(format!("{}{path}?token={token}", self.settings.base_url))
+        Ok(format!("{page}?token={token}"))
     }
 
     pub(crate) async fn send_verification(&self, user: &User, now: UnixTime) -> Result<(), AccountError> {
-        let link = self.issue_link(user, LinkPurpose::VerifyEmail, self.settings.verify_link_ttl, "/verify-email", now).await?;
+        let link =
+            self.issue_link(user, LinkPurpose::VerifyEmail, self.settings.verify_link_ttl, &self.settings.links.verify_email, now).await?;
         self.messenger.email(user.email.as_str(), &Message::VerifyEmail { link, hours: self.settings.verify_link_ttl / 3600 }).await
     }
 
@@ -120,7 +121,9 @@ impl<S: Stores> Registration<'_, S> {
             tracing::info!("password reset requested for an address without an account");
             return Ok(());
         };
-        let link = self.issue_link(&user, LinkPurpose::ResetPassword, self.settings.reset_link_ttl, "/reset-password", now).await?;
+        let link = self
+            .issue_link(&user, LinkPurpose::ResetPassword, self.settings.reset_link_ttl, &self.settings.links.reset_password, now)
+            .await?;
         let message = Message::PasswordReset { link, minutes: self.settings.reset_link_ttl / 60 };
         if let Err(e) = self.messenger.email(user.email.as_str(), &message).await {
             tracing::error!(error = %e, user = %user.id, "could not send the password-reset email");

@@ -6,13 +6,13 @@
 
 use serde_json::json;
 
+use crate::account_store::Stores;
 use crate::accounts::Accounts;
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::policy::{Assessment, Location, Signals, distance_km, travel_speed_kmh};
 use crate::secrets::{random_token, token_digest};
-use crate::store::Stores;
 use crate::user::{User, roles};
 
 impl<S: Stores> Accounts<S> {

@@ -5,10 +5,8 @@
 //! carries an [`AuthRecord`]: which methods were used and when, from which the
 //! OIDC layer derives `amr`, `acr` and `auth_time` without guessing.
 
-use crate::audit::NewAuditEvent;
 use crate::clock::UnixTime;
 pub use crate::methods::{AuthMethod, FactorClass};
-use crate::policy::LastSignIn;
 use crate::user::UserId;
 
 /// `acr` value: multi-factor authentication.
@@ -171,26 +169,6 @@ impl Default for SessionPolicy {
     fn default() -> Self {
         Self { idle_timeout: 30 * 60, absolute_timeout: 10 * 3600, reauthenticate_after: 15 * 60 }
     }
-}
-
-/// Everything a finished sign-in writes, recorded at once (one transaction,
-/// one round trip) by the store's `record_sign_in`.
-#[derive(Debug)]
-pub struct FinishedSignIn<'a> {
-    /// Digest of the new session's cookie token.
-    pub session_digest: &'a str,
-    /// The new session.
-    pub session: &'a SessionRecord,
-    /// When the session expires.
-    pub expires_at: UnixTime,
-    /// The sign-in's audit event.
-    pub event: &'a NewAuditEvent,
-    /// The browser's device digest.
-    pub device_digest: &'a str,
-    /// Whether to remember the device (the browser keeps a device cookie).
-    pub remember_device: bool,
-    /// When and where, for the next sign-in's assessment.
-    pub last: &'a LastSignIn,
 }
 
 /// A stored session.

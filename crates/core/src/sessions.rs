@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::account_store::Stores;
 use crate::accounts::capability;
 use crate::audit::{AuditFilter, AuditKind, AuditRecord, RequestOrigin};
 use crate::clock::UnixTime;
@@ -12,7 +13,6 @@ use crate::policy::RuleAction;
 use crate::secrets::token_digest;
 use crate::session::SessionRecord;
 use crate::sign_in::{Demand, Level, SessionUse, demand};
-use crate::store::Stores;
 use crate::user::{User, UserId};
 
 capability!(

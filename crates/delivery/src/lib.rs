@@ -20,7 +20,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use portcullis_core::io::BoxFuture;
-use portcullis_core::mail::{MailError, Mailer, OutgoingEmail};
+use portcullis_core::messages::{MailError, Mailer, OutgoingEmail};
 use tokio::io::AsyncWriteExt;
 
 /// How to secure the SMTP connection.

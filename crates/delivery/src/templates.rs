@@ -9,7 +9,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior, context};
-use portcullis_core::mail::{Message, MessageTemplates, RenderedEmail, TemplateError};
+use portcullis_core::messages::{Message, MessageTemplates, RenderedEmail, TemplateError};
 
 use crate::DeliveryError;
 

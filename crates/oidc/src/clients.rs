@@ -1,8 +1,71 @@
-//! Registering clients: validated redirect URIs and a generated secret.
+//! Clients: registering one (validated redirect URIs, a generated secret)
+//! and every operator's change to one ([`ClientAdmin`], audited).
 
+use portcullis_core::account_store::AccountStore;
+use portcullis_core::audit::{AuditKind, AuditStore, NewAuditEvent, RequestOrigin};
 use portcullis_core::clock::UnixTime;
-use portcullis_core::oauth::{Client, ClientPolicy, SigningAlg};
+use portcullis_core::oauth::{Client, ClientPolicy, OidcStore, SigningAlg};
 use portcullis_core::secrets::{random_token, token_digest};
+
+use crate::provider::Provider;
+use crate::{ErrorCode, OidcError};
+
+/// Operators' changes to clients, from the admin console and the command line
+/// alike: each is made here and recorded here (`client_changed`, with its
+/// action and who acted), so no caller can change a client unaudited.
+pub struct ClientAdmin<'a, S> {
+    pub(crate) provider: &'a Provider<S>,
+}
+
+impl<S: OidcStore + AccountStore + AuditStore> ClientAdmin<'_, S> {
+    /// Registers a client; returns it with its secret (shown once; confidential clients only).
+    pub async fn register(&self, new: NewClient, origin: &RequestOrigin, now: UnixTime) -> Result<(Client, Option<String>), OidcError> {
+        let (client, secret) = register(new, now).map_err(|e| OidcError::oauth(ErrorCode::InvalidRequest, e.0))?;
+        self.provider.store().create_client(&client).await?;
+        self.audit(&client.id, "created", origin, now).await?;
+        Ok((client, secret))
+    }
+
+    /// Replaces a client's policy; false if there is no such client. A policy
+    /// pinned in the configuration file cannot be changed here.
+    pub async fn set_policy(&self, id: &str, policy: &ClientPolicy, origin: &RequestOrigin, now: UnixTime) -> Result<bool, OidcError> {
+        policy.validate().map_err(|e| OidcError::oauth(ErrorCode::InvalidRequest, e))?;
+        if self.provider.policy_is_pinned(id) {
+            return Err(OidcError::oauth(ErrorCode::InvalidRequest, format!("the policy of {id} is set in the configuration file")));
+        }
+        let changed = self.provider.store().update_client_policy(id, policy).await?;
+        if changed {
+            self.audit(id, "policy_changed", origin, now).await?;
+        }
+        Ok(changed)
+    }
+
+    /// Gives a confidential client a new secret (shown once; the old one stops
+    /// working at once); `None` if there is no such confidential client.
+    pub async fn rotate_secret(&self, id: &str, origin: &RequestOrigin, now: UnixTime) -> Result<Option<String>, OidcError> {
+        let secret = random_token();
+        if !self.provider.store().replace_client_secret(id, &token_digest(&secret)).await? {
+            return Ok(None);
+        }
+        self.audit(id, "secret_rotated", origin, now).await?;
+        Ok(Some(secret))
+    }
+
+    /// Deletes a client with its codes and tokens; false if unknown.
+    pub async fn delete(&self, id: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, OidcError> {
+        let deleted = self.provider.store().delete_client(id, self.provider.access_tokens_issued_now_expire(now)).await?;
+        if deleted {
+            self.audit(id, "deleted", origin, now).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn audit(&self, id: &str, action: &str, origin: &RequestOrigin, now: UnixTime) -> Result<(), OidcError> {
+        let origin = RequestOrigin { client_id: Some(id.to_owned()), ..origin.clone() };
+        let event = NewAuditEvent::new(AuditKind::ClientChanged, None, &origin, serde_json::json!({ "action": action }), now);
+        Ok(self.provider.store().record_audit_event(&event).await?)
+    }
+}
 
 /// What the operator asks for.
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod pkce;
 pub mod provider;
 pub mod request;
+mod token_endpoint;
 pub mod tokens;
 
 use portcullis_core::StoreError;

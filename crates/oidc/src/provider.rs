@@ -1,24 +1,26 @@
-//! What each OIDC endpoint answers. Handlers parse HTTP and call these.
+//! What the browser-facing OIDC endpoints answer (discovery, keys,
+//! authorization, logout) and the provider's state; the endpoints a client
+//! calls with a credential or token are in `token_endpoint.rs`. Handlers
+//! parse HTTP and call these.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use portcullis_core::account_store::AccountStore;
 use portcullis_core::clock::UnixTime;
-use portcullis_core::oauth::{
-    AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, OidcStore, OneTimeUse, RefreshToken, RevokedAccess, SigningAlg,
-    acr_strength,
-};
-use portcullis_core::secrets::{SecretBox, constant_time_eq, random_token, token_digest};
+use portcullis_core::oauth::{AuthorizationCode, Client, ClientPolicy, Grant, OidcStore, SigningAlg, acr_strength};
+use portcullis_core::secrets::{SecretBox, random_token, token_digest};
 use portcullis_core::session::{ACR_VALUES, SessionRecord};
-use portcullis_core::sign_in::{Demand, SessionCheck};
-use portcullis_core::store::AccountStore;
+use portcullis_core::sessions::SessionCheck;
+use portcullis_core::sign_in::Demand;
 use portcullis_core::user::User;
 use serde_json::{Value, json};
 
+use crate::clients::ClientAdmin;
 use crate::keys::{self, KeyRing};
 use crate::request::{AuthorizeFailure, AuthorizeParams, AuthorizeRequest, ReplyTo, ResponseType, SUPPORTED_SCOPES, validate};
 use crate::tokens::{ACCESS_TOKEN_TYP, Expect, half_hash, sign, verify};
-use crate::{ErrorCode, OAuthError, OidcError, pkce};
+use crate::{ErrorCode, OAuthError, OidcError};
 
 /// Lifetimes of what the provider issues, in seconds.
 #[derive(Debug, Clone, Copy)]
@@ -108,10 +110,10 @@ pub enum Logout {
 /// The provider.
 #[derive(Clone)]
 pub struct Provider<S> {
-    store: S,
+    pub(crate) store: S,
     sealer: SecretBox,
-    issuer: String,
-    lifetimes: TokenLifetimes,
+    pub(crate) issuer: String,
+    pub(crate) lifetimes: TokenLifetimes,
     ring: Arc<RwLock<Arc<KeyRing>>>,
     /// Client policies set in the configuration file: they win over the stored ones.
     pinned_policies: Arc<HashMap<String, ClientPolicy>>,
@@ -167,18 +169,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(kids)
     }
 
-    fn ring(&self) -> Arc<KeyRing> {
+    pub(crate) fn ring(&self) -> Arc<KeyRing> {
         match self.ring.read() {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
-    }
-
-    /// Registers a client; returns it with its secret (shown once; confidential clients only).
-    pub async fn register_client(&self, new: crate::clients::NewClient, now: UnixTime) -> Result<(Client, Option<String>), OidcError> {
-        let (client, secret) = crate::clients::register(new, now).map_err(|e| OidcError::oauth(ErrorCode::InvalidRequest, e.0))?;
-        self.store.create_client(&client).await?;
-        Ok((client, secret))
     }
 
     /// Pins client policies from the configuration file (by client id); they
@@ -186,6 +181,16 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     pub fn with_pinned_policies(mut self, policies: HashMap<String, ClientPolicy>) -> Self {
         self.pinned_policies = Arc::new(policies);
         self
+    }
+
+    /// The store (for the client management beside it).
+    pub(crate) fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Operators' changes to clients (see [`ClientAdmin`]).
+    pub fn client_admin(&self) -> ClientAdmin<'_, S> {
+        ClientAdmin { provider: self }
     }
 
     /// Whether a client's policy comes from the configuration file.
@@ -210,35 +215,13 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(self.store.client(id).await?.map(|c| self.with_pinned_policy(c)))
     }
 
-    /// Replaces a client's policy; false if there is no such client. A policy
-    /// pinned in the configuration file cannot be changed here.
-    pub async fn update_client_policy(&self, id: &str, policy: &ClientPolicy) -> Result<bool, OidcError> {
-        policy.validate().map_err(|e| OidcError::oauth(ErrorCode::InvalidRequest, e))?;
-        if self.policy_is_pinned(id) {
-            return Err(OidcError::oauth(ErrorCode::InvalidRequest, format!("the policy of {id} is set in the configuration file")));
-        }
-        Ok(self.store.update_client_policy(id, policy).await?)
-    }
-
     /// Revokes every token issued to `user` (the account was disabled).
     pub async fn revoke_user_tokens(&self, user: portcullis_core::user::UserId, now: UnixTime) -> Result<(), OidcError> {
         Ok(self.store.revoke_user_grants(user, now, self.access_tokens_issued_now_expire(now)).await?)
     }
 
-    /// Gives a confidential client a new secret (shown once; the old one stops
-    /// working at once); `None` if there is no such confidential client.
-    pub async fn rotate_client_secret(&self, id: &str) -> Result<Option<String>, OidcError> {
-        let secret = random_token();
-        Ok(self.store.replace_client_secret(id, &token_digest(&secret)).await?.then_some(secret))
-    }
-
-    /// Deletes a client with its codes and tokens; false if unknown.
-    pub async fn delete_client(&self, id: &str, now: UnixTime) -> Result<bool, OidcError> {
-        Ok(self.store.delete_client(id, self.access_tokens_issued_now_expire(now)).await?)
-    }
-
     /// When every access token issued until `now` has expired.
-    fn access_tokens_issued_now_expire(&self, now: UnixTime) -> UnixTime {
+    pub(crate) fn access_tokens_issued_now_expire(&self, now: UnixTime) -> UnixTime {
         now + self.lifetimes.access_token
     }
 
@@ -426,7 +409,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(AuthorizationResponse { reply: req.reply.clone(), params })
     }
 
-    fn id_token(
+    pub(crate) fn id_token(
         &self,
         client: &Client,
         grant: &Grant,
@@ -456,7 +439,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         sign(&self.ring(), client.signing_alg, "JWT", &claims)
     }
 
-    async fn access_token(
+    pub(crate) async fn access_token(
         &self,
         client: &Client,
         grant_id: &str,
@@ -483,215 +466,6 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         }
         // Access tokens are always ES256: resource servers validate them, not legacy RPs.
         sign(&self.ring(), SigningAlg::ES256, ACCESS_TOKEN_TYP, &claims)
-    }
-
-    /// Authenticates a client (RFC 6749 §2.3.1); public clients send no secret.
-    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> Result<Client, OidcError> {
-        let invalid = || OidcError::oauth(ErrorCode::InvalidClient, "client authentication failed");
-        let id = creds.client_id.as_deref().filter(|s| !s.is_empty() && s.len() <= 128).ok_or_else(invalid)?;
-        let client = self.store.client(id).await?.ok_or_else(invalid)?;
-        match (&client.secret_digest, &creds.client_secret) {
-            (Some(stored), Some(given)) if constant_time_eq(stored.as_bytes(), token_digest(given).as_bytes()) => Ok(client),
-            (None, None) => Ok(client),
-            _ => Err(invalid()),
-        }
-    }
-
-    /// The token endpoint.
-    pub async fn token(&self, creds: &ClientCredentials, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
-        let client = self.authenticate_client(creds).await?;
-        match req.grant_type.as_deref() {
-            Some("authorization_code") => self.redeem_code(&client, req, now).await,
-            Some("refresh_token") => self.refresh(&client, req, now).await,
-            Some("client_credentials") => {
-                if client.is_public() {
-                    return Err(OidcError::oauth(ErrorCode::UnauthorizedClient, "public clients cannot use client_credentials"));
-                }
-                let scope = req.scope.clone().unwrap_or_default();
-                let access = self.access_token(&client, &format!("cc:{}", uuid::Uuid::new_v4()), &client.id, &scope, None, now).await?;
-                Ok(json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": scope }))
-            }
-            Some(other) => Err(OidcError::oauth(ErrorCode::UnsupportedGrantType, format!("grant_type {other:?} is not supported"))),
-            None => Err(OidcError::oauth(ErrorCode::InvalidRequest, "grant_type is missing")),
-        }
-    }
-
-    async fn redeem_code(&self, client: &Client, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
-        let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
-        let code =
-            req.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "code is missing"))?;
-        let code = match self.store.consume_authorization_code(&token_digest(code), now).await? {
-            OneTimeUse::Fresh(c) => c,
-            OneTimeUse::Replayed { grant_id } => {
-                // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-                self.store.revoke_grant(&grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
-                tracing::warn!(client = %client.id, "authorization code replayed: grant revoked");
-                return Err(invalid_grant("the authorization code was already used; tokens issued with it have been revoked"));
-            }
-            OneTimeUse::Unknown => return Err(invalid_grant("the authorization code is invalid")),
-        };
-        if code.grant.client_id != client.id {
-            return Err(invalid_grant("the authorization code was issued to another client"));
-        }
-        if code.expires_at <= now {
-            return Err(invalid_grant("the authorization code has expired"));
-        }
-        if req.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
-            return Err(invalid_grant("redirect_uri does not match the authorization request"));
-        }
-        match (&code.code_challenge, req.code_verifier.as_deref()) {
-            (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
-            (Some(_), _) => {
-                return Err(invalid_grant("the PKCE code_verifier does not match the code_challenge"));
-            }
-            // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
-            (None, Some(_)) => {
-                return Err(invalid_grant("code_verifier sent but no code_challenge was"));
-            }
-            (None, None) => {}
-        }
-        self.respond_with_tokens(client, &code.grant, code.nonce.as_deref(), now).await
-    }
-
-    async fn refresh(&self, client: &Client, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
-        let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
-        let token = req
-            .refresh_token
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "refresh_token is missing"))?;
-        let old = match self.store.consume_refresh_token(&token_digest(token), now).await? {
-            OneTimeUse::Fresh(t) => t,
-            OneTimeUse::Replayed { grant_id } => {
-                // Rotation: a used token presented again means it leaked; end the whole family.
-                self.store.revoke_grant(&grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
-                tracing::warn!(client = %client.id, "refresh token reused: token family revoked");
-                return Err(invalid_grant("the refresh token was already used; all tokens of this grant have been revoked"));
-            }
-            OneTimeUse::Unknown => {
-                return Err(invalid_grant("the refresh token is invalid or expired"));
-            }
-        };
-        if old.grant.client_id != client.id {
-            return Err(invalid_grant("the refresh token was issued to another client"));
-        }
-        let mut grant = old.grant;
-        if let Some(scope) = req.scope.as_deref() {
-            let granted: Vec<&str> = grant.scope.split_whitespace().collect();
-            if !scope.split_whitespace().all(|s| granted.contains(&s)) {
-                return Err(OidcError::oauth(ErrorCode::InvalidScope, "a refresh cannot widen the granted scope"));
-            }
-            grant.scope = scope.split_whitespace().collect::<Vec<_>>().join(" ");
-        }
-        self.respond_with_tokens(client, &grant, None, now).await
-    }
-
-    async fn respond_with_tokens(&self, client: &Client, grant: &Grant, nonce: Option<&str>, now: UnixTime) -> Result<Value, OidcError> {
-        let user = self
-            .store
-            .user_by_id(grant.user_id)
-            .await?
-            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidGrant, "the user no longer exists"))?;
-        let access = self.access_token(client, &grant.grant_id, &user.id.to_string(), &grant.scope, Some(grant), now).await?;
-        let mut body =
-            json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": grant.scope });
-        if grant.scope.split_whitespace().any(|s| s == "openid") {
-            body["id_token"] = self.id_token(client, grant, &user, nonce, ("at_hash", &access), now)?.into();
-        }
-        if grant.scope.split_whitespace().any(|s| s == "offline_access") {
-            let refresh = random_token();
-            self.store
-                .insert_refresh_token(&RefreshToken {
-                    digest: token_digest(&refresh),
-                    grant: grant.clone(),
-                    created_at: now,
-                    expires_at: now + self.lifetimes.refresh_token,
-                })
-                .await?;
-            body["refresh_token"] = refresh.into();
-        }
-        Ok(body)
-    }
-
-    /// The claims of a well-signed, unexpired access token of ours (not yet checked for revocation).
-    fn access_token_claims(&self, token: &str) -> Result<Value, OidcError> {
-        Ok(verify(&self.ring(), token, Expect { issuer: &self.issuer, typ: Some(ACCESS_TOKEN_TYP), check_expiry: true })?)
-    }
-
-    async fn live_access_token(&self, token: &str) -> Result<Value, OidcError> {
-        let claims = self.access_token_claims(token)?;
-        if self.store.access_token_revoked(&access_token_ids(&claims)?).await? {
-            return Err(OidcError::oauth(ErrorCode::InvalidToken, "the token has been revoked"));
-        }
-        Ok(claims)
-    }
-
-    /// The UserInfo endpoint (OIDC Core §5.3).
-    pub async fn userinfo(&self, access_token: &str) -> Result<Value, OidcError> {
-        let claims = self.access_token_claims(access_token)?;
-        let scope = claims["scope"].as_str().unwrap_or_default();
-        if !scope.split_whitespace().any(|s| s == "openid") {
-            return Err(OidcError::oauth(ErrorCode::InvalidToken, "the token was not issued for OpenID Connect"));
-        }
-        let user_id = claims["sub"]
-            .as_str()
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidToken, "the token has no user"))?;
-        // Revocation and the user in one read: this endpoint is called on every page of some applications.
-        let user = self
-            .store
-            .live_access_token_user(&access_token_ids(&claims)?, portcullis_core::user::UserId(user_id))
-            .await?
-            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidToken, "the token has been revoked or its user no longer exists"))?;
-        let mut body = json!({ "sub": user.id.to_string() });
-        add_user_claims(&mut body, scope, &user);
-        Ok(body)
-    }
-
-    /// Token revocation (RFC 7009). Unknown tokens are not an error.
-    pub async fn revoke(&self, creds: &ClientCredentials, token: &str, now: UnixTime) -> Result<(), OidcError> {
-        let client = self.authenticate_client(creds).await?;
-        if let Ok(claims) = verify(&self.ring(), token, Expect { issuer: &self.issuer, typ: Some(ACCESS_TOKEN_TYP), check_expiry: false }) {
-            if claims["client_id"] == client.id.as_str()
-                && let Some(jti) = claims["jti"].as_str()
-            {
-                // Kept until the token would have expired anyway.
-                let until = claims["exp"].as_i64().unwrap_or_else(|| self.access_tokens_issued_now_expire(now));
-                self.store.revoke_access_tokens(RevokedAccess::Token(jti), until).await?;
-            }
-            return Ok(());
-        }
-        if let Some(t) = self.store.active_refresh_token(&token_digest(token), now).await?
-            && t.grant.client_id == client.id
-        {
-            // Revoking a refresh token ends its whole grant, access tokens included (RFC 7009 §2.1).
-            self.store.revoke_grant(&t.grant.grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
-        }
-        Ok(())
-    }
-
-    /// Token introspection (RFC 7662), for confidential clients.
-    pub async fn introspect(&self, creds: &ClientCredentials, token: &str, now: UnixTime) -> Result<Value, OidcError> {
-        let client = self.authenticate_client(creds).await?;
-        if client.is_public() {
-            return Err(OidcError::oauth(ErrorCode::InvalidClient, "public clients cannot introspect tokens"));
-        }
-        if let Ok(claims) = self.live_access_token(token).await {
-            let mut body = json!({ "active": true, "token_type": "Bearer" });
-            for k in ["scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "auth_time", "acr", "amr", "sid"] {
-                if let Some(v) = claims.get(k) {
-                    body[k] = v.clone();
-                }
-            }
-            return Ok(body);
-        }
-        if let Some(t) = self.store.active_refresh_token(&token_digest(token), now).await? {
-            return Ok(json!({
-                "active": true, "token_type": "refresh_token", "scope": t.grant.scope, "client_id": t.grant.client_id,
-                "sub": t.grant.user_id.to_string(), "exp": t.expires_at, "iat": t.created_at, "iss": self.issuer,
-            }));
-        }
-        Ok(json!({ "active": false }))
     }
 
     /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2–§3).
@@ -772,18 +546,8 @@ fn acceptable_for(policy: &ClientPolicy, requested: &[String]) -> Vec<&'static s
     out
 }
 
-/// What identifies an access token for revocation. Tokens without these
-/// claims (issued before revocation by grant existed) are refused.
-fn access_token_ids(claims: &Value) -> Result<AccessTokenIds<'_>, OidcError> {
-    let claim = |k: &str| claims[k].as_str().filter(|v| !v.is_empty());
-    match (claim("jti"), claim("grant_id"), claim("client_id")) {
-        (Some(jti), Some(grant_id), Some(client_id)) => Ok(AccessTokenIds { jti, grant_id, client_id }),
-        _ => Err(OidcError::oauth(ErrorCode::InvalidToken, "the token lacks the claims this server issues; request a new one")),
-    }
-}
-
 /// Adds the claims the granted scopes allow.
-fn add_user_claims(claims: &mut Value, scope: &str, user: &User) {
+pub(crate) fn add_user_claims(claims: &mut Value, scope: &str, user: &User) {
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     if scopes.contains(&"email") {
         claims["email"] = user.email.as_str().into();

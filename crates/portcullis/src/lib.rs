@@ -13,7 +13,7 @@ use portcullis_core::clock::Clock;
 use portcullis_core::factors::otp::OtpSettings;
 use portcullis_core::factors::webauthn::{AllowedAuthenticator, RelyingParty};
 use portcullis_core::lockout::LockoutPolicy;
-use portcullis_core::mail::{Mailer, Messenger};
+use portcullis_core::messages::{Mailer, Messenger};
 use portcullis_core::password::{Argon2Cost, PasswordHasher, PasswordPolicy};
 use portcullis_core::rate_limit::RateLimits;
 use portcullis_core::secrets::{MacKey, SecretBox};
@@ -107,7 +107,7 @@ impl Application {
         let hasher = PasswordHasher::new(cost, p.max_concurrent_hashes)
             .map_err(|e| StartError::Config(config::ConfigError(format!("password: {e}"))))?;
         let settings = AccountSettings {
-            base_url: config.origin(),
+            links: portcullis_server::link_pages(&config.origin()),
             password_policy: PasswordPolicy { min_length: p.min_length, max_length: p.max_length, min_score: p.min_score },
             lockout: LockoutPolicy {
                 max_failures: config.lockout.max_failures,

@@ -404,6 +404,7 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
 async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> {
     let app = Application::build(&config, clock.clone()).await?;
     let provider = app.state.provider();
+    let (clients, operator) = (provider.client_admin(), RequestOrigin::command_line());
     match cmd {
         ClientCommand::Create {
             name,
@@ -424,8 +425,7 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
                 policy: policy.apply(ClientPolicy { allow_remember: !no_remember_browser, ..ClientPolicy::default() }),
                 signing_alg: SigningAlg::parse(&signing_alg).unwrap_or_default(),
             };
-            let (c, secret) = provider.register_client(new, clock.now()).await?;
-            audit_client(&app, &c.id, "created", clock.now()).await?;
+            let (c, secret) = clients.register(new, &operator, clock.now()).await?;
             let mut out = client_json(&c);
             if let Some(s) = secret {
                 out["client_secret"] = s.into();
@@ -443,24 +443,21 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
             if let Some(r) = remember_browser {
                 changed.allow_remember = r;
             }
-            provider.update_client_policy(&client_id, &changed).await?;
-            audit_client(&app, &client_id, "policy_changed", clock.now()).await?;
+            clients.set_policy(&client_id, &changed, &operator, clock.now()).await?;
             let c = provider.client(&client_id).await?.ok_or_else(|| StartError::Other(format!("no client with id {client_id}")))?;
             println!("{}", client_json(&c));
         }
         ClientCommand::RotateSecret { client_id } => {
-            let secret = provider
-                .rotate_client_secret(&client_id)
+            let secret = clients
+                .rotate_secret(&client_id, &operator, clock.now())
                 .await?
                 .ok_or_else(|| StartError::Other(format!("no confidential client with id {client_id}")))?;
-            audit_client(&app, &client_id, "secret_rotated", clock.now()).await?;
             println!("{}", serde_json::json!({ "client_id": client_id, "client_secret": secret }));
         }
         ClientCommand::Delete { client_id } => {
-            if !provider.delete_client(&client_id, clock.now()).await? {
+            if !clients.delete(&client_id, &operator, clock.now()).await? {
                 return Err(StartError::Other(format!("no client with id {client_id}")));
             }
-            audit_client(&app, &client_id, "deleted", clock.now()).await?;
             println!("{client_id}: deleted");
         }
     }
@@ -572,16 +569,6 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
     }
     app.store.close().await;
     Ok(())
-}
-
-/// Records an operator's change to a client.
-async fn audit_client(app: &Application, client_id: &str, action: &str, now: i64) -> Result<(), StartError> {
-    let accounts = app.state.accounts();
-    accounts
-        .operators()
-        .audit_client_change(client_id, action, &RequestOrigin::command_line(), now)
-        .await
-        .map_err(|e| StartError::Other(e.to_string()))
 }
 
 fn client_json(c: &portcullis_core::oauth::Client) -> serde_json::Value {

@@ -13,6 +13,7 @@ mod request;
 mod routes;
 mod state;
 
+pub use routes::link_pages;
 pub use state::{AppState, ServerSettings};
 
 use std::future::Future;

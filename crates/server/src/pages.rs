@@ -25,6 +25,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("end_session.html", include_str!("../templates/end_session.html")),
         ("second_step.html", include_str!("../templates/second_step.html")),
         ("second_step_methods.html", include_str!("../templates/second_step_methods.html")),
+        ("setup_forms.html", include_str!("../templates/setup_forms.html")),
         ("enroll.html", include_str!("../templates/enroll.html")),
         ("totp_setup.html", include_str!("../templates/totp_setup.html")),
         ("recovery_codes.html", include_str!("../templates/recovery_codes.html")),

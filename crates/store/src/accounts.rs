@@ -1,18 +1,19 @@
 //! [`AccountStore`] for both backends.
 
 use portcullis_core::StoreError;
+use portcullis_core::account_store::FinishedSignIn;
+use portcullis_core::account_store::{AccountStore, EmailLink, LinkPurpose};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::email::EmailAddress;
 use portcullis_core::io::StoreResult;
 use portcullis_core::lockout::FailureRecord;
 use portcullis_core::policy::DeviceHistory;
 use portcullis_core::rate_limit::RateBucket;
-use portcullis_core::session::{AuthRecord, FinishedSignIn, SessionRecord};
-use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
+use portcullis_core::session::{AuthRecord, SessionRecord};
 use portcullis_core::user::{User, UserId};
 use uuid::Uuid;
 
-use crate::security::{bind_audit_event, insert_audit_event};
+use crate::audit::{bind_audit_event, insert_audit_event};
 use crate::{Backend, Store, begin_transaction, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]

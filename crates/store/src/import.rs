@@ -7,7 +7,7 @@ use portcullis_core::factors::Credential;
 use portcullis_core::user::User;
 
 use crate::accounts::insert_user;
-use crate::mfa::insert_credential;
+use crate::factors::insert_credential;
 use crate::{Store, begin_transaction, db_error, on_pool};
 
 /// An account to import: the user and its credentials.

@@ -10,10 +10,12 @@
 //! statement of data-modifying CTEs (`accounts.rs`, `record_sign_in`).
 
 mod accounts;
+mod audit;
+mod factors;
 mod import;
-mod mfa;
+mod notices;
 mod oidc;
-mod security;
+mod risk;
 mod sign_in;
 mod sqlite_pool;
 #[cfg(feature = "testing")]
@@ -109,6 +111,12 @@ pub enum OpenError {
 }
 
 impl Store {
+    /// Runs a `DELETE` of one row by its key (`$1`); true for exactly one
+    /// caller when several race to take the same row.
+    pub(crate) async fn delete_one(&self, sql: &'static str, key: &str) -> portcullis_core::io::StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query(sql).bind(key).execute(p).await.map(|r| r.rows_affected() == 1).map_err(db_error))
+    }
+
     /// Opens `url` (`sqlite:PATH` or `postgres://…`). SQLite files are created
     /// when missing and run in WAL mode with foreign keys enforced.
     pub async fn connect(url: &str) -> Result<Self, OpenError> {

@@ -312,12 +312,7 @@ impl OidcStore for Store {
     }
 
     async fn take_pending_request(&self, id: &str) -> StoreResult<bool> {
-        on_pool!(self, |p| sqlx::query("DELETE FROM pending_requests WHERE id = $1")
-            .bind(id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(db_error))
+        self.delete_one("DELETE FROM pending_requests WHERE id = $1", id).await
     }
 
     async fn insert_authorization_code(&self, c: &AuthorizationCode) -> StoreResult<()> {

@@ -10,7 +10,7 @@ use portcullis_core::sign_in::{Demand, PendingSignIn, Purpose, SignInStore, Wait
 use portcullis_core::user::{User, UserId};
 
 use crate::accounts::{UserRow, parse_user_id};
-use crate::mfa::json_err;
+use crate::factors::json_err;
 use crate::{Store, db_error, on_pool};
 
 /// What a pending sign-in waits for, as stored.
@@ -125,12 +125,7 @@ impl SignInStore for Store {
     }
 
     async fn take_pending_sign_in(&self, digest: &str) -> StoreResult<bool> {
-        on_pool!(self, |p| sqlx::query("DELETE FROM pending_sign_ins WHERE digest = $1")
-            .bind(digest)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(db_error))
+        self.delete_one("DELETE FROM pending_sign_ins WHERE digest = $1", digest).await
     }
 
     async fn delete_pending_sign_ins(&self, user: UserId) -> StoreResult<()> {

@@ -2,10 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use portcullis_core::StoreError;
+use portcullis_core::account_store::FinishedSignIn;
+use portcullis_core::account_store::{AccountStore, EmailLink, LinkPurpose};
 use portcullis_core::audit::{AuditFilter, AuditKind, AuditStore, NewAuditEvent, RequestOrigin};
 use portcullis_core::email::EmailAddress;
 use portcullis_core::factors::{Credential, FactorKey, FactorKind, MfaStore};
-use portcullis_core::mail::Message;
+use portcullis_core::messages::Message;
 use portcullis_core::notices::NoticeStore;
 use portcullis_core::oauth::{
     AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess,
@@ -13,9 +15,8 @@ use portcullis_core::oauth::{
 };
 use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore, SignInHistory};
 use portcullis_core::rate_limit::{LimitedAction, RateLimits, SlidingQuota};
-use portcullis_core::session::{AuthMethod, AuthRecord, FinishedSignIn, SessionRecord};
+use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
 use portcullis_core::sign_in::{Demand, Level, PendingSignIn, Purpose, SignInStore, Step, Waiting};
-use portcullis_core::store::{AccountStore, EmailLink, LinkPurpose};
 use portcullis_core::user::{User, UserId};
 use portcullis_store::testing::{Backend, TestDatabase};
 use portcullis_store::{ImportedAccount, Store};

@@ -3,7 +3,7 @@
 //! first step of an emailed-code sign-in.
 
 use super::otp::{CodePurpose, OtpChannel, check_code, send_code};
-use super::{Credential, FactorContext, FactorKey, FactorResult, MfaStore, PublicKeyChallenge, SecondFactor, Verification};
+use super::{Credential, Enrolled, FactorContext, FactorKey, FactorResult, MfaStore, PublicKeyChallenge, SecondFactor, Verification};
 use crate::clock::UnixTime;
 use crate::io::BoxFuture;
 use crate::user::User;
@@ -20,16 +20,10 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
         ctx.otp.email_enabled
     }
 
-    fn available<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        enrolled: &'a [Credential],
-    ) -> BoxFuture<'a, FactorResult<bool>> {
+    fn available(&self, ctx: &FactorContext<'_, S>, user: &User, enrolled: &Enrolled<'_>) -> bool {
         // "Only with another factor": email alone is too close to the password's reset channel.
-        let usable =
-            user.email_verified_at.is_some() && (!ctx.otp.email_requires_other_factor || enrolled.iter().any(|c| c.flagged_at.is_none()));
-        Box::pin(async move { Ok(usable) })
+        user.email_verified_at.is_some()
+            && (!ctx.otp.email_requires_other_factor || enrolled.credentials.iter().any(|c| c.flagged_at.is_none()))
     }
 
     fn challenge<'a>(

@@ -16,7 +16,7 @@ use crate::audit::AuditKind;
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::io::{BoxFuture, StoreResult};
-use crate::mail::Message;
+use crate::messages::Message;
 pub use crate::methods::FactorKey;
 use crate::methods::{AuthMethod, StepFacts};
 use crate::secrets::{MacKey, SecretBox};
@@ -55,7 +55,7 @@ pub struct FactorContext<'a, S> {
     /// The WebAuthn relying party; `None` when the issuer's host cannot be one (an IP address).
     pub relying_party: Option<&'a webauthn::RelyingParty>,
     /// Writes and delivers codes by email and text message.
-    pub messenger: &'a crate::mail::Messenger,
+    pub messenger: &'a crate::messages::Messenger,
     /// Limits on sent codes.
     pub otp: &'a otp::OtpSettings,
 }
@@ -155,6 +155,15 @@ pub struct CodeDestination {
     pub masked: String,
 }
 
+/// What an account has set up, as the factors judge their availability.
+#[derive(Debug, Clone, Copy)]
+pub struct Enrolled<'a> {
+    /// The account's confirmed credentials.
+    pub credentials: &'a [Credential],
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
+}
+
 /// What a factor has the account's owner told after a success with it.
 #[derive(Debug, Clone)]
 pub struct SuccessNotice {
@@ -182,14 +191,9 @@ pub trait SecondFactor<S: MfaStore>: Send + Sync {
     }
     /// Whether the operator's settings turn it on.
     fn enabled(&self, ctx: &FactorContext<'_, S>) -> bool;
-    /// Whether the user can use it, given `enrolled`, the user's credentials
+    /// Whether the user can use it, given what the account has set up
     /// (loaded once by the caller for every factor, not once per factor).
-    fn available<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        user: &'a User,
-        enrolled: &'a [Credential],
-    ) -> BoxFuture<'a, FactorResult<bool>>;
+    fn available(&self, ctx: &FactorContext<'_, S>, user: &User, enrolled: &Enrolled<'_>) -> bool;
     /// Prepares a challenge (sends a code, builds a WebAuthn request). Factors
     /// whose response the user already holds need none. `to` is the
     /// destination the user chose among [`SecondFactor::destinations`].

@@ -18,7 +18,7 @@ use rand::Rng;
 use super::{FactorContext, FactorResult, MfaStore, Verification};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
-use crate::mail::Message;
+use crate::messages::Message;
 use crate::rate_limit::SlidingQuota;
 use crate::secrets::MacKey;
 use crate::sms::PhoneNumber;

@@ -44,14 +44,9 @@ impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
         true
     }
 
-    fn available<'a>(
-        &'a self,
-        ctx: &'a super::FactorContext<'a, S>,
-        user: &'a crate::user::User,
-        _enrolled: &'a [super::Credential],
-    ) -> crate::io::BoxFuture<'a, super::FactorResult<bool>> {
+    fn available(&self, _ctx: &super::FactorContext<'_, S>, _user: &crate::user::User, enrolled: &super::Enrolled<'_>) -> bool {
         // Recovery codes are not credentials: they have their own table.
-        Box::pin(async move { Ok(ctx.store.recovery_codes_left(user.id).await? > 0) })
+        enrolled.recovery_codes_left > 0
     }
 
     fn verify<'a>(
@@ -76,7 +71,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for RecoveryCodeFactor {
             Ok(Some(super::SuccessNotice {
                 audit: crate::audit::AuditKind::RecoveryCodeUsed,
                 detail: serde_json::json!({ "left": left }),
-                message: crate::mail::Message::RecoveryCodeUsed { left },
+                message: crate::messages::Message::RecoveryCodeUsed { left },
             }))
         })
     }

@@ -3,8 +3,8 @@
 
 use super::otp::{CodePurpose, OtpChannel, check_code, send_code};
 use super::{
-    CodeDestination, Credential, ENROLLMENT_SECONDS, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKey, FactorKind, FactorResult,
-    MfaStore, NewCredential, PublicKeyChallenge, SecondFactor, Verification, seal_context, setup_is_live,
+    CodeDestination, Credential, ENROLLMENT_SECONDS, Enrolled, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKey, FactorKind,
+    FactorResult, MfaStore, NewCredential, PublicKeyChallenge, SecondFactor, Verification, seal_context, setup_is_live,
 };
 use crate::clock::UnixTime;
 use crate::error::AccountError;
@@ -54,14 +54,8 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
         ctx.otp.sms_enabled
     }
 
-    fn available<'a>(
-        &'a self,
-        _ctx: &'a FactorContext<'a, S>,
-        _user: &'a User,
-        enrolled: &'a [Credential],
-    ) -> BoxFuture<'a, FactorResult<bool>> {
-        let usable = enrolled.iter().any(|c| c.kind == FactorKind::Phone);
-        Box::pin(async move { Ok(usable) })
+    fn available(&self, _ctx: &FactorContext<'_, S>, _user: &User, enrolled: &Enrolled<'_>) -> bool {
+        enrolled.credentials.iter().any(|c| c.kind == FactorKind::Phone)
     }
 
     fn enrolls(&self) -> &'static [FactorKind] {

@@ -183,14 +183,8 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
         ctx.totp_enabled
     }
 
-    fn available<'a>(
-        &'a self,
-        _ctx: &'a super::FactorContext<'a, S>,
-        _user: &'a crate::user::User,
-        enrolled: &'a [super::Credential],
-    ) -> crate::io::BoxFuture<'a, super::FactorResult<bool>> {
-        let usable = enrolled.iter().any(|c| c.kind == super::FactorKind::Totp);
-        Box::pin(async move { Ok(usable) })
+    fn available(&self, _ctx: &super::FactorContext<'_, S>, _user: &crate::user::User, enrolled: &super::Enrolled<'_>) -> bool {
+        enrolled.credentials.iter().any(|c| c.kind == super::FactorKind::Totp)
     }
 
     fn verify<'a>(

@@ -22,7 +22,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::{
-    Credential, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKey, FactorKind, FactorResult, MfaStore, NewCredential,
+    Credential, Enrolled, EnrollmentCheck, EnrollmentPrompt, FactorContext, FactorKey, FactorKind, FactorResult, MfaStore, NewCredential,
     PublicKeyChallenge, SecondFactor, Verification, seal_context,
 };
 use crate::clock::UnixTime;
@@ -349,15 +349,9 @@ impl<S: MfaStore> SecondFactor<S> for WebauthnFactor {
         ctx.relying_party.is_some()
     }
 
-    fn available<'a>(
-        &'a self,
-        ctx: &'a FactorContext<'a, S>,
-        _user: &'a User,
-        enrolled: &'a [Credential],
-    ) -> BoxFuture<'a, FactorResult<bool>> {
-        let usable =
-            ctx.relying_party.is_some() && enrolled.iter().any(|c| is_webauthn(c) && c.flagged_at.is_none() && open(ctx, c).is_some());
-        Box::pin(async move { Ok(usable) })
+    fn available(&self, ctx: &FactorContext<'_, S>, _user: &User, enrolled: &Enrolled<'_>) -> bool {
+        ctx.relying_party.is_some()
+            && enrolled.credentials.iter().any(|c| is_webauthn(c) && c.flagged_at.is_none() && open(ctx, c).is_some())
     }
 
     fn enrolls(&self) -> &'static [FactorKind] {

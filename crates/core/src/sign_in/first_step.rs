@@ -11,7 +11,9 @@
 
 use serde_json::{Value, json};
 
-use super::{Level, PENDING_SIGN_IN_SECONDS, PendingSignIn, Purpose, SessionUse, SignIn, SignInOutcome, demand, plan};
+use super::{Level, PendingSignIn, Purpose, SessionUse, demand, plan};
+use crate::account_store::{FinishedSignIn, Stores};
+use crate::accounts::capability;
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::email::EmailAddress;
@@ -19,15 +21,46 @@ use crate::error::AccountError;
 use crate::factors::email::EmailCodeFactor;
 use crate::factors::webauthn::{self, PasskeySignIn};
 use crate::factors::{FactorKey, PublicKeyChallenge, RememberedBrowser, SecondFactor, Verification};
-use crate::mail::Message;
+use crate::messages::Message;
 use crate::password::PasswordCheck;
 use crate::policy::LastSignIn;
 use crate::risk::device_digest;
 use crate::secrets::{random_token, token_digest};
-use crate::session::{AuthMethod, AuthRecord, FinishedSignIn, SessionRecord};
+use crate::session::{AuthMethod, AuthRecord, SessionRecord};
 use crate::sessions::NewSession;
-use crate::store::Stores;
 use crate::user::{User, UserId};
+
+capability!(
+    /// Signing in: the first steps, and the state machine after them.
+    SignIn,
+    sign_in
+);
+
+/// What a correct password leads to.
+#[derive(Debug, Clone)]
+pub enum SignInOutcome {
+    /// Signed in.
+    SignedIn(NewSession),
+    /// A second factor is needed: the token identifies the pending sign-in.
+    SecondFactor {
+        /// Pending sign-in token (for a cookie).
+        token: String,
+    },
+    /// The user must enroll a second factor first.
+    MustEnroll {
+        /// Pending sign-in token (for a cookie).
+        token: String,
+    },
+}
+
+/// What a first step is for: the application of the authorization request it
+/// resumes (with its policy), else Portcullis's own pages.
+fn session_use(origin: &RequestOrigin) -> SessionUse<'_> {
+    match (&origin.client_id, &origin.client_policy) {
+        (Some(id), Some(policy)) => SessionUse::Client { id, policy, acceptable_acr: &origin.acceptable_acr },
+        _ => SessionUse::OwnPages,
+    }
+}
 
 /// MAC purpose of remember-this-browser cookies.
 const REMEMBER_PURPOSE: &str = "remember-browser";
@@ -105,7 +138,7 @@ impl<S: Stores> SignIn<'_, S> {
             fields.insert("acr".into(), json!(auth.acr()));
         }
         let session = self.new_session(user.id, auth, origin, now);
-        let event = crate::accounts::audit_event(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now);
+        let event = crate::audit::NewAuditEvent::new(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now);
         let location = self.locate(origin);
         let ip = origin.ip.map(|ip| ip.to_string()).unwrap_or_default();
         let last = LastSignIn { at: now, ip: ip.clone(), location };
@@ -295,10 +328,6 @@ impl<S: Stores> SignIn<'_, S> {
         // without another factor) signs in, but proves nothing toward MFA.
         first.not_a_factor |= method == AuthMethod::EMAIL_OTP && !account.usable.contains(&FactorKey::Email);
         let auth = AuthRecord { events: vec![first] };
-        let using = match (&origin.client_id, &origin.client_policy) {
-            (Some(id), Some(policy)) => SessionUse::Client { id, policy, acceptable_acr: &origin.acceptable_acr },
-            _ => SessionUse::OwnPages,
-        };
         // What a matching rule made of this sign-in is recorded even if it is never finished.
         let decided = |outcome: &'static str| {
             let detail = json!({ "assessment": assessment.to_json(), "outcome": outcome });
@@ -317,7 +346,7 @@ impl<S: Stores> SignIn<'_, S> {
             d
         };
         // `demand` refuses only for a deny rule, which `refuse_if_denied` has handled.
-        let Ok(wanted) = demand(action, self.demand_facts(user, using, account.has_credential, now)) else {
+        let Ok(wanted) = demand(action, self.demand_facts(user, session_use(origin), account.has_credential, now)) else {
             return Err(AccountError::SignInDenied);
         };
         let Some(wanted) = wanted.filter(|d| !d.met_by(&auth, now)) else {
@@ -336,36 +365,42 @@ impl<S: Stores> SignIn<'_, S> {
         }
         let waiting = match plan(&wanted, &auth, &account, &self.operator_factors(), now) {
             Ok(w) => w,
-            Err(refusal) => {
-                let mut detail = assessment.to_json();
-                if let Some(fields) = detail.as_object_mut() {
-                    fields.insert("reason".into(), json!(format!("{refusal:?}")));
-                }
-                self.audit(AuditKind::SignInDenied, Some(user.id), origin, detail, now).await?;
-                return Err(refusal.into());
-            }
+            Err(refusal) => return Err(self.refused(user, refusal, assessment.to_json(), origin, now).await),
         };
-        let enrolls = waiting.steps.is_empty();
-        decided(match (enrolls, wanted.level) {
+        decided(match (waiting.steps.is_empty(), wanted.level) {
             (true, _) => "enroll",
             (false, Level::PhishingResistant) => "phishing_resistant_step",
             (false, Level::Mfa) => "second_step",
         })
         .await?;
-        let pending = PendingSignIn {
-            user_id: user.id,
-            auth,
-            purpose: Purpose::NewSession,
-            demand: wanted,
-            waiting,
-            client_id: origin.client_id.clone(),
-            assessment: assessment.to_json(),
-            answers: 0,
-            created_at: now,
-            expires_at: now + PENDING_SIGN_IN_SECONDS,
-        };
-        let token = self.pend(&pending).await?;
-        Ok(if enrolls { SignInOutcome::MustEnroll { token } } else { SignInOutcome::SecondFactor { token } })
+        let shape = (Purpose::NewSession, wanted, waiting);
+        let pending = PendingSignIn::begin((user.id, auth), shape, origin.client_id.clone(), assessment.to_json(), now);
+        self.pend_outcome(&pending).await
+    }
+
+    /// A sign-in nothing the account has or may set up could finish: audited
+    /// (the assessment and why), and the words for the user.
+    async fn refused(
+        &self,
+        user: &User,
+        refusal: super::Refusal,
+        mut detail: Value,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> AccountError {
+        if let Some(fields) = detail.as_object_mut() {
+            fields.insert("reason".into(), json!(format!("{refusal:?}")));
+        }
+        match self.audit(AuditKind::SignInDenied, Some(user.id), origin, detail, now).await {
+            Ok(()) => refusal.into(),
+            Err(e) => e,
+        }
+    }
+
+    /// Stores a pending sign-in and says where it goes: the second step, or enrollment.
+    pub(super) async fn pend_outcome(&self, pending: &PendingSignIn) -> Result<SignInOutcome, AccountError> {
+        let token = self.pend(pending).await?;
+        Ok(if pending.waits_for_enrollment() { SignInOutcome::MustEnroll { token } } else { SignInOutcome::SecondFactor { token } })
     }
 
     pub(super) async fn pend(&self, pending: &PendingSignIn) -> Result<String, AccountError> {

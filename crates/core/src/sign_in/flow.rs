@@ -9,22 +9,22 @@
 use serde_json::json;
 
 use super::{
-    AccountFactors, Demand, MAX_ANSWERS, OperatorFactors, PENDING_SIGN_IN_SECONDS, PendingSignIn, Purpose, SecondStepDone, SecondStepView,
-    SignIn, SignInOutcome, Step, StepOutcome, Transition, Waiting, plan,
+    AccountFactors, Demand, MAX_ANSWERS, OperatorFactors, PendingSignIn, Purpose, SecondStepDone, SecondStepView, SignIn, SignInOutcome,
+    Step, StepOutcome, Transition, Waiting, plan,
 };
+use crate::account_store::Stores;
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::factors::{
-    self, Credential, EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, SuccessNotice, Verification, all, factor,
+    self, Credential, Enrolled, EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, SuccessNotice, Verification, all, factor,
 };
 use crate::lockout::LockKey;
-use crate::mail::Message;
+use crate::messages::Message;
 use crate::password::PasswordCheck;
 use crate::secrets::{random_token, token_digest};
 use crate::session::{AuthEvent, AuthMethod, AuthRecord};
 use crate::sessions::{ActiveSession, NewSession};
-use crate::store::Stores;
 use crate::user::User;
 
 /// One answer's place in the account's second-step budget, taken before the
@@ -49,13 +49,9 @@ impl<S: Stores> SignIn<'_, S> {
     /// What the account has: the factors it can answer with now, and its credentials.
     pub(crate) async fn account_factors(&self, user: &User) -> Result<(AccountFactors, Vec<Credential>), AccountError> {
         let credentials = self.store.credentials(user.id).await?;
+        let enrolled = Enrolled { credentials: &credentials, recovery_codes_left: self.store.recovery_codes_left(user.id).await? };
         let ctx = self.factor_context();
-        let mut usable = Vec::new();
-        for f in all::<S>() {
-            if f.available(&ctx, user, &credentials).await? {
-                usable.push(f.key());
-            }
-        }
+        let usable = all::<S>().filter(|f| f.available(&ctx, user, &enrolled)).map(|f| f.key()).collect();
         let account = AccountFactors { usable, has_credential: !credentials.is_empty(), mfa_required: self.mfa_required(user) };
         Ok((account, credentials))
     }
@@ -85,21 +81,10 @@ impl<S: Stores> SignIn<'_, S> {
                 return Err(AccountError::ReauthenticationRequired);
             }
         }
-        let enrolls = waiting.steps.is_empty();
-        let pending = PendingSignIn {
-            user_id: session.user.id,
-            auth: session.record.auth.clone(),
-            purpose: Purpose::StepUp { session_digest: session.digest.clone() },
-            demand: wanted,
-            waiting,
-            client_id: client_id.map(str::to_owned),
-            assessment: serde_json::Value::Null,
-            answers: 0,
-            created_at: now,
-            expires_at: now + PENDING_SIGN_IN_SECONDS,
-        };
-        let token = self.pend(&pending).await?;
-        Ok(if enrolls { SignInOutcome::MustEnroll { token } } else { SignInOutcome::SecondFactor { token } })
+        let shape = (Purpose::StepUp { session_digest: session.digest.clone() }, wanted, waiting);
+        let proven = (session.user.id, session.record.auth.clone());
+        let pending = PendingSignIn::begin(proven, shape, client_id.map(str::to_owned), serde_json::Value::Null, now);
+        self.pend_outcome(&pending).await
     }
 
     /// The pending sign-in behind a token, with its user, if transition `t`

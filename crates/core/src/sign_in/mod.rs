@@ -40,10 +40,11 @@
 //! Everything in this file is pure (time and stored facts are parameters);
 //! `flow.rs` does the reading and writing around it.
 
+mod failures;
 mod first_step;
 mod flow;
 
-pub use crate::sessions::SessionCheck;
+pub use first_step::{SignIn, SignInOutcome};
 
 use std::future::Future;
 
@@ -58,29 +59,6 @@ use crate::oauth::ClientPolicy;
 use crate::policy::RuleAction;
 use crate::session::{ACR_MFA, ACR_PHR, AuthMethod, AuthRecord, FactorClass};
 use crate::user::{User, UserId};
-
-crate::accounts::capability!(
-    /// Signing in: the first steps, and the state machine after them.
-    SignIn,
-    sign_in
-);
-
-/// What a correct password leads to.
-#[derive(Debug, Clone)]
-pub enum SignInOutcome {
-    /// Signed in.
-    SignedIn(crate::sessions::NewSession),
-    /// A second factor is needed: the token identifies the pending sign-in.
-    SecondFactor {
-        /// Pending sign-in token (for a cookie).
-        token: String,
-    },
-    /// The user must enroll a second factor first.
-    MustEnroll {
-        /// Pending sign-in token (for a cookie).
-        token: String,
-    },
-}
 
 /// What the second-step page shows for a pending sign-in.
 #[derive(Debug, Clone)]
@@ -321,6 +299,36 @@ pub struct PendingSignIn {
     pub created_at: UnixTime,
     /// When it lapses.
     pub expires_at: UnixTime,
+}
+
+impl PendingSignIn {
+    /// A sign-in begun now toward `demand`, waiting for `waiting`, with no
+    /// answer yet; it lapses after [`PENDING_SIGN_IN_SECONDS`].
+    pub fn begin(
+        (user_id, auth): (UserId, AuthRecord),
+        (purpose, demand, waiting): (Purpose, Demand, Waiting),
+        client_id: Option<String>,
+        assessment: serde_json::Value,
+        now: UnixTime,
+    ) -> Self {
+        Self {
+            user_id,
+            auth,
+            purpose,
+            demand,
+            waiting,
+            client_id,
+            assessment,
+            answers: 0,
+            created_at: now,
+            expires_at: now + PENDING_SIGN_IN_SECONDS,
+        }
+    }
+
+    /// Whether it waits only for the user to set up a factor.
+    pub fn waits_for_enrollment(&self) -> bool {
+        self.waiting.steps.is_empty()
+    }
 }
 
 /// A request to move a pending sign-in on: each route asks for exactly one.

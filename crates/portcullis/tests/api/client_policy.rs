@@ -2,6 +2,7 @@
 //! a remembered browser may be; set by the command line or pinned in the
 //! configuration file.
 
+use portcullis_core::audit::RequestOrigin;
 use portcullis_core::clock::Clock;
 use portcullis_core::oauth::{ClientPolicy, MfaPolicy, SigningAlg};
 use portcullis_oidc::clients::NewClient;
@@ -14,7 +15,8 @@ use crate::oidc::CALLBACK;
 
 on_both_backends!(a_client_that_allows_only_some_factors_steps_up_a_session_that_used_another,);
 
-async fn register_with(app: &TestApp, id: &str, policy: ClientPolicy) -> Option<String> {
+/// Registers an application `id` with `policy`; returns its secret.
+pub(crate) async fn register_with(app: &TestApp, id: &str, policy: ClientPolicy) -> Option<String> {
     let new = NewClient {
         id: Some(id.into()),
         name: id.into(),
@@ -24,7 +26,7 @@ async fn register_with(app: &TestApp, id: &str, policy: ClientPolicy) -> Option<
         policy,
         signing_alg: SigningAlg::ES256,
     };
-    app.state.provider().register_client(new, app.clock.now()).await.unwrap().1
+    app.state.provider().client_admin().register(new, &RequestOrigin::command_line(), app.clock.now()).await.unwrap().1
 }
 
 async fn a_client_that_allows_only_some_factors_steps_up_a_session_that_used_another(app: TestApp) {
@@ -162,7 +164,8 @@ async fn the_command_line_changes_a_policy_and_rotates_a_secret_unless_the_file_
     assert_eq!(token(new_secret.to_owned()).await, StatusCode::OK);
     let events = app.audit(portcullis_core::audit::AuditKind::ClientChanged).await;
     let actions: Vec<&str> = events.iter().map(|e| e.detail["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["secret_rotated", "policy_changed"]);
+    // Newest first; the two registrations of the set-up are audited too (every change to a client is).
+    assert_eq!(actions, ["secret_rotated", "policy_changed", "created", "created"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,3 +163,62 @@ async fn a_trusted_proxy_names_the_client_by_x_forwarded_for() {
         "what the client wrote left of the proxy's entry is not believed"
     );
 }
+
+/// Each first step, sign-up and reset request counts against its address's
+/// budget (the throttles are route layers; a route left without one would
+/// pass here), and a refusal says when to come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_first_step_route_spends_the_same_per_address_budget() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.issuer = c.issuer.replace("127.0.0.1", "localhost");
+        c.factors.email_passwordless = true;
+        c.rate_limit.sign_in_per_minute = 5;
+        c.rate_limit.sign_up_per_minute = 1;
+        c.rate_limit.send_email_per_minute = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    app.clock.advance(60 - portcullis_core::clock::Clock::now(&app.clock) % 60);
+    let token = csrf_token_in(&app.get("/login").await.body);
+    let post = |path: &'static str, fields: Vec<(&'static str, &'static str)>| {
+        let mut form = fields;
+        form.push(("csrf_token", token.as_str()));
+        let request = app.client.post(app.url(path)).form(&form);
+        async move { request.send().await.unwrap() }
+    };
+    let first_steps: [(&str, Vec<(&str, &str)>); 5] = [
+        ("/login", vec![("email", "eve@example.com"), ("password", "wrong-password-x"), ("next", "/authorize/resume?request=r1")]),
+        ("/login/code", vec![("email", "eve@example.com")]),
+        ("/login/code/verify", vec![("email", "eve@example.com"), ("code", "000000"), ("next", "/authorize/resume?request=r1")]),
+        ("/login/passkey/options", vec![]),
+        ("/login/passkey", vec![("ceremony", "x"), ("credential", "{}")]),
+    ];
+    for (path, fields) in first_steps.clone() {
+        let status = post(path, fields).await.status();
+        assert_ne!(status, StatusCode::TOO_MANY_REQUESTS, "{path} within the budget");
+    }
+    for (path, fields) in first_steps {
+        let refused = post(path, fields).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{path} over the budget");
+        assert_eq!(refused.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()).as_deref(), Some("60"), "{path}");
+        let json = refused.headers().get("content-type").is_some_and(|v| v.to_str().unwrap().starts_with("application/json"));
+        let body = refused.text().await.unwrap();
+        assert!(body.contains("Too many requests"), "{path}: {body}");
+        assert_eq!(json, path == "/login/passkey/options", "{path}: the WebAuthn script reads JSON, pages get HTML");
+        // The form comes back as it was sent, so a retry resumes the application's request.
+        if path == "/login" || path == "/login/code/verify" {
+            let html = body.replace("&#x2f;", "/");
+            assert!(html.contains(r#"value="/authorize/resume?request=r1""#) && html.contains("eve@example.com"), "{path}: {body}");
+        }
+        if path == "/login/code/verify" {
+            assert!(body.contains(r#"name="code""#), "the code field, not the address form: {body}");
+        }
+    }
+    let sign_up = vec![("email", "new@example.com"), ("name", "New"), ("password", PASSWORD), ("confirm", PASSWORD)];
+    assert_eq!(post("/signup", sign_up.clone()).await.status(), StatusCode::OK, "sign-up has a budget of its own");
+    assert_eq!(post("/signup", sign_up).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(post("/forgot-password", vec![("email", "new@example.com")]).await.status(), StatusCode::OK, "so do reset requests");
+    assert_eq!(post("/forgot-password", vec![("email", "new@example.com")]).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}

@@ -4,6 +4,7 @@
 use data_encoding::BASE32_NOPAD;
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{AuthenticationContextClass, CsrfToken, Nonce, PkceCodeChallenge, TokenResponse};
+use portcullis_core::audit::RequestOrigin;
 use portcullis_core::clock::Clock;
 use portcullis_core::factors::totp::{code_at_step, step_at};
 use portcullis_core::oauth::{MfaPolicy, SigningAlg};
@@ -539,7 +540,8 @@ async fn a_remembered_browser_skips_the_second_step_until_forgotten(app: TestApp
     let (strict, strict_secret) = app
         .state
         .provider()
-        .register_client(
+        .client_admin()
+        .register(
             NewClient {
                 id: None,
                 name: "Bank".into(),
@@ -549,6 +551,7 @@ async fn a_remembered_browser_skips_the_second_step_until_forgotten(app: TestApp
                 policy: portcullis_core::oauth::ClientPolicy { mfa: MfaPolicy::Required, allow_remember: false, ..Default::default() },
                 signing_alg: SigningAlg::ES256,
             },
+            &RequestOrigin::command_line(),
             app.clock.now(),
         )
         .await

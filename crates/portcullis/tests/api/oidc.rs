@@ -7,6 +7,7 @@ use openidconnect::{
     AuthenticationFlow, AuthorizationCode, AuthorizationCodeHash, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenResponse,
 };
+use portcullis_core::audit::RequestOrigin;
 use portcullis_core::oauth::{MfaPolicy, SigningAlg};
 use portcullis_oidc::clients::NewClient;
 use reqwest::StatusCode;
@@ -33,7 +34,8 @@ pub(crate) async fn register(app: &TestApp, public: bool, alg: SigningAlg) -> (S
     let (c, secret) = app
         .state
         .provider()
-        .register_client(
+        .client_admin()
+        .register(
             NewClient {
                 id: None,
                 name: "Test app".into(),
@@ -43,6 +45,7 @@ pub(crate) async fn register(app: &TestApp, public: bool, alg: SigningAlg) -> (S
                 policy: portcullis_core::oauth::ClientPolicy { mfa: MfaPolicy::Optional, allow_remember: true, ..Default::default() },
                 signing_alg: alg,
             },
+            &RequestOrigin::command_line(),
             app.clock_now(),
         )
         .await
@@ -500,7 +503,7 @@ async fn deleting_a_client_revokes_its_access_tokens(app: TestApp) {
     let (doomed_token, watcher_token) = (doomed_token["access_token"].as_str().unwrap(), watcher_token["access_token"].as_str().unwrap());
     assert_eq!(introspect(&app, watcher, doomed_token).await["active"], true);
 
-    assert!(app.state.provider().delete_client(&doomed, app.clock_now()).await.unwrap());
+    assert!(app.state.provider().client_admin().delete(&doomed, &RequestOrigin::command_line(), app.clock_now()).await.unwrap());
     assert_eq!(introspect(&app, watcher, doomed_token).await, serde_json::json!({ "active": false }), "its token died with it");
     assert_eq!(introspect(&app, watcher, watcher_token).await["active"], true, "another client's token lives on");
 }

@@ -21,7 +21,7 @@ const LINKOPING: &str = "89.160.20.113";
 const CHANGCHUN: &str = "175.16.199.1";
 const MILTON: &str = "216.160.83.57";
 
-fn rule(name: &str, action: RuleAction) -> RuleConfig {
+pub(crate) fn rule(name: &str, action: RuleAction) -> RuleConfig {
     RuleConfig {
         name: name.into(),
         clients: vec![],
@@ -253,20 +253,7 @@ async fn failures_in_the_last_hour_and_a_client_can_trigger_rules() {
     app.sign_out().await;
 
     // The same account, signing in for the payroll application.
-    let new = portcullis_oidc::clients::NewClient {
-        id: Some("payroll".into()),
-        name: "Payroll".into(),
-        redirect_uris: vec![crate::oidc::CALLBACK.into()],
-        post_logout_redirect_uris: vec![],
-        public: false,
-        policy: portcullis_core::oauth::ClientPolicy {
-            mfa: portcullis_core::oauth::MfaPolicy::Optional,
-            allow_remember: true,
-            ..Default::default()
-        },
-        signing_alg: portcullis_core::oauth::SigningAlg::ES256,
-    };
-    let (_, secret) = app.state.provider().register_client(new, app.clock_now()).await.unwrap();
+    let secret = crate::client_policy::register_with(&app, "payroll", portcullis_core::oauth::ClientPolicy::default()).await;
     let (_, url, _, _) = crate::mfa::authorize_url(&app, "payroll", secret.as_deref(), None).await;
     let to_login = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
     let login = app.get(&to_login).await;

@@ -7,9 +7,9 @@ use portcullis_core::audit::AuditKind;
 use portcullis_core::clock::Clock;
 use portcullis_core::oauth::{ClientPolicy, SigningAlg};
 use portcullis_core::policy::RuleAction;
-use portcullis_oidc::clients::NewClient;
 use reqwest::StatusCode;
 
+use crate::client_policy::register_with;
 use crate::email_codes::emailed_code;
 use crate::helpers::{Backend, NEW_PASSWORD, PASSWORD, Page, TestApp, on_both_backends, spawn_app_with, spawn_webauthn_app};
 use crate::mfa::{authorize_url, claims_after, hidden};
@@ -40,20 +40,6 @@ on_both_backends_configured!(
     rules_for_an_application_hold_for_a_session_made_elsewhere,
     the_admin_console_needs_a_recent_sign_in_to_act_and_takes_no_emailed_code,
 );
-
-/// Registers an application `id` with `policy`; returns its secret.
-async fn register_with(app: &TestApp, id: &str, policy: ClientPolicy) -> Option<String> {
-    let new = NewClient {
-        id: Some(id.into()),
-        name: id.into(),
-        redirect_uris: vec![CALLBACK.into()],
-        post_logout_redirect_uris: vec![],
-        public: false,
-        policy,
-        signing_alg: SigningAlg::ES256,
-    };
-    app.state.provider().register_client(new, app.clock.now()).await.unwrap().1
-}
 
 impl TestApp {
     /// A verified user with an authenticator app (its secret), signed out.
@@ -227,17 +213,7 @@ async fn an_emailed_code_does_not_finish_a_sign_in_soon_after_a_reset_link(app: 
 }
 
 fn client_rule(name: &str, client: &str, action: RuleAction) -> RuleConfig {
-    RuleConfig {
-        name: name.into(),
-        clients: vec![client.into()],
-        roles: vec![],
-        networks: vec![],
-        countries: vec![],
-        new_device: None,
-        failures_last_hour: None,
-        impossible_travel: None,
-        action,
-    }
+    RuleConfig { clients: vec![client.into()], ..crate::policy::rule(name, action) }
 }
 
 /// Attack 4: rules scoped to an application hold when the session was made

@@ -11,7 +11,7 @@ use minijinja::context;
 use portcullis_core::AccountError;
 use portcullis_core::audit::{AuditFilter, AuditKind, RequestOrigin};
 use portcullis_core::oauth::{ClientPolicy, FACTOR_KEYS, MfaPolicy, SigningAlg};
-use portcullis_core::operators::AdminAccess;
+use portcullis_core::operators::{AccountAction, AdminAccess};
 use portcullis_core::sessions::ActiveSession;
 use portcullis_oidc::clients::NewClient;
 use serde::Deserialize;
@@ -78,10 +78,14 @@ async fn users_page(state: &AppState, browser: &Browser, q: &str, outcome: Resul
     let locked = state.accounts().operators().locked_after_failures(&found, now).await?;
     for (u, failures_locked) in found.into_iter().zip(locked) {
         let disabled = u.disabled_at.is_some();
-        let mut actions =
-            vec![if disabled || failures_locked { ("unlock", "Unlock") } else { ("lock", "Lock") }, ("reset_mfa", "Reset MFA")];
-        actions.push(if u.mfa_required { ("stop_requiring_mfa", "Stop requiring MFA") } else { ("require_mfa", "Require MFA") });
-        actions.push(if u.is_admin { ("remove_admin", "Remove admin") } else { ("make_admin", "Make admin") });
+        use AccountAction as A;
+        let offered = [
+            if disabled || failures_locked { (A::Unlock, "Unlock") } else { (A::Lock, "Lock") },
+            (A::ResetMfa, "Reset MFA"),
+            if u.mfa_required { (A::RequireMfa(false), "Stop requiring MFA") } else { (A::RequireMfa(true), "Require MFA") },
+            if u.is_admin { (A::Admin(false), "Remove admin") } else { (A::Admin(true), "Make admin") },
+        ];
+        let actions: Vec<(&str, &str)> = offered.iter().map(|(a, label)| (a.name(), *label)).collect();
         users.push(context! {
             email => u.email.as_str(), name => &u.name, admin => u.is_admin, disabled, failures_locked,
             mfa_required => u.mfa_required, actions,
@@ -118,32 +122,18 @@ pub async fn user_action(
     HtmlForm(form): HtmlForm<UserActionForm>,
 ) -> Result<Response, AppError> {
     let session = admin_or_return!(state, browser, "/admin/users", true);
-    let (accounts, origin, now, email) = (state.accounts(), acting(&browser, &session), state.now(), form.email.as_str());
-    let yourself = email.trim().eq_ignore_ascii_case(session.user.email.as_str());
-    let outcome = match form.action.as_str() {
-        // An admin who locks or demotes themselves could leave nobody to undo it.
-        "lock" | "remove_admin" if yourself => Err(AccountError::InvalidInput("Another admin has to do that to your own account.".into())),
-        "lock" => accounts
-            .operators()
-            .disable(email, &origin, now)
-            .await
-            .map(|_| format!("{email} is locked: signed out everywhere and its tokens revoked.")),
-        "unlock" => accounts.operators().unlock(email, &origin, now).await.map(|_| format!("{email} is unlocked.")),
-        "reset_mfa" => accounts.operators().reset_mfa(email, &origin, now).await.map(|_| format!("{email}: every second factor removed.")),
-        "require_mfa" => {
-            accounts.operators().require_mfa(email, true, &origin, now).await.map(|_| format!("{email} must use a second factor."))
-        }
-        "stop_requiring_mfa" => accounts
-            .operators()
-            .require_mfa(email, false, &origin, now)
-            .await
-            .map(|_| format!("{email} no longer has to use a second factor.")),
-        "make_admin" => accounts.operators().set_admin(email, true, &origin, now).await.map(|_| format!("{email} is an admin.")),
-        "remove_admin" => {
-            accounts.operators().set_admin(email, false, &origin, now).await.map(|_| format!("{email} is no longer an admin."))
-        }
-        _ => return Err(AppError::BadRequest("Unknown action.".into())),
-    };
+    let action = AccountAction::parse(&form.action).ok_or_else(|| AppError::BadRequest("Unknown action.".into()))?;
+    let email = form.email.trim();
+    let done = state.accounts().operators().act(&session.user, email, action, &acting(&browser, &session), state.now()).await;
+    let outcome = done.map(|()| match action {
+        AccountAction::Lock => format!("{email} is locked: signed out everywhere and its tokens revoked."),
+        AccountAction::Unlock => format!("{email} is unlocked."),
+        AccountAction::ResetMfa => format!("{email}: every second factor removed."),
+        AccountAction::RequireMfa(true) => format!("{email} must use a second factor."),
+        AccountAction::RequireMfa(false) => format!("{email} no longer has to use a second factor."),
+        AccountAction::Admin(true) => format!("{email} is an admin."),
+        AccountAction::Admin(false) => format!("{email} is no longer an admin."),
+    });
     users_page(&state, &browser, &form.q, outcome).await
 }
 
@@ -257,8 +247,8 @@ pub async fn create_client(
             policy: form.policy.policy()?,
             signing_alg: SigningAlg::ES256,
         };
-        let (client, secret) = state.provider().register_client(new, state.now()).await.map_err(client_error)?;
-        state.accounts().operators().audit_client_change(&client.id, "created", &acting(&browser, &session), state.now()).await?;
+        let (client, secret) =
+            state.provider().client_admin().register(new, &acting(&browser, &session), state.now()).await.map_err(client_error)?;
         Ok(ClientNotice { text: Some(format!("{} added as {}.", client.name, client.id)), secret: secret.map(|s| (client.id, s)) })
     }
     .await;
@@ -292,14 +282,10 @@ pub async fn client_policy(
     let session = admin_or_return!(state, browser, "/admin/clients", true);
     let outcome = async {
         let policy = form.policy.policy()?;
-        if !state.provider().update_client_policy(&form.client_id, &policy).await.map_err(client_error)? {
+        let clients = state.provider().client_admin();
+        if !clients.set_policy(&form.client_id, &policy, &acting(&browser, &session), state.now()).await.map_err(client_error)? {
             return Err(AccountError::NotFound);
         }
-        state
-            .accounts()
-            .operators()
-            .audit_client_change(&form.client_id, "policy_changed", &acting(&browser, &session), state.now())
-            .await?;
         Ok(ClientNotice { text: Some(format!("Policy of {} saved.", form.client_id)), secret: None })
     }
     .await;
@@ -319,12 +305,12 @@ pub async fn rotate_secret(
 ) -> Result<Response, AppError> {
     let session = admin_or_return!(state, browser, "/admin/clients", true);
     let outcome = async {
-        let secret = state.provider().rotate_client_secret(&form.client_id).await.map_err(client_error)?.ok_or(AccountError::NotFound)?;
-        state
-            .accounts()
-            .operators()
-            .audit_client_change(&form.client_id, "secret_rotated", &acting(&browser, &session), state.now())
-            .await?;
+        let clients = state.provider().client_admin();
+        let secret = clients
+            .rotate_secret(&form.client_id, &acting(&browser, &session), state.now())
+            .await
+            .map_err(client_error)?
+            .ok_or(AccountError::NotFound)?;
         let text = format!("New secret for {}: the old one no longer works.", form.client_id);
         Ok(ClientNotice { text: Some(text), secret: Some((form.client_id.clone(), secret)) })
     }

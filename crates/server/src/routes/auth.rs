@@ -5,13 +5,12 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
-use portcullis_core::rate_limit::LimitedAction;
+use portcullis_core::account_store::LinkPurpose;
 use portcullis_core::registration::SignUpForm;
 use portcullis_core::sign_in::SignInOutcome;
-use portcullis_core::store::LinkPurpose;
 use serde::Deserialize;
 
-use super::{current_session, form_error, throttled};
+use super::{Typed, current_session, form_error};
 use crate::error::AppError;
 use crate::request::{Browser, HtmlForm, SESSION_COOKIE, safe_next, see_other, set_cookie};
 use crate::state::AppState;
@@ -105,18 +104,8 @@ pub struct PasskeyForm {
 }
 
 /// POST /login/passkey/options: a challenge any passkey of this site may answer.
-pub async fn passkey_options(State(state): State<AppState>, browser: Browser) -> Response {
-    let now = state.now();
-    let result = async {
-        if let Err(retry_after_secs) =
-            state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)?
-        {
-            return Err(AppError::TooManyRequests { retry_after_secs });
-        }
-        Ok(state.accounts().sign_in().passkey_challenge(now).await?)
-    }
-    .await;
-    super::second_step::challenge_json(result)
+pub async fn passkey_options(State(state): State<AppState>) -> Response {
+    super::second_step::challenge_json(state.accounts().sign_in().passkey_challenge(state.now()).await.map_err(AppError::from))
 }
 
 /// POST /login/passkey: signs in with a user-verified passkey, no password.
@@ -128,9 +117,6 @@ pub async fn passkey_sign_in(
     let next = safe_next(form.next.as_deref());
     let ctx = context! { next => &next, ..login_flags(&state, &next) };
     let now = state.now();
-    if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
-        return Ok(throttled(&browser, "login.html", ctx, wait));
-    }
     let origin = super::sign_in_origin(&state, &browser, &next).await;
     let answer = (form.ceremony.as_str(), form.credential.as_str());
     match state.accounts().sign_in().with_passkey(answer, browser.remembered.as_deref(), &origin, now).await {
@@ -144,9 +130,6 @@ pub async fn login(State(state): State<AppState>, browser: Browser, HtmlForm(for
     let next = safe_next(form.next.as_deref());
     let ctx = context! { next => &next, email => &form.email, ..login_flags(&state, &next) };
     let now = state.now();
-    if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
-        return Ok(throttled(&browser, "login.html", ctx, wait));
-    }
     let origin = super::sign_in_origin(&state, &browser, &next).await;
     match state.accounts().sign_in().with_password(&form.email, &form.password, browser.remembered.as_deref(), &origin, now).await {
         Ok(outcome) => first_step_done(&state, &browser, outcome, &next).await,
@@ -176,6 +159,29 @@ fn email_code_context(next: &str, email: &str) -> minijinja::Value {
     context! { next, next_encoded => super::second_step::encode(next), email }
 }
 
+/// The sign-in form again with what was typed (a refused post: throttled).
+pub(super) fn login_form(state: &AppState, typed: &Typed) -> minijinja::Value {
+    let next = safe_next(typed.get("next"));
+    context! { email => typed.get("email"), next => &next, ..login_flags(state, &next) }
+}
+
+/// The emailed-code form again with what was typed: the address, and the
+/// code field if the post was a code.
+pub(super) fn email_code_form(_: &AppState, typed: &Typed) -> minijinja::Value {
+    let next = safe_next(typed.get("next"));
+    context! { sent => typed.get("code").is_some(), ..email_code_context(&next, typed.get("email").unwrap_or_default().trim()) }
+}
+
+/// The sign-up form again with the address and name typed (never the password).
+pub(super) fn signup_form(_: &AppState, typed: &Typed) -> minijinja::Value {
+    context! { email => typed.get("email"), name => typed.get("name") }
+}
+
+/// The reset request form again with the address typed.
+pub(super) fn forgot_password_form(_: &AppState, typed: &Typed) -> minijinja::Value {
+    context! { email => typed.get("email") }
+}
+
 /// GET /login/code: sign-in by emailed code, when the operator allows it.
 pub async fn email_code_page(State(state): State<AppState>, browser: Browser, Query(q): Query<NextQuery>) -> Result<Response, AppError> {
     if !state.accounts().sign_in().email_sign_in_enabled() {
@@ -195,9 +201,6 @@ pub async fn send_email_code(
     let email = form.email.trim();
     let ctx = email_code_context(&next, email);
     let now = state.now();
-    if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
-        return Ok(throttled(&browser, "login_code.html", ctx, wait));
-    }
     match state.accounts().sign_in().send_email_code(email, &browser.ip, now).await {
         Ok(()) => {
             let minutes = state.accounts().settings().otp.ttl / 60;
@@ -218,9 +221,6 @@ pub async fn email_code_sign_in(
     let next = safe_next(form.next.as_deref());
     let ctx = context! { sent => true, ..email_code_context(&next, form.email.trim()) };
     let now = state.now();
-    if let Err(wait) = state.accounts().throttle(LimitedAction::SignIn, &browser.ip, now).await.map_err(AccountError::from)? {
-        return Ok(throttled(&browser, "login_code.html", ctx, wait));
-    }
     let origin = super::sign_in_origin(&state, &browser, &next).await;
     match state.accounts().sign_in().with_email_code(&form.email, &form.code, browser.remembered.as_deref(), &origin, now).await {
         Ok(outcome) => first_step_done(&state, &browser, outcome, &next).await,
@@ -238,9 +238,6 @@ pub async fn signup_page(browser: Browser) -> Response {
 pub async fn signup(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<SignupForm>) -> Result<Response, AppError> {
     let ctx = context! { email => &form.email, name => &form.name };
     let now = state.now();
-    if let Err(wait) = state.accounts().throttle(LimitedAction::SignUp, &browser.ip, now).await.map_err(AccountError::from)? {
-        return Ok(throttled(&browser, "signup.html", ctx, wait));
-    }
     let attempt = SignUpForm { email: &form.email, name: &form.name, password: &form.password, confirm: &form.confirm };
     match state.accounts().registration().sign_up(attempt, now).await {
         Ok(()) => Ok(message(
@@ -283,9 +280,6 @@ pub async fn forgot_password(
 ) -> Result<Response, AppError> {
     let ctx = context! { email => &form.email };
     let now = state.now();
-    if let Err(wait) = state.accounts().throttle(LimitedAction::SendEmail, &browser.ip, now).await.map_err(AccountError::from)? {
-        return Ok(throttled(&browser, "forgot_password.html", ctx, wait));
-    }
     match state.accounts().registration().request_password_reset(&form.email, now).await {
         Ok(()) => Ok(message(
             &browser,

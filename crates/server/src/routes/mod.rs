@@ -9,40 +9,58 @@ mod oidc;
 mod ops;
 mod second_step;
 mod security;
+mod setup;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use portcullis_core::AccountError;
 use portcullis_core::rate_limit::LimitedAction;
 use portcullis_core::sessions::ActiveSession;
-use portcullis_core::sign_in::{SessionCheck, SessionUse};
+use portcullis_core::sessions::SessionCheck;
+use portcullis_core::sign_in::SessionUse;
 
 use crate::error::{AppError, form_problem, retry_after, with_retry_after};
 use crate::request::{Browser, see_other};
 use crate::state::AppState;
 
+/// The page a sign-up's emailed link opens.
+const VERIFY_EMAIL_PAGE: &str = "/verify-email";
+/// The page a reset's emailed link opens.
+const RESET_PASSWORD_PAGE: &str = "/reset-password";
+
+/// The pages emailed links open, on the server at `origin` (no trailing slash).
+pub fn link_pages(origin: &str) -> portcullis_core::accounts::LinkPages {
+    portcullis_core::accounts::LinkPages {
+        verify_email: format!("{origin}{VERIFY_EMAIL_PAGE}"),
+        reset_password: format!("{origin}{RESET_PASSWORD_PAGE}"),
+    }
+}
+
 /// Pages and forms used by people in a browser (behind the CSRF guard).
 pub fn browser_routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(account::home))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/signup", get(auth::signup_page).post(auth::signup))
-        .route("/verify-email", get(auth::verify_email_page).post(auth::verify_email))
-        .route("/forgot-password", get(auth::forgot_password_page).post(auth::forgot_password))
-        .route("/reset-password", get(auth::reset_password_page).post(auth::reset_password))
+        .route("/login", get(auth::login_page).merge(throttled_post(state, SIGN_IN_FORM, post(auth::login))))
+        .route("/signup", get(auth::signup_page).merge(throttled_post(state, SIGN_UP_FORM, post(auth::signup))))
+        .route(VERIFY_EMAIL_PAGE, get(auth::verify_email_page).post(auth::verify_email))
+        .route(
+            "/forgot-password",
+            get(auth::forgot_password_page).merge(throttled_post(state, RESET_REQUEST_FORM, post(auth::forgot_password))),
+        )
+        .route(RESET_PASSWORD_PAGE, get(auth::reset_password_page).post(auth::reset_password))
         .route("/logout", post(auth::logout))
         .route("/logout/everywhere", post(auth::logout_everywhere))
         .route("/account", get(account::account_page))
         .route("/account/password", post(account::change_password))
         .route("/end-session", get(oidc::end_session).post(oidc::end_session_confirm))
-        .route("/login/code", get(auth::email_code_page).post(auth::send_email_code))
-        .route("/login/code/verify", post(auth::email_code_sign_in))
-        .route("/login/passkey", post(auth::passkey_sign_in))
-        .route("/login/passkey/options", post(auth::passkey_options))
+        .route("/login/code", get(auth::email_code_page).merge(throttled_post(state, EMAIL_CODE_FORM, post(auth::send_email_code))))
+        .route("/login/code/verify", throttled_post(state, EMAIL_CODE_FORM, post(auth::email_code_sign_in)))
+        .route("/login/passkey", throttled_post(state, SIGN_IN_FORM, post(auth::passkey_sign_in)))
+        .route("/login/passkey/options", throttled_post(state, (LimitedAction::SignIn, Refusal::Json), post(auth::passkey_options)))
         .merge(sign_in_in_progress_routes(state))
         .route("/account/security", get(security::security_page))
         .route("/account/security/totp", post(security::start_totp))
@@ -65,6 +83,49 @@ pub fn browser_routes(state: &AppState) -> Router<AppState> {
         .route("/admin/audit", get(admin::audit))
 }
 
+/// What a throttled request gets instead of its page.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// The form it came from, with the error (429, `Retry-After`) and what
+    /// was typed (the page the sign-in resumes, the address), so a retry
+    /// goes on where it was.
+    Form(&'static str, fn(&AppState, &Typed) -> minijinja::Value),
+    /// JSON `{ "error": … }` for `static/webauthn.js`.
+    Json,
+    /// The error page.
+    Page,
+}
+
+/// The first steps of a sign-in share the sign-in budget (`[rate_limit] sign_in_per_minute`).
+const SIGN_IN_FORM: (LimitedAction, Refusal) = (LimitedAction::SignIn, Refusal::Form("login.html", auth::login_form));
+const EMAIL_CODE_FORM: (LimitedAction, Refusal) = (LimitedAction::SignIn, Refusal::Form("login_code.html", auth::email_code_form));
+const SIGN_UP_FORM: (LimitedAction, Refusal) = (LimitedAction::SignUp, Refusal::Form("signup.html", auth::signup_form));
+const RESET_REQUEST_FORM: (LimitedAction, Refusal) =
+    (LimitedAction::SendEmail, Refusal::Form("forgot_password.html", auth::forgot_password_form));
+
+/// The fields of a refused form post, to show the form again as it was.
+pub(super) struct Typed(Vec<(String, String)>);
+
+impl Typed {
+    /// Reads a form body (nothing, if it is not one or too large).
+    async fn read(body: axum::body::Body) -> Self {
+        let bytes = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await.unwrap_or_default();
+        Self(url::form_urlencoded::parse(&bytes).into_owned().collect())
+    }
+
+    /// The value of field `name`, if it was sent.
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `route` with each of its POSTs counted against the client address's
+/// budget for the action, and refused over it: the one place a route's
+/// per-address throttle is decided (handlers do not count).
+fn throttled_post(state: &AppState, throttle: (LimitedAction, Refusal), route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.route_layer(axum::middleware::from_fn_with_state((state.clone(), throttle), throttle_posts))
+}
+
 /// The pages of a sign-in in progress; every POST among them is throttled
 /// per client address like the sign-in form (`[rate_limit] sign_in_per_minute`).
 fn sign_in_in_progress_routes(state: &AppState) -> Router<AppState> {
@@ -79,21 +140,33 @@ fn sign_in_in_progress_routes(state: &AppState) -> Router<AppState> {
         .route("/login/enroll/webauthn/options", post(second_step::enroll_key_options))
         .route("/login/enroll/phone", post(second_step::enroll_phone))
         .route("/login/enroll/phone/confirm", post(second_step::enroll_phone_confirm))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle_second_step))
+        .route_layer(axum::middleware::from_fn_with_state((state.clone(), (LimitedAction::SecondStep, Refusal::Page)), throttle_posts))
 }
 
-/// Counts each POST to a sign-in in progress against its client address's
-/// budget, and refuses it over the limit (429 with `Retry-After`).
-async fn throttle_second_step(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Counts a POST against its client address's budget for the action, and
+/// refuses it over the limit (429 with `Retry-After`); other methods pass.
+async fn throttle_posts(
+    State((state, (action, refusal))): State<(AppState, (LimitedAction, Refusal))>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
     let Ok(browser) = Browser::from_request_parts(&mut parts, &state).await;
-    match state.accounts().throttle(LimitedAction::SecondStep, &browser.ip, state.now()).await {
-        Ok(Ok(())) => next.run(Request::from_parts(parts, body)).await,
-        Ok(Err(retry_after_secs)) => AppError::TooManyRequests { retry_after_secs }.into_response(),
-        Err(e) => AppError::Account(e.into()).into_response(),
+    let retry_after_secs = match state.accounts().throttle(action, &browser.ip, state.now()).await {
+        Ok(Ok(())) => return next.run(Request::from_parts(parts, body)).await,
+        Ok(Err(wait)) => wait,
+        Err(e) => return AppError::Account(e.into()).into_response(),
+    };
+    match refusal {
+        Refusal::Form(template, typed) => {
+            let ctx = typed(&state, &Typed::read(body).await);
+            throttled(&browser, template, ctx, retry_after_secs)
+        }
+        Refusal::Json => second_step::challenge_json(Err(AppError::TooManyRequests { retry_after_secs })),
+        Refusal::Page => AppError::TooManyRequests { retry_after_secs }.into_response(),
     }
 }
 

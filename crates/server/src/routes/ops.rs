@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use portcullis_core::store::AccountStore;
+use portcullis_core::account_store::AccountStore;
 
 use crate::state::AppState;
 

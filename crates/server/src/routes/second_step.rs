@@ -4,12 +4,13 @@
 //! `core::sign_in` for its one transition; nothing here decides what a
 //! pending sign-in may do.
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
-use portcullis_core::factors::{EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, SharedSecretPrompt};
+use portcullis_core::factors::{FactorKey, FactorKind, PublicKeyChallenge};
 use portcullis_core::methods::{Answer, CodeField, StepFacts};
 use portcullis_core::sessions::ActiveSession;
 use portcullis_core::sign_in::SignInOutcome;
@@ -17,17 +18,16 @@ use portcullis_core::sign_in::{Demand, PENDING_SIGN_IN_SECONDS, SecondStepDone, 
 use serde::Deserialize;
 
 use super::form_error;
+use super::setup::{
+    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneConfirmForm, PhoneForm, SetupForm, code_sent, key_refusal, phone_context,
+    phone_form_problem, public_key, setup_context, shared_secret, webauthn_kind,
+};
 use crate::error::AppError;
-use crate::pages::qr_svg;
 use crate::request::{Browser, HtmlForm, REMEMBER_COOKIE, SESSION_COOKIE, cookie_value, safe_next, see_other, set_cookie};
 use crate::state::AppState;
 
 /// Cookie holding the token of a sign-in waiting for its next step.
 pub const SIGN_IN_COOKIE: &str = "portcullis_signin";
-/// The name an authenticator app gets unless the user gives another.
-pub(super) const DEFAULT_DEVICE_NAME: &str = "Authenticator app";
-/// The name a phone number gets.
-pub(super) const DEFAULT_PHONE_NAME: &str = "Phone";
 
 pub(super) fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -71,6 +71,25 @@ pub async fn step_up(
 
 fn sign_in_token(headers: &HeaderMap) -> Result<String, AppError> {
     cookie_value(headers, SIGN_IN_COOKIE).ok_or(AppError::Account(AccountError::SignInExpired))
+}
+
+/// A request to a page of this browser's sign-in in progress: the app, the
+/// browser, and the sign-in's token from its cookie (none: the sign-in has
+/// expired, a 4xx page).
+pub struct InProgress {
+    state: AppState,
+    browser: Browser,
+    token: String,
+}
+
+impl FromRequestParts<AppState> for InProgress {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = sign_in_token(&parts.headers)?;
+        let Ok(browser) = Browser::from_request_parts(parts, state).await;
+        Ok(Self { state: state.clone(), browser, token })
+    }
 }
 
 /// Finishes a sign-in or step-up: the session cookie (a new token either
@@ -132,6 +151,11 @@ pub(super) fn challenge_json(result: Result<PublicKeyChallenge, AppError>) -> Re
     use axum::response::IntoResponse;
     let (status, body) = match result {
         Ok(c) => (StatusCode::OK, serde_json::json!({ "ceremony": c.ceremony, "options": c.options })),
+        Err(e @ AppError::TooManyRequests { retry_after_secs }) => {
+            let body = axum::Json(serde_json::json!({ "error": e.to_string() }));
+            let response = (StatusCode::TOO_MANY_REQUESTS, [(header::CACHE_CONTROL, "no-store")], body).into_response();
+            return crate::error::with_retry_after(response, Some(retry_after_secs));
+        }
         Err(AppError::Account(e)) if crate::error::form_problem(&e).is_some() => {
             let status = crate::error::form_problem(&e).map(|(s, _)| s).unwrap_or(StatusCode::BAD_REQUEST);
             (status, serde_json::json!({ "error": e.to_string() }))
@@ -195,13 +219,7 @@ async fn view(state: &AppState, browser: &Browser, token: &str, method: Option<&
 }
 
 /// GET /login/verify
-pub async fn verify_page(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
-    Query(q): Query<VerifyQuery>,
-) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
+pub async fn verify_page(InProgress { state, browser, token }: InProgress, Query(q): Query<VerifyQuery>) -> Result<Response, AppError> {
     let next = safe_next(q.next.as_deref());
     match view(&state, &browser, &token, q.method.as_deref()).await? {
         Some(v) => Ok(browser.page(StatusCode::OK, "second_step.html", step_context(&state, &v, &next))),
@@ -210,13 +228,7 @@ pub async fn verify_page(
 }
 
 /// GET /login/verify/methods: "Try another method", every step on offer on one page.
-pub async fn methods_page(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
-    Query(q): Query<VerifyQuery>,
-) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
+pub async fn methods_page(InProgress { state, browser, token }: InProgress, Query(q): Query<VerifyQuery>) -> Result<Response, AppError> {
     let next = safe_next(q.next.as_deref());
     let Some(v) = view(&state, &browser, &token, None).await? else {
         return Ok(see_other(&format!("/login/enroll?next={}", encode(&next))));
@@ -247,13 +259,7 @@ fn step_of(method: &str) -> Result<Step, AppError> {
 }
 
 /// POST /login/verify/send: sends a code ("Email me a code", "Text me a code"), then asks for it.
-pub async fn send_code(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
-    HtmlForm(form): HtmlForm<SendForm>,
-) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
+pub async fn send_code(InProgress { state, browser, token }: InProgress, HtmlForm(form): HtmlForm<SendForm>) -> Result<Response, AppError> {
     let now = state.now();
     let next = safe_next(form.next.as_deref());
     let Step::Factor(key) = step_of(&form.method)? else { return Err(AppError::BadRequest("The password is not sent.".into())) };
@@ -308,13 +314,7 @@ pub struct VerifyForm {
 }
 
 /// POST /login/verify
-pub async fn verify(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
-    HtmlForm(form): HtmlForm<VerifyForm>,
-) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
+pub async fn verify(InProgress { state, browser, token }: InProgress, HtmlForm(form): HtmlForm<VerifyForm>) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
     let step = step_of(&form.method)?;
     let response = match step.facts().answer {
@@ -340,37 +340,27 @@ pub async fn verify(
     }
 }
 
-/// The authenticator-app part of an enrollment prompt.
-pub(super) fn shared_secret(prompt: EnrollmentPrompt) -> Result<SharedSecretPrompt, AppError> {
-    match prompt {
-        EnrollmentPrompt::SharedSecret(p) => Ok(p),
-        _ => Err(AppError::Internal("an authenticator app enrollment returned another kind of prompt".into())),
-    }
-}
-
-pub(super) fn setup_context(
-    setup: &SharedSecretPrompt,
-    name: &str,
-    action: &str,
-    next: Option<&str>,
-    intro: Option<&str>,
-) -> minijinja::Value {
-    context! { qr => qr_svg(&setup.uri), secret => &setup.secret, credential_id => &setup.credential_id, name, action, next, intro }
-}
-
 const ENROLL_INTRO: &str = "Your sign-in needs two-step verification. Set up a way to verify to finish signing in.";
 
 /// GET /login/enroll: the ways to set up a first factor during sign-in; then the original request continues.
-pub async fn enroll_page(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
-    Query(q): Query<VerifyQuery>,
-) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
+pub async fn enroll_page(InProgress { state, browser, token }: InProgress, Query(q): Query<VerifyQuery>) -> Result<Response, AppError> {
     let next = safe_next(q.next.as_deref());
     let (kinds, other_steps, user) = state.accounts().sign_in().enrollment_choices(&token, &browser.origin(), state.now()).await?;
     Ok(browser.page(StatusCode::OK, "enroll.html", enroll_context(&kinds, other_steps, user.email.as_str(), &next)))
+}
+
+/// The setup choices again, with `extra` (what the user typed) and the error.
+async fn enroll_form_error(
+    state: &AppState,
+    browser: &Browser,
+    token: &str,
+    next: &str,
+    extra: minijinja::Value,
+    e: AccountError,
+) -> Result<Response, AppError> {
+    let (kinds, other_steps, user) = state.accounts().sign_in().enrollment_choices(token, &browser.origin(), state.now()).await?;
+    let ctx = context! { ..extra, ..enroll_context(&kinds, other_steps, user.email.as_str(), next) };
+    Ok(form_error(browser, "enroll.html", ctx, e))
 }
 
 fn enroll_context(kinds: &[FactorKind], other_steps: bool, email: &str, next: &str) -> minijinja::Value {
@@ -389,12 +379,9 @@ pub struct NextForm {
 
 /// POST /login/enroll/totp: "Set up authenticator app" during sign-in.
 pub async fn enroll_totp(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
+    InProgress { state, browser, token }: InProgress,
     HtmlForm(form): HtmlForm<NextForm>,
 ) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
     let next = safe_next(form.next.as_deref());
     let prompt = state
         .accounts()
@@ -409,24 +396,8 @@ pub async fn enroll_totp(
     ))
 }
 
-#[derive(Deserialize)]
-pub struct SetupForm {
-    pub(super) credential_id: String,
-    #[serde(default)]
-    pub(super) name: String,
-    #[serde(default)]
-    pub(super) code: String,
-    pub(super) next: Option<String>,
-}
-
 /// POST /login/enroll: the app's first code finishes its setup and the sign-in.
-pub async fn enroll(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
-    HtmlForm(form): HtmlForm<SetupForm>,
-) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
+pub async fn enroll(InProgress { state, browser, token }: InProgress, HtmlForm(form): HtmlForm<SetupForm>) -> Result<Response, AppError> {
     let (now, origin) = (state.now(), browser.origin());
     let next = safe_next(form.next.as_deref());
     let accounts = state.accounts();
@@ -444,26 +415,6 @@ pub async fn enroll(
     }
 }
 
-#[derive(Deserialize)]
-pub struct KeyForm {
-    /// `security_key` or `passkey`.
-    pub(super) kind: String,
-    #[serde(default)]
-    pub(super) name: String,
-    #[serde(default)]
-    pub(super) ceremony: String,
-    #[serde(default)]
-    pub(super) credential: String,
-    pub(super) next: Option<String>,
-}
-
-pub(super) fn webauthn_kind(kind: &str) -> Result<FactorKind, AppError> {
-    match FactorKind::parse(kind) {
-        Some(k @ (FactorKind::SecurityKey | FactorKind::Passkey)) => Ok(k),
-        _ => Err(AppError::BadRequest("Choose a security key or a passkey.".into())),
-    }
-}
-
 /// POST /login/enroll/webauthn/options: begins registering a first security key or passkey during sign-in.
 pub async fn enroll_key_options(
     State(state): State<AppState>,
@@ -474,64 +425,33 @@ pub async fn enroll_key_options(
     let result = async {
         let token = sign_in_token(&headers)?;
         let kind = webauthn_kind(&form.kind)?;
-        match state.accounts().sign_in().begin_inline_enrollment(&token, (kind, &form.name, ""), &browser.origin(), state.now()).await? {
-            EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
-            _ => Err(AppError::Internal("a WebAuthn enrollment returned another kind of prompt".into())),
-        }
+        public_key(
+            state.accounts().sign_in().begin_inline_enrollment(&token, (kind, &form.name, ""), &browser.origin(), state.now()).await?,
+        )
     }
     .await;
     challenge_json(result)
 }
 
 /// POST /login/enroll/webauthn: the new key's registration finishes the sign-in.
-pub async fn enroll_key(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
-    HtmlForm(form): HtmlForm<KeyForm>,
-) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
+pub async fn enroll_key(InProgress { state, browser, token }: InProgress, HtmlForm(form): HtmlForm<KeyForm>) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
     let kind = webauthn_kind(&form.kind)?;
     let (now, origin) = (state.now(), browser.origin());
     match state.accounts().sign_in().complete_enrollment(&token, (kind, &form.ceremony, &form.credential), None, &origin, now).await {
         Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, after_enrollment(&browser, &next))),
         Err(e @ (AccountError::KeyNotAccepted | AccountError::NotFound)) => {
-            let (kinds, other_steps, user) = state.accounts().sign_in().enrollment_choices(&token, &origin, now).await?;
-            let e = if matches!(e, AccountError::NotFound) { AccountError::KeyNotAccepted } else { e };
-            Ok(form_error(&browser, "enroll.html", enroll_context(&kinds, other_steps, user.email.as_str(), &next), e))
+            enroll_form_error(&state, &browser, &token, &next, context! {}, key_refusal(e)).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
-#[derive(Deserialize)]
-pub struct PhoneForm {
-    #[serde(default)]
-    pub(super) phone: String,
-    pub(super) next: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct PhoneConfirmForm {
-    pub(super) credential_id: String,
-    #[serde(default)]
-    pub(super) code: String,
-    pub(super) next: Option<String>,
-}
-
-pub(super) fn phone_context(credential_id: &str, destination: &str, action: &str, next: Option<&str>) -> minijinja::Value {
-    context! { credential_id, destination, action, next }
-}
-
 /// POST /login/enroll/phone: "Add a phone number" during sign-in texts it a code.
 pub async fn enroll_phone(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
+    InProgress { state, browser, token }: InProgress,
     HtmlForm(form): HtmlForm<PhoneForm>,
 ) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
     let next = safe_next(form.next.as_deref());
     let (now, origin) = (state.now(), browser.origin());
     let started = state
@@ -540,21 +460,13 @@ pub async fn enroll_phone(
         .begin_inline_enrollment(&token, (FactorKind::Phone, DEFAULT_PHONE_NAME, &form.phone), &origin, now)
         .await;
     match started {
-        Ok(EnrollmentPrompt::CodeSent { credential_id, destination }) => Ok(browser.page(
-            StatusCode::OK,
-            "phone_confirm.html",
-            phone_context(&credential_id, &destination, "/login/enroll/phone/confirm", Some(&next)),
-        )),
-        Ok(_) => Err(AppError::Internal("a phone enrollment returned another kind of prompt".into())),
-        Err(
-            e @ (AccountError::InvalidPhoneNumber(_)
-            | AccountError::SmsDelivery(_)
-            | AccountError::CodeSentRecently { .. }
-            | AccountError::TooManyCodes { .. }),
-        ) => {
-            let (kinds, other_steps, user) = state.accounts().sign_in().enrollment_choices(&token, &origin, now).await?;
-            let ctx = context! { phone_number => &form.phone, ..enroll_context(&kinds, other_steps, user.email.as_str(), &next) };
-            Ok(form_error(&browser, "enroll.html", ctx, e))
+        Ok(prompt) => {
+            let (credential_id, destination) = code_sent(prompt)?;
+            let ctx = phone_context(&credential_id, &destination, "/login/enroll/phone/confirm", Some(&next));
+            Ok(browser.page(StatusCode::OK, "phone_confirm.html", ctx))
+        }
+        Err(e) if phone_form_problem(&e) => {
+            enroll_form_error(&state, &browser, &token, &next, context! { phone_number => &form.phone }, e).await
         }
         Err(e) => Err(e.into()),
     }
@@ -562,12 +474,9 @@ pub async fn enroll_phone(
 
 /// POST /login/enroll/phone/confirm: the texted code confirms the number and finishes the sign-in.
 pub async fn enroll_phone_confirm(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
+    InProgress { state, browser, token }: InProgress,
     HtmlForm(form): HtmlForm<PhoneConfirmForm>,
 ) -> Result<Response, AppError> {
-    let token = sign_in_token(&headers)?;
     let next = safe_next(form.next.as_deref());
     let (now, origin) = (state.now(), browser.origin());
     match state
@@ -578,15 +487,9 @@ pub async fn enroll_phone_confirm(
     {
         Ok(outcome) => Ok(moved_on(&state, &browser, outcome, &next, after_enrollment(&browser, &next))),
         Err(e @ AccountError::InvalidCode) => {
-            let destination = match state
-                .accounts()
-                .sign_in()
-                .pending_inline_enrollment(&token, (FactorKind::Phone, &form.credential_id), &origin, now)
-                .await?
-            {
-                EnrollmentPrompt::CodeSent { destination, .. } => destination,
-                _ => String::new(),
-            };
+            let sign_in = state.accounts().sign_in();
+            let (_, destination) =
+                code_sent(sign_in.pending_inline_enrollment(&token, (FactorKind::Phone, &form.credential_id), &origin, now).await?)?;
             let ctx = phone_context(&form.credential_id, &destination, "/login/enroll/phone/confirm", Some(&next));
             Ok(form_error(&browser, "phone_confirm.html", ctx, e))
         }

@@ -7,21 +7,22 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 use portcullis_core::AccountError;
-use portcullis_core::audit::RequestOrigin;
 use portcullis_core::credentials::FactorAdded;
-use portcullis_core::factors::{EnrollmentPrompt, FactorKind};
+use portcullis_core::factors::FactorKind;
 use portcullis_core::sessions::ActiveSession;
 use serde::Deserialize;
 
-use super::second_step::{
-    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneConfirmForm, PhoneForm, SetupForm, challenge_json, phone_context, setup_context,
-    shared_secret, webauthn_kind,
+use super::second_step::challenge_json;
+use super::setup::{
+    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneConfirmForm, PhoneForm, SetupForm, code_sent, key_refusal, phone_context,
+    phone_form_problem, public_key, setup_context, shared_secret, webauthn_kind,
 };
 use super::{current_session, form_error, own_page_session};
 use crate::error::AppError;
 use crate::request::{Browser, HtmlForm, SESSION_COOKIE, set_cookie};
 use crate::state::AppState;
-use portcullis_core::sign_in::{SessionCheck, SessionUse};
+use portcullis_core::sessions::SessionCheck;
+use portcullis_core::sign_in::SessionUse;
 
 /// The security page's path (where sign-in and step-up come back to).
 const HERE: &str = "/account/security";
@@ -133,12 +134,7 @@ pub async fn rename_factor(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, session, origin| {
-        Box::pin(async move {
-            s.accounts().credentials().rename_factor(&session.user, &form.id, &form.name, origin, s.now()).await.map(|()| "Renamed.")
-        })
-    })
-    .await
+    manage(&state, &browser, Management::Rename { id: &form.id, name: &form.name }).await
 }
 
 /// POST /account/security/browsers/forget
@@ -147,16 +143,7 @@ pub async fn forget_browser(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, session, origin| {
-        Box::pin(async move {
-            s.accounts()
-                .credentials()
-                .forget_browser(&session.user, &form.id, origin, s.now())
-                .await
-                .map(|()| "That browser will be asked for a second factor again.")
-        })
-    })
-    .await
+    manage(&state, &browser, Management::ForgetBrowser(&form.id)).await
 }
 
 /// POST /account/security/factors/remove
@@ -165,10 +152,7 @@ pub async fn remove_factor(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, session, origin| {
-        Box::pin(async move { s.accounts().credentials().remove_factor(session, &form.id, origin, s.now()).await.map(|()| "Removed.") })
-    })
-    .await
+    manage(&state, &browser, Management::Remove(&form.id)).await
 }
 
 /// POST /account/security/sessions/end: signs one of the user's sessions out.
@@ -177,27 +161,34 @@ pub async fn end_session(
     browser: Browser,
     HtmlForm(form): HtmlForm<FactorForm>,
 ) -> Result<Response, AppError> {
-    manage(&state, &browser, |s, session, origin| {
-        Box::pin(async move {
-            s.accounts().sessions().end(&session.user, &form.id, origin, s.now()).await.map(|()| "That session was signed out.")
-        })
-    })
-    .await
+    manage(&state, &browser, Management::EndSession(&form.id)).await
 }
 
-type Action<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<&'static str, AccountError>> + Send + 'a>>;
+/// A change made from the lists on the security page.
+enum Management<'a> {
+    Rename { id: &'a str, name: &'a str },
+    Remove(&'a str),
+    ForgetBrowser(&'a str),
+    EndSession(&'a str),
+}
 
-/// Runs a management action and shows the security page with its outcome
-/// (a change that needs a recent sign-in is refused in core, and answered
-/// with the sign-in page).
-async fn manage(
-    state: &AppState,
-    browser: &Browser,
-    action: impl for<'a> FnOnce(&'a AppState, &'a ActiveSession, &'a RequestOrigin) -> Action<'a>,
-) -> Result<Response, AppError> {
+/// Makes a change from the security page's lists and shows the page with
+/// its outcome (a change that needs a recent sign-in is refused in core, and
+/// answered with the sign-in page).
+async fn manage(state: &AppState, browser: &Browser, change: Management<'_>) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
-    let origin = browser.origin();
-    let result = action(state, &session, &origin).await;
+    let (accounts, origin, now) = (state.accounts(), browser.origin(), state.now());
+    let user = &session.user;
+    let result = match change {
+        Management::Rename { id, name } => accounts.credentials().rename_factor(user, id, name, &origin, now).await.map(|()| "Renamed."),
+        Management::Remove(id) => accounts.credentials().remove_factor(&session, id, &origin, now).await.map(|()| "Removed."),
+        Management::ForgetBrowser(id) => accounts
+            .credentials()
+            .forget_browser(user, id, &origin, now)
+            .await
+            .map(|()| "That browser will be asked for a second factor again."),
+        Management::EndSession(id) => accounts.sessions().end(user, id, &origin, now).await.map(|()| "That session was signed out."),
+    };
     if let Err(e @ AccountError::ReauthenticationRequired) = result {
         return Err(e.into());
     }
@@ -218,10 +209,9 @@ pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlFo
         if check != SessionCheck::Satisfied && check != SessionCheck::Reauthenticate {
             return Err(AppError::Account(AccountError::ReauthenticationRequired));
         }
-        match state.accounts().credentials().start_enrollment(&session, webauthn_kind(&form.kind)?, (&form.name, ""), state.now()).await? {
-            EnrollmentPrompt::PublicKey(challenge) => Ok(challenge),
-            _ => Err(AppError::Internal("a WebAuthn enrollment returned another kind of prompt".into())),
-        }
+        public_key(
+            state.accounts().credentials().start_enrollment(&session, webauthn_kind(&form.kind)?, (&form.name, ""), state.now()).await?,
+        )
     }
     .await;
     challenge_json(result)
@@ -242,8 +232,7 @@ pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(f
             factor_added(&state, &browser, &session, added, notice).await
         }
         Err(e @ (AccountError::KeyNotAccepted | AccountError::NotFound)) => {
-            let e = if matches!(e, AccountError::NotFound) { AccountError::KeyNotAccepted } else { e };
-            Ok(form_error(&browser, "security.html", security_context(&state, &session).await?, e))
+            Ok(form_error(&browser, "security.html", security_context(&state, &session).await?, key_refusal(e)))
         }
         Err(e) => Err(e.into()),
     }
@@ -254,18 +243,15 @@ pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm
     let session = security_session!(state, browser);
     match state.accounts().credentials().start_enrollment(&session, FactorKind::Phone, (DEFAULT_PHONE_NAME, &form.phone), state.now()).await
     {
-        Ok(EnrollmentPrompt::CodeSent { credential_id, destination }) => Ok(browser.page(
-            StatusCode::OK,
-            "phone_confirm.html",
-            phone_context(&credential_id, &destination, "/account/security/phone/confirm", None),
-        )),
-        Ok(_) => Err(AppError::Internal("a phone enrollment returned another kind of prompt".into())),
-        Err(
-            e @ (AccountError::InvalidPhoneNumber(_)
-            | AccountError::SmsDelivery(_)
-            | AccountError::CodeSentRecently { .. }
-            | AccountError::TooManyCodes { .. }),
-        ) => {
+        Ok(prompt) => {
+            let (credential_id, destination) = code_sent(prompt)?;
+            Ok(browser.page(
+                StatusCode::OK,
+                "phone_confirm.html",
+                phone_context(&credential_id, &destination, "/account/security/phone/confirm", None),
+            ))
+        }
+        Err(e) if phone_form_problem(&e) => {
             let ctx = security_context(&state, &session).await?;
             Ok(form_error(&browser, "security.html", context! { phone => &form.phone, ..ctx }, e))
         }
@@ -289,15 +275,9 @@ pub async fn confirm_phone(
     {
         Ok(added) => factor_added(&state, &browser, &session, added, "Phone number added.").await,
         Err(e @ AccountError::InvalidCode) => {
-            let destination = match state
-                .accounts()
-                .credentials()
-                .pending_enrollment(&session.user, FactorKind::Phone, &form.credential_id, now)
-                .await?
-            {
-                EnrollmentPrompt::CodeSent { destination, .. } => destination,
-                _ => String::new(),
-            };
+            let (_, destination) = code_sent(
+                state.accounts().credentials().pending_enrollment(&session.user, FactorKind::Phone, &form.credential_id, now).await?,
+            )?;
             let ctx = phone_context(&form.credential_id, &destination, "/account/security/phone/confirm", None);
             Ok(form_error(&browser, "phone_confirm.html", ctx, e))
         }

@@ -1,17 +1,21 @@
-//! What the domain needs from persistence. `portcullis-store` implements it for
-//! SQLite and PostgreSQL. Every one-time value is consumed by one conditional
+//! Persistence of accounts ([`AccountStore`]: users, emailed links, failure
+//! counters, sessions, rate buckets), and [`Stores`], every store trait of the
+//! domain in one bound (each other trait lives beside its domain: factors,
+//! sign-in, audit, risk, notices, OAuth). `portcullis-store` implements them
+//! for SQLite and PostgreSQL. Every one-time value is consumed by one conditional
 //! write whose affected-row count decides, so two concurrent requests can never
 //! both succeed, even across server processes sharing a database.
 
 use std::future::Future;
 
+use crate::audit::NewAuditEvent;
 use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::io::StoreResult;
 use crate::lockout::FailureRecord;
-use crate::policy::DeviceHistory;
+use crate::policy::{DeviceHistory, LastSignIn};
 use crate::rate_limit::RateBucket;
-use crate::session::{FinishedSignIn, SessionRecord};
+use crate::session::SessionRecord;
 use crate::user::{User, UserId};
 
 /// Everything the account flows persist, in one bound.
@@ -33,6 +37,26 @@ impl<
         + crate::notices::NoticeStore,
 > Stores for T
 {
+}
+
+/// Everything a finished sign-in writes, recorded at once (one transaction,
+/// one round trip) by the store's `record_sign_in`.
+#[derive(Debug)]
+pub struct FinishedSignIn<'a> {
+    /// Digest of the new session's cookie token.
+    pub session_digest: &'a str,
+    /// The new session.
+    pub session: &'a SessionRecord,
+    /// When the session expires.
+    pub expires_at: UnixTime,
+    /// The sign-in's audit event.
+    pub event: &'a NewAuditEvent,
+    /// The browser's device digest.
+    pub device_digest: &'a str,
+    /// Whether to remember the device (the browser keeps a device cookie).
+    pub remember_device: bool,
+    /// When and where, for the next sign-in's assessment.
+    pub last: &'a LastSignIn,
 }
 
 /// What an emailed link is for.

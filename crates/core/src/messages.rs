@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::AccountError;
 use crate::io::BoxFuture;
+pub use crate::io::MailError;
 use crate::sms::{OutgoingSms, PhoneNumber, SmsError, SmsSender};
 
 /// What the domain wants to tell a user. The variant's fields are the only
@@ -168,11 +169,6 @@ pub struct RenderedEmail {
     /// HTML body.
     pub html: String,
 }
-
-/// Delivery failed.
-#[derive(Debug, thiserror::Error)]
-#[error("mail delivery failed: {0}")]
-pub struct MailError(pub String);
 
 /// A template could not be rendered.
 #[derive(Debug, thiserror::Error)]

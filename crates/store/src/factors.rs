@@ -1,4 +1,4 @@
-//! [`MfaStore`] for both backends.
+//! [`MfaStore`] for both backends: credentials, recovery codes, sent codes, WebAuthn ceremonies, remembered browsers.
 
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;

@@ -1,0 +1,234 @@
+//! What the endpoints a client calls with its credentials or a token answer:
+//! `/token` (codes, refresh tokens, client credentials), `/userinfo`,
+//! `/revoke` (RFC 7009) and `/introspect` (RFC 7662).
+
+use portcullis_core::account_store::AccountStore;
+use portcullis_core::clock::UnixTime;
+use portcullis_core::oauth::{AccessTokenIds, Client, Grant, OidcStore, OneTimeUse, RefreshToken, RevokedAccess};
+use portcullis_core::secrets::{constant_time_eq, random_token, token_digest};
+use serde_json::{Value, json};
+
+use crate::provider::{ClientCredentials, Provider, TokenRequest, add_user_claims};
+use crate::tokens::{ACCESS_TOKEN_TYP, Expect, verify};
+use crate::{ErrorCode, OidcError, pkce};
+
+impl<S: OidcStore + AccountStore> Provider<S> {
+    /// Authenticates a client (RFC 6749 §2.3.1); public clients send no secret.
+    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> Result<Client, OidcError> {
+        let invalid = || OidcError::oauth(ErrorCode::InvalidClient, "client authentication failed");
+        let id = creds.client_id.as_deref().filter(|s| !s.is_empty() && s.len() <= 128).ok_or_else(invalid)?;
+        let client = self.store.client(id).await?.ok_or_else(invalid)?;
+        match (&client.secret_digest, &creds.client_secret) {
+            (Some(stored), Some(given)) if constant_time_eq(stored.as_bytes(), token_digest(given).as_bytes()) => Ok(client),
+            (None, None) => Ok(client),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// The token endpoint.
+    pub async fn token(&self, creds: &ClientCredentials, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
+        let client = self.authenticate_client(creds).await?;
+        match req.grant_type.as_deref() {
+            Some("authorization_code") => self.redeem_code(&client, req, now).await,
+            Some("refresh_token") => self.refresh(&client, req, now).await,
+            Some("client_credentials") => {
+                if client.is_public() {
+                    return Err(OidcError::oauth(ErrorCode::UnauthorizedClient, "public clients cannot use client_credentials"));
+                }
+                let scope = req.scope.clone().unwrap_or_default();
+                let access = self.access_token(&client, &format!("cc:{}", uuid::Uuid::new_v4()), &client.id, &scope, None, now).await?;
+                Ok(json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": scope }))
+            }
+            Some(other) => Err(OidcError::oauth(ErrorCode::UnsupportedGrantType, format!("grant_type {other:?} is not supported"))),
+            None => Err(OidcError::oauth(ErrorCode::InvalidRequest, "grant_type is missing")),
+        }
+    }
+
+    async fn redeem_code(&self, client: &Client, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
+        let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
+        let code =
+            req.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "code is missing"))?;
+        let code = match self.store.consume_authorization_code(&token_digest(code), now).await? {
+            OneTimeUse::Fresh(c) => c,
+            OneTimeUse::Replayed { grant_id } => {
+                // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+                self.store.revoke_grant(&grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
+                tracing::warn!(client = %client.id, "authorization code replayed: grant revoked");
+                return Err(invalid_grant("the authorization code was already used; tokens issued with it have been revoked"));
+            }
+            OneTimeUse::Unknown => return Err(invalid_grant("the authorization code is invalid")),
+        };
+        if code.grant.client_id != client.id {
+            return Err(invalid_grant("the authorization code was issued to another client"));
+        }
+        if code.expires_at <= now {
+            return Err(invalid_grant("the authorization code has expired"));
+        }
+        if req.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
+            return Err(invalid_grant("redirect_uri does not match the authorization request"));
+        }
+        match (&code.code_challenge, req.code_verifier.as_deref()) {
+            (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
+            (Some(_), _) => {
+                return Err(invalid_grant("the PKCE code_verifier does not match the code_challenge"));
+            }
+            // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
+            (None, Some(_)) => {
+                return Err(invalid_grant("code_verifier sent but no code_challenge was"));
+            }
+            (None, None) => {}
+        }
+        self.respond_with_tokens(client, &code.grant, code.nonce.as_deref(), now).await
+    }
+
+    async fn refresh(&self, client: &Client, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
+        let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
+        let token = req
+            .refresh_token
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "refresh_token is missing"))?;
+        let old = match self.store.consume_refresh_token(&token_digest(token), now).await? {
+            OneTimeUse::Fresh(t) => t,
+            OneTimeUse::Replayed { grant_id } => {
+                // Rotation: a used token presented again means it leaked; end the whole family.
+                self.store.revoke_grant(&grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
+                tracing::warn!(client = %client.id, "refresh token reused: token family revoked");
+                return Err(invalid_grant("the refresh token was already used; all tokens of this grant have been revoked"));
+            }
+            OneTimeUse::Unknown => {
+                return Err(invalid_grant("the refresh token is invalid or expired"));
+            }
+        };
+        if old.grant.client_id != client.id {
+            return Err(invalid_grant("the refresh token was issued to another client"));
+        }
+        let mut grant = old.grant;
+        if let Some(scope) = req.scope.as_deref() {
+            let granted: Vec<&str> = grant.scope.split_whitespace().collect();
+            if !scope.split_whitespace().all(|s| granted.contains(&s)) {
+                return Err(OidcError::oauth(ErrorCode::InvalidScope, "a refresh cannot widen the granted scope"));
+            }
+            grant.scope = scope.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+        self.respond_with_tokens(client, &grant, None, now).await
+    }
+
+    async fn respond_with_tokens(&self, client: &Client, grant: &Grant, nonce: Option<&str>, now: UnixTime) -> Result<Value, OidcError> {
+        let user = self
+            .store
+            .user_by_id(grant.user_id)
+            .await?
+            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidGrant, "the user no longer exists"))?;
+        let access = self.access_token(client, &grant.grant_id, &user.id.to_string(), &grant.scope, Some(grant), now).await?;
+        let mut body =
+            json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": grant.scope });
+        if grant.scope.split_whitespace().any(|s| s == "openid") {
+            body["id_token"] = self.id_token(client, grant, &user, nonce, ("at_hash", &access), now)?.into();
+        }
+        if grant.scope.split_whitespace().any(|s| s == "offline_access") {
+            let refresh = random_token();
+            self.store
+                .insert_refresh_token(&RefreshToken {
+                    digest: token_digest(&refresh),
+                    grant: grant.clone(),
+                    created_at: now,
+                    expires_at: now + self.lifetimes.refresh_token,
+                })
+                .await?;
+            body["refresh_token"] = refresh.into();
+        }
+        Ok(body)
+    }
+
+    /// The claims of a well-signed, unexpired access token of ours (not yet checked for revocation).
+    fn access_token_claims(&self, token: &str) -> Result<Value, OidcError> {
+        Ok(verify(&self.ring(), token, Expect { issuer: &self.issuer, typ: Some(ACCESS_TOKEN_TYP), check_expiry: true })?)
+    }
+
+    async fn live_access_token(&self, token: &str) -> Result<Value, OidcError> {
+        let claims = self.access_token_claims(token)?;
+        if self.store.access_token_revoked(&access_token_ids(&claims)?).await? {
+            return Err(OidcError::oauth(ErrorCode::InvalidToken, "the token has been revoked"));
+        }
+        Ok(claims)
+    }
+
+    /// The UserInfo endpoint (OIDC Core §5.3).
+    pub async fn userinfo(&self, access_token: &str) -> Result<Value, OidcError> {
+        let claims = self.access_token_claims(access_token)?;
+        let scope = claims["scope"].as_str().unwrap_or_default();
+        if !scope.split_whitespace().any(|s| s == "openid") {
+            return Err(OidcError::oauth(ErrorCode::InvalidToken, "the token was not issued for OpenID Connect"));
+        }
+        let user_id = claims["sub"]
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidToken, "the token has no user"))?;
+        // Revocation and the user in one read: this endpoint is called on every page of some applications.
+        let user = self
+            .store
+            .live_access_token_user(&access_token_ids(&claims)?, portcullis_core::user::UserId(user_id))
+            .await?
+            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidToken, "the token has been revoked or its user no longer exists"))?;
+        let mut body = json!({ "sub": user.id.to_string() });
+        add_user_claims(&mut body, scope, &user);
+        Ok(body)
+    }
+
+    /// Token revocation (RFC 7009). Unknown tokens are not an error.
+    pub async fn revoke(&self, creds: &ClientCredentials, token: &str, now: UnixTime) -> Result<(), OidcError> {
+        let client = self.authenticate_client(creds).await?;
+        if let Ok(claims) = verify(&self.ring(), token, Expect { issuer: &self.issuer, typ: Some(ACCESS_TOKEN_TYP), check_expiry: false }) {
+            if claims["client_id"] == client.id.as_str()
+                && let Some(jti) = claims["jti"].as_str()
+            {
+                // Kept until the token would have expired anyway.
+                let until = claims["exp"].as_i64().unwrap_or_else(|| self.access_tokens_issued_now_expire(now));
+                self.store.revoke_access_tokens(RevokedAccess::Token(jti), until).await?;
+            }
+            return Ok(());
+        }
+        if let Some(t) = self.store.active_refresh_token(&token_digest(token), now).await?
+            && t.grant.client_id == client.id
+        {
+            // Revoking a refresh token ends its whole grant, access tokens included (RFC 7009 §2.1).
+            self.store.revoke_grant(&t.grant.grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
+        }
+        Ok(())
+    }
+
+    /// Token introspection (RFC 7662), for confidential clients.
+    pub async fn introspect(&self, creds: &ClientCredentials, token: &str, now: UnixTime) -> Result<Value, OidcError> {
+        let client = self.authenticate_client(creds).await?;
+        if client.is_public() {
+            return Err(OidcError::oauth(ErrorCode::InvalidClient, "public clients cannot introspect tokens"));
+        }
+        if let Ok(claims) = self.live_access_token(token).await {
+            let mut body = json!({ "active": true, "token_type": "Bearer" });
+            for k in ["scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "auth_time", "acr", "amr", "sid"] {
+                if let Some(v) = claims.get(k) {
+                    body[k] = v.clone();
+                }
+            }
+            return Ok(body);
+        }
+        if let Some(t) = self.store.active_refresh_token(&token_digest(token), now).await? {
+            return Ok(json!({
+                "active": true, "token_type": "refresh_token", "scope": t.grant.scope, "client_id": t.grant.client_id,
+                "sub": t.grant.user_id.to_string(), "exp": t.expires_at, "iat": t.created_at, "iss": self.issuer,
+            }));
+        }
+        Ok(json!({ "active": false }))
+    }
+}
+
+/// What identifies an access token for revocation. Tokens without these
+/// claims (issued before revocation by grant existed) are refused.
+fn access_token_ids(claims: &Value) -> Result<AccessTokenIds<'_>, OidcError> {
+    let claim = |k: &str| claims[k].as_str().filter(|v| !v.is_empty());
+    match (claim("jti"), claim("grant_id"), claim("client_id")) {
+        (Some(jti), Some(grant_id), Some(client_id)) => Ok(AccessTokenIds { jti, grant_id, client_id }),
+        _ => Err(OidcError::oauth(ErrorCode::InvalidToken, "the token lacks the claims this server issues; request a new one")),
+    }
+}
