@@ -254,6 +254,22 @@ impl<S: Stores> Accounts<S> {
         if self.settings.sessions.is_recent(session, now) { Ok(()) } else { Err(AccountError::ReauthenticationRequired) }
     }
 
+    /// Ends everything the account's past sign-ins vouch for: its sessions
+    /// (but `keep`, the one making the change), sign-ins in progress,
+    /// remembered browsers, and what applications were given (grants, refresh
+    /// and access tokens). Returns how many sessions ended. Called when the
+    /// password is reset or changed, the factors are reset, the account is
+    /// disabled, or the user signs out everywhere.
+    pub(crate) async fn end_what_sign_ins_gave(&self, user: UserId, keep: Option<&str>, now: UnixTime) -> Result<u64, AccountError> {
+        let ended = self.store.delete_user_sessions(user, keep).await?;
+        self.store.delete_pending_sign_ins(user).await?;
+        self.store.forget_all_remembered_browsers(user, now).await?;
+        if let Some(tokens) = &self.tokens {
+            tokens.revoke_user_tokens(user, now).await?;
+        }
+        Ok(ended)
+    }
+
     /// Whether the user has an enrolled second factor (recovery codes alone do
     /// not count; a disabled key does, so its owner still needs a second step).
     pub async fn has_second_factor(&self, user: UserId) -> Result<bool, AccountError> {

@@ -189,8 +189,27 @@ pub struct Client {
     pub policy: ClientPolicy,
     /// ID-token signing algorithm.
     pub signing_alg: SigningAlg,
+    /// Scopes its own tokens (`client_credentials`) may carry; empty: none.
+    pub service_scopes: Vec<String>,
     /// Creation time.
     pub created_at: UnixTime,
+}
+
+/// Scopes that only a user can grant: never in a client's own token.
+pub const USER_SCOPES: [&str; 4] = ["openid", "offline_access", "email", "profile"];
+
+/// Checks the scopes an operator lists for a client's own tokens.
+pub fn check_service_scopes(scopes: &[String]) -> Result<(), String> {
+    for s in scopes {
+        if USER_SCOPES.contains(&s.as_str()) {
+            return Err(format!("scope {s:?} is granted by a user, never to a client's own token"));
+        }
+        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
+            return Err(format!("scope {s:?} is not a valid scope token"));
+        }
+    }
+    Ok(())
 }
 
 impl Client {
@@ -310,6 +329,9 @@ pub enum OneTimeUse<T> {
         /// The grant the credential belonged to.
         grant_id: String,
     },
+    /// Issued to another client: left as it is (spending it would let a
+    /// client that saw it make its owner's next use look like a replay).
+    OtherClient,
     /// Never issued.
     Unknown,
 }
@@ -364,6 +386,8 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn client(&self, id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
     /// Replaces a client's policy; false if there is no such client.
     fn update_client_policy(&self, id: &str, policy: &ClientPolicy) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Replaces the scopes a client's own tokens may carry; false if unknown.
+    fn set_client_service_scopes(&self, id: &str, scopes: &[String]) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Replaces a confidential client's secret digest; false if there is no such confidential client.
     fn replace_client_secret(&self, id: &str, secret_digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// All clients.
@@ -400,17 +424,25 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
 
     /// Stores an issued code.
     fn insert_authorization_code(&self, code: &AuthorizationCode) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Uses a code atomically (RFC 6749 §4.1.2: at most once).
+    /// Uses a code atomically (RFC 6749 §4.1.2: at most once), if it was
+    /// issued to `client_id`; another client's code is left unspent.
     fn consume_authorization_code(
         &self,
         digest: &str,
+        client_id: &str,
         now: UnixTime,
     ) -> impl Future<Output = StoreResult<OneTimeUse<AuthorizationCode>>> + Send;
 
     /// Stores an issued refresh token.
     fn insert_refresh_token(&self, token: &RefreshToken) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Uses a refresh token atomically for rotation; a used or revoked one is a replay.
-    fn consume_refresh_token(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<OneTimeUse<RefreshToken>>> + Send;
+    /// Uses a refresh token of `client_id` atomically for rotation; a used or
+    /// revoked one is a replay; another client's is left unspent.
+    fn consume_refresh_token(
+        &self,
+        digest: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<OneTimeUse<RefreshToken>>> + Send;
     /// A refresh token that is neither used, revoked nor expired.
     fn active_refresh_token(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<RefreshToken>>> + Send;
     /// Whether any revocation covers the access token `token` (itself, its grant or its client).

@@ -204,12 +204,7 @@ impl<S: Stores> Operators<'_, S> {
     pub async fn disable(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
         let user = self.find_user(email).await?;
         self.store.set_disabled(user.id, Some(now)).await?;
-        self.store.delete_user_sessions(user.id, None).await?;
-        self.store.delete_pending_sign_ins(user.id).await?;
-        self.store.forget_all_remembered_browsers(user.id, now).await?;
-        if let Some(tokens) = &self.tokens {
-            tokens.revoke_user_tokens(user.id, now).await?;
-        }
+        self.end_what_sign_ins_gave(user.id, None, now).await?;
         self.audit(AuditKind::AccountLocked, Some(user.id), origin, json!({ "disabled": true }), now).await?;
         Ok(User { disabled_at: Some(now), ..user })
     }
@@ -243,13 +238,12 @@ impl<S: Stores> Operators<'_, S> {
             SessionCheck::Denied => AdminAccess::NotAdmin,
         })
     }
-    /// Operator: removes every factor of a user (lost phone).
+    /// Operator: removes every factor of a user (lost phone); what they vouched
+    /// for ends with them (sessions, remembered browsers, tokens).
     pub async fn reset_mfa(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
         let user = self.find_user(email).await?;
-        self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.delete_all_factors(user.id).await?;
-        self.store.delete_user_sessions(user.id, None).await?;
-        self.store.delete_pending_sign_ins(user.id).await?;
+        self.end_what_sign_ins_gave(user.id, None, now).await?;
         self.audit(AuditKind::MfaReset, Some(user.id), origin, json!({}), now).await?;
         Ok(user)
     }

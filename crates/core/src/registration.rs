@@ -153,20 +153,18 @@ impl<S: Stores> Registration<'_, S> {
         self.store.set_password_hash(user.id, &hash).await?;
         // For a while, emailed codes complete no second step: this mailbox just set the password.
         self.store.mark_password_reset(user.id, now).await?;
-        self.store.forget_all_remembered_browsers(user.id, now).await?;
         self.store.mark_email_verified(user.id, now).await?;
         // Only the password's counter: a reset link is no proof against the
         // second step's (whoever holds the mailbox could reset it at will).
         self.store.clear_login_failures(user.email.as_str()).await?;
-        self.store.delete_user_sessions(user.id, None).await?;
-        self.store.delete_pending_sign_ins(user.id).await?;
+        self.end_what_sign_ins_gave(user.id, None, now).await?;
         self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "reset_link" }), now).await?;
         self.notify(&user, Message::PasswordChanged, now).await;
         Ok(())
     }
 
     /// Changes the password of a signed-in user, who must give the current one.
-    /// Other sessions end; this one stays.
+    /// Other sessions and every application's tokens end; this session stays.
     pub async fn change_password(
         &self,
         session: &ActiveSession,
@@ -191,9 +189,7 @@ impl<S: Stores> Registration<'_, S> {
         self.check_new_password(&user.email, &user.name, password, confirm)?;
         let hash = self.hash(password).await?;
         self.store.set_password_hash(user.id, &hash).await?;
-        self.store.forget_all_remembered_browsers(user.id, now).await?;
-        self.store.delete_user_sessions(user.id, Some(&session.digest)).await?;
-        self.store.delete_pending_sign_ins(user.id).await?;
+        self.end_what_sign_ins_gave(user.id, Some(&session.digest), now).await?;
         self.audit(AuditKind::PasswordChanged, Some(user.id), origin, json!({ "by": "user" }), now).await?;
         self.notify(user, Message::PasswordChanged, now).await;
         Ok(())

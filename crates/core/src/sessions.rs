@@ -88,12 +88,7 @@ impl<S: Stores> Sessions<'_, S> {
     /// alone), and revokes what applications were given (refresh and access
     /// tokens). Returns how many sessions ended.
     pub async fn sign_out_everywhere(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<u64, AccountError> {
-        let ended = self.store.delete_user_sessions(user.id, None).await?;
-        self.store.delete_pending_sign_ins(user.id).await?;
-        self.store.forget_all_remembered_browsers(user.id, now).await?;
-        if let Some(tokens) = &self.tokens {
-            tokens.revoke_user_tokens(user.id, now).await?;
-        }
+        let ended = self.end_what_sign_ins_gave(user.id, None, now).await?;
         let detail = json!({ "all": true, "sessions": ended, "tokens_revoked": self.tokens.is_some() });
         self.audit(AuditKind::SessionRevoked, Some(user.id), origin, detail, now).await?;
         Ok(ended)

@@ -40,6 +40,25 @@ impl<S: OidcStore + AccountStore + AuditStore> ClientAdmin<'_, S> {
         Ok(changed)
     }
 
+    /// Replaces the scopes a client's own tokens may carry; false if there is
+    /// no such client. `openid`, `offline_access` and the user-claim scopes
+    /// are refused: only a user grants those.
+    pub async fn set_service_scopes(&self, id: &str, scopes: &[String], origin: &RequestOrigin, now: UnixTime) -> Result<bool, OidcError> {
+        portcullis_core::oauth::check_service_scopes(scopes).map_err(|e| OidcError::oauth(ErrorCode::InvalidRequest, e))?;
+        match self.provider.store().client(id).await? {
+            None => return Ok(false),
+            Some(c) if c.is_public() && !scopes.is_empty() => {
+                return Err(OidcError::oauth(ErrorCode::InvalidRequest, "a public client has no tokens of its own: it cannot have scopes"));
+            }
+            Some(_) => {}
+        }
+        let changed = self.provider.store().set_client_service_scopes(id, scopes).await?;
+        if changed {
+            self.audit(id, "scopes_changed", origin, now).await?;
+        }
+        Ok(changed)
+    }
+
     /// Gives a confidential client a new secret (shown once; the old one stops
     /// working at once); `None` if there is no such confidential client.
     pub async fn rotate_secret(&self, id: &str, origin: &RequestOrigin, now: UnixTime) -> Result<Option<String>, OidcError> {
@@ -84,6 +103,8 @@ pub struct NewClient {
     pub policy: ClientPolicy,
     /// ID-token signing algorithm.
     pub signing_alg: SigningAlg,
+    /// Scopes its own tokens (`client_credentials`) may carry (confidential clients only).
+    pub service_scopes: Vec<String>,
 }
 
 /// Why a registration was refused.
@@ -92,19 +113,26 @@ pub struct NewClient {
 pub struct InvalidClient(pub String);
 
 /// Checks a redirect URI (RFC 6749 §3.1.2, RFC 8252 §7): absolute, no
-/// fragment; plain http only for loopback hosts.
+/// fragment, and one of `https://HOST/…`; `http://` only to a loopback host
+/// or `localhost` (RFC 8252 §7.3); a private-use scheme with a dot, as a
+/// native app's reversed domain name (RFC 8252 §7.1). Everything else
+/// (`javascript:`, `data:`, `file:`, a scheme without a dot) is refused.
 pub fn check_redirect_uri(uri: &str) -> Result<(), InvalidClient> {
     let parsed = url::Url::parse(uri).map_err(|e| InvalidClient(format!("redirect URI {uri:?}: {e}")))?;
     if parsed.fragment().is_some() {
         return Err(InvalidClient(format!("redirect URI {uri:?} must not have a fragment")));
     }
-    if parsed.scheme() == "http" && !matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) {
-        return Err(InvalidClient(format!("redirect URI {uri:?} must use https (http is allowed only for localhost)")));
+    let has_host = parsed.host_str().is_some_and(|h| !h.is_empty());
+    match parsed.scheme() {
+        "https" if has_host => Ok(()),
+        "http" if matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) => Ok(()),
+        "http" => Err(InvalidClient(format!("redirect URI {uri:?} must use https (http is allowed only for localhost)"))),
+        "https" => Err(InvalidClient(format!("redirect URI {uri:?} has no host"))),
+        scheme if scheme.contains('.') && parsed.username().is_empty() && parsed.password().is_none() => Ok(()),
+        scheme => Err(InvalidClient(format!(
+            "redirect URI {uri:?}: scheme {scheme:?} is not allowed; use https, http to localhost, or a private-use scheme with a dot (com.example.app:/callback)"
+        ))),
     }
-    if parsed.cannot_be_a_base() && parsed.scheme() != "https" && !parsed.scheme().contains('.') {
-        return Err(InvalidClient(format!("redirect URI {uri:?} is not a usable URL")));
-    }
-    Ok(())
 }
 
 /// Builds the client record; returns the secret (shown once) for confidential clients.
@@ -119,6 +147,10 @@ pub fn register(new: NewClient, now: UnixTime) -> Result<(Client, Option<String>
         check_redirect_uri(uri)?;
     }
     new.policy.validate().map_err(InvalidClient)?;
+    portcullis_core::oauth::check_service_scopes(&new.service_scopes).map_err(InvalidClient)?;
+    if new.public && !new.service_scopes.is_empty() {
+        return Err(InvalidClient("a public client has no tokens of its own: it cannot have service scopes".into()));
+    }
     if let Some(id) = &new.id
         && (id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
     {
@@ -133,6 +165,7 @@ pub fn register(new: NewClient, now: UnixTime) -> Result<(Client, Option<String>
         post_logout_redirect_uris: new.post_logout_redirect_uris,
         policy: new.policy,
         signing_alg: new.signing_alg,
+        service_scopes: new.service_scopes,
         created_at: now,
     };
     Ok((client, secret))
@@ -151,6 +184,28 @@ mod tests {
         assert!(check_redirect_uri("http://app.example/cb").is_err());
         assert!(check_redirect_uri("https://app.example/cb#x").is_err());
         assert!(check_redirect_uri("/relative").is_err());
+        // Schemes a browser would run or read locally, and private-use schemes without a dot.
+        for bad in [
+            "javascript://%0Aalert(document.cookie)",
+            "javascript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "file:///etc/passwd",
+            "myapp:/cb",
+            "ftp://app.example/cb",
+            "com.example.app://user:pw@host/cb",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "{bad} was accepted");
+        }
+        assert!(check_redirect_uri("http://[::1]:8080/cb").is_ok());
+    }
+
+    #[test]
+    fn a_clients_own_tokens_never_get_user_scopes() {
+        use portcullis_core::oauth::check_service_scopes;
+        assert!(check_service_scopes(&["reports.read".into(), "audit:write".into()]).is_ok());
+        for bad in ["openid", "offline_access", "email", "profile", "two words", "", "quote\"d"] {
+            assert!(check_service_scopes(&[bad.into()]).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]
@@ -163,6 +218,7 @@ mod tests {
             public: false,
             policy: ClientPolicy::default(),
             signing_alg: SigningAlg::ES256,
+            service_scopes: vec![],
         };
         let (c, secret) = register(new.clone(), 1).unwrap();
         let secret = secret.unwrap();

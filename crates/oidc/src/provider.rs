@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::clients::ClientAdmin;
 use crate::keys::{self, KeyRing};
 use crate::request::{AuthorizeFailure, AuthorizeParams, AuthorizeRequest, ReplyTo, ResponseType, SUPPORTED_SCOPES, validate};
-use crate::tokens::{ACCESS_TOKEN_TYP, Expect, half_hash, sign, verify};
+use crate::tokens::{ACCESS_TOKEN_TYP, Expect, ID_TOKEN_TYP, half_hash, sign, verify};
 use crate::{ErrorCode, OAuthError, OidcError};
 
 /// Lifetimes of what the provider issues, in seconds.
@@ -436,7 +436,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             claims["nonce"] = n.into();
         }
         add_user_claims(&mut claims, &grant.scope, user);
-        sign(&self.ring(), client.signing_alg, "JWT", &claims)
+        sign(&self.ring(), client.signing_alg, ID_TOKEN_TYP, &claims)
     }
 
     pub(crate) async fn access_token(
@@ -480,7 +480,10 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         let bad = |why: &str| OidcError::oauth(ErrorCode::InvalidRequest, why);
         let hint = match id_token_hint.filter(|h| !h.is_empty()) {
             Some(h) => Some(
-                verify(&self.ring(), h, Expect { issuer: &self.issuer, typ: None, check_expiry: false })
+                // Only an ID token (`typ: JWT`; expired ones are fine, OIDC RP-Initiated
+                // Logout §2): an access token of ours is no hint, or anyone holding one
+                // could sign its user out without the confirmation page.
+                verify(&self.ring(), h, Expect { issuer: &self.issuer, typ: Some(ID_TOKEN_TYP), check_expiry: false })
                     .map_err(|_| bad("id_token_hint is not a valid ID token from this provider"))?,
             ),
             None => None,

@@ -234,6 +234,7 @@ mod tests {
             post_logout_redirect_uris: vec![],
             policy: ClientPolicy::default(),
             signing_alg: SigningAlg::ES256,
+            service_scopes: vec![],
             created_at: 0,
         }
     }

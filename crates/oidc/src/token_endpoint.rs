@@ -35,7 +35,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                 if client.is_public() {
                     return Err(OidcError::oauth(ErrorCode::UnauthorizedClient, "public clients cannot use client_credentials"));
                 }
-                let scope = req.scope.clone().unwrap_or_default();
+                let scope = service_scope(&client, req.scope.as_deref())?;
                 let access = self.access_token(&client, &format!("cc:{}", uuid::Uuid::new_v4()), &client.id, &scope, None, now).await?;
                 Ok(json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": scope }))
             }
@@ -48,7 +48,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
         let code =
             req.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "code is missing"))?;
-        let code = match self.store.consume_authorization_code(&token_digest(code), now).await? {
+        let code = match self.store.consume_authorization_code(&token_digest(code), &client.id, now).await? {
             OneTimeUse::Fresh(c) => c,
             OneTimeUse::Replayed { grant_id } => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it issued.
@@ -56,11 +56,9 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                 tracing::warn!(client = %client.id, "authorization code replayed: grant revoked");
                 return Err(invalid_grant("the authorization code was already used; tokens issued with it have been revoked"));
             }
+            OneTimeUse::OtherClient => return Err(invalid_grant("the authorization code was issued to another client")),
             OneTimeUse::Unknown => return Err(invalid_grant("the authorization code is invalid")),
         };
-        if code.grant.client_id != client.id {
-            return Err(invalid_grant("the authorization code was issued to another client"));
-        }
         if code.expires_at <= now {
             return Err(invalid_grant("the authorization code has expired"));
         }
@@ -88,7 +86,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             .as_deref()
             .filter(|c| !c.is_empty())
             .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "refresh_token is missing"))?;
-        let old = match self.store.consume_refresh_token(&token_digest(token), now).await? {
+        let old = match self.store.consume_refresh_token(&token_digest(token), &client.id, now).await? {
             OneTimeUse::Fresh(t) => t,
             OneTimeUse::Replayed { grant_id } => {
                 // Rotation: a used token presented again means it leaked; end the whole family.
@@ -96,13 +94,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                 tracing::warn!(client = %client.id, "refresh token reused: token family revoked");
                 return Err(invalid_grant("the refresh token was already used; all tokens of this grant have been revoked"));
             }
+            OneTimeUse::OtherClient => return Err(invalid_grant("the refresh token was issued to another client")),
             OneTimeUse::Unknown => {
                 return Err(invalid_grant("the refresh token is invalid or expired"));
             }
         };
-        if old.grant.client_id != client.id {
-            return Err(invalid_grant("the refresh token was issued to another client"));
-        }
         let mut grant = old.grant;
         if let Some(scope) = req.scope.as_deref() {
             let granted: Vec<&str> = grant.scope.split_whitespace().collect();
@@ -198,13 +194,16 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(())
     }
 
-    /// Token introspection (RFC 7662), for confidential clients.
+    /// Token introspection (RFC 7662), for confidential clients, about their own tokens.
     pub async fn introspect(&self, creds: &ClientCredentials, token: &str, now: UnixTime) -> Result<Value, OidcError> {
         let client = self.authenticate_client(creds).await?;
         if client.is_public() {
             return Err(OidcError::oauth(ErrorCode::InvalidClient, "public clients cannot introspect tokens"));
         }
-        if let Ok(claims) = self.live_access_token(token).await {
+        // RFC 7662 §4: a client learns only about its own tokens; anything else is inactive.
+        if let Ok(claims) = self.live_access_token(token).await
+            && claims["client_id"] == client.id.as_str()
+        {
             let mut body = json!({ "active": true, "token_type": "Bearer" });
             for k in ["scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "auth_time", "acr", "amr", "sid"] {
                 if let Some(v) = claims.get(k) {
@@ -213,7 +212,9 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             }
             return Ok(body);
         }
-        if let Some(t) = self.store.active_refresh_token(&token_digest(token), now).await? {
+        if let Some(t) = self.store.active_refresh_token(&token_digest(token), now).await?
+            && t.grant.client_id == client.id
+        {
             return Ok(json!({
                 "active": true, "token_type": "refresh_token", "scope": t.grant.scope, "client_id": t.grant.client_id,
                 "sub": t.grant.user_id.to_string(), "exp": t.expires_at, "iat": t.created_at, "iss": self.issuer,
@@ -231,4 +232,24 @@ fn access_token_ids(claims: &Value) -> Result<AccessTokenIds<'_>, OidcError> {
         (Some(jti), Some(grant_id), Some(client_id)) => Ok(AccessTokenIds { jti, grant_id, client_id }),
         _ => Err(OidcError::oauth(ErrorCode::InvalidToken, "the token lacks the claims this server issues; request a new one")),
     }
+}
+
+/// The scope of a client's own token (RFC 6749 §4.4.2, §3.3): what it asks
+/// for among its registered service scopes (all of them if it asks for
+/// none); a scope it was not given is `invalid_scope`. User scopes are never
+/// among them (`check_service_scopes`).
+fn service_scope(client: &Client, requested: Option<&str>) -> Result<String, OidcError> {
+    let Some(requested) = requested.filter(|r| !r.trim().is_empty()) else {
+        return Ok(client.service_scopes.join(" "));
+    };
+    let mut granted = Vec::new();
+    for s in requested.split_whitespace() {
+        if !client.service_scopes.iter().any(|g| g == s) {
+            return Err(OidcError::oauth(ErrorCode::InvalidScope, format!("scope {s:?} is not registered for this client's own tokens")));
+        }
+        if !granted.contains(&s) {
+            granted.push(s);
+        }
+    }
+    Ok(granted.join(" "))
 }

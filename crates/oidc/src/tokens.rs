@@ -13,6 +13,8 @@ use crate::{ErrorCode, OAuthError, OidcError};
 
 /// JOSE `typ` of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// JOSE `typ` of ID tokens.
+pub const ID_TOKEN_TYP: &str = "JWT";
 
 /// `at_hash` / `c_hash`: base64url of the left half of SHA-256 (both ES256 and RS256 use SHA-256).
 pub fn half_hash(value: &str) -> String {

@@ -114,6 +114,11 @@ struct PolicyArgs {
     min_acr: Option<String>,
 }
 
+/// A `--scope` list as given (comma-separated, spaces trimmed, empty entries dropped).
+fn scope_list(given: Vec<String>) -> Vec<String> {
+    given.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+}
+
 /// The `--allowed-factors` help, naming every factor key.
 fn allowed_factors_help() -> String {
     format!("Factors that count as the second step, comma-separated ({}); \"\" for all", FACTOR_KEYS.join(", "))
@@ -164,6 +169,9 @@ enum ClientCommand {
         /// Always ask for a second factor, even from a browser the user asked to remember.
         #[arg(long)]
         no_remember_browser: bool,
+        /// Scopes the client's own tokens (client_credentials) may carry, comma-separated [default: none].
+        #[arg(long = "scope", value_delimiter = ',')]
+        service_scopes: Vec<String>,
     },
     /// Change an application's sign-in policy (only the options given change).
     Update {
@@ -174,6 +182,9 @@ enum ClientCommand {
         /// Whether a remembered browser may stand in for the second factor.
         #[arg(long)]
         remember_browser: Option<bool>,
+        /// Scopes the client's own tokens (client_credentials) may carry, comma-separated; "" for none.
+        #[arg(long = "scope", value_delimiter = ',')]
+        service_scopes: Option<Vec<String>>,
     },
     /// Give a confidential client a new secret (printed once; the old one stops working).
     RotateSecret {
@@ -415,6 +426,7 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
             post_logout_redirect_uris,
             signing_alg,
             no_remember_browser,
+            service_scopes,
         } => {
             let new = NewClient {
                 id: client_id,
@@ -424,6 +436,7 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
                 public,
                 policy: policy.apply(ClientPolicy { allow_remember: !no_remember_browser, ..ClientPolicy::default() }),
                 signing_alg: SigningAlg::parse(&signing_alg).unwrap_or_default(),
+                service_scopes: scope_list(service_scopes),
             };
             let (c, secret) = clients.register(new, &operator, clock.now()).await?;
             let mut out = client_json(&c);
@@ -437,13 +450,16 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
                 println!("{}", client_json(&c));
             }
         }
-        ClientCommand::Update { client_id, policy, remember_browser } => {
+        ClientCommand::Update { client_id, policy, remember_browser, service_scopes } => {
             let c = provider.client(&client_id).await?.ok_or_else(|| StartError::Other(format!("no client with id {client_id}")))?;
             let mut changed = policy.apply(c.policy);
             if let Some(r) = remember_browser {
                 changed.allow_remember = r;
             }
             clients.set_policy(&client_id, &changed, &operator, clock.now()).await?;
+            if let Some(scopes) = service_scopes {
+                clients.set_service_scopes(&client_id, &scope_list(scopes), &operator, clock.now()).await?;
+            }
             let c = provider.client(&client_id).await?.ok_or_else(|| StartError::Other(format!("no client with id {client_id}")))?;
             println!("{}", client_json(&c));
         }
@@ -577,6 +593,6 @@ fn client_json(c: &portcullis_core::oauth::Client) -> serde_json::Value {
         "client_id": c.id, "name": c.name, "public": c.is_public(), "redirect_uris": c.redirect_uris,
         "post_logout_redirect_uris": c.post_logout_redirect_uris, "mfa": p.mfa.as_str(), "signing_alg": c.signing_alg.as_str(),
         "remember_browser": p.allow_remember, "remember_browser_days": p.remember_browser_days, "allowed_factors": p.allowed_factors,
-        "min_acr": p.min_acr,
+        "min_acr": p.min_acr, "scopes": c.service_scopes,
     })
 }

@@ -51,6 +51,7 @@ struct ClientRow {
     allowed_factors: String,
     remember_browser_days: Option<i64>,
     min_acr: Option<String>,
+    service_scopes: String,
     created_at: i64,
 }
 
@@ -80,6 +81,7 @@ impl TryFrom<ClientRow> for Client {
             id: r.id,
             name: r.name,
             secret_digest: r.secret_digest,
+            service_scopes: r.service_scopes.split_whitespace().map(str::to_owned).collect(),
             created_at: r.created_at,
         })
     }
@@ -133,7 +135,7 @@ macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
             "SELECT id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, allowed_factors, \
-             remember_browser_days, min_acr, created_at FROM clients ",
+             remember_browser_days, min_acr, service_scopes, created_at FROM clients ",
             $tail
         )
     };
@@ -146,7 +148,8 @@ impl OidcStore for Store {
         on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO clients (id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, \
-                 allowed_factors, remember_browser_days, min_acr, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 allowed_factors, remember_browser_days, min_acr, service_scopes, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&c.id)
             .bind(&c.name)
@@ -159,6 +162,7 @@ impl OidcStore for Store {
             .bind(c.policy.allowed_factors.join(","))
             .bind(c.policy.remember_browser_days)
             .bind(c.policy.min_acr.as_deref())
+            .bind(c.service_scopes.join(" "))
             .bind(c.created_at)
             .execute(p)
             .await
@@ -187,6 +191,16 @@ impl OidcStore for Store {
         .await
         .map(|r| r.rows_affected() > 0)
         .map_err(db_error))
+    }
+
+    async fn set_client_service_scopes(&self, id: &str, scopes: &[String]) -> StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query("UPDATE clients SET service_scopes = $2 WHERE id = $1")
+            .bind(id)
+            .bind(scopes.join(" "))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(db_error))
     }
 
     async fn replace_client_secret(&self, id: &str, secret_digest: &str) -> StoreResult<bool> {
@@ -299,7 +313,7 @@ impl OidcStore for Store {
         let row: Option<PendingClientRow> = on_pool!(self, |p| {
             sqlx::query_as(
             "SELECT c.id, c.name, c.secret_digest, c.redirect_uris, c.post_logout_redirect_uris, c.mfa, c.signing_alg, c.allow_remember, \
-             c.allowed_factors, c.remember_browser_days, c.min_acr, c.created_at, r.request AS pending_request \
+             c.allowed_factors, c.remember_browser_days, c.min_acr, c.service_scopes, c.created_at, r.request AS pending_request \
              FROM pending_requests r JOIN clients c ON c.id = r.client_id WHERE r.id = $1 AND r.expires_at > $2"
         )
         .bind(id)
@@ -339,14 +353,15 @@ impl OidcStore for Store {
         })
     }
 
-    async fn consume_authorization_code(&self, digest: &str, now: UnixTime) -> StoreResult<OneTimeUse<AuthorizationCode>> {
+    async fn consume_authorization_code(&self, digest: &str, client_id: &str, now: UnixTime) -> StoreResult<OneTimeUse<AuthorizationCode>> {
         let row: Option<CodeRow> = on_pool!(self, |p| {
             sqlx::query_as(
-                "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND consumed_at IS NULL \
+                "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND client_id = $3 AND consumed_at IS NULL \
              RETURNING digest, grant_data, redirect_uri, nonce, code_challenge, created_at, expires_at",
             )
             .bind(digest)
             .bind(now)
+            .bind(client_id)
             .fetch_optional(p)
             .await
             .map_err(db_error)
@@ -362,12 +377,13 @@ impl OidcStore for Store {
                 expires_at: r.expires_at,
             }));
         }
-        let used: Option<String> = on_pool!(self, |p| sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE digest = $1")
-            .bind(digest)
-            .fetch_optional(p)
-            .await
-            .map_err(db_error))?;
-        Ok(used.map_or(OneTimeUse::Unknown, |grant_id| OneTimeUse::Replayed { grant_id }))
+        let used: Option<(String, String)> =
+            on_pool!(self, |p| sqlx::query_as("SELECT grant_id, client_id FROM authorization_codes WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(p)
+                .await
+                .map_err(db_error))?;
+        Ok(not_spent(used, client_id))
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
@@ -390,14 +406,15 @@ impl OidcStore for Store {
         })
     }
 
-    async fn consume_refresh_token(&self, digest: &str, now: UnixTime) -> StoreResult<OneTimeUse<RefreshToken>> {
+    async fn consume_refresh_token(&self, digest: &str, client_id: &str, now: UnixTime) -> StoreResult<OneTimeUse<RefreshToken>> {
         let row: Option<RefreshRow> = on_pool!(self, |p| {
             sqlx::query_as(
-            "UPDATE refresh_tokens SET consumed_at = $2 WHERE digest = $1 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
-             RETURNING digest, grant_data, created_at, expires_at"
+            "UPDATE refresh_tokens SET consumed_at = $2 WHERE digest = $1 AND client_id = $3 AND consumed_at IS NULL AND revoked_at IS NULL \
+             AND expires_at > $2 RETURNING digest, grant_data, created_at, expires_at"
         )
         .bind(digest)
         .bind(now)
+        .bind(client_id)
         .fetch_optional(p)
         .await
         .map_err(db_error)
@@ -406,16 +423,18 @@ impl OidcStore for Store {
             return Ok(OneTimeUse::Fresh(RefreshToken::try_from(r)?));
         }
         // Expired-but-unused tokens are simply invalid; used or revoked ones are replays.
-        let used: Option<String> = on_pool!(self, |p| {
-            sqlx::query_scalar(
-                "SELECT grant_id FROM refresh_tokens WHERE digest = $1 AND (consumed_at IS NOT NULL OR revoked_at IS NOT NULL)",
+        let used: Option<(String, String)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT grant_id, client_id FROM refresh_tokens WHERE digest = $1 \
+                 AND (consumed_at IS NOT NULL OR revoked_at IS NOT NULL OR client_id <> $2)",
             )
             .bind(digest)
+            .bind(client_id)
             .fetch_optional(p)
             .await
             .map_err(db_error)
         })?;
-        Ok(used.map_or(OneTimeUse::Unknown, |grant_id| OneTimeUse::Replayed { grant_id }))
+        Ok(not_spent(used, client_id))
     }
 
     async fn active_refresh_token(&self, digest: &str, now: UnixTime) -> StoreResult<Option<RefreshToken>> {
@@ -502,5 +521,15 @@ impl OidcStore for Store {
             insert_revocation!(RevokedAccess::Grant(grant_id), access_tokens_until).execute(&mut *tx).await.map_err(db_error)?;
             tx.commit().await.map_err(db_error)
         })
+    }
+}
+
+/// Why a code or refresh token was not spent, from its row (grant, owner)
+/// if there is one: another client's is left alone, the owner's is a replay.
+fn not_spent<T>(row: Option<(String, String)>, client_id: &str) -> OneTimeUse<T> {
+    match row {
+        None => OneTimeUse::Unknown,
+        Some((_, owner)) if owner != client_id => OneTimeUse::OtherClient,
+        Some((grant_id, _)) => OneTimeUse::Replayed { grant_id },
     }
 }

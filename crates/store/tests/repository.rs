@@ -407,6 +407,7 @@ async fn purge_removes_only_what_expired(s: Store) {
         post_logout_redirect_uris: vec![],
         policy: ClientPolicy::default(),
         signing_alg: SigningAlg::ES256,
+        service_scopes: vec![],
         created_at: 0,
     };
     s.create_client(&client).await.unwrap();
@@ -442,10 +443,16 @@ async fn purge_removes_only_what_expired(s: Store) {
     assert_eq!(s.failure_record("x@example.com").await.unwrap().failures, 0);
     assert!(s.pending_request("old-request", 0).await.unwrap().is_none());
     assert!(s.pending_request("new-request", 0).await.unwrap().is_some());
-    assert!(matches!(s.consume_authorization_code("old-code", 0).await.unwrap(), OneTimeUse::Unknown), "a day past expiry: gone");
-    assert!(matches!(s.consume_authorization_code("new-code", 0).await.unwrap(), OneTimeUse::Fresh(_)), "kept a day past expiry");
-    assert!(matches!(s.consume_refresh_token("old-refresh", 0).await.unwrap(), OneTimeUse::Unknown));
-    assert!(matches!(s.consume_refresh_token("new-refresh", 0).await.unwrap(), OneTimeUse::Fresh(_)));
+    assert!(
+        matches!(s.consume_authorization_code("old-code", &client.id, 0).await.unwrap(), OneTimeUse::Unknown),
+        "a day past expiry: gone"
+    );
+    assert!(
+        matches!(s.consume_authorization_code("new-code", &client.id, 0).await.unwrap(), OneTimeUse::Fresh(_)),
+        "kept a day past expiry"
+    );
+    assert!(matches!(s.consume_refresh_token("old-refresh", &client.id, 0).await.unwrap(), OneTimeUse::Unknown));
+    assert!(matches!(s.consume_refresh_token("new-refresh", &client.id, 0).await.unwrap(), OneTimeUse::Fresh(_)));
 }
 
 async fn concurrently<F, Fut>(n: usize, f: F) -> usize
@@ -790,11 +797,16 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
         post_logout_redirect_uris: vec![],
         policy,
         signing_alg: SigningAlg::ES256,
+        service_scopes: vec!["reports.read".into(), "audit".into()],
         created_at: 0,
     };
     s.create_client(&client("bank", Some("old-digest"), strict.clone())).await.unwrap();
     s.create_client(&client("spa", None, ClientPolicy::default())).await.unwrap();
     assert_eq!(s.client("bank").await.unwrap().unwrap().policy, strict);
+    assert_eq!(s.client("bank").await.unwrap().unwrap().service_scopes, ["reports.read", "audit"]);
+    assert!(s.set_client_service_scopes("bank", &["audit".into()]).await.unwrap());
+    assert_eq!(s.client("bank").await.unwrap().unwrap().service_scopes, ["audit"]);
+    assert!(!s.set_client_service_scopes("nobody", &[]).await.unwrap());
     assert_eq!(s.client("spa").await.unwrap().unwrap().policy, ClientPolicy::default());
 
     let relaxed = ClientPolicy { allow_remember: false, ..ClientPolicy::default() };

@@ -25,6 +25,7 @@ pub(crate) async fn register_with(app: &TestApp, id: &str, policy: ClientPolicy)
         public: false,
         policy,
         signing_alg: SigningAlg::ES256,
+        service_scopes: vec![],
     };
     app.state.provider().client_admin().register(new, &RequestOrigin::command_line(), app.clock.now()).await.unwrap().1
 }

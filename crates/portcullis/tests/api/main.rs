@@ -12,6 +12,7 @@ mod client_policy;
 mod csrf;
 mod email_codes;
 mod email_sign_in;
+mod hardening;
 mod lockout;
 mod mfa;
 mod oidc;

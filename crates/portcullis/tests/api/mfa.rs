@@ -550,6 +550,7 @@ async fn a_remembered_browser_skips_the_second_step_until_forgotten(app: TestApp
                 public: false,
                 policy: portcullis_core::oauth::ClientPolicy { mfa: MfaPolicy::Required, allow_remember: false, ..Default::default() },
                 signing_alg: SigningAlg::ES256,
+                service_scopes: vec![],
             },
             &RequestOrigin::command_line(),
             app.clock.now(),

@@ -44,6 +44,7 @@ pub(crate) async fn register(app: &TestApp, public: bool, alg: SigningAlg) -> (S
                 public,
                 policy: portcullis_core::oauth::ClientPolicy { mfa: MfaPolicy::Optional, allow_remember: true, ..Default::default() },
                 signing_alg: alg,
+                service_scopes: vec![],
             },
             &RequestOrigin::command_line(),
             app.clock_now(),
@@ -142,7 +143,7 @@ pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
-async fn signed_in_code(app: &TestApp, rp: &RelyingParty) -> (String, PkceCodeVerifier, Nonce) {
+pub(crate) async fn signed_in_code(app: &TestApp, rp: &RelyingParty) -> (String, PkceCodeVerifier, Nonce) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state, nonce) = rp
         .client
@@ -285,7 +286,7 @@ async fn hybrid_code_id_token_with_form_post_is_delivered_as_an_auto_submitting_
     assert!(tokens.id_token().unwrap().claims(&verifier, &nonce).is_ok());
 }
 
-async fn token_request(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, serde_json::Value) {
+pub(crate) async fn token_request(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, serde_json::Value) {
     let mut req = app.client.post(app.url("/token")).form(form);
     if let Some((id, secret)) = basic {
         req = req.basic_auth(id, Some(secret));
@@ -453,8 +454,8 @@ async fn bad_token_requests_get_the_exact_oauth_error(app: TestApp) {
     let tampered = CoreIdToken::from_str(&format!("{head}.{flipped}")).unwrap();
     assert!(tampered.claims(&rp.client.id_token_verifier(), &nonce).is_err());
 
-    // client_credentials, introspection and revocation.
-    let (status, cc) = token_request(&app, &[("grant_type", "client_credentials"), ("scope", "api")], Some((&id, &secret))).await;
+    // client_credentials (no scope registered for its own tokens: none asked), introspection and revocation.
+    let (status, cc) = token_request(&app, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
     assert_eq!(status, StatusCode::OK, "{cc}");
     let at = cc["access_token"].as_str().unwrap();
     let intro: serde_json::Value = app
@@ -487,7 +488,7 @@ async fn bad_token_requests_get_the_exact_oauth_error(app: TestApp) {
     assert_eq!(intro, serde_json::json!({ "active": false }));
 }
 
-async fn introspect(app: &TestApp, (id, secret): (&str, &str), token: &str) -> serde_json::Value {
+pub(crate) async fn introspect(app: &TestApp, (id, secret): (&str, &str), token: &str) -> serde_json::Value {
     let r = app.client.post(app.url("/introspect")).basic_auth(id, Some(secret)).form(&[("token", token)]).send().await.unwrap();
     r.json().await.unwrap()
 }
@@ -496,15 +497,25 @@ async fn deleting_a_client_revokes_its_access_tokens(app: TestApp) {
     let (doomed, doomed_secret) = register(&app, false, SigningAlg::ES256).await;
     let (watcher, watcher_secret) = register(&app, false, SigningAlg::ES256).await;
     let (doomed_secret, watcher_secret) = (doomed_secret.unwrap(), watcher_secret.unwrap());
-    let watcher = (watcher.as_str(), watcher_secret.as_str());
-    let form = [("grant_type", "client_credentials"), ("scope", "api")];
-    let (_, doomed_token) = token_request(&app, &form, Some((&doomed, &doomed_secret))).await;
+    let (doomed, watcher) = ((doomed.as_str(), doomed_secret.as_str()), (watcher.as_str(), watcher_secret.as_str()));
+    let form = [("grant_type", "client_credentials")];
+    let (_, doomed_token) = token_request(&app, &form, Some(doomed)).await;
     let (_, watcher_token) = token_request(&app, &form, Some(watcher)).await;
     let (doomed_token, watcher_token) = (doomed_token["access_token"].as_str().unwrap(), watcher_token["access_token"].as_str().unwrap());
-    assert_eq!(introspect(&app, watcher, doomed_token).await["active"], true);
+    assert_eq!(introspect(&app, doomed, doomed_token).await["active"], true);
 
-    assert!(app.state.provider().client_admin().delete(&doomed, &RequestOrigin::command_line(), app.clock_now()).await.unwrap());
-    assert_eq!(introspect(&app, watcher, doomed_token).await, serde_json::json!({ "active": false }), "its token died with it");
+    assert!(app.state.provider().client_admin().delete(doomed.0, &RequestOrigin::command_line(), app.clock_now()).await.unwrap());
+    // The client is gone, so nobody may introspect its token any more: the store says it is revoked.
+    let claims: serde_json::Value = serde_json::from_slice(&b64(doomed_token.split('.').nth(1).unwrap())).unwrap();
+    let ids = portcullis_core::oauth::AccessTokenIds {
+        jti: claims["jti"].as_str().unwrap(),
+        grant_id: claims["grant_id"].as_str().unwrap(),
+        client_id: claims["client_id"].as_str().unwrap(),
+    };
+    assert!(
+        portcullis_core::oauth::OidcStore::access_token_revoked(app.state.accounts().store(), &ids).await.unwrap(),
+        "its token died with it"
+    );
     assert_eq!(introspect(&app, watcher, watcher_token).await["active"], true, "another client's token lives on");
 }
 

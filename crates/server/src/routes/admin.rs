@@ -246,6 +246,7 @@ pub async fn create_client(
             public: form.public.is_some(),
             policy: form.policy.policy()?,
             signing_alg: SigningAlg::ES256,
+            service_scopes: vec![],
         };
         let (client, secret) =
             state.provider().client_admin().register(new, &acting(&browser, &session), state.now()).await.map_err(client_error)?;

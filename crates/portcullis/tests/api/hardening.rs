@@ -1,0 +1,207 @@
+//! Issue 19's attacks on tokens and the protocol: each test here failed
+//! before the fix it names (see the closing note of that issue).
+
+use portcullis_core::audit::RequestOrigin;
+use portcullis_core::oauth::SigningAlg;
+use portcullis_oidc::clients::NewClient;
+use reqwest::StatusCode;
+
+use crate::helpers::{Backend, NEW_PASSWORD, PASSWORD, TestApp, on_both_backends, spawn_app};
+use crate::oidc::{CALLBACK, introspect, register, signed_in_code, token_request, urlenc};
+
+on_both_backends!(
+    introspection_tells_a_client_only_about_its_own_tokens,
+    a_client_presenting_another_clients_code_or_refresh_token_spends_nothing,
+    an_access_token_is_no_id_token_hint,
+);
+
+/// The tokens an application got for ada: (client id, secret, access token, refresh token).
+async fn tokens_for_ada(app: &TestApp) -> (String, String, String, String) {
+    let (id, secret) = register(app, false, SigningAlg::ES256).await;
+    let secret = secret.unwrap();
+    let rp = app.rp(&id, Some(&secret)).await;
+    let (code, verifier, _) = signed_in_code(app, &rp).await;
+    let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", verifier.secret())];
+    let (status, body) = token_request(app, &form, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (access, refresh) = (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned());
+    (id, secret, access, refresh)
+}
+
+/// Whether the application's tokens still work: /userinfo with the access
+/// token, and a refresh.
+async fn tokens_work(app: &TestApp, (id, secret): (&str, &str), access: &str, refresh: &str) -> (StatusCode, StatusCode) {
+    let userinfo = app.client.get(app.url("/userinfo")).bearer_auth(access).send().await.unwrap().status();
+    let (refreshed, _) = token_request(app, &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((id, secret))).await;
+    (userinfo, refreshed)
+}
+
+/// What can end an account's sign-ins.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    ResetByLink,
+    PasswordChange,
+    MfaResetByOperator,
+    SignOutEverywhere,
+}
+
+/// Each way of ending what a password vouched for also ends what
+/// applications were given: the refresh token and the access token die.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_reset_or_change_an_mfa_reset_and_signing_out_everywhere_end_the_applications_tokens() {
+    for ending in [Ending::ResetByLink, Ending::PasswordChange, Ending::MfaResetByOperator, Ending::SignOutEverywhere] {
+        let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+        app.verified_user("ada@example.com").await;
+        let (id, secret, access, refresh) = tokens_for_ada(&app).await;
+        assert_eq!(tokens_work(&app, (&id, &secret), &access, &refresh).await, (StatusCode::OK, StatusCode::OK), "{ending:?}: before");
+        // The refresh rotated the token; take a fresh pair to test the ending with.
+        let (_, _, access, refresh) = tokens_for_ada(&app).await;
+        match ending {
+            Ending::ResetByLink => {
+                app.submit("/forgot-password", "/forgot-password", &[("email", "ada@example.com")]).await;
+                let link = app.last_link_to("ada@example.com");
+                let token = link.split("token=").nth(1).unwrap().to_owned();
+                let done =
+                    app.submit(&link, "/reset-password", &[("token", &token), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+                assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+            }
+            Ending::PasswordChange => {
+                let changed = app
+                    .submit(
+                        "/account",
+                        "/account/password",
+                        &[("current", PASSWORD), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)],
+                    )
+                    .await;
+                assert!(changed.status.is_success() || changed.status.is_redirection(), "{}", changed.body);
+            }
+            Ending::MfaResetByOperator => {
+                app.state
+                    .accounts()
+                    .operators()
+                    .reset_mfa("ada@example.com", &RequestOrigin::command_line(), app.clock_now())
+                    .await
+                    .unwrap();
+            }
+            Ending::SignOutEverywhere => {
+                let out = app.submit("/account", "/logout/everywhere", &[]).await;
+                assert!(out.status.is_redirection(), "{}", out.body);
+            }
+        }
+        let (userinfo, refreshed) = tokens_work(&app, (&id, &secret), &access, &refresh).await;
+        assert_eq!((userinfo, refreshed), (StatusCode::UNAUTHORIZED, StatusCode::BAD_REQUEST), "{ending:?}: the tokens outlived it");
+    }
+}
+
+/// RFC 7662 §4: another client's token is `{"active": false}`, not its user and scope.
+async fn introspection_tells_a_client_only_about_its_own_tokens(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    let (id, secret, access, refresh) = tokens_for_ada(&app).await;
+    let (other, other_secret) = register(&app, false, SigningAlg::ES256).await;
+    let other = (other.as_str(), other_secret.as_deref().unwrap());
+    for token in [&access, &refresh] {
+        assert_eq!(introspect(&app, other, token).await, serde_json::json!({ "active": false }), "another client learns nothing");
+        let own = introspect(&app, (&id, &secret), token).await;
+        assert_eq!((own["active"].as_bool(), own["client_id"].as_str()), (Some(true), Some(id.as_str())), "{own}");
+    }
+}
+
+/// A client that got hold of another's code or refresh token cannot use it,
+/// and does not burn it: the owner's next use is not taken for a replay.
+async fn a_client_presenting_another_clients_code_or_refresh_token_spends_nothing(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    let (id, secret) = register(&app, false, SigningAlg::ES256).await;
+    let secret = secret.unwrap();
+    let (thief, thief_secret) = register(&app, false, SigningAlg::ES256).await;
+    let thief = (thief.as_str(), thief_secret.as_deref().unwrap());
+    let rp = app.rp(&id, Some(&secret)).await;
+    let (code, verifier, _) = signed_in_code(&app, &rp).await;
+    let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", verifier.secret())];
+    let (status, body) = token_request(&app, &form, Some(thief)).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    let (status, body) = token_request(&app, &form, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "the owner's code still works: {body}");
+
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let refresh_form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let (status, stolen) = token_request(&app, &refresh_form, Some(thief)).await;
+    assert_eq!((status, stolen["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let (status, body) = token_request(&app, &refresh_form, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "the owner's refresh token still works, and the grant is not revoked: {body}");
+}
+
+/// An access token of ours is no `id_token_hint`: it signs no one out without asking.
+async fn an_access_token_is_no_id_token_hint(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    let (id, secret) = register(&app, false, SigningAlg::ES256).await;
+    let secret = secret.unwrap();
+    let rp = app.rp(&id, Some(&secret)).await;
+    let (code, verifier, _) = signed_in_code(&app, &rp).await;
+    let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", verifier.secret())];
+    let (_, body) = token_request(&app, &form, Some((&id, &secret))).await;
+    let access = body["access_token"].as_str().unwrap();
+    let forged = app.get(&format!("/end-session?id_token_hint={}", urlenc(access))).await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST, "{}", forged.body);
+    assert_eq!(app.get("/account").await.status, StatusCode::OK, "still signed in");
+    let id_token = body["id_token"].as_str().unwrap();
+    let real = app.get(&format!("/end-session?id_token_hint={}", urlenc(id_token))).await;
+    assert!(real.status.is_redirection() || real.status == StatusCode::OK, "{}", real.body);
+    assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "the ID token's own user is signed out");
+}
+
+/// A client's own token (`client_credentials`) carries only the scopes
+/// registered for it, and never a user's (`openid`, `offline_access`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_own_token_carries_only_its_registered_scopes() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    let out = app.cli(&["client", "create", "--name", "Reports", "--redirect-uri", CALLBACK, "--scope", "reports.read,audit"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, secret) = (created["client_id"].as_str().unwrap(), created["client_secret"].as_str().unwrap());
+    let grant = |scope: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut form = vec![("grant_type", "client_credentials")];
+            if let Some(s) = scope {
+                form.push(("scope", s));
+            }
+            token_request(app, &form, Some((id, secret))).await
+        }
+    };
+    let (status, body) = grant(None).await;
+    assert_eq!((status, body["scope"].as_str()), (StatusCode::OK, Some("reports.read audit")), "its registered scopes: {body}");
+    let (status, body) = grant(Some("audit")).await;
+    assert_eq!((status, body["scope"].as_str()), (StatusCode::OK, Some("audit")));
+    for asked in ["openid email offline_access anything:admin", "openid", "offline_access", "reports.write"] {
+        let (status, body) = grant(Some(asked)).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{asked}: {body}");
+    }
+    let refused = app.cli(&["client", "update", "--client-id", id, "--scope", "openid"]);
+    assert!(!refused.status.success(), "a user's scope cannot be registered for a client's own tokens");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("granted by a user"), "{}", String::from_utf8_lossy(&refused.stderr));
+}
+
+/// Redirect URIs a browser would run or read locally are refused at registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_or_file_url_is_no_redirect_uri() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    for bad in ["javascript://%0Aalert(document.domain)", "data:text/html,hi", "file:///etc/passwd", "myapp:/cb"] {
+        let new = NewClient {
+            id: None,
+            name: "Bad".into(),
+            redirect_uris: vec![bad.into()],
+            post_logout_redirect_uris: vec![],
+            public: true,
+            policy: Default::default(),
+            signing_alg: SigningAlg::ES256,
+            service_scopes: vec![],
+        };
+        let refused = app.state.provider().client_admin().register(new, &RequestOrigin::command_line(), app.clock_now()).await;
+        assert!(refused.is_err(), "{bad} was registered");
+        let out = app.cli(&["client", "create", "--name", "Bad", "--public", "--redirect-uri", bad]);
+        assert!(!out.status.success(), "{bad} was registered by the CLI");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("redirect URI"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let native = app.cli(&["client", "create", "--name", "App", "--public", "--redirect-uri", "com.example.app:/oauth2redirect"]);
+    assert!(native.status.success(), "a native app's private-use scheme is fine");
+}
