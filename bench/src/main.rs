@@ -72,7 +72,11 @@ async fn run(args: Args) -> Result<(), String> {
     let cost = Argon2Cost::default();
     println!("machine: {cores} core(s); Argon2id m={} KiB t={} p={}", cost.memory_kib, cost.iterations, cost.parallelism);
 
-    let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+    // Owner only: the server refuses a data directory others can read.
+    let data = {
+        use std::os::unix::fs::PermissionsExt;
+        tempfile::Builder::new().permissions(std::fs::Permissions::from_mode(0o700)).tempdir().map_err(|e| e.to_string())?
+    };
     let setup = Setup::new(data.path(), args.database_url.as_deref()).await?;
     let started = Instant::now();
     let users = setup.seed(args.users, PASSWORD).await?;

@@ -23,6 +23,7 @@ use crate::account_store::Stores;
 use crate::audit::{AuditKind, NewAuditEvent, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::{AccountError, StoreError};
+use crate::factors::otp::Requester;
 use crate::factors::{self, FactorContext, FactorKind};
 use crate::lockout::LockoutPolicy;
 use crate::messages::Messenger;
@@ -234,7 +235,13 @@ impl<S: Stores> Accounts<S> {
             relying_party: self.keys.relying_party.as_ref(),
             messenger: &self.messenger,
             otp: &self.settings.otp,
+            requester: None,
         }
+    }
+
+    /// The factors' view of the dependencies for a request from `requester` (its send quotas).
+    pub(crate) fn factor_context_for<'a>(&'a self, requester: Requester<'a>) -> FactorContext<'a, S> {
+        FactorContext { requester: Some(requester), ..self.factor_context() }
     }
 
     /// Whether security keys and passkeys work on this server.
@@ -274,12 +281,6 @@ impl<S: Stores> Accounts<S> {
     /// not count; a disabled key does, so its owner still needs a second step).
     pub async fn has_second_factor(&self, user: UserId) -> Result<bool, AccountError> {
         Ok(!self.store.credentials(user).await?.is_empty())
-    }
-
-    /// Counts a code sent at the request of `client`; refuses past the hourly cap.
-    pub(crate) async fn hit_client_code_cap(&self, client: &str, now: UnixTime) -> Result<(), AccountError> {
-        let quota = crate::factors::otp::hourly(format!("otp-client:{client}"), self.settings.otp.per_client_per_hour);
-        self.store.take_send_quotas(&[quota], now).await?.map_err(|retry_after_secs| AccountError::TooManyCodes { retry_after_secs })
     }
 
     /// Whether emailed codes may not count for `user` now: the password was

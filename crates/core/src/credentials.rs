@@ -9,6 +9,7 @@ use crate::accounts::capability;
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
+use crate::factors::otp::Requester;
 use crate::factors::{
     Credential, EnrollmentCheck, EnrollmentPrompt, FactorKind, NewCredential, RememberedBrowser, SecondFactor, factor, recovery,
 };
@@ -63,10 +64,13 @@ impl<S: Stores> Credentials<'_, S> {
         user: &User,
         kind: FactorKind,
         (name, destination): (&str, &str),
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<EnrollmentPrompt, AccountError> {
         let new = NewCredential { kind, name: valid_name(name)?, destination: destination.to_owned() };
-        self.enrolling(kind)?.begin_enrollment(&self.factor_context(), user, new, now).await?.ok_or(AccountError::NotFound)
+        let address = origin.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let ctx = self.factor_context_for(Requester::Proven(&address));
+        self.enrolling(kind)?.begin_enrollment(&ctx, user, new, now).await?.ok_or(AccountError::NotFound)
     }
 
     /// Shows an unfinished setup again (after a wrong first code).
@@ -115,10 +119,11 @@ impl<S: Stores> Credentials<'_, S> {
         session: &ActiveSession,
         kind: FactorKind,
         (name, destination): (&str, &str),
+        origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<EnrollmentPrompt, AccountError> {
         self.check_recent_sign_in(&session.record, now)?;
-        self.start_setup(&session.user, kind, (name, destination), now).await
+        self.start_setup(&session.user, kind, (name, destination), origin, now).await
     }
 
     /// Security page: shows an unconfirmed setup again (after a wrong first code).

@@ -60,10 +60,27 @@ pub struct RateBucket {
     pub window_start: UnixTime,
 }
 
+/// The key a client address is counted under: an IPv4 address as it is, an
+/// IPv6 address by its /64 (one subscriber usually gets a whole /64, so
+/// counting each address would give them 2^64 budgets).
+pub fn client_key(client: &str) -> String {
+    match client.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => client.to_owned(),
+    }
+}
+
 impl RateLimits {
-    /// The bucket a request from `client` falls into at `now`.
+    /// The bucket a request from `client` falls into at `now` (IPv6 counted by /64).
     pub fn bucket(&self, action: LimitedAction, client: &str, now: UnixTime) -> RateBucket {
-        RateBucket { key: format!("{}:{client}", action.key()), window_start: now - now.rem_euclid(WINDOW_SECONDS) }
+        RateBucket { key: format!("{}:{}", action.key(), client_key(client)), window_start: now - now.rem_euclid(WINDOW_SECONDS) }
     }
 
     /// Given the hit count after this request, `Err(retry_after_secs)` when over the limit.
@@ -127,6 +144,17 @@ mod tests {
         assert_eq!(after, vec![3600, 3601, 7199], "events older than the window are dropped");
         let none = SlidingQuota { cap: 0, ..q };
         assert_eq!(none.admit(&[], 10), Err(3600), "a zero cap admits nothing");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_ipv4_as_they_are() {
+        assert_eq!(client_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(client_key("2001:db8:1:2:ffff:ffff:ffff:ffff"), client_key("2001:db8:1:2::"));
+        assert_ne!(client_key("2001:db8:1:3::1"), client_key("2001:db8:1:2::1"));
+        assert_eq!(client_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(client_key("192.0.2.7"), "192.0.2.7");
+        let l = RateLimits::default();
+        assert_eq!(l.bucket(LimitedAction::SignIn, "2001:db8::1", 0).key, l.bucket(LimitedAction::SignIn, "2001:db8::2", 0).key);
     }
 
     #[test]

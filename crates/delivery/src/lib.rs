@@ -145,10 +145,11 @@ pub(crate) struct JsonLines {
 }
 
 impl JsonLines {
-    /// Opens `path`, creating its folder.
+    /// Opens `path`, creating its folder (owner only: the messages carry codes and links).
     pub(crate) fn create(path: PathBuf) -> Result<Self, DeliveryError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| DeliveryError::Outbox(dir.to_owned(), e))?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| DeliveryError::Outbox(dir.to_owned(), e))?;
         }
         Ok(Self { path, write: tokio::sync::Mutex::new(()) })
     }
@@ -169,7 +170,8 @@ impl JsonLines {
         // One writer at a time so concurrent messages never interleave.
         let _guard = self.write.lock().await;
         let outbox = |e: std::io::Error| format!("outbox {}: {e}", self.path.display());
-        let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(&self.path).await.map_err(outbox)?;
+        // Owner only (codes and links in it), like the database and the secrets.
+        let mut file = tokio::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).await.map_err(outbox)?;
         // tokio hands writes to a blocking thread; flush so the message is on disk before we report it sent.
         file.write_all(line.as_bytes()).await.and(file.flush().await).map_err(outbox)
     }
@@ -242,6 +244,10 @@ mod tests {
         let all = OutboxMailer::read_all(&OutboxMailer::path_in(dir.path())).unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(all[2].email.link.as_deref(), Some("http://x/2"));
+        use std::os::unix::fs::PermissionsExt;
+        let path = OutboxMailer::path_in(dir.path());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "links and codes: owner only");
+        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
     }
 
     #[test]

@@ -171,21 +171,44 @@ impl Application {
 }
 
 /// Creates the data directory readable by its owner only (it holds the
-/// SQLite file with password hashes, and the secrets).
+/// SQLite file with password hashes, the secrets and the development
+/// outboxes); refuses one that other users can read or enter.
 fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let fail = |e: String| StartError::Other(format!("data_dir {}: {e}", dir.display()));
     if dir.is_dir() {
+        let mode = std::fs::metadata(dir).map_err(|e| fail(e.to_string()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(fail(format!("permissions {:o} let other users in; run chmod 700 on it", mode & 0o777)));
+        }
         return Ok(());
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| StartError::Other(format!("data_dir {}: {e}", dir.display())))
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| fail(e.to_string()))
+}
+
+/// Makes the SQLite database (and its WAL and shared-memory files, which
+/// SQLite creates with the database file's permissions) owner-only before
+/// it is opened: password hashes and sealed secrets live there.
+fn private_sqlite_file(database_url: &str) -> Result<(), StartError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let Some(path) = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) else { return Ok(()) };
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    let fail = |p: &str, e: std::io::Error| StartError::Other(format!("database {p}: {e}"));
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(|e| fail(path, e))?;
+    for file in [path.to_owned(), format!("{path}-wal"), format!("{path}-shm")] {
+        if std::path::Path::new(&file).exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(|e| fail(&file, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens and migrates the configured database.
 pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    private_sqlite_file(&config.database_url())?;
     let store = Store::connect(&config.database_url()).await?;
     store.migrate().await?;
     Ok(store)

@@ -85,6 +85,9 @@ macro_rules! insert_credential {
 }
 pub(crate) use insert_credential;
 
+/// The ceremonies of one purpose a user may have open at once.
+const LIVE_CEREMONIES_PER_PURPOSE: i64 = 3;
+
 impl MfaStore for Store {
     async fn insert_credential(&self, c: &Credential) -> StoreResult<()> {
         on_pool!(self, |p| insert_credential!(p, c).await.map(|_| ()).map_err(db_error))
@@ -259,18 +262,35 @@ impl MfaStore for Store {
     }
 
     async fn save_ceremony(&self, c: &Ceremony) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO webauthn_ceremonies (id, user_id, purpose, state, expires_at) VALUES ($1, $2, $3, $4, $5)"
-        )
-        .bind(&c.id)
-        .bind(c.user_id.map(|u| u.to_string()))
-        .bind(&c.purpose)
-        .bind(&c.state)
-        .bind(c.expires_at)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error))
+        let user = c.user_id.map(|u| u.to_string());
+        on_pool!(self, |p| {
+            begin_transaction!(p, tx);
+            // A user's ceremonies of one purpose are replaced, not piled up:
+            // the newest few stay (several tabs), older ones go, and the new
+            // one always stays (made room for before it goes in).
+            if let Some(user) = &user {
+                sqlx::query(
+                    "DELETE FROM webauthn_ceremonies WHERE user_id = $1 AND purpose = $2 AND id NOT IN \
+                     (SELECT id FROM webauthn_ceremonies WHERE user_id = $1 AND purpose = $2 ORDER BY expires_at DESC, id DESC LIMIT $3)",
+                )
+                .bind(user)
+                .bind(&c.purpose)
+                .bind(LIVE_CEREMONIES_PER_PURPOSE - 1)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+            sqlx::query("INSERT INTO webauthn_ceremonies (id, user_id, purpose, state, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&c.id)
+                .bind(&user)
+                .bind(&c.purpose)
+                .bind(&c.state)
+                .bind(c.expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })
     }
 
     async fn take_ceremony(&self, id: &str, now: UnixTime) -> StoreResult<Option<Ceremony>> {

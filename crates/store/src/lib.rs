@@ -111,6 +111,12 @@ pub enum OpenError {
 }
 
 impl Store {
+    /// Notices still waiting to be sent (tests wait for the queue to drain).
+    #[cfg(feature = "testing")]
+    pub async fn queued_notice_count(&self) -> portcullis_core::io::StoreResult<i64> {
+        on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM queued_notices").fetch_one(p).await.map_err(db_error))
+    }
+
     /// Runs a `DELETE` of one row by its key (`$1`); true for exactly one
     /// caller when several race to take the same row.
     pub(crate) async fn delete_one(&self, sql: &'static str, key: &str) -> portcullis_core::io::StoreResult<bool> {

@@ -1,9 +1,7 @@
 //! [`NoticeStore`] for both backends: the queue of security notices.
 
-use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
 use portcullis_core::io::StoreResult;
-use portcullis_core::messages::Message;
 use portcullis_core::notices::{NoticeStore, QueuedNotice};
 
 use crate::{Store, db_error, on_pool};
@@ -17,13 +15,12 @@ struct NoticeRow {
 }
 
 impl NoticeStore for Store {
-    async fn enqueue_notice(&self, recipient: &str, message: &Message, now: UnixTime) -> StoreResult<()> {
-        let json = serde_json::to_string(message).map_err(|e| StoreError::Backend(e.to_string()))?;
+    async fn enqueue_notice(&self, recipient: &str, payload: &str, now: UnixTime) -> StoreResult<()> {
         on_pool!(self, |p| sqlx::query(
             "INSERT INTO queued_notices (recipient, message, attempts, not_before, created_at) VALUES ($1, $2, 0, $3, $3)"
         )
         .bind(recipient)
-        .bind(&json)
+        .bind(payload)
         .bind(now)
         .execute(p)
         .await

@@ -40,6 +40,7 @@ on_both_backends!(
     a_totp_step_and_a_recovery_code_are_accepted_once_under_concurrency,
     webauthn_counters_only_move_forward_even_under_concurrency,
     a_webauthn_ceremony_is_taken_once_and_not_after_it_expires,
+    a_users_ceremonies_are_replaced_not_piled_up,
     a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_the_next,
     an_import_keeps_all_accounts_or_none,
     access_tokens_are_live_until_a_revocation_covers_them,
@@ -586,6 +587,31 @@ async fn a_webauthn_ceremony_is_taken_once_and_not_after_it_expires(s: Store) {
     assert!(s.take_ceremony("nope", 1).await.unwrap().is_none());
 }
 
+async fn a_users_ceremonies_are_replaced_not_piled_up(s: Store) {
+    use portcullis_core::factors::webauthn::Ceremony;
+    let u = user("kim@example.com");
+    s.create_user(&u).await.unwrap();
+    let ceremony = |n: i64, user: Option<UserId>, purpose: &str| Ceremony {
+        id: format!("c{n}"),
+        user_id: user,
+        purpose: purpose.into(),
+        state: "{}".into(),
+        expires_at: 1_000 + n,
+    };
+    for n in 0..2_000 {
+        s.save_ceremony(&ceremony(n, Some(u.id), "second_factor")).await.unwrap();
+    }
+    s.save_ceremony(&ceremony(5_000, Some(u.id), "register")).await.unwrap();
+    let mut kept = Vec::new();
+    for n in 0..2_000 {
+        if s.take_ceremony(&format!("c{n}"), 0).await.unwrap().is_some() {
+            kept.push(n);
+        }
+    }
+    assert_eq!(kept, [1_997, 1_998, 1_999], "the newest three of one purpose stay, the newest always");
+    assert!(s.take_ceremony("c5000", 0).await.unwrap().is_some(), "another purpose is left alone");
+}
+
 async fn a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_the_next(s: Store) {
     use portcullis_core::factors::otp::{CodeAnswer, CodeCheck, CodePurpose, OneTimeCode, OtpChannel};
     let u = user("kim@example.com");
@@ -831,7 +857,9 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
 
 async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {
     for left in 0..5 {
-        s.enqueue_notice(&format!("user{left}@example.com"), &Message::RecoveryCodeUsed { left }, 100).await.unwrap();
+        s.enqueue_notice(&format!("user{left}@example.com"), &serde_json::to_string(&Message::RecoveryCodeUsed { left }).unwrap(), 100)
+            .await
+            .unwrap();
     }
     // Eight senders at once (as several server processes would): each notice goes to exactly one.
     let (claimed, distinct) = eight_senders_claim(&s, 100, 400, 2).await;
@@ -857,7 +885,9 @@ async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {
     // A backlog and many senders: a sender whose first choices another holds
     // takes the next free notices, so one round clears everything due.
     for n in 0..40 {
-        s.enqueue_notice(&format!("bulk{n}@example.com"), &Message::RecoveryCodeUsed { left: n }, 2_000).await.unwrap();
+        s.enqueue_notice(&format!("bulk{n}@example.com"), &serde_json::to_string(&Message::RecoveryCodeUsed { left: n }).unwrap(), 2_000)
+            .await
+            .unwrap();
     }
     let (claimed, distinct) = eight_senders_claim(&s, 2_000, 2_400, 6).await;
     assert_eq!((claimed.len(), distinct), (41, 41), "the backlog and the lapsed lease, each claimed once");

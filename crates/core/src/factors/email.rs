@@ -2,10 +2,11 @@
 //! beside another one by default (`email_requires_other_factor`), and the
 //! first step of an emailed-code sign-in.
 
-use super::otp::{CodePurpose, OtpChannel, check_code, send_code};
+use super::otp::{CodePurpose, OtpChannel, check_code, issue_code, send_code};
 use super::{Credential, Enrolled, FactorContext, FactorKey, FactorResult, MfaStore, PublicKeyChallenge, SecondFactor, Verification};
 use crate::clock::UnixTime;
 use crate::io::BoxFuture;
+use crate::messages::Message;
 use crate::user::User;
 
 /// Codes sent to the account's verified email address.
@@ -34,7 +35,7 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
         now: UnixTime,
     ) -> BoxFuture<'a, FactorResult<Option<PublicKeyChallenge>>> {
         Box::pin(async move {
-            send_code(ctx, user, (OtpChannel::Email, user.email.as_str(), None), CodePurpose::SignIn, now).await?;
+            send_code(ctx, user, (OtpChannel::Email, user.email.as_str(), None), (CodePurpose::SignIn, None), now).await?;
             Ok(None)
         })
     }
@@ -49,4 +50,11 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
     ) -> BoxFuture<'a, FactorResult<Verification>> {
         Box::pin(check_code(ctx, user, (OtpChannel::Email, CodePurpose::SignIn, None), response, now))
     }
+}
+
+/// Makes a sign-in code for the account's address without sending it (the
+/// first step of a sign-in by emailed code queues it: see
+/// `SignIn::send_email_code`); the message to send.
+pub(crate) async fn issue_sign_in_code<S: MfaStore>(ctx: &FactorContext<'_, S>, user: &User, now: UnixTime) -> FactorResult<Message> {
+    issue_code(ctx, user, (OtpChannel::Email, user.email.as_str(), None), (CodePurpose::SignIn, None), now).await
 }

@@ -58,6 +58,9 @@ pub struct FactorContext<'a, S> {
     pub messenger: &'a crate::messages::Messenger,
     /// Limits on sent codes.
     pub otp: &'a otp::OtpSettings,
+    /// Who the request that sends a code comes from (its quotas); `None`
+    /// outside a request, where nothing is sent.
+    pub requester: Option<otp::Requester<'a>>,
 }
 
 /// What a user needs to finish setting up a credential.

@@ -73,8 +73,10 @@ pub struct OtpSettings {
     pub per_user_per_hour: u32,
     /// Codes per destination (address, number) per hour.
     pub per_destination_per_hour: u32,
-    /// Codes requested per client address per hour.
+    /// Codes sent per client address per hour (every channel and account).
     pub per_client_per_hour: u32,
+    /// Phone numbers an account may add per day.
+    pub phones_per_day: u32,
 }
 
 impl Default for OtpSettings {
@@ -92,6 +94,7 @@ impl Default for OtpSettings {
             per_user_per_hour: 10,
             per_destination_per_hour: 10,
             per_client_per_hour: 30,
+            phones_per_day: 3,
         }
     }
 }
@@ -105,7 +108,7 @@ pub struct OneTimeCode {
     pub user_id: UserId,
     /// Channel.
     pub channel: OtpChannel,
-    /// Where it went.
+    /// A keyed digest of where it went ([`destination_digest`]).
     pub destination: String,
     /// What it is for.
     pub purpose: CodePurpose,
@@ -205,32 +208,67 @@ impl From<CodeCheck> for Verification {
     }
 }
 
-/// Sends a new code to `destination` (the credential `credential`, for a
-/// phone), after the cooldown and the hourly caps.
-pub(super) async fn send_code<S: MfaStore>(
+/// Who asks for a code, from which client address (its rate-limit key, see
+/// [`crate::rate_limit::client_key`]). The two kinds have quotas of their
+/// own, so a stranger asking for emailed sign-in codes cannot spend the
+/// allowance of the account's owner signing in with a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester<'a> {
+    /// Someone who has proven nothing yet (the first step of a sign-in by emailed code).
+    Anonymous(&'a str),
+    /// A sign-in past its password, or a signed-in user.
+    Proven(&'a str),
+}
+
+impl Requester<'_> {
+    fn parts(self) -> (&'static str, String) {
+        match self {
+            Self::Anonymous(a) => ("anonymous", crate::rate_limit::client_key(a)),
+            Self::Proven(a) => ("proven", crate::rate_limit::client_key(a)),
+        }
+    }
+}
+
+/// A keyed digest of where a code went: what is stored and counted instead
+/// of the number or address itself (personal data, sealed elsewhere).
+pub fn destination_digest(key: &MacKey, destination: &str) -> String {
+    key.tag("code-destination", destination.as_bytes())
+}
+
+/// Makes a new code for `destination` (the credential `credential`, for a
+/// phone), after the cooldown and every cap: per client address (all
+/// channels and accounts), per account and channel, and per destination,
+/// those two per kind of [`Requester`]; and `extra` (one more quota the
+/// caller counts with them, all or nothing). The code is stored, the earlier
+/// one of its purpose killed; the message to send is returned.
+pub(super) async fn issue_code<S: MfaStore>(
     ctx: &FactorContext<'_, S>,
     user: &User,
     (channel, destination, credential): (OtpChannel, &str, Option<&str>),
-    purpose: CodePurpose,
+    (purpose, extra): (CodePurpose, Option<SlidingQuota>),
     now: UnixTime,
-) -> FactorResult<()> {
+) -> FactorResult<Message> {
     let limits = ctx.otp;
     if let Some(last) = ctx.store.last_otp_sent_at(user.id, channel).await?
         && now - last < limits.resend_cooldown
     {
         return Err(AccountError::CodeSentRecently { retry_after_secs: limits.resend_cooldown - (now - last) });
     }
-    let quotas = [
-        hourly(format!("otp-user:{}", user.id), limits.per_user_per_hour),
-        hourly(format!("otp-to:{destination}"), limits.per_destination_per_hour),
+    let (kind, address) = ctx.requester.unwrap_or(Requester::Proven("unknown")).parts();
+    let to = destination_digest(ctx.recovery_key, destination);
+    let mut quotas = vec![
+        hourly(format!("otp-client:{address}"), limits.per_client_per_hour),
+        hourly(format!("otp-user:{}:{}:{kind}", user.id, channel.as_str()), limits.per_user_per_hour),
+        hourly(format!("otp-to:{to}:{kind}"), limits.per_destination_per_hour),
     ];
+    quotas.extend(extra);
     ctx.store.take_send_quotas(&quotas, now).await?.map_err(|retry_after_secs| AccountError::TooManyCodes { retry_after_secs })?;
     let code = generate_code();
     let record = OneTimeCode {
         id: uuid::Uuid::new_v4().simple().to_string(),
         user_id: user.id,
         channel,
-        destination: destination.to_owned(),
+        destination: to,
         purpose,
         credential_id: credential.map(str::to_owned),
         tag: tag(ctx.recovery_key, user.id, (channel, purpose), &code),
@@ -240,10 +278,21 @@ pub(super) async fn send_code<S: MfaStore>(
     // Stored (and the previous code killed) before sending, so a code in a message always works.
     ctx.store.replace_otp_code(&record).await?;
     let minutes = (limits.ttl + 59) / 60;
-    let message = match purpose {
+    Ok(match purpose {
         CodePurpose::SignIn => Message::SignInCode { code, minutes },
         CodePurpose::ConfirmPhone => Message::PhoneConfirmationCode { code, minutes },
-    };
+    })
+}
+
+/// Makes a code (see [`issue_code`]) and sends it at once.
+pub(super) async fn send_code<S: MfaStore>(
+    ctx: &FactorContext<'_, S>,
+    user: &User,
+    (channel, destination, credential): (OtpChannel, &str, Option<&str>),
+    (purpose, extra): (CodePurpose, Option<SlidingQuota>),
+    now: UnixTime,
+) -> FactorResult<()> {
+    let message = issue_code(ctx, user, (channel, destination, credential), (purpose, extra), now).await?;
     let sent = match channel {
         OtpChannel::Email => ctx.messenger.email(destination, &message).await,
         OtpChannel::Sms => ctx.messenger.text(PhoneNumber::parse(destination)?, &message).await,

@@ -9,6 +9,7 @@ use super::{
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::io::BoxFuture;
+use crate::rate_limit::SlidingQuota;
 use crate::sms::PhoneNumber;
 use crate::user::{User, UserId};
 
@@ -74,8 +75,12 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
             let mut c = Credential::new(user.id, FactorKind::Phone, new.name, Vec::new(), now);
             // The number is personal data: sealed at rest like a secret.
             c.sealed_secret = ctx.sealer.seal(&seal_context(&c.id), number.as_str().as_bytes());
+            // Sent (after the cooldown and every cap, the day's numbers among
+            // them) before the number is stored: a refused send adds nothing.
+            let numbers_today = SlidingQuota { key: format!("phones-added:{}", user.id), cap: ctx.otp.phones_per_day, window: 86_400 };
+            send_code(ctx, user, (OtpChannel::Sms, number.as_str(), Some(&c.id)), (CodePurpose::ConfirmPhone, Some(numbers_today)), now)
+                .await?;
             ctx.store.insert_credential(&c).await?;
-            send_code(ctx, user, (OtpChannel::Sms, number.as_str(), Some(&c.id)), CodePurpose::ConfirmPhone, now).await?;
             Ok(Some(Self::prompt(c.id, number.as_str())))
         })
     }
@@ -140,7 +145,7 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
             let Some((id, number)) = phones.iter().filter(chosen).find_map(|c| Some((c.id.as_str(), number_of(ctx, c)?))) else {
                 return Err(AccountError::NotFound);
             };
-            send_code(ctx, user, (OtpChannel::Sms, &number, Some(id)), CodePurpose::SignIn, now).await?;
+            send_code(ctx, user, (OtpChannel::Sms, &number, Some(id)), (CodePurpose::SignIn, None), now).await?;
             Ok(None)
         })
     }

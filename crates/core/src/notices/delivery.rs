@@ -26,7 +26,11 @@ impl<S: Stores> Accounts<S> {
     /// Queues a security notice for the delivery task; a failure is logged,
     /// never fatal to the change it reports.
     pub(crate) async fn notify(&self, user: &User, message: Message, now: UnixTime) {
-        match self.store.enqueue_notice(user.email.as_str(), &message, now).await {
+        let queued = match super::seal_notice(&self.keys.sealer, &message) {
+            Ok(payload) => self.store.enqueue_notice(user.email.as_str(), &payload, now).await,
+            Err(e) => Err(e),
+        };
+        match queued {
             Ok(()) => self.notices_queued.notify_one(),
             Err(e) => tracing::error!(error = %e, user = %user.id, kind = message.kind(), "could not queue a security notice"),
         }
@@ -50,10 +54,10 @@ impl<S: Stores> Notices<'_, S> {
                 return Ok(sent);
             }
             for notice in batch {
-                let message: Message = match serde_json::from_str(&notice.message) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::error!(error = %e, id = notice.id, "dropping an unreadable queued notice");
+                let message: Message = match super::open_notice(&self.keys.sealer, &notice.message) {
+                    Some(m) => m,
+                    None => {
+                        tracing::error!(id = notice.id, "dropping an unreadable queued notice");
                         self.store.remove_notice(notice.id).await?;
                         continue;
                     }

@@ -4,7 +4,11 @@
 
 use std::future::Future;
 
+use data_encoding::BASE64URL_NOPAD;
+
+use crate::error::StoreError;
 use crate::messages::Message;
+use crate::secrets::SecretBox;
 
 mod delivery;
 
@@ -17,7 +21,8 @@ pub struct QueuedNotice {
     pub id: i64,
     /// Address.
     pub recipient: String,
-    /// What to say: a [`Message`] as JSON (parsed by the sender, so one bad row cannot stall the queue).
+    /// What to say: a [`Message`] as [`seal_notice`] keeps it (opened by the
+    /// sender, so one bad row cannot stall the queue).
     pub message: String,
     /// Delivery attempts so far, including the one this claim is for.
     pub attempts: u32,
@@ -26,11 +31,11 @@ pub struct QueuedNotice {
 /// The queue of security notices: written in the request that causes the
 /// notice, emptied by a background task (see [`Notices::deliver_notices`]).
 pub trait NoticeStore: Clone + Send + Sync + 'static {
-    /// Adds a notice, due now.
+    /// Adds a notice, due now: `payload` is the message as [`seal_notice`] keeps it.
     fn enqueue_notice(
         &self,
         recipient: &str,
-        message: &Message,
+        payload: &str,
         now: crate::clock::UnixTime,
     ) -> impl Future<Output = crate::io::StoreResult<()>> + Send;
     /// Takes up to `limit` due notices and hides them until `lease_until`
@@ -59,9 +64,44 @@ pub(crate) fn notice_backoff(attempts: u32) -> i64 {
     (60_i64 << attempts.saturating_sub(1).min(6)).min(3600)
 }
 
+/// Sealing context of queued messages.
+const NOTICE_CONTEXT: &str = "queued-notice";
+/// Marks a sealed payload (rows queued before sealing are plain JSON).
+const SEALED: &str = "sealed:";
+
+/// A message as the queue keeps it: its JSON sealed with the at-rest key,
+/// since some carry a one-time code or link (a sign-in code, a reset link).
+pub fn seal_notice(sealer: &SecretBox, message: &Message) -> Result<String, StoreError> {
+    let json = serde_json::to_vec(message).map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(format!("{SEALED}{}", BASE64URL_NOPAD.encode(&sealer.seal(NOTICE_CONTEXT, &json))))
+}
+
+/// The message of a queued payload; `None` if it cannot be read (dropped, logged by the caller).
+pub fn open_notice(sealer: &SecretBox, payload: &str) -> Option<Message> {
+    match payload.strip_prefix(SEALED) {
+        Some(sealed) => {
+            let bytes = BASE64URL_NOPAD.decode(sealed.as_bytes()).ok()?;
+            serde_json::from_slice(&sealer.open(NOTICE_CONTEXT, &bytes).ok()?).ok()
+        }
+        None => serde_json::from_str(payload).ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::notice_backoff;
+    use super::*;
+
+    #[test]
+    fn a_queued_message_is_sealed_and_only_the_key_opens_it() {
+        let sealer = SecretBox::new([7; 32]);
+        let message = Message::SignInCode { code: "123456".into(), minutes: 5 };
+        let payload = seal_notice(&sealer, &message).unwrap();
+        assert!(!payload.contains("123456"), "the code is not readable at rest: {payload}");
+        assert_eq!(open_notice(&sealer, &payload), Some(message.clone()));
+        assert_eq!(open_notice(&SecretBox::new([8; 32]), &payload), None, "another key opens nothing");
+        let plain = serde_json::to_string(&message).unwrap();
+        assert_eq!(open_notice(&sealer, &plain), Some(message), "rows queued before sealing still go out");
+    }
 
     #[test]
     fn a_failed_notice_waits_a_minute_then_twice_as_long_each_time_up_to_an_hour() {

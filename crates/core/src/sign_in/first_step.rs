@@ -19,6 +19,7 @@ use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::error::AccountError;
 use crate::factors::email::EmailCodeFactor;
+use crate::factors::otp::Requester;
 use crate::factors::webauthn::{self, PasskeySignIn};
 use crate::factors::{FactorKey, PublicKeyChallenge, RememberedBrowser, SecondFactor, Verification};
 use crate::messages::Message;
@@ -256,7 +257,6 @@ impl<S: Stores> SignIn<'_, S> {
             return Err(AccountError::NotFound);
         }
         let email = EmailAddress::parse(email)?;
-        self.hit_client_code_cap(client, now).await?;
         // Only a lock matters here: sending a code is not a success to clear failures with.
         let _ = self.refuse_if_account_locked(email.as_str(), now).await?;
         let Some(user) = self.email_sign_in_account(&email).await? else {
@@ -264,9 +264,13 @@ impl<S: Stores> SignIn<'_, S> {
             return Ok(());
         };
         // Cooldown, caps and delivery failures are logged, not shown: showing
-        // them would tell a stranger that the address has an account.
-        if let Err(e) = EmailCodeFactor.challenge(&self.factor_context(), &user, None, now).await {
-            tracing::warn!(error = %e, user = %user.id, "sign-in code not sent");
+        // them would tell a stranger that the address has an account. The
+        // code goes out through the notice queue, so the answer takes the
+        // same time either way; the quotas are the anonymous requester's, so
+        // a stranger cannot spend the owner's.
+        match crate::factors::email::issue_sign_in_code(&self.factor_context_for(Requester::Anonymous(client)), &user, now).await {
+            Ok(message) => self.notify(&user, message, now).await,
+            Err(e) => tracing::warn!(error = %e, user = %user.id, "sign-in code not sent"),
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::account_store::Stores;
 use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
+use crate::factors::otp::Requester;
 use crate::factors::{
     self, Credential, Enrolled, EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, SuccessNotice, Verification, all, factor,
 };
@@ -151,11 +152,7 @@ impl<S: Stores> SignIn<'_, S> {
         now: UnixTime,
     ) -> Result<Option<PublicKeyChallenge>, AccountError> {
         let (_, user) = self.advance(token, Transition::Challenge(key), origin, now).await?;
-        let factor = factor::<S>(key);
-        if key.sends_code() {
-            self.hit_client_code_cap(client, now).await?;
-        }
-        factor.challenge(&self.factor_context(), &user, to, now).await
+        factor::<S>(key).challenge(&self.factor_context_for(Requester::Proven(client)), &user, to, now).await
     }
 
     /// Counts one answer against the account's budget for `lock`, before it
@@ -291,7 +288,7 @@ impl<S: Stores> SignIn<'_, S> {
         now: UnixTime,
     ) -> Result<EnrollmentPrompt, AccountError> {
         let (_, user) = self.advance(token, Transition::BeginEnrollment(kind), origin, now).await?;
-        self.credentials().start_setup(&user, kind, (name, destination), now).await
+        self.credentials().start_setup(&user, kind, (name, destination), origin, now).await
     }
 
     /// Shows an inline setup again (after a wrong first code).

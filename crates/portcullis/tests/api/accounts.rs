@@ -48,7 +48,7 @@ async fn a_new_user_signs_up_verifies_signs_in_and_out(app: TestApp) {
     assert_eq!(after.location.as_deref(), Some("/login?next=%2Faccount"));
 
     // The verification link was used up.
-    let link = app.last_link_to("ada@example.com");
+    let link = app.last_link_to("ada@example.com").await;
     assert_eq!(app.get(&link).await.status, StatusCode::BAD_REQUEST);
 }
 

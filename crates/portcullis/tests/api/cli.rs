@@ -33,7 +33,7 @@ async fn user_commands(backend: Backend) {
     let Some(db) = TestDatabase::new(backend).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::helpers::private_tempdir();
     let d = dir.path();
 
     let (code, out, _) = portcullis(d, &db.url, &["migrate"], None);
@@ -108,7 +108,7 @@ fn bad_configuration_exits_2_with_one_line_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_then_stops_gracefully_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::helpers::private_tempdir();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))

@@ -46,7 +46,7 @@ async fn a_client_that_allows_only_some_factors_steps_up_a_session_that_used_ano
     };
     let sent = app.post("/login/verify/send", &[("method", "email"), ("next", "/account")], &page.body).await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-    let code = emailed_code(&app, "ada@example.com");
+    let code = emailed_code(&app, "ada@example.com").await;
     let done = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", "/account")], &sent.body).await;
     assert_eq!(done.location.as_deref(), Some("/account"));
 

@@ -13,7 +13,8 @@ on_both_backends!(
 );
 
 /// The 6-digit code in the newest message to `to` that carries one.
-pub(crate) fn emailed_code(app: &TestApp, to: &str) -> String {
+pub(crate) async fn emailed_code(app: &TestApp, to: &str) -> String {
+    app.mail_settled().await;
     let has_code = |subject: &str| subject.rsplit(' ').next().is_some_and(|w| w.len() == 6 && w.chars().all(|c| c.is_ascii_digit()));
     let mail = app.outbox().into_iter().rev().find(|m| m.email.to == to && has_code(&m.email.subject)).expect("a message with a code");
     let code: String = mail.email.subject.rsplit(' ').next().unwrap().to_owned();
@@ -55,7 +56,7 @@ impl TestApp {
 async fn an_emailed_code_completes_the_second_step_once(app: TestApp) {
     app.user_with_app("ada@example.com").await;
     let page = app.password_then_email_code("ada@example.com").await;
-    let code = emailed_code(&app, "ada@example.com");
+    let code = emailed_code(&app, "ada@example.com").await;
     let done = app.enter_code(&page, &code).await;
     assert_eq!((done.status, done.location.as_deref()), (StatusCode::SEE_OTHER, Some("/account")), "{}", done.body);
     assert!(app.get("/account").await.body.contains("verified with: pwd, otp, mfa"));
@@ -70,16 +71,16 @@ async fn an_emailed_code_completes_the_second_step_once(app: TestApp) {
 async fn codes_expire_and_a_newer_code_replaces_the_older_one(app: TestApp) {
     app.user_with_app("ada@example.com").await;
     let page = app.password_then_email_code("ada@example.com").await;
-    let first = emailed_code(&app, "ada@example.com");
+    let first = emailed_code(&app, "ada@example.com").await;
     app.clock.advance(301);
     assert_eq!(app.enter_code(&page, &first).await.status, StatusCode::UNPROCESSABLE_ENTITY, "five minutes have passed");
 
     let resent = app.send_code(&page).await;
     assert_eq!(resent.status, StatusCode::OK, "{}", resent.body);
-    let older = emailed_code(&app, "ada@example.com");
+    let older = emailed_code(&app, "ada@example.com").await;
     app.clock.advance(31);
     app.send_code(&resent).await;
-    let newer = emailed_code(&app, "ada@example.com");
+    let newer = emailed_code(&app, "ada@example.com").await;
     if older != newer {
         assert_eq!(app.enter_code(&resent, &older).await.status, StatusCode::UNPROCESSABLE_ENTITY, "a new code kills the old one");
     }
@@ -101,7 +102,7 @@ async fn a_code_dies_after_five_wrong_tries(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |c| c.lockout.max_second_step_failures = 50).await else { return };
     app.user_with_app("ada@example.com").await;
     let page = app.password_then_email_code("ada@example.com").await;
-    let code = emailed_code(&app, "ada@example.com");
+    let code = emailed_code(&app, "ada@example.com").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
         assert_eq!(app.enter_code(&page, wrong).await.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -114,7 +115,7 @@ async fn a_code_dies_after_five_wrong_tries(backend: Backend) {
     assert_eq!(late.status, StatusCode::UNPROCESSABLE_ENTITY, "the right code after five wrong ones is dead");
     app.clock.advance(31);
     app.send_code(&page).await;
-    let fresh = emailed_code(&app, "ada@example.com");
+    let fresh = emailed_code(&app, "ada@example.com").await;
     assert_eq!(app.enter_code(&page, &fresh).await.status, StatusCode::SEE_OTHER, "a new code works");
 }
 

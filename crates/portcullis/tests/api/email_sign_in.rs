@@ -43,6 +43,7 @@ impl TestApp {
 
 async fn an_emailed_code_signs_in_without_a_password_and_tells_no_one_which_addresses_exist(app: TestApp) {
     app.verified_user("ada@example.com").await;
+    app.mail_settled().await;
     let mails_before = app.outbox().len();
 
     let nobody = app.request_sign_in_code("nobody@example.com").await;
@@ -53,8 +54,9 @@ async fn an_emailed_code_signs_in_without_a_password_and_tells_no_one_which_addr
     assert_eq!(strip(&nobody, "nobody@example.com"), strip(&ada, "ada@example.com"));
     assert!(ada.body.contains("If an account uses ada@example.com, we have emailed it a sign-in code"), "{}", ada.body);
     assert!(ada.body.contains("<label for=\"code\">Code</label>"));
+    app.mail_settled().await;
     assert_eq!(app.outbox().len(), mails_before + 1, "only the real account got a message");
-    let code = emailed_code(&app, "ada@example.com");
+    let code = emailed_code(&app, "ada@example.com").await;
 
     // A wrong code, and any code for an address without an account, get the same answer.
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -76,7 +78,7 @@ async fn an_emailed_code_signs_in_without_a_password_and_tells_no_one_which_addr
 async fn an_application_asking_for_mfa_after_an_emailed_code_asks_for_the_password(app: TestApp) {
     app.verified_user("ada@example.com").await;
     let page = app.request_sign_in_code("ada@example.com").await;
-    let code = emailed_code(&app, "ada@example.com");
+    let code = emailed_code(&app, "ada@example.com").await;
     assert_eq!(app.enter_sign_in_code(&page, "ada@example.com", &code).await.status, StatusCode::SEE_OTHER);
 
     let (id, secret) = crate::oidc::register(&app, false, SigningAlg::ES256).await;
@@ -111,7 +113,7 @@ async fn an_account_with_a_factor_then_gives_its_password(app: TestApp) {
     app.sign_out().await;
 
     let page = app.request_sign_in_code("ada@example.com").await;
-    let code = emailed_code(&app, "ada@example.com");
+    let code = emailed_code(&app, "ada@example.com").await;
     let first = app.enter_sign_in_code(&page, "ada@example.com", &code).await;
     assert!(first.location.as_deref().unwrap_or_default().starts_with("/login/verify"), "{:?}", first.location);
     assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "not signed in yet");

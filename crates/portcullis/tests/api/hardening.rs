@@ -59,7 +59,7 @@ async fn a_password_reset_or_change_an_mfa_reset_and_signing_out_everywhere_end_
         match ending {
             Ending::ResetByLink => {
                 app.submit("/forgot-password", "/forgot-password", &[("email", "ada@example.com")]).await;
-                let link = app.last_link_to("ada@example.com");
+                let link = app.last_link_to("ada@example.com").await;
                 let token = link.split("token=").nth(1).unwrap().to_owned();
                 let done =
                     app.submit(&link, "/reset-password", &[("token", &token), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
@@ -204,4 +204,153 @@ async fn a_script_or_file_url_is_no_redirect_uri() {
     }
     let native = app.cli(&["client", "create", "--name", "App", "--public", "--redirect-uri", "com.example.app:/oauth2redirect"]);
     assert!(native.status.success(), "a native app's private-use scheme is fine");
+}
+
+/// SMS pumping: confirmation texts to new numbers count against the same
+/// per-address cap as every other code, and one account adds at most three
+/// numbers a day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_phone_numbers_is_capped_per_account_and_per_address_like_every_text() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    let mut statuses = Vec::new();
+    for account in 0..11 {
+        let email = format!("u{account}@example.com");
+        app.verified_user(&email).await;
+        app.sign_in(&email, PASSWORD).await;
+        let mut mine = Vec::new();
+        for n in 0..4 {
+            app.clock.advance(31);
+            let security = app.get("/account/security").await;
+            let number = format!("+44770090{account:02}{n:02}");
+            mine.push(app.post("/account/security/phone", &[("phone", &number)], &security.body).await.status);
+        }
+        statuses.push(mine);
+        app.sign_out().await;
+    }
+    assert_eq!(statuses[0], [StatusCode::OK, StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS], "three numbers a day");
+    let sent = statuses.iter().flatten().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!((sent, crate::sms_codes::texts(&app).len()), (30, 30), "30 texts per address and hour, confirmations included");
+    assert!(statuses.last().unwrap().iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    let db = app.sqlite_files_text().unwrap();
+    assert!(!db.contains("7700900000") && !db.contains("770090"), "a phone number is stored in the clear outside its sealed credential");
+}
+
+/// With sign-in by emailed code on, a stranger asking for codes for someone
+/// else's address spends only the anonymous allowance: the owner, past the
+/// password, still gets a text and an email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_asking_for_emailed_codes_do_not_spend_the_owners_allowance() {
+    let Some(app) = crate::helpers::spawn_app_with(Backend::Sqlite, |c| c.factors.email_passwordless = true).await else { return };
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    assert_eq!(app.add_phone("+447700900123").await.status, StatusCode::OK);
+    app.sign_out().await;
+    let stranger = crate::helpers::browser();
+    for _ in 0..12 {
+        app.clock.advance(31);
+        let page = stranger.get(app.url("/login/code")).send().await.unwrap().text().await.unwrap();
+        let token = crate::helpers::csrf_token_in(&page);
+        let r = stranger.post(app.url("/login/code")).form(&[("email", "ada@example.com"), ("csrf_token", &token)]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    app.clock.advance(31);
+    let first = app.sign_in("ada@example.com", PASSWORD).await;
+    let step = app.get(&first.location.unwrap()).await;
+    let next = crate::mfa::hidden(&step.body, "next");
+    let texted = app.post("/login/verify/send", &[("method", "sms"), ("next", &next)], &step.body).await;
+    assert_eq!(texted.status, StatusCode::OK, "the owner's text: {}", texted.body);
+    app.clock.advance(31);
+    let emailed = app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &step.body).await;
+    assert_eq!(emailed.status, StatusCode::OK, "the owner's email: {}", emailed.body);
+}
+
+/// Reset links and sign-up warnings to one mailbox stop at ten an hour,
+/// however many addresses ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mailbox_gets_at_most_ten_reset_or_sign_up_mails_an_hour() {
+    let Some(app) = crate::helpers::spawn_app_with(Backend::Sqlite, |c| c.trusted_proxies = vec!["127.0.0.1/32".into()]).await else {
+        return;
+    };
+    app.verified_user("ada@example.com").await;
+    app.mail_settled().await;
+    let before = app.outbox().iter().filter(|m| m.email.to == "ada@example.com").count();
+    let page = app.get("/forgot-password").await.body;
+    let token = crate::helpers::csrf_token_in(&page);
+    for i in 0..16 {
+        let from = format!("203.0.113.{}", i % 4 + 1);
+        let reset = app.client.post(app.url("/forgot-password")).header("x-forwarded-for", &from);
+        assert_eq!(reset.form(&[("email", "ada@example.com"), ("csrf_token", &token)]).send().await.unwrap().status(), StatusCode::OK);
+        let form = [("email", "ada@example.com"), ("name", "Eve"), ("password", PASSWORD), ("confirm", PASSWORD), ("csrf_token", &token)];
+        let sign_up = app.client.post(app.url("/signup")).header("x-forwarded-for", &from).form(&form);
+        assert_eq!(sign_up.send().await.unwrap().status(), StatusCode::OK, "the page looks the same");
+    }
+    app.mail_settled().await;
+    let mails = app.outbox().iter().filter(|m| m.email.to == "ada@example.com").count() - before;
+    assert_eq!(mails, 10, "reset links and sign-up warnings together, per mailbox and hour");
+}
+
+/// Asking for WebAuthn options at the second step is throttled per address like any post to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_step_webauthn_options_are_throttled() {
+    let Some(app) = crate::helpers::spawn_app_with(Backend::Sqlite, |c| c.rate_limit.sign_in_per_minute = 5).await else { return };
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    app.enroll_totp("Phone").await;
+    app.sign_out().await;
+    app.clock.advance(60 - portcullis_core::clock::Clock::now(&app.clock) % 60);
+    let first = app.sign_in("ada@example.com", PASSWORD).await;
+    let step = app.get(&first.location.unwrap()).await;
+    let token = crate::helpers::csrf_token_in(&step.body);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let r = app.client.post(app.url("/login/verify/options")).form(&[("csrf_token", token.as_str())]).send().await.unwrap();
+        statuses.push(r.status());
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+}
+
+/// An admin cannot lock themselves out by another spelling of their address:
+/// the Kelvin sign (U+212A) lowercases to `k`, as the address does when parsed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_cannot_lock_themselves_by_a_unicode_spelling_of_their_address() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    app.state.accounts().operators().create_user("kate@example.com", "Kate", PASSWORD, true, app.clock_now()).await.unwrap();
+    app.sign_in("kate@example.com", PASSWORD).await;
+    let step_up = app.get("/admin/users").await.location.unwrap();
+    let (_, done) = app.enroll_app_inline(&app.get(&step_up).await).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let users = app.get("/admin/users").await;
+    assert_eq!(users.status, StatusCode::OK, "{}", users.body);
+    let refused = app.post("/admin/users", &[("email", "\u{212A}ate@example.com"), ("action", "lock"), ("q", "")], &users.body).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(refused.body.contains("Another admin has to do that"), "{}", refused.body);
+    let kate = app.state.accounts().operators().find_user("kate@example.com").await.unwrap();
+    assert!(kate.disabled_at.is_none(), "still enabled");
+    assert_eq!(app.get("/admin/users").await.status, StatusCode::OK, "and still in the console");
+}
+
+/// The database, its WAL, the development outbox and the data directory are
+/// the owner's alone, and a data directory others can read is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_outbox_and_data_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    app.verified_user("ada@example.com").await;
+    let dir = app.sqlite_dir().unwrap();
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(files.iter().any(|f| f.to_string_lossy().ends_with("-wal")), "{files:?}");
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{} is readable by others", f.display());
+    }
+    let outbox = portcullis_delivery::OutboxMailer::path_in(&app.config.data_dir);
+    assert_eq!(mode(&outbox), 0o600, "the outbox holds links and codes");
+
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut config = app.config.clone();
+    config.data_dir = open.path().to_owned();
+    let clock = std::sync::Arc::new(app.clock.clone());
+    let refused = portcullis::Application::build(&config, clock).await.err().expect("a data directory others can read is refused");
+    assert!(refused.to_string().contains("chmod 700"), "{refused}");
 }

@@ -54,7 +54,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let db = TestDatabase::new(backend).await?;
-    let data = tempfile::tempdir().unwrap();
+    let data = private_tempdir();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut config = test_config(data.path(), &db.url);
@@ -73,6 +73,13 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     let base = if config.issuer == format!("http://localhost:{port}") { config.issuer.clone() } else { format!("http://127.0.0.1:{port}") };
     let (client, jar) = browser_with_jar();
     Some(TestApp { base, state, client, jar, clock, config, _db: db, _data: data, _stop: stop })
+}
+
+/// A temporary directory only its owner may enter (the server refuses a data
+/// directory others can read; tempfile's default follows the umask).
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new().permissions(std::fs::Permissions::from_mode(0o700)).tempdir().unwrap()
 }
 
 /// A client that keeps cookies and does not follow redirects (tests check them).
@@ -169,9 +176,38 @@ impl TestApp {
         panic!("no message about {subject:?} arrived; outbox: {:?}", self.outbox().iter().map(|m| &m.email.subject).collect::<Vec<_>>())
     }
 
-    /// Path and query of the link in the newest message to `to` that has one.
-    pub fn last_link_to(&self, to: &str) -> String {
-        // Security notices (no link) are sent by a background task and may land after the link.
+    /// The folder of the SQLite database; `None` on PostgreSQL.
+    pub fn sqlite_dir(&self) -> Option<&std::path::Path> {
+        self._db.dir()
+    }
+
+    /// Everything the SQLite database holds on disk (database and WAL files),
+    /// as text, to look for what must never be stored in the clear; `None` on PostgreSQL.
+    pub fn sqlite_files_text(&self) -> Option<String> {
+        let dir = self.sqlite_dir()?;
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        Some(String::from_utf8_lossy(&all).into_owned())
+    }
+
+    /// Waits until the notice queue is empty: every queued message (security
+    /// notices, reset links, emailed sign-in codes) is in the outbox.
+    pub async fn mail_settled(&self) {
+        for _ in 0..200 {
+            if self.state.accounts().store().queued_notice_count().await.unwrap() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("queued mail was not sent");
+    }
+
+    /// Path and query of the link in the newest message to `to` that has one
+    /// (once the queued mail is out).
+    pub async fn last_link_to(&self, to: &str) -> String {
+        self.mail_settled().await;
         let mail = self
             .outbox()
             .into_iter()
@@ -185,7 +221,7 @@ impl TestApp {
 
     /// Confirms the address with the newest verification link sent to it.
     pub async fn verify_email(&self, email: &str) -> Page {
-        let link = self.last_link_to(email);
+        let link = self.last_link_to(email).await;
         assert!(link.starts_with("/verify-email?token="), "{link}");
         let token = link.split("token=").nth(1).unwrap().to_owned();
         self.submit(&link, "/verify-email", &[("token", &token)]).await

@@ -14,7 +14,7 @@ async fn request_reset(app: &TestApp, email: &str) -> String {
     let page = app.submit("/forgot-password", "/forgot-password", &[("email", email)]).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Check your email"));
-    app.last_link_to(email)
+    app.last_link_to(email).await
 }
 
 async fn a_user_resets_a_forgotten_password_with_the_emailed_link(app: TestApp) {

@@ -127,7 +127,7 @@ async fn the_second_step_opens_on_the_strongest_factor_and_email_is_only_a_fallb
     // "Email me a code" from that list sends the code at once.
     let sent = app.post("/login/verify/send", &[("method", "email"), ("next", "/account")], &methods.body).await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-    let code = emailed_code(&app, "ada@example.com");
+    let code = emailed_code(&app, "ada@example.com").await;
     let done = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", "/account")], &sent.body).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "the fallback works (email counts as a factor by default)");
     assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
@@ -190,7 +190,7 @@ async fn an_emailed_code_does_not_finish_a_sign_in_soon_after_a_reset_link(app: 
     let secret = app.user_with_totp("ada@example.com").await;
     let page = app.get("/forgot-password").await;
     app.post("/forgot-password", &[("email", "ada@example.com")], &page.body).await;
-    let link = app.last_link_to("ada@example.com");
+    let link = app.last_link_to("ada@example.com").await;
     let token = link.split("token=").nth(1).unwrap().to_owned();
     let reset = app.submit(&link, "/reset-password", &[("token", &token), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
     assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
@@ -384,7 +384,7 @@ async fn the_admin_console_needs_a_recent_sign_in_to_act_and_takes_no_emailed_co
     let first = app.sign_in("root@example.com", PASSWORD).await;
     let methods = app.get(&first.location.unwrap().replace("/login/verify?", "/login/verify/methods?")).await;
     let sent = app.post("/login/verify/send", &[("method", "email"), ("next", "/admin/users")], &methods.body).await;
-    let code = emailed_code(&app, "root@example.com");
+    let code = emailed_code(&app, "root@example.com").await;
     let done = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", "/admin/users")], &sent.body).await;
     assert_eq!(done.location.as_deref(), Some("/admin/users"));
     let step_up = app.get("/admin/users").await.location.unwrap();
@@ -575,7 +575,7 @@ async fn a_reset_link_neither_lifts_the_second_step_lock_nor_finishes_a_sign_in_
     // The password is reset by the emailed link: the second step's lock holds.
     let forgot = app.get("/forgot-password").await;
     app.post("/forgot-password", &[("email", "ada@example.com")], &forgot.body).await;
-    let link = app.last_link_to("ada@example.com");
+    let link = app.last_link_to("ada@example.com").await;
     let token = link.split("token=").nth(1).unwrap().to_owned();
     let reset = app.submit(&link, "/reset-password", &[("token", &token), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
     assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
@@ -621,7 +621,7 @@ async fn a_stale_session_adds_no_first_factor_and_a_possession_step_does_not_mak
     let page = app.get(&step).await;
     let next = hidden(&page.body, "next");
     let sent = app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &page.body).await;
-    let code = emailed_code(&app, "bo@example.com");
+    let code = emailed_code(&app, "bo@example.com").await;
     let done = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", &next)], &sent.body).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let security = app.get("/account/security").await;

@@ -256,7 +256,7 @@ async fn operator_templates_replace_the_built_in_words() {
     // A broken template stops the start, naming the file.
     std::fs::write(templates.path().join("email/sign_in_code.txt"), "{{ cod }}\n").unwrap();
     let mut config = app.config.clone();
-    config.data_dir = tempfile::tempdir().unwrap().keep();
+    config.data_dir = crate::helpers::private_tempdir().keep();
     let clock = std::sync::Arc::new(app.clock.clone());
     let err = portcullis::Application::build(&config, clock).await.err().expect("a broken template is refused");
     assert!(err.to_string().contains("email/sign_in_code.txt"), "{err}");

@@ -71,7 +71,11 @@ async fn factor_added(
 pub async fn start_totp(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
     let setup = shared_secret(
-        state.accounts().credentials().start_enrollment(&session, FactorKind::Totp, (DEFAULT_DEVICE_NAME, ""), state.now()).await?,
+        state
+            .accounts()
+            .credentials()
+            .start_enrollment(&session, FactorKind::Totp, (DEFAULT_DEVICE_NAME, ""), &browser.origin(), state.now())
+            .await?,
     )?;
     Ok(browser.page(
         StatusCode::OK,
@@ -210,7 +214,11 @@ pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlFo
             return Err(AppError::Account(AccountError::ReauthenticationRequired));
         }
         public_key(
-            state.accounts().credentials().start_enrollment(&session, webauthn_kind(&form.kind)?, (&form.name, ""), state.now()).await?,
+            state
+                .accounts()
+                .credentials()
+                .start_enrollment(&session, webauthn_kind(&form.kind)?, (&form.name, ""), &browser.origin(), state.now())
+                .await?,
         )
     }
     .await;
@@ -241,7 +249,11 @@ pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(f
 /// POST /account/security/phone: "Add a phone number" sends a code to it.
 pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<PhoneForm>) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
-    match state.accounts().credentials().start_enrollment(&session, FactorKind::Phone, (DEFAULT_PHONE_NAME, &form.phone), state.now()).await
+    match state
+        .accounts()
+        .credentials()
+        .start_enrollment(&session, FactorKind::Phone, (DEFAULT_PHONE_NAME, &form.phone), &browser.origin(), state.now())
+        .await
     {
         Ok(prompt) => {
             let (credential_id, destination) = code_sent(prompt)?;
