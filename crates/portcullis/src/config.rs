@@ -370,8 +370,10 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("PORTCULLIS_").split("__").ignore(&["config", "log"])).merge(Serialized::defaults(flags));
-        let config: Config = figment.extract().map_err(|e| ConfigError(describe(&e)))?;
+        let env = Env::prefixed("PORTCULLIS_").split("__").ignore(&["config", "log"]);
+        figment = figment.merge(TextEnv(env)).merge(Serialized::defaults(flags));
+        // Lossy: a number or boolean setting given as text (as the environment gives it) is read from the text.
+        let config: Config = figment.extract_lossy().map_err(|e| ConfigError(describe(&e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -505,6 +507,49 @@ impl Config {
     }
 }
 
+/// The `PORTCULLIS_…` environment with every scalar kept as the text it was.
+/// figment's own reading types a value by its looks, so a phone number
+/// (`+15005550006`), a password of digits (`007123`) or a token (`true`)
+/// would reach a string setting as a number or a boolean (refused, or worse,
+/// `007123` read as 7123); numbers and booleans are read from the text by
+/// `extract_lossy`. Arrays and tables (`[a, b]`) are still parsed.
+struct TextEnv(Env);
+
+impl figment::Provider for TextEnv {
+    fn metadata(&self) -> figment::Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::Value;
+        let mut dict = figment::value::Dict::new();
+        for (key, text) in self.0.iter() {
+            let parsed: Value = text.parse().unwrap_or_else(|_| Value::from(text.clone()));
+            let value = match parsed {
+                Value::Array(..) | Value::Dict(..) => parsed,
+                _ => Value::from(text),
+            };
+            if let Some(nested) = figment::util::nest(key.as_str(), value).into_dict() {
+                merge_dicts(&mut dict, nested);
+            }
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// Merges `other` into `into`, table by table (later keys win).
+fn merge_dicts(into: &mut figment::value::Dict, other: figment::value::Dict) {
+    use figment::value::Value;
+    for (k, v) in other {
+        match (into.get_mut(&k), v) {
+            (Some(Value::Dict(_, existing)), Value::Dict(_, incoming)) => merge_dicts(existing, incoming),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
 /// A CIDR range, or a bare address as a range of one.
 fn parse_network(s: &str) -> Option<ipnet::IpNet> {
     s.parse::<ipnet::IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
@@ -580,6 +625,37 @@ mod tests {
             assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
             assert_eq!(c.data_dir, PathBuf::from("/file"));
             assert_eq!((c.lockout.max_failures, c.lockout.lock_seconds), (7, 60));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_values_reach_string_settings_as_written() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_SMS__PROVIDER", "twilio");
+            jail.set_env("PORTCULLIS_SMS__TWILIO__FROM", "+15005550006");
+            jail.set_env("PORTCULLIS_SMS__TWILIO__ACCOUNT_SID", "0012345");
+            jail.set_env("PORTCULLIS_SMS__TWILIO__AUTH_TOKEN", "true");
+            jail.set_env("PORTCULLIS_SMTP__HOST", "1.5");
+            jail.set_env("PORTCULLIS_SMTP__PORT", "2525");
+            jail.set_env("PORTCULLIS_SMTP__FROM", "no-reply@example.com");
+            jail.set_env("PORTCULLIS_SMTP__USERNAME", "12345");
+            jail.set_env("PORTCULLIS_SMTP__PASSWORD", "007123");
+            jail.set_env("PORTCULLIS_POLICY__MFA_REQUIRED_FOR", "[admin]");
+            jail.set_env("PORTCULLIS_LOCKOUT__MAX_FAILURES", "7");
+            jail.set_env("PORTCULLIS_FACTORS__SMS", "false");
+            let c = Config::load(None, &FlagOverrides::default()).map_err(|e| e.to_string())?;
+            let twilio = c.sms.twilio.clone().unwrap();
+            assert_eq!(
+                (twilio.from.as_deref(), twilio.account_sid.as_str(), twilio.auth_token.as_str()),
+                (Some("+15005550006"), "0012345", "true")
+            );
+            let smtp = c.smtp.clone().unwrap();
+            assert_eq!((smtp.host.as_str(), smtp.port), ("1.5", 2525));
+            assert_eq!((smtp.username.as_deref(), smtp.password.as_deref()), (Some("12345"), Some("007123")), "leading zeros kept");
+            assert_eq!(c.policy.mfa_required_for, ["admin"]);
+            assert_eq!(c.lockout.max_failures, 7, "numbers are still read from their text");
+            assert!(!c.factors.sms, "and booleans");
             Ok(())
         });
     }

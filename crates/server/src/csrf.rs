@@ -19,23 +19,36 @@ use portcullis_core::secrets::random_token;
 
 use crate::MAX_BODY_BYTES;
 use crate::error::AppError;
-use crate::request::{CSRF_COOKIE, cookie_value, set_cookie};
+use crate::request::{CSRF_COOKIE, SESSION_COOKIE, SIGN_IN_COOKIE, cookie_value, set_cookie};
 use crate::state::AppState;
 
 /// Name of the hidden form field.
 pub const FIELD: &str = "csrf_token";
 const PURPOSE: &str = "csrf";
 
-/// The token for forms on this page, and a cookie to set if the browser has none yet.
-pub fn form_token(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    match cookie_value(headers, CSRF_COOKIE).filter(|v| v.len() == 43) {
-        Some(seed) => (state.cookie_key().tag(PURPOSE, seed.as_bytes()), None),
+/// The browser's CSRF seed (its cookie's value), and a cookie to set if it has none yet.
+pub fn seed(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    match cookie_value(state, headers, CSRF_COOKIE).filter(|v| v.len() == 43) {
+        Some(seed) => (seed, None),
         None => {
             let seed = random_token();
             let cookie = set_cookie(state, CSRF_COOKIE, &seed, None);
-            (state.cookie_key().tag(PURPOSE, seed.as_bytes()), Some(cookie))
+            (seed, Some(cookie))
         }
     }
+}
+
+/// What a form token is bound to besides the seed: the browser's session,
+/// else its sign-in in progress. A site that can set cookies for this one (a
+/// sibling subdomain) can pair a seed of its own with a token of its own,
+/// but not with the victim's session, which it does not know.
+pub fn binding(state: &AppState, headers: &HeaderMap) -> String {
+    cookie_value(state, headers, SESSION_COOKIE).or_else(|| cookie_value(state, headers, SIGN_IN_COOKIE)).unwrap_or_default()
+}
+
+/// The token for forms, from the seed and the binding.
+pub fn form_token(state: &AppState, seed: &str, binding: &str) -> String {
+    state.cookie_key().tag(PURPOSE, format!("{seed}\0{binding}").as_bytes())
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -77,7 +90,8 @@ async fn check(state: &AppState, request: Request) -> Result<Request, AppError> 
     if !is_form(headers) {
         return Err(AppError::UnsupportedMediaType);
     }
-    let seed = cookie_value(headers, CSRF_COOKIE);
+    let seed = cookie_value(state, headers, CSRF_COOKIE);
+    let binding = binding(state, headers);
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
     let token = url::form_urlencoded::parse(&bytes).find(|(k, _)| k == FIELD).map(|(_, v)| v.into_owned());
@@ -87,7 +101,9 @@ async fn check(state: &AppState, request: Request) -> Result<Request, AppError> 
         ));
     };
     match token {
-        Some(t) if state.cookie_key().verify(PURPOSE, seed.as_bytes(), &t) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Some(t) if state.cookie_key().verify(PURPOSE, format!("{seed}\0{binding}").as_bytes(), &t) => {
+            Ok(Request::from_parts(parts, Body::from(bytes)))
+        }
         _ => Err(AppError::Forbidden("This form has expired or was not sent by this site. Reload the page and try again.".into())),
     }
 }

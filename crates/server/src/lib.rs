@@ -35,6 +35,12 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let browser = routes::browser_routes(&state).route_layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard));
+    // Over HTTPS, browsers are told to use nothing else for a year (RFC 6797); not
+    // `includeSubDomains`, which would bind sites of the parent domain this server does not run.
+    let hsts = state
+        .settings()
+        .secure_cookies()
+        .then(|| SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000")));
     Router::new()
         .merge(browser)
         .merge(routes::oidc_routes())
@@ -51,6 +57,7 @@ pub fn router(state: AppState) -> Router {
                 "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
             ),
         ))
+        .layer(tower::util::option_layer(hsts))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

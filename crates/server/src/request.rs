@@ -27,8 +27,16 @@ pub const DEVICE_COOKIE: &str = "portcullis_browser";
 /// The longest lifetime browsers keep a cookie (RFC 6265bis: 400 days).
 const DEVICE_COOKIE_SECONDS: i64 = 400 * 24 * 3600;
 
-/// The value of cookie `name` in the request headers.
-pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+/// Cookie holding the token of a sign-in waiting for its next step.
+pub const SIGN_IN_COOKIE: &str = "portcullis_signin";
+
+/// The value of our cookie `name` in the request headers (by the name the
+/// server gives it: see [`crate::ServerSettings::cookie_name`]).
+pub fn cookie_value(state: &AppState, headers: &HeaderMap, name: &str) -> Option<String> {
+    raw_cookie(headers, &state.settings().cookie_name(name))
+}
+
+fn raw_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -42,7 +50,7 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, path `/`, `Secure` on HTTPS.
 /// `max_age` of `None` makes a browser-session cookie; `Some(0)` deletes it.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let mut c = Cookie::build((name.to_owned(), value.to_owned()))
+    let mut c = Cookie::build((state.settings().cookie_name(name), value.to_owned()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -68,6 +76,8 @@ pub struct Browser {
     pub user_agent: String,
     /// Token to put into forms.
     pub csrf_token: String,
+    /// The CSRF cookie's value the token is derived from.
+    csrf_seed: String,
     /// This browser's device id (from its cookie, or new).
     pub device: String,
     /// A CSRF cookie to set, when the browser had none.
@@ -108,10 +118,11 @@ impl FromRequestParts<AppState> for Browser {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(a)| client_ip(a.ip(), &parts.headers, &state.settings().trusted_proxies).to_string())
             .unwrap_or_else(|| "unknown".to_owned());
-        let (csrf_token, new_csrf_cookie) = csrf::form_token(state, &parts.headers);
+        let (csrf_seed, new_csrf_cookie) = csrf::seed(state, &parts.headers);
+        let csrf_token = csrf::form_token(state, &csrf_seed, &csrf::binding(state, &parts.headers));
         let user_agent = parts.headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         // Ours are 43 base64url characters; anything else is replaced.
-        let (device, new_device_cookie) = match cookie_value(&parts.headers, DEVICE_COOKIE) {
+        let (device, new_device_cookie) = match cookie_value(state, &parts.headers, DEVICE_COOKIE) {
             Some(d) if d.len() == 43 && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => (d, None),
             _ => {
                 let d = portcullis_core::risk::new_device_id();
@@ -121,10 +132,11 @@ impl FromRequestParts<AppState> for Browser {
         };
         Ok(Self {
             ip,
-            session_token: cookie_value(&parts.headers, SESSION_COOKIE),
-            remembered: cookie_value(&parts.headers, REMEMBER_COOKIE),
+            session_token: cookie_value(state, &parts.headers, SESSION_COOKIE),
+            remembered: cookie_value(state, &parts.headers, REMEMBER_COOKIE),
             user_agent,
             csrf_token,
+            csrf_seed,
             device,
             new_csrf_cookie,
             new_device_cookie,
@@ -133,6 +145,16 @@ impl FromRequestParts<AppState> for Browser {
 }
 
 impl Browser {
+    /// This browser once the response makes `session_token` its session:
+    /// the forms on a page rendered in that response are bound to it.
+    pub fn with_session(&self, state: &AppState, session_token: &str) -> Self {
+        Self {
+            csrf_token: csrf::form_token(state, &self.csrf_seed, session_token),
+            session_token: Some(session_token.to_owned()),
+            ..self.clone()
+        }
+    }
+
     /// Renders a page, adding the CSRF token to its context and the CSRF cookie when new.
     pub fn page(&self, status: StatusCode, template: &str, ctx: minijinja::Value) -> Response {
         let ctx = minijinja::context! { csrf_token => &self.csrf_token, ..ctx };

@@ -25,6 +25,15 @@ impl ServerSettings {
     pub fn secure_cookies(&self) -> bool {
         self.origin.starts_with("https://")
     }
+
+    /// The name a cookie goes by: `__Host-` first when the issuer is HTTPS
+    /// with no path, so the browser accepts it only from this host, over
+    /// TLS, for the whole site, and a sibling subdomain cannot set one of
+    /// the same name (RFC 6265bis §4.1.3.2).
+    pub fn cookie_name(&self, name: &str) -> String {
+        let has_path = self.origin.strip_prefix("https://").is_some_and(|rest| rest.contains('/'));
+        if self.secure_cookies() && !has_path { format!("__Host-{name}") } else { name.to_owned() }
+    }
 }
 
 /// Everything a handler may use; cheap to clone.

@@ -154,7 +154,7 @@ async fn cookies_are_secure_when_the_issuer_is_https() {
     };
     let page = app.get("/login").await;
     let cookie = page.headers.get("set-cookie").unwrap().to_str().unwrap();
-    assert!(cookie.starts_with("portcullis_csrf=") && cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.starts_with("__Host-portcullis_csrf=") && cookie.contains("; Secure"), "{cookie}");
     // Over plain http the server of this test still answers, but a browser would not send the cookie back.
     let Some(plain) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
         return;

@@ -354,3 +354,59 @@ async fn the_database_outbox_and_data_directory_are_private() {
     let refused = portcullis::Application::build(&config, clock).await.err().expect("a data directory others can read is refused");
     assert!(refused.to_string().contains("chmod 700"), "{refused}");
 }
+
+/// Behind HTTPS, browsers are told to stay on it, and cookies are `__Host-`:
+/// only this host, over TLS, for the whole site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_pages_set_hsts_and_host_only_cookies() {
+    let Some(app) = crate::helpers::spawn_app_with(Backend::Sqlite, |c| c.issuer = c.issuer.replace("http://", "https://")).await else {
+        return;
+    };
+    let page = app.get("/login").await;
+    assert_eq!(page.headers.get("strict-transport-security").map(|v| v.to_str().unwrap()), Some("max-age=31536000"));
+    let cookies: Vec<&str> = page.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert!(!cookies.is_empty());
+    for c in &cookies {
+        assert!(c.starts_with("__Host-portcullis_") && c.contains("Secure") && c.contains("Path=/") && !c.contains("Domain"), "{c}");
+    }
+    let Some(plain) = spawn_app(Backend::Sqlite).await else { return };
+    let page = plain.get("/login").await;
+    assert!(page.headers.get("strict-transport-security").is_none(), "not over plain HTTP (development)");
+    assert!(page.headers.get_all("set-cookie").iter().all(|c| c.to_str().unwrap().starts_with("portcullis_")));
+}
+
+/// A site that can set cookies for this one (a sibling subdomain) pairs its
+/// own CSRF cookie with the token it got for it: refused, since the token is
+/// bound to the session too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csrf_token_works_only_with_the_session_it_was_given_to() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    // The attacker's own visit: a CSRF cookie and the token that goes with it.
+    let attacker = crate::helpers::browser_with_jar();
+    let page = attacker.0.get(app.url("/login")).send().await.unwrap();
+    let seed = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|c| c.to_str().unwrap().strip_prefix("portcullis_csrf=").map(|v| v.split(';').next().unwrap().to_owned()))
+        .unwrap();
+    let token = crate::helpers::csrf_token_in(&page.text().await.unwrap());
+    // The victim's browser, with the attacker's CSRF cookie tossed in, posts the attacker's form.
+    let url = reqwest::Url::parse(&app.base).unwrap();
+    let cookies = reqwest::cookie::CookieStore::cookies(&*app.jar, &url).unwrap();
+    let session = cookies.to_str().unwrap().split("; ").find(|c| c.starts_with("portcullis_session=")).unwrap().to_owned();
+    let forged = crate::helpers::browser()
+        .post(app.url("/logout/everywhere"))
+        .header("cookie", format!("{session}; portcullis_csrf={seed}"))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/account").await.status, StatusCode::OK, "still signed in: the forged form did nothing");
+    // The victim's own form still works.
+    let out = app.submit("/account", "/logout/everywhere", &[]).await;
+    assert!(out.status.is_redirection(), "{}", out.body);
+}

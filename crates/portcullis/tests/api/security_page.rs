@@ -167,7 +167,8 @@ async fn a_setup_is_confirmed_only_from_a_recent_session_and_within_ten_minutes(
         .post(
             "/account/security/totp/confirm",
             &[("credential_id", &credential), ("name", "Phone"), ("code", &app.code_now(&secret))],
-            &security.body,
+            // A form token of the new session (one is bound to the session it was given to).
+            &app.get("/account").await.body,
         )
         .await;
     assert_eq!(stale.status, StatusCode::NOT_FOUND, "{}", stale.body);
@@ -178,7 +179,7 @@ async fn a_setup_is_confirmed_only_from_a_recent_session_and_within_ten_minutes(
         .post(
             "/account/security/totp/confirm",
             &[("credential_id", &credential), ("name", "Phone"), ("code", &app.code_now(&secret))],
-            &security.body,
+            &app.get("/account").await.body,
         )
         .await;
     assert_eq!(reused.status, StatusCode::NOT_FOUND);

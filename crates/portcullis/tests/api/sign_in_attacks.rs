@@ -276,7 +276,7 @@ async fn rules_for_an_application_hold_for_a_session_made_elsewhere(backend: Bac
     }
     let (_, deny, _, _) = url("c-deny").await;
     assert_eq!(app.authorize(&deny).await.status, StatusCode::FORBIDDEN, "and the deny rule still holds");
-    let everywhere = app.post("/logout/everywhere", &[], &login.body).await;
+    let everywhere = app.post("/logout/everywhere", &[], &app.get("/forgot-password").await.body).await;
     assert!(
         everywhere.location.as_deref().unwrap().starts_with("/login/verify"),
         "nor can it end every session: {:?}",
@@ -367,7 +367,9 @@ async fn a_code_confirming_a_new_number_never_completes_a_step_up_nor_the_revers
     // Each code still does its own job.
     let done = app.post("/login/verify", &[("method", "sms"), ("code", &sign_in_code), ("next", &next)], &sent.body).await;
     assert_eq!(done.location.as_deref(), Some("/admin/users"), "{}", done.body);
-    let confirmed = app.post("/account/security/phone/confirm", &[("credential_id", &pending), ("code", &confirmation)], &wrong.body).await;
+    // With a form token of the stepped-up session (tokens are bound to the session they were given to).
+    let fresh = app.get("/account").await;
+    let confirmed = app.post("/account/security/phone/confirm", &[("credential_id", &pending), ("code", &confirmation)], &fresh.body).await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     assert!(confirmed.body.contains("Phone number added."), "{}", confirmed.body);
 }
@@ -534,7 +536,9 @@ async fn concurrent_right_answers_finish_a_sign_in_once_and_a_stale_step_up_fini
     assert_eq!(statuses, vec![StatusCode::SEE_OTHER, StatusCode::BAD_REQUEST], "one sign-in finishes, once");
     assert_eq!(app.state.accounts().sessions().list(ada.id, app.clock.now()).await.unwrap().len(), 1, "one session");
     let left = app.state.accounts().credentials().recovery_codes_left(ada.id).await.unwrap();
-    let replay = app.post("/login/verify", &[("method", "recovery"), ("code", &codes[2]), ("next", "/account")], &page.body).await;
+    // A form token of this browser as it is now, so what answers is the sign-in machine, not the CSRF check.
+    let now_page = app.get("/account").await;
+    let replay = app.post("/login/verify", &[("method", "recovery"), ("code", &codes[2]), ("next", "/account")], &now_page.body).await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST, "the finished sign-in takes no more answers");
     assert_eq!(app.state.accounts().credentials().recovery_codes_left(ada.id).await.unwrap(), left, "and the replayed code was not spent");
 
@@ -550,7 +554,8 @@ async fn concurrent_right_answers_finish_a_sign_in_once_and_a_stale_step_up_fini
     app.post("/logout", &[], &account.body).await;
     let next = hidden(&step_page.body, "next");
     app.clock.advance(30);
-    let stale = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", &next)], &step_page.body).await;
+    let now_page = app.get("/forgot-password").await;
+    let stale = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", &next)], &now_page.body).await;
     assert_eq!(stale.status, StatusCode::BAD_REQUEST, "{}", stale.body);
     assert!(stale.headers.get_all("set-cookie").iter().all(|c| !c.to_str().unwrap().starts_with("portcullis_session=")));
     assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "no session came back to life");
@@ -562,7 +567,7 @@ async fn a_reset_link_neither_lifts_the_second_step_lock_nor_finishes_a_sign_in_
     let secret = app.user_with_totp("ada@example.com").await;
     // A sign-in in progress, begun by someone who knew the old password...
     let first = app.sign_in("ada@example.com", PASSWORD).await;
-    let pending = app.get(&first.location.unwrap()).await;
+    assert_eq!(app.get(&first.location.unwrap()).await.status, StatusCode::OK);
     // ...and ten wrong codes, in two more sign-ins, lock the account.
     for _ in 0..2 {
         let first = app.sign_in("ada@example.com", PASSWORD).await;
@@ -583,7 +588,8 @@ async fn a_reset_link_neither_lifts_the_second_step_lock_nor_finishes_a_sign_in_
     // Once the lock lifts, the sign-in begun before the reset cannot finish, even with the right code.
     app.clock.advance(301 + 30);
     let code = app.code_now(&secret);
-    let stale = app.post("/login/verify", &[("method", "totp"), ("code", &code), ("next", "/account")], &pending.body).await;
+    let now_page = app.get("/forgot-password").await;
+    let stale = app.post("/login/verify", &[("method", "totp"), ("code", &code), ("next", "/account")], &now_page.body).await;
     assert_eq!(stale.status, StatusCode::BAD_REQUEST, "a sign-in begun before the reset is over: {}", stale.body);
     let fresh = app.sign_in("ada@example.com", NEW_PASSWORD).await;
     let page = app.get(&fresh.location.unwrap()).await;

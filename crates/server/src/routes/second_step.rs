@@ -23,11 +23,8 @@ use super::setup::{
     phone_form_problem, public_key, setup_context, shared_secret, webauthn_kind,
 };
 use crate::error::AppError;
-use crate::request::{Browser, HtmlForm, REMEMBER_COOKIE, SESSION_COOKIE, cookie_value, safe_next, see_other, set_cookie};
+use crate::request::{Browser, HtmlForm, REMEMBER_COOKIE, SESSION_COOKIE, SIGN_IN_COOKIE, cookie_value, safe_next, see_other, set_cookie};
 use crate::state::AppState;
-
-/// Cookie holding the token of a sign-in waiting for its next step.
-pub const SIGN_IN_COOKIE: &str = "portcullis_signin";
 
 pub(super) fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -69,8 +66,8 @@ pub async fn step_up(
     }
 }
 
-fn sign_in_token(headers: &HeaderMap) -> Result<String, AppError> {
-    cookie_value(headers, SIGN_IN_COOKIE).ok_or(AppError::Account(AccountError::SignInExpired))
+fn sign_in_token(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
+    cookie_value(state, headers, SIGN_IN_COOKIE).ok_or(AppError::Account(AccountError::SignInExpired))
 }
 
 /// A request to a page of this browser's sign-in in progress: the app, the
@@ -86,7 +83,7 @@ impl FromRequestParts<AppState> for InProgress {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = sign_in_token(&parts.headers)?;
+        let token = sign_in_token(state, &parts.headers)?;
         let Ok(browser) = Browser::from_request_parts(parts, state).await;
         Ok(Self { state: state.clone(), browser, token })
     }
@@ -171,7 +168,7 @@ pub(super) fn challenge_json(result: Result<PublicKeyChallenge, AppError>) -> Re
 /// POST /login/verify/options: a WebAuthn challenge for the pending sign-in.
 pub async fn verify_options(State(state): State<AppState>, browser: Browser, headers: HeaderMap) -> Response {
     let result = async {
-        let token = sign_in_token(&headers)?;
+        let token = sign_in_token(&state, &headers)?;
         let challenge = state
             .accounts()
             .sign_in()
@@ -423,7 +420,7 @@ pub async fn enroll_key_options(
     HtmlForm(form): HtmlForm<KeyForm>,
 ) -> Response {
     let result = async {
-        let token = sign_in_token(&headers)?;
+        let token = sign_in_token(&state, &headers)?;
         let kind = webauthn_kind(&form.kind)?;
         public_key(
             state.accounts().sign_in().begin_inline_enrollment(&token, (kind, &form.name, ""), &browser.origin(), state.now()).await?,

@@ -53,6 +53,15 @@ async fn factor_added(
     added: FactorAdded,
     notice: &str,
 ) -> Result<Response, AppError> {
+    // The forms on the page answer to the session the response gives the browser.
+    let rebound;
+    let browser = match &added.session_token {
+        Some(token) => {
+            rebound = browser.with_session(state, token);
+            &rebound
+        }
+        None => browser,
+    };
     let mut response = match added.recovery_codes {
         Some(codes) => browser.page(
             StatusCode::OK,
