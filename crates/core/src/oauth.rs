@@ -404,14 +404,16 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     /// Deletes keys rotated out before `cutoff` (their tokens have all expired).
     fn retire_signing_keys(&self, cutoff: UnixTime) -> impl Future<Output = StoreResult<u64>> + Send;
 
-    /// Keeps an authorization request of `client_id` while the user signs in.
+    /// Keeps an authorization request of `client_id` while the user signs
+    /// in, unless `cap` requests are already waiting (false then: the table
+    /// is bounded, whatever a flood of requests from many addresses does).
     fn save_pending_request(
         &self,
-        id: &str,
-        client_id: &str,
+        id_and_client: (&str, &str),
         request_json: &str,
-        expires_at: UnixTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+        now_and_expiry: (UnixTime, UnixTime),
+        cap: u64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// A pending request that has not expired.
     fn pending_request(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<String>>> + Send;
     /// The client of a pending request that has not expired, with the

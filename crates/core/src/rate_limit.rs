@@ -18,6 +18,8 @@ pub enum LimitedAction {
     SignUp,
     /// Password-reset requests and verification resends (each sends mail).
     SendEmail,
+    /// An authorization request that must wait for a sign-in (each stores a pending request).
+    Authorize,
 }
 
 impl LimitedAction {
@@ -27,6 +29,7 @@ impl LimitedAction {
             Self::SecondStep => "second-step",
             Self::SignUp => "signup",
             Self::SendEmail => "email",
+            Self::Authorize => "authorize",
         }
     }
 }
@@ -40,11 +43,13 @@ pub struct RateLimits {
     pub sign_up_per_minute: u32,
     /// Emails requested (resets, verification resends).
     pub send_email_per_minute: u32,
+    /// Authorization requests that wait for a sign-in (a stored pending request each).
+    pub authorize_per_minute: u32,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self { sign_in_per_minute: 30, sign_up_per_minute: 10, send_email_per_minute: 5 }
+        Self { sign_in_per_minute: 30, sign_up_per_minute: 10, send_email_per_minute: 5, authorize_per_minute: 60 }
     }
 }
 
@@ -89,6 +94,7 @@ impl RateLimits {
             LimitedAction::SignIn | LimitedAction::SecondStep => self.sign_in_per_minute,
             LimitedAction::SignUp => self.sign_up_per_minute,
             LimitedAction::SendEmail => self.send_email_per_minute,
+            LimitedAction::Authorize => self.authorize_per_minute,
         };
         if hits > limit { Err((bucket.window_start + WINDOW_SECONDS - now).max(1)) } else { Ok(()) }
     }

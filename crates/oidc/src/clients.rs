@@ -80,6 +80,8 @@ impl<S: OidcStore + AccountStore + AuditStore> ClientAdmin<'_, S> {
     }
 
     async fn audit(&self, id: &str, action: &str, origin: &RequestOrigin, now: UnixTime) -> Result<(), OidcError> {
+        // Every change is audited here, so this is where a changed client is seen.
+        self.provider.forget_cors_origins();
         let origin = RequestOrigin { client_id: Some(id.to_owned()), ..origin.clone() };
         let event = NewAuditEvent::new(AuditKind::ClientChanged, None, &origin, serde_json::json!({ "action": action }), now);
         Ok(self.provider.store().record_audit_event(&event).await?)

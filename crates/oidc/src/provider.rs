@@ -107,6 +107,11 @@ pub enum Logout {
     },
 }
 
+/// Authorization requests that may wait for a sign-in at once (each is a
+/// row until it is answered or lapses): a flood from many addresses fills
+/// this, not the disk.
+pub const MAX_PENDING_REQUESTS: u64 = 100_000;
+
 /// The provider.
 #[derive(Clone)]
 pub struct Provider<S> {
@@ -117,7 +122,17 @@ pub struct Provider<S> {
     ring: Arc<RwLock<Arc<KeyRing>>>,
     /// Client policies set in the configuration file: they win over the stored ones.
     pinned_policies: Arc<HashMap<String, ClientPolicy>>,
+    /// The web origins of the registered redirect URIs, as read at a time
+    /// (CORS for browser-based clients; read again after [`CORS_ORIGINS_SECONDS`]).
+    cors_origins: Arc<RwLock<Option<CorsOrigins>>>,
 }
+
+/// The CORS origins as read at a time.
+type CorsOrigins = (UnixTime, Arc<std::collections::HashSet<String>>);
+
+/// How long the list of CORS origins is kept before the clients are read again
+/// (changes made on this node apply at once; another node's within this time).
+pub const CORS_ORIGINS_SECONDS: i64 = 30;
 
 fn strs(v: &[&str]) -> Value {
     Value::from(v.iter().map(|s| Value::from(*s)).collect::<Vec<_>>())
@@ -133,6 +148,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             lifetimes,
             ring: Arc::new(RwLock::new(Arc::new(KeyRing::from_stored(&[], &SecretBox::new([0; 32]))?))),
             pinned_policies: Arc::new(HashMap::new()),
+            cors_origins: Arc::new(RwLock::new(None)),
         };
         provider.reload_keys(now).await?;
         let missing = provider.ring().missing();
@@ -191,6 +207,41 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     /// Operators' changes to clients (see [`ClientAdmin`]).
     pub fn client_admin(&self) -> ClientAdmin<'_, S> {
         ClientAdmin { provider: self }
+    }
+
+    /// Whether a browser at web origin `origin` (`https://app.example`) may
+    /// call the token, userinfo and revocation endpoints: the origin of one
+    /// of the registered redirect URIs (https, or http to a loopback host).
+    pub async fn cors_origin_allowed(&self, origin: &str, now: UnixTime) -> Result<bool, OidcError> {
+        let cached = self.cors_origins.read().ok().and_then(|c| c.clone()).filter(|(at, _)| now - at < CORS_ORIGINS_SECONDS);
+        let origins = match cached {
+            Some((_, origins)) => origins,
+            None => {
+                let origins: std::collections::HashSet<String> = self
+                    .store
+                    .list_clients()
+                    .await?
+                    .iter()
+                    .flat_map(|c| &c.redirect_uris)
+                    .filter_map(|uri| url::Url::parse(uri).ok())
+                    .filter(|u| matches!(u.scheme(), "https" | "http"))
+                    .map(|u| u.origin().ascii_serialization())
+                    .collect();
+                let origins = Arc::new(origins);
+                if let Ok(mut c) = self.cors_origins.write() {
+                    *c = Some((now, origins.clone()));
+                }
+                origins
+            }
+        };
+        Ok(origins.contains(origin))
+    }
+
+    /// Forgets the CORS origins read (a client changed on this node).
+    pub(crate) fn forget_cors_origins(&self) {
+        if let Ok(mut c) = self.cors_origins.write() {
+            *c = None;
+        }
     }
 
     /// Whether a client's policy comes from the configuration file.
@@ -324,7 +375,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     pub async fn save_pending(&self, req: &AuthorizeRequest, now: UnixTime) -> Result<String, OidcError> {
         let id = random_token();
         let json = serde_json::to_string(&json!({ "params": req.params, "created_at": now })).map_err(|e| OidcError::Key(e.to_string()))?;
-        self.store.save_pending_request(&id, &req.client.id, &json, now + self.lifetimes.pending_request).await?;
+        let expires = now + self.lifetimes.pending_request;
+        if !self.store.save_pending_request((&id, &req.client.id), &json, (now, expires), MAX_PENDING_REQUESTS).await? {
+            tracing::warn!("pending authorization requests at their cap: a request was turned away");
+            return Err(OidcError::oauth(ErrorCode::TemporarilyUnavailable, "too many sign-ins are in progress; try again in a minute"));
+        }
         Ok(id)
     }
 

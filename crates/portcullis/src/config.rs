@@ -300,6 +300,8 @@ pub struct RateLimitConfig {
     pub sign_up_per_minute: u32,
     /// Emails requested per IP per minute.
     pub send_email_per_minute: u32,
+    /// Authorization requests that wait for a sign-in, per IP per minute.
+    pub authorize_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -309,6 +311,7 @@ impl Default for RateLimitConfig {
             sign_in_per_minute: r.sign_in_per_minute,
             sign_up_per_minute: r.sign_up_per_minute,
             send_email_per_minute: r.send_email_per_minute,
+            authorize_per_minute: r.authorize_per_minute,
         }
     }
 }

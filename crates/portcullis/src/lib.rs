@@ -124,6 +124,7 @@ impl Application {
                 sign_in_per_minute: config.rate_limit.sign_in_per_minute,
                 sign_up_per_minute: config.rate_limit.sign_up_per_minute,
                 send_email_per_minute: config.rate_limit.send_email_per_minute,
+                authorize_per_minute: config.rate_limit.authorize_per_minute,
             },
             remember_browser_ttl: config.mfa.remember_browser_days * 86_400,
             totp_enabled: config.factors.totp,

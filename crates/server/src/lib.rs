@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .then(|| SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000")));
     Router::new()
         .merge(browser)
-        .merge(routes::oidc_routes())
+        .merge(routes::oidc_routes(&state))
         .merge(routes::ops_routes())
         .fallback(routes::not_found)
         .with_state(state)

@@ -288,16 +288,28 @@ impl OidcStore for Store {
             .map_err(db_error))
     }
 
-    async fn save_pending_request(&self, id: &str, client_id: &str, request_json: &str, expires_at: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("INSERT INTO pending_requests (id, client_id, request, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(client_id)
-            .bind(request_json)
-            .bind(expires_at)
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
+    async fn save_pending_request(
+        &self,
+        (id, client_id): (&str, &str),
+        request_json: &str,
+        (now, expires_at): (UnixTime, UnixTime),
+        cap: u64,
+    ) -> StoreResult<bool> {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO pending_requests (id, client_id, request, expires_at) SELECT $1, $2, $3, $4 \
+             WHERE (SELECT COUNT(*) FROM pending_requests WHERE expires_at > $5) < $6"
+        )
+        .bind(id)
+        .bind(client_id)
+        .bind(request_json)
+        .bind(expires_at)
+        .bind(now)
+        .bind(cap)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(db_error))
     }
 
     async fn pending_request(&self, id: &str, now: UnixTime) -> StoreResult<Option<String>> {

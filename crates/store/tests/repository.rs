@@ -435,8 +435,8 @@ async fn purge_removes_only_what_expired(s: Store) {
     let refresh = |digest: &str, expires_at| RefreshToken { digest: digest.into(), grant: grant.clone(), created_at: 0, expires_at };
     s.insert_refresh_token(&refresh("old-refresh", 100)).await.unwrap();
     s.insert_refresh_token(&refresh("new-refresh", 10_000_000)).await.unwrap();
-    s.save_pending_request("old-request", "app", "{}", 100).await.unwrap();
-    s.save_pending_request("new-request", "app", "{}", 10_000_000).await.unwrap();
+    s.save_pending_request(("old-request", "app"), "{}", (0, 100), 10).await.unwrap();
+    s.save_pending_request(("new-request", "app"), "{}", (0, 10_000_000), 10).await.unwrap();
 
     s.purge_expired(200_000).await.unwrap();
     assert!(stored_session(&s, "old").await.unwrap().is_none());
@@ -846,8 +846,10 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
     assert_eq!(s.client("spa").await.unwrap().unwrap().secret_digest, None);
 
     // The sign-in pages read a pending request's client, with its current policy.
-    s.save_pending_request("to-bank", "bank", r#"{"acr":"mfa"}"#, 1_000).await.unwrap();
-    s.save_pending_request("to-spa", "spa", "{}", 1_000).await.unwrap();
+    s.save_pending_request(("to-bank", "bank"), r#"{"acr":"mfa"}"#, (0, 1_000), 10).await.unwrap();
+    s.save_pending_request(("to-spa", "spa"), "{}", (0, 1_000), 10).await.unwrap();
+    assert!(!s.save_pending_request(("one-too-many", "spa"), "{}", (0, 1_000), 2).await.unwrap(), "the table is bounded");
+    assert!(s.save_pending_request(("after-expiry", "spa"), "{}", (1_000, 2_000), 2).await.unwrap(), "expired ones do not count");
     let (bank, request) = s.pending_request_client("to-bank", 999).await.unwrap().unwrap();
     assert_eq!((bank.id.as_str(), bank.policy, request.as_str()), ("bank", relaxed, r#"{"acr":"mfa"}"#));
     assert_eq!(s.pending_request_client("to-spa", 999).await.unwrap().unwrap().0.id, "spa");

@@ -410,3 +410,77 @@ async fn a_csrf_token_works_only_with_the_session_it_was_given_to() {
     let out = app.submit("/account", "/logout/everywhere", &[]).await;
     assert!(out.status.is_redirection(), "{}", out.body);
 }
+
+/// An authorization request that waits for a sign-in stores a row: those
+/// count against the address's budget (requests answered at once do not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_requests_waiting_for_a_sign_in_are_throttled_per_address() {
+    let Some(app) = crate::helpers::spawn_app_with(Backend::Sqlite, |c| c.rate_limit.authorize_per_minute = 3).await else { return };
+    app.clock.advance(60 - portcullis_core::clock::Clock::now(&app.clock) % 60);
+    let (id, _) = register(&app, true, SigningAlg::ES256).await;
+    let url = format!(
+        "/authorize?response_type=code&client_id={id}&redirect_uri={}&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        urlenc(CALLBACK)
+    );
+    let anonymous = crate::helpers::browser();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(anonymous.get(app.url(&url)).send().await.unwrap().status());
+    }
+    assert_eq!(statuses, [StatusCode::SEE_OTHER, StatusCode::SEE_OTHER, StatusCode::SEE_OTHER, StatusCode::TOO_MANY_REQUESTS]);
+    app.clock.advance(60);
+    assert_eq!(anonymous.get(app.url(&url)).send().await.unwrap().status(), StatusCode::SEE_OTHER, "a new minute, a new budget");
+}
+
+/// A single-page app at a registered redirect URI's origin may call the
+/// token and userinfo endpoints from the browser; another site may not; the
+/// public documents are open to all; credentials are never allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_clients_get_cors_for_their_registered_origins_only() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    register(&app, true, SigningAlg::ES256).await;
+    let preflight = |path: &'static str, origin: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .request(reqwest::Method::OPTIONS, app.url(path))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for path in ["/token", "/userinfo", "/revoke"] {
+        let ok = preflight(path, "https://app.example").await;
+        assert_eq!(ok.status(), StatusCode::NO_CONTENT, "{path}");
+        assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example", "{path}");
+        assert!(ok.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+        assert!(ok.headers().get("access-control-allow-credentials").is_none(), "never with credentials");
+        let other = preflight(path, "https://evil.example").await;
+        assert!(other.headers().get("access-control-allow-origin").is_none(), "{path}: another site gets nothing");
+    }
+    let token =
+        app.client.post(app.url("/token")).header("origin", "https://app.example").form(&[("grant_type", "nope")]).send().await.unwrap();
+    assert_eq!(token.headers()["access-control-allow-origin"], "https://app.example", "errors are readable too");
+    for path in ["/.well-known/openid-configuration", "/jwks.json"] {
+        let r = app.client.get(app.url(path)).header("origin", "https://anyone.example").send().await.unwrap();
+        assert_eq!((r.status(), r.headers()["access-control-allow-origin"].to_str().unwrap()), (StatusCode::OK, "*"), "{path}");
+    }
+    // A client registered now is seen at once on this node.
+    let before = preflight("/token", "https://new.example").await;
+    assert!(before.headers().get("access-control-allow-origin").is_none());
+    let new = NewClient {
+        id: None,
+        name: "New".into(),
+        redirect_uris: vec!["https://new.example/cb".into()],
+        post_logout_redirect_uris: vec![],
+        public: true,
+        policy: Default::default(),
+        signing_alg: SigningAlg::ES256,
+        service_scopes: vec![],
+    };
+    app.state.provider().client_admin().register(new, &RequestOrigin::command_line(), app.clock_now()).await.unwrap();
+    assert_eq!(preflight("/token", "https://new.example").await.headers()["access-control-allow-origin"], "https://new.example");
+}

@@ -172,16 +172,75 @@ async fn throttle_posts(
 
 /// OpenID Connect endpoints for clients and the authorization endpoint (which
 /// other sites legitimately POST to, so it sits outside the CSRF guard).
-pub fn oidc_routes() -> Router<AppState> {
+/// Browser-based clients (single-page apps with PKCE) may call discovery and
+/// the keys from anywhere, and the token, userinfo and revocation endpoints
+/// from the origin of one of their redirect URIs (CORS, [`cors`]).
+pub fn oidc_routes(state: &AppState) -> Router<AppState> {
+    // OPTIONS is routed (answered by the layer) so a preflight reaches it.
+    let with_cors = |r: MethodRouter<AppState>, who| {
+        r.options(no_content).route_layer(axum::middleware::from_fn_with_state((state.clone(), who), cors))
+    };
+    let open = |r| with_cors(r, Cors::Anyone);
+    let clients = |r| with_cors(r, Cors::ClientOrigins);
     Router::new()
-        .route("/.well-known/openid-configuration", get(oidc::discovery))
-        .route("/jwks.json", get(oidc::jwks))
+        .route("/.well-known/openid-configuration", open(get(oidc::discovery)))
+        .route("/jwks.json", open(get(oidc::jwks)))
         .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post))
         .route("/authorize/resume", get(oidc::authorize_resume))
-        .route("/token", post(oidc::token))
-        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
-        .route("/revoke", post(oidc::revoke))
+        .route("/token", clients(post(oidc::token)))
+        .route("/userinfo", clients(get(oidc::userinfo).post(oidc::userinfo)))
+        .route("/revoke", clients(post(oidc::revoke)))
         .route("/introspect", post(oidc::introspect))
+}
+
+/// A preflight without an `Origin` (no browser sends one): nothing to say.
+async fn no_content() -> axum::http::StatusCode {
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// Which sites' scripts may read a route's answers.
+#[derive(Debug, Clone, Copy)]
+enum Cors {
+    /// Any site (public, no credentials: discovery, keys).
+    Anyone,
+    /// The web origins of the registered redirect URIs.
+    ClientOrigins,
+}
+
+/// CORS (Fetch standard): answers a preflight, and lets an allowed origin's
+/// script read the answer (`Access-Control-Allow-Origin` echoing it, or `*`
+/// for public routes). Never `Allow-Credentials`: these endpoints take
+/// bearer tokens and client credentials, not cookies.
+async fn cors(State((state, who)): State<(AppState, Cors)>, request: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, header};
+    let Some(origin) = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    let allowed = match who {
+        Cors::Anyone => Some(HeaderValue::from_static("*")),
+        Cors::ClientOrigins => match state.provider().cors_origin_allowed(&origin, state.now()).await {
+            Ok(true) => HeaderValue::from_str(&origin).ok(),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the CORS origins");
+                None
+            }
+        },
+    };
+    let preflight = request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight { axum::http::StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
+    let headers = response.headers_mut();
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(allow) = allowed {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("WWW-Authenticate"));
+        if preflight {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        }
+    }
+    response
 }
 
 /// Liveness, readiness and static assets.

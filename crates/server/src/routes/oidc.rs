@@ -10,6 +10,8 @@ use axum::{Form, Json};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use minijinja::context;
+use portcullis_core::AccountError;
+use portcullis_core::rate_limit::LimitedAction;
 use portcullis_core::sessions::ActiveSession;
 use portcullis_core::sign_in::SessionUse;
 use portcullis_oidc::provider::{AuthorizationResponse, ClientCredentials, Decision, Logout, TokenRequest};
@@ -74,6 +76,20 @@ pub async fn authorize_resume(State(state): State<AppState>, browser: Browser, Q
     }
 }
 
+/// Keeps an authorization request while the user signs in: each stored
+/// request counts against the client address's budget (`[rate_limit]
+/// authorize_per_minute`), and the table is bounded
+/// (`provider::MAX_PENDING_REQUESTS`).
+async fn save_pending(state: &AppState, browser: &Browser, req: &portcullis_oidc::request::AuthorizeRequest) -> Result<String, AppError> {
+    let now = state.now();
+    if let Err(retry_after_secs) =
+        state.accounts().throttle(LimitedAction::Authorize, &browser.ip, now).await.map_err(AccountError::from)?
+    {
+        return Err(AppError::TooManyRequests { retry_after_secs });
+    }
+    Ok(state.provider().save_pending(req, now).await?)
+}
+
 async fn authorize(
     state: &AppState,
     browser: &Browser,
@@ -106,7 +122,7 @@ async fn authorize(
         Decision::SignIn { reauthenticate } => {
             let id = match pending {
                 Some((id, _)) => id,
-                None => provider.save_pending(&req, now).await?,
+                None => save_pending(state, browser, &req).await?,
             };
             let next = format!("/authorize/resume?request={id}");
             let mut login = url::form_urlencoded::Serializer::new(String::new());
@@ -123,7 +139,7 @@ async fn authorize(
             let Some(session) = session else { return Err(AppError::Internal("decided to step up without a session".into())) };
             let id = match pending {
                 Some((id, _)) => id,
-                None => provider.save_pending(&req, now).await?,
+                None => save_pending(state, browser, &req).await?,
             };
             let next = format!("/authorize/resume?request={id}");
             super::second_step::step_up(state, browser, &session, &next, (demand, Some(&req.client.id))).await
