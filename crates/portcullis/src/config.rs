@@ -381,6 +381,15 @@ impl Config {
         Ok(config)
     }
 
+    /// A configuration from TOML text alone (defaults for the rest), validated:
+    /// the file half of [`Config::load`], for tests and the fuzz target.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let figment = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text));
+        let config: Config = figment.extract_lossy().map_err(|e| ConfigError(describe(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.trusted_proxy_ranges()?;
         self.adaptive_policy()?;

@@ -51,7 +51,7 @@ pub fn form_token(state: &AppState, seed: &str, binding: &str) -> String {
     state.cookie_key().tag(PURPOSE, format!("{seed}\0{binding}").as_bytes())
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

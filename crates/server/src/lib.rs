@@ -4,16 +4,24 @@
 //! service, and translate the outcome into a page or a redirect. They decide
 //! nothing: every rule lives in `core`. Cross-cutting protections are layers so
 //! no route can forget them: CSRF on every state-changing browser request
-//! ([`csrf`]), a body-size limit, security headers, request ids.
+//! ([`csrf`]), no NUL in any value (`input`), a body-size limit, security
+//! headers, request ids.
 
 pub mod csrf;
 pub mod error;
+mod input;
 pub mod pages;
 mod request;
 mod routes;
 mod state;
 
 pub use routes::link_pages;
+
+/// The parsers that read what a request sends, for the fuzz targets in `fuzz/`.
+pub mod parsers {
+    pub use crate::request::{client_ip, raw_cookie, valid_device_id};
+    pub use crate::routes::client_credentials;
+}
 pub use state::{AppState, ServerSettings};
 
 use std::future::Future;
@@ -47,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ops_routes())
         .fallback(routes::not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(input::refuse_nul))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

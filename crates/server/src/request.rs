@@ -36,7 +36,13 @@ pub fn cookie_value(state: &AppState, headers: &HeaderMap, name: &str) -> Option
     raw_cookie(headers, &state.settings().cookie_name(name))
 }
 
-fn raw_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// Whether a device cookie is one of ours (43 base64url characters); anything else is replaced.
+pub fn valid_device_id(d: &str) -> bool {
+    d.len() == 43 && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The value of the cookie named exactly `name` in the `Cookie` headers.
+pub fn raw_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -123,7 +129,7 @@ impl FromRequestParts<AppState> for Browser {
         let user_agent = parts.headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         // Ours are 43 base64url characters; anything else is replaced.
         let (device, new_device_cookie) = match cookie_value(state, &parts.headers, DEVICE_COOKIE) {
-            Some(d) if d.len() == 43 && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => (d, None),
+            Some(d) if valid_device_id(&d) => (d, None),
             _ => {
                 let d = portcullis_core::risk::new_device_id();
                 let cookie = set_cookie(state, DEVICE_COOKIE, &d, Some(DEVICE_COOKIE_SECONDS));

@@ -325,9 +325,11 @@ async fn flag<S: MfaStore>(ctx: &FactorContext<'_, S>, c: &Credential, counter: 
 
 /// The browser's answer to a second-factor challenge.
 #[derive(Deserialize)]
-struct AssertionResponse {
-    ceremony: String,
-    credential: PublicKeyCredential,
+pub struct AssertionResponse {
+    /// The ceremony answered.
+    pub ceremony: String,
+    /// The browser's assertion.
+    pub credential: PublicKeyCredential,
 }
 
 /// The answer to a WebAuthn challenge as the second-step form sends it.

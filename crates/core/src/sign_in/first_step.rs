@@ -26,7 +26,7 @@ use crate::messages::Message;
 use crate::password::PasswordCheck;
 use crate::policy::LastSignIn;
 use crate::risk::device_digest;
-use crate::secrets::{random_token, token_digest};
+use crate::secrets::{MacKey, random_token, token_digest};
 use crate::session::{AuthMethod, AuthRecord, SessionRecord};
 use crate::sessions::NewSession;
 use crate::user::{User, UserId};
@@ -61,6 +61,13 @@ fn session_use(origin: &RequestOrigin) -> SessionUse<'_> {
         (Some(id), Some(policy)) => SessionUse::Client { id, policy, acceptable_acr: &origin.acceptable_acr },
         _ => SessionUse::OwnPages,
     }
+}
+
+/// The remembered browser a remember-this-browser cookie (`id.tag`) names,
+/// if its tag is ours for `user`.
+pub fn remembered_browser_id<'c>(mac: &MacKey, user: UserId, cookie: &'c str) -> Option<&'c str> {
+    let (id, tag) = cookie.split_once('.')?;
+    mac.verify(REMEMBER_PURPOSE, format!("{id}:{user}").as_bytes(), tag).then_some(id)
 }
 
 /// MAC purpose of remember-this-browser cookies.
@@ -173,10 +180,7 @@ impl<S: Stores> SignIn<'_, S> {
         cookie: Option<&str>,
         now: UnixTime,
     ) -> Result<Option<RememberedBrowser>, AccountError> {
-        let Some((id, tag)) = cookie.and_then(|c| c.split_once('.')) else { return Ok(None) };
-        if !self.keys.mac.verify(REMEMBER_PURPOSE, format!("{id}:{}", user.id).as_bytes(), tag) {
-            return Ok(None);
-        }
+        let Some(id) = cookie.and_then(|c| remembered_browser_id(&self.keys.mac, user.id, c)) else { return Ok(None) };
         Ok(self.store.use_remembered_browser(user.id, id, now).await?)
     }
 

@@ -44,7 +44,7 @@ mod failures;
 mod first_step;
 mod flow;
 
-pub use first_step::{SignIn, SignInOutcome};
+pub use first_step::{SignIn, SignInOutcome, remembered_browser_id};
 
 use std::future::Future;
 

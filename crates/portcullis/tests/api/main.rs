@@ -22,4 +22,5 @@ mod security_page;
 mod sign_in_attacks;
 mod sms_codes;
 mod smtp;
+mod sweep;
 mod webauthn;

@@ -27,6 +27,8 @@ use crate::error::{AppError, form_problem, retry_after, with_retry_after};
 use crate::request::{Browser, see_other};
 use crate::state::AppState;
 
+pub use oidc::client_credentials;
+
 /// The page a sign-up's emailed link opens.
 const VERIFY_EMAIL_PAGE: &str = "/verify-email";
 /// The page a reset's emailed link opens.

@@ -176,7 +176,7 @@ fn deliver(browser: &Browser, response: &AuthorizationResponse) -> Response {
 }
 
 /// Client credentials from HTTP Basic (RFC 6749 §2.3.1: form-urlencoded, then base64) or the form.
-fn client_credentials(
+pub fn client_credentials(
     headers: &HeaderMap,
     form_id: Option<String>,
     form_secret: Option<String>,
