@@ -382,7 +382,7 @@ impl Config {
     }
 
     /// A configuration from TOML text alone (defaults for the rest), validated:
-    /// the file half of [`Config::load`], for tests and the fuzz target.
+    /// the file half of [`Config::load`], for the fuzz target (`fuzz/`).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let figment = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text));
         let config: Config = figment.extract_lossy().map_err(|e| ConfigError(describe(&e)))?;
@@ -411,6 +411,16 @@ impl Config {
             || issuer.fragment().is_some()
         {
             return Err(ConfigError(format!("issuer: must be an http(s) URL without query or fragment, got {:?}", self.issuer)));
+        }
+        // Every page, link, redirect and cookie is served from the origin's root, so an
+        // issuer with a path would hand out URLs that do not exist: refused at start-up
+        // rather than failing on the first form.
+        if issuer.path() != "/" {
+            return Err(ConfigError(format!(
+                "issuer: a path ({:?}) is not supported; serve Portcullis at the root of its own origin (e.g. https://id.example.com), got {:?}",
+                issuer.path(),
+                self.issuer
+            )));
         }
         if self.password.min_length < 8 || self.password.max_length < 64 || self.password.max_length < self.password.min_length {
             return Err(ConfigError("password: min_length must be at least 8 and max_length at least 64 (NIST SP 800-63B)".into()));
@@ -689,6 +699,11 @@ mod tests {
         });
         let e = Config::load(None, &FlagOverrides { issuer: Some("ftp://x".into()), ..Default::default() }).unwrap_err().to_string();
         assert!(e.contains("issuer"), "{e}");
+        for with_path in ["https://example.com/id", "https://example.com/id/"] {
+            let e = Config::load(None, &FlagOverrides { issuer: Some(with_path.into()), ..Default::default() }).unwrap_err().to_string();
+            assert!(e.contains("a path (\"/id") && e.contains("root of its own origin"), "{e}");
+        }
+        assert!(Config::load(None, &FlagOverrides { issuer: Some("https://example.com/".into()), ..Default::default() }).is_ok());
     }
 
     #[test]

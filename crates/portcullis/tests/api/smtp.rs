@@ -339,3 +339,69 @@ async fn a_notice_waits_while_the_mail_server_is_down_and_is_sent_when_it_is_bac
     assert!(decode_quoted_printable(&messages[0].data).contains("Subject: Portcullis: your account is locked"));
     assert_eq!(accounts.notices().deliver_notices(app.clock.now()).await.unwrap(), 0, "and only once");
 }
+
+/// A mail server that accepts connections and never says a word: a mail sent
+/// in the request would hold its answer until the SMTP timeout (15 s).
+async fn silent_mail_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connections.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (port, connections, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_links_and_emailed_codes_are_sent_after_the_answer_for_known_and_unknown_addresses_alike() {
+    let (port, connections, server) = silent_mail_server().await;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.smtp = Some(SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "Portcullis <no-reply@portcullis.test>".into(),
+        });
+        c.factors.email_passwordless = true;
+    })
+    .await
+    else {
+        return;
+    };
+    app.state.accounts().operators().create_user("ada@example.com", "Ada", PASSWORD, false, app.clock.now()).await.unwrap();
+    // The answer may not wait for the mail server: 10 s is well below its 15 s timeout.
+    let client = reqwest::Client::builder().cookie_store(true).timeout(std::time::Duration::from_secs(10)).build().unwrap();
+    for (page, field) in [("/forgot-password", "email"), ("/login/code", "email")] {
+        let mut bodies = Vec::new();
+        for email in ["ada@example.com", "nobody@example.com"] {
+            let form = client.get(app.url(page)).send().await.unwrap().text().await.unwrap();
+            let token = crate::helpers::csrf_token_in(&form);
+            let r = client.post(app.url(page)).form(&[(field, email), ("csrf_token", token.as_str())]).send().await;
+            let r = r.unwrap_or_else(|e| panic!("{page} for {email} waited on the mail server: {e}"));
+            assert_eq!(r.status(), StatusCode::OK, "{page}");
+            let body = r.text().await.unwrap().replace(email, "EMAIL");
+            // Each page has a fresh CSRF token; everything else must be the same.
+            let body = match body.contains("name=\"csrf_token\"") {
+                true => body.replace(&crate::helpers::csrf_token_in(&body), "TOKEN"),
+                false => body,
+            };
+            bodies.push(body);
+        }
+        assert_eq!(bodies[0], bodies[1], "{page}: the same answer for a known and an unknown address");
+    }
+    // The mail was still sent: the delivery task, not the request, is talking to the server.
+    let mut waited = 0;
+    while connections.load(std::sync::atomic::Ordering::SeqCst) == 0 && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the queued mail went out to the server");
+    server.abort();
+}
