@@ -94,7 +94,13 @@ impl<S: Stores> Registration<'_, S> {
         Ok(format!("{page}?token={token}"))
     }
 
+    /// Emails a verification link, within the mailbox's hourly cap: every
+    /// correct password of an unverified account asks for one, so whoever
+    /// signed up with someone else's address could otherwise flood it.
     pub(crate) async fn send_verification(&self, user: &User, now: UnixTime) -> Result<(), AccountError> {
+        if !self.mail_allowed(user.email.as_str(), now).await? {
+            return Ok(());
+        }
         let link =
             self.issue_link(user, LinkPurpose::VerifyEmail, self.settings.verify_link_ttl, &self.settings.links.verify_email, now).await?;
         self.messenger.email(user.email.as_str(), &Message::VerifyEmail { link, hours: self.settings.verify_link_ttl / 3600 }).await

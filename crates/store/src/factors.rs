@@ -2,7 +2,7 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
-use portcullis_core::factors::otp::{CodeAnswer, CodeCheck, OneTimeCode, OtpChannel};
+use portcullis_core::factors::otp::{CodeAnswer, CodeCheck, CodePurpose, OneTimeCode, OtpChannel};
 use portcullis_core::factors::webauthn::Ceremony;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, RememberedBrowser};
 use portcullis_core::io::StoreResult;
@@ -340,13 +340,16 @@ impl MfaStore for Store {
         })
     }
 
-    async fn last_otp_sent_at(&self, user: UserId, channel: OtpChannel) -> StoreResult<Option<UnixTime>> {
-        on_pool!(self, |p| sqlx::query_scalar("SELECT MAX(created_at) FROM one_time_codes WHERE user_id = $1 AND channel = $2")
-            .bind(user.to_string())
-            .bind(channel.as_str())
-            .fetch_one(p)
-            .await
-            .map_err(db_error))
+    async fn last_otp_sent_at(&self, user: UserId, (channel, purpose): (OtpChannel, CodePurpose)) -> StoreResult<Option<UnixTime>> {
+        on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT MAX(created_at) FROM one_time_codes WHERE user_id = $1 AND channel = $2 AND purpose = $3"
+        )
+        .bind(user.to_string())
+        .bind(channel.as_str())
+        .bind(purpose.as_str())
+        .fetch_one(p)
+        .await
+        .map_err(db_error))
     }
 
     async fn consume_otp_code(&self, a: &CodeAnswer<'_>) -> StoreResult<CodeCheck> {

@@ -638,9 +638,10 @@ async fn a_sent_code_is_spent_once_dies_after_its_attempts_and_is_replaced_by_th
         now,
     };
     let spent = |c: CodeCheck| matches!(c, CodeCheck::Spent { .. });
-    assert_eq!(s.last_otp_sent_at(u.id, OtpChannel::Email).await.unwrap(), None);
+    assert_eq!(s.last_otp_sent_at(u.id, (OtpChannel::Email, CodePurpose::SignIn)).await.unwrap(), None);
     s.replace_otp_code(&code("c1", "t1", 100)).await.unwrap();
-    assert_eq!(s.last_otp_sent_at(u.id, OtpChannel::Email).await.unwrap(), Some(100));
+    assert_eq!(s.last_otp_sent_at(u.id, (OtpChannel::Email, CodePurpose::SignIn)).await.unwrap(), Some(100));
+    assert_eq!(s.last_otp_sent_at(u.id, (OtpChannel::Email, CodePurpose::FirstStep)).await.unwrap(), None, "per purpose");
     let store = s.clone();
     let wins = concurrently(8, move || {
         let s = store.clone();

@@ -56,5 +56,16 @@ impl<S: MfaStore> SecondFactor<S> for EmailCodeFactor {
 /// first step of a sign-in by emailed code queues it: see
 /// `SignIn::send_email_code`); the message to send.
 pub(crate) async fn issue_sign_in_code<S: MfaStore>(ctx: &FactorContext<'_, S>, user: &User, now: UnixTime) -> FactorResult<Message> {
-    issue_code(ctx, user, (OtpChannel::Email, user.email.as_str(), None), (CodePurpose::SignIn, None), now).await
+    issue_code(ctx, user, (OtpChannel::Email, user.email.as_str(), None), (CodePurpose::FirstStep, None), now).await
+}
+
+/// Checks the code of a sign-in by emailed code (one made by [`issue_sign_in_code`];
+/// a second-step code does not open a first step, nor the other way round).
+pub(crate) async fn check_sign_in_code<S: MfaStore>(
+    ctx: &FactorContext<'_, S>,
+    user: &User,
+    response: &str,
+    now: UnixTime,
+) -> FactorResult<Verification> {
+    check_code(ctx, user, (OtpChannel::Email, CodePurpose::FirstStep, None), response, now).await
 }

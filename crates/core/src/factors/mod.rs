@@ -488,7 +488,11 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
     /// channel for that purpose (one transaction).
     fn replace_otp_code(&self, c: &otp::OneTimeCode) -> impl Future<Output = StoreResult<()>> + Send;
     /// When the last code on `channel` was sent to `user`.
-    fn last_otp_sent_at(&self, user: UserId, channel: otp::OtpChannel) -> impl Future<Output = StoreResult<Option<UnixTime>>> + Send;
+    fn last_otp_sent_at(
+        &self,
+        user: UserId,
+        kind: (otp::OtpChannel, otp::CodePurpose),
+    ) -> impl Future<Output = StoreResult<Option<UnixTime>>> + Send;
     /// Checks an answer against the user's live code for its channel, purpose
     /// and credential, in one conditional `UPDATE`: the code is spent if the
     /// tag matches and it has had fewer than `max_attempts` wrong tries (true

@@ -145,8 +145,12 @@ pub(crate) fn hourly(key: String, cap: u32) -> SlidingQuota {
 /// for the same purpose is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodePurpose {
-    /// Signing in.
+    /// A second step (or a step-up) of a sign-in.
     SignIn,
+    /// The first step of a sign-in by emailed code, which anyone who knows
+    /// the address may ask for: kept apart so a stranger's request neither
+    /// replaces the owner's second-step code nor holds it in its cooldown.
+    FirstStep,
     /// Confirming a new phone number.
     ConfirmPhone,
 }
@@ -156,6 +160,7 @@ impl CodePurpose {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SignIn => "sign_in",
+            Self::FirstStep => "first_step",
             Self::ConfirmPhone => "confirm_phone",
         }
     }
@@ -249,7 +254,7 @@ pub(super) async fn issue_code<S: MfaStore>(
     now: UnixTime,
 ) -> FactorResult<Message> {
     let limits = ctx.otp;
-    if let Some(last) = ctx.store.last_otp_sent_at(user.id, channel).await?
+    if let Some(last) = ctx.store.last_otp_sent_at(user.id, (channel, purpose)).await?
         && now - last < limits.resend_cooldown
     {
         return Err(AccountError::CodeSentRecently { retry_after_secs: limits.resend_cooldown - (now - last) });
@@ -279,7 +284,7 @@ pub(super) async fn issue_code<S: MfaStore>(
     ctx.store.replace_otp_code(&record).await?;
     let minutes = (limits.ttl + 59) / 60;
     Ok(match purpose {
-        CodePurpose::SignIn => Message::SignInCode { code, minutes },
+        CodePurpose::SignIn | CodePurpose::FirstStep => Message::SignInCode { code, minutes },
         CodePurpose::ConfirmPhone => Message::PhoneConfirmationCode { code, minutes },
     })
 }

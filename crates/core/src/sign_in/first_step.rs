@@ -18,10 +18,9 @@ use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::error::AccountError;
-use crate::factors::email::EmailCodeFactor;
 use crate::factors::otp::Requester;
 use crate::factors::webauthn::{self, PasskeySignIn};
-use crate::factors::{FactorKey, PublicKeyChallenge, RememberedBrowser, SecondFactor, Verification};
+use crate::factors::{FactorKey, PublicKeyChallenge, RememberedBrowser, Verification};
 use crate::messages::Message;
 use crate::password::PasswordCheck;
 use crate::policy::LastSignIn;
@@ -299,7 +298,7 @@ impl<S: Stores> SignIn<'_, S> {
         let account = self.email_sign_in_account(&email).await?;
         let accepted = match &account {
             Some(user) => matches!(
-                EmailCodeFactor.verify(&self.factor_context(), user, &[] /* an emailed code needs no credential */, code, now).await?,
+                crate::factors::email::check_sign_in_code(&self.factor_context(), user, code, now).await?,
                 Verification::Accepted { .. }
             ),
             None => false,

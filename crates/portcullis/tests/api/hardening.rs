@@ -246,12 +246,30 @@ async fn strangers_asking_for_emailed_codes_do_not_spend_the_owners_allowance() 
     assert_eq!(app.add_phone("+447700900123").await.status, StatusCode::OK);
     app.sign_out().await;
     let stranger = crate::helpers::browser();
-    for _ in 0..12 {
-        app.clock.advance(31);
+    let ask_as_stranger = || async {
         let page = stranger.get(app.url("/login/code")).send().await.unwrap().text().await.unwrap();
         let token = crate::helpers::csrf_token_in(&page);
         let r = stranger.post(app.url("/login/code")).form(&[("email", "ada@example.com"), ("csrf_token", &token)]).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
+    };
+    // The owner's emailed second-step code: a stranger asking for a sign-in code
+    // right after neither kills it nor holds the owner in a cooldown.
+    let first = app.sign_in("ada@example.com", PASSWORD).await;
+    let step = app.get(&first.location.unwrap()).await;
+    let next = crate::mfa::hidden(&step.body, "next");
+    assert_eq!(app.post("/login/verify/send", &[("method", "email"), ("next", &next)], &step.body).await.status, StatusCode::OK);
+    let owners_code = crate::email_codes::emailed_code(&app, "ada@example.com").await;
+    ask_as_stranger().await;
+    let strangers_code = crate::email_codes::emailed_code(&app, "ada@example.com").await;
+    assert_ne!(strangers_code, owners_code, "the stranger's code was sent");
+    let wrong_kind = app.post("/login/verify", &[("method", "email"), ("code", &strangers_code), ("next", &next)], &step.body).await;
+    assert_ne!(wrong_kind.status, StatusCode::SEE_OTHER, "a first-step code is no second-step answer");
+    let done = app.post("/login/verify", &[("method", "email"), ("code", &owners_code), ("next", &next)], &step.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "the owner's code still works: {}", done.body);
+    app.sign_out().await;
+    for _ in 0..12 {
+        app.clock.advance(31);
+        ask_as_stranger().await;
     }
     app.clock.advance(31);
     let first = app.sign_in("ada@example.com", PASSWORD).await;
@@ -273,6 +291,8 @@ async fn one_mailbox_gets_at_most_ten_reset_or_sign_up_mails_an_hour() {
     };
     app.verified_user("ada@example.com").await;
     app.mail_settled().await;
+    // The verification link counts against the same cap: start a new hour.
+    app.clock.advance(3600);
     let before = app.outbox().iter().filter(|m| m.email.to == "ada@example.com").count();
     let page = app.get("/forgot-password").await.body;
     let token = crate::helpers::csrf_token_in(&page);
@@ -287,6 +307,28 @@ async fn one_mailbox_gets_at_most_ten_reset_or_sign_up_mails_an_hour() {
     app.mail_settled().await;
     let mails = app.outbox().iter().filter(|m| m.email.to == "ada@example.com").count() - before;
     assert_eq!(mails, 10, "reset links and sign-up warnings together, per mailbox and hour");
+}
+
+/// Signing in to an unverified account sends the verification link again, but
+/// within the same per-mailbox cap: whoever signed up with someone else's
+/// address cannot flood it by signing in from many addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_to_an_unverified_account_does_not_flood_its_mailbox() {
+    let Some(app) = crate::helpers::spawn_app_with(Backend::Sqlite, |c| c.trusted_proxies = vec!["127.0.0.1/32".into()]).await else {
+        return;
+    };
+    assert_eq!(app.sign_up("victim@example.com", PASSWORD).await.status, StatusCode::OK);
+    let page = app.get("/login").await.body;
+    let token = crate::helpers::csrf_token_in(&page);
+    for i in 0..15 {
+        let from = format!("203.0.113.{}", i % 5 + 1);
+        let form = [("email", "victim@example.com"), ("password", PASSWORD), ("csrf_token", &token)];
+        let r = app.client.post(app.url("/login")).header("x-forwarded-for", &from).form(&form).send().await.unwrap();
+        assert!(!r.status().is_success() || r.headers().get("location").is_none(), "not signed in before verifying");
+    }
+    app.mail_settled().await;
+    let mails = app.outbox().iter().filter(|m| m.email.to == "victim@example.com").count();
+    assert_eq!(mails, 10, "the sign-up's link and nine more, then nothing this hour");
 }
 
 /// Asking for WebAuthn options at the second step is throttled per address like any post to it.
@@ -464,6 +506,8 @@ async fn browser_clients_get_cors_for_their_registered_origins_only() {
     let token =
         app.client.post(app.url("/token")).header("origin", "https://app.example").form(&[("grant_type", "nope")]).send().await.unwrap();
     assert_eq!(token.headers()["access-control-allow-origin"], "https://app.example", "errors are readable too");
+    let without_origin = app.client.post(app.url("/token")).form(&[("grant_type", "nope")]).send().await.unwrap();
+    assert_eq!(without_origin.headers()["vary"], "Origin", "a cache keeps answers for different origins apart");
     for path in ["/.well-known/openid-configuration", "/jwks.json"] {
         let r = app.client.get(app.url(path)).header("origin", "https://anyone.example").send().await.unwrap();
         assert_eq!((r.status(), r.headers()["access-control-allow-origin"].to_str().unwrap()), (StatusCode::OK, "*"), "{path}");

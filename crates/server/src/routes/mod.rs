@@ -216,7 +216,12 @@ enum Cors {
 async fn cors(State((state, who)): State<(AppState, Cors)>, request: Request, next: Next) -> Response {
     use axum::http::{HeaderValue, header};
     let Some(origin) = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned) else {
-        return next.run(request).await;
+        let mut response = next.run(request).await;
+        // The answer to a client origin differs by origin, so a cache must know it varies even without one.
+        if matches!(who, Cors::ClientOrigins) {
+            response.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        return response;
     };
     let allowed = match who {
         Cors::Anyone => Some(HeaderValue::from_static("*")),

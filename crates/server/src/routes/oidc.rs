@@ -193,6 +193,11 @@ pub fn client_credentials(
     let unescape =
         |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
     let (id, secret) = (unescape(id), unescape(secret));
+    // No client id or secret of ours holds a control character (and PostgreSQL
+    // cannot compare text with a NUL): the one value `input::refuse_nul` cannot see.
+    if id.chars().chain(secret.chars()).any(char::is_control) {
+        return Err(invalid());
+    }
     if form_secret.is_some() {
         return Err(bad("use one client authentication method, not two"));
     }
