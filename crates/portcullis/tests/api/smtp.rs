@@ -361,14 +361,7 @@ async fn silent_mail_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>, toki
 async fn reset_links_and_emailed_codes_are_sent_after_the_answer_for_known_and_unknown_addresses_alike() {
     let (port, connections, server) = silent_mail_server().await;
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
-        c.smtp = Some(SmtpSettings {
-            host: "127.0.0.1".into(),
-            port,
-            tls: SmtpTls::None,
-            username: None,
-            password: None,
-            from: "Portcullis <no-reply@portcullis.test>".into(),
-        });
+        c.smtp = to_port(port);
         c.factors.email_passwordless = true;
     })
     .await
