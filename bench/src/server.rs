@@ -79,6 +79,7 @@ impl Setup {
                 mfa_required: false,
                 disabled_at: None,
                 password_reset_at: None,
+                security_epoch: 0,
                 created_at: now,
             };
             let mut secret = vec![0u8; 20];

@@ -172,8 +172,11 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn user_sessions(&self, user: UserId) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
     /// Ends one of a user's sessions by its public id; false if there was none.
     fn delete_user_session(&self, user: UserId, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Ends all of a user's sessions except the one under `keep` (if given); returns how many ended.
-    fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Ends all of a user's sessions except the one under `keep` (if given),
+    /// at once: moves the account's `security_epoch` on (so sessions, sign-ins
+    /// in progress and grants written later by requests in flight are dead),
+    /// moves the kept session with it, and deletes the others. Returns how many ended.
+    fn end_user_sessions(&self, user: UserId, keep: Option<&str>) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Counts one hit in a rate-limit bucket atomically and returns the count in its window.
     fn hit_rate_bucket(&self, bucket: &RateBucket) -> impl Future<Output = StoreResult<u32>> + Send;

@@ -268,7 +268,7 @@ impl<S: Stores> Accounts<S> {
     /// password is reset or changed, the factors are reset, the account is
     /// disabled, or the user signs out everywhere.
     pub(crate) async fn end_what_sign_ins_gave(&self, user: UserId, keep: Option<&str>, now: UnixTime) -> Result<u64, AccountError> {
-        let ended = self.store.delete_user_sessions(user, keep).await?;
+        let ended = self.store.end_user_sessions(user, keep).await?;
         self.store.delete_pending_sign_ins(user).await?;
         self.store.forget_all_remembered_browsers(user, now).await?;
         if let Some(tokens) = &self.tokens {

@@ -278,6 +278,11 @@ pub struct Grant {
     /// request's `acr_values` (older grants have none stored: derived from `auth`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+    /// The account's [`crate::user::User::security_epoch`] when the session
+    /// behind it was opened: a grant from before the account's sign-ins were
+    /// last ended issues nothing (grants stored before this field: 0).
+    #[serde(default)]
+    pub security_epoch: i64,
 }
 
 impl Grant {
@@ -404,16 +409,18 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     /// Deletes keys rotated out before `cutoff` (their tokens have all expired).
     fn retire_signing_keys(&self, cutoff: UnixTime) -> impl Future<Output = StoreResult<u64>> + Send;
 
-    /// Keeps an authorization request of `client_id` while the user signs
-    /// in, unless `cap` requests are already waiting (false then: the table
-    /// is bounded, whatever a flood of requests from many addresses does).
+    /// Keeps an authorization request of `client_id` from `requester` (a
+    /// client address's rate-limit key) while the user signs in, in a
+    /// bounded table: the requester's oldest waiting requests beyond
+    /// `per_requester`, and then the oldest of all beyond `cap`, make room
+    /// (a flood replaces its own requests first, and never stops new ones).
     fn save_pending_request(
         &self,
-        id_and_client: (&str, &str),
+        id_client_requester: (&str, &str, &str),
         request_json: &str,
         now_and_expiry: (UnixTime, UnixTime),
-        cap: u64,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
+        per_requester_and_cap: (u64, u64),
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// A pending request that has not expired.
     fn pending_request(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<String>>> + Send;
     /// The client of a pending request that has not expired, with the

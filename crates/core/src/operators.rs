@@ -92,6 +92,7 @@ impl<S: Stores> Operators<'_, S> {
             mfa_required: false,
             disabled_at: None,
             password_reset_at: None,
+            security_epoch: 0,
             created_at: now,
         };
         self.store.create_user(&user).await?;

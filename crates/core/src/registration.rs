@@ -67,6 +67,7 @@ impl<S: Stores> Registration<'_, S> {
             mfa_required: false,
             disabled_at: None,
             password_reset_at: None,
+            security_epoch: 0,
             created_at: now,
         };
         match self.store.create_user(&user).await {

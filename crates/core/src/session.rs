@@ -188,6 +188,8 @@ pub struct SessionRecord {
     pub ip: String,
     /// Browser it was opened in.
     pub user_agent: String,
+    /// The account's [`crate::user::User::security_epoch`] when it was opened.
+    pub security_epoch: i64,
 }
 
 /// Seconds between two writes of `last_seen_at` (saves a write per request).
@@ -231,6 +233,7 @@ mod tests {
             auth: AuthRecord::default(),
             ip: String::new(),
             user_agent: String::new(),
+            security_epoch: 0,
         }
     }
 

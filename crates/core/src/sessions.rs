@@ -69,7 +69,9 @@ impl<S: Stores> Sessions<'_, S> {
             self.store.delete_session(&digest).await?;
             return Ok(None);
         }
-        if user.disabled_at.is_some() {
+        // Opened before the account's sign-ins were last ended (by a request
+        // that was in flight then): dead, like those the ending deleted.
+        if user.disabled_at.is_some() || record.security_epoch != user.security_epoch {
             return Ok(None);
         }
         if policy.should_touch(&record, now) {

@@ -48,6 +48,12 @@ pub struct User {
     pub disabled_at: Option<UnixTime>,
     /// When the password was last set by an emailed reset link.
     pub password_reset_at: Option<UnixTime>,
+    /// How many times everything the account's sign-ins gave was ended
+    /// (`Accounts::end_what_sign_ins_gave`). Sessions, sign-ins in progress
+    /// and grants carry the value they were made under and are dead once it
+    /// has moved on, so what a request in flight at the ending writes after
+    /// it is dead on arrival.
+    pub security_epoch: i64,
     /// Creation time.
     pub created_at: UnixTime,
 }

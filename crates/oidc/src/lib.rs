@@ -47,8 +47,6 @@ pub enum ErrorCode {
     InvalidToken,
     /// Server failure.
     ServerError,
-    /// The server cannot take the request now (RFC 6749 §4.1.2.1).
-    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -69,7 +67,6 @@ impl ErrorCode {
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::InvalidToken => "invalid_token",
             Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }

@@ -109,8 +109,13 @@ pub enum Logout {
 
 /// Authorization requests that may wait for a sign-in at once (each is a
 /// row until it is answered or lapses): a flood from many addresses fills
-/// this, not the disk.
+/// this, not the disk, and then pushes out the oldest, never new ones.
 pub const MAX_PENDING_REQUESTS: u64 = 100_000;
+
+/// Authorization requests one client address (an IPv6 /64) keeps waiting at
+/// once; its oldest makes room for a new one. A browser needs one per tab
+/// signing in; a flood replaces its own.
+pub const PENDING_REQUESTS_PER_ADDRESS: u64 = 50;
 
 /// The provider.
 #[derive(Clone)]
@@ -371,15 +376,14 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         }
     }
 
-    /// Keeps a request while the user signs in; returns its id.
-    pub async fn save_pending(&self, req: &AuthorizeRequest, now: UnixTime) -> Result<String, OidcError> {
+    /// Keeps a request from `requester` (a client address's rate-limit key)
+    /// while the user signs in; returns its id.
+    pub async fn save_pending(&self, req: &AuthorizeRequest, requester: &str, now: UnixTime) -> Result<String, OidcError> {
         let id = random_token();
         let json = serde_json::to_string(&json!({ "params": req.params, "created_at": now })).map_err(|e| OidcError::Key(e.to_string()))?;
         let expires = now + self.lifetimes.pending_request;
-        if !self.store.save_pending_request((&id, &req.client.id), &json, (now, expires), MAX_PENDING_REQUESTS).await? {
-            tracing::warn!("pending authorization requests at their cap: a request was turned away");
-            return Err(OidcError::oauth(ErrorCode::TemporarilyUnavailable, "too many sign-ins are in progress; try again in a minute"));
-        }
+        let bounds = (PENDING_REQUESTS_PER_ADDRESS, MAX_PENDING_REQUESTS);
+        self.store.save_pending_request((&id, &req.client.id, requester), &json, (now, expires), bounds).await?;
         Ok(id)
     }
 
@@ -428,6 +432,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             acr: counted.acr_for(&req.acr_values).map(str::to_owned),
             auth: counted,
             session_id: session.id.clone(),
+            security_epoch: session.security_epoch,
         };
         // The pending request is a one-time value: taken before a code exists,
         // so a replayed resume link (a double click, a second tab) gets none.

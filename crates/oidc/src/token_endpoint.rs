@@ -6,6 +6,7 @@ use portcullis_core::account_store::AccountStore;
 use portcullis_core::clock::UnixTime;
 use portcullis_core::oauth::{AccessTokenIds, Client, Grant, OidcStore, OneTimeUse, RefreshToken, RevokedAccess};
 use portcullis_core::secrets::{constant_time_eq, random_token, token_digest};
+use portcullis_core::user::User;
 use serde_json::{Value, json};
 
 use crate::provider::{ClientCredentials, Provider, TokenRequest, add_user_claims};
@@ -110,12 +111,23 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         self.respond_with_tokens(client, &grant, None, now).await
     }
 
+    /// The account a grant may still issue for: it exists, is enabled, and its
+    /// sign-ins were not ended since the grant was made ([`User::security_epoch`]:
+    /// a code or refresh token written by a request in flight at a password
+    /// reset, say, issues nothing).
+    async fn grant_owner(&self, grant: &Grant) -> Result<Option<User>, OidcError> {
+        let user = self.store.user_by_id(grant.user_id).await?;
+        Ok(user.filter(|u| u.disabled_at.is_none() && u.security_epoch == grant.security_epoch))
+    }
+
     async fn respond_with_tokens(&self, client: &Client, grant: &Grant, nonce: Option<&str>, now: UnixTime) -> Result<Value, OidcError> {
-        let user = self
-            .store
-            .user_by_id(grant.user_id)
-            .await?
-            .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidGrant, "the user no longer exists"))?;
+        let Some(user) = self.grant_owner(grant).await? else {
+            self.store.revoke_grant(&grant.grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
+            return Err(OidcError::oauth(
+                ErrorCode::InvalidGrant,
+                "the account was removed, disabled or signed out everywhere since this grant; sign in again",
+            ));
+        };
         let access = self.access_token(client, &grant.grant_id, &user.id.to_string(), &grant.scope, Some(grant), now).await?;
         let mut body =
             json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": grant.scope });
@@ -214,6 +226,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         }
         if let Some(t) = self.store.active_refresh_token(&token_digest(token), now).await?
             && t.grant.client_id == client.id
+            && self.grant_owner(&t.grant).await?.is_some()
         {
             return Ok(json!({
                 "active": true, "token_type": "refresh_token", "scope": t.grant.scope, "client_id": t.grant.client_id,

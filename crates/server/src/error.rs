@@ -183,7 +183,6 @@ impl From<OidcError> for AppError {
     /// For browser-facing OIDC pages: protocol errors become a 400 page.
     fn from(e: OidcError) -> Self {
         match e {
-            OidcError::OAuth(o) if o.code == ErrorCode::TemporarilyUnavailable => AppError::TooManyRequests { retry_after_secs: 60 },
             OidcError::OAuth(o) => AppError::BadRequest(o.description),
             other => AppError::Internal(other.to_string()),
         }

@@ -27,6 +27,7 @@ pub(crate) struct UserRow {
     mfa_required: bool,
     disabled_at: Option<i64>,
     password_reset_at: Option<i64>,
+    security_epoch: i64,
     created_at: i64,
 }
 
@@ -43,6 +44,7 @@ impl TryFrom<UserRow> for User {
             mfa_required: r.mfa_required,
             disabled_at: r.disabled_at,
             password_reset_at: r.password_reset_at,
+            security_epoch: r.security_epoch,
             created_at: r.created_at,
         })
     }
@@ -63,6 +65,8 @@ struct SessionRow {
     last_seen_at: i64,
     auth_record: String,
     ip: String,
+    #[sqlx(rename = "session_security_epoch")]
+    security_epoch: i64,
     user_agent: String,
 }
 
@@ -87,6 +91,7 @@ impl TryFrom<SessionRow> for SessionRecord {
             auth,
             ip: r.ip,
             user_agent: r.user_agent,
+            security_epoch: r.security_epoch,
         })
     }
 }
@@ -95,7 +100,8 @@ impl TryFrom<SessionRow> for SessionRecord {
 macro_rules! select_users {
     ($tail:literal) => {
         concat!(
-            "SELECT id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, password_reset_at, created_at FROM users ",
+            "SELECT id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, password_reset_at, \
+             security_epoch, created_at FROM users ",
             $tail
         )
     };
@@ -142,7 +148,7 @@ pub(crate) use {insert_user, select_users};
 
 // What a finished sign-in writes ([`AccountStore::record_sign_in`]), in
 // fragments that both backends' texts share. Parameters: `$1`–`$7` the audit
-// event, `$8`–`$16` the session, `$17` whether to remember device `$18`,
+// event, `$8`–`$16` and `$24` the session, `$17` whether to remember device `$18`,
 // `$19`–`$23` the last sign-in. The read: what was known of the device before.
 macro_rules! devices_before_sign_in {
     () => {
@@ -151,8 +157,8 @@ macro_rules! devices_before_sign_in {
 }
 macro_rules! insert_session {
     () => {
-        "INSERT INTO sessions (digest, id, user_id, created_at, last_seen_at, expires_at, auth_record, ip, user_agent) \
-         VALUES ($8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        "INSERT INTO sessions (digest, id, user_id, created_at, last_seen_at, expires_at, auth_record, ip, user_agent, security_epoch) \
+         VALUES ($8, $9, $10, $11, $12, $13, $14, $15, $16, $24)"
     };
 }
 macro_rules! remember_device {
@@ -424,6 +430,7 @@ impl AccountStore for Store {
                     .bind(last.location.country.as_deref())
                     .bind(last.location.latitude)
                     .bind(last.location.longitude)
+                    .bind(session.security_epoch)
             };
         }
         let (known, devices) = match &self.backend {
@@ -449,7 +456,7 @@ impl AccountStore for Store {
             sqlx::query_as(
                 "SELECT s.id AS session_id, s.user_id, s.created_at AS session_created_at, s.last_seen_at, s.auth_record, s.ip, \
                  s.user_agent, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, u.mfa_required, \
-                 u.disabled_at, u.password_reset_at, u.created_at \
+                 u.disabled_at, u.password_reset_at, u.security_epoch, u.created_at, s.security_epoch AS session_security_epoch \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1",
             )
             .bind(digest)
@@ -482,8 +489,8 @@ impl AccountStore for Store {
     async fn user_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
         let rows: Vec<SessionRow> = on_pool!(self, |p| {
             sqlx::query_as(
-                "SELECT id AS session_id, user_id, created_at AS session_created_at, last_seen_at, auth_record, ip, user_agent \
-                 FROM sessions WHERE user_id = $1 \
+                "SELECT id AS session_id, user_id, created_at AS session_created_at, last_seen_at, auth_record, ip, user_agent, \
+                 security_epoch AS session_security_epoch FROM sessions WHERE user_id = $1 \
                  ORDER BY created_at DESC",
             )
             .bind(user.to_string())
@@ -504,15 +511,27 @@ impl AccountStore for Store {
             .map_err(db_error))
     }
 
-    async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
+    async fn end_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
         // No digest is empty, so "" keeps nothing.
-        on_pool!(self, |p| sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND digest <> $2")
-            .bind(user.to_string())
-            .bind(keep.unwrap_or(""))
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(db_error))
+        let (user, keep) = (user.to_string(), keep.unwrap_or(""));
+        on_pool!(self, |p| {
+            begin_transaction!(p, tx);
+            for sql in [
+                "UPDATE users SET security_epoch = security_epoch + 1 WHERE id = $1",
+                "UPDATE sessions SET security_epoch = (SELECT security_epoch FROM users WHERE id = $1) WHERE user_id = $1 AND digest = $2",
+            ] {
+                sqlx::query(sql).bind(&user).bind(keep).execute(&mut *tx).await.map_err(db_error)?;
+            }
+            let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND digest <> $2")
+                .bind(&user)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+            tx.commit().await.map_err(db_error)?;
+            Ok(ended)
+        })
     }
 
     async fn hit_rate_bucket(&self, b: &RateBucket) -> StoreResult<u32> {

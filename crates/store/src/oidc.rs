@@ -290,26 +290,46 @@ impl OidcStore for Store {
 
     async fn save_pending_request(
         &self,
-        (id, client_id): (&str, &str),
+        (id, client_id, requester): (&str, &str, &str),
         request_json: &str,
         (now, expires_at): (UnixTime, UnixTime),
-        cap: u64,
-    ) -> StoreResult<bool> {
-        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-        on_pool!(self, |p| sqlx::query(
-            "INSERT INTO pending_requests (id, client_id, request, expires_at) SELECT $1, $2, $3, $4 \
-             WHERE (SELECT COUNT(*) FROM pending_requests WHERE expires_at > $5) < $6"
-        )
-        .bind(id)
-        .bind(client_id)
-        .bind(request_json)
-        .bind(expires_at)
-        .bind(now)
-        .bind(cap)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected() == 1)
-        .map_err(db_error))
+        (per_requester, cap): (u64, u64),
+    ) -> StoreResult<()> {
+        let room = |n: u64| i64::try_from(n).unwrap_or(i64::MAX).saturating_sub(1);
+        on_pool!(self, |p| {
+            begin_transaction!(p, tx);
+            // The requester's newest few stay (and none of its lapsed ones).
+            sqlx::query(
+                "DELETE FROM pending_requests WHERE requester = $1 AND id NOT IN \
+                 (SELECT id FROM pending_requests WHERE requester = $1 AND expires_at > $2 ORDER BY expires_at DESC, id DESC LIMIT $3)",
+            )
+            .bind(requester)
+            .bind(now)
+            .bind(room(per_requester))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            // A full table gives up its oldest request (one in, one out).
+            sqlx::query(
+                "DELETE FROM pending_requests WHERE id IN (SELECT id FROM pending_requests WHERE expires_at > $1 ORDER BY expires_at, id LIMIT 1) \
+                 AND (SELECT COUNT(*) FROM pending_requests WHERE expires_at > $1) > $2",
+            )
+            .bind(now)
+            .bind(room(cap))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            sqlx::query("INSERT INTO pending_requests (id, client_id, request, expires_at, requester) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id)
+                .bind(client_id)
+                .bind(request_json)
+                .bind(expires_at)
+                .bind(requester)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })
     }
 
     async fn pending_request(&self, id: &str, now: UnixTime) -> StoreResult<Option<String>> {

@@ -18,6 +18,9 @@ use crate::{Store, db_error, on_pool};
 struct StoredState {
     demand: Demand,
     waiting: Waiting,
+    /// Sign-ins in progress stored before it existed began under epoch 0.
+    #[serde(default)]
+    security_epoch: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -44,7 +47,7 @@ struct PendingWithUserRow {
 impl TryFrom<PendingRow> for PendingSignIn {
     type Error = StoreError;
     fn try_from(r: PendingRow) -> Result<Self, StoreError> {
-        let StoredState { demand, waiting } = serde_json::from_str(&r.state).map_err(json_err)?;
+        let StoredState { demand, waiting, security_epoch } = serde_json::from_str(&r.state).map_err(json_err)?;
         Ok(PendingSignIn {
             user_id: parse_user_id(&r.user_id)?,
             auth: serde_json::from_str::<AuthRecord>(&r.auth_record).map_err(json_err)?,
@@ -57,6 +60,7 @@ impl TryFrom<PendingRow> for PendingSignIn {
             client_id: r.client_id,
             assessment: serde_json::from_str(&r.assessment).map_err(json_err)?,
             answers: u32::try_from(r.answers).unwrap_or(u32::MAX),
+            security_epoch,
             created_at: r.pending_created_at,
             expires_at: r.pending_expires_at,
         })
@@ -66,7 +70,9 @@ impl TryFrom<PendingRow> for PendingSignIn {
 impl SignInStore for Store {
     async fn save_pending_sign_in(&self, digest: &str, s: &PendingSignIn) -> StoreResult<()> {
         let auth = serde_json::to_string(&s.auth).map_err(json_err)?;
-        let state = serde_json::to_string(&StoredState { demand: s.demand.clone(), waiting: s.waiting.clone() }).map_err(json_err)?;
+        let state =
+            serde_json::to_string(&StoredState { demand: s.demand.clone(), waiting: s.waiting.clone(), security_epoch: s.security_epoch })
+                .map_err(json_err)?;
         let session_digest = match &s.purpose {
             Purpose::StepUp { session_digest } => Some(session_digest.as_str()),
             Purpose::NewSession => None,
@@ -98,7 +104,7 @@ impl SignInStore for Store {
             sqlx::query_as(
                 "SELECT p.user_id, p.auth_record, p.session_digest, p.state, p.client_id, p.assessment, p.answers, \
                  p.created_at AS pending_created_at, p.expires_at AS pending_expires_at, u.id, u.email, u.name, u.password_hash, \
-                 u.email_verified_at, u.is_admin, u.mfa_required, u.disabled_at, u.password_reset_at, u.created_at \
+                 u.email_verified_at, u.is_admin, u.mfa_required, u.disabled_at, u.password_reset_at, u.security_epoch, u.created_at \
                  FROM pending_sign_ins p JOIN users u ON u.id = p.user_id WHERE p.digest = $1 AND p.expires_at > $2",
             )
             .bind(digest)

@@ -50,6 +50,7 @@ on_both_backends!(
     a_finished_sign_in_is_recorded_whole_or_not_at_all_per_account,
     a_queued_notice_is_claimed_once_and_retried_until_removed,
     send_quotas_hold_under_concurrency_and_count_all_or_nothing,
+    waiting_authorization_requests_are_bounded_per_requester_and_in_all,
 );
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
@@ -84,6 +85,7 @@ fn user(email: &str) -> User {
         mfa_required: false,
         disabled_at: None,
         password_reset_at: None,
+        security_epoch: 0,
         created_at: 1_000,
     }
 }
@@ -97,6 +99,7 @@ fn session(user: UserId, at: i64) -> SessionRecord {
         auth: AuthRecord::single(AuthMethod::Password, at),
         ip: "192.0.2.1".into(),
         user_agent: "Firefox".into(),
+        security_epoch: 0,
     }
 }
 
@@ -173,6 +176,7 @@ async fn a_pending_sign_in_comes_with_its_user_until_it_lapses_or_is_taken(s: St
         client_id: Some("bank".into()),
         assessment: serde_json::json!({ "risk": "medium", "rule": "elsewhere" }),
         answers: 0,
+        security_epoch: 3,
         created_at: 1_000,
         expires_at: 1_300,
     };
@@ -375,10 +379,14 @@ async fn sessions_are_found_touched_and_ended(s: Store) {
     assert_eq!(stored_session(&s, "a").await.unwrap().unwrap().last_seen_at, 1_500, "never moves backwards");
     s.delete_session("c").await.unwrap();
     assert!(stored_session(&s, "c").await.unwrap().is_none());
-    assert_eq!(s.delete_user_sessions(u.id, Some("a")).await.unwrap(), 1);
-    assert!(stored_session(&s, "a").await.unwrap().is_some(), "the kept session survives");
-    assert_eq!(s.delete_user_sessions(u.id, None).await.unwrap(), 1);
+    let epoch = |s: Store| async move { s.user_by_id(u.id).await.unwrap().unwrap().security_epoch };
+    assert_eq!(epoch(s.clone()).await, 0);
+    assert_eq!(s.end_user_sessions(u.id, Some("a")).await.unwrap(), 1);
+    let (kept, owner) = s.session_by_digest("a").await.unwrap().unwrap();
+    assert_eq!((owner.security_epoch, kept.security_epoch), (1, 1), "the account's epoch moves on, and the kept session with it");
+    assert_eq!(s.end_user_sessions(u.id, None).await.unwrap(), 1);
     assert!(stored_session(&s, "a").await.unwrap().is_none());
+    assert_eq!(epoch(s.clone()).await, 2);
 }
 
 async fn rate_buckets_count_per_window(s: Store) {
@@ -420,6 +428,7 @@ async fn purge_removes_only_what_expired(s: Store) {
         auth: AuthRecord::single(AuthMethod::Password, 0),
         session_id: "sid".into(),
         acr: None,
+        security_epoch: 0,
     };
     let code = |digest: &str, expires_at| AuthorizationCode {
         digest: digest.into(),
@@ -435,8 +444,8 @@ async fn purge_removes_only_what_expired(s: Store) {
     let refresh = |digest: &str, expires_at| RefreshToken { digest: digest.into(), grant: grant.clone(), created_at: 0, expires_at };
     s.insert_refresh_token(&refresh("old-refresh", 100)).await.unwrap();
     s.insert_refresh_token(&refresh("new-refresh", 10_000_000)).await.unwrap();
-    s.save_pending_request(("old-request", "app"), "{}", (0, 100), 10).await.unwrap();
-    s.save_pending_request(("new-request", "app"), "{}", (0, 10_000_000), 10).await.unwrap();
+    s.save_pending_request(("old-request", "app", "a"), "{}", (0, 100), (10, 10)).await.unwrap();
+    s.save_pending_request(("new-request", "app", "a"), "{}", (0, 10_000_000), (10, 10)).await.unwrap();
 
     s.purge_expired(200_000).await.unwrap();
     assert!(stored_session(&s, "old").await.unwrap().is_none());
@@ -847,15 +856,45 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
     assert_eq!(s.client("spa").await.unwrap().unwrap().secret_digest, None);
 
     // The sign-in pages read a pending request's client, with its current policy.
-    s.save_pending_request(("to-bank", "bank"), r#"{"acr":"mfa"}"#, (0, 1_000), 10).await.unwrap();
-    s.save_pending_request(("to-spa", "spa"), "{}", (0, 1_000), 10).await.unwrap();
-    assert!(!s.save_pending_request(("one-too-many", "spa"), "{}", (0, 1_000), 2).await.unwrap(), "the table is bounded");
-    assert!(s.save_pending_request(("after-expiry", "spa"), "{}", (1_000, 2_000), 2).await.unwrap(), "expired ones do not count");
+    s.save_pending_request(("to-bank", "bank", "a"), r#"{"acr":"mfa"}"#, (0, 1_000), (10, 10)).await.unwrap();
+    s.save_pending_request(("to-spa", "spa", "b"), "{}", (0, 1_000), (10, 10)).await.unwrap();
     let (bank, request) = s.pending_request_client("to-bank", 999).await.unwrap().unwrap();
     assert_eq!((bank.id.as_str(), bank.policy, request.as_str()), ("bank", relaxed, r#"{"acr":"mfa"}"#));
     assert_eq!(s.pending_request_client("to-spa", 999).await.unwrap().unwrap().0.id, "spa");
     assert!(s.pending_request_client("to-bank", 1_000).await.unwrap().is_none(), "expired");
     assert!(s.pending_request_client("nowhere", 0).await.unwrap().is_none());
+}
+
+async fn waiting_authorization_requests_are_bounded_per_requester_and_in_all(s: Store) {
+    let save = |id: &'static str, requester: &'static str, expires: i64| {
+        let s = s.clone();
+        async move { s.save_pending_request((id, "spa", requester), "{}", (0, expires), (2, 4)).await.unwrap() }
+    };
+    let waiting = |ids: &'static [&'static str]| {
+        let s = s.clone();
+        async move {
+            let mut live = Vec::new();
+            for id in ids {
+                if s.pending_request(id, 0).await.unwrap().is_some() {
+                    live.push(*id);
+                }
+            }
+            live
+        }
+    };
+    const ALL: &[&str] = &["flood-1", "flood-2", "flood-3", "user-1", "user-2", "other-1", "other-2"];
+    // One requester keeps its newest two: its third replaces its first.
+    save("flood-1", "flood", 100).await;
+    save("flood-2", "flood", 101).await;
+    save("flood-3", "flood", 102).await;
+    assert_eq!(waiting(ALL).await, ["flood-2", "flood-3"]);
+    save("user-1", "user", 103).await;
+    save("user-2", "user", 104).await;
+    // A full table (4) gives up its oldest request for a new one: never refused.
+    save("other-1", "other", 105).await;
+    assert_eq!(waiting(ALL).await, ["flood-3", "user-1", "user-2", "other-1"]);
+    save("other-2", "other", 106).await;
+    assert_eq!(waiting(ALL).await, ["user-1", "user-2", "other-1", "other-2"]);
 }
 
 async fn a_queued_notice_is_claimed_once_and_retried_until_removed(s: Store) {

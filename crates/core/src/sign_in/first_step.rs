@@ -115,11 +115,12 @@ impl<S: Stores> SignIn<'_, S> {
         self.after_first_step(&user, (AuthMethod::Password, None), remembered, origin, now).await
     }
 
-    /// A new session for `user_id` and the cookie token that names it.
-    pub(crate) fn new_session(&self, user_id: UserId, auth: AuthRecord, origin: &RequestOrigin, now: UnixTime) -> NewSession {
+    /// A new session for `user` (as read when its sign-in began) and the cookie token that names it.
+    pub(crate) fn new_session(&self, user: &User, auth: AuthRecord, origin: &RequestOrigin, now: UnixTime) -> NewSession {
         let record = SessionRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),
-            user_id,
+            user_id: user.id,
+            security_epoch: user.security_epoch,
             created_at: now,
             last_seen_at: now,
             auth,
@@ -144,7 +145,7 @@ impl<S: Stores> SignIn<'_, S> {
             fields.insert("methods".into(), json!(auth.amr()));
             fields.insert("acr".into(), json!(auth.acr()));
         }
-        let session = self.new_session(user.id, auth, origin, now);
+        let session = self.new_session(user, auth, origin, now);
         let event = crate::audit::NewAuditEvent::new(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now);
         let location = self.locate(origin);
         let ip = origin.ip.map(|ip| ip.to_string()).unwrap_or_default();
@@ -381,7 +382,7 @@ impl<S: Stores> SignIn<'_, S> {
         })
         .await?;
         let shape = (Purpose::NewSession, wanted, waiting);
-        let pending = PendingSignIn::begin((user.id, auth), shape, origin.client_id.clone(), assessment.to_json(), now);
+        let pending = PendingSignIn::begin((user, auth), shape, origin.client_id.clone(), assessment.to_json(), now);
         self.pend_outcome(&pending).await
     }
 

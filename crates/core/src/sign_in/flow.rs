@@ -83,7 +83,7 @@ impl<S: Stores> SignIn<'_, S> {
             }
         }
         let shape = (Purpose::StepUp { session_digest: session.digest.clone() }, wanted, waiting);
-        let proven = (session.user.id, session.record.auth.clone());
+        let proven = (&session.user, session.record.auth.clone());
         let pending = PendingSignIn::begin(proven, shape, client_id.map(str::to_owned), serde_json::Value::Null, now);
         self.pend_outcome(&pending).await
     }
@@ -99,8 +99,10 @@ impl<S: Stores> SignIn<'_, S> {
         now: UnixTime,
     ) -> Result<(PendingSignIn, User), AccountError> {
         let (pending, user) = self.store.pending_sign_in(&token_digest(token), now).await?.ok_or(AccountError::SignInExpired)?;
-        // What it waited for no longer holds once the account was disabled or its password set anew.
-        if user.disabled_at.is_some() || user.password_reset_at.is_some_and(|at| at > pending.created_at) {
+        // What it waited for no longer holds once the account was disabled or
+        // its sign-ins ended (a password reset or change, an MFA reset, signing
+        // out everywhere), even for a sign-in begun by a request in flight then.
+        if user.disabled_at.is_some() || pending.security_epoch != user.security_epoch {
             return Err(AccountError::SignInExpired);
         }
         if pending.permits(t) {

@@ -295,6 +295,8 @@ pub struct PendingSignIn {
     pub assessment: serde_json::Value,
     /// Answers taken so far (see [`MAX_ANSWERS`]).
     pub answers: u32,
+    /// The account's [`User::security_epoch`] when it began.
+    pub security_epoch: i64,
     /// When it began.
     pub created_at: UnixTime,
     /// When it lapses.
@@ -302,17 +304,18 @@ pub struct PendingSignIn {
 }
 
 impl PendingSignIn {
-    /// A sign-in begun now toward `demand`, waiting for `waiting`, with no
-    /// answer yet; it lapses after [`PENDING_SIGN_IN_SECONDS`].
+    /// A sign-in by `user` (as read when it began) begun now toward
+    /// `demand`, waiting for `waiting`, with no answer yet; it lapses after
+    /// [`PENDING_SIGN_IN_SECONDS`].
     pub fn begin(
-        (user_id, auth): (UserId, AuthRecord),
+        (user, auth): (&User, AuthRecord),
         (purpose, demand, waiting): (Purpose, Demand, Waiting),
         client_id: Option<String>,
         assessment: serde_json::Value,
         now: UnixTime,
     ) -> Self {
         Self {
-            user_id,
+            user_id: user.id,
             auth,
             purpose,
             demand,
@@ -320,6 +323,7 @@ impl PendingSignIn {
             client_id,
             assessment,
             answers: 0,
+            security_epoch: user.security_epoch,
             created_at: now,
             expires_at: now + PENDING_SIGN_IN_SECONDS,
         }

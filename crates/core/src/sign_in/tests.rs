@@ -46,6 +46,7 @@ fn after_password(rule: Option<RuleAction>, using: SessionUse<'_>, account: &Acc
         client_id: None,
         assessment: serde_json::Value::Null,
         answers: 0,
+        security_epoch: 0,
         created_at: NOW,
         expires_at: NOW + PENDING_SIGN_IN_SECONDS,
     }))

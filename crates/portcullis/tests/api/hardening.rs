@@ -13,6 +13,7 @@ on_both_backends!(
     introspection_tells_a_client_only_about_its_own_tokens,
     a_client_presenting_another_clients_code_or_refresh_token_spends_nothing,
     an_access_token_is_no_id_token_hint,
+    what_a_request_in_flight_at_a_reset_writes_afterwards_is_dead,
 );
 
 /// The tokens an application got for ada: (client id, secret, access token, refresh token).
@@ -91,6 +92,104 @@ async fn a_password_reset_or_change_an_mfa_reset_and_signing_out_everywhere_end_
         let (userinfo, refreshed) = tokens_work(&app, (&id, &secret), &access, &refresh).await;
         assert_eq!((userinfo, refreshed), (StatusCode::UNAUTHORIZED, StatusCode::BAD_REQUEST), "{ending:?}: the tokens outlived it");
     }
+}
+
+/// What a request in flight at a password reset writes after the reset is
+/// dead on arrival: a session opened by a sign-in that read the account
+/// before it (its Argon2 check straddling the reset), a code issued from a
+/// session checked before it, and a refresh token rotated across it. Each is
+/// written here, after the reset, with what such a request had read.
+async fn what_a_request_in_flight_at_a_reset_writes_afterwards_is_dead(app: TestApp) {
+    use portcullis_core::account_store::{AccountStore, FinishedSignIn};
+    use portcullis_core::oauth::{AuthorizationCode, Grant, OidcStore, RefreshToken};
+    use portcullis_core::policy::LastSignIn;
+    use portcullis_core::secrets::{random_token, token_digest};
+    use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
+
+    app.verified_user("ada@example.com").await;
+    let (id, secret, _, _) = tokens_for_ada(&app).await;
+    let store = app.state.accounts().store();
+    let ada = store.user_by_email(&portcullis_core::email::EmailAddress::parse("ada@example.com").unwrap()).await.unwrap().unwrap();
+    // The reset, by the emailed link.
+    app.submit("/forgot-password", "/forgot-password", &[("email", "ada@example.com")]).await;
+    let link = app.last_link_to("ada@example.com").await;
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let done = app.submit(&link, "/reset-password", &[("token", &token), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let now = app.clock_now();
+
+    // A session from a sign-in that read ada before the reset.
+    let cookie = random_token();
+    let session = SessionRecord {
+        id: "straddling".into(),
+        user_id: ada.id,
+        created_at: now,
+        last_seen_at: now,
+        auth: AuthRecord::single(AuthMethod::Password, now),
+        ip: "192.0.2.1".into(),
+        user_agent: "Firefox".into(),
+        security_epoch: ada.security_epoch,
+    };
+    let event = portcullis_core::audit::NewAuditEvent::new(
+        portcullis_core::audit::AuditKind::SignInSucceeded,
+        Some(ada.id),
+        &RequestOrigin::default(),
+        serde_json::json!({}),
+        now,
+    );
+    let last = LastSignIn { at: now, ip: String::new(), location: Default::default() };
+    let finished = FinishedSignIn {
+        session_digest: &token_digest(&cookie),
+        session: &session,
+        expires_at: now + 3600,
+        event: &event,
+        device_digest: "d",
+        remember_device: false,
+        last: &last,
+    };
+    store.record_sign_in(&finished).await.unwrap();
+    let page =
+        crate::helpers::browser().get(app.url("/account")).header("cookie", format!("portcullis_session={cookie}")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER, "the straddling sign-in's session is no session");
+
+    // A code and a refresh token of a grant made from a session checked before the reset.
+    let grant = |grant_id: &str| Grant {
+        grant_id: grant_id.into(),
+        client_id: id.clone(),
+        user_id: ada.id,
+        scope: "openid offline_access".into(),
+        auth: AuthRecord::single(AuthMethod::Password, now),
+        session_id: "before".into(),
+        acr: None,
+        security_epoch: ada.security_epoch,
+    };
+    let code = random_token();
+    let stored = AuthorizationCode {
+        digest: token_digest(&code),
+        grant: grant("late-code"),
+        redirect_uri: CALLBACK.into(),
+        nonce: None,
+        code_challenge: None,
+        created_at: now,
+        expires_at: now + 60,
+    };
+    store.insert_authorization_code(&stored).await.unwrap();
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CALLBACK)];
+    let (status, body) = token_request(&app, &form, Some((&id, &secret))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "a late code: {body}");
+    let refresh = random_token();
+    let rotated = RefreshToken { digest: token_digest(&refresh), grant: grant("late-refresh"), created_at: now, expires_at: now + 3600 };
+    store.insert_refresh_token(&rotated).await.unwrap();
+    assert_eq!(introspect(&app, (&id, &secret), &refresh).await["active"], false, "introspection agrees");
+    let (status, body) = token_request(&app, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)], Some((&id, &secret))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "a late refresh token: {body}");
+
+    // What the new password opens is alive (the reset signed the browser out).
+    let signed_in = app.sign_in("ada@example.com", NEW_PASSWORD).await;
+    assert!(signed_in.status.is_redirection(), "{}", signed_in.body);
+    assert_eq!(app.get("/account").await.status, StatusCode::OK);
+    let (id, secret, access, refresh) = tokens_for_ada(&app).await;
+    assert_eq!(tokens_work(&app, (&id, &secret), &access, &refresh).await, (StatusCode::OK, StatusCode::OK));
 }
 
 /// RFC 7662 §4: another client's token is `{"active": false}`, not its user and scope.
