@@ -113,6 +113,10 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn set_admin(&self, id: UserId, admin: bool) -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces a password hash.
     fn set_password_hash(&self, id: UserId, hash: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Replaces the hash `old` by the same password's `new` hash (new Argon2
+    /// parameters), only if `old` is still the stored one: a sign-in in flight
+    /// while the password is reset must not put the old password back.
+    fn rehash_password(&self, id: UserId, old: &str, new: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Records that the password was just set by an emailed reset link.
     fn mark_password_reset(&self, id: UserId, at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Records that the email address was confirmed (keeps an earlier time).

@@ -71,7 +71,11 @@ impl<S: Stores> Sessions<'_, S> {
         }
         // Opened before the account's sign-ins were last ended (by a request
         // that was in flight then): dead, like those the ending deleted.
-        if user.disabled_at.is_some() || record.security_epoch != user.security_epoch {
+        if record.security_epoch != user.security_epoch {
+            self.store.delete_session(&digest).await?;
+            return Ok(None);
+        }
+        if user.disabled_at.is_some() {
             return Ok(None);
         }
         if policy.should_touch(&record, now) {
@@ -104,8 +108,9 @@ impl<S: Stores> Sessions<'_, S> {
     /// The user's live sessions, newest first.
     pub async fn list(&self, user: UserId, now: UnixTime) -> Result<Vec<SessionRecord>, AccountError> {
         let policy = &self.settings.sessions;
+        let epoch = self.store.user_by_id(user).await?.map(|u| u.security_epoch);
         let mut all = self.store.user_sessions(user).await?;
-        all.retain(|s| policy.is_alive(s, now));
+        all.retain(|s| policy.is_alive(s, now) && Some(s.security_epoch) == epoch);
         Ok(all)
     }
 

@@ -276,9 +276,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(self.store.revoke_user_grants(user, now, self.access_tokens_issued_now_expire(now)).await?)
     }
 
-    /// When every access token issued until `now` has expired.
+    /// When every access token issued until `now` has expired, with a
+    /// minute's margin: a request in flight at a revocation took its clock a
+    /// little later, and its token must not outlive the revocation row.
     pub(crate) fn access_tokens_issued_now_expire(&self, now: UnixTime) -> UnixTime {
-        now + self.lifetimes.access_token
+        now + self.lifetimes.access_token + 60
     }
 
     /// The issuer identifier.

@@ -267,6 +267,17 @@ impl AccountStore for Store {
         update_user!(self, "password_hash = $1", hash, id)
     }
 
+    async fn rehash_password(&self, id: UserId, old: &str, new: &str) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+            .bind(new)
+            .bind(id.to_string())
+            .bind(old)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
+    }
+
     async fn mark_password_reset(&self, id: UserId, at: UnixTime) -> StoreResult<()> {
         update_user!(self, "password_reset_at = $1", at, id)
     }

@@ -439,7 +439,8 @@ impl MfaStore for Store {
     async fn insert_remembered_browser(&self, b: &RememberedBrowser) -> StoreResult<()> {
         let auth = serde_json::to_string(&b.auth).map_err(json_err)?;
         on_pool!(self, |p| sqlx::query(
-            "INSERT INTO remembered_browsers (id, user_id, auth_record, user_agent, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
+            "INSERT INTO remembered_browsers (id, user_id, auth_record, user_agent, created_at, expires_at, security_epoch) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
         )
         .bind(&b.id)
         .bind(b.user_id.to_string())
@@ -447,6 +448,7 @@ impl MfaStore for Store {
         .bind(&b.user_agent)
         .bind(b.created_at)
         .bind(b.expires_at)
+        .bind(b.security_epoch)
         .execute(p)
         .await
         .map(|_| ())
@@ -456,8 +458,10 @@ impl MfaStore for Store {
     async fn use_remembered_browser(&self, user: UserId, id: &str, now: UnixTime) -> StoreResult<Option<RememberedBrowser>> {
         let row: Option<BrowserRow> = on_pool!(self, |p| {
             sqlx::query_as(
+            // One remembered by a request in flight at an ending (a reset, say) stands in for nothing.
             "UPDATE remembered_browsers SET last_used_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3 \
-             RETURNING id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at"
+             AND security_epoch = (SELECT security_epoch FROM users WHERE id = $2) \
+             RETURNING id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at, security_epoch"
         )
         .bind(id)
         .bind(user.to_string())
@@ -470,15 +474,18 @@ impl MfaStore for Store {
     }
 
     async fn remembered_browsers(&self, user: UserId, now: UnixTime) -> StoreResult<Vec<RememberedBrowser>> {
-        let rows: Vec<BrowserRow> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at FROM remembered_browsers \
-             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id"
+        let rows: Vec<BrowserRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT id, user_id, auth_record, user_agent, created_at, expires_at, last_used_at, security_epoch FROM remembered_browsers \
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             AND security_epoch = (SELECT security_epoch FROM users WHERE id = $1) ORDER BY created_at DESC, id"
         )
         .bind(user.to_string())
         .bind(now)
         .fetch_all(p)
         .await
-        .map_err(db_error))?;
+        .map_err(db_error)
+        })?;
         rows.into_iter().map(RememberedBrowser::try_from).collect()
     }
 
@@ -515,6 +522,7 @@ struct BrowserRow {
     created_at: i64,
     expires_at: i64,
     last_used_at: Option<i64>,
+    security_epoch: i64,
 }
 
 impl TryFrom<BrowserRow> for RememberedBrowser {
@@ -528,6 +536,7 @@ impl TryFrom<BrowserRow> for RememberedBrowser {
             created_at: r.created_at,
             expires_at: r.expires_at,
             last_used_at: r.last_used_at,
+            security_epoch: r.security_epoch,
         })
     }
 }

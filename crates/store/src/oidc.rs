@@ -295,7 +295,7 @@ impl OidcStore for Store {
         (now, expires_at): (UnixTime, UnixTime),
         (per_requester, cap): (u64, u64),
     ) -> StoreResult<()> {
-        let room = |n: u64| i64::try_from(n).unwrap_or(i64::MAX).saturating_sub(1);
+        let room = |n: u64| i64::try_from(n).unwrap_or(i64::MAX).saturating_sub(1).max(0);
         on_pool!(self, |p| {
             begin_transaction!(p, tx);
             // The requester's newest few stay (and none of its lapsed ones).
@@ -309,10 +309,11 @@ impl OidcStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            // A full table gives up its oldest request (one in, one out).
+            // A full table gives up its oldest requests, down to room for this one
+            // (all of the excess: concurrent inserts cannot ratchet it past the cap).
             sqlx::query(
-                "DELETE FROM pending_requests WHERE id IN (SELECT id FROM pending_requests WHERE expires_at > $1 ORDER BY expires_at, id LIMIT 1) \
-                 AND (SELECT COUNT(*) FROM pending_requests WHERE expires_at > $1) > $2",
+                "DELETE FROM pending_requests WHERE id IN (SELECT id FROM pending_requests WHERE expires_at > $1 ORDER BY expires_at, id \
+                 LIMIT (SELECT CASE WHEN COUNT(*) > $2 THEN COUNT(*) - $2 ELSE 0 END FROM pending_requests WHERE expires_at > $1))",
             )
             .bind(now)
             .bind(room(cap))

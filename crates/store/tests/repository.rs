@@ -151,6 +151,11 @@ async fn users_are_unique_by_email_and_deleted_with_their_sessions(s: Store) {
     s.mark_email_verified(u.id, 3_000).await.unwrap();
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().email_verified_at, Some(2_000), "first confirmation time is kept");
     s.set_password_hash(u.id, "new-hash").await.unwrap();
+    s.rehash_password(u.id, "stale-hash", "rehashed-stale").await.unwrap();
+    assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().password_hash, "new-hash", "a rehash of a replaced hash changes nothing");
+    s.rehash_password(u.id, "new-hash", "rehashed").await.unwrap();
+    assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().password_hash, "rehashed");
+    s.set_password_hash(u.id, "new-hash").await.unwrap();
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().password_hash, "new-hash");
     s.mark_password_reset(u.id, 3_500).await.unwrap();
     assert_eq!(s.user_by_email(&u.email).await.unwrap().unwrap().password_reset_at, Some(3_500));

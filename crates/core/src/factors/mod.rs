@@ -436,6 +436,9 @@ pub struct RememberedBrowser {
     pub expires_at: UnixTime,
     /// Last sign-in that used it.
     pub last_used_at: Option<UnixTime>,
+    /// The account's [`crate::user::User::security_epoch`] when it was
+    /// remembered: it stands in for nothing once that has moved on.
+    pub security_epoch: i64,
 }
 
 /// Persistence of second factors.

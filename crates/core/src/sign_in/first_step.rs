@@ -102,7 +102,7 @@ impl<S: Stores> SignIn<'_, S> {
         let user = match (user, check) {
             (Some(user), PasswordCheck::Match) => user,
             (Some(user), PasswordCheck::MatchRehashed(new_hash)) => {
-                self.store.set_password_hash(user.id, &new_hash).await?;
+                self.store.rehash_password(user.id, &user.password_hash, &new_hash).await?;
                 user
             }
             (user, _) => return Err(self.count_failure(key, user.as_ref(), "pwd", origin, now).await?),
@@ -202,6 +202,7 @@ impl<S: Stores> SignIn<'_, S> {
             created_at: now,
             expires_at: now + self.settings.remember_browser_ttl,
             last_used_at: None,
+            security_epoch: user.security_epoch,
         };
         self.store.insert_remembered_browser(&browser).await?;
         self.audit(AuditKind::RememberedBrowserCreated, Some(user.id), origin, json!({ "browser": id }), now).await?;
@@ -227,6 +228,11 @@ impl<S: Stores> SignIn<'_, S> {
         match webauthn::finish_passkey_sign_in(&self.factor_context(), ceremony, response, now).await? {
             PasskeySignIn::Accepted { user, credential } => {
                 let user = self.store.user_by_id(user).await?.ok_or(AccountError::KeyNotAccepted)?;
+                // Read after the key was checked: an MFA reset between the two removed
+                // the key before it moved the epoch read here, so the key must still be there.
+                if self.store.credential(user.id, &credential).await?.is_none() {
+                    return Err(AccountError::KeyNotAccepted);
+                }
                 self.after_first_step(&user, (AuthMethod::Passkey, Some(credential)), remembered, origin, now).await
             }
             PasskeySignIn::Rejected => {

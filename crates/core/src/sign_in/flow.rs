@@ -102,7 +102,10 @@ impl<S: Stores> SignIn<'_, S> {
         // What it waited for no longer holds once the account was disabled or
         // its sign-ins ended (a password reset or change, an MFA reset, signing
         // out everywhere), even for a sign-in begun by a request in flight then.
-        if user.disabled_at.is_some() || pending.security_epoch != user.security_epoch {
+        if user.disabled_at.is_some()
+            || pending.security_epoch != user.security_epoch
+            || user.password_reset_at.is_some_and(|at| at > pending.created_at)
+        {
             return Err(AccountError::SignInExpired);
         }
         if pending.permits(t) {

@@ -184,6 +184,21 @@ async fn what_a_request_in_flight_at_a_reset_writes_afterwards_is_dead(app: Test
     let (status, body) = token_request(&app, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)], Some((&id, &secret))).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "a late refresh token: {body}");
 
+    // A browser remembered by a second step finished across the reset.
+    let late = portcullis_core::factors::RememberedBrowser {
+        id: "late".into(),
+        user_id: ada.id,
+        auth: AuthRecord::single(AuthMethod::TOTP, now),
+        user_agent: "Firefox".into(),
+        created_at: now,
+        expires_at: now + 3600,
+        last_used_at: None,
+        security_epoch: ada.security_epoch,
+    };
+    use portcullis_core::factors::MfaStore;
+    store.insert_remembered_browser(&late).await.unwrap();
+    assert!(store.use_remembered_browser(ada.id, "late", now).await.unwrap().is_none(), "a late remembered browser stands in for nothing");
+
     // What the new password opens is alive (the reset signed the browser out).
     let signed_in = app.sign_in("ada@example.com", NEW_PASSWORD).await;
     assert!(signed_in.status.is_redirection(), "{}", signed_in.body);

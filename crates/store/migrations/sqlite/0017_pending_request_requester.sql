@@ -3,3 +3,4 @@
 -- cannot fill the bounded table for everyone.
 ALTER TABLE pending_requests ADD COLUMN requester TEXT NOT NULL DEFAULT '';
 CREATE INDEX pending_requests_by_requester ON pending_requests (requester, expires_at);
+CREATE INDEX pending_requests_by_expiry ON pending_requests (expires_at, id);
