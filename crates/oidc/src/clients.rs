@@ -18,6 +18,22 @@ pub struct ClientAdmin<'a, S> {
 }
 
 impl<S: OidcStore + AccountStore + AuditStore> ClientAdmin<'_, S> {
+    /// Redirect URIs registered before today's rules ([`check_redirect_uri`]),
+    /// as (client id, URI): refused at use until the operator updates them.
+    pub async fn outdated_redirect_uris(&self) -> Result<Vec<(String, String)>, OidcError> {
+        Ok(self
+            .provider
+            .store()
+            .list_clients()
+            .await?
+            .into_iter()
+            .flat_map(|c| {
+                let uris: Vec<String> = c.redirect_uris.iter().chain(&c.post_logout_redirect_uris).cloned().collect();
+                uris.into_iter().filter(|u| check_redirect_uri(u).is_err()).map(move |u| (c.id.clone(), u))
+            })
+            .collect())
+    }
+
     /// Registers a client; returns it with its secret (shown once; confidential clients only).
     pub async fn register(&self, new: NewClient, origin: &RequestOrigin, now: UnixTime) -> Result<(Client, Option<String>), OidcError> {
         let (client, secret) = register(new, now).map_err(|e| OidcError::oauth(ErrorCode::InvalidRequest, e.0))?;

@@ -228,6 +228,8 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                     .await?
                     .iter()
                     .flat_map(|c| &c.redirect_uris)
+                    // Only addresses today's rules allow (an old plain-http one is no origin to trust).
+                    .filter(|uri| crate::clients::check_redirect_uri(uri).is_ok())
                     .filter_map(|uri| url::Url::parse(uri).ok())
                     .filter(|u| matches!(u.scheme(), "https" | "http"))
                     .map(|u| u.origin().ascii_serialization())
@@ -564,6 +566,9 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                 let client = self.store.client(client_id).await?.ok_or_else(|| bad("unknown client"))?;
                 if !client.post_logout_redirect_uris.iter().any(|r| r == uri) {
                     return Err(bad("post_logout_redirect_uri is not registered for this client"));
+                }
+                if crate::clients::check_redirect_uri(uri).is_err() {
+                    return Err(bad("post_logout_redirect_uri was registered before today's rules and is not allowed; update the client"));
                 }
                 let mut url = url::Url::parse(uri).map_err(|_| bad("post_logout_redirect_uri is not a URL"))?;
                 if let Some(s) = state {

@@ -118,6 +118,12 @@ pub fn validate(params: &AuthorizeParams, client: Option<Client>) -> Result<Auth
             "The return address (redirect_uri) is not registered for this application, so we will not send you there.".into(),
         ));
     }
+    // Registered before today's rules (a `javascript:` or plain-http address): not used until the operator fixes it.
+    if crate::clients::check_redirect_uri(redirect_uri).is_err() {
+        return Err(AuthorizeFailure::Page(
+            "The return address registered for this application is not allowed (it must be https, http to localhost, or an app's own scheme); the operator must update it with `portcullis client update`.".into(),
+        ));
+    }
 
     let response_type = match non_empty(&params.response_type) {
         Some("code") => Some(ResponseType::Code),
@@ -274,6 +280,16 @@ mod tests {
         for uri in ["https://app.example/cb/", "https://app.example/cb?x=1", "https://evil.example/cb", "https://app.example/CB"] {
             let p = AuthorizeParams { redirect_uri: Some(uri.into()), ..params() };
             assert_eq!(error_code(validate(&p, Some(client(true)))), "page", "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_uri_registered_before_the_rules_is_not_used() {
+        for uri in ["javascript://x/%0Aalert(1)", "http://app.example/cb", "data:text/html,x"] {
+            let mut old = client(true);
+            old.redirect_uris.push(uri.into());
+            let p = AuthorizeParams { redirect_uri: Some(uri.into()), ..params() };
+            assert_eq!(error_code(validate(&p, Some(old))), "page", "{uri}");
         }
     }
 

@@ -158,6 +158,9 @@ impl Application {
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
                 .await?
                 .with_pinned_policies(config.clients.clone().into_iter().collect());
+        for (client, uri) in provider.client_admin().outdated_redirect_uris().await? {
+            tracing::warn!(%client, redirect_uri = %uri, "registered before the redirect-URI rules: refused at use until `portcullis client update` replaces it");
+        }
         // Signing out everywhere and disabling an account revoke what the provider issued.
         let accounts = accounts.with_token_revoker(Arc::new(provider.clone()));
         let state = AppState::new(

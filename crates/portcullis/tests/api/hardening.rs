@@ -318,6 +318,31 @@ async fn a_script_or_file_url_is_no_redirect_uri() {
     }
     let native = app.cli(&["client", "create", "--name", "App", "--public", "--redirect-uri", "com.example.app:/oauth2redirect"]);
     assert!(native.status.success(), "a native app's private-use scheme is fine");
+
+    // A client stored before these rules keeps its address, but it is not used.
+    use portcullis_core::oauth::OidcStore;
+    let old_uri = "javascript://%0Aalert(document.domain)";
+    let old = portcullis_core::oauth::Client {
+        id: "old-app".into(),
+        name: "Old".into(),
+        secret_digest: None,
+        redirect_uris: vec![old_uri.into()],
+        post_logout_redirect_uris: vec![],
+        policy: Default::default(),
+        signing_alg: SigningAlg::ES256,
+        service_scopes: vec![],
+        created_at: 0,
+    };
+    app.state.accounts().store().create_client(&old).await.unwrap();
+    let outdated = app.state.provider().client_admin().outdated_redirect_uris().await.unwrap();
+    assert_eq!(outdated, [("old-app".to_owned(), old_uri.to_owned())], "named at start-up");
+    let url = format!(
+        "/authorize?response_type=code&client_id=old-app&redirect_uri={}&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        urlenc(old_uri)
+    );
+    let page = app.get(&url).await;
+    assert_eq!((page.status, page.location), (StatusCode::BAD_REQUEST, None), "an error page, never a redirect there");
+    assert!(page.body.contains("operator must update it"), "{}", page.body);
 }
 
 /// SMS pumping: confirmation texts to new numbers count against the same
