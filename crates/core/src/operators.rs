@@ -243,8 +243,10 @@ impl<S: Stores> Operators<'_, S> {
     /// for ends with them (sessions, remembered browsers, tokens).
     pub async fn reset_mfa(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
         let user = self.find_user(email).await?;
-        self.store.delete_all_factors(user.id).await?;
+        // The epoch moves first: a key a request in flight adds after this is
+        // refused (`insert_confirmed_credential`), one added before is deleted next.
         self.end_what_sign_ins_gave(user.id, None, now).await?;
+        self.store.delete_all_factors(user.id).await?;
         self.audit(AuditKind::MfaReset, Some(user.id), origin, json!({}), now).await?;
         Ok(user)
     }

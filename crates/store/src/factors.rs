@@ -9,7 +9,7 @@ use portcullis_core::io::StoreResult;
 use portcullis_core::rate_limit::SlidingQuota;
 use portcullis_core::user::UserId;
 
-use crate::{Store, begin_transaction, db_error, on_pool};
+use crate::{Backend, Store, begin_transaction, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]
 struct CredentialRow {
@@ -62,28 +62,52 @@ pub(crate) fn json_err(e: serde_json::Error) -> StoreError {
 }
 
 /// The INSERT of one credential, on any executor (a pool, or a transaction for imports).
+macro_rules! credential_columns {
+    () => {
+        "INSERT INTO credentials (id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at, public_key_id, \
+         sign_count, flagged_at, authenticator) "
+    };
+}
 macro_rules! insert_credential {
     ($executor:expr, $c:expr) => {
-        sqlx::query(
-            "INSERT INTO credentials (id, user_id, kind, name, sealed_secret, confirmed_at, created_at, last_used_at, public_key_id, \
-             sign_count, flagged_at, authenticator) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        $crate::factors::bind_credential!(
+            sqlx::query(concat!($crate::factors::credential_columns!(), "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")),
+            $c
         )
-        .bind(&$c.id)
-        .bind($c.user_id.to_string())
-        .bind($c.kind.as_str())
-        .bind(&$c.name)
-        .bind(&$c.sealed_secret)
-        .bind($c.confirmed_at)
-        .bind($c.created_at)
-        .bind($c.last_used_at)
-        .bind(&$c.public_key_id)
-        .bind(i64::from($c.sign_count))
-        .bind($c.flagged_at)
-        .bind(&$c.authenticator)
         .execute($executor)
     };
 }
-pub(crate) use insert_credential;
+/// The credential's twelve columns bound as `$1`–`$12`.
+macro_rules! bind_credential {
+    ($query:expr, $c:expr) => {
+        $query
+            .bind(&$c.id)
+            .bind($c.user_id.to_string())
+            .bind($c.kind.as_str())
+            .bind(&$c.name)
+            .bind(&$c.sealed_secret)
+            .bind($c.confirmed_at)
+            .bind($c.created_at)
+            .bind($c.last_used_at)
+            .bind(&$c.public_key_id)
+            .bind(i64::from($c.sign_count))
+            .bind($c.flagged_at)
+            .bind(&$c.authenticator)
+    };
+}
+pub(crate) use {bind_credential, credential_columns, insert_credential};
+
+/// A confirmed credential, only while the account's epoch is `$13`. On
+/// PostgreSQL the account's row is share-locked, so an ending that moves the
+/// epoch waits for this insert to commit (and then removes what it added).
+const CONFIRMED_CREDENTIAL_SQLITE: &str = concat!(
+    credential_columns!(),
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM users WHERE id = $2 AND security_epoch = $13"
+);
+const CONFIRMED_CREDENTIAL_POSTGRES: &str = concat!(
+    credential_columns!(),
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM users WHERE id = $2 AND security_epoch = $13 FOR SHARE"
+);
 
 /// The ceremonies of one purpose a user may have open at once.
 const LIVE_CEREMONIES_PER_PURPOSE: i64 = 3;
@@ -91,6 +115,23 @@ const LIVE_CEREMONIES_PER_PURPOSE: i64 = 3;
 impl MfaStore for Store {
     async fn insert_credential(&self, c: &Credential) -> StoreResult<()> {
         on_pool!(self, |p| insert_credential!(p, c).await.map(|_| ()).map_err(db_error))
+    }
+
+    async fn insert_confirmed_credential(&self, c: &Credential, security_epoch: i64) -> StoreResult<bool> {
+        let inserted = match &self.backend {
+            Backend::Sqlite(p) => bind_credential!(sqlx::query(CONFIRMED_CREDENTIAL_SQLITE), c)
+                .bind(security_epoch)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Backend::Postgres(p) => bind_credential!(sqlx::query(CONFIRMED_CREDENTIAL_POSTGRES), c)
+                .bind(security_epoch)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        // A key registered twice (to this or another account) is a conflict, as for `insert_credential`.
+        Ok(inserted.map_err(db_error)? == 1)
     }
 
     async fn credential(&self, user: UserId, id: &str) -> StoreResult<Option<Credential>> {

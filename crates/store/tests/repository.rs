@@ -392,6 +392,16 @@ async fn sessions_are_found_touched_and_ended(s: Store) {
     assert_eq!(s.end_user_sessions(u.id, None).await.unwrap(), 1);
     assert!(stored_session(&s, "a").await.unwrap().is_none());
     assert_eq!(epoch(s.clone()).await, 2);
+    // A key added by a request that read the account before the last ending is refused.
+    let key = |id: &str| Credential {
+        id: id.into(),
+        confirmed_at: Some(10),
+        ..Credential::new(u.id, FactorKind::Passkey, "Key".into(), vec![9], 10)
+    };
+    assert!(!s.insert_confirmed_credential(&key("late"), 1).await.unwrap());
+    assert!(s.insert_confirmed_credential(&key("current"), 2).await.unwrap());
+    let ids: Vec<String> = s.credentials(u.id).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["current"]);
 }
 
 async fn rate_buckets_count_per_window(s: Store) {

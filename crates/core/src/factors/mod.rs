@@ -445,6 +445,11 @@ pub struct RememberedBrowser {
 pub trait MfaStore: Clone + Send + Sync + 'static {
     /// Stores a credential (unconfirmed until [`MfaStore::confirm_credential`]).
     fn insert_credential(&self, c: &Credential) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Stores a credential confirmed as it is added (a security key or
+    /// passkey), only while the account's `security_epoch` is the one the
+    /// request read: false if its sign-ins were ended meanwhile (an MFA reset
+    /// in flight must not be outlived by a key added across it).
+    fn insert_confirmed_credential(&self, c: &Credential, security_epoch: i64) -> impl Future<Output = StoreResult<bool>> + Send;
     /// A credential of `user` by id.
     fn credential(&self, user: UserId, id: &str) -> impl Future<Output = StoreResult<Option<Credential>>> + Send;
     /// The user's confirmed credentials, oldest first.

@@ -301,8 +301,9 @@ async fn finish_registration<S: MfaStore>(
     credential.sign_count = record.counter;
     credential.authenticator = rp.authenticator_name(&reg);
     credential.confirmed_at = Some(now);
-    match ctx.store.insert_credential(&credential).await {
-        Ok(()) => Ok(EnrollmentCheck::Confirmed { id: credential.id, name }),
+    match ctx.store.insert_confirmed_credential(&credential, user.security_epoch).await {
+        Ok(true) => Ok(EnrollmentCheck::Confirmed { id: credential.id, name }),
+        Ok(false) => Err(AccountError::SignInExpired),
         // Already registered (to this or another account).
         Err(StoreError::Conflict) => Ok(EnrollmentCheck::Rejected),
         Err(e) => Err(e.into()),
