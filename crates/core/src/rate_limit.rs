@@ -69,12 +69,25 @@ pub struct RateBucket {
 /// IPv6 address by its /64 (one subscriber usually gets a whole /64, so
 /// counting each address would give them 2^64 budgets).
 pub fn client_key(client: &str) -> String {
+    prefix_key(client, 4)
+}
+
+/// The key of the network a client address belongs to, for what one site
+/// may hold at once rather than do per minute: an IPv4 address as it is,
+/// an IPv6 address by its /48 (a site's usual allocation, so a holder of
+/// many /64s counts once).
+pub fn network_key(client: &str) -> String {
+    prefix_key(client, 3)
+}
+
+/// IPv4 as it is; IPv6 by its first `segments` 16-bit groups.
+fn prefix_key(client: &str, segments: usize) -> String {
     match client.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
             None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                let groups: Vec<String> = v6.segments()[..segments].iter().map(|g| format!("{g:x}")).collect();
+                format!("{}::/{}", groups.join(":"), segments * 16)
             }
         },
         Ok(ip) => ip.to_string(),
@@ -159,6 +172,9 @@ mod tests {
         assert_ne!(client_key("2001:db8:1:3::1"), client_key("2001:db8:1:2::1"));
         assert_eq!(client_key("::ffff:192.0.2.7"), "192.0.2.7");
         assert_eq!(client_key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(network_key("2001:db8:1:2:aaaa::1"), "2001:db8:1::/48");
+        assert_eq!(network_key("2001:db8:1:ffff::1"), network_key("2001:db8:1:2::1"), "one site's /64s are one network");
+        assert_eq!(network_key("::ffff:192.0.2.7"), "192.0.2.7");
         let l = RateLimits::default();
         assert_eq!(l.bucket(LimitedAction::SignIn, "2001:db8::1", 0).key, l.bucket(LimitedAction::SignIn, "2001:db8::2", 0).key);
     }

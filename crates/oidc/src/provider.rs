@@ -112,9 +112,10 @@ pub enum Logout {
 /// this, not the disk, and then pushes out the oldest, never new ones.
 pub const MAX_PENDING_REQUESTS: u64 = 100_000;
 
-/// Authorization requests one client address (an IPv6 /64) keeps waiting at
-/// once; its oldest makes room for a new one. A browser needs one per tab
-/// signing in; a flood replaces its own.
+/// Authorization requests one network (an IPv4 address, an IPv6 /48) keeps
+/// waiting at once; its oldest makes room for a new one. A browser needs one
+/// per tab signing in, and the oldest of a site's are the abandoned ones; a
+/// flood replaces its own, and filling the table takes 2,000 networks.
 pub const PENDING_REQUESTS_PER_ADDRESS: u64 = 50;
 
 /// The provider.

@@ -78,7 +78,7 @@ pub async fn authorize_resume(State(state): State<AppState>, browser: Browser, Q
 
 /// Keeps an authorization request while the user signs in: each stored
 /// request counts against the client address's budget (`[rate_limit]
-/// authorize_per_minute`), and the table is bounded per address and in all
+/// authorize_per_minute`), and the table is bounded per network and in all
 /// (`provider::PENDING_REQUESTS_PER_ADDRESS`, `provider::MAX_PENDING_REQUESTS`).
 async fn save_pending(state: &AppState, browser: &Browser, req: &portcullis_oidc::request::AuthorizeRequest) -> Result<String, AppError> {
     let now = state.now();
@@ -87,7 +87,7 @@ async fn save_pending(state: &AppState, browser: &Browser, req: &portcullis_oidc
     {
         return Err(AppError::TooManyRequests { retry_after_secs });
     }
-    let requester = portcullis_core::rate_limit::client_key(&browser.ip);
+    let requester = portcullis_core::rate_limit::network_key(&browser.ip);
     Ok(state.provider().save_pending(req, &requester, now).await?)
 }
 
