@@ -682,6 +682,57 @@ mod tests {
         });
     }
 
+    /// Every string setting (found by walking a configuration with every
+    /// optional section present), given from the environment as digits or as `true`, is read as that text:
+    /// a validation may refuse the value, but never as a number or a boolean.
+    #[test]
+    fn every_string_setting_takes_digits_and_booleans_from_the_environment() {
+        fn strings(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::String(_) => out.push(prefix.to_owned()),
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                        strings(&key, v, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Every optional section present, so its strings are found too.
+        const FULL: &str = "database_url = \"postgres://db/p\"\n\
+            [smtp]\nhost = \"smtp.example.com\"\nport = 587\nusername = \"u\"\npassword = \"p\"\nfrom = \"a@example.com\"\n\
+            [sms]\nprovider = \"twilio\"\n[sms.twilio]\nbase_url = \"https://api.twilio.com\"\naccount_sid = \"AC1\"\nauth_token = \"t\"\nfrom = \"+15005550006\"\n\
+            [sms.webhook]\nurl = \"https://gw.example/send\"\nsecret = \"s\"\n\
+            [messages]\ntemplates_dir = \"/etc/portcullis/templates\"\n\
+            [policy]\ngeoip_database = \"/var/lib/GeoIP/City.mmdb\"\n";
+        let full = Config::from_toml(FULL).unwrap();
+        let mut keys = Vec::new();
+        strings("", &serde_json::to_value(&full).unwrap(), &mut keys);
+        for key in ["issuer", "data_dir", "smtp.password", "sms.twilio.from", "sms.webhook.secret", "policy.geoip_database"] {
+            assert!(keys.contains(&key.to_owned()), "{key} not among {keys:?}");
+        }
+        for key in &keys {
+            for text in ["0012345", "true"] {
+                figment::Jail::expect_with(|jail| {
+                    jail.create_file("full.toml", FULL)?;
+                    jail.set_env(format!("PORTCULLIS_{}", key.replace('.', "__").to_uppercase()), text);
+                    match Config::load(Some(Path::new("full.toml")), &FlagOverrides::default()) {
+                        Ok(c) => {
+                            let mut at = serde_json::to_value(&c).unwrap();
+                            for part in key.split('.') {
+                                at = at[part].take();
+                            }
+                            assert_eq!(at, serde_json::Value::String(text.into()), "{key}");
+                        }
+                        Err(e) => assert!(!e.to_string().contains("invalid type"), "{key} = {text}: {e}"),
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+
     #[test]
     fn bad_values_name_their_key() {
         figment::Jail::expect_with(|jail| {
