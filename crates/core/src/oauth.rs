@@ -393,6 +393,13 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn update_client_policy(&self, id: &str, policy: &ClientPolicy) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Replaces the scopes a client's own tokens may carry; false if unknown.
     fn set_client_service_scopes(&self, id: &str, scopes: &[String]) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Replaces a client's redirect URIs and post-logout redirect URIs; false if there is no such client.
+    fn set_client_redirect_uris(
+        &self,
+        id: &str,
+        redirect_uris: &[String],
+        post_logout_redirect_uris: &[String],
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Replaces a confidential client's secret digest; false if there is no such confidential client.
     fn replace_client_secret(&self, id: &str, secret_digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// All clients.
@@ -410,7 +417,7 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn retire_signing_keys(&self, cutoff: UnixTime) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Keeps an authorization request of `client_id` from `requester` (a
-    /// client address's rate-limit key) while the user signs in, in a
+    /// client address's network, `rate_limit::network_key`) while the user signs in, in a
     /// bounded table: the requester's oldest waiting requests beyond
     /// `per_requester`, and then the oldest of all beyond `cap`, make room
     /// (a flood replaces its own requests first, and never stops new ones).

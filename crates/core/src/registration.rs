@@ -145,7 +145,7 @@ impl<S: Stores> Registration<'_, S> {
         Ok(())
     }
 
-    /// Counts one mail to `to` (sign-up attempts, reset links) against the
+    /// Counts one mail to `to` (sign-up attempts, reset and verification links) against the
     /// mailbox's hourly cap; false when it is spent (nothing is sent then).
     async fn mail_allowed(&self, to: &str, now: UnixTime) -> Result<bool, AccountError> {
         let digest = self.keys.mac.tag("mail-destination", to.as_bytes());

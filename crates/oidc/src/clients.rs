@@ -19,7 +19,8 @@ pub struct ClientAdmin<'a, S> {
 
 impl<S: OidcStore + AccountStore + AuditStore> ClientAdmin<'_, S> {
     /// Redirect URIs registered before today's rules ([`check_redirect_uri`]),
-    /// as (client id, URI): refused at use until the operator updates them.
+    /// as (client id, URI): refused at use until the operator replaces them
+    /// ([`ClientAdmin::set_redirect_uris`], `client update --redirect-uri`).
     pub async fn outdated_redirect_uris(&self) -> Result<Vec<(String, String)>, OidcError> {
         Ok(self
             .provider
@@ -71,6 +72,25 @@ impl<S: OidcStore + AccountStore + AuditStore> ClientAdmin<'_, S> {
         let changed = self.provider.store().set_client_service_scopes(id, scopes).await?;
         if changed {
             self.audit(id, "scopes_changed", origin, now).await?;
+        }
+        Ok(changed)
+    }
+
+    /// Replaces a client's redirect URIs (at least one) and post-logout
+    /// redirect URIs, each checked as at registration ([`check_redirect_uri`]);
+    /// false if there is no such client. This is how an address registered
+    /// before today's rules is replaced.
+    pub async fn set_redirect_uris(
+        &self,
+        id: &str,
+        (redirect_uris, post_logout_redirect_uris): (&[String], &[String]),
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<bool, OidcError> {
+        check_redirect_uris(redirect_uris, post_logout_redirect_uris).map_err(|e| OidcError::oauth(ErrorCode::InvalidRequest, e.0))?;
+        let changed = self.provider.store().set_client_redirect_uris(id, redirect_uris, post_logout_redirect_uris).await?;
+        if changed {
+            self.audit(id, "redirect_uris_changed", origin, now).await?;
         }
         Ok(changed)
     }
@@ -153,17 +173,20 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), InvalidClient> {
     }
 }
 
+/// Checks a client's redirect URIs (at least one) and post-logout redirect URIs.
+fn check_redirect_uris(redirect_uris: &[String], post_logout_redirect_uris: &[String]) -> Result<(), InvalidClient> {
+    if redirect_uris.is_empty() {
+        return Err(InvalidClient("the client needs at least one redirect URI".into()));
+    }
+    redirect_uris.iter().chain(post_logout_redirect_uris).try_for_each(|uri| check_redirect_uri(uri))
+}
+
 /// Builds the client record; returns the secret (shown once) for confidential clients.
 pub fn register(new: NewClient, now: UnixTime) -> Result<(Client, Option<String>), InvalidClient> {
     if new.name.trim().is_empty() {
         return Err(InvalidClient("the client needs a name".into()));
     }
-    if new.redirect_uris.is_empty() {
-        return Err(InvalidClient("the client needs at least one redirect URI".into()));
-    }
-    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
-        check_redirect_uri(uri)?;
-    }
+    check_redirect_uris(&new.redirect_uris, &new.post_logout_redirect_uris)?;
     new.policy.validate().map_err(InvalidClient)?;
     portcullis_core::oauth::check_service_scopes(&new.service_scopes).map_err(InvalidClient)?;
     if new.public && !new.service_scopes.is_empty() {

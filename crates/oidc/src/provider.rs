@@ -381,7 +381,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         }
     }
 
-    /// Keeps a request from `requester` (a client address's rate-limit key)
+    /// Keeps a request from `requester` (the client address's network, `rate_limit::network_key`)
     /// while the user signs in; returns its id.
     pub async fn save_pending(&self, req: &AuthorizeRequest, requester: &str, now: UnixTime) -> Result<String, OidcError> {
         let id = random_token();
@@ -569,7 +569,9 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                     return Err(bad("post_logout_redirect_uri is not registered for this client"));
                 }
                 if crate::clients::check_redirect_uri(uri).is_err() {
-                    return Err(bad("post_logout_redirect_uri was registered before today's rules and is not allowed; update the client"));
+                    return Err(bad(
+                        "post_logout_redirect_uri was registered before today's rules and is not allowed; the operator must replace it (client update --redirect-uri … --post-logout-redirect-uri …)",
+                    ));
                 }
                 let mut url = url::Url::parse(uri).map_err(|_| bad("post_logout_redirect_uri is not a URL"))?;
                 if let Some(s) = state {

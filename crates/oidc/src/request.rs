@@ -121,7 +121,7 @@ pub fn validate(params: &AuthorizeParams, client: Option<Client>) -> Result<Auth
     // Registered before today's rules (a `javascript:` or plain-http address): not used until the operator fixes it.
     if crate::clients::check_redirect_uri(redirect_uri).is_err() {
         return Err(AuthorizeFailure::Page(
-            "The return address registered for this application is not allowed (it must be https, http to localhost, or an app's own scheme); the operator must update it with `portcullis client update`.".into(),
+            "The return address registered for this application is not allowed (it must be https, http to localhost, or an app's own scheme); the operator must update it with `portcullis client update --redirect-uri`.".into(),
         ));
     }
 

@@ -159,7 +159,7 @@ impl Application {
                 .await?
                 .with_pinned_policies(config.clients.clone().into_iter().collect());
         for (client, uri) in provider.client_admin().outdated_redirect_uris().await? {
-            tracing::warn!(%client, redirect_uri = %uri, "registered before the redirect-URI rules: refused at use until `portcullis client update` replaces it");
+            tracing::warn!(%client, redirect_uri = %uri, "registered before the redirect-URI rules: refused at use until `portcullis client update --client-id ID --redirect-uri URI` replaces it");
         }
         // Signing out everywhere and disabling an account revoke what the provider issued.
         let accounts = accounts.with_token_revoker(Arc::new(provider.clone()));

@@ -185,6 +185,12 @@ enum ClientCommand {
         /// Scopes the client's own tokens (client_credentials) may carry, comma-separated; "" for none.
         #[arg(long = "scope", value_delimiter = ',')]
         service_scopes: Option<Vec<String>>,
+        /// Replaces the redirect URIs with these (repeatable; give them all).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Replaces the post-logout redirect URIs with these (repeatable; given with --redirect-uri).
+        #[arg(long = "post-logout-redirect-uri", requires = "redirect_uris")]
+        post_logout_redirect_uris: Vec<String>,
     },
     /// Give a confidential client a new secret (printed once; the old one stops working).
     RotateSecret {
@@ -450,7 +456,7 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
                 println!("{}", client_json(&c));
             }
         }
-        ClientCommand::Update { client_id, policy, remember_browser, service_scopes } => {
+        ClientCommand::Update { client_id, policy, remember_browser, service_scopes, redirect_uris, post_logout_redirect_uris } => {
             let c = provider.client(&client_id).await?.ok_or_else(|| StartError::Other(format!("no client with id {client_id}")))?;
             let mut changed = policy.apply(c.policy);
             if let Some(r) = remember_browser {
@@ -459,6 +465,9 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
             clients.set_policy(&client_id, &changed, &operator, clock.now()).await?;
             if let Some(scopes) = service_scopes {
                 clients.set_service_scopes(&client_id, &scope_list(scopes), &operator, clock.now()).await?;
+            }
+            if !redirect_uris.is_empty() {
+                clients.set_redirect_uris(&client_id, (&redirect_uris, &post_logout_redirect_uris), &operator, clock.now()).await?;
             }
             let c = provider.client(&client_id).await?.ok_or_else(|| StartError::Other(format!("no client with id {client_id}")))?;
             println!("{}", client_json(&c));

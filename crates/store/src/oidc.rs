@@ -203,6 +203,23 @@ impl OidcStore for Store {
             .map_err(db_error))
     }
 
+    async fn set_client_redirect_uris(
+        &self,
+        id: &str,
+        redirect_uris: &[String],
+        post_logout_redirect_uris: &[String],
+    ) -> StoreResult<bool> {
+        let (redirects, logouts) = (to_json(&redirect_uris)?, to_json(&post_logout_redirect_uris)?);
+        on_pool!(self, |p| sqlx::query("UPDATE clients SET redirect_uris = $2, post_logout_redirect_uris = $3 WHERE id = $1")
+            .bind(id)
+            .bind(&redirects)
+            .bind(&logouts)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(db_error))
+    }
+
     async fn replace_client_secret(&self, id: &str, secret_digest: &str) -> StoreResult<bool> {
         // A public client has no secret to replace.
         on_pool!(self, |p| sqlx::query("UPDATE clients SET secret_digest = $2 WHERE id = $1 AND secret_digest IS NOT NULL")

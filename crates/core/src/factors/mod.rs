@@ -495,7 +495,7 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
     /// Stores a sent code and kills the user's earlier live codes on that
     /// channel for that purpose (one transaction).
     fn replace_otp_code(&self, c: &otp::OneTimeCode) -> impl Future<Output = StoreResult<()>> + Send;
-    /// When the last code on `channel` was sent to `user`.
+    /// When the last code on `channel` for `purpose` was sent to `user`.
     fn last_otp_sent_at(
         &self,
         user: UserId,

@@ -67,11 +67,13 @@ pub struct OtpSettings {
     pub ttl: i64,
     /// Wrong tries before a code dies.
     pub max_attempts: u32,
-    /// Seconds between two sends to one user on one channel.
+    /// Seconds between two sends to one user on one channel for one purpose.
     pub resend_cooldown: i64,
-    /// Codes per user per hour.
+    /// Codes per user and channel per hour, for each kind of requester.
     pub per_user_per_hour: u32,
-    /// Codes per destination (address, number) per hour.
+    /// Codes per destination (address, number) per hour, for each kind of
+    /// requester; also the hourly cap on reset, verification and sign-up
+    /// mails to one mailbox.
     pub per_destination_per_hour: u32,
     /// Codes sent per client address per hour (every channel and account).
     pub per_client_per_hour: u32,
@@ -167,7 +169,7 @@ impl CodePurpose {
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::SignIn, Self::ConfirmPhone].into_iter().find(|p| p.as_str() == s)
+        [Self::SignIn, Self::FirstStep, Self::ConfirmPhone].into_iter().find(|p| p.as_str() == s)
     }
 }
 

@@ -343,6 +343,13 @@ async fn a_script_or_file_url_is_no_redirect_uri() {
     let page = app.get(&url).await;
     assert_eq!((page.status, page.location), (StatusCode::BAD_REQUEST, None), "an error page, never a redirect there");
     assert!(page.body.contains("operator must update it"), "{}", page.body);
+    // The operator replaces it; a bad replacement is refused like a registration.
+    let bad = app.cli(&["client", "update", "--client-id", "old-app", "--redirect-uri", "http://app.example/cb"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("must use https"), "{bad:?}");
+    let fixed = app.cli(&["client", "update", "--client-id", "old-app", "--redirect-uri", "https://app.example/cb"]);
+    assert!(fixed.status.success(), "{}", String::from_utf8_lossy(&fixed.stderr));
+    assert!(String::from_utf8_lossy(&fixed.stdout).contains("https://app.example/cb"));
+    assert!(app.state.provider().client_admin().outdated_redirect_uris().await.unwrap().is_empty());
 }
 
 /// SMS pumping: confirmation texts to new numbers count against the same
