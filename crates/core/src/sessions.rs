@@ -105,12 +105,11 @@ impl<S: Stores> Sessions<'_, S> {
         Ok(self.store.audit_events(&AuditFilter { user: Some(user), limit: RECENT_EVENTS, ..AuditFilter::default() }).await?)
     }
 
-    /// The user's live sessions, newest first.
-    pub async fn list(&self, user: UserId, now: UnixTime) -> Result<Vec<SessionRecord>, AccountError> {
+    /// The user's live sessions, newest first (none from before their sign-ins were last ended).
+    pub async fn list(&self, user: &User, now: UnixTime) -> Result<Vec<SessionRecord>, AccountError> {
         let policy = &self.settings.sessions;
-        let epoch = self.store.user_by_id(user).await?.map(|u| u.security_epoch);
-        let mut all = self.store.user_sessions(user).await?;
-        all.retain(|s| policy.is_alive(s, now) && Some(s.security_epoch) == epoch);
+        let mut all = self.store.user_sessions(user.id).await?;
+        all.retain(|s| policy.is_alive(s, now) && s.security_epoch == user.security_epoch);
         Ok(all)
     }
 

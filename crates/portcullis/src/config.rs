@@ -374,17 +374,18 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let env = Env::prefixed("PORTCULLIS_").split("__").ignore(&["config", "log"]);
-        figment = figment.merge(TextEnv(env)).merge(Serialized::defaults(flags));
-        // Lossy: a number or boolean setting given as text (as the environment gives it) is read from the text.
-        let config: Config = figment.extract_lossy().map_err(|e| ConfigError(describe(&e)))?;
-        config.validate()?;
-        Ok(config)
+        Self::extract(figment.merge(TextEnv(env)).merge(Serialized::defaults(flags)))
     }
 
     /// A configuration from TOML text alone (defaults for the rest), validated:
     /// the file half of [`Config::load`], for the fuzz target (`fuzz/`).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let figment = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text));
+        Self::extract(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)))
+    }
+
+    /// The configuration the layers give, validated.
+    fn extract(figment: Figment) -> Result<Self, ConfigError> {
+        // Lossy: a number or boolean setting given as text (as the environment gives it) is read from the text.
         let config: Config = figment.extract_lossy().map_err(|e| ConfigError(describe(&e)))?;
         config.validate()?;
         Ok(config)

@@ -9,6 +9,7 @@ use portcullis_core::io::StoreResult;
 use portcullis_core::rate_limit::SlidingQuota;
 use portcullis_core::user::UserId;
 
+use crate::accounts::parse_user_id;
 use crate::{Backend, Store, begin_transaction, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]
@@ -31,7 +32,7 @@ impl TryFrom<CredentialRow> for Credential {
     type Error = StoreError;
     fn try_from(r: CredentialRow) -> Result<Self, StoreError> {
         Ok(Credential {
-            user_id: uuid::Uuid::parse_str(&r.user_id).map(UserId).map_err(|e| StoreError::Backend(format!("credential {}: {e}", r.id)))?,
+            user_id: parse_user_id(&r.user_id)?,
             kind: FactorKind::parse(&r.kind)
                 .ok_or_else(|| StoreError::Backend(format!("credential {} has unknown kind {:?}", r.id, r.kind)))?,
             id: r.id,
@@ -570,7 +571,7 @@ impl TryFrom<BrowserRow> for RememberedBrowser {
     type Error = StoreError;
     fn try_from(r: BrowserRow) -> Result<Self, StoreError> {
         Ok(RememberedBrowser {
-            user_id: uuid::Uuid::parse_str(&r.user_id).map(UserId).map_err(|e| StoreError::Backend(e.to_string()))?,
+            user_id: parse_user_id(&r.user_id)?,
             auth: serde_json::from_str(&r.auth_record).map_err(json_err)?,
             id: r.id,
             user_agent: r.user_agent,

@@ -534,7 +534,7 @@ async fn concurrent_right_answers_finish_a_sign_in_once_and_a_stale_step_up_fini
     }
     statuses.sort();
     assert_eq!(statuses, vec![StatusCode::SEE_OTHER, StatusCode::BAD_REQUEST], "one sign-in finishes, once");
-    assert_eq!(app.state.accounts().sessions().list(ada.id, app.clock.now()).await.unwrap().len(), 1, "one session");
+    assert_eq!(app.state.accounts().sessions().list(&ada, app.clock.now()).await.unwrap().len(), 1, "one session");
     let left = app.state.accounts().credentials().recovery_codes_left(ada.id).await.unwrap();
     // A form token of this browser as it is now, so what answers is the sign-in machine, not the CSRF check.
     let now_page = app.get("/account").await;

@@ -333,7 +333,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .collect();
     let sessions: Vec<minijinja::Value> = state
         .accounts()
-        .sessions().list(user.id, now)
+        .sessions().list(user, now)
         .await?
         .iter()
         .map(|s| {
