@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 use super::form_error;
 use super::setup::{
-    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneConfirmForm, PhoneForm, SetupForm, code_sent, key_refusal, phone_context,
-    phone_form_problem, public_key, setup_context, shared_secret, webauthn_kind,
+    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneForm, SetupForm, code_sent, key_refusal, phone_context, phone_form_problem,
+    public_key, setup_context, shared_secret, webauthn_kind,
 };
 use crate::error::AppError;
 use crate::request::{Browser, HtmlForm, REMEMBER_COOKIE, SESSION_COOKIE, SIGN_IN_COOKIE, cookie_value, safe_next, see_other, set_cookie};
@@ -472,7 +472,7 @@ pub async fn enroll_phone(
 /// POST /login/enroll/phone/confirm: the texted code confirms the number and finishes the sign-in.
 pub async fn enroll_phone_confirm(
     InProgress { state, browser, token }: InProgress,
-    HtmlForm(form): HtmlForm<PhoneConfirmForm>,
+    HtmlForm(form): HtmlForm<SetupForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
     let (now, origin) = (state.now(), browser.origin());

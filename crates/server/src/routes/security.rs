@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use super::second_step::challenge_json;
 use super::setup::{
-    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneConfirmForm, PhoneForm, SetupForm, code_sent, key_refusal, phone_context,
-    phone_form_problem, public_key, setup_context, shared_secret, webauthn_kind,
+    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneForm, SetupForm, code_sent, key_refusal, phone_context, phone_form_problem,
+    public_key, setup_context, shared_secret, webauthn_kind,
 };
 use super::{current_session, form_error, own_page_session};
 use crate::error::AppError;
@@ -284,7 +284,7 @@ pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm
 pub async fn confirm_phone(
     State(state): State<AppState>,
     browser: Browser,
-    HtmlForm(form): HtmlForm<PhoneConfirmForm>,
+    HtmlForm(form): HtmlForm<SetupForm>,
 ) -> Result<Response, AppError> {
     let session = security_session!(state, browser);
     let now = state.now();

@@ -34,6 +34,8 @@ pub(super) fn setup_context(
     context! { qr => qr_svg(&setup.uri), secret => &setup.secret, credential_id => &setup.credential_id, name, action, next, intro }
 }
 
+/// The confirmation of a setup (an authenticator app, a phone number): which
+/// one, the code it shows or received, and the app's name if it has one.
 #[derive(Deserialize)]
 pub struct SetupForm {
     pub(super) credential_id: String,
@@ -68,14 +70,6 @@ pub(super) fn webauthn_kind(kind: &str) -> Result<FactorKind, AppError> {
 pub struct PhoneForm {
     #[serde(default)]
     pub(super) phone: String,
-    pub(super) next: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct PhoneConfirmForm {
-    pub(super) credential_id: String,
-    #[serde(default)]
-    pub(super) code: String,
     pub(super) next: Option<String>,
 }
 
