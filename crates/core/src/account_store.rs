@@ -111,6 +111,8 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn search_users(&self, query: &str, limit: u32) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
     /// Grants or withdraws the admin role.
     fn set_admin(&self, id: UserId, admin: bool) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Grants or withdraws the read-only auditor role.
+    fn set_auditor(&self, id: UserId, auditor: bool) -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces a password hash.
     fn set_password_hash(&self, id: UserId, hash: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces the hash `old` by the same password's `new` hash (new Argon2

@@ -9,6 +9,7 @@
 
 pub mod account_store;
 pub mod accounts;
+pub mod app_access;
 pub mod audit;
 pub mod clock;
 pub mod credentials;

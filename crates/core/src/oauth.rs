@@ -471,15 +471,22 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Option<crate::user::User>>> + Send;
     /// Revokes access tokens (kept until `until`, when every token it covers has expired).
     fn revoke_access_tokens(&self, what: RevokedAccess<'_>, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Revokes every code, refresh token and access token of a grant; the
-    /// Revokes everything issued to a user (an operator disabled the account):
-    /// refresh tokens, unused codes, and the access tokens of every grant.
+    /// Revokes everything issued to a user (the account's sign-ins were
+    /// ended), or, with `client`, to that one application (the user removed
+    /// its access): refresh tokens, unused codes, and the access tokens of
+    /// every grant, in one transaction.
     fn revoke_user_grants(
         &self,
         user: UserId,
+        client: Option<&str>,
         now: UnixTime,
         access_tokens_until: UnixTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The stored codes and refresh tokens of `user`'s grants that no
+    /// revocation covers, with their client's name (the source of
+    /// [`crate::app_access::applications`]).
+    fn user_grant_rows(&self, user: UserId) -> impl Future<Output = StoreResult<Vec<crate::app_access::GrantRow>>> + Send;
+    /// Revokes every code, refresh token and access token of a grant; the
     /// grant's access tokens all expire by `access_tokens_until`.
     fn revoke_grant(&self, grant_id: &str, now: UnixTime, access_tokens_until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
 }

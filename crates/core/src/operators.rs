@@ -33,11 +33,13 @@ pub enum AccountAction {
     RequireMfa(bool),
     /// Grant (or withdraw) the admin role.
     Admin(bool),
+    /// Grant (or withdraw) the read-only auditor role.
+    Auditor(bool),
 }
 
 impl AccountAction {
     /// Every action, by its form name.
-    const NAMES: [(&'static str, AccountAction); 7] = [
+    const NAMES: [(&'static str, AccountAction); 9] = [
         ("lock", Self::Lock),
         ("unlock", Self::Unlock),
         ("reset_mfa", Self::ResetMfa),
@@ -45,6 +47,8 @@ impl AccountAction {
         ("stop_requiring_mfa", Self::RequireMfa(false)),
         ("make_admin", Self::Admin(true)),
         ("remove_admin", Self::Admin(false)),
+        ("make_auditor", Self::Auditor(true)),
+        ("remove_auditor", Self::Auditor(false)),
     ];
 
     /// Parses a form name.
@@ -66,15 +70,27 @@ impl AccountAction {
 /// What the admin console may show a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminAccess {
-    /// An admin with a second factor performed in this session (not an
-    /// emailed code, not a remembered browser), recent enough for a change.
-    Granted,
-    /// An admin whose session proves less: step up toward this demand first.
+    /// An admin or an auditor with a second factor performed in this session
+    /// (not an emailed code, not a remembered browser), recent enough for a
+    /// change; an auditor only ever reads.
+    Granted(ConsoleRole),
+    /// An admin or auditor whose session proves less: step up toward this demand first.
     StepUp(crate::sign_in::Demand),
     /// A change, from a session whose last sign-in step is not recent: sign in again.
     Reauthenticate,
-    /// Not an admin, or a rule refuses.
+    /// A change asked by an auditor: refused, and recorded in the audit log.
+    ReadOnly,
+    /// Neither an admin nor an auditor, or a rule refuses.
     NotAdmin,
+}
+
+/// Who is using the admin console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleRole {
+    /// Reads and changes.
+    Admin,
+    /// Reads everything an admin reads; changes nothing.
+    Auditor,
 }
 
 impl<S: Stores> Operators<'_, S> {
@@ -89,6 +105,7 @@ impl<S: Stores> Operators<'_, S> {
             password_hash: self.registration().hash(password).await?,
             email_verified_at: Some(now),
             is_admin,
+            is_auditor: false,
             mfa_required: false,
             disabled_at: None,
             password_reset_at: None,
@@ -169,6 +186,7 @@ impl<S: Stores> Operators<'_, S> {
             AccountAction::ResetMfa => self.reset_mfa(email, origin, now).await.map(drop),
             AccountAction::RequireMfa(required) => self.require_mfa(email, required, origin, now).await.map(drop),
             AccountAction::Admin(admin) => self.set_admin(email, admin, origin, now).await.map(drop),
+            AccountAction::Auditor(auditor) => self.set_auditor(email, auditor, origin, now).await.map(drop),
         }
     }
 
@@ -178,6 +196,14 @@ impl<S: Stores> Operators<'_, S> {
         self.store.set_admin(user.id, admin).await?;
         self.audit(AuditKind::AdminChanged, Some(user.id), origin, json!({ "admin": admin }), now).await?;
         Ok(User { is_admin: admin, ..user })
+    }
+
+    /// Operator: grants or withdraws the read-only auditor role.
+    pub async fn set_auditor(&self, email: &str, auditor: bool, origin: &RequestOrigin, now: UnixTime) -> Result<User, AccountError> {
+        let user = self.find_user(email).await?;
+        self.store.set_auditor(user.id, auditor).await?;
+        self.audit(AuditKind::AuditorChanged, Some(user.id), origin, json!({ "auditor": auditor }), now).await?;
+        Ok(User { is_auditor: auditor, ..user })
     }
 
     /// Whether each of `users` is locked after failed sign-ins or second
@@ -215,25 +241,36 @@ impl<S: Stores> Operators<'_, S> {
         Ok(self.store.search_users(query, limit).await?)
     }
 
-    /// Whether this session may use the admin console (`change`: to act, not
-    /// only to look): an admin who performed a second factor in this session
-    /// (neither a remembered browser nor an emailed code: the reset link goes
-    /// to the same mailbox), and for a change, recently (as for credential
-    /// changes, OWASP ASVS 4.0 V3.7.1).
+    /// Whether this session may use the admin console (`change`: the change
+    /// it asks to make, e.g. the form's path; `None`: it only looks): an admin
+    /// or auditor who performed a second factor in this session (neither a
+    /// remembered browser nor an emailed code: the reset link goes to the same
+    /// mailbox), and for a change, recently (as for credential changes, OWASP
+    /// ASVS 4.0 V3.7.1). An auditor's change is refused before anything else
+    /// and audited (ASVS V7.2.2: an attempt to exceed one's role is logged).
     pub async fn admin_access(
         &self,
         session: &ActiveSession,
-        change: bool,
+        change: Option<&str>,
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<AdminAccess, AccountError> {
         use crate::sessions::SessionCheck;
         use crate::sign_in::SessionUse;
-        if !session.user.is_admin || session.user.disabled_at.is_some() {
-            return Ok(AdminAccess::NotAdmin);
+        let user = &session.user;
+        let role = match (user.is_admin, user.is_auditor) {
+            _ if user.disabled_at.is_some() => return Ok(AdminAccess::NotAdmin),
+            (true, _) => ConsoleRole::Admin,
+            (false, true) => ConsoleRole::Auditor,
+            (false, false) => return Ok(AdminAccess::NotAdmin),
+        };
+        if let (ConsoleRole::Auditor, Some(what)) = (role, change) {
+            let acting = RequestOrigin { actor: Some(user.id), ..origin.clone() };
+            self.audit(AuditKind::ConsoleChangeRefused, Some(user.id), &acting, json!({ "change": what }), now).await?;
+            return Ok(AdminAccess::ReadOnly);
         }
-        Ok(match self.sessions().check_session(session, SessionUse::Admin, change, origin, now).await? {
-            SessionCheck::Satisfied => AdminAccess::Granted,
+        Ok(match self.sessions().check_session(session, SessionUse::Admin, change.is_some(), origin, now).await? {
+            SessionCheck::Satisfied => AdminAccess::Granted(role),
             SessionCheck::StepUp(demand) => AdminAccess::StepUp(demand),
             SessionCheck::Reauthenticate => AdminAccess::Reauthenticate,
             SessionCheck::Denied => AdminAccess::NotAdmin,

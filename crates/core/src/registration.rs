@@ -64,6 +64,7 @@ impl<S: Stores> Registration<'_, S> {
             password_hash: self.hash(form.password).await?,
             email_verified_at: None,
             is_admin: false,
+            is_auditor: false,
             mfa_required: false,
             disabled_at: None,
             password_reset_at: None,

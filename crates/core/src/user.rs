@@ -42,6 +42,8 @@ pub struct User {
     pub email_verified_at: Option<UnixTime>,
     /// Whether the user may use the admin console.
     pub is_admin: bool,
+    /// Whether the user may read the admin console without changing anything.
+    pub is_auditor: bool,
     /// Whether the operator requires this user to use a second factor.
     pub mfa_required: bool,
     /// When an operator disabled the account (it cannot sign in); `None`: enabled.
@@ -66,6 +68,7 @@ impl std::fmt::Debug for User {
             .field("email", &self.email.as_str())
             .field("email_verified_at", &self.email_verified_at)
             .field("is_admin", &self.is_admin)
+            .field("is_auditor", &self.is_auditor)
             .field("mfa_required", &self.mfa_required)
             .finish_non_exhaustive()
     }
@@ -75,10 +78,16 @@ impl std::fmt::Debug for User {
 pub const ROLE_ADMIN: &str = "admin";
 /// Every account that is not an admin.
 pub const ROLE_USER: &str = "user";
+/// A read-only auditor of the admin console (also a `user`).
+pub const ROLE_AUDITOR: &str = "auditor";
 /// In `mfa_required_for`: every account.
 pub const EVERYONE: &str = "everyone";
 
 /// A user's roles.
 pub fn roles(user: &User) -> Vec<&'static str> {
-    vec![if user.is_admin { ROLE_ADMIN } else { ROLE_USER }]
+    match (user.is_admin, user.is_auditor) {
+        (true, _) => vec![ROLE_ADMIN],
+        (false, true) => vec![ROLE_USER, ROLE_AUDITOR],
+        (false, false) => vec![ROLE_USER],
+    }
 }

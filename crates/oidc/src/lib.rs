@@ -6,6 +6,7 @@
 //! [`pkce`] checks RFC 7636 S256, [`tokens`] builds and verifies JWTs. No HTTP
 //! here: the server maps [`OAuthError`] to responses in one place.
 
+pub mod app_access;
 pub mod clients;
 pub mod keys;
 pub mod pkce;

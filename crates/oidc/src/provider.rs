@@ -274,11 +274,6 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(self.store.client(id).await?.map(|c| self.with_pinned_policy(c)))
     }
 
-    /// Revokes every token issued to `user` (the account was disabled).
-    pub async fn revoke_user_tokens(&self, user: portcullis_core::user::UserId, now: UnixTime) -> Result<(), OidcError> {
-        Ok(self.store.revoke_user_grants(user, now, self.access_tokens_issued_now_expire(now)).await?)
-    }
-
     /// When every access token issued until `now` has expired, with a
     /// minute's margin: a request in flight at a revocation took its clock a
     /// little later, and its token must not outlive the revocation row.
@@ -595,7 +590,7 @@ impl<S: OidcStore + AccountStore> portcullis_core::accounts::TokenRevoker for Pr
         user: portcullis_core::user::UserId,
         now: UnixTime,
     ) -> portcullis_core::io::BoxFuture<'_, Result<(), portcullis_core::StoreError>> {
-        Box::pin(async move { self.store.revoke_user_grants(user, now, self.access_tokens_issued_now_expire(now)).await })
+        Box::pin(async move { self.store.revoke_user_grants(user, None, now, self.access_tokens_issued_now_expire(now)).await })
     }
 }
 

@@ -258,6 +258,26 @@ enum UserCommand {
         #[arg(long)]
         revoke: bool,
     },
+    /// Give a user the read-only auditor role (reads the admin console, changes nothing; a second factor is needed as for admins); --revoke takes it away.
+    GrantAuditor {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// List the applications holding access to a user's account, as JSON lines.
+    Grants {
+        #[arg(long)]
+        email: String,
+    },
+    /// Take an application's access to a user's account away: its refresh tokens, codes and access tokens stop working.
+    RevokeGrant {
+        #[arg(long)]
+        email: String,
+        /// The application's client id (as `user grants` lists it).
+        #[arg(long)]
+        client: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -386,7 +406,8 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
                     "{}",
                     serde_json::json!({
                         "id": u.id.to_string(), "email": u.email.as_str(), "name": u.name,
-                        "email_verified": u.email_verified_at.is_some(), "admin": u.is_admin, "locked": locked, "created_at": u.created_at,
+                        "email_verified": u.email_verified_at.is_some(), "admin": u.is_admin, "auditor": u.is_auditor, "locked": locked,
+                        "created_at": u.created_at,
                     })
                 );
             }
@@ -406,6 +427,23 @@ async fn user(cmd: UserCommand, config: Config, clock: Arc<dyn Clock>) -> Result
         UserCommand::GrantAdmin { email, revoke } => {
             accounts.operators().set_admin(&email, !revoke, &origin, clock.now()).await.map_err(fail)?;
             println!("{email}: {}", if revoke { "no longer an admin" } else { "admin" });
+        }
+        UserCommand::GrantAuditor { email, revoke } => {
+            accounts.operators().set_auditor(&email, !revoke, &origin, clock.now()).await.map_err(fail)?;
+            println!("{email}: {}", if revoke { "no longer an auditor" } else { "auditor" });
+        }
+        UserCommand::Grants { email } => {
+            let user = accounts.operators().find_user(&email).await.map_err(fail)?;
+            for app in app.state.provider().app_access(user.id, clock.now()).await? {
+                println!("{}", serde_json::json!(app));
+            }
+        }
+        UserCommand::RevokeGrant { email, client } => {
+            let user = accounts.operators().find_user(&email).await.map_err(fail)?;
+            if !app.state.provider().remove_app_access(user.id, &client, &origin, clock.now()).await? {
+                return Err(StartError::Other(format!("{client} holds no access to {email}")));
+            }
+            println!("{email}: {client} no longer has access");
         }
         UserCommand::Delete { email } => {
             if !accounts.operators().delete_user(&email, &origin, clock.now()).await.map_err(fail)? {

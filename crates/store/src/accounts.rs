@@ -24,6 +24,7 @@ pub(crate) struct UserRow {
     password_hash: String,
     email_verified_at: Option<i64>,
     is_admin: bool,
+    is_auditor: bool,
     mfa_required: bool,
     disabled_at: Option<i64>,
     password_reset_at: Option<i64>,
@@ -41,6 +42,7 @@ impl TryFrom<UserRow> for User {
             password_hash: r.password_hash,
             email_verified_at: r.email_verified_at,
             is_admin: r.is_admin,
+            is_auditor: r.is_auditor,
             mfa_required: r.mfa_required,
             disabled_at: r.disabled_at,
             password_reset_at: r.password_reset_at,
@@ -100,7 +102,7 @@ impl TryFrom<SessionRow> for SessionRecord {
 macro_rules! select_users {
     ($tail:literal) => {
         concat!(
-            "SELECT id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, password_reset_at, \
+            "SELECT id, email, name, password_hash, email_verified_at, is_admin, is_auditor, mfa_required, disabled_at, password_reset_at, \
              security_epoch, created_at FROM users ",
             $tail
         )
@@ -128,8 +130,8 @@ fn count(n: i64) -> u32 {
 macro_rules! insert_user {
     ($executor:expr, $u:expr) => {
         sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, mfa_required, disabled_at, created_at, \
-             password_reset_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, is_auditor, mfa_required, disabled_at, created_at, \
+             password_reset_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind($u.id.to_string())
         .bind($u.email.as_str())
@@ -137,6 +139,7 @@ macro_rules! insert_user {
         .bind(&$u.password_hash)
         .bind($u.email_verified_at)
         .bind($u.is_admin)
+        .bind($u.is_auditor)
         .bind($u.mfa_required)
         .bind($u.disabled_at)
         .bind($u.created_at)
@@ -261,6 +264,10 @@ impl AccountStore for Store {
 
     async fn set_admin(&self, id: UserId, admin: bool) -> StoreResult<()> {
         update_user!(self, "is_admin = $1", admin, id)
+    }
+
+    async fn set_auditor(&self, id: UserId, auditor: bool) -> StoreResult<()> {
+        update_user!(self, "is_auditor = $1", auditor, id)
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<()> {
@@ -466,7 +473,7 @@ impl AccountStore for Store {
         let row: Option<SessionWithUserRow> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT s.id AS session_id, s.user_id, s.created_at AS session_created_at, s.last_seen_at, s.auth_record, s.ip, \
-                 s.user_agent, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, u.mfa_required, \
+                 s.user_agent, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, u.is_auditor, u.mfa_required, \
                  u.disabled_at, u.password_reset_at, u.security_epoch, u.created_at, s.security_epoch AS session_security_epoch \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1",
             )

@@ -3,6 +3,7 @@
 //! a replay (the credential exists but was used or revoked) from a forgery.
 
 use portcullis_core::StoreError;
+use portcullis_core::app_access::{GrantArtifact, GrantRow};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::io::StoreResult;
 use portcullis_core::oauth::{
@@ -121,6 +122,17 @@ impl TryFrom<RefreshRow> for RefreshToken {
     fn try_from(r: RefreshRow) -> Result<Self, StoreError> {
         Ok(RefreshToken { grant: grant(&r.grant_data)?, digest: r.digest, created_at: r.created_at, expires_at: r.expires_at })
     }
+}
+
+/// A code or refresh token of a user's grant, as `user_grant_rows` reads it.
+#[derive(sqlx::FromRow)]
+struct GrantRowData {
+    refresh: bool,
+    grant_data: String,
+    client_name: String,
+    created_at: i64,
+    spent_at: Option<i64>,
+    expires_at: i64,
 }
 
 fn grant(json: &str) -> Result<Grant, StoreError> {
@@ -533,30 +545,67 @@ impl OidcStore for Store {
         on_pool!(self, |p| insert_revocation!(what, until).execute(p).await.map(|_| ()).map_err(db_error))
     }
 
-    async fn revoke_user_grants(&self, user: UserId, now: UnixTime, access_tokens_until: UnixTime) -> StoreResult<()> {
+    async fn revoke_user_grants(
+        &self,
+        user: UserId,
+        client: Option<&str>,
+        now: UnixTime,
+        access_tokens_until: UnixTime,
+    ) -> StoreResult<()> {
         on_pool!(self, |p| {
             begin_transaction!(p, tx);
             // `WHERE true`: SQLite needs it to tell the upsert from a join.
+            // `COALESCE($3, client_id)`: every client when none is named.
             sqlx::query(
                 "INSERT INTO access_token_revocations (revoked, expires_at) \
-                 SELECT 'grant:' || grant_id, $2 FROM (SELECT grant_id FROM refresh_tokens WHERE user_id = $1 \
-                 UNION SELECT grant_id FROM authorization_codes WHERE user_id = $1) AS g WHERE true \
+                 SELECT 'grant:' || grant_id, $2 FROM (SELECT grant_id FROM refresh_tokens WHERE user_id = $1 AND client_id = COALESCE($3, client_id) \
+                 UNION SELECT grant_id FROM authorization_codes WHERE user_id = $1 AND client_id = COALESCE($3, client_id)) AS g WHERE true \
                  ON CONFLICT (revoked) DO UPDATE SET expires_at = excluded.expires_at \
                  WHERE excluded.expires_at > access_token_revocations.expires_at",
             )
             .bind(user.to_string())
             .bind(access_tokens_until)
+            .bind(client)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
             for sql in [
-                "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-                "UPDATE authorization_codes SET consumed_at = $2 WHERE user_id = $1 AND consumed_at IS NULL",
+                "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND client_id = COALESCE($3, client_id) AND revoked_at IS NULL",
+                "UPDATE authorization_codes SET consumed_at = $2 WHERE user_id = $1 AND client_id = COALESCE($3, client_id) AND consumed_at IS NULL",
             ] {
-                sqlx::query(sql).bind(user.to_string()).bind(now).execute(&mut *tx).await.map_err(db_error)?;
+                sqlx::query(sql).bind(user.to_string()).bind(now).bind(client).execute(&mut *tx).await.map_err(db_error)?;
             }
             tx.commit().await.map_err(db_error)
         })
+    }
+
+    async fn user_grant_rows(&self, user: UserId) -> StoreResult<Vec<GrantRow>> {
+        let rows: Vec<GrantRowData> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT g.refresh, g.grant_data, c.name AS client_name, g.created_at, g.spent_at, g.expires_at FROM ( \
+               SELECT FALSE AS refresh, grant_id, client_id, grant_data, created_at, consumed_at AS spent_at, expires_at \
+                 FROM authorization_codes WHERE user_id = $1 \
+               UNION ALL SELECT TRUE, grant_id, client_id, grant_data, created_at, consumed_at, expires_at \
+                 FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL) AS g \
+             JOIN clients c ON c.id = g.client_id \
+             WHERE NOT EXISTS (SELECT 1 FROM access_token_revocations r WHERE r.revoked = 'grant:' || g.grant_id) \
+             ORDER BY g.created_at"
+        )
+        .bind(user.to_string())
+        .fetch_all(p)
+        .await
+        .map_err(db_error))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(GrantRow {
+                    artifact: if r.refresh { GrantArtifact::RefreshToken } else { GrantArtifact::Code },
+                    grant: grant(&r.grant_data)?,
+                    client_name: r.client_name,
+                    created_at: r.created_at,
+                    spent_at: r.spent_at,
+                    expires_at: r.expires_at,
+                })
+            })
+            .collect()
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime, access_tokens_until: UnixTime) -> StoreResult<()> {

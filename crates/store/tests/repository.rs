@@ -82,6 +82,7 @@ fn user(email: &str) -> User {
         password_hash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         email_verified_at: None,
         is_admin: false,
+        is_auditor: false,
         mfa_required: false,
         disabled_at: None,
         password_reset_at: None,

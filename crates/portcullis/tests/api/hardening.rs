@@ -17,7 +17,7 @@ on_both_backends!(
 );
 
 /// The tokens an application got for ada: (client id, secret, access token, refresh token).
-async fn tokens_for_ada(app: &TestApp) -> (String, String, String, String) {
+pub(crate) async fn tokens_for_ada(app: &TestApp) -> (String, String, String, String) {
     let (id, secret) = register(app, false, SigningAlg::ES256).await;
     let secret = secret.unwrap();
     let rp = app.rp(&id, Some(&secret)).await;
@@ -31,7 +31,7 @@ async fn tokens_for_ada(app: &TestApp) -> (String, String, String, String) {
 
 /// Whether the application's tokens still work: /userinfo with the access
 /// token, and a refresh.
-async fn tokens_work(app: &TestApp, (id, secret): (&str, &str), access: &str, refresh: &str) -> (StatusCode, StatusCode) {
+pub(crate) async fn tokens_work(app: &TestApp, (id, secret): (&str, &str), access: &str, refresh: &str) -> (StatusCode, StatusCode) {
     let userinfo = app.client.get(app.url("/userinfo")).bearer_auth(access).send().await.unwrap().status();
     let (refreshed, _) = token_request(app, &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((id, secret))).await;
     (userinfo, refreshed)

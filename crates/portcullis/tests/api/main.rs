@@ -9,6 +9,7 @@ mod admin;
 mod bad_input;
 mod cli;
 mod client_policy;
+mod control;
 mod csrf;
 mod email_codes;
 mod email_sign_in;

@@ -11,7 +11,7 @@ use minijinja::context;
 use portcullis_core::AccountError;
 use portcullis_core::audit::{AuditFilter, AuditKind, RequestOrigin};
 use portcullis_core::oauth::{ClientPolicy, FACTOR_KEYS, MfaPolicy, SigningAlg};
-use portcullis_core::operators::{AccountAction, AdminAccess};
+use portcullis_core::operators::{AccountAction, AdminAccess, ConsoleRole};
 use portcullis_core::sessions::ActiveSession;
 use portcullis_oidc::clients::NewClient;
 use serde::Deserialize;
@@ -24,40 +24,95 @@ use crate::state::AppState;
 /// How many users a search shows, and events the audit page shows.
 const PAGE_SIZE: u32 = 200;
 
-/// The admin's session, or the response that stands in for the page:
-/// sign in, step up, sign in again before a change, or a refusal for a
-/// non-admin. `change`: the request acts (a POST), not only looks.
+/// The console user's session and role, or the response that stands in for
+/// the page: sign in, step up, sign in again before a change, or a refusal
+/// (403) for a non-admin and for an auditor's change. `change`: the request
+/// acts (a POST), not only looks.
 async fn admin_session(
     state: &AppState,
     browser: &Browser,
     here: &'static str,
     change: bool,
-) -> Result<Result<ActiveSession, Response>, AppError> {
+) -> Result<Result<(ActiveSession, ConsoleRole), Response>, AppError> {
     let session = current_session(state, browser).await?.ok_or(AppError::SignInRequired { next: here })?;
+    let change = change.then_some(here);
     match state.accounts().operators().admin_access(&session, change, &browser.origin(), state.now()).await? {
-        AdminAccess::Granted => Ok(Ok(session)),
+        AdminAccess::Granted(role) => Ok(Ok((session, role))),
         AdminAccess::StepUp(demand) => Ok(Err(super::second_step::step_up(state, browser, &session, here, (demand, None)).await?)),
         AdminAccess::Reauthenticate => Ok(Err(see_other(&format!("/login?reauth=admin&next={}", super::second_step::encode(here))))),
-        AdminAccess::NotAdmin => Err(AppError::Forbidden("The admin console is for administrators.".into())),
+        AdminAccess::ReadOnly => Err(AppError::Forbidden("An auditor can look at the admin console but not change anything.".into())),
+        AdminAccess::NotAdmin => Err(AppError::Forbidden("The admin console is for administrators and auditors.".into())),
     }
 }
 
-/// The admin's session; otherwise returns the response that stands in for the page.
+/// The console user's session (and role); otherwise returns the response that stands in for the page.
 macro_rules! admin_or_return {
     ($state:expr, $browser:expr, $here:literal) => {
         admin_or_return!($state, $browser, $here, false)
     };
     ($state:expr, $browser:expr, $here:literal, $change:expr) => {
         match admin_session(&$state, &$browser, $here, $change).await? {
-            Ok(session) => session,
+            Ok(session_and_role) => session_and_role,
             Err(response) => return Ok(response),
         }
     };
 }
 
+/// Whether the page leaves out every action (an auditor's console).
+fn read_only(role: ConsoleRole) -> bool {
+    role == ConsoleRole::Auditor
+}
+
 /// Who is acting, for the audit log.
 fn acting(browser: &Browser, session: &ActiveSession) -> RequestOrigin {
     RequestOrigin { actor: Some(session.user.id), ..browser.origin() }
+}
+
+#[derive(Deserialize)]
+pub struct AppAccessQuery {
+    email: String,
+}
+
+/// GET /admin/users/apps?email=…: the applications holding access to one account.
+pub async fn user_apps(State(state): State<AppState>, browser: Browser, Query(q): Query<AppAccessQuery>) -> Result<Response, AppError> {
+    let (_, role) = admin_or_return!(state, browser, "/admin/users");
+    user_apps_page(&state, &browser, role, &q.email, None).await
+}
+
+async fn user_apps_page(
+    state: &AppState,
+    browser: &Browser,
+    role: ConsoleRole,
+    email: &str,
+    notice: Option<String>,
+) -> Result<Response, AppError> {
+    let user = state.accounts().operators().find_user(email).await?;
+    let apps = super::security::app_access_context(state, user.id).await?;
+    let ctx =
+        context! { signed_in => true, section => "users", read_only => read_only(role), apps_of => user.email.as_str(), apps, notice };
+    Ok(browser.page(StatusCode::OK, "admin.html", ctx))
+}
+
+#[derive(Deserialize)]
+pub struct RemoveAppAccessForm {
+    email: String,
+    client_id: String,
+}
+
+/// POST /admin/users/apps/remove: takes one application's access to one account away.
+pub async fn remove_user_app(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<RemoveAppAccessForm>,
+) -> Result<Response, AppError> {
+    let (session, role) = admin_or_return!(state, browser, "/admin/users", true);
+    let user = state.accounts().operators().find_user(&form.email).await?;
+    let removed = state.provider().remove_app_access(user.id, &form.client_id, &acting(&browser, &session), state.now()).await?;
+    if !removed {
+        return Err(AccountError::NotFound.into());
+    }
+    let notice = format!("{} no longer has access to {}.", form.client_id, user.email.as_str());
+    user_apps_page(&state, &browser, role, &form.email, Some(notice)).await
 }
 
 /// GET /admin
@@ -71,7 +126,13 @@ pub struct UserQuery {
     q: String,
 }
 
-async fn users_page(state: &AppState, browser: &Browser, q: &str, outcome: Result<String, AccountError>) -> Result<Response, AppError> {
+async fn users_page(
+    state: &AppState,
+    browser: &Browser,
+    role: ConsoleRole,
+    q: &str,
+    outcome: Result<String, AccountError>,
+) -> Result<Response, AppError> {
     let now = state.now();
     let mut users = Vec::new();
     let found = state.accounts().operators().search_users(q, PAGE_SIZE).await?;
@@ -84,10 +145,11 @@ async fn users_page(state: &AppState, browser: &Browser, q: &str, outcome: Resul
             (A::ResetMfa, "Reset MFA"),
             if u.mfa_required { (A::RequireMfa(false), "Stop requiring MFA") } else { (A::RequireMfa(true), "Require MFA") },
             if u.is_admin { (A::Admin(false), "Remove admin") } else { (A::Admin(true), "Make admin") },
+            if u.is_auditor { (A::Auditor(false), "Remove auditor") } else { (A::Auditor(true), "Make auditor") },
         ];
         let actions: Vec<(&str, &str)> = offered.iter().map(|(a, label)| (a.name(), *label)).collect();
         users.push(context! {
-            email => u.email.as_str(), name => &u.name, admin => u.is_admin, disabled, failures_locked,
+            email => u.email.as_str(), name => &u.name, admin => u.is_admin, auditor => u.is_auditor, disabled, failures_locked,
             mfa_required => u.mfa_required, actions,
         });
     }
@@ -98,13 +160,17 @@ async fn users_page(state: &AppState, browser: &Browser, q: &str, outcome: Resul
             None => return Err(e.into()),
         },
     };
-    Ok(browser.page(status, "admin.html", context! { signed_in => true, section => "users", q, users, notice, error }))
+    Ok(browser.page(
+        status,
+        "admin.html",
+        context! { signed_in => true, section => "users", read_only => read_only(role), q, users, notice, error },
+    ))
 }
 
 /// GET /admin/users?q=…
 pub async fn users(State(state): State<AppState>, browser: Browser, Query(q): Query<UserQuery>) -> Result<Response, AppError> {
-    admin_or_return!(state, browser, "/admin/users");
-    users_page(&state, &browser, &q.q, Ok(String::new())).await
+    let (_, role) = admin_or_return!(state, browser, "/admin/users");
+    users_page(&state, &browser, role, &q.q, Ok(String::new())).await
 }
 
 #[derive(Deserialize)]
@@ -121,7 +187,7 @@ pub async fn user_action(
     browser: Browser,
     HtmlForm(form): HtmlForm<UserActionForm>,
 ) -> Result<Response, AppError> {
-    let session = admin_or_return!(state, browser, "/admin/users", true);
+    let (session, role) = admin_or_return!(state, browser, "/admin/users", true);
     let action = AccountAction::parse(&form.action).ok_or_else(|| AppError::BadRequest("Unknown action.".into()))?;
     let email = form.email.trim();
     let done = state.accounts().operators().act(&session.user, email, action, &acting(&browser, &session), state.now()).await;
@@ -133,8 +199,10 @@ pub async fn user_action(
         AccountAction::RequireMfa(false) => format!("{email} no longer has to use a second factor."),
         AccountAction::Admin(true) => format!("{email} is an admin."),
         AccountAction::Admin(false) => format!("{email} is no longer an admin."),
+        AccountAction::Auditor(true) => format!("{email} is an auditor: the console is open to them, read-only."),
+        AccountAction::Auditor(false) => format!("{email} is no longer an auditor."),
     });
-    users_page(&state, &browser, &form.q, outcome).await
+    users_page(&state, &browser, role, &form.q, outcome).await
 }
 
 /// The policy fields of an application form. Each factor's checkbox is
@@ -172,7 +240,12 @@ impl PolicyForm {
     }
 }
 
-async fn clients_page(state: &AppState, browser: &Browser, outcome: Result<ClientNotice, AccountError>) -> Result<Response, AppError> {
+async fn clients_page(
+    state: &AppState,
+    browser: &Browser,
+    role: ConsoleRole,
+    outcome: Result<ClientNotice, AccountError>,
+) -> Result<Response, AppError> {
     let provider = state.provider();
     let clients: Vec<minijinja::Value> = provider
         .clients()
@@ -200,7 +273,7 @@ async fn clients_page(state: &AppState, browser: &Browser, outcome: Result<Clien
     Ok(browser.page(
         status,
         "admin.html",
-        context! { signed_in => true, section => "clients", clients, default_policy, factor_keys => FACTOR_KEYS, notice, error, secret, secret_for },
+        context! { signed_in => true, section => "clients", read_only => read_only(role), clients, default_policy, factor_keys => FACTOR_KEYS, notice, error, secret, secret_for },
     ))
 }
 
@@ -213,8 +286,8 @@ struct ClientNotice {
 
 /// GET /admin/clients
 pub async fn clients(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
-    admin_or_return!(state, browser, "/admin/clients");
-    clients_page(&state, &browser, Ok(ClientNotice::default())).await
+    let (_, role) = admin_or_return!(state, browser, "/admin/clients");
+    clients_page(&state, &browser, role, Ok(ClientNotice::default())).await
 }
 
 #[derive(Deserialize)]
@@ -236,7 +309,7 @@ pub async fn create_client(
     browser: Browser,
     HtmlForm(form): HtmlForm<NewClientForm>,
 ) -> Result<Response, AppError> {
-    let session = admin_or_return!(state, browser, "/admin/clients", true);
+    let (session, role) = admin_or_return!(state, browser, "/admin/clients", true);
     let outcome = async {
         let new = NewClient {
             id: Some(form.client_id.trim().to_owned()).filter(|id| !id.is_empty()),
@@ -253,7 +326,7 @@ pub async fn create_client(
         Ok(ClientNotice { text: Some(format!("{} added as {}.", client.name, client.id)), secret: secret.map(|s| (client.id, s)) })
     }
     .await;
-    clients_page(&state, &browser, outcome).await
+    clients_page(&state, &browser, role, outcome).await
 }
 
 /// A refused registration or policy, in words for the form.
@@ -280,7 +353,7 @@ pub async fn client_policy(
     browser: Browser,
     HtmlForm(form): HtmlForm<ClientPolicyForm>,
 ) -> Result<Response, AppError> {
-    let session = admin_or_return!(state, browser, "/admin/clients", true);
+    let (session, role) = admin_or_return!(state, browser, "/admin/clients", true);
     let outcome = async {
         let policy = form.policy.policy()?;
         let clients = state.provider().client_admin();
@@ -290,7 +363,7 @@ pub async fn client_policy(
         Ok(ClientNotice { text: Some(format!("Policy of {} saved.", form.client_id)), secret: None })
     }
     .await;
-    clients_page(&state, &browser, outcome).await
+    clients_page(&state, &browser, role, outcome).await
 }
 
 #[derive(Deserialize)]
@@ -304,7 +377,7 @@ pub async fn rotate_secret(
     browser: Browser,
     HtmlForm(form): HtmlForm<ClientIdForm>,
 ) -> Result<Response, AppError> {
-    let session = admin_or_return!(state, browser, "/admin/clients", true);
+    let (session, role) = admin_or_return!(state, browser, "/admin/clients", true);
     let outcome = async {
         let clients = state.provider().client_admin();
         let secret = clients
@@ -316,7 +389,7 @@ pub async fn rotate_secret(
         Ok(ClientNotice { text: Some(text), secret: Some((form.client_id.clone(), secret)) })
     }
     .await;
-    clients_page(&state, &browser, outcome).await
+    clients_page(&state, &browser, role, outcome).await
 }
 
 #[derive(Deserialize, Default)]
@@ -333,7 +406,7 @@ pub struct AuditQuery {
 
 /// GET /admin/audit?user=&event=&from=&to=
 pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Query<AuditQuery>) -> Result<Response, AppError> {
-    admin_or_return!(state, browser, "/admin/audit");
+    let (_, role) = admin_or_return!(state, browser, "/admin/audit");
     let bad = |m: &str| AppError::BadRequest(m.to_owned());
     let date = |s: &str| -> Result<Option<i64>, AppError> {
         match s.trim() {
@@ -382,5 +455,9 @@ pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Qu
     }
     let kinds: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
     let filter = context! { user => q.user.trim(), event => &q.event, from => &q.from, to => &q.to };
-    Ok(browser.page(StatusCode::OK, "admin.html", context! { signed_in => true, section => "audit", events, kinds, filter }))
+    Ok(browser.page(
+        StatusCode::OK,
+        "admin.html",
+        context! { signed_in => true, section => "audit", read_only => read_only(role), events, kinds, filter },
+    ))
 }

@@ -177,12 +177,22 @@ pub async fn end_session(
     manage(&state, &browser, Management::EndSession(&form.id)).await
 }
 
+/// POST /account/security/apps/remove: takes an application's access away.
+pub async fn remove_app_access(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FactorForm>,
+) -> Result<Response, AppError> {
+    manage(&state, &browser, Management::RemoveAppAccess(&form.id)).await
+}
+
 /// A change made from the lists on the security page.
 enum Management<'a> {
     Rename { id: &'a str, name: &'a str },
     Remove(&'a str),
     ForgetBrowser(&'a str),
     EndSession(&'a str),
+    RemoveAppAccess(&'a str),
 }
 
 /// Makes a change from the security page's lists and shows the page with
@@ -201,6 +211,10 @@ async fn manage(state: &AppState, browser: &Browser, change: Management<'_>) -> 
             .await
             .map(|()| "That browser will be asked for a second factor again."),
         Management::EndSession(id) => accounts.sessions().end(user, id, &origin, now).await.map(|()| "That session was signed out."),
+        Management::RemoveAppAccess(client) => match state.provider().remove_app_access(user.id, client, &origin, now).await? {
+            true => Ok("That application's access was removed: it was signed out and its tokens no longer work."),
+            false => Err(AccountError::NotFound),
+        },
     };
     if let Err(e @ AccountError::ReauthenticationRequired) = result {
         return Err(e.into());
@@ -343,6 +357,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
             }
         })
         .collect();
+    let apps = app_access_context(state, user.id).await?;
     let events: Vec<minijinja::Value> = state
         .accounts()
         .sessions()
@@ -352,10 +367,27 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .map(|e| context! { when => crate::pages::date_time(e.at), event => event_label(&e.kind), ip => &e.ip, agent => &e.user_agent })
         .collect();
     Ok(context! {
-        signed_in => true, factors, codes_left, browsers, sessions, events, mfa_required => state.accounts().mfa_required(user),
+        signed_in => true, factors, codes_left, browsers, sessions, apps, events, mfa_required => state.accounts().mfa_required(user),
         webauthn => state.accounts().webauthn_available(), totp => state.accounts().can_enroll(FactorKind::Totp),
         sms => state.accounts().can_enroll(FactorKind::Phone),
     })
+}
+
+/// The applications holding access to `user`, for the security page and
+/// the admin console.
+pub(super) async fn app_access_context(state: &AppState, user: portcullis_core::user::UserId) -> Result<Vec<minijinja::Value>, AppError> {
+    Ok(state
+        .provider()
+        .app_access(user, state.now())
+        .await?
+        .iter()
+        .map(|a| {
+            context! {
+                id => &a.client_id, name => &a.client_name, scopes => a.scopes.join(" "), first_granted => crate::pages::date(a.first_granted),
+                last_used => a.last_used.map(crate::pages::date).unwrap_or_default(), refresh_token => a.refresh_token,
+            }
+        })
+        .collect())
 }
 
 /// Words for an audit event on the security page.
@@ -382,8 +414,11 @@ pub(super) fn event_label(kind: &str) -> &'static str {
         Some(K::MfaReset) => "Sign-in methods reset by an administrator",
         Some(K::MfaRequirementChanged) => "Two-step requirement changed by an administrator",
         Some(K::AdminChanged) => "Administrator role changed",
+        Some(K::AuditorChanged) => "Auditor role changed",
+        Some(K::ConsoleChangeRefused) => "A change in the admin console was refused (read-only auditor)",
         Some(K::UserCreated) => "Account created",
         Some(K::UserDeleted) => "Account deleted",
+        Some(K::AppAccessRemoved) => "An application's access was removed",
         Some(K::ClientChanged) | None => "Other change",
     }
 }
