@@ -111,6 +111,8 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn search_users(&self, query: &str, limit: u32) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
     /// Grants or withdraws the admin role.
     fn set_admin(&self, id: UserId, admin: bool) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records that the account's password was found among breached passwords (until it is replaced).
+    fn mark_password_breached(&self, id: UserId, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Grants or withdraws the read-only auditor role.
     fn set_auditor(&self, id: UserId, auditor: bool) -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces a password hash.

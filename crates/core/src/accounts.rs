@@ -110,6 +110,8 @@ pub struct Accounts<S> {
     pub(crate) notices_queued: Arc<tokio::sync::Notify>,
     /// Revokes what the OAuth provider issued to a user (signing out everywhere).
     pub(crate) tokens: Option<Arc<dyn TokenRevoker>>,
+    /// Tells breached passwords (offline by default).
+    pub(crate) breached: crate::breached::BreachedPasswords,
 }
 
 /// Revokes the OAuth grants of a user: refresh tokens, unused codes, access
@@ -174,7 +176,14 @@ impl<S: Stores> Accounts<S> {
             geo: None,
             notices_queued: Arc::default(),
             tokens: None,
+            breached: crate::breached::BreachedPasswords::default(),
         }
+    }
+
+    /// Checks new passwords, and passwords at sign-in, against breaches with `breached`.
+    pub fn with_breached_passwords(mut self, breached: crate::breached::BreachedPasswords) -> Self {
+        self.breached = breached;
+        self
     }
 
     /// Revokes OAuth grants through `tokens` when a user signs out everywhere.

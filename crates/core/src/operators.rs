@@ -97,7 +97,7 @@ impl<S: Stores> Operators<'_, S> {
     /// Creates an account as the operator (already verified). Refuses a taken address.
     pub async fn create_user(&self, email: &str, name: &str, password: &str, is_admin: bool, now: UnixTime) -> Result<User, AccountError> {
         let email = EmailAddress::parse(email)?;
-        self.registration().check_new_password(&email, name, password, password)?;
+        self.registration().check_new_password(&email, name, password, password).await?;
         let user = User {
             id: UserId::new(),
             email,
@@ -109,6 +109,7 @@ impl<S: Stores> Operators<'_, S> {
             mfa_required: false,
             disabled_at: None,
             password_reset_at: None,
+            password_breached_at: None,
             security_epoch: 0,
             created_at: now,
         };

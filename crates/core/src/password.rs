@@ -63,6 +63,9 @@ pub enum PasswordProblem {
     /// Guessable: common, based on the email, a pattern, …
     #[error("This password is too easy to guess. {0}")]
     TooWeak(String),
+    /// Known from data breaches: attackers try it first.
+    #[error("This password has appeared in a data breach, so attackers try it first. Choose another one.")]
+    Breached,
 }
 
 impl PasswordPolicy {

@@ -36,12 +36,24 @@ pub struct SignUpForm<'a> {
 }
 
 impl<S: Stores> Registration<'_, S> {
-    pub(crate) fn check_new_password(&self, email: &EmailAddress, name: &str, password: &str, confirm: &str) -> Result<(), AccountError> {
+    /// Checks a new password: the policy (length, zxcvbn), the confirmation,
+    /// and the breached-password list (checked last: the online check is a
+    /// request, and one it needs only for a password that passed the rest).
+    pub(crate) async fn check_new_password(
+        &self,
+        email: &EmailAddress,
+        name: &str,
+        password: &str,
+        confirm: &str,
+    ) -> Result<(), AccountError> {
         let mut hints = vec![email.local_part(), email.as_str()];
         hints.extend(name.split_whitespace());
         self.settings.password_policy.check(password, &hints)?;
         if password != confirm {
             return Err(AccountError::PasswordMismatch);
+        }
+        if self.breached.is_breached(password).await {
+            return Err(crate::password::PasswordProblem::Breached.into());
         }
         Ok(())
     }
@@ -56,7 +68,7 @@ impl<S: Stores> Registration<'_, S> {
     pub async fn sign_up(&self, form: SignUpForm<'_>, now: UnixTime) -> Result<(), AccountError> {
         let email = EmailAddress::parse(form.email)?;
         let name = form.name.trim();
-        self.check_new_password(&email, name, form.password, form.confirm)?;
+        self.check_new_password(&email, name, form.password, form.confirm).await?;
         let user = User {
             id: UserId::new(),
             email: email.clone(),
@@ -68,6 +80,7 @@ impl<S: Stores> Registration<'_, S> {
             mfa_required: false,
             disabled_at: None,
             password_reset_at: None,
+            password_breached_at: None,
             security_epoch: 0,
             created_at: now,
         };
@@ -172,7 +185,7 @@ impl<S: Stores> Registration<'_, S> {
         let digest = token_digest(token);
         let user_id = self.store.peek_email_link(&digest, LinkPurpose::ResetPassword, now).await?.ok_or(AccountError::InvalidLink)?;
         let user = self.store.user_by_id(user_id).await?.ok_or(AccountError::InvalidLink)?;
-        self.check_new_password(&user.email, &user.name, password, confirm)?;
+        self.check_new_password(&user.email, &user.name, password, confirm).await?;
         let hash = self.hash(password).await?;
         if self.store.consume_email_link(&digest, LinkPurpose::ResetPassword, now).await? != Some(user.id) {
             return Err(AccountError::InvalidLink);
@@ -213,7 +226,7 @@ impl<S: Stores> Registration<'_, S> {
             }
             PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => {}
         }
-        self.check_new_password(&user.email, &user.name, password, confirm)?;
+        self.check_new_password(&user.email, &user.name, password, confirm).await?;
         let hash = self.hash(password).await?;
         self.store.set_password_hash(user.id, &hash).await?;
         self.end_what_sign_ins_gave(user.id, Some(&session.digest), now).await?;

@@ -31,6 +31,8 @@ pub struct NewSession {
     pub token: String,
     /// What was stored.
     pub record: SessionRecord,
+    /// The password is known from breaches: ask the user to change it now.
+    pub change_password: bool,
 }
 
 /// A session found from its cookie.

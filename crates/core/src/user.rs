@@ -50,6 +50,8 @@ pub struct User {
     pub disabled_at: Option<UnixTime>,
     /// When the password was last set by an emailed reset link.
     pub password_reset_at: Option<UnixTime>,
+    /// When a sign-in found the password among breached passwords (cleared when it is replaced).
+    pub password_breached_at: Option<UnixTime>,
     /// How many times everything the account's sign-ins gave was ended
     /// (`Accounts::end_what_sign_ins_gave`). Sessions, sign-ins in progress
     /// and grants carry the value they were made under and are dead once it

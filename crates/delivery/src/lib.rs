@@ -3,9 +3,11 @@
 //! `DATA_DIR/outbox/mail.jsonl` and logged with its link, so a developer can
 //! click through sign-up without a mail server).
 
+mod pwned;
 mod sms;
 mod templates;
 
+pub use pwned::PwnedPasswordsClient;
 pub use sms::{
     SIGNATURE_HEADER, SmsOutbox, SmsProvider, SmsSettings, TwilioSender, TwilioSettings, WebhookSender, WebhookSettings, sms_sender,
     webhook_signature,

@@ -223,6 +223,11 @@ pub struct PasswordConfig {
     pub argon2_parallelism: u32,
     /// Hashes computed at once (default: number of CPUs).
     pub max_concurrent_hashes: usize,
+    /// New passwords (and passwords at sign-in) checked against breaches:
+    /// "off", "offline" (the bundled list) or "online" (also the range API).
+    pub breached_check: String,
+    /// The k-anonymity range API the online check asks.
+    pub breached_range_url: String,
 }
 
 impl Default for PasswordConfig {
@@ -237,6 +242,8 @@ impl Default for PasswordConfig {
             argon2_iterations: cost.iterations,
             argon2_parallelism: cost.parallelism,
             max_concurrent_hashes: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            breached_check: "offline".into(),
+            breached_range_url: "https://api.pwnedpasswords.com/range".into(),
         }
     }
 }
@@ -429,6 +436,12 @@ impl Config {
         if self.password.min_score > 4 {
             return Err(ConfigError("password.min_score: must be between 0 and 4".into()));
         }
+        if portcullis_core::breached::BreachedCheck::parse(&self.password.breached_check).is_none() {
+            return Err(ConfigError("password.breached_check: must be \"off\", \"offline\" or \"online\"".into()));
+        }
+        if self.password.breached_check == "online" && !https_or_loopback(&self.password.breached_range_url) {
+            return Err(ConfigError("password.breached_range_url: must be https (or http to a loopback address)".into()));
+        }
         if self.password.max_concurrent_hashes == 0 {
             return Err(ConfigError("password.max_concurrent_hashes: must be at least 1".into()));
         }
@@ -591,6 +604,20 @@ fn describe(e: &figment::Error) -> String {
         None => String::new(),
     };
     format!("{key}: {}{source}", e.kind).replace('\n', " ")
+}
+
+/// An `https` URL, or an `http` one to a loopback address (a local stand-in).
+fn https_or_loopback(url: &str) -> bool {
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "https" => true,
+        Ok(u) if u.scheme() == "http" => match u.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 #[cfg(test)]

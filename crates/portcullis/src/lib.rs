@@ -9,6 +9,7 @@ pub mod keys;
 use std::sync::Arc;
 
 use portcullis_core::accounts::{AccountSettings, Accounts, FactorKeys};
+use portcullis_core::breached::{BreachedCheck, BreachedPasswords};
 use portcullis_core::clock::Clock;
 use portcullis_core::factors::otp::OtpSettings;
 use portcullis_core::factors::webauthn::{AllowedAuthenticator, RelyingParty};
@@ -18,7 +19,7 @@ use portcullis_core::password::{Argon2Cost, PasswordHasher, PasswordPolicy};
 use portcullis_core::rate_limit::RateLimits;
 use portcullis_core::secrets::{MacKey, SecretBox};
 use portcullis_core::session::SessionPolicy;
-use portcullis_delivery::{OutboxMailer, SmtpMailer, Templates, sms_sender};
+use portcullis_delivery::{OutboxMailer, PwnedPasswordsClient, SmtpMailer, Templates, sms_sender};
 use portcullis_oidc::provider::{Provider, TokenLifetimes};
 use portcullis_server::{AppState, ServerSettings};
 use portcullis_store::Store;
@@ -68,6 +69,16 @@ pub struct Application {
     pub state: AppState,
     /// The database.
     pub store: Store,
+}
+
+/// The breached-password check `[password] breached_check` asks for.
+fn breached_passwords(config: &Config) -> Result<BreachedPasswords, StartError> {
+    let check = BreachedCheck::parse(&config.password.breached_check).unwrap_or_default();
+    let range: Option<Arc<dyn portcullis_core::breached::PwnedRange>> = match check {
+        BreachedCheck::Online => Some(Arc::new(PwnedPasswordsClient::new(&config.password.breached_range_url)?)),
+        BreachedCheck::Off | BreachedCheck::Offline => None,
+    };
+    Ok(BreachedPasswords::new(check, range))
 }
 
 /// The WebAuthn relying party, unless turned off or impossible (an IP-address issuer).
@@ -148,7 +159,8 @@ impl Application {
             FactorKeys { sealer: SecretBox::new(keys.encryption), mac: MacKey::new(keys.cookie), relying_party: relying_party(config)? };
         let templates = Templates::new(PRODUCT_NAME, &config.origin(), config.messages.templates_dir.as_deref())?;
         let messenger = Messenger::new(Box::new(templates), mailer, sms_sender(&config.sms, &config.data_dir)?);
-        let mut accounts = Accounts::new(store.clone(), hasher, messenger, settings, factor_keys);
+        let mut accounts =
+            Accounts::new(store.clone(), hasher, messenger, settings, factor_keys).with_breached_passwords(breached_passwords(config)?);
         if let Some(path) = &config.policy.geoip_database {
             let db = geoip::GeoIpDatabase::open(path)
                 .map_err(|e| StartError::Config(config::ConfigError(format!("policy.geoip_database: {e}"))))?;

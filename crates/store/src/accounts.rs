@@ -28,6 +28,7 @@ pub(crate) struct UserRow {
     mfa_required: bool,
     disabled_at: Option<i64>,
     password_reset_at: Option<i64>,
+    password_breached_at: Option<i64>,
     security_epoch: i64,
     created_at: i64,
 }
@@ -46,6 +47,7 @@ impl TryFrom<UserRow> for User {
             mfa_required: r.mfa_required,
             disabled_at: r.disabled_at,
             password_reset_at: r.password_reset_at,
+            password_breached_at: r.password_breached_at,
             security_epoch: r.security_epoch,
             created_at: r.created_at,
         })
@@ -103,7 +105,7 @@ macro_rules! select_users {
     ($tail:literal) => {
         concat!(
             "SELECT id, email, name, password_hash, email_verified_at, is_admin, is_auditor, mfa_required, disabled_at, password_reset_at, \
-             security_epoch, created_at FROM users ",
+             password_breached_at, security_epoch, created_at FROM users ",
             $tail
         )
     };
@@ -266,12 +268,17 @@ impl AccountStore for Store {
         update_user!(self, "is_admin = $1", admin, id)
     }
 
+    async fn mark_password_breached(&self, id: UserId, now: UnixTime) -> StoreResult<()> {
+        update_user!(self, "password_breached_at = $1", now, id)
+    }
+
     async fn set_auditor(&self, id: UserId, auditor: bool) -> StoreResult<()> {
         update_user!(self, "is_auditor = $1", auditor, id)
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<()> {
-        update_user!(self, "password_hash = $1", hash, id)
+        // A new password is no longer the breached one.
+        update_user!(self, "password_hash = $1, password_breached_at = NULL", hash, id)
     }
 
     async fn rehash_password(&self, id: UserId, old: &str, new: &str) -> StoreResult<()> {
@@ -474,7 +481,7 @@ impl AccountStore for Store {
             sqlx::query_as(
                 "SELECT s.id AS session_id, s.user_id, s.created_at AS session_created_at, s.last_seen_at, s.auth_record, s.ip, \
                  s.user_agent, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, u.is_auditor, u.mfa_required, \
-                 u.disabled_at, u.password_reset_at, u.security_epoch, u.created_at, s.security_epoch AS session_security_epoch \
+                 u.disabled_at, u.password_reset_at, u.password_breached_at, u.security_epoch, u.created_at, s.security_epoch AS session_security_epoch \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1",
             )
             .bind(digest)

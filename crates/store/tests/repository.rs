@@ -86,6 +86,7 @@ fn user(email: &str) -> User {
         mfa_required: false,
         disabled_at: None,
         password_reset_at: None,
+        password_breached_at: None,
         security_epoch: 0,
         created_at: 1_000,
     }

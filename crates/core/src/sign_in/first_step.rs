@@ -112,7 +112,20 @@ impl<S: Stores> SignIn<'_, S> {
             self.registration().send_verification(&user, now).await?;
             return Err(AccountError::EmailNotVerified);
         }
+        let user = self.note_breached_password(user, password, now).await?;
         self.after_first_step(&user, (AuthMethod::Password, None), remembered, origin, now).await
+    }
+
+    /// A right password found among breached ones is recorded on the
+    /// account: the sign-in goes on, and the user is asked to change it
+    /// (NIST SP 800-63B §5.1.1.2 asks for a change, not a lock-out), until
+    /// a new password clears it.
+    async fn note_breached_password(&self, user: User, password: &str, now: UnixTime) -> Result<User, AccountError> {
+        if user.password_breached_at.is_some() || !self.breached.is_breached(password).await {
+            return Ok(user);
+        }
+        self.store.mark_password_breached(user.id, now).await?;
+        Ok(User { password_breached_at: Some(now), ..user })
     }
 
     /// A new session for `user` (as read when its sign-in began) and the cookie token that names it.
@@ -127,7 +140,7 @@ impl<S: Stores> SignIn<'_, S> {
             ip: origin.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             user_agent: origin.user_agent_text(200),
         };
-        NewSession { token: random_token(), record }
+        NewSession { token: random_token(), record, change_password: user.password_breached_at.is_some() }
     }
     /// Opens a session after a successful sign-in and records it: the audit
     /// event (methods, and `detail`: the assessment, a remembered browser),

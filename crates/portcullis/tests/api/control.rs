@@ -7,12 +7,16 @@ use portcullis_core::clock::Clock;
 use reqwest::StatusCode;
 
 use crate::hardening::{tokens_for_ada, tokens_work};
-use crate::helpers::{PASSWORD, Page, TestApp, on_both_backends};
+use crate::helpers::{Backend, NEW_PASSWORD, PASSWORD, Page, TestApp, on_both_backends, spawn_app_with};
 
 on_both_backends!(
     a_user_sees_the_applications_holding_access_and_removing_one_ends_its_tokens_only,
     an_auditor_reads_every_console_page_and_no_console_change_succeeds,
+    breached_passwords_from_the_bundled_list_are_refused_at_sign_up_reset_and_change,
 );
+
+/// In the bundled list of breached passwords, and strong by zxcvbn's measure (score 3 or more).
+const BREACHED: &str = "141312190296q";
 
 /// The entries of the "Applications with access" list on `page`.
 fn apps_listed(page: &Page) -> Vec<String> {
@@ -175,4 +179,134 @@ async fn an_auditor_reads_every_console_page_and_no_console_change_succeeds(app:
     app.cli(&["user", "grant-admin", "--email", "carol@example.com", "--revoke"]);
     app.cli(&["user", "grant-auditor", "--email", "carol@example.com", "--revoke"]);
     assert_eq!(app.get("/admin/users").await.status, StatusCode::FORBIDDEN);
+}
+
+async fn breached_passwords_from_the_bundled_list_are_refused_at_sign_up_reset_and_change(app: TestApp) {
+    let refused = app.sign_up("eve@example.com", BREACHED).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(refused.body.contains("appeared in a data breach"), "{}", refused.body);
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let account = app.get("/account").await;
+    let fields = [("current", PASSWORD), ("password", BREACHED), ("confirm", BREACHED)];
+    let changed = app.post("/account/password", &fields, &account.body).await;
+    assert!(changed.body.contains("appeared in a data breach"), "{}", changed.body);
+    app.sign_out().await;
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER, "the old password still works");
+    app.sign_out().await;
+    let page = app.submit("/forgot-password", "/forgot-password", &[("email", "ada@example.com")]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let link = app.last_link_to("ada@example.com").await;
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let reset = app.submit(&link, "/reset-password", &[("token", &token), ("password", BREACHED), ("confirm", BREACHED)]).await;
+    assert!(reset.body.contains("appeared in a data breach"), "{}", reset.body);
+    let reset = app.submit(&link, "/reset-password", &[("token", &token), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    assert_eq!(reset.status, StatusCode::OK, "the refusal did not burn the link: {}", reset.body);
+}
+
+/// A local stand-in for the Pwned Passwords range API: answers, padded, the
+/// suffixes of the passwords it is told about, and records each request.
+#[derive(Clone, Default)]
+struct RangeStandIn {
+    known: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+}
+
+impl RangeStandIn {
+    fn learn(&self, password: &str) {
+        use sha1::Digest;
+        self.known.lock().unwrap().push(data_encoding::HEXUPPER.encode(&sha1::Sha1::digest(password.as_bytes())));
+    }
+
+    async fn serve(&self) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let me = self.clone();
+        let router = axum::Router::new().route(
+            "/range/{prefix}",
+            axum::routing::get(move |axum::extract::Path(prefix): axum::extract::Path<String>, headers: axum::http::HeaderMap| {
+                let me = me.clone();
+                async move {
+                    let padding = headers.get("add-padding").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                    me.requests.lock().unwrap().push((prefix.clone(), padding));
+                    let mut body: Vec<String> =
+                        me.known.lock().unwrap().iter().filter(|h| h.starts_with(&prefix)).map(|h| format!("{}:42", &h[5..])).collect();
+                    body.extend((0..3).map(|i| format!("{:035X}:0", i)));
+                    body.join("\r\n")
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/range", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        (base, stop)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_online_check_sends_five_hex_characters_asks_existing_users_to_change_and_fails_open_sqlite() {
+    the_online_check_sends_five_hex_characters_asks_existing_users_to_change_and_fails_open(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_online_check_sends_five_hex_characters_asks_existing_users_to_change_and_fails_open_postgres() {
+    the_online_check_sends_five_hex_characters_asks_existing_users_to_change_and_fails_open(Backend::Postgres).await;
+}
+
+async fn the_online_check_sends_five_hex_characters_asks_existing_users_to_change_and_fails_open(backend: Backend) {
+    let stand_in = RangeStandIn::default();
+    let (base, stop) = stand_in.serve().await;
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.password.breached_check = "online".into();
+        c.password.breached_range_url = base.clone();
+    })
+    .await
+    else {
+        return;
+    };
+    // Known to the service only: refused, and the service saw 5 hex characters, padded.
+    let leaked = "plankton-Origami-53-juniper";
+    stand_in.learn(leaked);
+    let refused = app.sign_up("eve@example.com", leaked).await;
+    assert!(refused.body.contains("appeared in a data breach"), "{}", refused.body);
+    let seen = stand_in.requests.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].0.len() == 5 && seen[0].0.bytes().all(|b| b.is_ascii_hexdigit()), "{seen:?}");
+    assert_eq!(seen[0].1.as_deref(), Some("true"), "Add-Padding");
+    // The bundled list answers first, without asking the service.
+    assert!(app.sign_up("eve@example.com", BREACHED).await.body.contains("appeared in a data breach"));
+    assert_eq!(stand_in.requests.lock().unwrap().len(), 1);
+
+    // A password that leaks after the account was made: the next sign-in asks for a new one, and lets the user go on.
+    app.verified_user("ada@example.com").await;
+    stand_in.learn(PASSWORD);
+    let signed_in = app.sign_in("ada@example.com", PASSWORD).await;
+    let asked = signed_in.location.unwrap();
+    assert_eq!(asked, "/account?breached=1&next=%2Faccount");
+    let page = app.get(&asked).await;
+    assert_eq!(page.status, StatusCode::OK, "signed in, not locked out");
+    assert!(page.body.contains("data-testid=\"password-breached\"") && page.body.contains("Not now, continue"), "{}", page.body);
+    app.sign_out().await;
+    assert_eq!(
+        app.sign_in("ada@example.com", PASSWORD).await.location.as_deref(),
+        Some("/account?breached=1&next=%2Faccount"),
+        "asked until changed"
+    );
+    let page = app.get("/account?breached=1&next=%2Faccount").await;
+    let fields = [("current", PASSWORD), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD), ("next", "/account")];
+    let changed = app.post("/account/password", &fields, &page.body).await;
+    assert!(changed.body.contains("password has been changed") && !changed.body.contains("password-breached"), "{}", changed.body);
+    app.sign_out().await;
+    assert_eq!(app.sign_in("ada@example.com", NEW_PASSWORD).await.location.as_deref(), Some("/account"), "not asked again");
+
+    // The service unreachable: nobody is refused, nobody is stuck.
+    stop.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let fresh = app.sign_up("fay@example.com", "marigold-Tundra-61-quartz").await;
+    assert_eq!(fresh.status, StatusCode::OK, "fails open: {}", fresh.body);
 }

@@ -1,6 +1,6 @@
 //! The signed-in user's account page.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{form_error, own_page_session};
 use crate::error::AppError;
-use crate::request::{Browser, HtmlForm, see_other};
+use crate::request::{Browser, HtmlForm, safe_next, see_other};
 use crate::state::AppState;
 
 /// The session of the account page, or the response that stands in for the page.
@@ -27,16 +27,27 @@ pub struct ChangePasswordForm {
     current: String,
     password: String,
     confirm: String,
+    /// Where to go on after a change asked for at sign-in.
+    next: Option<String>,
 }
 
-fn account_context(session: &ActiveSession) -> minijinja::Value {
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    /// Where the sign-in that asked for a new password was going.
+    next: Option<String>,
+}
+
+/// The page's context; `next`: where a sign-in that asks for a new password goes on to.
+fn account_context(session: &ActiveSession, breached: bool, next: Option<&str>) -> minijinja::Value {
     context! {
         signed_in => true,
         email => session.user.email.as_str(),
         name => &session.user.name,
-        admin => session.user.is_admin,
+        admin => session.user.is_admin || session.user.is_auditor,
         amr => session.record.auth.amr(),
         auth_time => session.record.auth.auth_time(),
+        breached,
+        next => next.map(|n| safe_next(Some(n))),
     }
 }
 
@@ -46,9 +57,10 @@ pub async fn home() -> Response {
 }
 
 /// GET /account
-pub async fn account_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+pub async fn account_page(State(state): State<AppState>, browser: Browser, Query(q): Query<AccountQuery>) -> Result<Response, AppError> {
     let session = account_session!(state, browser);
-    Ok(browser.page(StatusCode::OK, "account.html", account_context(&session)))
+    let breached = session.user.password_breached_at.is_some();
+    Ok(browser.page(StatusCode::OK, "account.html", account_context(&session, breached, q.next.as_deref())))
 }
 
 /// POST /account/password
@@ -58,7 +70,7 @@ pub async fn change_password(
     HtmlForm(form): HtmlForm<ChangePasswordForm>,
 ) -> Result<Response, AppError> {
     let session = account_session!(state, browser);
-    let ctx = account_context(&session);
+    let next = form.next.as_deref().filter(|n| !n.is_empty());
     match state
         .accounts()
         .registration()
@@ -68,8 +80,11 @@ pub async fn change_password(
         Ok(()) => Ok(browser.page(
             StatusCode::OK,
             "account.html",
-            context! { notice => "Your password has been changed. Other sessions were signed out.", ..ctx },
+            context! { notice => "Your password has been changed. Other sessions were signed out.", ..account_context(&session, false, next) },
         )),
-        Err(e) => Ok(form_error(&browser, "account.html", ctx, e)),
+        Err(e) => {
+            let ctx = account_context(&session, session.user.password_breached_at.is_some(), next);
+            Ok(form_error(&browser, "account.html", ctx, e))
+        }
     }
 }

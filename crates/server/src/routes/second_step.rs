@@ -41,12 +41,22 @@ fn to_pending(state: &AppState, browser: &Browser, token: &str, page: &str, next
 pub fn after_first_step(state: &AppState, browser: &Browser, outcome: SignInOutcome, next: &str) -> Response {
     match outcome {
         SignInOutcome::SignedIn(session) => {
-            let mut response = see_other(next);
+            let mut response = see_other(&change_password_first(session.change_password, next));
             response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &session.token, None));
             browser.finish(response)
         }
         SignInOutcome::SecondFactor { token } => to_pending(state, browser, &token, "/login/verify", next),
         SignInOutcome::MustEnroll { token } => to_pending(state, browser, &token, "/login/enroll", next),
+    }
+}
+
+/// Where a finished sign-in goes: `next`, or first the account page asking
+/// for a new password when the password is known from breaches (it offers to
+/// go on to `next` without one: asked, not locked out).
+fn change_password_first(breached: bool, next: &str) -> String {
+    match breached {
+        true => format!("/account?breached=1&next={}", encode(next)),
+        false => next.to_owned(),
     }
 }
 
@@ -114,7 +124,11 @@ fn moved_on(
 ) -> Response {
     match outcome {
         StepOutcome::Done(done) => {
-            let response = page(&done);
+            // Recovery codes to show come first; the account page asks again after.
+            let response = match done.user.password_breached_at {
+                Some(_) if done.new_recovery_codes.is_none() => see_other(&change_password_first(true, next)),
+                _ => page(&done),
+            };
             signed_in(state, browser, &done, response)
         }
         StepOutcome::Continue => browser.finish(see_other(&format!("/login/verify?next={}", encode(next)))),
