@@ -400,6 +400,17 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
         redirect_uris: &[String],
         post_logout_redirect_uris: &[String],
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Registers a client that registered itself (RFC 7591) with the digest
+    /// of its registration access token, in one transaction; `Conflict` if the id exists.
+    fn create_registered_client(&self, client: &Client, token_digest: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The digest of a self-registered client's registration access token (`None`: not self-registered, or no such client).
+    fn registration_token_digest(&self, client_id: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// Renames a client; false if there is no such client.
+    fn rename_client(&self, id: &str, name: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Keeps an initial access token for client registration (its digest) until `expires_at`.
+    fn save_initial_access_token(&self, digest: &str, now: UnixTime, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Spends an initial access token: true for the one caller that removed an unexpired one.
+    fn consume_initial_access_token(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Replaces a confidential client's secret digest; false if there is no such confidential client.
     fn replace_client_secret(&self, id: &str, secret_digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// All clients.

@@ -20,6 +20,8 @@ pub enum LimitedAction {
     SendEmail,
     /// An authorization request that must wait for a sign-in (each stores a pending request).
     Authorize,
+    /// A dynamic client registration (each stores a client).
+    RegisterClient,
 }
 
 impl LimitedAction {
@@ -30,6 +32,7 @@ impl LimitedAction {
             Self::SignUp => "signup",
             Self::SendEmail => "email",
             Self::Authorize => "authorize",
+            Self::RegisterClient => "register",
         }
     }
 }
@@ -45,11 +48,19 @@ pub struct RateLimits {
     pub send_email_per_minute: u32,
     /// Authorization requests that wait for a sign-in (a stored pending request each).
     pub authorize_per_minute: u32,
+    /// Dynamic client registrations.
+    pub register_client_per_minute: u32,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self { sign_in_per_minute: 30, sign_up_per_minute: 10, send_email_per_minute: 5, authorize_per_minute: 60 }
+        Self {
+            sign_in_per_minute: 30,
+            sign_up_per_minute: 10,
+            send_email_per_minute: 5,
+            authorize_per_minute: 60,
+            register_client_per_minute: 3,
+        }
     }
 }
 
@@ -108,6 +119,7 @@ impl RateLimits {
             LimitedAction::SignUp => self.sign_up_per_minute,
             LimitedAction::SendEmail => self.send_email_per_minute,
             LimitedAction::Authorize => self.authorize_per_minute,
+            LimitedAction::RegisterClient => self.register_client_per_minute,
         };
         if hits > limit { Err((bucket.window_start + WINDOW_SECONDS - now).max(1)) } else { Ok(()) }
     }

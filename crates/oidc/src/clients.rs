@@ -43,6 +43,30 @@ impl<S: OidcStore + AccountStore + AuditStore> ClientAdmin<'_, S> {
         Ok((client, secret))
     }
 
+    /// Registers a client that registered itself (RFC 7591) with the digest
+    /// of its registration access token; audited as `registered`.
+    pub(crate) async fn register_self(
+        &self,
+        new: NewClient,
+        registration_token_digest: &str,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<(Client, Option<String>), OidcError> {
+        let (client, secret) = register(new, now).map_err(|e| OidcError::oauth(ErrorCode::InvalidClientMetadata, e.0))?;
+        self.provider.store().create_registered_client(&client, registration_token_digest).await?;
+        self.audit(&client.id, "registered", origin, now).await?;
+        Ok((client, secret))
+    }
+
+    /// Renames a client; false if there is no such client.
+    pub async fn rename(&self, id: &str, name: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, OidcError> {
+        let renamed = self.provider.store().rename_client(id, name).await?;
+        if renamed {
+            self.audit(id, "renamed", origin, now).await?;
+        }
+        Ok(renamed)
+    }
+
     /// Replaces a client's policy; false if there is no such client. A policy
     /// pinned in the configuration file cannot be changed here.
     pub async fn set_policy(&self, id: &str, policy: &ClientPolicy, origin: &RequestOrigin, now: UnixTime) -> Result<bool, OidcError> {

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod keys;
 pub mod pkce;
 pub mod provider;
+pub mod registration;
 pub mod request;
 mod token_endpoint;
 pub mod tokens;
@@ -46,6 +47,10 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     /// Bearer token invalid (RFC 6750).
     InvalidToken,
+    /// A registration's redirect URI is refused (RFC 7591 §3.2.2).
+    InvalidRedirectUri,
+    /// A registration's other metadata is refused (RFC 7591 §3.2.2).
+    InvalidClientMetadata,
     /// Server failure.
     ServerError,
 }
@@ -67,6 +72,8 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::ServerError => "server_error",
         }
     }
@@ -101,6 +108,9 @@ pub enum OidcError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The endpoint is turned off (dynamic registration, by default).
+    #[error("{0}")]
+    NotFound(&'static str),
 }
 
 impl OidcError {

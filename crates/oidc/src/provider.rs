@@ -131,6 +131,8 @@ pub struct Provider<S> {
     /// The web origins of the registered redirect URIs, as read at a time
     /// (CORS for browser-based clients; read again after [`CORS_ORIGINS_SECONDS`]).
     cors_origins: Arc<RwLock<Option<CorsOrigins>>>,
+    /// Dynamic client registration (RFC 7591): off unless configured.
+    pub(crate) registration: Arc<crate::registration::RegistrationSettings>,
 }
 
 /// The CORS origins as read at a time.
@@ -155,6 +157,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             ring: Arc::new(RwLock::new(Arc::new(KeyRing::from_stored(&[], &SecretBox::new([0; 32]))?))),
             pinned_policies: Arc::new(HashMap::new()),
             cors_origins: Arc::new(RwLock::new(None)),
+            registration: Arc::default(),
         };
         provider.reload_keys(now).await?;
         let missing = provider.ring().missing();
@@ -294,7 +297,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     /// `/.well-known/openid-configuration`: only what is implemented.
     pub fn discovery(&self, acr_values_supported: &[&str]) -> Value {
         let i = &self.issuer;
-        json!({
+        let mut document = json!({
             "issuer": i,
             "authorization_endpoint": format!("{i}/authorize"),
             "token_endpoint": format!("{i}/token"),
@@ -320,7 +323,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
             "authorization_response_iss_parameter_supported": true,
-        })
+        });
+        if self.registration.mode != crate::registration::RegistrationMode::Off {
+            document["registration_endpoint"] = format!("{i}/register").into();
+        }
+        document
     }
 
     /// Validates an authorization request.

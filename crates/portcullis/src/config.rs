@@ -55,6 +55,26 @@ pub struct Config {
     /// Sign-in policies pinned per client id (`[clients.ID]`): they override
     /// what the command line or the admin console stored.
     pub clients: std::collections::BTreeMap<String, ClientPolicy>,
+    /// Dynamic client registration (RFC 7591/7592).
+    pub registration: RegistrationConfig,
+}
+
+/// `[registration]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// "off" (no registration endpoint), "token" (a single-use initial access
+    /// token from `portcullis client registration-token`) or "open" (anyone,
+    /// `[rate_limit] register_client_per_minute` per address).
+    pub mode: String,
+    /// The policy every registered client gets (`[registration.policy]`, fields as `[clients.ID]`).
+    pub policy: ClientPolicy,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self { mode: "off".into(), policy: ClientPolicy::default() }
+    }
 }
 
 /// `[policy]`
@@ -309,6 +329,8 @@ pub struct RateLimitConfig {
     pub send_email_per_minute: u32,
     /// Authorization requests that wait for a sign-in, per IP per minute.
     pub authorize_per_minute: u32,
+    /// Dynamic client registrations per IP per minute.
+    pub register_client_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -319,6 +341,7 @@ impl Default for RateLimitConfig {
             sign_up_per_minute: r.sign_up_per_minute,
             send_email_per_minute: r.send_email_per_minute,
             authorize_per_minute: r.authorize_per_minute,
+            register_client_per_minute: r.register_client_per_minute,
         }
     }
 }
@@ -344,6 +367,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             policy: PolicyConfig::default(),
             clients: std::collections::BTreeMap::new(),
+            registration: RegistrationConfig::default(),
         }
     }
 }
@@ -442,6 +466,10 @@ impl Config {
         if self.password.breached_check == "online" && !https_or_loopback(&self.password.breached_range_url) {
             return Err(ConfigError("password.breached_range_url: must be https (or http to a loopback address)".into()));
         }
+        if portcullis_oidc::registration::RegistrationMode::parse(&self.registration.mode).is_none() {
+            return Err(ConfigError("registration.mode: must be \"off\", \"token\" or \"open\"".into()));
+        }
+        self.registration.policy.validate().map_err(|e| ConfigError(format!("registration.policy: {e}")))?;
         if self.password.max_concurrent_hashes == 0 {
             return Err(ConfigError("password.max_concurrent_hashes: must be at least 1".into()));
         }

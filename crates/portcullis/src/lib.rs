@@ -21,6 +21,7 @@ use portcullis_core::secrets::{MacKey, SecretBox};
 use portcullis_core::session::SessionPolicy;
 use portcullis_delivery::{OutboxMailer, PwnedPasswordsClient, SmtpMailer, Templates, sms_sender};
 use portcullis_oidc::provider::{Provider, TokenLifetimes};
+use portcullis_oidc::registration::{RegistrationMode, RegistrationSettings};
 use portcullis_server::{AppState, ServerSettings};
 use portcullis_store::Store;
 
@@ -136,6 +137,7 @@ impl Application {
                 sign_up_per_minute: config.rate_limit.sign_up_per_minute,
                 send_email_per_minute: config.rate_limit.send_email_per_minute,
                 authorize_per_minute: config.rate_limit.authorize_per_minute,
+                register_client_per_minute: config.rate_limit.register_client_per_minute,
             },
             remember_browser_ttl: config.mfa.remember_browser_days * 86_400,
             totp_enabled: config.factors.totp,
@@ -169,7 +171,11 @@ impl Application {
         let provider =
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
                 .await?
-                .with_pinned_policies(config.clients.clone().into_iter().collect());
+                .with_pinned_policies(config.clients.clone().into_iter().collect())
+                .with_registration(RegistrationSettings {
+                    mode: RegistrationMode::parse(&config.registration.mode).unwrap_or_default(),
+                    policy: config.registration.policy.clone(),
+                });
         for (client, uri) in provider.client_admin().outdated_redirect_uris().await? {
             tracing::warn!(%client, redirect_uri = %uri, "registered before the redirect-URI rules: refused at use until `portcullis client update --client-id ID --redirect-uri URI` replaces it");
         }

@@ -145,6 +145,8 @@ impl PolicyArgs {
 
 #[derive(Subcommand)]
 enum ClientCommand {
+    /// Print a single-use initial access token for one dynamic client registration (valid 24 hours; needs `[registration] mode = "token"`).
+    RegistrationToken,
     /// Register an application; prints JSON with client_id and (confidential clients) client_secret.
     Create {
         #[arg(long)]
@@ -488,6 +490,16 @@ async fn client(cmd: ClientCommand, config: Config, clock: Arc<dyn Clock>) -> Re
                 out["client_secret"] = s.into();
             }
             println!("{out}");
+        }
+        ClientCommand::RegistrationToken => {
+            if provider.registration_mode() != portcullis_oidc::registration::RegistrationMode::Token {
+                return Err(StartError::Other("registration tokens need [registration] mode = \"token\" in the configuration".into()));
+            }
+            let token = provider.new_initial_access_token(clock.now()).await?;
+            println!(
+                "{}",
+                serde_json::json!({ "initial_access_token": token, "expires_in": portcullis_oidc::registration::INITIAL_ACCESS_TOKEN_SECONDS })
+            );
         }
         ClientCommand::List => {
             for c in provider.clients().await? {

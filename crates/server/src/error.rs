@@ -153,6 +153,10 @@ impl IntoResponse for AppError {
 pub fn oauth_error_response(e: OidcError, basic_auth: bool) -> Response {
     let (code, description) = match e {
         OidcError::OAuth(o) => (o.code, o.description),
+        OidcError::NotFound(what) => {
+            let body = serde_json::json!({ "error": "not_found", "error_description": what });
+            return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+        }
         other => {
             tracing::error!(error = %other, "OAuth request failed");
             (ErrorCode::ServerError, "the server could not complete the request".to_owned())

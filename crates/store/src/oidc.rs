@@ -153,21 +153,21 @@ macro_rules! select_clients {
     };
 }
 
-impl OidcStore for Store {
-    async fn create_client(&self, c: &Client) -> StoreResult<()> {
-        let redirects = to_json(&c.redirect_uris)?;
-        let logouts = to_json(&c.post_logout_redirect_uris)?;
-        on_pool!(self, |p| {
-            sqlx::query(
+/// The INSERT of one client (`Err` if its lists cannot be stored), on any executor.
+macro_rules! insert_client {
+    ($c:expr) => {{
+        let c: &Client = $c;
+        match (to_json(&c.redirect_uris), to_json(&c.post_logout_redirect_uris)) {
+            (Ok(redirects), Ok(logouts)) => Ok(sqlx::query(
                 "INSERT INTO clients (id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, \
                  allowed_factors, remember_browser_days, min_acr, service_scopes, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
-            .bind(&c.id)
-            .bind(&c.name)
-            .bind(&c.secret_digest)
-            .bind(&redirects)
-            .bind(&logouts)
+            .bind(c.id.clone())
+            .bind(c.name.clone())
+            .bind(c.secret_digest.clone())
+            .bind(redirects)
+            .bind(logouts)
             .bind(c.policy.mfa.as_str())
             .bind(c.signing_alg.as_str())
             .bind(c.policy.allow_remember)
@@ -175,12 +175,69 @@ impl OidcStore for Store {
             .bind(c.policy.remember_browser_days)
             .bind(c.policy.min_acr.as_deref())
             .bind(c.service_scopes.join(" "))
-            .bind(c.created_at)
+            .bind(c.created_at)),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    }};
+}
+
+impl OidcStore for Store {
+    async fn create_client(&self, c: &Client) -> StoreResult<()> {
+        on_pool!(self, |p| insert_client!(c)?.execute(p).await.map(|_| ()).map_err(db_error))
+    }
+
+    async fn create_registered_client(&self, c: &Client, token_digest: &str) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            begin_transaction!(p, tx);
+            insert_client!(c)?.execute(&mut *tx).await.map_err(db_error)?;
+            sqlx::query("INSERT INTO client_registrations (client_id, token_digest, created_at) VALUES ($1, $2, $3)")
+                .bind(&c.id)
+                .bind(token_digest)
+                .bind(c.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    async fn registration_token_digest(&self, client_id: &str) -> StoreResult<Option<String>> {
+        on_pool!(self, |p| sqlx::query_scalar("SELECT token_digest FROM client_registrations WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))
+    }
+
+    async fn rename_client(&self, id: &str, name: &str) -> StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query("UPDATE clients SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
+    }
+
+    async fn save_initial_access_token(&self, digest: &str, now: UnixTime, expires_at: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("INSERT INTO registration_tokens (digest, created_at, expires_at) VALUES ($1, $2, $3)")
+            .bind(digest)
+            .bind(now)
+            .bind(expires_at)
             .execute(p)
             .await
             .map(|_| ())
-            .map_err(db_error)
-        })
+            .map_err(db_error))
+    }
+
+    async fn consume_initial_access_token(&self, digest: &str, now: UnixTime) -> StoreResult<bool> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM registration_tokens WHERE digest = $1 AND expires_at > $2")
+            .bind(digest)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
     }
 
     async fn client(&self, id: &str) -> StoreResult<Option<Client>> {

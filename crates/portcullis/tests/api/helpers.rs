@@ -235,7 +235,13 @@ impl TestApp {
 
     /// Runs the `portcullis` command line against this app's data directory and database.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_with_env(&[], args)
+    }
+
+    /// Runs the command line with settings in the environment (as an operator's configuration would give them).
+    pub fn cli_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .envs(env.iter().copied())
             .args(args)
             .arg("--data-dir")
             .arg(&self.config.data_dir)

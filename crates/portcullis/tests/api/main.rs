@@ -19,6 +19,7 @@ mod mfa;
 mod oidc;
 mod password_reset;
 mod policy;
+mod registration;
 mod security_page;
 mod sign_in_attacks;
 mod sms_codes;

@@ -196,6 +196,8 @@ pub fn oidc_routes(state: &AppState) -> Router<AppState> {
         .route("/userinfo", clients(get(oidc::userinfo).post(oidc::userinfo)))
         .route("/revoke", clients(post(oidc::revoke)))
         .route("/introspect", post(oidc::introspect))
+        .route("/register", post(oidc::register))
+        .route("/register/{client_id}", get(oidc::read_registration).put(oidc::update_registration).delete(oidc::delete_registration))
 }
 
 /// A preflight without an `Origin` (no browser sends one): nothing to say.

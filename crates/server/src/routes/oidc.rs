@@ -3,7 +3,7 @@
 //! APIs for clients (no CSRF: they authenticate the client instead).
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
@@ -15,6 +15,7 @@ use portcullis_core::rate_limit::LimitedAction;
 use portcullis_core::sessions::ActiveSession;
 use portcullis_core::sign_in::SessionUse;
 use portcullis_oidc::provider::{AuthorizationResponse, ClientCredentials, Decision, Logout, TokenRequest};
+use portcullis_oidc::registration::{ClientMetadata, RegistrationMode};
 use portcullis_oidc::request::{AuthorizeFailure, AuthorizeParams, ReplyTo, ResponseMode};
 use portcullis_oidc::{ErrorCode, OAuthError, OidcError};
 use serde::Deserialize;
@@ -371,4 +372,81 @@ pub async fn end_session_confirm(
         Logout::SignOut { redirect } | Logout::Confirm { redirect } => redirect,
     };
     sign_out_and_leave(&state, &browser, session, redirect).await
+}
+
+/// The body of a registration request: JSON (RFC 7591 §3.1), or a clear refusal.
+fn client_metadata(headers: &HeaderMap, body: &[u8]) -> Result<ClientMetadata, OidcError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !json {
+        return Err(OidcError::oauth(ErrorCode::InvalidClientMetadata, "send the client metadata as application/json"));
+    }
+    ClientMetadata::from_json(body)
+}
+
+/// POST /register: dynamic client registration (RFC 7591), 201 with the client's credentials.
+pub async fn register(State(state): State<AppState>, browser: Browser, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    // Open registration is counted per address; with initial access tokens the token is the limit.
+    if state.provider().registration_mode() == RegistrationMode::Open {
+        match state.accounts().throttle(LimitedAction::RegisterClient, &browser.ip, state.now()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(wait)) => {
+                let description = AppError::TooManyRequests { retry_after_secs: wait }.to_string();
+                let body = Json(serde_json::json!({ "error": "too_many_requests", "error_description": description }));
+                return crate::error::with_retry_after((StatusCode::TOO_MANY_REQUESTS, body).into_response(), Some(wait));
+            }
+            Err(e) => return oauth_error_response(OidcError::Store(e), false),
+        }
+    }
+    let result = async {
+        let metadata = client_metadata(&headers, &body)?;
+        state.provider().register_client(bearer(&headers), &metadata, &browser.origin(), state.now()).await
+    }
+    .await;
+    match result {
+        Ok(answer) => no_store((StatusCode::CREATED, Json(answer)).into_response()),
+        Err(e) => oauth_error_response(e, false),
+    }
+}
+
+/// GET /register/{client_id} (RFC 7592 §2.1).
+pub async fn read_registration(State(state): State<AppState>, Path(client_id): Path<String>, headers: HeaderMap) -> Response {
+    match state.provider().read_registration(&client_id, bearer(&headers)).await {
+        Ok(answer) => no_store(Json(answer).into_response()),
+        Err(e) => oauth_error_response(e, false),
+    }
+}
+
+/// PUT /register/{client_id} (RFC 7592 §2.2).
+pub async fn update_registration(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    browser: Browser,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let result = async {
+        let metadata = client_metadata(&headers, &body)?;
+        state.provider().update_registration(&client_id, bearer(&headers), &metadata, &browser.origin(), state.now()).await
+    }
+    .await;
+    match result {
+        Ok(answer) => no_store(Json(answer).into_response()),
+        Err(e) => oauth_error_response(e, false),
+    }
+}
+
+/// DELETE /register/{client_id} (RFC 7592 §2.3): 204.
+pub async fn delete_registration(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    browser: Browser,
+    headers: HeaderMap,
+) -> Response {
+    match state.provider().delete_registration(&client_id, bearer(&headers), &browser.origin(), state.now()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => oauth_error_response(e, false),
+    }
 }

@@ -1,0 +1,213 @@
+//! Dynamic client registration (RFC 7591) and its management (RFC 7592):
+//! off by default, by single-use initial access token, or open and throttled.
+
+use portcullis_core::audit::AuditKind;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::hardening::tokens_work;
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::oidc::{CALLBACK, signed_in_code, token_request};
+
+const TOKEN_MODE: [(&str, &str); 1] = [("PORTCULLIS_REGISTRATION__MODE", "token")];
+
+impl TestApp {
+    /// POST /register with `body`, and `bearer` as the initial access token.
+    async fn register_client(&self, bearer: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let mut request = self.client.post(self.url("/register")).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A fresh initial access token from the command line.
+    fn initial_access_token(&self) -> String {
+        let out = self.cli_with_env(&TOKEN_MODE, &["client", "registration-token"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(printed["expires_in"], 86_400);
+        printed["initial_access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// RFC 7592 management of a registration: `method` on its URI with `token`.
+    async fn manage(&self, method: reqwest::Method, uri: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, uri);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn metadata(redirect: &str) -> Value {
+    json!({ "redirect_uris": [redirect], "client_name": "Registered app", "token_endpoint_auth_method": "client_secret_basic", "unknown_field": 1 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_off_by_default() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    let discovery: Value = app.client.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert!(discovery.get("registration_endpoint").is_none(), "{discovery}");
+    let (status, body) = app.register_client(None, &metadata(CALLBACK)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let out = app.cli(&["client", "registration-token"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("mode = \"token\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_registers_with_an_initial_access_token_and_manages_its_registration_sqlite() {
+    a_client_registers_with_an_initial_access_token_and_manages_its_registration(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_registers_with_an_initial_access_token_and_manages_its_registration_postgres() {
+    a_client_registers_with_an_initial_access_token_and_manages_its_registration(Backend::Postgres).await;
+}
+
+async fn a_client_registers_with_an_initial_access_token_and_manages_its_registration(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| c.registration.mode = "token".into()).await else { return };
+    let discovery: Value = app.client.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(discovery["registration_endpoint"], format!("{}/register", app.base));
+
+    // No token, a forged one: 401.
+    let (status, body) = app.register_client(None, &metadata(CALLBACK)).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{body}");
+    assert_eq!(app.register_client(Some("forged"), &metadata(CALLBACK)).await.0, StatusCode::UNAUTHORIZED);
+
+    // Bad metadata is refused with RFC 7591's codes, and does not spend the token.
+    let token = app.initial_access_token();
+    for (bad, code) in [
+        (metadata("http://evil.example/cb"), "invalid_redirect_uri"),
+        (metadata("javascript:alert(1)"), "invalid_redirect_uri"),
+        (metadata("https://app.example/cb#fragment"), "invalid_redirect_uri"),
+        (json!({ "client_name": "no redirect" }), "invalid_redirect_uri"),
+        (json!({ "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "private_key_jwt" }), "invalid_client_metadata"),
+        (json!({ "redirect_uris": [CALLBACK], "grant_types": ["client_credentials"] }), "invalid_client_metadata"),
+        (json!({ "redirect_uris": [CALLBACK], "grant_types": ["password"] }), "invalid_client_metadata"),
+        (json!({ "redirect_uris": "not a list" }), "invalid_client_metadata"),
+    ] {
+        let (status, body) = app.register_client(Some(&token), &bad).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{bad}: {body}");
+    }
+    let plain = app.client.post(app.url("/register")).bearer_auth(&token).body(metadata(CALLBACK).to_string()).send().await.unwrap();
+    assert_eq!(plain.status(), StatusCode::BAD_REQUEST, "not application/json");
+
+    // A good registration: 201, credentials, and the token is spent.
+    let (status, registered) = app.register_client(Some(&token), &metadata(CALLBACK)).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let id = registered["client_id"].as_str().unwrap().to_owned();
+    let secret = registered["client_secret"].as_str().unwrap().to_owned();
+    let management = registered["registration_access_token"].as_str().unwrap().to_owned();
+    let uri = registered["registration_client_uri"].as_str().unwrap().to_owned();
+    assert_eq!(uri, format!("{}/register/{id}", app.base));
+    assert_eq!(registered["grant_types"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(registered["client_secret_expires_at"], 0);
+    assert_eq!(app.register_client(Some(&token), &metadata(CALLBACK)).await.0, StatusCode::UNAUTHORIZED, "single use");
+
+    // One token, five registrations at once: exactly one succeeds.
+    let token = app.initial_access_token();
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (client, url, token) = (app.client.clone(), app.url("/register"), token.clone());
+        attempts.spawn(async move { client.post(url).bearer_auth(token).json(&metadata(CALLBACK)).send().await.unwrap().status() });
+    }
+    let statuses = attempts.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 1, "{statuses:?}");
+
+    // An expired token is refused (the command line runs on the real clock; the server's is moved a day and an hour on).
+    let other_client = second_registration(&app).await;
+    let stale = app.initial_access_token();
+    app.clock.advance(86_400 + 3_600);
+    assert_eq!(app.register_client(Some(&stale), &metadata(CALLBACK)).await.0, StatusCode::UNAUTHORIZED);
+
+    // The registered client signs a user in like any other, with the default policy.
+    app.verified_user("ada@example.com").await;
+    let rp = app.rp(&id, Some(&secret)).await;
+    let (code, verifier, _) = signed_in_code(&app, &rp).await;
+    let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", verifier.secret())];
+    let (status, tokens) = token_request(&app, &form, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (access, refresh) = (tokens["access_token"].as_str().unwrap().to_owned(), tokens["refresh_token"].as_str().unwrap().to_owned());
+
+    // RFC 7592 read: only with its own registration access token.
+    let (status, read) = app.manage(reqwest::Method::GET, &uri, Some(&management), None).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["redirect_uris"], json!([CALLBACK]));
+    assert!(read.get("client_secret").is_none() && read.get("registration_access_token").is_none(), "secrets are shown once");
+    for (target, token) in [
+        (&uri, None),
+        (&uri, Some("forged")),
+        (&uri, Some(other_client.as_str())),
+        (&format!("{}/register/nobody", app.base), Some(management.as_str())),
+    ] {
+        assert_eq!(app.manage(reqwest::Method::GET, target, token, None).await.0, StatusCode::UNAUTHORIZED, "{target} {token:?}");
+    }
+
+    // Update: replaces the name and the redirect URIs; the client id must match and the kind cannot change.
+    let update = json!({ "client_id": id, "client_name": "Renamed app", "redirect_uris": [CALLBACK, "https://app.example/second"] });
+    let (status, updated) = app.manage(reqwest::Method::PUT, &uri, Some(&management), Some(&update)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["client_name"], "Renamed app");
+    assert_eq!(app.state.provider().client(&id).await.unwrap().unwrap().redirect_uris.len(), 2);
+    let wrong_id = json!({ "client_id": "someone-else", "redirect_uris": [CALLBACK] });
+    assert_eq!(app.manage(reqwest::Method::PUT, &uri, Some(&management), Some(&wrong_id)).await.0, StatusCode::BAD_REQUEST);
+    let to_public = json!({ "client_id": id, "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none" });
+    assert_eq!(app.manage(reqwest::Method::PUT, &uri, Some(&management), Some(&to_public)).await.0, StatusCode::BAD_REQUEST);
+    let bad_uri = json!({ "client_id": id, "redirect_uris": ["http://evil.example/cb"] });
+    assert_eq!(app.manage(reqwest::Method::PUT, &uri, Some(&management), Some(&bad_uri)).await.0, StatusCode::BAD_REQUEST);
+
+    // Delete: 204, the client is gone and so are its tokens.
+    assert_eq!(app.manage(reqwest::Method::DELETE, &uri, Some(&management), None).await.0, StatusCode::NO_CONTENT);
+    assert!(app.state.provider().client(&id).await.unwrap().is_none());
+    assert_eq!(tokens_work(&app, (&id, &secret), &access, &refresh).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.manage(reqwest::Method::GET, &uri, Some(&management), None).await.0, StatusCode::UNAUTHORIZED);
+    let actions: Vec<String> = app
+        .audit(AuditKind::ClientChanged)
+        .await
+        .iter()
+        .filter(|e| e.client_id.as_deref() == Some(&id))
+        .map(|e| e.detail["action"].to_string())
+        .collect();
+    assert_eq!(actions, ["\"deleted\"", "\"renamed\"", "\"redirect_uris_changed\"", "\"registered\""], "newest first");
+}
+
+/// The registration access token of a second client registered with its own initial token.
+async fn second_registration(app: &TestApp) -> String {
+    let token = app.initial_access_token();
+    let (status, body) = app.register_client(Some(&token), &metadata(CALLBACK)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["registration_access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_registration_needs_no_token_and_is_throttled_per_address() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.registration.mode = "open".into();
+        c.registration.policy.mfa = portcullis_core::oauth::MfaPolicy::Required;
+    })
+    .await
+    else {
+        return;
+    };
+    let public = json!({ "redirect_uris": ["com.example.app:/callback"], "token_endpoint_auth_method": "none" });
+    let (status, body) = app.register_client(None, &public).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body.get("client_secret").is_none(), "a public client gets no secret");
+    let client = app.state.provider().client(body["client_id"].as_str().unwrap()).await.unwrap().unwrap();
+    assert!(client.is_public());
+    assert_eq!(client.policy.mfa, portcullis_core::oauth::MfaPolicy::Required, "the configured default policy");
+    assert!(client.service_scopes.is_empty());
+    let mut last = StatusCode::CREATED;
+    for _ in 0..3 {
+        last = app.register_client(None, &public).await.0;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS, "3 a minute per address");
+}
