@@ -76,9 +76,11 @@ impl Setup {
                 password_hash: hash.clone(),
                 email_verified_at: Some(now),
                 is_admin: false,
+                is_auditor: false,
                 mfa_required: false,
                 disabled_at: None,
                 password_reset_at: None,
+                password_breached_at: None,
                 security_epoch: 0,
                 created_at: now,
             };

@@ -14,7 +14,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const output = join(root, "e2e", "output");
 const binary = process.env.PORTCULLIS_BIN || join(root, "target", "debug", "portcullis");
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.listen(0, "127.0.0.1", () => {
@@ -25,15 +25,15 @@ function freePort() {
   });
 }
 
-/** Starts `portcullis serve`; the issuer is http://localhost:PORT (WebAuthn refuses IP addresses). */
-export async function startServer() {
+/** Starts `portcullis serve`; the issuer is http://localhost:PORT (WebAuthn refuses IP addresses). `settings`: more environment (PORTCULLIS_…). */
+export async function startServer(settings = {}) {
   if (!existsSync(binary)) throw new Error(`${binary} is missing: run cargo build first`);
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "portcullis-e2e-"));
   const base = `http://localhost:${port}`;
   const globals = ["--data-dir", dataDir, "--issuer", base];
   // Cheap password hashing: these tests are about browsers, not Argon2.
-  const env = { ...process.env, PORTCULLIS_PASSWORD__ARGON2_MEMORY_KIB: "256", PORTCULLIS_PASSWORD__ARGON2_ITERATIONS: "1" };
+  const env = { ...process.env, PORTCULLIS_PASSWORD__ARGON2_MEMORY_KIB: "256", PORTCULLIS_PASSWORD__ARGON2_ITERATIONS: "1", ...settings };
   const child = spawn(binary, ["serve", "--listen", `127.0.0.1:${port}`, ...globals], { env, stdio: ["ignore", "pipe", "pipe"] });
   // The server's log, for reading after a failure.
   mkdirSync(output, { recursive: true });
