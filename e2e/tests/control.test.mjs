@@ -1,7 +1,7 @@
 // Control for users and operators, in a real browser: "Remove access" on the
 // security page, an auditor's read-only console, and a client that registers
 // itself with openid-client's dynamicClientRegistration (RFC 7591) and then
-// signs a user in, the library checking the ID token itself.
+// signs a user in once the user allowed it, the library checking the ID token itself.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
@@ -136,6 +136,10 @@ test("openid-client registers a client dynamically and signs a user in with it",
   await page.goto(url.href);
   await page.waitForURL(/\/login\?/);
   await signIn(page, "ann@example.com");
+  // A client that registered itself is never answered silently: the user allows it first.
+  await page.getByText("Allow Registered by openid-client?").waitFor();
+  await screenshot(page, "consent");
+  await page.getByRole("button", { name: "Allow" }).click();
   const back = await callback;
   receiver.close();
   const tokens = await oidc.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });

@@ -40,12 +40,14 @@ impl GrantRow {
         self.spent_at.is_none() && self.expires_at > now
     }
 
-    /// When tokens were last issued from it: a code when it was redeemed, a
-    /// refresh token when it was issued (it came with an access token).
+    /// When tokens were last issued from it: a code when it was redeemed; a
+    /// refresh token when it was issued (with an access token) or redeemed
+    /// (a refresh that narrowed the scope gets an access token and no new
+    /// refresh token).
     fn tokens_issued_at(&self) -> Option<UnixTime> {
         match self.artifact {
             GrantArtifact::Code => self.spent_at,
-            GrantArtifact::RefreshToken => Some(self.created_at),
+            GrantArtifact::RefreshToken => Some(self.spent_at.map_or(self.created_at, |at| at.max(self.created_at))),
         }
     }
 }

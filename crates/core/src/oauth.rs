@@ -191,6 +191,10 @@ pub struct Client {
     pub signing_alg: SigningAlg,
     /// Scopes its own tokens (`client_credentials`) may carry; empty: none.
     pub service_scopes: Vec<String>,
+    /// It registered itself (RFC 7591) rather than being added by an
+    /// operator: users are asked before it gets anything, and it has no
+    /// tokens of its own.
+    pub self_registered: bool,
     /// Creation time.
     pub created_at: UnixTime,
 }
@@ -407,6 +411,10 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn registration_token_digest(&self, client_id: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send;
     /// Renames a client; false if there is no such client.
     fn rename_client(&self, id: &str, name: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// The scopes `user` allowed the self-registered client `client_id`, space-separated.
+    fn consented_scope(&self, user: UserId, client_id: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// Records what `user` allowed `client_id` (replacing what was allowed before).
+    fn save_consent(&self, user: UserId, client_id: &str, scope: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Keeps an initial access token for client registration (its digest) until `expires_at`.
     fn save_initial_access_token(&self, digest: &str, now: UnixTime, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Spends an initial access token: true for the one caller that removed an unexpired one.
@@ -460,10 +468,12 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
         now: UnixTime,
     ) -> impl Future<Output = StoreResult<OneTimeUse<AuthorizationCode>>> + Send;
 
-    /// Stores an issued refresh token.
-    fn insert_refresh_token(&self, token: &RefreshToken) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Stores an issued refresh token, unless its grant has been revoked
+    /// (false: not stored, the grant is dead).
+    fn insert_refresh_token(&self, token: &RefreshToken) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Uses a refresh token of `client_id` atomically for rotation; a used or
-    /// revoked one is a replay; another client's is left unspent.
+    /// revoked one is a replay; another client's is left unspent; one of a
+    /// revoked grant is invalid.
     fn consume_refresh_token(
         &self,
         digest: &str,
@@ -484,8 +494,8 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn revoke_access_tokens(&self, what: RevokedAccess<'_>, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Revokes everything issued to a user (the account's sign-ins were
     /// ended), or, with `client`, to that one application (the user removed
-    /// its access): refresh tokens, unused codes, and the access tokens of
-    /// every grant, in one transaction.
+    /// its access, and what they allowed it is forgotten): refresh tokens,
+    /// unused codes, and the access tokens of every grant, in one transaction.
     fn revoke_user_grants(
         &self,
         user: UserId,

@@ -35,15 +35,19 @@ impl PwnedRange for PwnedPasswordsClient {
     fn range(&self, prefix: &str) -> BoxFuture<'_, Result<String, String>> {
         let url = format!("{}/{prefix}", self.base);
         Box::pin(async move {
-            let response = self.http.get(&url).header("Add-Padding", "true").send().await.map_err(|e| e.to_string())?;
+            // Errors without the URL: its last 5 characters are a prefix of the password's hash.
+            let mut response = self.http.get(&url).header("Add-Padding", "true").send().await.map_err(|e| e.without_url().to_string())?;
             if !response.status().is_success() {
                 return Err(format!("range API answered {}", response.status()));
             }
-            let body = response.bytes().await.map_err(|e| e.to_string())?;
-            if body.len() > MAX_BODY {
-                return Err("range API answer too large".into());
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err("range API answer too large".into());
+                }
+                body.extend_from_slice(&chunk);
             }
-            String::from_utf8(body.to_vec()).map_err(|_| "range API answer is not text".to_owned())
+            String::from_utf8(body).map_err(|_| "range API answer is not text".to_owned())
         })
     }
 }

@@ -27,8 +27,10 @@ impl<S: OidcStore + AccountStore + AuditStore> Provider<S> {
     /// application held no access.
     pub async fn remove_app_access(&self, user: UserId, client_id: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, OidcError> {
         let held = self.app_access(user, now).await?.into_iter().find(|a| a.client_id == client_id);
+        // Revoked whether listed or not: what the list cannot see (a grant
+        // whose last token left no row) is covered all the same.
+        self.store().revoke_user_grants(user, Some(client_id), now, self.grant_revocation_until(now)).await?;
         let Some(app) = held else { return Ok(false) };
-        self.store().revoke_user_grants(user, Some(client_id), now, self.access_tokens_issued_now_expire(now)).await?;
         let origin = RequestOrigin { client_id: Some(client_id.to_owned()), ..origin.clone() };
         let detail = serde_json::json!({ "client": app.client_name, "grants": app.grant_ids.len() });
         self.store().record_audit_event(&NewAuditEvent::new(AuditKind::AppAccessRemoved, Some(user), &origin, detail, now)).await?;

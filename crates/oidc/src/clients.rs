@@ -53,6 +53,7 @@ impl<S: OidcStore + AccountStore + AuditStore> ClientAdmin<'_, S> {
         now: UnixTime,
     ) -> Result<(Client, Option<String>), OidcError> {
         let (client, secret) = register(new, now).map_err(|e| OidcError::oauth(ErrorCode::InvalidClientMetadata, e.0))?;
+        let client = Client { self_registered: true, ..client };
         self.provider.store().create_registered_client(&client, registration_token_digest).await?;
         self.audit(&client.id, "registered", origin, now).await?;
         Ok((client, secret))
@@ -231,6 +232,7 @@ pub fn register(new: NewClient, now: UnixTime) -> Result<(Client, Option<String>
         policy: new.policy,
         signing_alg: new.signing_alg,
         service_scopes: new.service_scopes,
+        self_registered: false,
         created_at: now,
     };
     Ok((client, secret))

@@ -284,6 +284,14 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         now + self.lifetimes.access_token + 60
     }
 
+    /// How long a grant's revocation is kept: until everything issued from
+    /// the grant until `now` has expired, refresh tokens too, so that a
+    /// rotation in flight at the revocation can neither store nor use a new
+    /// refresh token (`insert_refresh_token`, `consume_refresh_token` look for it).
+    pub(crate) fn grant_revocation_until(&self, now: UnixTime) -> UnixTime {
+        now + self.lifetimes.access_token.max(self.lifetimes.refresh_token) + 60
+    }
+
     /// The issuer identifier.
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -402,6 +410,12 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         let v: Value = serde_json::from_str(&json).map_err(|e| OidcError::Key(e.to_string()))?;
         let params: AuthorizeParams = serde_json::from_value(v["params"].clone()).map_err(|e| OidcError::Key(e.to_string()))?;
         Ok(Some((params, v["created_at"].as_i64().unwrap_or(now))))
+    }
+
+    /// Takes a pending request to end it unanswered (the user said no): true
+    /// for the one caller that removed it.
+    pub async fn take_pending(&self, id: &str) -> Result<bool, OidcError> {
+        Ok(self.store.take_pending_request(id).await?)
     }
 
     /// The client of a pending request, with its policy in force, and the
@@ -597,7 +611,7 @@ impl<S: OidcStore + AccountStore> portcullis_core::accounts::TokenRevoker for Pr
         user: portcullis_core::user::UserId,
         now: UnixTime,
     ) -> portcullis_core::io::BoxFuture<'_, Result<(), portcullis_core::StoreError>> {
-        Box::pin(async move { self.store.revoke_user_grants(user, None, now, self.access_tokens_issued_now_expire(now)).await })
+        Box::pin(async move { self.store.revoke_user_grants(user, None, now, self.grant_revocation_until(now)).await })
     }
 }
 

@@ -11,12 +11,14 @@ use portcullis_core::audit::{AuditStore, RequestOrigin};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::oauth::{Client, ClientPolicy, OidcStore, SigningAlg};
 use portcullis_core::secrets::{random_token, token_digest};
+use portcullis_core::user::UserId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::clients::{NewClient, check_redirect_uri};
 use crate::provider::Provider;
+use crate::request::AuthorizeRequest;
 use crate::{ErrorCode, OidcError};
 
 /// How long an initial access token from the command line stays valid.
@@ -196,20 +198,19 @@ impl<S: OidcStore + AccountStore + AuditStore> Provider<S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<Value, OidcError> {
-        let checked = match self.registration.mode {
-            RegistrationMode::Off => return Err(OidcError::NotFound("client registration is turned off")),
-            RegistrationMode::Open => metadata.check()?,
-            RegistrationMode::Token => {
-                // Checked before the token is spent: a typo in the metadata does not burn it.
-                let checked = metadata.check()?;
-                let token = initial_token
-                    .ok_or_else(|| invalid(ErrorCode::InvalidToken, "send the initial access token as Authorization: Bearer"))?;
-                if !self.store().consume_initial_access_token(&token_digest(token), now).await? {
-                    return Err(invalid(ErrorCode::InvalidToken, "the initial access token is wrong, used or expired"));
-                }
-                checked
+        if self.registration.mode == RegistrationMode::Off {
+            return Err(OidcError::NotFound("client registration is turned off"));
+        }
+        // Checked before the token is spent: a typo in the metadata does not burn it.
+        let checked = metadata.check()?;
+        self.refuse_taken_name(&checked.name, None).await?;
+        if self.registration.mode == RegistrationMode::Token {
+            let token =
+                initial_token.ok_or_else(|| invalid(ErrorCode::InvalidToken, "send the initial access token as Authorization: Bearer"))?;
+            if !self.store().consume_initial_access_token(&token_digest(token), now).await? {
+                return Err(invalid(ErrorCode::InvalidToken, "the initial access token is wrong, used or expired"));
             }
-        };
+        }
         let new = NewClient {
             id: None,
             name: checked.name,
@@ -279,6 +280,7 @@ impl<S: OidcStore + AccountStore + AuditStore> Provider<S> {
                 "token_endpoint_auth_method and id_token_signed_response_alg cannot change: register a new client",
             ));
         }
+        self.refuse_taken_name(&checked.name, Some(client_id)).await?;
         let admin = self.client_admin();
         admin.set_redirect_uris(client_id, (&checked.redirect_uris, &checked.post_logout_redirect_uris), origin, now).await?;
         admin.rename(client_id, &checked.name, origin, now).await?;
@@ -298,6 +300,38 @@ impl<S: OidcStore + AccountStore + AuditStore> Provider<S> {
         self.registered_client(client_id, token).await?;
         self.client_admin().delete(client_id, origin, now).await?;
         Ok(())
+    }
+
+    /// Refuses a name another client has (in any case), so that a client
+    /// registering itself cannot pass for one the user knows.
+    async fn refuse_taken_name(&self, name: &str, except: Option<&str>) -> Result<(), OidcError> {
+        let taken =
+            self.clients().await?.iter().any(|c| Some(c.id.as_str()) != except && c.name.trim().to_lowercase() == name.to_lowercase());
+        match taken {
+            true => Err(invalid(ErrorCode::InvalidClientMetadata, "client_name: another application has this name")),
+            false => Ok(()),
+        }
+    }
+
+    /// Whether `user` must be asked before `req` is answered: a client that
+    /// registered itself gets nothing the user has not allowed (an
+    /// operator's clients are trusted as the operator's own).
+    pub async fn needs_consent(&self, req: &AuthorizeRequest, user: UserId) -> Result<bool, OidcError> {
+        if !req.client.self_registered {
+            return Ok(false);
+        }
+        let allowed = self.store().consented_scope(user, &req.client.id).await?.unwrap_or_default();
+        let allowed: Vec<&str> = allowed.split_whitespace().collect();
+        Ok(!req.scopes.iter().all(|s| allowed.contains(&s.as_str())))
+    }
+
+    /// Records that `user` allowed `req`'s client what `req` asks (added to what it allowed before).
+    pub async fn record_consent(&self, req: &AuthorizeRequest, user: UserId, now: UnixTime) -> Result<(), OidcError> {
+        let before = self.store().consented_scope(user, &req.client.id).await?.unwrap_or_default();
+        let mut scopes: Vec<&str> = before.split_whitespace().chain(req.scopes.iter().map(String::as_str)).collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        Ok(self.store().save_consent(user, &req.client.id, &scopes.join(" "), now).await?)
     }
 
     /// A registered client's metadata as the server holds and enforces it.

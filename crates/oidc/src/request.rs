@@ -241,6 +241,7 @@ mod tests {
             policy: ClientPolicy::default(),
             signing_alg: SigningAlg::ES256,
             service_scopes: vec![],
+            self_registered: false,
             created_at: 0,
         }
     }

@@ -36,6 +36,10 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                 if client.is_public() {
                     return Err(OidcError::oauth(ErrorCode::UnauthorizedClient, "public clients cannot use client_credentials"));
                 }
+                // A client that registered itself gets tokens only from a user (RFC 7591 leaves the grant types to the server).
+                if client.self_registered {
+                    return Err(OidcError::oauth(ErrorCode::UnauthorizedClient, "a self-registered client cannot use client_credentials"));
+                }
                 let scope = service_scope(&client, req.scope.as_deref())?;
                 let access = self.access_token(&client, &format!("cc:{}", uuid::Uuid::new_v4()), &client.id, &scope, None, now).await?;
                 Ok(json!({ "access_token": access, "token_type": "Bearer", "expires_in": self.lifetimes.access_token, "scope": scope }))
@@ -53,7 +57,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             OneTimeUse::Fresh(c) => c,
             OneTimeUse::Replayed { grant_id } => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-                self.store.revoke_grant(&grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
+                self.store.revoke_grant(&grant_id, now, self.grant_revocation_until(now)).await?;
                 tracing::warn!(client = %client.id, "authorization code replayed: grant revoked");
                 return Err(invalid_grant("the authorization code was already used; tokens issued with it have been revoked"));
             }
@@ -91,7 +95,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             OneTimeUse::Fresh(t) => t,
             OneTimeUse::Replayed { grant_id } => {
                 // Rotation: a used token presented again means it leaked; end the whole family.
-                self.store.revoke_grant(&grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
+                self.store.revoke_grant(&grant_id, now, self.grant_revocation_until(now)).await?;
                 tracing::warn!(client = %client.id, "refresh token reused: token family revoked");
                 return Err(invalid_grant("the refresh token was already used; all tokens of this grant have been revoked"));
             }
@@ -122,7 +126,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
 
     async fn respond_with_tokens(&self, client: &Client, grant: &Grant, nonce: Option<&str>, now: UnixTime) -> Result<Value, OidcError> {
         let Some(user) = self.grant_owner(grant).await? else {
-            self.store.revoke_grant(&grant.grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
+            self.store.revoke_grant(&grant.grant_id, now, self.grant_revocation_until(now)).await?;
             return Err(OidcError::oauth(
                 ErrorCode::InvalidGrant,
                 "the account was removed, disabled or signed out everywhere since this grant; sign in again",
@@ -136,7 +140,8 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         }
         if grant.scope.split_whitespace().any(|s| s == "offline_access") {
             let refresh = random_token();
-            self.store
+            let stored = self
+                .store
                 .insert_refresh_token(&RefreshToken {
                     digest: token_digest(&refresh),
                     grant: grant.clone(),
@@ -144,6 +149,10 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                     expires_at: now + self.lifetimes.refresh_token,
                 })
                 .await?;
+            if !stored {
+                // Revoked while this request was on its way (the access token above is revoked with it).
+                return Err(OidcError::oauth(ErrorCode::InvalidGrant, "this grant has been revoked; sign in again"));
+            }
             body["refresh_token"] = refresh.into();
         }
         Ok(body)
@@ -201,7 +210,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             && t.grant.client_id == client.id
         {
             // Revoking a refresh token ends its whole grant, access tokens included (RFC 7009 §2.1).
-            self.store.revoke_grant(&t.grant.grant_id, now, self.access_tokens_issued_now_expire(now)).await?;
+            self.store.revoke_grant(&t.grant.grant_id, now, self.grant_revocation_until(now)).await?;
         }
         Ok(())
     }

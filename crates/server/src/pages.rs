@@ -23,6 +23,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("account.html", include_str!("../templates/account.html")),
         ("form_post.html", include_str!("../templates/form_post.html")),
         ("end_session.html", include_str!("../templates/end_session.html")),
+        ("consent.html", include_str!("../templates/consent.html")),
         ("second_step.html", include_str!("../templates/second_step.html")),
         ("second_step_methods.html", include_str!("../templates/second_step_methods.html")),
         ("setup_forms.html", include_str!("../templates/setup_forms.html")),

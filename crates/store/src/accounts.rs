@@ -595,6 +595,7 @@ impl AccountStore for Store {
             sqlx::query("DELETE FROM one_time_codes WHERE expires_at <= $1").bind(now - day).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM access_token_revocations WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM pending_requests WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
+            sqlx::query("DELETE FROM registration_tokens WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             // Spent codes and rotated refresh tokens stay a day past their expiry, so a
             // late replay is still recognised as one (and revokes its grant).
             sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= $1").bind(now - day).execute(p).await.map_err(db_error)?;

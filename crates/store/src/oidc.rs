@@ -54,6 +54,7 @@ struct ClientRow {
     min_acr: Option<String>,
     service_scopes: String,
     created_at: i64,
+    self_registered: bool,
 }
 
 /// A pending authorization request's client, read with the request.
@@ -83,6 +84,7 @@ impl TryFrom<ClientRow> for Client {
             name: r.name,
             secret_digest: r.secret_digest,
             service_scopes: r.service_scopes.split_whitespace().map(str::to_owned).collect(),
+            self_registered: r.self_registered,
             created_at: r.created_at,
         })
     }
@@ -147,7 +149,8 @@ macro_rules! select_clients {
     ($tail:literal) => {
         concat!(
             "SELECT id, name, secret_digest, redirect_uris, post_logout_redirect_uris, mfa, signing_alg, allow_remember, allowed_factors, \
-             remember_browser_days, min_acr, service_scopes, created_at FROM clients ",
+             remember_browser_days, min_acr, service_scopes, created_at, \
+             EXISTS (SELECT 1 FROM client_registrations g WHERE g.client_id = clients.id) AS self_registered FROM clients ",
             $tail
         )
     };
@@ -217,6 +220,30 @@ impl OidcStore for Store {
             .await
             .map(|r| r.rows_affected() == 1)
             .map_err(db_error))
+    }
+
+    async fn consented_scope(&self, user: UserId, client_id: &str) -> StoreResult<Option<String>> {
+        on_pool!(self, |p| sqlx::query_scalar("SELECT scope FROM client_consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user.to_string())
+            .bind(client_id)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))
+    }
+
+    async fn save_consent(&self, user: UserId, client_id: &str, scope: &str, now: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO client_consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at"
+        )
+        .bind(user.to_string())
+        .bind(client_id)
+        .bind(scope)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error))
     }
 
     async fn save_initial_access_token(&self, digest: &str, now: UnixTime, expires_at: UnixTime) -> StoreResult<()> {
@@ -432,7 +459,8 @@ impl OidcStore for Store {
         let row: Option<PendingClientRow> = on_pool!(self, |p| {
             sqlx::query_as(
             "SELECT c.id, c.name, c.secret_digest, c.redirect_uris, c.post_logout_redirect_uris, c.mfa, c.signing_alg, c.allow_remember, \
-             c.allowed_factors, c.remember_browser_days, c.min_acr, c.service_scopes, c.created_at, r.request AS pending_request \
+             c.allowed_factors, c.remember_browser_days, c.min_acr, c.service_scopes, c.created_at, \
+             EXISTS (SELECT 1 FROM client_registrations g WHERE g.client_id = c.id) AS self_registered, r.request AS pending_request \
              FROM pending_requests r JOIN clients c ON c.id = r.client_id WHERE r.id = $1 AND r.expires_at > $2"
         )
         .bind(id)
@@ -505,23 +533,28 @@ impl OidcStore for Store {
         Ok(not_spent(used, client_id))
     }
 
-    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<()> {
+    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<bool> {
         let data = to_json(&t.grant)?;
+        // Not for a revoked grant: a rotation in flight when the grant was
+        // revoked (the app's access removed) writes nothing that outlives it.
         on_pool!(self, |p| {
             sqlx::query(
-            "INSERT INTO refresh_tokens (digest, grant_id, client_id, user_id, grant_data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        )
-        .bind(&t.digest)
-        .bind(&t.grant.grant_id)
-        .bind(&t.grant.client_id)
-        .bind(t.grant.user_id.to_string())
-        .bind(&data)
-        .bind(t.created_at)
-        .bind(t.expires_at)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(db_error)
+                "INSERT INTO refresh_tokens (digest, grant_id, client_id, user_id, grant_data, created_at, expires_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS \
+                 (SELECT 1 FROM access_token_revocations WHERE revoked = 'grant:' || $8)",
+            )
+            .bind(&t.digest)
+            .bind(&t.grant.grant_id)
+            .bind(&t.grant.client_id)
+            .bind(t.grant.user_id.to_string())
+            .bind(&data)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .bind(&t.grant.grant_id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error)
         })
     }
 
@@ -529,7 +562,8 @@ impl OidcStore for Store {
         let row: Option<RefreshRow> = on_pool!(self, |p| {
             sqlx::query_as(
             "UPDATE refresh_tokens SET consumed_at = $2 WHERE digest = $1 AND client_id = $3 AND consumed_at IS NULL AND revoked_at IS NULL \
-             AND expires_at > $2 RETURNING digest, grant_data, created_at, expires_at"
+             AND expires_at > $2 AND NOT EXISTS (SELECT 1 FROM access_token_revocations r WHERE r.revoked = 'grant:' || refresh_tokens.grant_id) \
+             RETURNING digest, grant_data, created_at, expires_at"
         )
         .bind(digest)
         .bind(now)
@@ -631,6 +665,14 @@ impl OidcStore for Store {
                 "UPDATE authorization_codes SET consumed_at = $2 WHERE user_id = $1 AND client_id = COALESCE($3, client_id) AND consumed_at IS NULL",
             ] {
                 sqlx::query(sql).bind(user.to_string()).bind(now).bind(client).execute(&mut *tx).await.map_err(db_error)?;
+            }
+            if let Some(client) = client {
+                sqlx::query("DELETE FROM client_consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user.to_string())
+                    .bind(client)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
             }
             tx.commit().await.map_err(db_error)
         })

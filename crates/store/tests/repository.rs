@@ -434,6 +434,7 @@ async fn purge_removes_only_what_expired(s: Store) {
         policy: ClientPolicy::default(),
         signing_alg: SigningAlg::ES256,
         service_scopes: vec![],
+        self_registered: false,
         created_at: 0,
     };
     s.create_client(&client).await.unwrap();
@@ -851,6 +852,7 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
         policy,
         signing_alg: SigningAlg::ES256,
         service_scopes: vec!["reports.read".into(), "audit".into()],
+        self_registered: false,
         created_at: 0,
     };
     s.create_client(&client("bank", Some("old-digest"), strict.clone())).await.unwrap();

@@ -4,6 +4,8 @@
 
 use portcullis_core::audit::AuditKind;
 use portcullis_core::clock::Clock;
+use portcullis_core::oauth::{OidcStore, RefreshToken};
+use portcullis_core::secrets::{random_token, token_digest};
 use reqwest::StatusCode;
 
 use crate::hardening::{tokens_for_ada, tokens_work};
@@ -58,6 +60,9 @@ async fn a_user_sees_the_applications_holding_access_and_removing_one_ends_its_t
     let (id, secret, access, refresh) = mail;
     app.sign_in("ada@example.com", PASSWORD).await;
     let security = app.get("/account/security").await;
+    let ada = app.state.accounts().operators().find_user("ada@example.com").await.unwrap();
+    let store = app.state.accounts().store();
+    let in_flight = store.user_grant_rows(ada.id).await.unwrap().into_iter().find(|r| r.grant.client_id == id).unwrap().grant;
     let removed = app.post("/account/security/apps/remove", &[("id", &id)], &security.body).await;
     assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
     assert!(removed.body.contains("access was removed"), "{}", removed.body);
@@ -65,6 +70,10 @@ async fn a_user_sees_the_applications_holding_access_and_removing_one_ends_its_t
     assert_eq!(tokens_work(&app, (&id, &secret), &access, &refresh).await, (StatusCode::UNAUTHORIZED, StatusCode::BAD_REQUEST));
     let introspected = crate::oidc::introspect(&app, (&id, &secret), &access).await;
     assert_eq!(introspected["active"], false, "{introspected}");
+    // A rotation in flight at the removal (its old token spent just before) stores no new refresh token.
+    let now = app.clock.now();
+    let late = RefreshToken { digest: token_digest(&random_token()), grant: in_flight, created_at: now, expires_at: now + 3600 };
+    assert!(!store.insert_refresh_token(&late).await.unwrap(), "a removed grant takes no new refresh token");
     let (wid, wsecret, waccess, wrefresh) = wiki;
     assert_eq!(
         tokens_work(&app, (&wid, &wsecret), &waccess, &wrefresh).await,
@@ -77,7 +86,6 @@ async fn a_user_sees_the_applications_holding_access_and_removing_one_ends_its_t
     let events = app.audit(AuditKind::AppAccessRemoved).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].client_id.as_deref(), Some(id.as_str()));
-    let ada = app.state.accounts().operators().find_user("ada@example.com").await.unwrap();
     assert_eq!(events[0].user, Some(ada.id));
     let shown = app.get("/account/security").await;
     assert!(shown.body.contains("An application&#x27;s access was removed") || shown.body.contains("An application's access was removed"));
@@ -204,12 +212,15 @@ async fn breached_passwords_from_the_bundled_list_are_refused_at_sign_up_reset_a
     assert_eq!(reset.status, StatusCode::OK, "the refusal did not burn the link: {}", reset.body);
 }
 
+/// What the stand-in was asked: (hash prefix, the `Add-Padding` header).
+type RangeRequests = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
 /// A local stand-in for the Pwned Passwords range API: answers, padded, the
 /// suffixes of the passwords it is told about, and records each request.
 #[derive(Clone, Default)]
 struct RangeStandIn {
     known: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+    requests: RangeRequests,
 }
 
 impl RangeStandIn {

@@ -331,6 +331,7 @@ async fn a_script_or_file_url_is_no_redirect_uri() {
         policy: Default::default(),
         signing_alg: SigningAlg::ES256,
         service_scopes: vec![],
+        self_registered: false,
         created_at: 0,
     };
     app.state.accounts().store().create_client(&old).await.unwrap();

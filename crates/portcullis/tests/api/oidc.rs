@@ -69,7 +69,7 @@ impl TestApp {
 
     /// Follows the browser through `/authorize`, signing in when asked; returns the final
     /// redirect to the application (or the form_post page's HTML).
-    async fn browse_authorize(&self, url: &str, email: &str, password: &str) -> String {
+    pub(crate) async fn browse_authorize(&self, url: &str, email: &str, password: &str) -> String {
         let mut next = url.to_owned();
         for _ in 0..6 {
             if next.starts_with("https://app.example") {

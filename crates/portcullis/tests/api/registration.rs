@@ -5,9 +5,26 @@ use portcullis_core::audit::AuditKind;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::hardening::tokens_work;
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
-use crate::oidc::{CALLBACK, signed_in_code, token_request};
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, Scope};
+
+use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::oidc::{CALLBACK, RelyingParty, query_param, token_request};
+
+/// An authorization request of `rp` (email, offline access, PKCE; `silent`: `prompt=none`).
+fn authorization(rp: &RelyingParty, silent: bool) -> (String, PkceCodeVerifier) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = rp
+        .client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge);
+    if silent {
+        request = request.add_prompt(openidconnect::core::CoreAuthPrompt::None);
+    }
+    (request.url().0.to_string(), verifier)
+}
 
 const TOKEN_MODE: [(&str, &str); 1] = [("PORTCULLIS_REGISTRATION__MODE", "token")];
 
@@ -48,7 +65,11 @@ impl TestApp {
 }
 
 fn metadata(redirect: &str) -> Value {
-    json!({ "redirect_uris": [redirect], "client_name": "Registered app", "token_endpoint_auth_method": "client_secret_basic", "unknown_field": 1 })
+    named(redirect, "Registered app")
+}
+
+fn named(redirect: &str, name: &str) -> Value {
+    json!({ "redirect_uris": [redirect], "client_name": name, "token_endpoint_auth_method": "client_secret_basic", "unknown_field": 1 })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,14 +131,19 @@ async fn a_client_registers_with_an_initial_access_token_and_manages_its_registr
     assert_eq!(uri, format!("{}/register/{id}", app.base));
     assert_eq!(registered["grant_types"], json!(["authorization_code", "refresh_token"]));
     assert_eq!(registered["client_secret_expires_at"], 0);
-    assert_eq!(app.register_client(Some(&token), &metadata(CALLBACK)).await.0, StatusCode::UNAUTHORIZED, "single use");
+    assert_eq!(app.register_client(Some(&token), &named(CALLBACK, "Another app")).await.0, StatusCode::UNAUTHORIZED, "single use");
+    // A second client cannot take a name in use (in any case) to pass for the first; the token is kept.
+    let token = app.initial_access_token();
+    let (status, body) = app.register_client(Some(&token), &named(CALLBACK, "registered APP")).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")), "{body}");
 
     // One token, five registrations at once: exactly one succeeds.
-    let token = app.initial_access_token();
     let mut attempts = tokio::task::JoinSet::new();
-    for _ in 0..5 {
+    for i in 0..5 {
         let (client, url, token) = (app.client.clone(), app.url("/register"), token.clone());
-        attempts.spawn(async move { client.post(url).bearer_auth(token).json(&metadata(CALLBACK)).send().await.unwrap().status() });
+        attempts.spawn(async move {
+            client.post(url).bearer_auth(token).json(&named(CALLBACK, &format!("Racer {i}"))).send().await.unwrap().status()
+        });
     }
     let statuses = attempts.join_all().await;
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 1, "{statuses:?}");
@@ -126,16 +152,48 @@ async fn a_client_registers_with_an_initial_access_token_and_manages_its_registr
     let other_client = second_registration(&app).await;
     let stale = app.initial_access_token();
     app.clock.advance(86_400 + 3_600);
-    assert_eq!(app.register_client(Some(&stale), &metadata(CALLBACK)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.register_client(Some(&stale), &named(CALLBACK, "Late app")).await.0, StatusCode::UNAUTHORIZED);
 
-    // The registered client signs a user in like any other, with the default policy.
+    // The registered client signs a user in once the user allowed it: asked first (never silently), then remembered.
     app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
     let rp = app.rp(&id, Some(&secret)).await;
-    let (code, verifier, _) = signed_in_code(&app, &rp).await;
+    let (url, _) = authorization(&rp, true);
+    let silent = app.browse_authorize(&url, "ada@example.com", PASSWORD).await;
+    assert_eq!(query_param(&silent, "error").as_deref(), Some("consent_required"), "prompt=none cannot skip the question: {silent}");
+    let (url, verifier) = authorization(&rp, false);
+    let asked = app.browse_authorize(&url, "ada@example.com", PASSWORD).await;
+    assert!(asked.contains("Allow Registered app?") && asked.contains("registered itself") && asked.contains("app.example"), "{asked}");
+    let request = crate::mfa::hidden(&asked, "request");
+    let allowed = app.post("/authorize/consent", &[("request", &request), ("decision", "allow")], &asked).await;
+    let back = allowed.location.unwrap_or_else(|| panic!("{}", allowed.body));
+    let code = query_param(&back, "code").unwrap();
+    let replayed = app.post("/authorize/consent", &[("request", &request), ("decision", "allow")], &asked).await;
+    assert_eq!(replayed.status, StatusCode::BAD_REQUEST, "the request was answered once");
+    let (url, _) = authorization(&rp, true);
+    let remembered = app.browse_authorize(&url, "ada@example.com", PASSWORD).await;
+    assert!(query_param(&remembered, "code").is_some(), "allowed once, not asked again: {remembered}");
     let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK), ("code_verifier", verifier.secret())];
     let (status, tokens) = token_request(&app, &form, Some((&id, &secret))).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let (access, refresh) = (tokens["access_token"].as_str().unwrap().to_owned(), tokens["refresh_token"].as_str().unwrap().to_owned());
+
+    // It has no tokens of its own.
+    let (status, body) = token_request(&app, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")), "{body}");
+
+    // Removing its access forgets the answer: the next request asks again, and "Deny" tells the application so.
+    let security = app.get("/account/security").await;
+    assert!(security.body.contains("Registered app"), "{}", security.body);
+    assert_eq!(app.post("/account/security/apps/remove", &[("id", &id)], &security.body).await.status, StatusCode::OK);
+    let (url, _) = authorization(&rp, false);
+    let asked = app.browse_authorize(&url, "ada@example.com", PASSWORD).await;
+    let request = crate::mfa::hidden(&asked, "request");
+    let denied = app.post("/authorize/consent", &[("request", &request), ("decision", "deny")], &asked).await;
+    assert_eq!(query_param(&denied.location.unwrap(), "error").as_deref(), Some("access_denied"));
+    assert_eq!(app.get(&format!("/authorize/resume?request={request}")).await.status, StatusCode::BAD_REQUEST, "denied is ended");
+    let (status, _) = token_request(&app, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)], Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the removed access's refresh token is dead");
 
     // RFC 7592 read: only with its own registration access token.
     let (status, read) = app.manage(reqwest::Method::GET, &uri, Some(&management), None).await;
@@ -167,7 +225,8 @@ async fn a_client_registers_with_an_initial_access_token_and_manages_its_registr
     // Delete: 204, the client is gone and so are its tokens.
     assert_eq!(app.manage(reqwest::Method::DELETE, &uri, Some(&management), None).await.0, StatusCode::NO_CONTENT);
     assert!(app.state.provider().client(&id).await.unwrap().is_none());
-    assert_eq!(tokens_work(&app, (&id, &secret), &access, &refresh).await.0, StatusCode::UNAUTHORIZED);
+    let userinfo = app.client.get(app.url("/userinfo")).bearer_auth(&access).send().await.unwrap().status();
+    assert_eq!(userinfo, StatusCode::UNAUTHORIZED);
     assert_eq!(app.manage(reqwest::Method::GET, &uri, Some(&management), None).await.0, StatusCode::UNAUTHORIZED);
     let actions: Vec<String> = app
         .audit(AuditKind::ClientChanged)
@@ -182,7 +241,7 @@ async fn a_client_registers_with_an_initial_access_token_and_manages_its_registr
 /// The registration access token of a second client registered with its own initial token.
 async fn second_registration(app: &TestApp) -> String {
     let token = app.initial_access_token();
-    let (status, body) = app.register_client(Some(&token), &metadata(CALLBACK)).await;
+    let (status, body) = app.register_client(Some(&token), &named(CALLBACK, "Second app")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["registration_access_token"].as_str().unwrap().to_owned()
 }

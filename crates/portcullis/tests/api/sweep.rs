@@ -18,6 +18,9 @@ fn unthrottled(config: &mut portcullis::config::Config) {
     config.rate_limit.sign_up_per_minute = 1_000_000;
     config.rate_limit.send_email_per_minute = 1_000_000;
     config.rate_limit.authorize_per_minute = 1_000_000;
+    config.rate_limit.register_client_per_minute = 1_000_000;
+    // Registration on, so its endpoints are swept past the "turned off" answer.
+    config.registration.mode = "open".into();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,8 +65,11 @@ const ROUTES: &[&str] = &[
     "/account/security/factors/remove",
     "/account/security/browsers/forget",
     "/account/security/sessions/end",
+    "/account/security/apps/remove",
     "/admin",
     "/admin/users",
+    "/admin/users/apps",
+    "/admin/users/apps/remove",
     "/admin/clients",
     "/admin/clients/create",
     "/admin/clients/policy",
@@ -83,10 +89,13 @@ const ROUTES: &[&str] = &[
     "/jwks.json",
     "/authorize",
     "/authorize/resume",
+    "/authorize/consent",
     "/token",
     "/userinfo",
     "/revoke",
     "/introspect",
+    "/register",
+    "/register/{client_id}",
     "/healthz",
     "/readyz",
     "/static/portcullis.css",
@@ -101,7 +110,7 @@ const ROUTES: &[&str] = &[
 /// Every field name a form or query of ours reads.
 #[rustfmt::skip]
 const FIELDS: &[&str] = &[
-    "access_token", "acr_values", "action", "allow_remember", "ceremony", "change", "code",
+    "access_token", "acr_values", "action", "decision", "allow_remember", "ceremony", "change", "code",
     "code_challenge", "code_challenge_method", "code_verifier", "confirm", "credential", "credential_id", "current", "email",
     "event", "grant_type", "id", "id_token", "id_token_hint", "kind", "login_hint", "max_age", "method", "mfa", "min_acr",
     "name", "next", "nonce", "password", "pending_request", "phone", "post_logout_redirect_uri", "prompt", "public", "q",

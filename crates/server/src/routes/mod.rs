@@ -59,6 +59,7 @@ pub fn browser_routes(state: &AppState) -> Router<AppState> {
         .route("/account", get(account::account_page))
         .route("/account/password", post(account::change_password))
         .route("/end-session", get(oidc::end_session).post(oidc::end_session_confirm))
+        .route("/authorize/consent", post(oidc::authorize_consent))
         .route("/login/code", get(auth::email_code_page).merge(throttled_post(state, EMAIL_CODE_FORM, post(auth::send_email_code))))
         .route("/login/code/verify", throttled_post(state, EMAIL_CODE_FORM, post(auth::email_code_sign_in)))
         .route("/login/passkey", throttled_post(state, SIGN_IN_FORM, post(auth::passkey_sign_in)))

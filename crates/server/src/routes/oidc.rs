@@ -118,6 +118,17 @@ async fn authorize(
     match provider.decide(&req, session.as_ref().map(|s| &s.record).zip(check), pending.as_ref().map(|p| p.1), now) {
         Decision::Issue => {
             let Some(session) = session else { return Err(AppError::Internal("decided to issue without a session".into())) };
+            if provider.needs_consent(&req, session.user.id).await? {
+                if req.prompt_none {
+                    let error = OAuthError::new(ErrorCode::ConsentRequired, "the user has not allowed this application yet");
+                    return Ok(deliver_error(browser, state, &req.reply, &error));
+                }
+                let id = match pending {
+                    Some((id, _)) => id,
+                    None => save_pending(state, browser, &req).await?,
+                };
+                return Ok(consent_page(browser, &req, &id));
+            }
             let response = provider.issue(&req, &session.record, &session.user, pending.as_ref().map(|p| p.0.as_str()), now).await?;
             Ok(deliver(browser, &response))
         }
@@ -148,6 +159,70 @@ async fn authorize(
         }
         Decision::Denied => Err(AppError::Account(portcullis_core::AccountError::SignInDenied)),
         Decision::Fail(reply, error) => Ok(deliver_error(browser, state, &reply, &error)),
+    }
+}
+
+/// The question put to a user before a self-registered client gets anything:
+/// who is asking (its name, and where the answer goes), and what for.
+fn consent_page(browser: &Browser, req: &portcullis_oidc::request::AuthorizeRequest, request_id: &str) -> Response {
+    let wants: Vec<&str> = req
+        .scopes
+        .iter()
+        .filter_map(|s| match s.as_str() {
+            "email" => Some("your email address"),
+            "profile" => Some("your name"),
+            "offline_access" => Some("to stay signed in when you are away"),
+            _ => None,
+        })
+        .collect();
+    let to = url::Url::parse(&req.reply.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| req.reply.redirect_uri.clone());
+    let ctx = context! { signed_in => true, client => &req.client.name, client_id => &req.client.id, wants, to, request => request_id };
+    browser.page(StatusCode::OK, "consent.html", ctx)
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    #[serde(default)]
+    request: String,
+    #[serde(default)]
+    decision: String,
+}
+
+/// POST /authorize/consent: the user's answer. "Allow" is remembered until
+/// the user removes the application's access, and the request goes on;
+/// "Deny" ends it, and the application hears `access_denied`.
+pub async fn authorize_consent(
+    State(state): State<AppState>,
+    browser: Browser,
+    Form(form): Form<ConsentForm>,
+) -> Result<Response, AppError> {
+    let provider = state.provider();
+    let expired = || AppError::BadRequest("This sign-in request has expired. Go back to the application and start again.".into());
+    let (params, since) = provider.load_pending(&form.request, state.now()).await?.ok_or_else(expired)?;
+    let req = match provider.validate(&params).await? {
+        Ok(r) => r,
+        Err(AuthorizeFailure::Page(message)) => return Err(AppError::BadRequest(message)),
+        Err(AuthorizeFailure::Redirect(reply, error)) => return Ok(deliver_error(&browser, &state, &reply, &error)),
+    };
+    let Some(session) = current_session(&state, &browser).await? else {
+        return authorize(&state, &browser, params, Some((form.request, since))).await;
+    };
+    match form.decision.as_str() {
+        "allow" => {
+            provider.record_consent(&req, session.user.id, state.now()).await?;
+            authorize(&state, &browser, params, Some((form.request, since))).await
+        }
+        "deny" => {
+            if !provider.take_pending(&form.request).await? {
+                return Err(expired());
+            }
+            let error = OAuthError::new(ErrorCode::AccessDenied, "the user did not allow this application");
+            Ok(deliver_error(&browser, &state, &req.reply, &error))
+        }
+        _ => Err(AppError::BadRequest("Choose Allow or Deny.".into())),
     }
 }
 

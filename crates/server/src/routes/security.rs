@@ -212,7 +212,7 @@ async fn manage(state: &AppState, browser: &Browser, change: Management<'_>) -> 
             .map(|()| "That browser will be asked for a second factor again."),
         Management::EndSession(id) => accounts.sessions().end(user, id, &origin, now).await.map(|()| "That session was signed out."),
         Management::RemoveAppAccess(client) => match state.provider().remove_app_access(user.id, client, &origin, now).await? {
-            true => Ok("That application's access was removed: it was signed out and its tokens no longer work."),
+            true => Ok("That application's access was removed: its tokens no longer work with this account."),
             false => Err(AccountError::NotFound),
         },
     };

@@ -12,3 +12,12 @@ CREATE TABLE client_registrations (
     token_digest TEXT NOT NULL,
     created_at   BIGINT NOT NULL
 );
+-- What a user allowed a self-registered client (an operator's clients are
+-- trusted without asking): the scopes, until the user removes its access.
+CREATE TABLE client_consents (
+    user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    client_id  TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    scope      TEXT NOT NULL,
+    granted_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, client_id)
+);
