@@ -73,11 +73,26 @@ pub struct AppAccess {
     pub grant_ids: Vec<String>,
 }
 
+/// What a user allowed a self-registered client (it may sign them in
+/// again without asking, so it holds access as long as this stands).
+#[derive(Debug, Clone)]
+pub struct ClientConsent {
+    /// The client's id.
+    pub client_id: String,
+    /// Its display name.
+    pub client_name: String,
+    /// The scopes allowed, space-separated.
+    pub scope: String,
+    /// When.
+    pub granted_at: UnixTime,
+}
+
 /// The applications holding access to an account, by name, from the rows of
-/// its unrevoked grants. A grant counts while a code or refresh token of it
-/// can be redeemed, or an access token issued from it can still be live
-/// (`access_token_lifetime` after it was last issued one).
-pub fn applications(rows: Vec<GrantRow>, access_token_lifetime: i64, now: UnixTime) -> Vec<AppAccess> {
+/// its unrevoked grants and what it allowed self-registered clients. A grant
+/// counts while a code or refresh token of it can be redeemed, or an access
+/// token issued from it can still be live (`access_token_lifetime` after it
+/// was last issued one); a consent counts until it is withdrawn.
+pub fn applications(rows: Vec<GrantRow>, consents: Vec<ClientConsent>, access_token_lifetime: i64, now: UnixTime) -> Vec<AppAccess> {
     let mut grants: BTreeMap<String, Vec<GrantRow>> = BTreeMap::new();
     for row in rows {
         grants.entry(row.grant.grant_id.clone()).or_default().push(row);
@@ -106,6 +121,19 @@ pub fn applications(rows: Vec<GrantRow>, access_token_lifetime: i64, now: UnixTi
         }
         app.last_used = app.last_used.max(last_issue);
         app.grant_ids.push(grant_id);
+    }
+    for consent in consents {
+        let app = apps.entry(consent.client_id.clone()).or_insert_with(|| AppAccess {
+            client_id: consent.client_id.clone(),
+            client_name: consent.client_name.clone(),
+            scopes: Vec::new(),
+            first_granted: consent.granted_at,
+            last_used: None,
+            refresh_token: false,
+            grant_ids: Vec::new(),
+        });
+        app.scopes.extend(consent.scope.split_whitespace().map(str::to_owned));
+        app.first_granted = app.first_granted.min(consent.granted_at);
     }
     let mut apps: Vec<AppAccess> = apps.into_values().collect();
     for app in &mut apps {
@@ -160,10 +188,13 @@ mod tests {
             // A code not redeemed yet.
             row(Code, "g5", "blog", "openid", (9_990, None, 10_050)),
         ];
-        let apps = applications(rows, 3_600, now);
+        let consents =
+            vec![ClientConsent { client_id: "forum".into(), client_name: "FORUM".into(), scope: "openid".into(), granted_at: 500 }];
+        let apps = applications(rows, consents, 3_600, now);
         let names: Vec<&str> = apps.iter().map(|a| a.client_id.as_str()).collect();
-        assert_eq!(names, ["blog", "chat", "mail"]);
-        let mail = &apps[2];
+        assert_eq!(names, ["blog", "chat", "forum", "mail"], "an allowed self-registered client counts with no live grant");
+        assert_eq!((apps[2].first_granted, apps[2].last_used), (500, None));
+        let mail = &apps[3];
         assert_eq!(mail.scopes, ["email", "openid", "profile"]);
         assert_eq!((mail.first_granted, mail.last_used, mail.refresh_token), (1_000, Some(9_510), true));
         assert_eq!(mail.grant_ids, ["g1", "g2"]);

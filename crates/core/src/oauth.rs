@@ -413,6 +413,10 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn rename_client(&self, id: &str, name: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// The scopes `user` allowed the self-registered client `client_id`, space-separated.
     fn consented_scope(&self, user: UserId, client_id: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// What `user` allowed self-registered clients, with their names.
+    fn user_consents(&self, user: UserId) -> impl Future<Output = StoreResult<Vec<crate::app_access::ClientConsent>>> + Send;
+    /// Forgets what every user allowed `client_id` (its redirect URIs changed: users are asked again).
+    fn forget_client_consents(&self, client_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Records what `user` allowed `client_id` (replacing what was allowed before).
     fn save_consent(&self, user: UserId, client_id: &str, scope: &str, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Keeps an initial access token for client registration (its digest) until `expires_at`.
@@ -494,8 +498,8 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     fn revoke_access_tokens(&self, what: RevokedAccess<'_>, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Revokes everything issued to a user (the account's sign-ins were
     /// ended), or, with `client`, to that one application (the user removed
-    /// its access, and what they allowed it is forgotten): refresh tokens,
-    /// unused codes, and the access tokens of every grant, in one transaction.
+    /// its access): refresh tokens, unused codes, the access tokens of every
+    /// grant, and what the user allowed self-registered clients, in one transaction.
     fn revoke_user_grants(
         &self,
         user: UserId,

@@ -17,7 +17,8 @@ impl<S: OidcStore + AccountStore + AuditStore> Provider<S> {
     /// The applications holding access to `user`, by name.
     pub async fn app_access(&self, user: UserId, now: UnixTime) -> Result<Vec<AppAccess>, OidcError> {
         let rows = self.store().user_grant_rows(user).await?;
-        Ok(applications(rows, self.lifetimes.access_token, now))
+        let consents = self.store().user_consents(user).await?;
+        Ok(applications(rows, consents, self.lifetimes.access_token, now))
     }
 
     /// Takes away every grant `client_id` holds for `user` at once: its

@@ -39,8 +39,6 @@ pub enum ErrorCode {
     LoginRequired,
     /// `prompt=none` but the user must interact (a second factor).
     InteractionRequired,
-    /// `prompt=none` but the user has not allowed this client yet (OIDC Core §3.1.2.6).
-    ConsentRequired,
     /// The resource owner or the server's policy refused (RFC 6749 §4.1.2.1).
     AccessDenied,
     /// `request` parameter not supported.
@@ -70,7 +68,6 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::LoginRequired => "login_required",
             Self::InteractionRequired => "interaction_required",
-            Self::ConsentRequired => "consent_required",
             Self::AccessDenied => "access_denied",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",

@@ -344,7 +344,16 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             Some(id) => self.client(id).await?,
             None => None,
         };
-        Ok(validate(params, client))
+        let self_registered = client.as_ref().is_some_and(|c| c.self_registered);
+        Ok(match validate(params, client) {
+            // Anyone may register a self-registered client's redirect URI: its
+            // malformed requests get a page, never a redirect (RFC 9700 §4.11.2:
+            // no open redirector).
+            Err(AuthorizeFailure::Redirect(_, error)) if self_registered => {
+                Err(AuthorizeFailure::Page(format!("The application's request was refused: {}.", error.description)))
+            }
+            other => other,
+        })
     }
 
     /// Decides whether the browser's session can answer `req` now: the

@@ -148,18 +148,31 @@ impl ClientMetadata {
             Some(alg) => SigningAlg::parse(alg)
                 .ok_or_else(|| invalid(ErrorCode::InvalidClientMetadata, "id_token_signed_response_alg: use ES256 or RS256"))?,
         };
-        let name = self.client_name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Registered application");
-        if name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
-            return Err(invalid(ErrorCode::InvalidClientMetadata, format!("client_name: at most {MAX_NAME_LEN} printable characters")));
+        // Spaces collapsed; control and invisible formatting characters refused, so
+        // that a name cannot pass for another's by what the eye does not see.
+        let name = self.client_name.as_deref().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
+        let name = if name.is_empty() { DEFAULT_NAME.to_owned() } else { name };
+        if name.chars().count() > MAX_NAME_LEN || name.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+            return Err(invalid(ErrorCode::InvalidClientMetadata, format!("client_name: at most {MAX_NAME_LEN} visible characters")));
         }
         Ok(Checked {
-            name: name.to_owned(),
+            name,
             redirect_uris: self.redirect_uris.clone(),
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             public,
             signing_alg,
         })
     }
+}
+
+/// The name of a client that gave none (not held unique).
+const DEFAULT_NAME: &str = "Registered application";
+
+/// Unicode format characters that change how text reads without showing
+/// (zero-width spaces and joiners, direction marks and overrides, the BOM,
+/// the soft hyphen, invisible operators).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
 }
 
 /// The grant and response types a registered client may use (what the
@@ -282,6 +295,10 @@ impl<S: OidcStore + AccountStore + AuditStore> Provider<S> {
         }
         self.refuse_taken_name(&checked.name, Some(client_id)).await?;
         let admin = self.client_admin();
+        if checked.redirect_uris != client.redirect_uris {
+            // What users allowed named where the answer went: moved elsewhere, they are asked again.
+            self.store().forget_client_consents(client_id).await?;
+        }
         admin.set_redirect_uris(client_id, (&checked.redirect_uris, &checked.post_logout_redirect_uris), origin, now).await?;
         admin.rename(client_id, &checked.name, origin, now).await?;
         let client = self.client(client_id).await?.ok_or_else(unauthorized)?;
@@ -305,6 +322,9 @@ impl<S: OidcStore + AccountStore + AuditStore> Provider<S> {
     /// Refuses a name another client has (in any case), so that a client
     /// registering itself cannot pass for one the user knows.
     async fn refuse_taken_name(&self, name: &str, except: Option<&str>) -> Result<(), OidcError> {
+        if name == DEFAULT_NAME {
+            return Ok(());
+        }
         let taken =
             self.clients().await?.iter().any(|c| Some(c.id.as_str()) != except && c.name.trim().to_lowercase() == name.to_lowercase());
         match taken {
@@ -323,6 +343,19 @@ impl<S: OidcStore + AccountStore + AuditStore> Provider<S> {
         let allowed = self.store().consented_scope(user, &req.client.id).await?.unwrap_or_default();
         let allowed: Vec<&str> = allowed.split_whitespace().collect();
         Ok(!req.scopes.iter().all(|s| allowed.contains(&s.as_str())))
+    }
+
+    /// Whether an error for `req` may be sent to its redirect URI (for the
+    /// signed-in `user`, if any): always for an operator's client; for a
+    /// self-registered one only once this user has allowed it, so that its
+    /// redirect URI (anyone's, in open mode) cannot use us as an open
+    /// redirector (RFC 9700 §4.11.2).
+    pub async fn may_redirect_error(&self, req: &AuthorizeRequest, user: Option<UserId>) -> Result<bool, OidcError> {
+        match (req.client.self_registered, user) {
+            (false, _) => Ok(true),
+            (true, None) => Ok(false),
+            (true, Some(user)) => Ok(!self.needs_consent(req, user).await?),
+        }
     }
 
     /// Records that `user` allowed `req`'s client what `req` asks (added to what it allowed before).

@@ -3,7 +3,7 @@
 //! a replay (the credential exists but was used or revoked) from a forgery.
 
 use portcullis_core::StoreError;
-use portcullis_core::app_access::{GrantArtifact, GrantRow};
+use portcullis_core::app_access::{ClientConsent, GrantArtifact, GrantRow};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::io::StoreResult;
 use portcullis_core::oauth::{
@@ -228,6 +228,30 @@ impl OidcStore for Store {
             .bind(client_id)
             .fetch_optional(p)
             .await
+            .map_err(db_error))
+    }
+
+    async fn user_consents(&self, user: UserId) -> StoreResult<Vec<ClientConsent>> {
+        let rows: Vec<(String, String, String, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT k.client_id, c.name, k.scope, k.granted_at FROM client_consents k JOIN clients c ON c.id = k.client_id \
+             WHERE k.user_id = $1"
+        )
+        .bind(user.to_string())
+        .fetch_all(p)
+        .await
+        .map_err(db_error))?;
+        Ok(rows
+            .into_iter()
+            .map(|(client_id, client_name, scope, granted_at)| ClientConsent { client_id, client_name, scope, granted_at })
+            .collect())
+    }
+
+    async fn forget_client_consents(&self, client_id: &str) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM client_consents WHERE client_id = $1")
+            .bind(client_id)
+            .execute(p)
+            .await
+            .map(|_| ())
             .map_err(db_error))
     }
 
@@ -504,6 +528,7 @@ impl OidcStore for Store {
         let row: Option<CodeRow> = on_pool!(self, |p| {
             sqlx::query_as(
                 "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND client_id = $3 AND consumed_at IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM access_token_revocations r WHERE r.revoked = 'grant:' || authorization_codes.grant_id) \
              RETURNING digest, grant_data, redirect_uri, nonce, code_challenge, created_at, expires_at",
             )
             .bind(digest)
@@ -593,7 +618,8 @@ impl OidcStore for Store {
     async fn active_refresh_token(&self, digest: &str, now: UnixTime) -> StoreResult<Option<RefreshToken>> {
         let row: Option<RefreshRow> = on_pool!(self, |p| sqlx::query_as(
             "SELECT digest, grant_data, created_at, expires_at FROM refresh_tokens \
-             WHERE digest = $1 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $2"
+             WHERE digest = $1 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+             AND NOT EXISTS (SELECT 1 FROM access_token_revocations r WHERE r.revoked = 'grant:' || refresh_tokens.grant_id)"
         )
         .bind(digest)
         .bind(now)
@@ -666,14 +692,14 @@ impl OidcStore for Store {
             ] {
                 sqlx::query(sql).bind(user.to_string()).bind(now).bind(client).execute(&mut *tx).await.map_err(db_error)?;
             }
-            if let Some(client) = client {
-                sqlx::query("DELETE FROM client_consents WHERE user_id = $1 AND client_id = $2")
-                    .bind(user.to_string())
-                    .bind(client)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            }
+            // What the user allowed self-registered clients goes too: an ending
+            // (a reset after an intrusion, say) or a removal asks again.
+            sqlx::query("DELETE FROM client_consents WHERE user_id = $1 AND client_id = COALESCE($2, client_id)")
+                .bind(user.to_string())
+                .bind(client)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
             tx.commit().await.map_err(db_error)
         })
     }

@@ -9,7 +9,8 @@ use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, Scope};
 
 use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app, spawn_app_with};
-use crate::oidc::{CALLBACK, RelyingParty, query_param, token_request};
+use crate::oidc::{CALLBACK, RelyingParty, query_param, token_request, urlenc};
+use portcullis_core::oauth::OidcStore;
 
 /// An authorization request of `rp` (email, offline access, PKCE; `silent`: `prompt=none`).
 fn authorization(rp: &RelyingParty, silent: bool) -> (String, PkceCodeVerifier) {
@@ -159,8 +160,12 @@ async fn a_client_registers_with_an_initial_access_token_and_manages_its_registr
     app.sign_in("ada@example.com", PASSWORD).await;
     let rp = app.rp(&id, Some(&secret)).await;
     let (url, _) = authorization(&rp, true);
-    let silent = app.browse_authorize(&url, "ada@example.com", PASSWORD).await;
-    assert_eq!(query_param(&silent, "error").as_deref(), Some("consent_required"), "prompt=none cannot skip the question: {silent}");
+    let silent = app.get(url.strip_prefix(&app.base).unwrap()).await;
+    assert_eq!(silent.status, StatusCode::BAD_REQUEST, "prompt=none cannot skip the question, and no redirect: {:?}", silent.location);
+    // Nor does a malformed request of a client the user never allowed redirect anywhere (no open redirector).
+    let bad_scope = format!("/authorize?client_id={id}&redirect_uri={}&response_type=code&scope=email", urlenc(CALLBACK));
+    let refused = app.get(&bad_scope).await;
+    assert_eq!((refused.status, refused.location), (StatusCode::BAD_REQUEST, None), "{}", refused.body);
     let (url, verifier) = authorization(&rp, false);
     let asked = app.browse_authorize(&url, "ada@example.com", PASSWORD).await;
     assert!(asked.contains("Allow Registered app?") && asked.contains("registered itself") && asked.contains("app.example"), "{asked}");
@@ -209,12 +214,22 @@ async fn a_client_registers_with_an_initial_access_token_and_manages_its_registr
         assert_eq!(app.manage(reqwest::Method::GET, target, token, None).await.0, StatusCode::UNAUTHORIZED, "{target} {token:?}");
     }
 
+    // Allowed again; then moving its redirect URIs makes every user be asked again.
+    let (url, _) = authorization(&rp, false);
+    let asked = app.browse_authorize(&url, "ada@example.com", PASSWORD).await;
+    let request = crate::mfa::hidden(&asked, "request");
+    app.post("/authorize/consent", &[("request", &request), ("decision", "allow")], &asked).await;
+    let ada = app.state.accounts().operators().find_user("ada@example.com").await.unwrap();
+    let store = app.state.accounts().store();
+    assert!(store.consented_scope(ada.id, &id).await.unwrap().is_some());
+
     // Update: replaces the name and the redirect URIs; the client id must match and the kind cannot change.
     let update = json!({ "client_id": id, "client_name": "Renamed app", "redirect_uris": [CALLBACK, "https://app.example/second"] });
     let (status, updated) = app.manage(reqwest::Method::PUT, &uri, Some(&management), Some(&update)).await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["client_name"], "Renamed app");
     assert_eq!(app.state.provider().client(&id).await.unwrap().unwrap().redirect_uris.len(), 2);
+    assert!(store.consented_scope(ada.id, &id).await.unwrap().is_none(), "the answer named the old redirect URIs");
     let wrong_id = json!({ "client_id": "someone-else", "redirect_uris": [CALLBACK] });
     assert_eq!(app.manage(reqwest::Method::PUT, &uri, Some(&management), Some(&wrong_id)).await.0, StatusCode::BAD_REQUEST);
     let to_public = json!({ "client_id": id, "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none" });

@@ -120,8 +120,8 @@ async fn authorize(
             let Some(session) = session else { return Err(AppError::Internal("decided to issue without a session".into())) };
             if provider.needs_consent(&req, session.user.id).await? {
                 if req.prompt_none {
-                    let error = OAuthError::new(ErrorCode::ConsentRequired, "the user has not allowed this application yet");
-                    return Ok(deliver_error(browser, state, &req.reply, &error));
+                    // Not sent to a redirect URI the user never allowed (see `Decision::Fail` below).
+                    return Err(AppError::BadRequest("This application needs your permission first: open it and sign in again.".into()));
                 }
                 let id = match pending {
                     Some((id, _)) => id,
@@ -158,7 +158,10 @@ async fn authorize(
             super::second_step::step_up(state, browser, &session, &next, (demand, Some(&req.client.id))).await
         }
         Decision::Denied => Err(AppError::Account(portcullis_core::AccountError::SignInDenied)),
-        Decision::Fail(reply, error) => Ok(deliver_error(browser, state, &reply, &error)),
+        Decision::Fail(reply, error) => match provider.may_redirect_error(&req, session.as_ref().map(|s| s.user.id)).await? {
+            true => Ok(deliver_error(browser, state, &reply, &error)),
+            false => Err(AppError::BadRequest(format!("The application's request was refused: {}.", error.description))),
+        },
     }
 }
 
@@ -175,10 +178,14 @@ fn consent_page(browser: &Browser, req: &portcullis_oidc::request::AuthorizeRequ
             _ => None,
         })
         .collect();
-    let to = url::Url::parse(&req.reply.redirect_uri)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| req.reply.redirect_uri.clone());
+    // The web site the answer goes to; for anything else (an app's own scheme,
+    // a loopback address) what the page can say is only that it stays on the device.
+    let to = match url::Url::parse(&req.reply.redirect_uri) {
+        Ok(u) if u.scheme() == "https" => u.host_str().map(|h| format!("the web site {h}")),
+        Ok(u) => Some(format!("an application on your device ({}:)", u.scheme())),
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| req.reply.redirect_uri.clone());
     let ctx = context! { signed_in => true, client => &req.client.name, client_id => &req.client.id, wants, to, request => request_id };
     browser.page(StatusCode::OK, "consent.html", ctx)
 }
