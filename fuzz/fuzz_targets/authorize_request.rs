@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         policy: ClientPolicy::default(),
         signing_alg: SigningAlg::ES256,
         service_scopes: vec![],
+        self_registered: false,
         created_at: 0,
     };
     let _ = validate(&params, Some(client(true)));
