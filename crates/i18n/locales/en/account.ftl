@@ -1,0 +1,97 @@
+# The account page, the security page, the suggestion to set up a factor.
+
+## Account page
+account-title = Your account
+account-breached = Your password has appeared in a data breach, so attackers try it first. Choose a new one below.
+account-signed-in-as = Signed in as
+account-verified-with = This session was verified with { $methods }.
+account-security-link = Security: sign-in methods, sessions, recent events
+admin-console = Admin console
+invite-heading = Protect your account.
+invite-text = Add an authenticator app or a passkey, so that your password alone is not enough to sign in.
+invite-button = Set up two-step verification
+language-heading = Language
+language-label = Show pages and emails in
+language-automatic = Your browser's language
+password-change-heading = Change password
+notice-password-changed = Your password has been changed. Other sessions were signed out.
+sessions-heading = Sessions
+sign-out-everywhere = Sign out everywhere
+
+## Suggestion after a sign-in with the password alone
+protect-title = Protect your account
+protect-text = You signed in with your password alone. Add an authenticator app or a passkey: then someone who learns your password still cannot sign in.
+protect-now = Set it up now
+protect-later-help = "Not now" will not ask again for 30 days.
+
+## Security page
+security-title = Security
+mfa-off = Two-step verification is off.
+mfa-off-required = Two-step verification is off, but your account requires it: set it up now.
+factor-disabled = Disabled: it reported a use count lower than before, which can mean it was copied. Remove it and register it again if you still trust it.
+factor-new-name = New name for { $name }
+kind-totp = Authenticator app
+kind-phone = Phone number
+kind-security_key = Security key
+kind-passkey = Passkey
+recovery-codes-heading = Recovery codes
+recovery-codes-left = { $count ->
+    [one] { $count } code left
+   *[other] { $count } codes left
+}
+recovery-codes-generate = Generate new recovery codes
+browsers-heading = Remembered browsers
+browser-since-until = since { $since }, until { $until }
+browser-forget = Forget this browser
+browsers-none = No browser skips two-step verification.
+session-started = signed in { $date }
+session-last-seen = last seen { $date }
+this-session = This session
+session-end = Sign out this session
+apps-heading = Applications with access
+app-can-see = can see { $scopes }
+app-stays-signed-in = stays signed in
+app-remove = Remove access for { $name }
+apps-none = No application has access to your account.
+events-heading = Recent security events
+events-none = No security events yet.
+
+## Notices after a change
+notice-totp-added = Authenticator app added.
+notice-passkey-added = Passkey created.
+notice-security-key-added = Security key added.
+notice-phone-added = Phone number added.
+notice-recovery-codes-new = New recovery codes: the old ones no longer work.
+notice-renamed = Renamed.
+notice-removed = Removed.
+notice-browser-forgotten = That browser will be asked for a second factor again.
+notice-session-ended = That session was signed out.
+notice-app-access-removed = That application's access was removed: its tokens no longer work with this account.
+
+## Security events, in words
+event-sign-in-succeeded = Signed in
+event-sign-in-failed = Failed sign-in attempt
+event-sign-in-denied = Sign-in refused by policy
+event-sign-in-step-refused = A sign-in step was refused
+event-account-locked = Account locked
+event-account-unlocked = Account unlocked
+event-policy-decision = Sign-in policy applied
+event-factor-added = Sign-in method added
+event-factor-removed = Sign-in method removed
+event-factor-renamed = Sign-in method renamed
+event-authenticator-cloned = Security key disabled (possibly copied)
+event-recovery-code-used = Recovery code used
+event-recovery-codes-regenerated = New recovery codes generated
+event-remembered-browser-created = Browser remembered
+event-remembered-browser-revoked = Remembered browser forgotten
+event-session-revoked = Session signed out
+event-password-changed = Password changed
+event-mfa-reset = Sign-in methods reset by an administrator
+event-mfa-requirement-changed = Two-step requirement changed by an administrator
+event-admin-changed = Administrator role changed
+event-auditor-changed = Auditor role changed
+event-console-change-refused = A change in the admin console was refused (read-only auditor)
+event-user-created = Account created
+event-user-deleted = Account deleted
+event-app-access-removed = An application's access was removed
+event-other = Other change
