@@ -81,6 +81,8 @@ impl Setup {
                 disabled_at: None,
                 password_reset_at: None,
                 password_breached_at: None,
+                language: None,
+                enrollment_prompt_snoozed_until: None,
                 security_epoch: 0,
                 created_at: now,
             };

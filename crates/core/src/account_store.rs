@@ -113,6 +113,10 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn set_admin(&self, id: UserId, admin: bool) -> impl Future<Output = StoreResult<()>> + Send;
     /// Records that the account's password was found among breached passwords (until it is replaced).
     fn mark_password_breached(&self, id: UserId, now: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Sets the language the user chose for pages and messages (`None`: their browser's, English for messages).
+    fn set_language(&self, id: UserId, language: Option<crate::Language>) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Holds off the suggestion to set up a second factor until `until`.
+    fn snooze_enrollment_prompt(&self, id: UserId, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Grants or withdraws the read-only auditor role.
     fn set_auditor(&self, id: UserId, auditor: bool) -> impl Future<Output = StoreResult<()>> + Send;
     /// Replaces a password hash.

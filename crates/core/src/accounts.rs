@@ -74,7 +74,14 @@ pub struct AccountSettings {
     pub mfa_required_for: Vec<String>,
     /// How long audit events (and known devices) are kept (seconds).
     pub audit_retention: i64,
+    /// After a sign-in with the password alone by an account without a
+    /// second factor, suggest setting one up (skippable; "Not now" is
+    /// honoured for [`ENROLLMENT_PROMPT_SNOOZE`]).
+    pub suggest_enrollment: bool,
 }
+
+/// How long "Not now" on the suggestion to set up a second factor lasts (seconds).
+pub const ENROLLMENT_PROMPT_SNOOZE: i64 = 30 * 86_400;
 
 impl Default for AccountSettings {
     fn default() -> Self {
@@ -93,6 +100,7 @@ impl Default for AccountSettings {
             adaptive: crate::policy::AdaptivePolicy::default(),
             mfa_required_for: Vec::new(),
             audit_retention: 400 * 86_400,
+            suggest_enrollment: false,
         }
     }
 }

@@ -96,15 +96,16 @@ pub enum AccountError {
     #[error("You cannot remove your last sign-in method while two-step verification is required for your account. Add another one first.")]
     LastFactor,
 
-    /// A value an operator typed is not acceptable (the message says why).
+    /// A value an operator typed is not acceptable: a message id of the
+    /// catalogs, or the protocol's own words (client metadata) when it is none.
     #[error("{0}")]
     InvalidInput(String),
 
     /// The application accepts only second factors the user does not have.
-    #[error("This application accepts only {methods} as a second step. Add one on your security page, then try again.")]
+    #[error("This application accepts only {} as a second step. Add one on your security page, then try again.", names(.factors))]
     FactorRequiredByApplication {
-        /// The accepted factors, in words.
-        methods: String,
+        /// The factors it accepts.
+        factors: Vec<crate::methods::FactorKey>,
     },
 
     /// An operator disabled the account.
@@ -133,4 +134,9 @@ pub enum AccountError {
 
 fn minutes_until(secs: i64) -> i64 {
     (secs.max(1) + 59) / 60
+}
+
+/// Factor names for a log line ("webauthn or totp"); pages put them in words.
+fn names(factors: &[crate::methods::FactorKey]) -> String {
+    factors.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" or ")
 }

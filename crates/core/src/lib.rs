@@ -37,3 +37,5 @@ pub mod sms;
 pub mod user;
 
 pub use error::{AccountError, StoreError};
+/// The languages users read pages and messages in (`portcullis-i18n`).
+pub use portcullis_i18n::Language;

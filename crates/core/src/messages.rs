@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::Language;
 use crate::error::AccountError;
 use crate::io::BoxFuture;
 pub use crate::io::MailError;
@@ -50,7 +51,7 @@ pub enum Message {
     },
     /// A sign-in method was added.
     FactorAdded {
-        /// What kind ("authenticator app", "passkey", …).
+        /// What kind, as a message id (`FactorKind::label`: "kind-passkey", …).
         method: String,
         /// The name the user gave it.
         name: String,
@@ -72,7 +73,7 @@ pub enum Message {
     },
     /// A sign-in from a browser this account never used before.
     NewDeviceSignIn {
-        /// The browser's `User-Agent` (shortened).
+        /// The browser's `User-Agent` (templates name it: `device_name(browser)`).
         browser: String,
         /// Source address.
         ip: String,
@@ -133,11 +134,15 @@ impl Message {
             Self::PasswordChanged,
             Self::SignInCode { code: "123456".into(), minutes: 5 },
             Self::PhoneConfirmationCode { code: "123456".into(), minutes: 5 },
-            Self::FactorAdded { method: "authenticator app".into(), name: "Phone".into() },
+            Self::FactorAdded { method: "kind-totp".into(), name: "Phone".into() },
             Self::FactorRemoved { name: "Phone".into() },
             Self::AuthenticatorCloned { name: "YubiKey".into() },
             Self::RecoveryCodeUsed { left: 9 },
-            Self::NewDeviceSignIn { browser: "Firefox on Linux".into(), ip: "192.0.2.1".into(), country: "GB".into() },
+            Self::NewDeviceSignIn {
+                browser: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0".into(),
+                ip: "192.0.2.1".into(),
+                country: "GB".into(),
+            },
             Self::AccountLocked { minutes: 15 },
         ]
     }
@@ -186,12 +191,12 @@ pub trait Mailer: Send + Sync + 'static {
     fn send<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<(), MailError>>;
 }
 
-/// Turns messages into words.
+/// Turns messages into words, in the recipient's language.
 pub trait MessageTemplates: Send + Sync + 'static {
     /// Subject, text and HTML of an email.
-    fn email(&self, message: &Message) -> Result<RenderedEmail, TemplateError>;
+    fn email(&self, message: &Message, language: Language) -> Result<RenderedEmail, TemplateError>;
     /// The body of a text message.
-    fn text_message(&self, message: &Message) -> Result<String, TemplateError>;
+    fn text_message(&self, message: &Message, language: Language) -> Result<String, TemplateError>;
 }
 
 /// Writes and sends messages: templates plus the mail and SMS transports.
@@ -207,9 +212,9 @@ impl Messenger {
         Self { templates, mailer, sms }
     }
 
-    /// Emails `message` to `to`.
-    pub async fn email(&self, to: &str, message: &Message) -> Result<(), AccountError> {
-        let words = self.templates.email(message).map_err(|e| AccountError::Delivery(MailError(e.to_string())))?;
+    /// Emails `message` to `to`, in `language`.
+    pub async fn email(&self, to: &str, language: Language, message: &Message) -> Result<(), AccountError> {
+        let words = self.templates.email(message, language).map_err(|e| AccountError::Delivery(MailError(e.to_string())))?;
         let email = OutgoingEmail {
             to: to.to_owned(),
             subject: words.subject,
@@ -220,9 +225,9 @@ impl Messenger {
         self.mailer.send(&email).await.map_err(AccountError::Delivery)
     }
 
-    /// Texts `message` to `to`.
-    pub async fn text(&self, to: PhoneNumber, message: &Message) -> Result<(), AccountError> {
-        let body = self.templates.text_message(message).map_err(|e| AccountError::SmsDelivery(SmsError(e.to_string())))?;
+    /// Texts `message` to `to`, in `language`.
+    pub async fn text(&self, to: PhoneNumber, language: Language, message: &Message) -> Result<(), AccountError> {
+        let body = self.templates.text_message(message, language).map_err(|e| AccountError::SmsDelivery(SmsError(e.to_string())))?;
         self.sms.send(&OutgoingSms { to, body }).await.map_err(AccountError::SmsDelivery)
     }
 }

@@ -50,7 +50,7 @@ pub enum Answer {
 /// The field a code is typed into, and how the code reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CodeField {
-    /// The field's label.
+    /// The field's label (message id).
     pub label: &'static str,
     /// The field's HTML id.
     pub id: &'static str,
@@ -60,7 +60,8 @@ pub struct CodeField {
     pub sent: Option<Sending>,
 }
 
-/// How a sent code is offered and announced. `{to}` stands for where it went.
+/// How a sent code is offered and announced (message ids; `$to` in the
+/// catalog stands for where it went, `$email` for the account's address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sending {
     /// Before anything is sent.
@@ -78,7 +79,8 @@ pub struct Sending {
 }
 
 /// The facts of one step: what forms, records, tokens and pages call it.
-/// `{email}` in a text stands for the account's address.
+/// Words are message ids of the catalogs (`portcullis-i18n`); `$email` in a
+/// message stands for the account's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepFacts {
     /// Stable name (forms, stored sets, client policies).
@@ -104,15 +106,15 @@ pub struct StepFacts {
 pub const PASSWORD_STEP: StepFacts = StepFacts {
     name: "password",
     method_name: "password",
-    words: "your password",
-    offer: "Enter your password",
-    prompt: "A code we emailed you is one kind of proof; your password is the other. Enter the password of {email}.",
+    words: "step-password-words",
+    offer: "step-password-offer",
+    prompt: "step-password-prompt",
     amr: &["pwd"],
     phishing_resistant: false,
     answer: Answer::Password,
 };
 
-const SIX_DIGITS: &str = "Code";
+const SIX_DIGITS: &str = "field-code";
 
 impl FactorKey {
     /// Every factor, strongest first: the order a second step offers them in
@@ -126,9 +128,9 @@ impl FactorKey {
             Self::Webauthn => StepFacts {
                 name: "webauthn",
                 method_name: "security_key",
-                words: "a security key or passkey",
-                offer: "Use a security key or passkey",
-                prompt: "Use your security key or passkey for {email}.",
+                words: "step-webauthn-words",
+                offer: "step-webauthn-offer",
+                prompt: "step-webauthn-prompt",
                 amr: &["hwk"],
                 phishing_resistant: true,
                 answer: Answer::PublicKey,
@@ -136,9 +138,9 @@ impl FactorKey {
             Self::Totp => StepFacts {
                 name: "totp",
                 method_name: "totp",
-                words: "an authenticator app",
-                offer: "Use your authenticator app",
-                prompt: "Open your authenticator app and enter the 6-digit code for {email}.",
+                words: "step-totp-words",
+                offer: "step-totp-offer",
+                prompt: "step-totp-prompt",
                 amr: &["otp"],
                 phishing_resistant: false,
                 answer: Answer::Code(CodeField { label: SIX_DIGITS, id: "code", numeric: true, sent: None }),
@@ -146,9 +148,9 @@ impl FactorKey {
             Self::Sms => StepFacts {
                 name: "sms",
                 method_name: "sms_otp",
-                words: "a code by text message",
-                offer: "Text me a code",
-                prompt: "Enter the 6-digit code we texted to your phone.",
+                words: "step-sms-words",
+                offer: "step-sms-offer",
+                prompt: "step-sms-prompt",
                 amr: &["sms", "otp"],
                 phishing_resistant: false,
                 answer: Answer::Code(CodeField {
@@ -156,21 +158,21 @@ impl FactorKey {
                     id: "code",
                     numeric: true,
                     sent: Some(Sending {
-                        offer: "We can text a 6-digit code to your phone.",
-                        button: "Text me a code",
-                        notice: "We texted a code to {to}.",
-                        default_to: "your phone",
-                        choice: "Phone",
-                        caution: Some("Text messages are less secure than an authenticator app or a security key."),
+                        offer: "step-sms-send-offer",
+                        button: "step-sms-send-button",
+                        notice: "step-sms-sent",
+                        default_to: "step-sms-default-to",
+                        choice: "step-sms-choice",
+                        caution: Some("step-sms-caution"),
                     }),
                 }),
             },
             Self::Email => StepFacts {
                 name: "email",
                 method_name: "email_otp",
-                words: "a code by email",
-                offer: "Email me a code",
-                prompt: "Enter the 6-digit code we emailed to {email}.",
+                words: "step-email-words",
+                offer: "step-email-offer",
+                prompt: "step-email-prompt",
                 amr: &["otp"],
                 phishing_resistant: false,
                 answer: Answer::Code(CodeField {
@@ -178,11 +180,11 @@ impl FactorKey {
                     id: "code",
                     numeric: true,
                     sent: Some(Sending {
-                        offer: "We can email a 6-digit code to {email}.",
-                        button: "Email me a code",
-                        notice: "We sent a code to {to}.",
-                        default_to: "{email}",
-                        choice: "Address",
+                        offer: "step-email-send-offer",
+                        button: "step-email-send-button",
+                        notice: "step-email-sent",
+                        default_to: "step-email-default-to",
+                        choice: "step-email-choice",
                         caution: None,
                     }),
                 }),
@@ -191,12 +193,12 @@ impl FactorKey {
             Self::Recovery => StepFacts {
                 name: "recovery",
                 method_name: "recovery_code",
-                words: "a recovery code",
-                offer: "Use a recovery code",
-                prompt: "Enter one of the recovery codes you saved when you set up two-step verification. Each code works once.",
+                words: "step-recovery-words",
+                offer: "step-recovery-offer",
+                prompt: "step-recovery-prompt",
                 amr: &["otp"],
                 phishing_resistant: false,
-                answer: Answer::Code(CodeField { label: "Recovery code", id: "recovery_code", numeric: false, sent: None }),
+                answer: Answer::Code(CodeField { label: "field-recovery-code", id: "recovery_code", numeric: false, sent: None }),
             },
         }
     }
@@ -311,6 +313,19 @@ impl AuthMethod {
             Self::Password => None,
             Self::Passkey => Some(FactorKey::Webauthn),
             Self::Factor(k) => Some(k),
+        }
+    }
+
+    /// In words on the user's pages ("your password", "a passkey"): a message id.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Password => "method-password",
+            Self::Passkey => "method-passkey",
+            Self::Factor(FactorKey::Webauthn) => "method-security_key",
+            Self::Factor(FactorKey::Totp) => "method-totp",
+            Self::Factor(FactorKey::Sms) => "method-sms_otp",
+            Self::Factor(FactorKey::Email) => "method-email_otp",
+            Self::Factor(FactorKey::Recovery) => "method-recovery_code",
         }
     }
 

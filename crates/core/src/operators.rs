@@ -110,6 +110,8 @@ impl<S: Stores> Operators<'_, S> {
             disabled_at: None,
             password_reset_at: None,
             password_breached_at: None,
+            language: None,
+            enrollment_prompt_snoozed_until: None,
             security_epoch: 0,
             created_at: now,
         };
@@ -179,7 +181,7 @@ impl<S: Stores> Operators<'_, S> {
         now: UnixTime,
     ) -> Result<(), AccountError> {
         if action.disarms() && self.find_user(email).await?.id == actor.id {
-            return Err(AccountError::InvalidInput("Another admin has to do that to your own account.".into()));
+            return Err(AccountError::InvalidInput("error-own-account".into()));
         }
         match action {
             AccountAction::Lock => self.disable(email, origin, now).await.map(drop),

@@ -60,9 +60,10 @@ pub enum PasswordProblem {
     /// Too long.
     #[error("Use at most {0} characters.")]
     TooLong(usize),
-    /// Guessable: common, based on the email, a pattern, …
-    #[error("This password is too easy to guess. {0}")]
-    TooWeak(String),
+    /// Guessable: common, based on the email, a pattern, … The advice is
+    /// zxcvbn's, as message ids of the catalogs (`pw-…`).
+    #[error("This password is too easy to guess ({}).", .0.join(", "))]
+    TooWeak(Vec<String>),
     /// Known from data breaches: attackers try it first.
     #[error("This password has appeared in a data breach, so attackers try it first. Choose another one.")]
     Breached,
@@ -81,19 +82,33 @@ impl PasswordPolicy {
         }
         let estimate = zxcvbn::zxcvbn(password, hints);
         if u8::from(estimate.score()) < self.min_score {
-            let advice = estimate
+            let mut advice: Vec<String> = estimate
                 .feedback()
                 .map(|f| {
-                    let mut parts: Vec<String> = f.warning().map(|w| w.to_string()).into_iter().collect();
-                    parts.extend(f.suggestions().iter().map(|s| s.to_string()));
-                    parts.join(" ")
+                    let warning = f.warning().map(|w| advice_id(&format!("{w:?}")));
+                    warning.into_iter().chain(f.suggestions().iter().map(|s| advice_id(&format!("{s:?}")))).collect()
                 })
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "Add another word or two; uncommon words are better.".to_owned());
+                .unwrap_or_default();
+            if advice.is_empty() {
+                advice.push(advice_id("AddAnotherWordOrTwo"));
+            }
             return Err(PasswordProblem::TooWeak(advice));
         }
         Ok(())
     }
+}
+
+/// The message id of one of zxcvbn's warnings or suggestions, from its
+/// variant name: `AvoidSequences` → `pw-avoid-sequences`.
+fn advice_id(variant: &str) -> String {
+    let mut id = String::from("pw");
+    for c in variant.chars() {
+        if c.is_ascii_uppercase() || c.is_ascii_digit() && !id.ends_with(|p: char| p.is_ascii_digit()) {
+            id.push('-');
+        }
+        id.push(c.to_ascii_lowercase());
+    }
+    id
 }
 
 /// Result of checking a password against a stored hash.

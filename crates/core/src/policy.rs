@@ -75,6 +75,11 @@ pub struct Location {
     pub latitude: Option<f64>,
     /// Degrees.
     pub longitude: Option<f64>,
+    /// The place in words by language code ("de" → "London, Vereinigtes
+    /// Königreich"), as the database names it; empty when it names nothing.
+    /// Only for pages: not kept with assessments.
+    #[serde(default, skip)]
+    pub names: std::collections::BTreeMap<String, String>,
 }
 
 impl Location {
@@ -294,7 +299,7 @@ mod tests {
     const CHANGCHUN: (f64, f64) = (43.88, 125.3228);
 
     fn place(country: &str, (lat, lon): (f64, f64)) -> Location {
-        Location { country: Some(country.into()), latitude: Some(lat), longitude: Some(lon) }
+        Location { country: Some(country.into()), latitude: Some(lat), longitude: Some(lon), ..Location::default() }
     }
 
     fn rule(name: &str, action: RuleAction) -> Rule {

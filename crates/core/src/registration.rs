@@ -33,6 +33,9 @@ pub struct SignUpForm<'a> {
     pub password: &'a str,
     /// Password again.
     pub confirm: &'a str,
+    /// The language of the page it was sent from: the account's language
+    /// until the user chooses another.
+    pub language: crate::Language,
 }
 
 impl<S: Stores> Registration<'_, S> {
@@ -81,6 +84,8 @@ impl<S: Stores> Registration<'_, S> {
             disabled_at: None,
             password_reset_at: None,
             password_breached_at: None,
+            language: Some(form.language),
+            enrollment_prompt_snoozed_until: None,
             security_epoch: 0,
             created_at: now,
         };
@@ -88,7 +93,9 @@ impl<S: Stores> Registration<'_, S> {
             Ok(()) => self.send_verification(&user, now).await,
             // Capped per mailbox and hour (a script could otherwise flood the owner); the page looks the same.
             Err(StoreError::Conflict) if self.mail_allowed(email.as_str(), now).await? => {
-                self.messenger.email(email.as_str(), &Message::SignUpAttempt).await
+                // In the owner's language, not the one of whoever tried.
+                let language = self.store.user_by_email(&email).await?.and_then(|u| u.language).unwrap_or_default();
+                self.messenger.email(email.as_str(), language, &Message::SignUpAttempt).await
             }
             Err(StoreError::Conflict) => Ok(()),
             Err(e) => Err(e.into()),
@@ -118,7 +125,8 @@ impl<S: Stores> Registration<'_, S> {
         }
         let link =
             self.issue_link(user, LinkPurpose::VerifyEmail, self.settings.verify_link_ttl, &self.settings.links.verify_email, now).await?;
-        self.messenger.email(user.email.as_str(), &Message::VerifyEmail { link, hours: self.settings.verify_link_ttl / 3600 }).await
+        let message = Message::VerifyEmail { link, hours: self.settings.verify_link_ttl / 3600 };
+        self.messenger.email(user.email.as_str(), user.language.unwrap_or_default(), &message).await
     }
 
     /// Whether a verification or reset link is currently usable (without using it).
@@ -135,6 +143,18 @@ impl<S: Stores> Registration<'_, S> {
             self.store.consume_email_link(&token_digest(token), LinkPurpose::VerifyEmail, now).await?.ok_or(AccountError::InvalidLink)?;
         self.store.mark_email_verified(user, now).await?;
         Ok(user)
+    }
+
+    /// Sets the language `user` reads pages and messages in (`None`: the
+    /// browser's for pages, English for messages).
+    pub async fn set_language(&self, user: crate::user::UserId, language: Option<crate::Language>) -> Result<(), AccountError> {
+        Ok(self.store.set_language(user, language).await?)
+    }
+
+    /// "Not now" on the suggestion to set up a second factor: not asked again
+    /// for [`crate::accounts::ENROLLMENT_PROMPT_SNOOZE`].
+    pub async fn snooze_enrollment_prompt(&self, user: crate::user::UserId, now: UnixTime) -> Result<(), AccountError> {
+        Ok(self.store.snooze_enrollment_prompt(user, now + crate::accounts::ENROLLMENT_PROMPT_SNOOZE).await?)
     }
 
     /// Emails a reset link if the address has an account. Always looks the same

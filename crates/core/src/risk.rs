@@ -20,6 +20,13 @@ impl<S: Stores> Accounts<S> {
         origin.ip.and_then(|ip| self.geo.as_ref().and_then(|g| g.locate(ip))).unwrap_or_default()
     }
 
+    /// Where `ip` is, in words of `language` (English when the database has
+    /// no name in it), when a GeoIP database is configured and knows it.
+    pub fn place_name(&self, ip: std::net::IpAddr, language: crate::Language) -> Option<String> {
+        let names = self.geo.as_ref()?.locate(ip)?.names;
+        names.get(language.code()).or_else(|| names.get("en")).cloned()
+    }
+
     /// Measures the signals of a sign-in by `user` from `origin` and evaluates the operator's rules.
     pub(crate) async fn assess(&self, user: &User, origin: &RequestOrigin, now: UnixTime) -> Result<Assessment, AccountError> {
         let location = self.locate(origin);

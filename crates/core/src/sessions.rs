@@ -33,6 +33,10 @@ pub struct NewSession {
     pub record: SessionRecord,
     /// The password is known from breaches: ask the user to change it now.
     pub change_password: bool,
+    /// Suggest setting up a second factor before going on (`[mfa] suggest_enrollment`).
+    pub suggest_enrollment: bool,
+    /// The language the user chose, if any (the browser keeps it in a cookie).
+    pub language: Option<crate::Language>,
 }
 
 /// A session found from its cookie.

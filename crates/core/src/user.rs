@@ -52,6 +52,11 @@ pub struct User {
     pub password_reset_at: Option<UnixTime>,
     /// When a sign-in found the password among breached passwords (cleared when it is replaced).
     pub password_breached_at: Option<UnixTime>,
+    /// The language the user reads pages and messages in, when they chose one
+    /// (at sign-up, the page's; on the account page, any).
+    pub language: Option<crate::Language>,
+    /// Until when "Not now" holds off the suggestion to set up a second factor.
+    pub enrollment_prompt_snoozed_until: Option<UnixTime>,
     /// How many times everything the account's sign-ins gave was ended
     /// (`Accounts::end_what_sign_ins_gave`). Sessions, sign-ins in progress
     /// and grants carry the value they were made under and are dead once it

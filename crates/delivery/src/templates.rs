@@ -1,6 +1,9 @@
 //! Message templates: built-in minijinja files (`crates/delivery/templates`),
 //! each of which the operator may replace by a file of the same relative path
-//! in `[messages] templates_dir`.
+//! in `[messages] templates_dir`: `LANG/PATH` (`de/email/sign_in_code.txt`)
+//! for one language, `PATH` for every language. The built-in files take
+//! their words from the catalogs (`t("mail-…")`, `portcullis-i18n`), so
+//! each message is written in the recipient's language.
 //!
 //! Every template is rendered once with sample values when the server starts,
 //! with undefined variables an error, so a typo in an operator's template stops
@@ -9,6 +12,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior, context};
+use portcullis_core::Language;
 use portcullis_core::messages::{Message, MessageTemplates, RenderedEmail, TemplateError};
 
 use crate::DeliveryError;
@@ -83,31 +87,40 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Keep the final newline of text bodies.
         env.set_keep_trailing_newline(true);
+        portcullis_i18n::install(&mut env);
         let overrides = dir.map(Path::to_owned);
+        // `LANG/PATH`: the operator's file for that language, else theirs for
+        // every language, else the built-in one.
         env.set_loader(move |name| {
-            if let Some(path) = overrides.as_deref().and_then(|d| inside(d, name))
-                && path.is_file()
-            {
-                return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("cannot read {}: {e}", path.display()))
-                });
+            let generic = name.split_once('/').filter(|(lang, _)| Language::parse(lang).is_some()).map_or(name, |(_, rest)| rest);
+            for candidate in [name, generic] {
+                if let Some(path) = overrides.as_deref().and_then(|d| inside(d, candidate))
+                    && path.is_file()
+                {
+                    return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("cannot read {}: {e}", path.display()))
+                    });
+                }
             }
-            Ok(BUILT_IN.iter().find(|(n, _)| *n == name).map(|(_, source)| (*source).to_owned()))
+            Ok(BUILT_IN.iter().find(|(n, _)| *n == generic).map(|(_, source)| (*source).to_owned()))
         });
         let templates =
             Self { env, product: product.to_owned(), site: url.host_str().unwrap_or_default().to_owned(), base_url: base_url.to_owned() };
-        for example in Message::examples() {
-            if example.by_email() {
-                templates.email(&example).map_err(|e| bad(e.to_string()))?;
-            }
-            if example.by_sms() {
-                templates.text_message(&example).map_err(|e| bad(e.to_string()))?;
+        for language in Language::ALL {
+            for example in Message::examples() {
+                if example.by_email() {
+                    templates.email(&example, language).map_err(|e| bad(e.to_string()))?;
+                }
+                if example.by_sms() {
+                    templates.text_message(&example, language).map_err(|e| bad(e.to_string()))?;
+                }
             }
         }
         Ok(templates)
     }
 
-    fn render(&self, name: &str, message: &Message) -> Result<String, TemplateError> {
+    fn render(&self, name: &str, language: Language, message: &Message) -> Result<String, TemplateError> {
+        let name = &format!("{language}/{name}");
         let failed = |e: minijinja::Error| {
             // The chain says where in the file it broke.
             let mut reason = e.to_string();
@@ -119,15 +132,18 @@ impl Templates {
             TemplateError { template: name.to_owned(), reason }
         };
         let template = self.env.get_template(name).map_err(failed)?;
-        let ctx = context! { product => &self.product, site => &self.site, base_url => &self.base_url, ..minijinja::Value::from_serialize(message) };
+        let ctx = context! {
+            product => &self.product, site => &self.site, base_url => &self.base_url, lang => language.code(),
+            ..minijinja::Value::from_serialize(message)
+        };
         template.render(ctx).map_err(failed)
     }
 }
 
 impl MessageTemplates for Templates {
-    fn email(&self, message: &Message) -> Result<RenderedEmail, TemplateError> {
+    fn email(&self, message: &Message, language: Language) -> Result<RenderedEmail, TemplateError> {
         let kind = message.kind();
-        let subject = self.render(&format!("email/{kind}.subject.txt"), message)?;
+        let subject = self.render(&format!("email/{kind}.subject.txt"), language, message)?;
         // One line: a subject is a header, and a header line break would be an injection.
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
         if subject.is_empty() {
@@ -135,13 +151,13 @@ impl MessageTemplates for Templates {
         }
         Ok(RenderedEmail {
             subject,
-            text: self.render(&format!("email/{kind}.txt"), message)?,
-            html: self.render(&format!("email/{kind}.html"), message)?,
+            text: self.render(&format!("email/{kind}.txt"), language, message)?,
+            html: self.render(&format!("email/{kind}.html"), language, message)?,
         })
     }
 
-    fn text_message(&self, message: &Message) -> Result<String, TemplateError> {
-        Ok(self.render(&format!("sms/{}.txt", message.kind()), message)?.trim_end().to_owned())
+    fn text_message(&self, message: &Message, language: Language) -> Result<String, TemplateError> {
+        Ok(self.render(&format!("sms/{}.txt", message.kind()), language, message)?.trim_end().to_owned())
     }
 }
 
@@ -156,12 +172,12 @@ mod tests {
     #[test]
     fn built_in_templates_name_the_product_site_and_code() {
         let t = Templates::new("Acme ID", "https://id.acme.test:8443", None).unwrap();
-        let email = t.email(&code()).unwrap();
+        let email = t.email(&code(), Language::En).unwrap();
         assert_eq!(email.subject, "Acme ID: your sign-in code is 042137");
         assert!(email.text.contains("Your Acme ID sign-in code for id.acme.test is 042137"), "{}", email.text);
         assert!(email.text.contains("5 minutes"));
         assert!(email.html.contains(">042137</p>") && email.html.contains("<!doctype html>"), "{}", email.html);
-        let sms = t.text_message(&code()).unwrap();
+        let sms = t.text_message(&code(), Language::En).unwrap();
         assert!(sms.starts_with("042137 is your Acme ID sign-in code for id.acme.test."), "{sms}");
         // WebOTP (origin-bound one-time codes): the last line binds the code to the site.
         assert!(sms.ends_with("\n@id.acme.test #042137"), "{sms}");
@@ -170,8 +186,8 @@ mod tests {
     #[test]
     fn html_escapes_what_a_user_named_and_text_does_not() {
         let t = Templates::new("Portcullis", "https://id.example.com", None).unwrap();
-        let m = Message::FactorAdded { method: "passkey".into(), name: "<b>Laptop</b> & co".into() };
-        let email = t.email(&m).unwrap();
+        let m = Message::FactorAdded { method: "kind-passkey".into(), name: "<b>Laptop</b> & co".into() };
+        let email = t.email(&m, Language::En).unwrap();
         assert!(
             email.html.contains("&lt;b&gt;Laptop&lt;&#x2f;b&gt; &amp; co") || email.html.contains("&lt;b&gt;Laptop&lt;/b&gt; &amp; co")
         );
@@ -185,9 +201,41 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("sms")).unwrap();
         std::fs::write(dir.path().join("sms/sign_in_code.txt"), "{{ product }} code {{ code }} ({{ minutes }} min)\n").unwrap();
         let t = Templates::new("Acme ID", "https://id.acme.test", Some(dir.path())).unwrap();
-        assert_eq!(t.text_message(&code()).unwrap(), "Acme ID code 042137 (5 min)");
+        assert_eq!(t.text_message(&code(), Language::En).unwrap(), "Acme ID code 042137 (5 min)");
         // Files it does not replace stay built in.
-        assert_eq!(t.email(&code()).unwrap().subject, "Acme ID: your sign-in code is 042137");
+        assert_eq!(t.email(&code(), Language::En).unwrap().subject, "Acme ID: your sign-in code is 042137");
+    }
+
+    #[test]
+    fn messages_are_written_in_the_recipients_language() {
+        let t = Templates::new("Acme ID", "https://id.acme.test", None).unwrap();
+        let email = t.email(&code(), Language::De).unwrap();
+        assert_eq!(email.subject, "Acme ID: Ihr Anmeldecode ist 042137");
+        assert!(email.text.contains("Ihr Acme ID-Anmeldecode für id.acme.test ist 042137"), "{}", email.text);
+        assert!(email.html.contains("<html lang=\"de\">"), "{}", email.html);
+        let sms = t.text_message(&code(), Language::De).unwrap();
+        assert!(sms.starts_with("042137 ist Ihr Acme ID-Anmeldecode für id.acme.test."), "{sms}");
+        assert!(sms.ends_with("\n@id.acme.test #042137"), "{sms}");
+        let added = Message::FactorAdded { method: "kind-passkey".into(), name: "Laptop".into() };
+        assert!(t.email(&added, Language::De).unwrap().text.contains("Passkey"), "the kind is in words too");
+        assert!(t.email(&added, Language::En).unwrap().text.contains("A passkey named \"Laptop\""));
+        let browser = Message::NewDeviceSignIn {
+            browser: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0".into(),
+            ip: "192.0.2.1".into(),
+            country: String::new(),
+        };
+        assert!(t.email(&browser, Language::En).unwrap().text.contains("Firefox 133 on Linux"));
+        assert!(t.email(&browser, Language::De).unwrap().text.contains("Firefox 133 unter Linux"));
+    }
+
+    #[test]
+    fn an_operator_file_for_one_language_replaces_only_that_language() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("de/sms")).unwrap();
+        std::fs::write(dir.path().join("de/sms/sign_in_code.txt"), "Code {{ code }} für {{ product }}\n").unwrap();
+        let t = Templates::new("Acme ID", "https://id.acme.test", Some(dir.path())).unwrap();
+        assert_eq!(t.text_message(&code(), Language::De).unwrap(), "Code 042137 für Acme ID");
+        assert!(t.text_message(&code(), Language::En).unwrap().starts_with("042137 is your Acme ID sign-in code"));
     }
 
     #[test]
@@ -212,7 +260,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("email")).unwrap();
         std::fs::write(dir.path().join("email/password_changed.subject.txt"), "Password\r\nBcc: victim@example.com\n").unwrap();
         let t = Templates::new("Acme ID", "https://id.acme.test", Some(dir.path())).unwrap();
-        assert_eq!(t.email(&Message::PasswordChanged).unwrap().subject, "Password Bcc: victim@example.com");
+        assert_eq!(t.email(&Message::PasswordChanged, Language::En).unwrap().subject, "Password Bcc: victim@example.com");
     }
 
     #[test]

@@ -135,11 +135,14 @@ pub struct MfaConfig {
     pub remember_browser_days: i64,
     /// How long a sent code works (seconds).
     pub code_lifetime_seconds: i64,
+    /// After a sign-in with the password alone, suggest setting up a second
+    /// factor to users who have none (skippable; "Not now" lasts 30 days).
+    pub suggest_enrollment: bool,
 }
 
 impl Default for MfaConfig {
     fn default() -> Self {
-        Self { remember_browser_days: 30, code_lifetime_seconds: 300 }
+        Self { remember_browser_days: 30, code_lifetime_seconds: 300, suggest_enrollment: false }
     }
 }
 
@@ -189,7 +192,8 @@ impl Default for FactorsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MessagesConfig {
     /// A directory of minijinja files replacing built-in message templates of
-    /// the same relative path (`email/sign_in_code.txt`, `sms/sign_in_code.txt`, …).
+    /// the same relative path (`email/sign_in_code.txt`, `sms/sign_in_code.txt`, …),
+    /// or under a language's directory for that language only (`de/sms/sign_in_code.txt`).
     pub templates_dir: Option<PathBuf>,
 }
 

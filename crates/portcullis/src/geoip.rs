@@ -2,6 +2,7 @@
 //! Country or City, or a compatible one such as DB-IP's). Loaded once into
 //! memory at start; a lookup is a tree walk, no I/O.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -17,12 +18,37 @@ pub struct GeoIpDatabase {
 struct Record<'a> {
     #[serde(borrow)]
     country: Option<Country<'a>>,
+    #[serde(borrow)]
+    city: Option<Named<'a>>,
     location: Option<Coordinates>,
 }
 
 #[derive(Deserialize)]
 struct Country<'a> {
     iso_code: Option<&'a str>,
+    #[serde(borrow, default)]
+    names: BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(borrow, default)]
+    names: BTreeMap<&'a str, &'a str>,
+}
+
+/// "City, Country" (or what the database names of it) by language code.
+fn place_names(country: Option<&Country<'_>>, city: Option<&Named<'_>>) -> BTreeMap<String, String> {
+    let empty = BTreeMap::new();
+    let countries = country.map_or(&empty, |c| &c.names);
+    let cities = city.map_or(&empty, |c| &c.names);
+    countries
+        .keys()
+        .chain(cities.keys())
+        .map(|lang| {
+            let parts: Vec<&str> = [cities.get(lang), countries.get(lang)].into_iter().flatten().copied().collect();
+            ((*lang).to_owned(), parts.join(", "))
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -43,6 +69,7 @@ impl Geolocator for GeoIpDatabase {
     fn locate(&self, ip: IpAddr) -> Option<Location> {
         match self.reader.lookup::<Record<'_>>(ip) {
             Ok(Some(r)) => Some(Location {
+                names: place_names(r.country.as_ref(), r.city.as_ref()),
                 country: r.country.and_then(|c| c.iso_code).map(str::to_owned),
                 latitude: r.location.as_ref().and_then(|l| l.latitude),
                 longitude: r.location.as_ref().and_then(|l| l.longitude),
@@ -71,6 +98,8 @@ mod tests {
         let london = city.locate("81.2.69.142".parse().unwrap()).unwrap();
         assert_eq!(london.country.as_deref(), Some("GB"));
         assert!((london.latitude.unwrap() - 51.5142).abs() < 0.001);
+        assert_eq!(london.names.get("en").map(String::as_str), Some("London, United Kingdom"));
+        assert_eq!(london.names.get("de").map(String::as_str), Some("London, Vereinigtes Königreich"));
         assert_eq!(city.locate("175.16.199.1".parse().unwrap()).unwrap().country.as_deref(), Some("CN"));
         assert_eq!(city.locate("127.0.0.1".parse().unwrap()), None, "not in the database");
         let country = GeoIpDatabase::open(&fixture("GeoLite2-Country-Test.mmdb")).unwrap();

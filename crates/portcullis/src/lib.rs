@@ -154,6 +154,7 @@ impl Application {
             adaptive: config.adaptive_policy()?,
             mfa_required_for: config.policy.mfa_required_for.clone(),
             audit_retention: config.policy.audit_retention_days * 86_400,
+            suggest_enrollment: config.mfa.suggest_enrollment,
             ..AccountSettings::default()
         };
         // Factor secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.

@@ -82,10 +82,10 @@ async fn check(state: &AppState, request: Request) -> Result<Request, AppError> 
         && origin != "null"
         && origin != state.settings().origin
     {
-        return Err(AppError::Forbidden("This form was sent from another site, so it was refused.".into()));
+        return Err(AppError::Forbidden("error-csrf-other-site".into()));
     }
     if headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site") {
-        return Err(AppError::Forbidden("This form was sent from another site, so it was refused.".into()));
+        return Err(AppError::Forbidden("error-csrf-other-site".into()));
     }
     if !is_form(headers) {
         return Err(AppError::UnsupportedMediaType);
@@ -96,14 +96,12 @@ async fn check(state: &AppState, request: Request) -> Result<Request, AppError> 
     let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
     let token = url::form_urlencoded::parse(&bytes).find(|(k, _)| k == FIELD).map(|(_, v)| v.into_owned());
     let Some(seed) = seed else {
-        return Err(AppError::Forbidden(
-            "Your browser did not send our security cookie. Allow cookies for this site, reload the page and try again.".into(),
-        ));
+        return Err(AppError::Forbidden("error-csrf-no-cookie".into()));
     };
     match token {
         Some(t) if state.cookie_key().verify(PURPOSE, format!("{seed}\0{binding}").as_bytes(), &t) => {
             Ok(Request::from_parts(parts, Body::from(bytes)))
         }
-        _ => Err(AppError::Forbidden("This form has expired or was not sent by this site. Reload the page and try again.".into())),
+        _ => Err(AppError::Forbidden("error-csrf-expired".into())),
     }
 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use portcullis_core::AccountError;
 use portcullis_oidc::{ErrorCode, OidcError};
 
+use crate::i18n::{Msg, tr};
 use crate::pages;
 
 /// A request that ends in an error page.
@@ -20,10 +21,10 @@ pub enum AppError {
     Account(#[from] AccountError),
     /// Malformed request.
     #[error("{0}")]
-    BadRequest(String),
+    BadRequest(Msg),
     /// CSRF or origin check failed.
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Msg),
     /// Body is not a form.
     #[error("Send this form as application/x-www-form-urlencoded.")]
     UnsupportedMediaType,
@@ -105,7 +106,73 @@ pub fn with_retry_after(mut response: Response, secs: Option<i64>) -> Response {
     response
 }
 
+/// What a domain error says to the person, in the catalogs' words.
+pub fn account_error_msg(e: &AccountError) -> Msg {
+    use portcullis_core::password::PasswordProblem as P;
+    let minutes = |secs: i64| (secs.max(1) + 59) / 60;
+    match e {
+        AccountError::InvalidEmail(_) => Msg::new("error-invalid-email"),
+        AccountError::WeakPassword(P::TooShort(n)) => Msg::new("error-password-too-short").arg("count", *n),
+        AccountError::WeakPassword(P::TooLong(n)) => Msg::new("error-password-too-long").arg("count", *n),
+        AccountError::WeakPassword(P::TooWeak(advice)) => {
+            let advice: Vec<String> = advice.iter().map(|id| portcullis_i18n::plain(crate::i18n::current(), id)).collect();
+            Msg::new("error-password-too-weak").arg("detail", advice.join(" "))
+        }
+        AccountError::WeakPassword(P::Breached) => Msg::new("error-password-breached"),
+        AccountError::PasswordMismatch => Msg::new("error-password-mismatch"),
+        AccountError::InvalidCredentials => Msg::new("error-invalid-credentials"),
+        AccountError::WrongCurrentPassword => Msg::new("error-wrong-current-password"),
+        AccountError::InvalidPassword => Msg::new("error-invalid-password"),
+        AccountError::Locked { retry_after_secs } => Msg::new("error-locked").arg("minutes", minutes(*retry_after_secs)),
+        AccountError::EmailNotVerified => Msg::new("error-email-not-verified"),
+        AccountError::InvalidLink => Msg::new("error-invalid-link"),
+        AccountError::InvalidCode => Msg::new("error-invalid-code"),
+        AccountError::KeyNotAccepted => Msg::new("error-key-not-accepted"),
+        AccountError::ClonedAuthenticator { name } => Msg::new("error-cloned-authenticator").arg("name", name),
+        AccountError::WebauthnUnavailable => Msg::new("error-webauthn-unavailable"),
+        AccountError::PhishingResistantFactorNeeded => Msg::new("error-phishing-resistant-needed"),
+        AccountError::InvalidPhoneNumber(_) => Msg::new("error-invalid-phone"),
+        AccountError::SmsDelivery(_) => Msg::new("error-sms-delivery"),
+        AccountError::CodeSentRecently { retry_after_secs } => Msg::new("error-code-sent-recently").arg("seconds", *retry_after_secs),
+        AccountError::TooManyCodes { retry_after_secs } => Msg::new("error-too-many-codes").arg("minutes", minutes(*retry_after_secs)),
+        AccountError::ReauthenticationRequired => Msg::new("error-reauthentication-required"),
+        AccountError::SignInExpired => Msg::new("error-sign-in-expired"),
+        AccountError::StepNotAllowed => Msg::new("error-step-not-allowed"),
+        AccountError::TooManyAnswers => Msg::new("error-too-many-answers"),
+        AccountError::NoUsableFactor => Msg::new("error-no-usable-factor"),
+        AccountError::RecoveryCodesNeedAFactor => Msg::new("error-recovery-codes-need-a-factor"),
+        AccountError::LastFactor => Msg::new("error-last-factor"),
+        // Our own refusals name a message; the protocol's (client metadata) are said as they are.
+        AccountError::InvalidInput(why) if portcullis_i18n::exists(why) => Msg::owned(why.clone()),
+        AccountError::InvalidInput(why) => Msg::new("error-invalid-input").arg("detail", why),
+        AccountError::FactorRequiredByApplication { factors } => {
+            let words: Vec<String> = factors.iter().map(|k| tr(k.words())).collect();
+            Msg::new("error-factor-required-by-application").arg("methods", crate::i18n::join_words(&words, "list-or"))
+        }
+        AccountError::AccountDisabled => Msg::new("error-account-disabled"),
+        AccountError::SignInDenied => Msg::new("error-sign-in-denied"),
+        AccountError::NotFound => Msg::new("error-not-found"),
+        AccountError::InvalidName => Msg::new("error-invalid-name"),
+        AccountError::Delivery(_) => Msg::new("error-email-delivery"),
+        AccountError::Hashing(_) | AccountError::Store(_) => Msg::new("error-internal"),
+    }
+}
+
 impl AppError {
+    /// What the error page says.
+    fn msg(&self) -> Msg {
+        match self {
+            Self::Account(e) => account_error_msg(e),
+            Self::BadRequest(m) | Self::Forbidden(m) => m.clone(),
+            Self::UnsupportedMediaType => Msg::new("error-unsupported-media-type"),
+            Self::PayloadTooLarge => Msg::new("error-payload-too-large"),
+            Self::TooManyRequests { retry_after_secs } => Msg::new("error-too-many-requests").arg("seconds", *retry_after_secs),
+            Self::NotFound => Msg::new("error-page-not-found"),
+            Self::SignInRequired { .. } => Msg::new("error-sign-in-required"),
+            Self::Internal(_) => Msg::new("error-internal"),
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::Account(e) => form_problem(e).map(|(s, _)| s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -134,9 +201,9 @@ impl IntoResponse for AppError {
         let status = self.status();
         let message = if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
-            "Something went wrong on our side. Try again in a moment.".to_owned()
+            tr("error-internal")
         } else {
-            self.to_string()
+            tr(self.msg())
         };
         let retry = match &self {
             Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
@@ -187,7 +254,7 @@ impl From<OidcError> for AppError {
     /// For browser-facing OIDC pages: protocol errors become a 400 page.
     fn from(e: OidcError) -> Self {
         match e {
-            OidcError::OAuth(o) => AppError::BadRequest(o.description),
+            OidcError::OAuth(o) => AppError::BadRequest(Msg::new("error-oauth-refused").arg("detail", o.description)),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -31,7 +31,7 @@ pub async fn refuse_nul(request: Request, next: Next) -> Response {
         let description = "a value contains a NUL character";
         match JSON_ENDPOINTS.contains(&path.as_str()) {
             true => oauth_error_response(OidcError::oauth(ErrorCode::InvalidRequest, description), false),
-            false => AppError::BadRequest(format!("The request is malformed: {description}.")).into_response(),
+            false => AppError::BadRequest(crate::i18n::Msg::new("error-request-nul")).into_response(),
         }
     };
     if in_query {

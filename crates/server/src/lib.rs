@@ -9,6 +9,7 @@
 
 pub mod csrf;
 pub mod error;
+pub mod i18n;
 mod input;
 pub mod pages;
 mod request;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::oidc_routes(&state))
         .merge(routes::ops_routes())
         .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), i18n::choose_language))
         .with_state(state)
         .layer(axum::middleware::from_fn(input::refuse_nul))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

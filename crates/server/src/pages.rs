@@ -11,6 +11,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     // `errors.email` must be empty, not an error, when there are no errors.
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    // `t("message-id", …)`: the words, in the request's language (`lang`).
+    portcullis_i18n::install(&mut env);
     for (name, source) in [
         ("base.html", include_str!("../templates/base.html")),
         ("error.html", include_str!("../templates/error.html")),
@@ -27,6 +29,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("second_step.html", include_str!("../templates/second_step.html")),
         ("second_step_methods.html", include_str!("../templates/second_step_methods.html")),
         ("setup_forms.html", include_str!("../templates/setup_forms.html")),
+        ("webauthn_words.html", include_str!("../templates/webauthn_words.html")),
         ("enroll.html", include_str!("../templates/enroll.html")),
         ("totp_setup.html", include_str!("../templates/totp_setup.html")),
         ("recovery_codes.html", include_str!("../templates/recovery_codes.html")),
@@ -34,6 +37,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("phone_confirm.html", include_str!("../templates/phone_confirm.html")),
         ("login_code.html", include_str!("../templates/login_code.html")),
         ("admin.html", include_str!("../templates/admin.html")),
+        ("protect.html", include_str!("../templates/protect.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             // Templates are compile-time constants; a syntax error is a build defect caught by every test.
@@ -43,9 +47,21 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
+/// Renders a template in the request's language (`i18n::current`) as a
+/// string; an error names what broke (an unknown message id, say).
+pub fn render_to_string(name: &str, ctx: minijinja::Value) -> Result<String, minijinja::Error> {
+    let ctx = minijinja::context! { lang => crate::i18n::current().code(), ..ctx };
+    TEMPLATES.get_template(name).and_then(|t| t.render(ctx))
+}
+
+/// Every page template's name (the page tests render each in every language).
+pub fn template_names() -> Vec<&'static str> {
+    TEMPLATES.templates().map(|(name, _)| name).collect()
+}
+
 /// Renders a template with `status`; a rendering failure becomes a plain 500.
 pub fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
-    let html = TEMPLATES.get_template(name).and_then(|t| t.render(ctx));
+    let html = render_to_string(name, ctx);
     match html {
         Ok(body) => {
             let mut response = (status, Html(body)).into_response();
@@ -55,18 +71,17 @@ pub fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response
         }
         Err(e) => {
             tracing::error!(template = name, error = %e, "template rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, crate::i18n::tr("error-internal")).into_response()
         }
     }
 }
 
-/// A page that says what went wrong.
+/// A page that says what went wrong, titled by its status in words.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    render(
-        status,
-        "error.html",
-        minijinja::context! { title => status.canonical_reason().unwrap_or("Error"), message => message, status => status.as_u16() },
-    )
+    let id = format!("status-{}", status.as_u16());
+    let title =
+        if portcullis_i18n::exists(&id) { portcullis_i18n::plain(crate::i18n::current(), &id) } else { crate::i18n::tr("status-other") };
+    render(status, "error.html", minijinja::context! { title, message => message, status => status.as_u16() })
 }
 
 /// An inline SVG QR code of `data` (for `otpauth://` URIs); empty if it cannot be encoded.
@@ -94,6 +109,16 @@ mod tests {
         let (_, content) = grids[0].decode().unwrap();
         assert_eq!(content, uri);
     }
+}
+
+/// A date and time in the request's language ("1 December 2026, 20:44 UTC").
+pub fn when(t: i64) -> String {
+    portcullis_i18n::date_time(crate::i18n::current(), t)
+}
+
+/// A date in the request's language ("1 December 2026").
+pub fn day(t: i64) -> String {
+    portcullis_i18n::date(crate::i18n::current(), t)
 }
 
 /// `YYYY-MM-DD HH:MM UTC`.
@@ -149,5 +174,110 @@ mod date_tests {
         assert_eq!(parse_date("2024-02-29").map(date).as_deref(), Some("2024-02-29"));
         assert_eq!(parse_date("2023-02-29"), None);
         assert_eq!(parse_date("yesterday"), None);
+    }
+}
+
+/// Every page in every language: each template renders with a context that
+/// opens its branches, and every message id a page or a handler can name is
+/// in the catalogs (whose languages agree, `portcullis-i18n`'s tests).
+#[cfg(test)]
+mod language_tests {
+    use portcullis_core::audit::AuditKind;
+    use portcullis_core::factors::FactorKind;
+    use portcullis_core::methods::{Answer, AuthMethod, FactorKey, PASSWORD_STEP};
+    use portcullis_i18n::{Language, exists};
+
+    use super::*;
+
+    /// A context under which the templates show nearly everything they can.
+    fn everything() -> minijinja::Value {
+        let answer = minijinja::context! {
+            kind => "code", prompt => "p", button => "b", label => "l", id => "code", numeric => true, sends => true,
+            send_offer => "o", send_button => "s", caution => "c", choice => "Phone",
+        };
+        let destination = minijinja::context! { id => "p1", label => "Phone (••23)" };
+        let policy = minijinja::context! { mfa => "required", allowed_factors => ["totp"], allow_remember => true, remember_browser_days => 7, min_acr => "mfa" };
+        minijinja::context! {
+            signed_in => true, csrf_token => "t", next => "/account", next_encoded => "%2Faccount", notice => "n", error => "e",
+            errors => minijinja::context! { email => "x", password => "x", confirm => "x", current => "x", code => "x", name => "x", phone => "x" },
+            title => "T", message => "M", text => "X", link_href => "/", link_text => "L", email => "ada@example.com", name => "Ada",
+            webauthn => true, email_code => true, breached => true, invite => true, admin => true, methods => "your password",
+            language => "de", languages => crate::i18n::choices(), client => "App", client_id => "app", wants => "your name",
+            offline => true, to => "the web site example.com", request => "r", answer, sent => false, method => "sms", others => true,
+            remember_days => 30, destinations => [destination.clone(), destination], enroll => true,
+            methods_list => [minijinja::context! { key => "sms", label => "Text me a code", answer => minijinja::context! { sends => true, choice => "Phone" } }],
+            intro => "i", passkey => true, security_key => true, totp => true, phone => true, other_steps => true, sms => true,
+            qr => "<svg></svg>", secret => "ABC", credential_id => "c", action => "/a", codes => ["a", "b"], continue_to => "/account",
+            destination => "+44 •••• 23", factors => [minijinja::context! { id => "f", name => "Phone", kind => "Authenticator app", created => "1 May 2026", last_used => "2 May 2026", disabled => true }],
+            codes_left => 1, mfa_required => false,
+            browsers => [minijinja::context! { id => "b", agent => "Firefox 133 on Linux", created => "1", expires => "2" }],
+            sessions => [minijinja::context! { id => "s", agent => "Chrome 156 on Linux", from => "127.0.0.1", started => "1", last_seen => "2", current => false }],
+            apps => [minijinja::context! { id => "app", name => "App", scopes => "your name", scope_codes => "openid profile", first_granted => "1", last_used => "2", refresh_token => true }],
+            events => [minijinja::context! { when => "w", event => "Signed in", from => "127.0.0.1", agent => "Firefox" }],
+            section => "users", read_only => false, apps_of => "", q => "", secret_for => "App",
+            users => [minijinja::context! { email => "a@example.com", name => "A", admin => false, auditor => true, disabled => true, failures_locked => true, mfa_required => true, actions => [("lock", "Lock")] }],
+            clients => [minijinja::context! { id => "app", name => "App", public => true, redirect_uris => ["https://app.example.com/cb"], policy => policy.clone(), pinned => false }],
+            default_policy => policy, factor_keys => portcullis_core::oauth::FACTOR_KEYS, kinds => ["sign_in_succeeded"],
+            filter => minijinja::context! { user => "", event => "", from => "", to => "" },
+            fields => [("code", "c")], post_logout_redirect_uri => "https://app.example.com/", state => "s",
+        }
+    }
+
+    #[tokio::test]
+    async fn every_page_renders_in_every_language() {
+        for lang in Language::ALL {
+            for name in template_names() {
+                for section in ["users", "clients", "audit"] {
+                    let ctx = minijinja::context! { section, ..everything() };
+                    let html = crate::i18n::in_language(lang, async { render_to_string(name, ctx) }).await;
+                    let html = html.unwrap_or_else(|e| panic!("{name} in {lang}: {e:#} {:?}", std::error::Error::source(&e)));
+                    if name.ends_with(".html") && !name.starts_with("setup_forms") && !name.starts_with("webauthn_words") {
+                        assert!(html.contains(&format!("<html lang=\"{}\">", lang.code())), "{name} in {lang} names its language");
+                    }
+                }
+            }
+        }
+        // The same page differs by language.
+        let en = crate::i18n::in_language(Language::En, async { render_to_string("login.html", everything()) }).await.unwrap_or_default();
+        let de = crate::i18n::in_language(Language::De, async { render_to_string("login.html", everything()) }).await.unwrap_or_default();
+        assert!(en.contains(">Sign in</h1>") && de.contains(">Anmelden</h1>"), "{de}");
+    }
+
+    #[test]
+    fn every_message_id_a_page_names_is_in_the_catalog() {
+        let mut ids: Vec<String> = Vec::new();
+        for (_, template) in TEMPLATES.templates() {
+            let source = template.source();
+            for part in source.split("t(\"").skip(1) {
+                if let Some(id) = part.split('"').next()
+                    && !part.starts_with(&format!("{id}\" ~"))
+                {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        // Ids the templates build: "policy-mfa-" ~ m, "factor-" ~ f, "policy-acr-" ~ a.
+        ids.extend(["off", "optional", "required"].map(|m| format!("policy-mfa-{m}")));
+        ids.extend(["none", "mfa", "phr"].map(|a| format!("policy-acr-{a}")));
+        ids.extend(portcullis_core::oauth::FACTOR_KEYS.map(|f| format!("factor-{f}")));
+        // Ids the handlers and the domain name.
+        let steps = FactorKey::ALL.map(FactorKey::facts).into_iter().chain([PASSWORD_STEP]);
+        for facts in steps {
+            ids.extend([facts.words, facts.offer, facts.prompt].map(str::to_owned));
+            if let Answer::Code(field) = facts.answer {
+                ids.push(field.label.to_owned());
+                if let Some(s) = field.sent {
+                    ids.extend([s.offer, s.button, s.notice, s.default_to, s.choice].map(str::to_owned));
+                    ids.extend(s.caution.map(str::to_owned));
+                }
+            }
+        }
+        let methods = [AuthMethod::Password, AuthMethod::Passkey].into_iter().chain(FactorKey::ALL.map(AuthMethod::Factor));
+        ids.extend(methods.map(|m| m.words().to_owned()));
+        ids.extend(FactorKind::ALL.map(|k| k.label().to_owned()));
+        ids.extend(AuditKind::ALL.iter().map(|k| crate::routes::event_label_id(k.as_str()).to_owned()));
+        let missing: Vec<&String> = ids.iter().filter(|id| !exists(id)).collect();
+        assert!(missing.is_empty(), "not in the catalog: {missing:?}");
+        assert!(ids.len() > 250, "the scan found only {} ids", ids.len());
     }
 }

@@ -25,7 +25,7 @@ pub const CSRF_COOKIE: &str = "portcullis_csrf";
 /// browser an account never used can be told apart (adaptive rules, notices).
 pub const DEVICE_COOKIE: &str = "portcullis_browser";
 /// The longest lifetime browsers keep a cookie (RFC 6265bis: 400 days).
-const DEVICE_COOKIE_SECONDS: i64 = 400 * 24 * 3600;
+pub const DEVICE_COOKIE_SECONDS: i64 = 400 * 24 * 3600;
 
 /// Cookie holding the token of a sign-in waiting for its next step.
 pub const SIGN_IN_COOKIE: &str = "portcullis_signin";
@@ -200,13 +200,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for HtmlForm<T> {
             Err(FormRejection::FailedToDeserializeForm(e)) => Err(malformed(e.body_text())),
             Err(FormRejection::FailedToDeserializeFormBody(e)) => Err(malformed(e.body_text())),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(AppError::PayloadTooLarge),
-            Err(e) => Err(AppError::BadRequest(e.body_text())),
+            Err(e) => Err(malformed(e.body_text())),
         }
     }
 }
 
 fn malformed(detail: String) -> AppError {
-    AppError::BadRequest(format!("The form is incomplete or malformed: {detail}"))
+    AppError::BadRequest(crate::i18n::Msg::new("error-form-malformed").arg("detail", detail))
 }
 
 /// A local path to continue to after signing in; anything that could leave

@@ -5,8 +5,8 @@ document.querySelectorAll("[data-copy-target]").forEach(function (button) {
     var list = document.querySelector(button.getAttribute("data-copy-target"));
     var text = Array.from(list.querySelectorAll("code")).map(function (c) { return c.textContent; }).join("\n");
     navigator.clipboard.writeText(text).then(
-      function () { button.textContent = "Copied"; },
-      function () { button.textContent = "Copy failed: select the codes and copy them"; }
+      function () { button.textContent = button.dataset.copied; },
+      function () { button.textContent = button.dataset.copyFailed; }
     );
   });
 });

@@ -60,6 +60,16 @@
     });
   }
 
+  // The page's language: the words come from <script id="webauthn-words"> (webauthn_words.html).
+  const words = (() => {
+    try {
+      return JSON.parse(document.getElementById("webauthn-words").textContent);
+    } catch (e) {
+      return {};
+    }
+  })();
+  const w = (key) => words[key] || key;
+
   function say(form, text) {
     const box = form.querySelector("[data-webauthn-status]") || document.querySelector("[data-webauthn-status]");
     if (box) {
@@ -71,15 +81,15 @@
   function explain(err, creating) {
     switch (err && err.name) {
       case "NotAllowedError":
-        return "The request was cancelled or timed out. Try again, or use another method.";
+        return w("cancelled");
       case "InvalidStateError":
-        return creating ? "This security key or passkey is already registered to your account." : "That security key or passkey is not registered here.";
+        return creating ? w("already_registered") : w("not_registered");
       case "SecurityError":
-        return "Your browser refused: this page's address cannot use security keys.";
+        return w("security_error");
       case "NotSupportedError":
-        return "Your authenticator does not support what this site needs.";
+        return w("not_supported");
       default:
-        return (err && err.message) || "Something went wrong. Try again.";
+        return (err && err.message) || w("failed");
     }
   }
 
@@ -92,8 +102,8 @@
       body: body,
       credentials: "same-origin",
     });
-    const json = await res.json().catch(() => ({ error: "The server did not answer as expected. Reload the page and try again." }));
-    if (!res.ok || json.error) throw new Error(json.error || "The server refused the request.");
+    const json = await res.json().catch(() => ({ error: w("bad_answer") }));
+    if (!res.ok || json.error) throw new Error(json.error || w("refused"));
     return json;
   }
 
@@ -110,18 +120,18 @@
     const creating = button.dataset.webauthn === "create";
     say(form, "");
     if (!supported) {
-      say(form, "This browser does not support security keys or passkeys. Use another method or another browser.");
+      say(form, w("unsupported_browser"));
       return;
     }
     if (conditional) conditional.abort();
     button.disabled = true;
     try {
       const { ceremony, options } = await fetchOptions(button.dataset.options, form);
-      say(form, creating ? "Follow your browser's prompt to create it…" : "Follow your browser's prompt…");
+      say(form, creating ? w("prompt_create") : w("prompt_get"));
       const cred = creating
         ? await navigator.credentials.create({ publicKey: decodeCreation(options) })
         : await navigator.credentials.get({ publicKey: decodeRequest(options) });
-      if (!cred) throw new Error("No credential was returned.");
+      if (!cred) throw new Error(w("no_credential"));
       submitAnswer(form, ceremony, cred);
     } catch (err) {
       say(form, explain(err, creating));

@@ -29,6 +29,8 @@ pub(crate) struct UserRow {
     disabled_at: Option<i64>,
     password_reset_at: Option<i64>,
     password_breached_at: Option<i64>,
+    language: Option<String>,
+    enrollment_prompt_snoozed_until: Option<i64>,
     security_epoch: i64,
     created_at: i64,
 }
@@ -48,6 +50,9 @@ impl TryFrom<UserRow> for User {
             disabled_at: r.disabled_at,
             password_reset_at: r.password_reset_at,
             password_breached_at: r.password_breached_at,
+            // A language no longer shipped reads as no choice.
+            language: r.language.as_deref().and_then(portcullis_core::Language::parse),
+            enrollment_prompt_snoozed_until: r.enrollment_prompt_snoozed_until,
             security_epoch: r.security_epoch,
             created_at: r.created_at,
         })
@@ -105,7 +110,7 @@ macro_rules! select_users {
     ($tail:literal) => {
         concat!(
             "SELECT id, email, name, password_hash, email_verified_at, is_admin, is_auditor, mfa_required, disabled_at, password_reset_at, \
-             password_breached_at, security_epoch, created_at FROM users ",
+             password_breached_at, language, enrollment_prompt_snoozed_until, security_epoch, created_at FROM users ",
             $tail
         )
     };
@@ -133,7 +138,7 @@ macro_rules! insert_user {
     ($executor:expr, $u:expr) => {
         sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, email_verified_at, is_admin, is_auditor, mfa_required, disabled_at, created_at, \
-             password_reset_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             password_reset_at, language) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind($u.id.to_string())
         .bind($u.email.as_str())
@@ -146,6 +151,7 @@ macro_rules! insert_user {
         .bind($u.disabled_at)
         .bind($u.created_at)
         .bind($u.password_reset_at)
+        .bind($u.language.map(|l| l.code()))
         .execute($executor)
     };
 }
@@ -270,6 +276,14 @@ impl AccountStore for Store {
 
     async fn mark_password_breached(&self, id: UserId, now: UnixTime) -> StoreResult<()> {
         update_user!(self, "password_breached_at = $1", now, id)
+    }
+
+    async fn set_language(&self, id: UserId, language: Option<portcullis_core::Language>) -> StoreResult<()> {
+        update_user!(self, "language = $1", language.map(|l| l.code()), id)
+    }
+
+    async fn snooze_enrollment_prompt(&self, id: UserId, until: UnixTime) -> StoreResult<()> {
+        update_user!(self, "enrollment_prompt_snoozed_until = $1", until, id)
     }
 
     async fn set_auditor(&self, id: UserId, auditor: bool) -> StoreResult<()> {
@@ -481,7 +495,7 @@ impl AccountStore for Store {
             sqlx::query_as(
                 "SELECT s.id AS session_id, s.user_id, s.created_at AS session_created_at, s.last_seen_at, s.auth_record, s.ip, \
                  s.user_agent, u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.is_admin, u.is_auditor, u.mfa_required, \
-                 u.disabled_at, u.password_reset_at, u.password_breached_at, u.security_epoch, u.created_at, s.security_epoch AS session_security_epoch \
+                 u.disabled_at, u.password_reset_at, u.password_breached_at, u.language, u.enrollment_prompt_snoozed_until, u.security_epoch, u.created_at, s.security_epoch AS session_security_epoch \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1",
             )
             .bind(digest)

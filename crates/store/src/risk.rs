@@ -43,7 +43,7 @@ impl RiskStore for Store {
             last: r.at.map(|at| LastSignIn {
                 at,
                 ip: r.ip.unwrap_or_default(),
-                location: Location { country: r.country, latitude: r.latitude, longitude: r.longitude },
+                location: Location { country: r.country, latitude: r.latitude, longitude: r.longitude, ..Location::default() },
             }),
         })
     }

@@ -104,7 +104,7 @@ impl SignInStore for Store {
             sqlx::query_as(
                 "SELECT p.user_id, p.auth_record, p.session_digest, p.state, p.client_id, p.assessment, p.answers, \
                  p.created_at AS pending_created_at, p.expires_at AS pending_expires_at, u.id, u.email, u.name, u.password_hash, \
-                 u.email_verified_at, u.is_admin, u.is_auditor, u.mfa_required, u.disabled_at, u.password_reset_at, u.password_breached_at, u.security_epoch, u.created_at \
+                 u.email_verified_at, u.is_admin, u.is_auditor, u.mfa_required, u.disabled_at, u.password_reset_at, u.password_breached_at, u.language, u.enrollment_prompt_snoozed_until, u.security_epoch, u.created_at \
                  FROM pending_sign_ins p JOIN users u ON u.id = p.user_id WHERE p.digest = $1 AND p.expires_at > $2",
             )
             .bind(digest)

@@ -87,6 +87,8 @@ fn user(email: &str) -> User {
         disabled_at: None,
         password_reset_at: None,
         password_breached_at: None,
+        language: None,
+        enrollment_prompt_snoozed_until: None,
         security_epoch: 0,
         created_at: 1_000,
     }
@@ -792,7 +794,7 @@ async fn a_finished_sign_in_is_recorded_whole_or_not_at_all_per_account(s: Store
     let london = LastSignIn {
         at: 1_000,
         ip: "81.2.69.142".into(),
-        location: Location { country: Some("GB".into()), latitude: Some(51.5142), longitude: Some(-0.0931) },
+        location: Location { country: Some("GB".into()), latitude: Some(51.5142), longitude: Some(-0.0931), ..Location::default() },
     };
     let nowhere = LastSignIn { at: 2_000, ip: "192.0.2.1".into(), location: Location::default() };
     let sign_in = |user: UserId, digest: &'static str, device: &'static str, remember: bool, last: LastSignIn| {

@@ -346,13 +346,13 @@ impl FactorKind {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// What users call it.
+    /// What users call it (a message id of the catalogs).
     pub fn label(self) -> &'static str {
         match self {
-            Self::Totp => "authenticator app",
-            Self::Phone => "phone number",
-            Self::SecurityKey => "security key",
-            Self::Passkey => "passkey",
+            Self::Totp => "kind-totp",
+            Self::Phone => "kind-phone",
+            Self::SecurityKey => "kind-security_key",
+            Self::Passkey => "kind-passkey",
         }
     }
 }

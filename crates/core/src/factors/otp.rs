@@ -301,8 +301,8 @@ pub(super) async fn send_code<S: MfaStore>(
 ) -> FactorResult<()> {
     let message = issue_code(ctx, user, (channel, destination, credential), (purpose, extra), now).await?;
     let sent = match channel {
-        OtpChannel::Email => ctx.messenger.email(destination, &message).await,
-        OtpChannel::Sms => ctx.messenger.text(PhoneNumber::parse(destination)?, &message).await,
+        OtpChannel::Email => ctx.messenger.email(destination, user.language.unwrap_or_default(), &message).await,
+        OtpChannel::Sms => ctx.messenger.text(PhoneNumber::parse(destination)?, user.language.unwrap_or_default(), &message).await,
     };
     sent.inspect_err(|e| tracing::error!(error = %e, user = %user.id, channel = channel.as_str(), "one-time code not delivered"))
 }

@@ -26,7 +26,7 @@ impl<S: Stores> Accounts<S> {
     /// Queues a security notice for the delivery task; a failure is logged,
     /// never fatal to the change it reports.
     pub(crate) async fn notify(&self, user: &User, message: Message, now: UnixTime) {
-        let queued = match super::seal_notice(&self.keys.sealer, &message) {
+        let queued = match super::seal_notice(&self.keys.sealer, &message, user.language.unwrap_or_default()) {
             Ok(payload) => self.store.enqueue_notice(user.email.as_str(), &payload, now).await,
             Err(e) => Err(e),
         };
@@ -54,7 +54,7 @@ impl<S: Stores> Notices<'_, S> {
                 return Ok(sent);
             }
             for notice in batch {
-                let message: Message = match super::open_notice(&self.keys.sealer, &notice.message) {
+                let (message, language): (Message, _) = match super::open_notice(&self.keys.sealer, &notice.message) {
                     Some(m) => m,
                     None => {
                         tracing::error!(id = notice.id, "dropping an unreadable queued notice");
@@ -62,7 +62,7 @@ impl<S: Stores> Notices<'_, S> {
                         continue;
                     }
                 };
-                match self.messenger.email(&notice.recipient, &message).await {
+                match self.messenger.email(&notice.recipient, language, &message).await {
                     Ok(()) => {
                         self.store.remove_notice(notice.id).await?;
                         sent += 1;

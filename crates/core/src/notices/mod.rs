@@ -6,6 +6,7 @@ use std::future::Future;
 
 use data_encoding::BASE64URL_NOPAD;
 
+use crate::Language;
 use crate::error::StoreError;
 use crate::messages::Message;
 use crate::secrets::SecretBox;
@@ -69,22 +70,34 @@ const NOTICE_CONTEXT: &str = "queued-notice";
 /// Marks a sealed payload (rows queued before sealing are plain JSON).
 const SEALED: &str = "sealed:";
 
-/// A message as the queue keeps it: its JSON sealed with the at-rest key,
-/// since some carry a one-time code or link (a sign-in code, a reset link).
-pub fn seal_notice(sealer: &SecretBox, message: &Message) -> Result<String, StoreError> {
-    let json = serde_json::to_vec(message).map_err(|e| StoreError::Backend(e.to_string()))?;
+/// A queued message and the language it is to be written in.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope {
+    language: Language,
+    message: Message,
+}
+
+/// A message as the queue keeps it: its JSON (with the recipient's language)
+/// sealed with the at-rest key, since some carry a one-time code or link (a
+/// sign-in code, a reset link).
+pub fn seal_notice(sealer: &SecretBox, message: &Message, language: Language) -> Result<String, StoreError> {
+    let envelope = Envelope { language, message: message.clone() };
+    let json = serde_json::to_vec(&envelope).map_err(|e| StoreError::Backend(e.to_string()))?;
     Ok(format!("{SEALED}{}", BASE64URL_NOPAD.encode(&sealer.seal(NOTICE_CONTEXT, &json))))
 }
 
-/// The message of a queued payload; `None` if it cannot be read (dropped, logged by the caller).
-pub fn open_notice(sealer: &SecretBox, payload: &str) -> Option<Message> {
-    match payload.strip_prefix(SEALED) {
-        Some(sealed) => {
-            let bytes = BASE64URL_NOPAD.decode(sealed.as_bytes()).ok()?;
-            serde_json::from_slice(&sealer.open(NOTICE_CONTEXT, &bytes).ok()?).ok()
-        }
-        None => serde_json::from_str(payload).ok(),
-    }
+/// The message of a queued payload and its language; `None` if it cannot be
+/// read (dropped, logged by the caller). Rows queued before languages are
+/// bare messages, sent in English.
+pub fn open_notice(sealer: &SecretBox, payload: &str) -> Option<(Message, Language)> {
+    let json = match payload.strip_prefix(SEALED) {
+        Some(sealed) => sealer.open(NOTICE_CONTEXT, &BASE64URL_NOPAD.decode(sealed.as_bytes()).ok()?).ok()?,
+        None => zeroize::Zeroizing::new(payload.as_bytes().to_vec()),
+    };
+    serde_json::from_slice::<Envelope>(&json)
+        .map(|e| (e.message, e.language))
+        .or_else(|_| serde_json::from_slice::<Message>(&json).map(|m| (m, Language::En)))
+        .ok()
 }
 
 #[cfg(test)]
@@ -95,12 +108,12 @@ mod tests {
     fn a_queued_message_is_sealed_and_only_the_key_opens_it() {
         let sealer = SecretBox::new([7; 32]);
         let message = Message::SignInCode { code: "123456".into(), minutes: 5 };
-        let payload = seal_notice(&sealer, &message).unwrap();
+        let payload = seal_notice(&sealer, &message, Language::De).unwrap();
         assert!(!payload.contains("123456"), "the code is not readable at rest: {payload}");
-        assert_eq!(open_notice(&sealer, &payload), Some(message.clone()));
+        assert_eq!(open_notice(&sealer, &payload), Some((message.clone(), Language::De)));
         assert_eq!(open_notice(&SecretBox::new([8; 32]), &payload), None, "another key opens nothing");
         let plain = serde_json::to_string(&message).unwrap();
-        assert_eq!(open_notice(&sealer, &plain), Some(message), "rows queued before sealing still go out");
+        assert_eq!(open_notice(&sealer, &plain), Some((message, Language::En)), "rows queued before sealing still go out, in English");
     }
 
     #[test]

@@ -45,11 +45,15 @@ pub enum SignInOutcome {
     SecondFactor {
         /// Pending sign-in token (for a cookie).
         token: String,
+        /// The language the user chose, if any: the next pages speak it.
+        language: Option<crate::Language>,
     },
     /// The user must enroll a second factor first.
     MustEnroll {
         /// Pending sign-in token (for a cookie).
         token: String,
+        /// The language the user chose, if any: the next pages speak it.
+        language: Option<crate::Language>,
     },
 }
 
@@ -140,7 +144,13 @@ impl<S: Stores> SignIn<'_, S> {
             ip: origin.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             user_agent: origin.user_agent_text(200),
         };
-        NewSession { token: random_token(), record, change_password: user.password_breached_at.is_some() }
+        NewSession {
+            token: random_token(),
+            record,
+            change_password: user.password_breached_at.is_some(),
+            suggest_enrollment: false,
+            language: user.language,
+        }
     }
     /// Opens a session after a successful sign-in and records it: the audit
     /// event (methods, and `detail`: the assessment, a remembered browser),
@@ -176,12 +186,9 @@ impl<S: Stores> SignIn<'_, S> {
             })
             .await?;
         if !device.known && device.any_known {
-            let browser = origin.user_agent_text(120);
-            let message = Message::NewDeviceSignIn {
-                browser: if browser.is_empty() { "Unknown browser".into() } else { browser },
-                ip,
-                country: last.location.country.unwrap_or_default(),
-            };
+            // Whole enough for the template to name the browser (`device_name`).
+            let message =
+                Message::NewDeviceSignIn { browser: origin.user_agent_text(512), ip, country: last.location.country.unwrap_or_default() };
             self.notify(user, message, now).await;
         }
         Ok(session)
@@ -206,12 +213,13 @@ impl<S: Stores> SignIn<'_, S> {
         now: UnixTime,
     ) -> Result<String, AccountError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let agent = origin.user_agent_text(200);
+        // Pages name it (`device_name`); an empty one reads "Unknown browser".
+        let agent = origin.user_agent_text(512);
         let browser = RememberedBrowser {
             id: id.clone(),
             user_id: user.id,
             auth: AuthRecord { events: auth.possession_events() },
-            user_agent: if agent.is_empty() { "Unknown browser".into() } else { agent },
+            user_agent: agent,
             created_at: now,
             expires_at: now + self.settings.remember_browser_ttl,
             last_used_at: None,
@@ -378,7 +386,13 @@ impl<S: Stores> SignIn<'_, S> {
         };
         let Some(wanted) = wanted.filter(|d| !d.met_by(&auth, now)) else {
             decided("single_factor").await?;
-            return Ok(SignInOutcome::SignedIn(self.signed_in(user, auth, origin, sign_in_detail(None), now).await?));
+            let mut session = self.signed_in(user, auth, origin, sign_in_detail(None), now).await?;
+            // Only an account with nothing to offer as a second step, only when something can be set up.
+            session.suggest_enrollment = self.settings.suggest_enrollment
+                && !account.has_credential
+                && user.enrollment_prompt_snoozed_until.is_none_or(|until| until <= now)
+                && !self.operator_factors().enrollable.is_empty();
+            return Ok(SignInOutcome::SignedIn(session));
         };
         if let Some(browser) = self.remembered_browser(user, remembered, now).await? {
             // The first step is fresh; the second factor is the one performed when the browser was remembered.
@@ -402,7 +416,7 @@ impl<S: Stores> SignIn<'_, S> {
         .await?;
         let shape = (Purpose::NewSession, wanted, waiting);
         let pending = PendingSignIn::begin((user, auth), shape, origin.client_id.clone(), assessment.to_json(), now);
-        self.pend_outcome(&pending).await
+        self.pend_outcome(&pending, user.language).await
     }
 
     /// A sign-in nothing the account has or may set up could finish: audited
@@ -425,9 +439,16 @@ impl<S: Stores> SignIn<'_, S> {
     }
 
     /// Stores a pending sign-in and says where it goes: the second step, or enrollment.
-    pub(super) async fn pend_outcome(&self, pending: &PendingSignIn) -> Result<SignInOutcome, AccountError> {
+    pub(super) async fn pend_outcome(
+        &self,
+        pending: &PendingSignIn,
+        language: Option<crate::Language>,
+    ) -> Result<SignInOutcome, AccountError> {
         let token = self.pend(pending).await?;
-        Ok(if pending.waits_for_enrollment() { SignInOutcome::MustEnroll { token } } else { SignInOutcome::SecondFactor { token } })
+        Ok(match pending.waits_for_enrollment() {
+            true => SignInOutcome::MustEnroll { token, language },
+            false => SignInOutcome::SecondFactor { token, language },
+        })
     }
 
     pub(super) async fn pend(&self, pending: &PendingSignIn) -> Result<String, AccountError> {

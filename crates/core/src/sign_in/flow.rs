@@ -85,7 +85,7 @@ impl<S: Stores> SignIn<'_, S> {
         let shape = (Purpose::StepUp { session_digest: session.digest.clone() }, wanted, waiting);
         let proven = (&session.user, session.record.auth.clone());
         let pending = PendingSignIn::begin(proven, shape, client_id.map(str::to_owned), serde_json::Value::Null, now);
-        self.pend_outcome(&pending).await
+        self.pend_outcome(&pending, session.user.language).await
     }
 
     /// The pending sign-in behind a token, with its user, if transition `t`

@@ -421,9 +421,7 @@ impl From<Refusal> for AccountError {
     fn from(r: Refusal) -> Self {
         match r {
             Refusal::PhishingResistantFactorNeeded => AccountError::PhishingResistantFactorNeeded,
-            Refusal::OnlyFactors(keys) => {
-                AccountError::FactorRequiredByApplication { methods: keys.iter().map(|k| k.words()).collect::<Vec<_>>().join(" or ") }
-            }
+            Refusal::OnlyFactors(keys) => AccountError::FactorRequiredByApplication { factors: keys },
             Refusal::NoUsableFactor | Refusal::NothingToEnroll => AccountError::NoUsableFactor,
         }
     }

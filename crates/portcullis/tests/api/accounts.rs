@@ -39,7 +39,7 @@ async fn a_new_user_signs_up_verifies_signs_in_and_out(app: TestApp) {
     let account = app.get("/account").await;
     assert_eq!(account.status, StatusCode::OK);
     assert!(account.body.contains("ada@example.com"));
-    assert!(account.body.contains("verified with: pwd"), "the session records how the user authenticated");
+    assert!(account.body.contains("verified with your password."), "the session records how the user authenticated");
 
     let out = app.sign_out().await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);

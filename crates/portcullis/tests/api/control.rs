@@ -39,7 +39,7 @@ async fn a_user_sees_the_applications_holding_access_and_removing_one_ends_its_t
     let security = app.get("/account/security").await;
     let listed = apps_listed(&security);
     assert_eq!(listed.len(), 2, "{}", security.body);
-    assert!(listed.iter().all(|e| e.contains("email offline_access openid") && e.contains("stays signed in")), "{listed:?}");
+    assert!(listed.iter().all(|e| e.contains("can see your email address") && e.contains("stays signed in")), "{listed:?}");
 
     // The command line lists the same, with what it holds.
     let grants = cli_grants(&app, "ada@example.com");

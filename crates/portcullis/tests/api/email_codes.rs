@@ -59,7 +59,7 @@ async fn an_emailed_code_completes_the_second_step_once(app: TestApp) {
     let code = emailed_code(&app, "ada@example.com").await;
     let done = app.enter_code(&page, &code).await;
     assert_eq!((done.status, done.location.as_deref()), (StatusCode::SEE_OTHER, Some("/account")), "{}", done.body);
-    assert!(app.get("/account").await.body.contains("verified with: pwd, otp, mfa"));
+    assert!(app.get("/account").await.body.contains("verified with your password and a code by email."));
 
     app.sign_out().await;
     app.sign_in("ada@example.com", PASSWORD).await;

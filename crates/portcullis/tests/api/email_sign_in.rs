@@ -68,7 +68,7 @@ async fn an_emailed_code_signs_in_without_a_password_and_tells_no_one_which_addr
     let done = app.enter_sign_in_code(&ada, "ada@example.com", &code).await;
     assert_eq!((done.status, done.location.as_deref()), (StatusCode::SEE_OTHER, Some("/account")), "{}", done.body);
     let account = app.get("/account").await;
-    assert!(account.body.contains("verified with: otp."), "one factor, no mfa: {}", account.body);
+    assert!(account.body.contains("verified with a code by email."), "one factor, no mfa: {}", account.body);
 
     app.sign_out().await;
     let again = app.enter_sign_in_code(&ada, "ada@example.com", &code).await;
@@ -129,7 +129,7 @@ async fn an_account_with_a_factor_then_gives_its_password(app: TestApp) {
     let done = app.post("/login/verify", &[("method", "password"), ("password", PASSWORD), ("next", "/account")], &step.body).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let account = app.get("/account").await;
-    assert!(account.body.contains("verified with: otp, pwd, mfa."), "{}", account.body);
+    assert!(account.body.contains("verified with a code by email and your password."), "{}", account.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

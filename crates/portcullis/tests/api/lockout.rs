@@ -19,7 +19,7 @@ async fn five_wrong_passwords_lock_the_account_for_five_minutes(app: TestApp) {
     }
     let fifth = app.sign_in("jack@example.com", "wrong-password-x").await;
     assert_eq!(fifth.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(fifth.body.contains("Too many failed attempts. Try again in 5 minute(s)."), "{}", fifth.body);
+    assert!(fifth.body.contains("Too many failed attempts. Try again in 5 minutes."), "{}", fifth.body);
     assert_eq!(fifth.headers.get("retry-after").unwrap(), "300");
 
     // Locked: even the right password is refused.

@@ -17,6 +17,7 @@ mod hardening;
 mod lockout;
 mod mfa;
 mod oidc;
+mod pages;
 mod password_reset;
 mod policy;
 mod registration;

@@ -113,7 +113,7 @@ impl TestApp {
     }
 
     /// Password, then the second-step page; returns that page.
-    async fn password_then_second_step(&self, email: &str) -> (String, Page) {
+    pub(crate) async fn password_then_second_step(&self, email: &str) -> (String, Page) {
         let first = self.sign_in(email, PASSWORD).await;
         assert_eq!(first.status, StatusCode::SEE_OTHER);
         let to = first.location.unwrap();
@@ -129,7 +129,7 @@ async fn a_user_enrolls_an_app_and_then_signs_in_with_a_code(app: TestApp) {
     let (secret, codes) = app.enroll_totp("Pixel").await;
     assert_eq!(codes.len(), 10, "ten recovery codes with the first factor");
     let security = app.get("/account/security").await;
-    assert!(security.body.contains("Pixel") && security.body.contains("10 unused recovery code(s) left."));
+    assert!(security.body.contains("Pixel") && security.body.contains("10 codes left"));
     app.notice("sign-in method was added").await;
     app.sign_out().await;
 
@@ -140,7 +140,7 @@ async fn a_user_enrolls_an_app_and_then_signs_in_with_a_code(app: TestApp) {
     let code = app.code_now(&secret);
     let done = app.post("/login/verify", &[("method", "totp"), ("code", &code), ("next", "/account")], &page.body).await;
     assert_eq!((done.status, done.location.as_deref()), (StatusCode::SEE_OTHER, Some("/account")), "{}", done.body);
-    assert!(app.get("/account").await.body.contains("verified with: pwd, otp, mfa"));
+    assert!(app.get("/account").await.body.contains("verified with your password and your authenticator app."));
 
     // The same code again (same time step): refused.
     app.sign_out().await;
@@ -174,7 +174,7 @@ async fn a_user_enrolls_an_app_and_then_signs_in_with_a_code(app: TestApp) {
         .unwrap();
     let removed = app.post("/account/security/factors/remove", &[("id", &id)], &refused.body).await;
     assert_eq!(removed.status, StatusCode::OK);
-    assert!(removed.body.contains("0 unused recovery code(s) left."), "recovery codes go with the last factor");
+    assert!(!removed.body.contains("recovery-codes-left"), "recovery codes go with the last factor, and their section with them");
 }
 
 /// Follows the browser through sign-in, second step or enrollment; returns the redirect to the app
@@ -317,7 +317,10 @@ async fn a_signed_in_user_is_asked_only_for_the_missing_factor(app: TestApp) {
     let back = app.get(&after(&done.body, "class=\"button\" href=\"")).await.location.unwrap();
     let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
     assert_eq!((amr, acr.as_deref()), (vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()], Some("mfa")));
-    assert!(app.get("/account").await.body.contains("pwd, otp, mfa"), "the same session was upgraded");
+    assert!(
+        app.get("/account").await.body.contains("verified with your password and your authenticator app."),
+        "the same session was upgraded"
+    );
     let stale = crate::helpers::browser();
     let cookie = format!("portcullis_session={old_cookie}");
     let r = stale.get(app.url("/account")).header("cookie", cookie).send().await.unwrap();
@@ -343,7 +346,7 @@ async fn recovery_codes_sign_in_once_each_and_the_user_is_told(app: TestApp) {
         .post("/login/verify", &[("method", "recovery"), ("code", &codes[3].to_uppercase()), ("next", "/account")], &recovery_page.body)
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
+    assert!(app.get("/account").await.body.contains("verified with your password and a recovery code."));
     let notice = app.notice("recovery code was used").await.email;
     assert!(notice.subject.contains("recovery code was used") && notice.text.contains("9 recovery codes remain."));
 
@@ -356,7 +359,7 @@ async fn recovery_codes_sign_in_once_each_and_the_user_is_told(app: TestApp) {
     // Regenerating invalidates the old set.
     let _ = app.post("/login/verify", &[("method", "recovery"), ("code", &codes[4]), ("next", "/account")], &again.body).await;
     let security = app.get("/account/security").await;
-    assert!(security.body.contains("8 unused recovery code(s) left."));
+    assert!(security.body.contains("8 codes left"));
     let fresh = app.post("/account/security/recovery-codes", &[], &security.body).await;
     assert_eq!(recovery_codes_in(&fresh.body).len(), 10);
     app.sign_out().await;
@@ -490,7 +493,7 @@ async fn the_cli_requires_and_resets_mfa() {
     let enroll = app.get("/login/enroll?next=%2Faccount").await;
     let (_, done) = app.enroll_app_inline(&enroll).await;
     assert_eq!(done.status, StatusCode::OK);
-    assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
+    assert!(app.get("/account").await.body.contains("verified with your password and your authenticator app."));
 
     let out = run(&["user", "reset-mfa", "--email", "ada@example.com"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -525,7 +528,7 @@ async fn a_remembered_browser_skips_the_second_step_until_forgotten(app: TestApp
     // Password only: straight in, and the session records the factors of the remembered sign-in.
     let again = app.sign_in("ada@example.com", PASSWORD).await;
     assert_eq!(again.location.as_deref(), Some("/account"));
-    assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
+    assert!(app.get("/account").await.body.contains("verified with your password and a browser you asked us to remember."));
 
     // A client that accepts remembered browsers issues at once; one that refuses them asks for a fresh code.
     let (lenient, lenient_secret) = register(&app, false, SigningAlg::ES256).await;

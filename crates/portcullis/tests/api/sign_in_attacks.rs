@@ -130,7 +130,7 @@ async fn the_second_step_opens_on_the_strongest_factor_and_email_is_only_a_fallb
     let code = emailed_code(&app, "ada@example.com").await;
     let done = app.post("/login/verify", &[("method", "email"), ("code", &code), ("next", "/account")], &sent.body).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "the fallback works (email counts as a factor by default)");
-    assert!(app.get("/account").await.body.contains("pwd, otp, mfa"));
+    assert!(app.get("/account").await.body.contains("verified with your password and a code by email."));
 
     // A phone comes before email.
     app.clock.advance(31);

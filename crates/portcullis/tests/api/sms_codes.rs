@@ -77,14 +77,14 @@ async fn a_confirmed_phone_number_texts_the_second_step(app: TestApp) {
     let done = app.post("/account/security/phone/confirm", &[("credential_id", &id), ("code", &code)], &refused.body).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert_eq!(recovery_codes_in(&done.body).len(), 10, "the first factor comes with recovery codes");
-    assert!(app.get("/account/security").await.body.contains("phone number · added"));
+    assert!(app.get("/account/security").await.body.contains("Phone number · added"));
     app.sign_out().await;
 
     let first = app.sign_in("ada@example.com", PASSWORD).await;
     let page = app.get(&first.location.unwrap()).await;
     let signed_in = app.text_me_a_code(&page).await;
     assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
-    assert!(app.get("/account").await.body.contains("verified with: pwd, sms, otp, mfa"));
+    assert!(app.get("/account").await.body.contains("verified with your password and a code by text message."));
 }
 
 async fn an_application_asking_for_mfa_gets_sms_otp_from_a_texted_code(app: TestApp) {

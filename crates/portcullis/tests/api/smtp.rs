@@ -301,7 +301,7 @@ async fn lockout_and_new_device_notices_arrive_over_smtp() {
     sink.at_least(2).await;
     assert_eq!(subjects()[1], "Portcullis: a sign-in from a new device");
     let data = decode_quoted_printable(&sink.messages()[1].data);
-    assert!(data.contains("Firefox/140.0") && data.contains("127.0.0.1"), "{data}");
+    assert!(data.contains("Firefox 140 on Linux") && data.contains("127.0.0.1"), "the browser is named, not its user agent: {data}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,9 @@ const ROUTES: &[&str] = &[
     "/reset-password",
     "/account",
     "/account/password",
+    "/account/language",
+    "/account/protect",
+    "/account/protect/later",
     "/end-session",
     "/login/code",
     "/login/code/verify",
@@ -101,6 +104,7 @@ const ROUTES: &[&str] = &[
     "/static/portcullis.css",
     "/static/form_post.js",
     "/static/copy.js",
+    "/static/errors.js",
     "/static/webauthn.js",
     "/no/such/route",
     "/logout/everywhere",
@@ -116,7 +120,7 @@ const FIELDS: &[&str] = &[
     "name", "next", "nonce", "password", "pending_request", "phone", "post_logout_redirect_uri", "prompt", "public", "q",
     "reauthenticate", "redirect", "redirect_uri", "refresh_token", "remember", "remember_browser_days", "request",
     "request_uri", "response_mode", "response_type", "scope", "scopes", "state", "text", "to", "token", "token_type_hint",
-    "user", "factor", "new_password", "before", "after", "page",
+    "user", "factor", "new_password", "before", "after", "page", "language",
 ];
 
 /// The values tried one field at a time, the other fields sent as `1`.

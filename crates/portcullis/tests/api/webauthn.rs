@@ -155,7 +155,7 @@ async fn a_security_key_completes_the_second_step_once_per_challenge(app: TestAp
     assert_eq!(added.status, StatusCode::OK, "{}", added.body);
     assert_eq!(recovery_codes_in(&added.body).len(), 10, "the first factor comes with recovery codes");
     let security = app.get("/account/security").await;
-    assert!(security.body.contains("Blue key") && security.body.contains("security key · added"), "{}", security.body);
+    assert!(security.body.contains("Blue key") && security.body.contains("Security key · added"), "{}", security.body);
     assert!(app.notice("was added").await.email.text.contains("A security key named \"Blue key\" was added"));
     app.sign_out().await;
 
@@ -166,7 +166,7 @@ async fn a_security_key_completes_the_second_step_once_per_challenge(app: TestAp
     let (ceremony, answer) = app.key_answer(&mut key, &page).await;
     let done = app.send_key_answer(&page, &ceremony, &answer).await;
     assert_eq!((done.status, done.location.as_deref()), (StatusCode::SEE_OTHER, Some("/account")), "{}", done.body);
-    assert!(app.get("/account").await.body.contains("verified with: pwd, hwk, mfa"));
+    assert!(app.get("/account").await.body.contains("verified with your password and a security key."));
 
     // The same answer again, in a new sign-in: its challenge was used up.
     app.sign_out().await;
@@ -189,7 +189,7 @@ async fn a_passkey_signs_in_without_a_password_and_the_application_gets_hwk_user
     let mut key = Key::new(&app);
     let added = app.add_key(&mut key, "passkey", "Laptop").await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.body);
-    assert!(app.get("/account/security").await.body.contains("passkey · added"));
+    assert!(app.get("/account/security").await.body.contains("Passkey · added"));
     app.sign_out().await;
 
     let (id, secret) = register(&app, false, SigningAlg::ES256).await;
@@ -351,7 +351,7 @@ async fn another_users_credential_is_refused(app: TestApp) {
     // Ada's own passkey with her own handle does.
     ada_key.user_handle = ada_handle;
     assert_eq!(ada_key.passkey_attempt(&app).await.status, StatusCode::SEE_OTHER);
-    assert!(app.get("/account").await.body.contains("verified with: hwk, user, mfa"));
+    assert!(app.get("/account").await.body.contains("verified with a passkey."));
 }
 
 impl Key {

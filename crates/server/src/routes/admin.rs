@@ -17,7 +17,8 @@ use portcullis_oidc::clients::NewClient;
 use serde::Deserialize;
 
 use super::current_session;
-use crate::error::AppError;
+use crate::error::{AppError, account_error_msg};
+use crate::i18n::{Msg, tr};
 use crate::request::{Browser, HtmlForm, see_other};
 use crate::state::AppState;
 
@@ -40,8 +41,8 @@ async fn admin_session(
         AdminAccess::Granted(role) => Ok(Ok((session, role))),
         AdminAccess::StepUp(demand) => Ok(Err(super::second_step::step_up(state, browser, &session, here, (demand, None)).await?)),
         AdminAccess::Reauthenticate => Ok(Err(see_other(&format!("/login?reauth=admin&next={}", super::second_step::encode(here))))),
-        AdminAccess::ReadOnly => Err(AppError::Forbidden("An auditor can look at the admin console but not change anything.".into())),
-        AdminAccess::NotAdmin => Err(AppError::Forbidden("The admin console is for administrators and auditors.".into())),
+        AdminAccess::ReadOnly => Err(AppError::Forbidden("error-auditor-read-only".into())),
+        AdminAccess::NotAdmin => Err(AppError::Forbidden("error-not-admin".into())),
     }
 }
 
@@ -111,7 +112,7 @@ pub async fn remove_user_app(
     if !removed {
         return Err(AccountError::NotFound.into());
     }
-    let notice = format!("{} no longer has access to {}.", form.client_id, user.email.as_str());
+    let notice = tr(Msg::new("notice-admin-app-removed").arg("client", &form.client_id).arg("email", user.email.as_str()));
     user_apps_page(&state, &browser, role, &form.email, Some(notice)).await
 }
 
@@ -141,13 +142,13 @@ async fn users_page(
         let disabled = u.disabled_at.is_some();
         use AccountAction as A;
         let offered = [
-            if disabled || failures_locked { (A::Unlock, "Unlock") } else { (A::Lock, "Lock") },
-            (A::ResetMfa, "Reset MFA"),
-            if u.mfa_required { (A::RequireMfa(false), "Stop requiring MFA") } else { (A::RequireMfa(true), "Require MFA") },
-            if u.is_admin { (A::Admin(false), "Remove admin") } else { (A::Admin(true), "Make admin") },
-            if u.is_auditor { (A::Auditor(false), "Remove auditor") } else { (A::Auditor(true), "Make auditor") },
+            if disabled || failures_locked { (A::Unlock, "action-unlock") } else { (A::Lock, "action-lock") },
+            (A::ResetMfa, "action-reset-mfa"),
+            if u.mfa_required { (A::RequireMfa(false), "action-stop-requiring-mfa") } else { (A::RequireMfa(true), "action-require-mfa") },
+            if u.is_admin { (A::Admin(false), "action-remove-admin") } else { (A::Admin(true), "action-make-admin") },
+            if u.is_auditor { (A::Auditor(false), "action-remove-auditor") } else { (A::Auditor(true), "action-make-auditor") },
         ];
-        let actions: Vec<(&str, &str)> = offered.iter().map(|(a, label)| (a.name(), *label)).collect();
+        let actions: Vec<(&str, String)> = offered.iter().map(|(a, label)| (a.name(), tr(*label))).collect();
         users.push(context! {
             email => u.email.as_str(), name => &u.name, admin => u.is_admin, auditor => u.is_auditor, disabled, failures_locked,
             mfa_required => u.mfa_required, actions,
@@ -156,7 +157,7 @@ async fn users_page(
     let (status, notice, error) = match outcome {
         Ok(n) => (StatusCode::OK, (!n.is_empty()).then_some(n), None),
         Err(e) => match crate::error::form_problem(&e) {
-            Some((status, _)) => (status, None, Some(e.to_string())),
+            Some((status, _)) => (status, None, Some(tr(account_error_msg(&e)))),
             None => return Err(e.into()),
         },
     };
@@ -188,19 +189,22 @@ pub async fn user_action(
     HtmlForm(form): HtmlForm<UserActionForm>,
 ) -> Result<Response, AppError> {
     let (session, role) = admin_or_return!(state, browser, "/admin/users", true);
-    let action = AccountAction::parse(&form.action).ok_or_else(|| AppError::BadRequest("Unknown action.".into()))?;
+    let action = AccountAction::parse(&form.action).ok_or_else(|| AppError::BadRequest("error-unknown-action".into()))?;
     let email = form.email.trim();
     let done = state.accounts().operators().act(&session.user, email, action, &acting(&browser, &session), state.now()).await;
-    let outcome = done.map(|()| match action {
-        AccountAction::Lock => format!("{email} is locked: signed out everywhere and its tokens revoked."),
-        AccountAction::Unlock => format!("{email} is unlocked."),
-        AccountAction::ResetMfa => format!("{email}: every second factor removed."),
-        AccountAction::RequireMfa(true) => format!("{email} must use a second factor."),
-        AccountAction::RequireMfa(false) => format!("{email} no longer has to use a second factor."),
-        AccountAction::Admin(true) => format!("{email} is an admin."),
-        AccountAction::Admin(false) => format!("{email} is no longer an admin."),
-        AccountAction::Auditor(true) => format!("{email} is an auditor: the console is open to them, read-only."),
-        AccountAction::Auditor(false) => format!("{email} is no longer an auditor."),
+    let outcome = done.map(|()| {
+        let id = match action {
+            AccountAction::Lock => "notice-user-locked",
+            AccountAction::Unlock => "notice-user-unlocked",
+            AccountAction::ResetMfa => "notice-user-mfa-reset",
+            AccountAction::RequireMfa(true) => "notice-user-mfa-required",
+            AccountAction::RequireMfa(false) => "notice-user-mfa-not-required",
+            AccountAction::Admin(true) => "notice-user-admin",
+            AccountAction::Admin(false) => "notice-user-not-admin",
+            AccountAction::Auditor(true) => "notice-user-auditor",
+            AccountAction::Auditor(false) => "notice-user-not-auditor",
+        };
+        tr(Msg::new(id).arg("email", email))
     });
     users_page(&state, &browser, role, &form.q, outcome).await
 }
@@ -226,12 +230,12 @@ impl PolicyForm {
         let ticked = |key: &str| self.rest.contains_key(&format!("factor_{key}"));
         let days = self.remember_browser_days.trim();
         let policy = ClientPolicy {
-            mfa: MfaPolicy::parse(&self.mfa).ok_or_else(|| AccountError::InvalidInput("Choose off, optional or required.".into()))?,
+            mfa: MfaPolicy::parse(&self.mfa).ok_or_else(|| AccountError::InvalidInput("error-policy-mfa-choice".into()))?,
             allowed_factors: FACTOR_KEYS.iter().filter(|k| ticked(k)).map(|k| (*k).to_owned()).collect(),
             allow_remember: self.allow_remember.is_some(),
             remember_browser_days: match days {
                 "" => None,
-                d => Some(d.parse().map_err(|_| AccountError::InvalidInput("Days must be a whole number.".into()))?),
+                d => Some(d.parse().map_err(|_| AccountError::InvalidInput("error-days-whole-number".into()))?),
             },
             min_acr: Some(self.min_acr.clone()).filter(|a| !a.is_empty() && a != "none"),
         };
@@ -262,7 +266,7 @@ async fn clients_page(
     let (status, notice, error) = match outcome {
         Ok(n) => (StatusCode::OK, Some(n), None),
         Err(e) => match crate::error::form_problem(&e) {
-            Some((status, _)) => (status, None, Some(e.to_string())),
+            Some((status, _)) => (status, None, Some(tr(account_error_msg(&e)))),
             None => return Err(e.into()),
         },
     };
@@ -323,7 +327,8 @@ pub async fn create_client(
         };
         let (client, secret) =
             state.provider().client_admin().register(new, &acting(&browser, &session), state.now()).await.map_err(client_error)?;
-        Ok(ClientNotice { text: Some(format!("{} added as {}.", client.name, client.id)), secret: secret.map(|s| (client.id, s)) })
+        let text = tr(Msg::new("notice-client-added").arg("name", &client.name).arg("client", &client.id));
+        Ok(ClientNotice { text: Some(text), secret: secret.map(|s| (client.id, s)) })
     }
     .await;
     clients_page(&state, &browser, role, outcome).await
@@ -334,7 +339,7 @@ fn client_error(e: portcullis_oidc::OidcError) -> AccountError {
     match e {
         portcullis_oidc::OidcError::OAuth(o) => AccountError::InvalidInput(o.description),
         portcullis_oidc::OidcError::Store(portcullis_core::StoreError::Conflict) => {
-            AccountError::InvalidInput("That client id is taken.".into())
+            AccountError::InvalidInput("error-client-id-taken".into())
         }
         other => AccountError::Store(portcullis_core::StoreError::Backend(other.to_string())),
     }
@@ -360,7 +365,7 @@ pub async fn client_policy(
         if !clients.set_policy(&form.client_id, &policy, &acting(&browser, &session), state.now()).await.map_err(client_error)? {
             return Err(AccountError::NotFound);
         }
-        Ok(ClientNotice { text: Some(format!("Policy of {} saved.", form.client_id)), secret: None })
+        Ok(ClientNotice { text: Some(tr(Msg::new("notice-policy-saved").arg("client", &form.client_id))), secret: None })
     }
     .await;
     clients_page(&state, &browser, role, outcome).await
@@ -385,7 +390,7 @@ pub async fn rotate_secret(
             .await
             .map_err(client_error)?
             .ok_or(AccountError::NotFound)?;
-        let text = format!("New secret for {}: the old one no longer works.", form.client_id);
+        let text = tr(Msg::new("notice-secret-rotated").arg("client", &form.client_id));
         Ok(ClientNotice { text: Some(text), secret: Some((form.client_id.clone(), secret)) })
     }
     .await;
@@ -407,18 +412,18 @@ pub struct AuditQuery {
 /// GET /admin/audit?user=&event=&from=&to=
 pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Query<AuditQuery>) -> Result<Response, AppError> {
     let (_, role) = admin_or_return!(state, browser, "/admin/audit");
-    let bad = |m: &str| AppError::BadRequest(m.to_owned());
+    let bad = |id: &'static str| AppError::BadRequest(Msg::new(id));
     let date = |s: &str| -> Result<Option<i64>, AppError> {
         match s.trim() {
             "" => Ok(None),
-            d => crate::pages::parse_date(d).map(Some).ok_or_else(|| bad("Dates are YYYY-MM-DD.")),
+            d => crate::pages::parse_date(d).map(Some).ok_or_else(|| bad("error-date-format")),
         }
     };
     let user = match q.user.trim() {
         "" => None,
         email => match state.accounts().operators().find_user(email).await {
             Ok(u) => Some(u.id),
-            Err(AccountError::NotFound) => return Err(bad("No user has that email.")),
+            Err(AccountError::NotFound) => return Err(bad("error-no-such-user")),
             Err(e) => return Err(e.into()),
         },
     };
@@ -426,7 +431,7 @@ pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Qu
         user,
         kind: match q.event.as_str() {
             "" => None,
-            e => Some(AuditKind::parse(e).ok_or_else(|| bad("Unknown event."))?),
+            e => Some(AuditKind::parse(e).ok_or_else(|| bad("error-unknown-event"))?),
         },
         since: date(&q.from)?,
         // The whole "to" day.
@@ -449,7 +454,7 @@ pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Qu
             None => None,
         };
         events.push(context! {
-            when => crate::pages::date_time(e.at), event => &e.kind, user => who.unwrap_or_else(|| e.user.map(|u| u.to_string()).unwrap_or_default()),
+            when => crate::pages::when(e.at), event => &e.kind, user => who.unwrap_or_else(|| e.user.map(|u| u.to_string()).unwrap_or_default()),
             client => &e.client_id, ip => &e.ip, detail => e.detail.to_string(),
         });
     }

@@ -11,7 +11,8 @@ use portcullis_core::sign_in::SignInOutcome;
 use serde::Deserialize;
 
 use super::{Typed, current_session, form_error};
-use crate::error::AppError;
+use crate::error::{AppError, account_error_msg};
+use crate::i18n::{Msg, tr};
 use crate::request::{Browser, HtmlForm, SESSION_COOKIE, safe_next, see_other, set_cookie};
 use crate::state::AppState;
 
@@ -58,8 +59,10 @@ pub struct ResetForm {
     confirm: String,
 }
 
-fn message(browser: &Browser, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
-    browser.page(StatusCode::OK, "message.html", context! { title, text, link_href => link.map(|l| l.0), link_text => link.map(|l| l.1) })
+/// A page that only says something: title and link text are message ids.
+fn message(browser: &Browser, title: &'static str, text: Msg, link: Option<(&str, &'static str)>) -> Response {
+    let ctx = context! { title => tr(title), text => tr(text), link_href => link.map(|l| l.0), link_text => link.map(|l| tr(l.1)) };
+    browser.page(StatusCode::OK, "message.html", ctx)
 }
 
 /// What the sign-in page offers besides the password.
@@ -81,14 +84,11 @@ pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q
         (None, None) => (None, None),
         // The security page sends a session too old to change factors (Accounts::check_recent_sign_in).
         (Some("security"), session) => {
-            (Some(AccountError::ReauthenticationRequired.to_string()), session.map(|s| s.user.email.as_str().to_owned()))
+            (Some(tr(account_error_msg(&AccountError::ReauthenticationRequired))), session.map(|s| s.user.email.as_str().to_owned()))
         }
         // The admin console does the same before a change.
-        (Some("admin"), session) => (
-            Some("For your security, sign in again to make changes in the admin console.".to_owned()),
-            session.map(|s| s.user.email.as_str().to_owned()),
-        ),
-        (Some(_), _) => (Some("The application asks you to sign in again.".to_owned()), None),
+        (Some("admin"), session) => (Some(tr("notice-reauth-admin")), session.map(|s| s.user.email.as_str().to_owned())),
+        (Some(_), _) => (Some(tr("notice-reauth-application")), None),
     };
     let email = q.login_hint.or(signed_in_as).unwrap_or_default();
     Ok(browser.page(StatusCode::OK, "login.html", context! { email, notice, next => &next, ..login_flags(&state, &next) }))
@@ -204,7 +204,7 @@ pub async fn send_email_code(
     match state.accounts().sign_in().send_email_code(email, &browser.ip, now).await {
         Ok(()) => {
             let minutes = state.accounts().settings().otp.ttl / 60;
-            let notice = format!("If an account uses {email}, we have emailed it a sign-in code. It works for {minutes} minutes.");
+            let notice = tr(Msg::new("notice-email-code-sent").arg("email", email).arg("minutes", minutes));
             Ok(browser.page(StatusCode::OK, "login_code.html", context! { sent => true, notice, ..ctx }))
         }
         Err(AccountError::NotFound) => Err(AppError::NotFound),
@@ -238,14 +238,15 @@ pub async fn signup_page(browser: Browser) -> Response {
 pub async fn signup(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<SignupForm>) -> Result<Response, AppError> {
     let ctx = context! { email => &form.email, name => &form.name };
     let now = state.now();
-    let attempt = SignUpForm { email: &form.email, name: &form.name, password: &form.password, confirm: &form.confirm };
+    let attempt = SignUpForm {
+        email: &form.email,
+        name: &form.name,
+        password: &form.password,
+        confirm: &form.confirm,
+        language: crate::i18n::current(),
+    };
     match state.accounts().registration().sign_up(attempt, now).await {
-        Ok(()) => Ok(message(
-            &browser,
-            "Check your email",
-            &format!("We have sent a message to {}. Open the link in it to confirm your address, then sign in.", form.email.trim()),
-            None,
-        )),
+        Ok(()) => Ok(message(&browser, "check-email-title", Msg::new("notice-sign-up-sent").arg("email", form.email.trim()), None)),
         Err(e) => Ok(form_error(&browser, "signup.html", ctx, e)),
     }
 }
@@ -264,7 +265,7 @@ pub async fn verify_email(
     HtmlForm(form): HtmlForm<TokenQuery>,
 ) -> Result<Response, AppError> {
     state.accounts().registration().verify_email(&form.token, state.now()).await?;
-    Ok(message(&browser, "Email address confirmed", "Your address is confirmed. You can sign in now.", Some(("/login", "Sign in"))))
+    Ok(message(&browser, "email-confirmed-title", Msg::new("notice-email-confirmed"), Some(("/login", "sign-in-button"))))
 }
 
 /// GET /forgot-password
@@ -281,15 +282,7 @@ pub async fn forgot_password(
     let ctx = context! { email => &form.email };
     let now = state.now();
     match state.accounts().registration().request_password_reset(&form.email, now).await {
-        Ok(()) => Ok(message(
-            &browser,
-            "Check your email",
-            &format!(
-                "If {} has an account, we have sent it a link to choose a new password. The link expires in one hour.",
-                form.email.trim()
-            ),
-            None,
-        )),
+        Ok(()) => Ok(message(&browser, "check-email-title", Msg::new("notice-reset-sent").arg("email", form.email.trim()), None)),
         Err(e) => Ok(form_error(&browser, "forgot_password.html", ctx, e)),
     }
 }
@@ -312,12 +305,9 @@ pub async fn reset_password(
 ) -> Result<Response, AppError> {
     match state.accounts().registration().reset_password(&form.token, (&form.password, &form.confirm), &browser.origin(), state.now()).await
     {
-        Ok(()) => Ok(message(
-            &browser,
-            "Password changed",
-            "Your password has been changed and you were signed out everywhere. Sign in with your new password.",
-            Some(("/login", "Sign in")),
-        )),
+        Ok(()) => {
+            Ok(message(&browser, "password-changed-title", Msg::new("notice-password-reset-done"), Some(("/login", "sign-in-button"))))
+        }
         Err(AccountError::InvalidLink) => Err(AccountError::InvalidLink.into()),
         Err(e) => Ok(form_error(&browser, "reset_password.html", context! { token => &form.token }, e)),
     }

@@ -9,6 +9,8 @@ mod oidc;
 mod ops;
 mod second_step;
 mod security;
+#[cfg(test)]
+pub(crate) use security::event_label as event_label_id;
 mod setup;
 
 use axum::Router;
@@ -58,6 +60,9 @@ pub fn browser_routes(state: &AppState) -> Router<AppState> {
         .route("/logout/everywhere", post(auth::logout_everywhere))
         .route("/account", get(account::account_page))
         .route("/account/password", post(account::change_password))
+        .route("/account/language", post(account::set_language))
+        .route("/account/protect", get(account::protect_page))
+        .route("/account/protect/later", post(account::protect_later))
         .route("/end-session", get(oidc::end_session).post(oidc::end_session_confirm))
         .route("/authorize/consent", post(oidc::authorize_consent))
         .route("/login/code", get(auth::email_code_page).merge(throttled_post(state, EMAIL_CODE_FORM, post(auth::send_email_code))))
@@ -264,6 +269,7 @@ pub fn ops_routes() -> Router<AppState> {
         .route("/static/portcullis.css", get(ops::stylesheet))
         .route("/static/form_post.js", get(ops::form_post_script))
         .route("/static/copy.js", get(ops::copy_script))
+        .route("/static/errors.js", get(ops::errors_script))
         .route("/static/webauthn.js", get(ops::webauthn_script))
 }
 
@@ -328,7 +334,7 @@ fn form_error(browser: &Browser, template: &str, ctx: minijinja::Value, err: Acc
     let Some((status, field)) = form_problem(&err) else {
         return AppError::Account(err).into_response();
     };
-    let message = err.to_string();
+    let message = crate::i18n::tr(crate::error::account_error_msg(&err));
     let ctx = if field.is_empty() {
         minijinja::context! { error => message, ..ctx }
     } else {
@@ -340,7 +346,7 @@ fn form_error(browser: &Browser, template: &str, ctx: minijinja::Value, err: Acc
 
 /// Shows a "too many requests" error on a form, with `Retry-After`.
 fn throttled(browser: &Browser, template: &str, ctx: minijinja::Value, retry_after_secs: i64) -> Response {
-    let message = AppError::TooManyRequests { retry_after_secs }.to_string();
+    let message = crate::i18n::tr(crate::i18n::Msg::new("error-too-many-requests").arg("seconds", retry_after_secs));
     with_retry_after(
         browser.page(axum::http::StatusCode::TOO_MANY_REQUESTS, template, minijinja::context! { error => message, ..ctx }),
         Some(retry_after_secs),

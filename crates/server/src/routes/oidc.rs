@@ -73,7 +73,7 @@ pub struct ResumeQuery {
 pub async fn authorize_resume(State(state): State<AppState>, browser: Browser, Query(q): Query<ResumeQuery>) -> Result<Response, AppError> {
     match state.provider().load_pending(&q.request, state.now()).await? {
         Some((params, since)) => authorize(&state, &browser, params, Some((q.request, since))).await,
-        None => Err(AppError::BadRequest("This sign-in request has expired. Go back to the application and start again.".into())),
+        None => Err(AppError::BadRequest("error-authorization-expired".into())),
     }
 }
 
@@ -102,7 +102,7 @@ async fn authorize(
     let now = state.now();
     let req = match provider.validate(&params).await? {
         Ok(r) => r,
-        Err(AuthorizeFailure::Page(message)) => return Err(AppError::BadRequest(message)),
+        Err(AuthorizeFailure::Page(message)) => return Err(refused_request(message)),
         Err(AuthorizeFailure::Redirect(reply, error)) => return Ok(deliver_error(browser, state, &reply, &error)),
     };
     let session: Option<ActiveSession> = current_session(state, browser).await?;
@@ -121,7 +121,7 @@ async fn authorize(
             if provider.needs_consent(&req, session.user.id).await? {
                 if req.prompt_none {
                     // Not sent to a redirect URI the user never allowed (see `Decision::Fail` below).
-                    return Err(AppError::BadRequest("This application needs your permission first: open it and sign in again.".into()));
+                    return Err(AppError::BadRequest("error-consent-needed".into()));
                 }
                 let id = match pending {
                     Some((id, _)) => id,
@@ -160,7 +160,7 @@ async fn authorize(
         Decision::Denied => Err(AppError::Account(portcullis_core::AccountError::SignInDenied)),
         Decision::Fail(reply, error) => match provider.may_redirect_error(&req, session.as_ref().map(|s| s.user.id)).await? {
             true => Ok(deliver_error(browser, state, &reply, &error)),
-            false => Err(AppError::BadRequest(format!("The application's request was refused: {}.", error.description))),
+            false => Err(refused_request(error.description)),
         },
     }
 }
@@ -168,25 +168,20 @@ async fn authorize(
 /// The question put to a user before a self-registered client gets anything:
 /// who is asking (its name, and where the answer goes), and what for.
 fn consent_page(browser: &Browser, req: &portcullis_oidc::request::AuthorizeRequest, request_id: &str) -> Response {
-    let wants: Vec<&str> = req
-        .scopes
-        .iter()
-        .filter_map(|s| match s.as_str() {
-            "email" => Some("your email address"),
-            "profile" => Some("your name"),
-            "offline_access" => Some("to stay signed in when you are away"),
-            _ => None,
-        })
-        .collect();
+    let wants = crate::i18n::scope_words(&req.scopes);
+    let offline = req.scopes.iter().any(|s| s == "offline_access");
     // The web site the answer goes to; for anything else (an app's own scheme,
     // a loopback address) what the page can say is only that it stays on the device.
     let to = match url::Url::parse(&req.reply.redirect_uri) {
-        Ok(u) if u.scheme() == "https" => u.host_str().map(|h| format!("the web site {h}")),
-        Ok(u) => Some(format!("an application on your device ({}:)", u.scheme())),
+        Ok(u) if u.scheme() == "https" => {
+            u.host_str().map(|h| crate::i18n::tr(crate::i18n::Msg::new("consent-to-web-site").arg("site", h)))
+        }
+        Ok(u) => Some(crate::i18n::tr(crate::i18n::Msg::new("consent-to-app").arg("scheme", format!("{}:", u.scheme())))),
         Err(_) => None,
     }
     .unwrap_or_else(|| req.reply.redirect_uri.clone());
-    let ctx = context! { signed_in => true, client => &req.client.name, client_id => &req.client.id, wants, to, request => request_id };
+    let ctx =
+        context! { signed_in => true, client => &req.client.name, client_id => &req.client.id, wants, offline, to, request => request_id };
     browser.page(StatusCode::OK, "consent.html", ctx)
 }
 
@@ -207,11 +202,11 @@ pub async fn authorize_consent(
     Form(form): Form<ConsentForm>,
 ) -> Result<Response, AppError> {
     let provider = state.provider();
-    let expired = || AppError::BadRequest("This sign-in request has expired. Go back to the application and start again.".into());
+    let expired = || AppError::BadRequest("error-authorization-expired".into());
     let (params, since) = provider.load_pending(&form.request, state.now()).await?.ok_or_else(expired)?;
     let req = match provider.validate(&params).await? {
         Ok(r) => r,
-        Err(AuthorizeFailure::Page(message)) => return Err(AppError::BadRequest(message)),
+        Err(AuthorizeFailure::Page(message)) => return Err(refused_request(message)),
         Err(AuthorizeFailure::Redirect(reply, error)) => return Ok(deliver_error(&browser, &state, &reply, &error)),
     };
     let Some(session) = current_session(&state, &browser).await? else {
@@ -229,7 +224,7 @@ pub async fn authorize_consent(
             let error = OAuthError::new(ErrorCode::AccessDenied, "the user did not allow this application");
             Ok(deliver_error(&browser, &state, &req.reply, &error))
         }
-        _ => Err(AppError::BadRequest("Choose Allow or Deny.".into())),
+        _ => Err(AppError::BadRequest("error-choose-allow-or-deny".into())),
     }
 }
 
@@ -424,7 +419,11 @@ async fn sign_out_and_leave(
     }
     let mut response = match redirect {
         Some(to) => see_other(&to),
-        None => browser.page(StatusCode::OK, "message.html", context! { title => "Signed out", text => "You are signed out." }),
+        None => browser.page(
+            StatusCode::OK,
+            "message.html",
+            context! { title => crate::i18n::tr("signed-out-title"), text => crate::i18n::tr("notice-signed-out") },
+        ),
     };
     response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, "", Some(0)));
     Ok(browser.finish(response))
@@ -531,4 +530,10 @@ pub async fn delete_registration(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => oauth_error_response(e, false),
     }
+}
+
+/// A request an application sent that we refuse on a page: the reason is
+/// the protocol's (for the application's developer), in English.
+fn refused_request(detail: String) -> AppError {
+    AppError::BadRequest(crate::i18n::Msg::new("error-oauth-refused").arg("detail", detail))
 }

@@ -39,6 +39,14 @@ pub async fn copy_script() -> impl IntoResponse {
     )
 }
 
+/// Moves focus to the first invalid field of a refused form (every page loads it).
+pub async fn errors_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/errors.js"),
+    )
+}
+
 /// Submits `response_mode=form_post` pages (a file, so the CSP needs no inline script).
 pub async fn form_post_script() -> impl IntoResponse {
     (

@@ -19,10 +19,11 @@ use serde::Deserialize;
 
 use super::form_error;
 use super::setup::{
-    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneForm, SetupForm, code_sent, key_refusal, phone_context, phone_form_problem,
+    DEFAULT_PHONE_NAME, KeyForm, PhoneForm, SetupForm, code_sent, default_device_name, key_refusal, phone_context, phone_form_problem,
     public_key, setup_context, shared_secret, webauthn_kind,
 };
-use crate::error::AppError;
+use crate::error::{AppError, account_error_msg};
+use crate::i18n::{Msg, tr};
 use crate::request::{Browser, HtmlForm, REMEMBER_COOKIE, SESSION_COOKIE, SIGN_IN_COOKIE, cookie_value, safe_next, see_other, set_cookie};
 use crate::state::AppState;
 
@@ -30,10 +31,25 @@ pub(super) fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// The language cookie for a user who chose a language: each sign-in brings
+/// the choice to the browser it happens in.
+pub(super) fn language_cookie(state: &AppState, language: Option<crate::i18n::Language>) -> Option<axum::http::HeaderValue> {
+    language.map(|l| set_cookie(state, crate::i18n::LANGUAGE_COOKIE, l.code(), Some(crate::request::DEVICE_COOKIE_SECONDS)))
+}
+
 /// Redirects to a page of the pending sign-in behind `token`, setting its cookie.
-fn to_pending(state: &AppState, browser: &Browser, token: &str, page: &str, next: &str) -> Response {
+fn to_pending(
+    state: &AppState,
+    browser: &Browser,
+    (token, language): (&str, Option<crate::i18n::Language>),
+    page: &str,
+    next: &str,
+) -> Response {
     let mut response = see_other(&format!("{page}?next={}", encode(next)));
     response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, token, Some(PENDING_SIGN_IN_SECONDS)));
+    if let Some(cookie) = language_cookie(state, language) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     browser.finish(response)
 }
 
@@ -41,12 +57,19 @@ fn to_pending(state: &AppState, browser: &Browser, token: &str, page: &str, next
 pub fn after_first_step(state: &AppState, browser: &Browser, outcome: SignInOutcome, next: &str) -> Response {
     match outcome {
         SignInOutcome::SignedIn(session) => {
-            let mut response = see_other(&change_password_first(session.change_password, next));
+            let page = match (session.change_password, session.suggest_enrollment) {
+                (false, true) => format!("/account/protect?next={}", encode(next)),
+                (breached, _) => change_password_first(breached, next),
+            };
+            let mut response = see_other(&page);
             response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &session.token, None));
+            if let Some(cookie) = language_cookie(state, session.language) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
             browser.finish(response)
         }
-        SignInOutcome::SecondFactor { token } => to_pending(state, browser, &token, "/login/verify", next),
-        SignInOutcome::MustEnroll { token } => to_pending(state, browser, &token, "/login/enroll", next),
+        SignInOutcome::SecondFactor { token, language } => to_pending(state, browser, (&token, language), "/login/verify", next),
+        SignInOutcome::MustEnroll { token, language } => to_pending(state, browser, (&token, language), "/login/enroll", next),
     }
 }
 
@@ -105,6 +128,9 @@ fn signed_in(state: &AppState, browser: &Browser, done: &SecondStepDone, mut res
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &done.session_token, None));
     headers.append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, "", Some(0)));
+    if let Some(cookie) = language_cookie(state, done.user.language) {
+        headers.append(header::SET_COOKIE, cookie);
+    }
     if let Some(remember) = &done.remember_cookie {
         headers.append(
             header::SET_COOKIE,
@@ -138,11 +164,9 @@ fn moved_on(
 /// The recovery codes of a first factor set up inline, or straight on.
 fn after_enrollment(browser: &Browser, next: &str) -> impl FnOnce(&SecondStepDone) -> Response {
     move |done| match &done.new_recovery_codes {
-        Some(codes) => browser.page(
-            StatusCode::OK,
-            "recovery_codes.html",
-            context! { codes, continue_to => next, notice => "Two-step verification is on." },
-        ),
+        Some(codes) => {
+            browser.page(StatusCode::OK, "recovery_codes.html", context! { codes, continue_to => next, notice => tr("notice-mfa-on") })
+        }
         None => see_other(next),
     }
 }
@@ -162,18 +186,18 @@ pub(super) fn challenge_json(result: Result<PublicKeyChallenge, AppError>) -> Re
     use axum::response::IntoResponse;
     let (status, body) = match result {
         Ok(c) => (StatusCode::OK, serde_json::json!({ "ceremony": c.ceremony, "options": c.options })),
-        Err(e @ AppError::TooManyRequests { retry_after_secs }) => {
-            let body = axum::Json(serde_json::json!({ "error": e.to_string() }));
+        Err(AppError::TooManyRequests { retry_after_secs }) => {
+            let body = axum::Json(serde_json::json!({ "error": tr(Msg::new("error-too-many-requests").arg("seconds", retry_after_secs)) }));
             let response = (StatusCode::TOO_MANY_REQUESTS, [(header::CACHE_CONTROL, "no-store")], body).into_response();
             return crate::error::with_retry_after(response, Some(retry_after_secs));
         }
         Err(AppError::Account(e)) if crate::error::form_problem(&e).is_some() => {
             let status = crate::error::form_problem(&e).map(|(s, _)| s).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, serde_json::json!({ "error": e.to_string() }))
+            (status, serde_json::json!({ "error": tr(account_error_msg(&e)) }))
         }
         Err(e) => {
             tracing::error!(error = %e, "WebAuthn options failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({ "error": "Something went wrong on our side. Try again in a moment." }))
+            (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({ "error": tr("error-internal") }))
         }
     };
     (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
@@ -199,9 +223,9 @@ fn destination_choices(view: &SecondStepView, step: Step) -> Vec<minijinja::Valu
     view.destinations_of(step).iter().map(|p| context! { id => &p.id, label => format!("{} ({})", p.name, p.masked) }).collect()
 }
 
-/// What the page asks for, from the shown step's facts (`{email}` filled in).
+/// What the page asks for, from the shown step's facts (message ids, `$email` filled in).
 fn answer_context(facts: StepFacts, email: &str) -> minijinja::Value {
-    let fill = |text: &str| text.replace("{email}", email);
+    let fill = |id: &'static str| tr(Msg::new(id).arg("email", email));
     let (kind, code) = match facts.answer {
         Answer::PublicKey => ("public_key", None),
         Answer::Password => ("password", None),
@@ -209,10 +233,10 @@ fn answer_context(facts: StepFacts, email: &str) -> minijinja::Value {
     };
     let sending = code.and_then(|c| c.sent);
     context! {
-        kind, prompt => fill(facts.prompt), button => facts.offer,
-        label => code.map(|c| c.label), id => code.map(|c| c.id), numeric => code.is_some_and(|c| c.numeric),
-        sends => sending.is_some(), send_offer => sending.map(|s| fill(s.offer)), send_button => sending.map(|s| s.button),
-        caution => sending.and_then(|s| s.caution), choice => sending.map(|s| s.choice),
+        kind, prompt => fill(facts.prompt), button => tr(facts.offer),
+        label => code.map(|c| tr(c.label)), id => code.map(|c| c.id), numeric => code.is_some_and(|c| c.numeric),
+        sends => sending.is_some(), send_offer => sending.map(|s| fill(s.offer)), send_button => sending.map(|s| tr(s.button)),
+        caution => sending.and_then(|s| s.caution).map(tr), choice => sending.map(|s| tr(s.choice)),
     }
 }
 
@@ -250,7 +274,7 @@ pub async fn methods_page(InProgress { state, browser, token }: InProgress, Quer
         .iter()
         .map(|s| {
             let answer = answer_context(s.facts(), v.user.email.as_str());
-            context! { key => s.as_str(), label => s.facts().offer, answer, destinations => destination_choices(&v, *s) }
+            context! { key => s.as_str(), label => tr(s.facts().offer), answer, destinations => destination_choices(&v, *s) }
         })
         .collect();
     let ctx = context! { methods, enroll => !v.enroll.is_empty(), next => &next, next_encoded => encode(&next) };
@@ -266,14 +290,14 @@ pub struct SendForm {
 }
 
 fn step_of(method: &str) -> Result<Step, AppError> {
-    Step::parse(method).ok_or_else(|| AppError::BadRequest("Unknown sign-in method.".into()))
+    Step::parse(method).ok_or_else(|| AppError::BadRequest("error-unknown-method".into()))
 }
 
 /// POST /login/verify/send: sends a code ("Email me a code", "Text me a code"), then asks for it.
 pub async fn send_code(InProgress { state, browser, token }: InProgress, HtmlForm(form): HtmlForm<SendForm>) -> Result<Response, AppError> {
     let now = state.now();
     let next = safe_next(form.next.as_deref());
-    let Step::Factor(key) = step_of(&form.method)? else { return Err(AppError::BadRequest("The password is not sent.".into())) };
+    let Step::Factor(key) = step_of(&form.method)? else { return Err(AppError::BadRequest("error-method-sends-no-code".into())) };
     let phone = form.phone.as_deref().filter(|p| !p.is_empty());
     let result = state.accounts().sign_in().second_factor_challenge(&token, (key, phone), (&browser.ip, &browser.origin()), now).await;
     if let Err(e @ (AccountError::StepNotAllowed | AccountError::SignInExpired | AccountError::NotFound)) = result {
@@ -285,15 +309,15 @@ pub async fn send_code(InProgress { state, browser, token }: InProgress, HtmlFor
         Ok(_) => {
             let minutes = state.accounts().settings().otp.ttl / 60;
             let Answer::Code(CodeField { sent: Some(sending), .. }) = key.facts().answer else {
-                return Err(AppError::BadRequest("This method sends no code.".into()));
+                return Err(AppError::BadRequest("error-method-sends-no-code".into()));
             };
-            let default_to = sending.default_to.replace("{email}", v.user.email.as_str());
+            let default_to = tr(Msg::new(sending.default_to).arg("email", v.user.email.as_str()));
             let to = v
                 .destinations_of(Step::Factor(key))
                 .iter()
                 .find(|p| phone.is_none_or(|id| p.id == id))
                 .map_or(default_to.as_str(), |p| p.masked.as_str());
-            let notice = format!("{} It works for {minutes} minutes.", sending.notice.replace("{to}", to));
+            let notice = tr(Msg::new(sending.notice).arg("to", to).arg("minutes", minutes));
             Ok(browser.page(StatusCode::OK, "second_step.html", context! { sent => true, notice, ..ctx }))
         }
         Err(
@@ -351,7 +375,8 @@ pub async fn verify(InProgress { state, browser, token }: InProgress, HtmlForm(f
     }
 }
 
-const ENROLL_INTRO: &str = "Your sign-in needs two-step verification. Set up a way to verify to finish signing in.";
+/// What the setup during a sign-in says first (a message id).
+const ENROLL_INTRO: &str = "enroll-intro";
 
 /// GET /login/enroll: the ways to set up a first factor during sign-in; then the original request continues.
 pub async fn enroll_page(InProgress { state, browser, token }: InProgress, Query(q): Query<VerifyQuery>) -> Result<Response, AppError> {
@@ -377,7 +402,7 @@ async fn enroll_form_error(
 fn enroll_context(kinds: &[FactorKind], other_steps: bool, email: &str, next: &str) -> minijinja::Value {
     let has = |k: FactorKind| kinds.contains(&k);
     context! {
-        intro => ENROLL_INTRO, email, next, next_encoded => encode(next), other_steps,
+        intro => tr(ENROLL_INTRO), email, next, next_encoded => encode(next), other_steps,
         totp => has(FactorKind::Totp), passkey => has(FactorKind::Passkey), security_key => has(FactorKind::SecurityKey),
         phone => has(FactorKind::Phone),
     }
@@ -397,13 +422,13 @@ pub async fn enroll_totp(
     let prompt = state
         .accounts()
         .sign_in()
-        .begin_inline_enrollment(&token, (FactorKind::Totp, DEFAULT_DEVICE_NAME, ""), &browser.origin(), state.now())
+        .begin_inline_enrollment(&token, (FactorKind::Totp, &default_device_name(), ""), &browser.origin(), state.now())
         .await?;
     let setup = shared_secret(prompt)?;
     Ok(browser.page(
         StatusCode::OK,
         "totp_setup.html",
-        setup_context(&setup, DEFAULT_DEVICE_NAME, "/login/enroll", Some(&next), Some(ENROLL_INTRO)),
+        setup_context(&setup, &default_device_name(), "/login/enroll", Some(&next), Some(ENROLL_INTRO)),
     ))
 }
 

@@ -14,11 +14,12 @@ use serde::Deserialize;
 
 use super::second_step::challenge_json;
 use super::setup::{
-    DEFAULT_DEVICE_NAME, DEFAULT_PHONE_NAME, KeyForm, PhoneForm, SetupForm, code_sent, key_refusal, phone_context, phone_form_problem,
+    DEFAULT_PHONE_NAME, KeyForm, PhoneForm, SetupForm, code_sent, default_device_name, key_refusal, phone_context, phone_form_problem,
     public_key, setup_context, shared_secret, webauthn_kind,
 };
 use super::{current_session, form_error, own_page_session};
 use crate::error::AppError;
+use crate::i18n::{device_name, tr};
 use crate::request::{Browser, HtmlForm, SESSION_COOKIE, set_cookie};
 use crate::state::AppState;
 use portcullis_core::sessions::SessionCheck;
@@ -51,7 +52,7 @@ async fn factor_added(
     browser: &Browser,
     session: &ActiveSession,
     added: FactorAdded,
-    notice: &str,
+    notice: &'static str,
 ) -> Result<Response, AppError> {
     // The forms on the page answer to the session the response gives the browser.
     let rebound;
@@ -63,12 +64,10 @@ async fn factor_added(
         None => browser,
     };
     let mut response = match added.recovery_codes {
-        Some(codes) => browser.page(
-            StatusCode::OK,
-            "recovery_codes.html",
-            context! { codes, continue_to => HERE, notice => "Two-step verification is on." },
-        ),
-        None => browser.page(StatusCode::OK, "security.html", context! { notice, ..security_context(state, session).await? }),
+        Some(codes) => {
+            browser.page(StatusCode::OK, "recovery_codes.html", context! { codes, continue_to => HERE, notice => tr("notice-mfa-on") })
+        }
+        None => browser.page(StatusCode::OK, "security.html", context! { notice => tr(notice), ..security_context(state, session).await? }),
     };
     if let Some(token) = added.session_token {
         response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &token, None));
@@ -83,13 +82,13 @@ pub async fn start_totp(State(state): State<AppState>, browser: Browser) -> Resu
         state
             .accounts()
             .credentials()
-            .start_enrollment(&session, FactorKind::Totp, (DEFAULT_DEVICE_NAME, ""), &browser.origin(), state.now())
+            .start_enrollment(&session, FactorKind::Totp, (&default_device_name(), ""), &browser.origin(), state.now())
             .await?,
     )?;
     Ok(browser.page(
         StatusCode::OK,
         "totp_setup.html",
-        setup_context(&setup, DEFAULT_DEVICE_NAME, "/account/security/totp/confirm", None, None),
+        setup_context(&setup, &default_device_name(), "/account/security/totp/confirm", None, None),
     ))
 }
 
@@ -108,7 +107,7 @@ pub async fn confirm_totp(
         .finish_enrollment(&session, (FactorKind::Totp, Some(&form.name)), finishing, &browser.origin(), now)
         .await;
     match outcome {
-        Ok(added) => factor_added(&state, &browser, &session, added, "Authenticator app added.").await,
+        Ok(added) => factor_added(&state, &browser, &session, added, "notice-totp-added").await,
         Err(e @ (AccountError::InvalidCode | AccountError::InvalidName)) => {
             let setup =
                 shared_secret(state.accounts().credentials().pending_enrollment(user, FactorKind::Totp, &form.credential_id, now).await?)?;
@@ -123,14 +122,14 @@ pub async fn regenerate_codes(State(state): State<AppState>, browser: Browser) -
     let session = security_session!(state, browser);
     let codes = match state.accounts().credentials().regenerate_recovery_codes(&session, &browser.origin(), state.now()).await {
         Err(AccountError::RecoveryCodesNeedAFactor) => {
-            return Err(AppError::BadRequest(AccountError::RecoveryCodesNeedAFactor.to_string()));
+            return Err(AppError::Account(AccountError::RecoveryCodesNeedAFactor));
         }
         other => other?,
     };
     Ok(browser.page(
         StatusCode::OK,
         "recovery_codes.html",
-        context! { codes, continue_to => HERE, notice => "New recovery codes: the old ones no longer work." },
+        context! { codes, continue_to => HERE, notice => tr("notice-recovery-codes-new") },
     ))
 }
 
@@ -203,16 +202,16 @@ async fn manage(state: &AppState, browser: &Browser, change: Management<'_>) -> 
     let (accounts, origin, now) = (state.accounts(), browser.origin(), state.now());
     let user = &session.user;
     let result = match change {
-        Management::Rename { id, name } => accounts.credentials().rename_factor(user, id, name, &origin, now).await.map(|()| "Renamed."),
-        Management::Remove(id) => accounts.credentials().remove_factor(&session, id, &origin, now).await.map(|()| "Removed."),
-        Management::ForgetBrowser(id) => accounts
-            .credentials()
-            .forget_browser(user, id, &origin, now)
-            .await
-            .map(|()| "That browser will be asked for a second factor again."),
-        Management::EndSession(id) => accounts.sessions().end(user, id, &origin, now).await.map(|()| "That session was signed out."),
+        Management::Rename { id, name } => {
+            accounts.credentials().rename_factor(user, id, name, &origin, now).await.map(|()| "notice-renamed")
+        }
+        Management::Remove(id) => accounts.credentials().remove_factor(&session, id, &origin, now).await.map(|()| "notice-removed"),
+        Management::ForgetBrowser(id) => {
+            accounts.credentials().forget_browser(user, id, &origin, now).await.map(|()| "notice-browser-forgotten")
+        }
+        Management::EndSession(id) => accounts.sessions().end(user, id, &origin, now).await.map(|()| "notice-session-ended"),
         Management::RemoveAppAccess(client) => match state.provider().remove_app_access(user.id, client, &origin, now).await? {
-            true => Ok("That application's access was removed: its tokens no longer work with this account."),
+            true => Ok("notice-app-access-removed"),
             false => Err(AccountError::NotFound),
         },
     };
@@ -221,7 +220,7 @@ async fn manage(state: &AppState, browser: &Browser, change: Management<'_>) -> 
     }
     let ctx = security_context(state, &session).await?;
     match result {
-        Ok(notice) => Ok(browser.page(StatusCode::OK, "security.html", context! { notice, ..ctx })),
+        Ok(notice) => Ok(browser.page(StatusCode::OK, "security.html", context! { notice => tr(notice), ..ctx })),
         Err(e) => Ok(form_error(browser, "security.html", ctx, e)),
     }
 }
@@ -259,7 +258,7 @@ pub async fn add_key(State(state): State<AppState>, browser: Browser, HtmlForm(f
         .await
     {
         Ok(added) => {
-            let notice = if kind == FactorKind::Passkey { "Passkey created." } else { "Security key added." };
+            let notice = if kind == FactorKind::Passkey { "notice-passkey-added" } else { "notice-security-key-added" };
             factor_added(&state, &browser, &session, added, notice).await
         }
         Err(e @ (AccountError::KeyNotAccepted | AccountError::NotFound)) => {
@@ -308,7 +307,7 @@ pub async fn confirm_phone(
         .finish_enrollment(&session, (FactorKind::Phone, None), (&form.credential_id, &form.code), &browser.origin(), now)
         .await
     {
-        Ok(added) => factor_added(&state, &browser, &session, added, "Phone number added.").await,
+        Ok(added) => factor_added(&state, &browser, &session, added, "notice-phone-added").await,
         Err(e @ AccountError::InvalidCode) => {
             let (_, destination) = code_sent(
                 state.accounts().credentials().pending_enrollment(&session.user, FactorKind::Phone, &form.credential_id, now).await?,
@@ -331,8 +330,8 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .iter()
         .map(|c| {
             context! {
-                id => &c.id, name => &c.name, kind => c.kind.label(), authenticator => &c.authenticator,
-                created => crate::pages::date(c.created_at), last_used => c.last_used_at.map(crate::pages::date).unwrap_or_default(),
+                id => &c.id, name => &c.name, kind => tr(c.kind.label()), authenticator => &c.authenticator,
+                created => crate::pages::day(c.created_at), last_used => c.last_used_at.map(crate::pages::day).unwrap_or_default(),
                 disabled => c.flagged_at.is_some(),
             }
         })
@@ -343,7 +342,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .credentials().remembered_browsers(user.id, state.now())
         .await?
         .iter()
-        .map(|b| context! { id => &b.id, agent => &b.user_agent, created => crate::pages::date(b.created_at), expires => crate::pages::date(b.expires_at) })
+        .map(|b| context! { id => &b.id, agent => device_name(&b.user_agent), created => crate::pages::day(b.created_at), expires => crate::pages::day(b.expires_at) })
         .collect();
     let sessions: Vec<minijinja::Value> = state
         .accounts()
@@ -352,8 +351,8 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .iter()
         .map(|s| {
             context! {
-                id => &s.id, agent => if s.user_agent.is_empty() { "Unknown browser" } else { &s.user_agent }, ip => &s.ip,
-                started => crate::pages::date(s.created_at), last_seen => crate::pages::date(s.last_seen_at), current => s.id == session.record.id,
+                id => &s.id, agent => device_name(&s.user_agent), from => place(state, &s.ip),
+                started => crate::pages::day(s.created_at), last_seen => crate::pages::day(s.last_seen_at), current => s.id == session.record.id,
             }
         })
         .collect();
@@ -364,7 +363,11 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .recent_events(user.id)
         .await?
         .iter()
-        .map(|e| context! { when => crate::pages::date_time(e.at), event => event_label(&e.kind), ip => &e.ip, agent => &e.user_agent })
+        .map(|e| {
+            let agent = e.user_agent.as_deref().filter(|a| !a.is_empty()).map(device_name);
+            let from = e.ip.as_deref().map(|ip| place(state, ip));
+            context! { when => crate::pages::when(e.at), event => tr(event_label(&e.kind)), from, agent }
+        })
         .collect();
     Ok(context! {
         signed_in => true, factors, codes_left, browsers, sessions, apps, events, mfa_required => state.accounts().mfa_required(user),
@@ -383,42 +386,54 @@ pub(super) async fn app_access_context(state: &AppState, user: portcullis_core::
         .iter()
         .map(|a| {
             context! {
-                id => &a.client_id, name => &a.client_name, scopes => a.scopes.join(" "), first_granted => crate::pages::date(a.first_granted),
-                last_used => a.last_used.map(crate::pages::date).unwrap_or_default(), refresh_token => a.refresh_token,
+                id => &a.client_id, name => &a.client_name, scopes => crate::i18n::scope_words(&a.scopes), scope_codes => a.scopes.join(" "), first_granted => crate::pages::day(a.first_granted),
+                last_used => a.last_used.map(crate::pages::day).unwrap_or_default(), refresh_token => a.refresh_token,
             }
         })
         .collect())
 }
 
-/// Words for an audit event on the security page.
-pub(super) fn event_label(kind: &str) -> &'static str {
+/// Where an address is, in words: "81.2.69.142 (London, United Kingdom)"
+/// when a GeoIP database knows it, the address alone otherwise.
+pub(super) fn place(state: &AppState, ip: &str) -> String {
+    if ip.is_empty() {
+        return tr("place-unknown");
+    }
+    match ip.parse().ok().and_then(|ip| state.accounts().place_name(ip, crate::i18n::current())) {
+        Some(name) => format!("{ip} ({name})"),
+        None => ip.to_owned(),
+    }
+}
+
+/// The message id of an audit event's words on the security page.
+pub(crate) fn event_label(kind: &str) -> &'static str {
     use portcullis_core::audit::AuditKind as K;
     match K::parse(kind) {
-        Some(K::SignInSucceeded) => "Signed in",
-        Some(K::SignInFailed) => "Failed sign-in attempt",
-        Some(K::SignInDenied) => "Sign-in refused by policy",
-        Some(K::SignInStepRefused) => "A sign-in step was refused",
-        Some(K::AccountLocked) => "Account locked",
-        Some(K::AccountUnlocked) => "Account unlocked",
-        Some(K::PolicyDecision) => "Sign-in policy applied",
-        Some(K::FactorAdded) => "Sign-in method added",
-        Some(K::FactorRemoved) => "Sign-in method removed",
-        Some(K::FactorRenamed) => "Sign-in method renamed",
-        Some(K::AuthenticatorCloned) => "Security key disabled (possibly copied)",
-        Some(K::RecoveryCodeUsed) => "Recovery code used",
-        Some(K::RecoveryCodesRegenerated) => "New recovery codes generated",
-        Some(K::RememberedBrowserCreated) => "Browser remembered",
-        Some(K::RememberedBrowserRevoked) => "Remembered browser forgotten",
-        Some(K::SessionRevoked) => "Session signed out",
-        Some(K::PasswordChanged) => "Password changed",
-        Some(K::MfaReset) => "Sign-in methods reset by an administrator",
-        Some(K::MfaRequirementChanged) => "Two-step requirement changed by an administrator",
-        Some(K::AdminChanged) => "Administrator role changed",
-        Some(K::AuditorChanged) => "Auditor role changed",
-        Some(K::ConsoleChangeRefused) => "A change in the admin console was refused (read-only auditor)",
-        Some(K::UserCreated) => "Account created",
-        Some(K::UserDeleted) => "Account deleted",
-        Some(K::AppAccessRemoved) => "An application's access was removed",
-        Some(K::ClientChanged) | None => "Other change",
+        Some(K::SignInSucceeded) => "event-sign-in-succeeded",
+        Some(K::SignInFailed) => "event-sign-in-failed",
+        Some(K::SignInDenied) => "event-sign-in-denied",
+        Some(K::SignInStepRefused) => "event-sign-in-step-refused",
+        Some(K::AccountLocked) => "event-account-locked",
+        Some(K::AccountUnlocked) => "event-account-unlocked",
+        Some(K::PolicyDecision) => "event-policy-decision",
+        Some(K::FactorAdded) => "event-factor-added",
+        Some(K::FactorRemoved) => "event-factor-removed",
+        Some(K::FactorRenamed) => "event-factor-renamed",
+        Some(K::AuthenticatorCloned) => "event-authenticator-cloned",
+        Some(K::RecoveryCodeUsed) => "event-recovery-code-used",
+        Some(K::RecoveryCodesRegenerated) => "event-recovery-codes-regenerated",
+        Some(K::RememberedBrowserCreated) => "event-remembered-browser-created",
+        Some(K::RememberedBrowserRevoked) => "event-remembered-browser-revoked",
+        Some(K::SessionRevoked) => "event-session-revoked",
+        Some(K::PasswordChanged) => "event-password-changed",
+        Some(K::MfaReset) => "event-mfa-reset",
+        Some(K::MfaRequirementChanged) => "event-mfa-requirement-changed",
+        Some(K::AdminChanged) => "event-admin-changed",
+        Some(K::AuditorChanged) => "event-auditor-changed",
+        Some(K::ConsoleChangeRefused) => "event-console-change-refused",
+        Some(K::UserCreated) => "event-user-created",
+        Some(K::UserDeleted) => "event-user-deleted",
+        Some(K::AppAccessRemoved) => "event-app-access-removed",
+        Some(K::ClientChanged) | None => "event-other",
     }
 }

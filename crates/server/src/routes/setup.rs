@@ -12,7 +12,10 @@ use crate::error::AppError;
 use crate::pages::qr_svg;
 
 /// The name an authenticator app gets unless the user gives another.
-pub(super) const DEFAULT_DEVICE_NAME: &str = "Authenticator app";
+/// The name an authenticator app gets until the user gives it one, in their language.
+pub(super) fn default_device_name() -> String {
+    crate::i18n::tr("totp-default-name")
+}
 /// The name a phone number gets.
 pub(super) const DEFAULT_PHONE_NAME: &str = "Phone";
 
@@ -62,7 +65,7 @@ pub struct KeyForm {
 pub(super) fn webauthn_kind(kind: &str) -> Result<FactorKind, AppError> {
     match FactorKind::parse(kind) {
         Some(k @ (FactorKind::SecurityKey | FactorKind::Passkey)) => Ok(k),
-        _ => Err(AppError::BadRequest("Choose a security key or a passkey.".into())),
+        _ => Err(AppError::BadRequest("error-choose-key-kind".into())),
     }
 }
 
