@@ -2,9 +2,10 @@
 // directory, Debian's Chromium through playwright-core, a DevTools virtual
 // authenticator, and a tiny OIDC relying party (a local HTTP receiver).
 import { spawn, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -72,8 +73,73 @@ export async function startServer(settings = {}) {
   };
 }
 
-/** Debian's Chromium, headless; never a downloaded browser. */
+// axe-core, from npm: the WCAG checks every page the suite visits goes through.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+
+/**
+ * Runs axe-core on `page` (WCAG 2.1 A and AA rules) and throws on any
+ * violation axe rates serious or critical. Evaluated over DevTools, so the
+ * pages' own Content-Security-Policy stays on.
+ */
+export async function checkAccessibility(page, label = page.url()) {
+  // One axe run at a time per page: the automatic check on load and a screenshot's may meet.
+  const previous = page.axeRun ?? Promise.resolve();
+  const run = previous.catch(() => {}).then(() => axeOnce(page, label));
+  page.axeRun = run;
+  return run;
+}
+
+async function axeOnce(page, label) {
+  await page.evaluate(`window.axe || (() => { ${axeSource}\n })()`);
+  const violations = await page.evaluate(async (tags) => {
+    const result = await window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] });
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  }, WCAG_TAGS);
+  if (violations.length) throw new Error(`accessibility of ${label}:\n${violations.join("\n")}`);
+  checked.add(new URL(page.url()).pathname);
+}
+
+/** Paths axe has passed, and the failures of the automatic checks. */
+export const checked = new Set();
+const failures = [];
+
+/** Checks every page `page` loads (a navigation that moves on before the check is skipped; `screenshot` checks for sure). */
+function watchAccessibility(page) {
+  const pending = new Set();
+  page.on("load", () => {
+    const run = checkAccessibility(page).catch((e) => {
+      // A page left before axe finished is checked the next time it is shown.
+      if (!/context was destroyed|navigat|Target .*closed|has been closed/i.test(String(e))) failures.push(e);
+    });
+    pending.add(run);
+    run.finally(() => pending.delete(run));
+  });
+  page.accessibilityChecks = () => Promise.all([...pending]);
+}
+
+/** Debian's Chromium, headless; never a downloaded browser. Every page it opens is checked with axe. */
 export async function launchBrowser() {
+  const browser = await launch();
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (options) => {
+    const context = await newContext(options);
+    context.on("page", watchAccessibility);
+    return context;
+  };
+  browser.newPage = async (options) => (await browser.newContext(options)).newPage();
+  const close = browser.close.bind(browser);
+  browser.close = async () => {
+    for (const context of browser.contexts()) for (const page of context.pages()) await page.accessibilityChecks?.();
+    await close();
+    if (failures.length) throw new Error(failures.map(String).join("\n\n"));
+  };
+  return browser;
+}
+
+async function launch() {
   mkdirSync(output, { recursive: true });
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -105,8 +171,23 @@ export async function addVirtualAuthenticator(page, options) {
   };
 }
 
+/** Keeps a picture of the page under e2e/output/NAME.png, after checking it with axe. */
 export async function screenshot(page, name) {
+  await checkAccessibility(page, name);
   await page.screenshot({ path: join(output, `${name}.png`), fullPage: true });
+}
+
+/** The RFC 6238 TOTP code (SHA-1, 6 digits, 30 s) of a base32 `secret` at `time`. */
+export function totp(secret, time = Date.now()) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/[\s=]/g, "").toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(time / 1000 / 30)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
 }
 
 /** A public OIDC client with a local redirect receiver; `authorize()` gives a URL and awaits the callback. */

@@ -43,7 +43,7 @@ test("a user removes an application's access from the security page", async () =
   await page.goto(`${server.base}/account/security`);
   const listed = page.getByTestId("app-access");
   await listed.getByText("E2E app", { exact: true }).waitFor();
-  assert.match(await listed.innerText(), /can see: email openid/);
+  assert.match(await listed.innerText(), /can see your email address/);
   await screenshot(page, "app-access");
   await page.getByRole("button", { name: "Remove access for E2E app" }).click();
   await page.getByText("That application's access was removed").waitFor();

@@ -64,7 +64,7 @@ test("sign up, create a passkey, sign in with it alone, and the application gets
   // the passkey in the Email field; the virtual authenticator accepts at once.
   await page.getByRole("button", { name: "Sign out", exact: true }).click();
   await page.waitForURL(/\/account$/);
-  await page.getByTestId("session-methods").getByText("hwk, user, mfa").waitFor();
+  await page.getByTestId("session-methods").getByText("verified with a passkey.").waitFor();
 
   // A browser without autofill: the button is the way in.
   await page.addInitScript(() => {
@@ -115,7 +115,7 @@ test("a security key as the second step after a password", async () => {
   await page.waitForURL(/\/login\/verify\?/);
   await page.getByRole("button", { name: "Use a security key or passkey" }).click();
   await page.waitForURL(/\/account$/);
-  await page.getByTestId("session-methods").getByText("pwd, hwk, mfa").waitFor();
+  await page.getByTestId("session-methods").getByText("verified with your password and a security key.").waitFor();
   await screenshot(page, "account");
   await page.close();
 });
