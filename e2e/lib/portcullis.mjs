@@ -36,6 +36,8 @@ export async function startServer(settings = {}) {
   // Cheap password hashing: these tests are about browsers, not Argon2.
   const env = { ...process.env, PORTCULLIS_PASSWORD__ARGON2_MEMORY_KIB: "256", PORTCULLIS_PASSWORD__ARGON2_ITERATIONS: "1", ...settings };
   const child = spawn(binary, ["serve", "--listen", `127.0.0.1:${port}`, ...globals], { env, stdio: ["ignore", "pipe", "pipe"] });
+  // Never left running after the test process, however it ends.
+  process.on("exit", () => child.kill("SIGKILL"));
   // The server's log, for reading after a failure.
   mkdirSync(output, { recursive: true });
   const log = createWriteStream(join(output, "server.log"));

@@ -305,8 +305,9 @@ pub fn date_time(lang: Language, t: i64) -> String {
 const MONTHS: [&str; 12] =
     ["month-1", "month-2", "month-3", "month-4", "month-5", "month-6", "month-7", "month-8", "month-9", "month-10", "month-11", "month-12"];
 
-/// Days since the epoch → (year, month, day), Howard Hinnant's algorithm.
-fn civil(t: i64) -> (i64, i64, i64) {
+/// The (year, month, day) of Unix time `t`, UTC (Howard Hinnant's
+/// days-to-civil algorithm, to avoid a date crate).
+pub fn civil(t: i64) -> (i64, i64, i64) {
     let z = t.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -339,10 +340,6 @@ pub fn device_name(lang: Language, user_agent: &str) -> String {
     let unknown = || plain(lang, "device-unknown");
     if user_agent.trim().is_empty() || user_agent.len() > 1024 {
         return unknown();
-    }
-    // What our own command line sends (`RequestOrigin::command_line`).
-    if user_agent == "portcullis-cli" {
-        return plain(lang, "device-command-line");
     }
     let Some(ua) = woothee::parser::Parser::new().parse(user_agent) else { return unknown() };
     let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;

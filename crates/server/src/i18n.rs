@@ -114,7 +114,6 @@ mod tests {
             assert_eq!(device_name(safari), "Safari 18 on iPhone");
             assert_eq!(device_name(""), "Unknown browser");
             assert_eq!(device_name("zzz"), "Unknown browser");
-            assert_eq!(device_name("portcullis-cli"), "the command line");
         })
         .await;
         in_language(Language::De, async {

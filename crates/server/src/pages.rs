@@ -121,24 +121,9 @@ pub fn day(t: i64) -> String {
     portcullis_i18n::date(crate::i18n::current(), t)
 }
 
-/// `YYYY-MM-DD HH:MM UTC`.
-pub fn date_time(t: i64) -> String {
-    let secs = t.rem_euclid(86_400);
-    format!("{} {:02}:{:02} UTC", date(t), secs / 3600, secs % 3600 / 60)
-}
-
-/// `YYYY-MM-DD` (UTC).
+/// `YYYY-MM-DD` (UTC): form values (the audit filter), not words.
 pub fn date(t: i64) -> String {
-    // Days since the epoch → civil date (Howard Hinnant's algorithm), to avoid a date crate here.
-    let z = t.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = portcullis_i18n::civil(t);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -170,7 +155,6 @@ mod date_tests {
         assert_eq!(parse_date("1970-01-01"), Some(0));
         assert_eq!(parse_date("2026-11-29"), Some(1_795_910_400));
         assert_eq!(date(1_795_910_400 + 86_399), "2026-11-29");
-        assert_eq!(date_time(1_795_910_400 + 3_660), "2026-11-29 01:01 UTC");
         assert_eq!(parse_date("2024-02-29").map(date).as_deref(), Some("2024-02-29"));
         assert_eq!(parse_date("2023-02-29"), None);
         assert_eq!(parse_date("yesterday"), None);

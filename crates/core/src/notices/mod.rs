@@ -73,8 +73,15 @@ const SEALED: &str = "sealed:";
 /// A queued message and the language it is to be written in.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Envelope {
+    /// A language no longer shipped is read as English: the notice still goes out.
+    #[serde(deserialize_with = "shipped_or_english")]
     language: Language,
     message: Message,
+}
+
+fn shipped_or_english<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Language, D::Error> {
+    let tag = <String as serde::Deserialize>::deserialize(d)?;
+    Ok(Language::parse(&tag).unwrap_or_default())
 }
 
 /// A message as the queue keeps it: its JSON (with the recipient's language)
@@ -104,6 +111,10 @@ pub fn open_notice(sealer: &SecretBox, payload: &str) -> Option<(Message, Langua
 mod tests {
     use super::*;
 
+    fn seal_bytes(sealer: &SecretBox, json: &serde_json::Value) -> String {
+        format!("{SEALED}{}", BASE64URL_NOPAD.encode(&sealer.seal(NOTICE_CONTEXT, json.to_string().as_bytes())))
+    }
+
     #[test]
     fn a_queued_message_is_sealed_and_only_the_key_opens_it() {
         let sealer = SecretBox::new([7; 32]);
@@ -113,7 +124,13 @@ mod tests {
         assert_eq!(open_notice(&sealer, &payload), Some((message.clone(), Language::De)));
         assert_eq!(open_notice(&SecretBox::new([8; 32]), &payload), None, "another key opens nothing");
         let plain = serde_json::to_string(&message).unwrap();
-        assert_eq!(open_notice(&sealer, &plain), Some((message, Language::En)), "rows queued before sealing still go out, in English");
+        assert_eq!(
+            open_notice(&sealer, &plain),
+            Some((message.clone(), Language::En)),
+            "rows queued before sealing still go out, in English"
+        );
+        let gone = seal_bytes(&sealer, &serde_json::json!({ "language": "tlh", "message": message }));
+        assert_eq!(open_notice(&sealer, &gone), Some((message, Language::En)), "a language no longer shipped is read as English");
     }
 
     #[test]

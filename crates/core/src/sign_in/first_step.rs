@@ -389,6 +389,7 @@ impl<S: Stores> SignIn<'_, S> {
             let mut session = self.signed_in(user, auth, origin, sign_in_detail(None), now).await?;
             // Only an account with nothing to offer as a second step, only when something can be set up.
             session.suggest_enrollment = self.settings.suggest_enrollment
+                && method == AuthMethod::Password
                 && !account.has_credential
                 && user.enrollment_prompt_snoozed_until.is_none_or(|until| until <= now)
                 && !self.operator_factors().enrollable.is_empty();

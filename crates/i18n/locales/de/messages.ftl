@@ -48,7 +48,8 @@ mail-factor-added-intro = { $kind ->
     [kind-totp] Eine Authenticator-App
     [kind-phone] Eine Telefonnummer
     [kind-security_key] Ein Sicherheitsschlüssel
-   *[kind-passkey] Ein Passkey
+    [kind-passkey] Ein Passkey
+   *[other] Eine Anmeldemethode
 } namens „{ $name }“ wurde Ihrem { $product }-Konto hinzugefügt.
 mail-factor-removed-subject = { $product }: Eine Anmeldemethode wurde entfernt
 mail-factor-removed-intro = Die Anmeldemethode „{ $name }“ wurde aus Ihrem { $product }-Konto entfernt.

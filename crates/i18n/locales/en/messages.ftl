@@ -48,7 +48,8 @@ mail-factor-added-intro = { $kind ->
     [kind-totp] An authenticator app
     [kind-phone] A phone number
     [kind-security_key] A security key
-   *[kind-passkey] A passkey
+    [kind-passkey] A passkey
+   *[other] A sign-in method
 } named "{ $name }" was added to your { $product } account.
 mail-factor-removed-subject = { $product }: a sign-in method was removed
 mail-factor-removed-intro = The sign-in method "{ $name }" was removed from your { $product } account.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{form_error, own_page_session};
 use crate::error::AppError;
 use crate::i18n::{Language, tr};
-use crate::request::{Browser, HtmlForm, safe_next, see_other, set_cookie};
+use crate::request::{Browser, HtmlForm, safe_next, see_other};
 use crate::state::AppState;
 
 /// The session of the account page, or the response that stands in for the page.
@@ -136,13 +136,7 @@ pub async fn set_language(
     };
     state.accounts().registration().set_language(session.user.id, language).await?;
     let mut response = see_other("/account");
-    let cookie = match language {
-        Some(l) => super::second_step::language_cookie(&state, Some(l)),
-        None => Some(set_cookie(&state, crate::i18n::LANGUAGE_COOKIE, "", Some(0))),
-    };
-    if let Some(c) = cookie {
-        response.headers_mut().append(axum::http::header::SET_COOKIE, c);
-    }
+    response.headers_mut().append(axum::http::header::SET_COOKIE, super::second_step::language_cookie(&state, language));
     Ok(browser.finish(response))
 }
 

@@ -316,6 +316,8 @@ pub async fn reset_password(
 fn signed_out(state: &AppState, browser: &Browser) -> Response {
     let mut response = see_other("/login");
     response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, "", Some(0)));
+    // The user's language goes with the user: the next person at this browser gets their own.
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(state, crate::i18n::LANGUAGE_COOKIE, "", Some(0)));
     browser.finish(response)
 }
 

@@ -31,10 +31,14 @@ pub(super) fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// The language cookie for a user who chose a language: each sign-in brings
-/// the choice to the browser it happens in.
-pub(super) fn language_cookie(state: &AppState, language: Option<crate::i18n::Language>) -> Option<axum::http::HeaderValue> {
-    language.map(|l| set_cookie(state, crate::i18n::LANGUAGE_COOKIE, l.code(), Some(crate::request::DEVICE_COOKIE_SECONDS)))
+/// The language cookie a sign-in sets: the user's choice, brought to the
+/// browser it happens in; none for a user without one, so a choice left in a
+/// shared browser by someone else does not carry over (nor into a sign-up).
+pub(super) fn language_cookie(state: &AppState, language: Option<crate::i18n::Language>) -> axum::http::HeaderValue {
+    match language {
+        Some(l) => set_cookie(state, crate::i18n::LANGUAGE_COOKIE, l.code(), Some(crate::request::DEVICE_COOKIE_SECONDS)),
+        None => set_cookie(state, crate::i18n::LANGUAGE_COOKIE, "", Some(0)),
+    }
 }
 
 /// Redirects to a page of the pending sign-in behind `token`, setting its cookie.
@@ -47,9 +51,7 @@ fn to_pending(
 ) -> Response {
     let mut response = see_other(&format!("{page}?next={}", encode(next)));
     response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, token, Some(PENDING_SIGN_IN_SECONDS)));
-    if let Some(cookie) = language_cookie(state, language) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
+    response.headers_mut().append(header::SET_COOKIE, language_cookie(state, language));
     browser.finish(response)
 }
 
@@ -63,9 +65,7 @@ pub fn after_first_step(state: &AppState, browser: &Browser, outcome: SignInOutc
             };
             let mut response = see_other(&page);
             response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &session.token, None));
-            if let Some(cookie) = language_cookie(state, session.language) {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
+            response.headers_mut().append(header::SET_COOKIE, language_cookie(state, session.language));
             browser.finish(response)
         }
         SignInOutcome::SecondFactor { token, language } => to_pending(state, browser, (&token, language), "/login/verify", next),
@@ -128,9 +128,7 @@ fn signed_in(state: &AppState, browser: &Browser, done: &SecondStepDone, mut res
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, &done.session_token, None));
     headers.append(header::SET_COOKIE, set_cookie(state, SIGN_IN_COOKIE, "", Some(0)));
-    if let Some(cookie) = language_cookie(state, done.user.language) {
-        headers.append(header::SET_COOKIE, cookie);
-    }
+    headers.append(header::SET_COOKIE, language_cookie(state, done.user.language));
     if let Some(remember) = &done.remember_cookie {
         headers.append(
             header::SET_COOKIE,

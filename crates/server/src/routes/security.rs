@@ -342,7 +342,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .credentials().remembered_browsers(user.id, state.now())
         .await?
         .iter()
-        .map(|b| context! { id => &b.id, agent => device_name(&b.user_agent), created => crate::pages::day(b.created_at), expires => crate::pages::day(b.expires_at) })
+        .map(|b| context! { id => &b.id, agent => device_name(&b.user_agent), raw_agent => &b.user_agent, created => crate::pages::day(b.created_at), expires => crate::pages::day(b.expires_at) })
         .collect();
     let sessions: Vec<minijinja::Value> = state
         .accounts()
@@ -351,7 +351,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .iter()
         .map(|s| {
             context! {
-                id => &s.id, agent => device_name(&s.user_agent), from => place(state, &s.ip),
+                id => &s.id, agent => device_name(&s.user_agent), raw_agent => &s.user_agent, from => place(state, &s.ip),
                 started => crate::pages::day(s.created_at), last_seen => crate::pages::day(s.last_seen_at), current => s.id == session.record.id,
             }
         })
@@ -364,9 +364,15 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
         .await?
         .iter()
         .map(|e| {
-            let agent = e.user_agent.as_deref().filter(|a| !a.is_empty()).map(device_name);
+            let raw_agent = e.user_agent.as_deref().filter(|a| !a.is_empty());
+            // The command line's events have no address (`RequestOrigin::command_line`); a
+            // browser calling itself "portcullis-cli" is still a browser with one.
+            let agent = match (raw_agent, e.ip.as_deref()) {
+                (Some("portcullis-cli"), None) => Some(tr("device-command-line")),
+                (agent, _) => agent.map(device_name),
+            };
             let from = e.ip.as_deref().map(|ip| place(state, ip));
-            context! { when => crate::pages::when(e.at), event => tr(event_label(&e.kind)), from, agent }
+            context! { when => crate::pages::when(e.at), event => tr(event_label(&e.kind)), from, agent, raw_agent }
         })
         .collect();
     Ok(context! {

@@ -27,13 +27,15 @@ pub(super) fn shared_secret(prompt: EnrollmentPrompt) -> Result<SharedSecretProm
     }
 }
 
+/// `intro`: a message id, said first (the setup during a sign-in).
 pub(super) fn setup_context(
     setup: &SharedSecretPrompt,
     name: &str,
     action: &str,
     next: Option<&str>,
-    intro: Option<&str>,
+    intro: Option<&'static str>,
 ) -> minijinja::Value {
+    let intro = intro.map(crate::i18n::tr);
     context! { qr => qr_svg(&setup.uri), secret => &setup.secret, credential_id => &setup.credential_id, name, action, next, intro }
 }
 
