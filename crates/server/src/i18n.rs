@@ -1,6 +1,7 @@
 //! The language of a response: the user's own choice (the language cookie,
-//! set from the account page and at each sign-in of a user who chose one),
-//! else the browser's `Accept-Language`, else English. A middleware decides
+//! set from the account page and at each sign-in, cleared at sign-out and at
+//! a sign-in of a user without a choice), else the browser's
+//! `Accept-Language`, else English. A middleware decides
 //! once per request and keeps it in a task-local, so every page and error
 //! rendered while handling the request speaks it without each handler
 //! passing it along.
