@@ -127,9 +127,22 @@ pub enum AccountError {
     /// Password hashing failed (misconfiguration or a stored hash we cannot parse).
     #[error("internal error: {0}")]
     Hashing(String),
+    /// Too many passwords are waiting to be checked: try again in a moment.
+    /// Nothing was counted (no failed attempt, no code spent).
+    #[error("Many people are signing in right now. Try again in a moment.")]
+    Busy,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<crate::password::HashError> for AccountError {
+    fn from(e: crate::password::HashError) -> Self {
+        match e {
+            crate::password::HashError::Busy => Self::Busy,
+            other => Self::Hashing(other.to_string()),
+        }
+    }
 }
 
 fn minutes_until(secs: i64) -> i64 {

@@ -8,6 +8,7 @@
 //! resident set of 480 MB under load (16 MB idle). A few long-lived threads
 //! reuse their memory, so the peak is about `max_concurrent × memory_kib`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
@@ -131,6 +132,10 @@ pub enum HashError {
     /// The blocking task did not complete.
     #[error("hashing task failed")]
     Task,
+    /// More hashes are waiting than the configured limit: the request is
+    /// refused at once rather than left to wait behind them.
+    #[error("too many password hashes waiting")]
+    Busy,
 }
 
 /// Work for a hashing thread.
@@ -219,9 +224,15 @@ impl Worker {
 pub struct PasswordHasher {
     params: Params,
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Hashes accepted and not yet finished (running or waiting), shared by all clones.
+    in_flight: Arc<AtomicUsize>,
+    /// At most this many may be in flight: the threads plus the waiting room.
+    max_in_flight: usize,
     /// A hash of a random password, verified against when the account does not
     /// exist so that unknown emails cost the same time as wrong passwords.
     decoy: Arc<String>,
+    /// Hashing threads.
+    threads: usize,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -231,7 +242,8 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A hasher with the given cost, running at most `max_concurrent` hashes at once.
+    /// A hasher with the given cost, running at most `max_concurrent` hashes
+    /// at once; any number may wait (see [`with_max_waiting`](Self::with_max_waiting)).
     pub fn new(cost: Argon2Cost, max_concurrent: usize) -> Result<Self, HashError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None).map_err(|e| HashError::Argon2(e.to_string()))?;
         let decoy = Worker::new(params.clone()).hash(crate::secrets::random_token().as_bytes())?;
@@ -257,14 +269,42 @@ impl PasswordHasher {
                 })
                 .map_err(|e| HashError::Argon2(format!("cannot start a hashing thread: {e}")))?;
         }
-        Ok(Self { params, jobs, decoy: Arc::new(decoy) })
+        let threads = max_concurrent.max(1);
+        Ok(Self { params, jobs, in_flight: Arc::new(AtomicUsize::new(0)), max_in_flight: usize::MAX, decoy: Arc::new(decoy), threads })
     }
 
-    /// Runs `work` on a hashing thread; waits (without blocking the runtime) for a free one.
+    /// Refuses a hash with [`HashError::Busy`] when `max_waiting` are already
+    /// waiting for a thread. Under overload a sign-in is then answered at once
+    /// ("try again in a moment") instead of every sign-in waiting longer and
+    /// longer; the ones accepted still finish in about
+    /// `(threads + max_waiting) / hashes per second`.
+    pub fn with_max_waiting(mut self, max_waiting: usize) -> Self {
+        self.max_in_flight = self.threads.saturating_add(max_waiting);
+        self
+    }
+
+    /// Hashes running or waiting now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether a hash asked for now would be accepted (it may still be
+    /// refused if others take the room first): lets a sign-in under
+    /// overload be refused before it reads the account.
+    pub fn has_room(&self) -> bool {
+        self.in_flight() < self.max_in_flight
+    }
+
+    /// Runs `work` on a hashing thread; waits (without blocking the runtime)
+    /// for a free one, unless too many are already waiting.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&mut Worker) -> T + Send + 'static) -> Result<T, HashError> {
+        let slot = InFlight::take(&self.in_flight, self.max_in_flight).ok_or(HashError::Busy)?;
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |worker| {
-            let _ = done.send(work(worker));
+            let out = work(worker);
+            // Released as soon as the hash is done (or with the job, if it is dropped unrun).
+            drop(slot);
+            let _ = done.send(out);
         });
         self.jobs.send(job).map_err(|_| HashError::Task)?;
         result.await.map_err(|_| HashError::Task)
@@ -283,10 +323,28 @@ impl PasswordHasher {
         self.run(move |worker| worker.verify(password.as_bytes(), &stored)).await?
     }
 
-    /// Spends the same effort as [`verify`](Self::verify) for an account that does not exist.
-    pub async fn verify_decoy(&self, password: &str) {
+    /// Spends the same effort as [`verify`](Self::verify) for an account that
+    /// does not exist; refused when busy exactly as a real one would be.
+    pub async fn verify_decoy(&self, password: &str) -> Result<(), HashError> {
         let decoy = self.decoy.as_str().to_owned();
-        let _ = self.verify(password, &decoy).await;
+        self.verify(password, &decoy).await.map(|_| ())
+    }
+}
+
+/// One accepted hash, counted until it is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Counts one more unless `max` are already in flight.
+    fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Self(counter.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -310,6 +368,22 @@ mod tests {
         let phc = hasher.hash("correct horse battery staple").await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         assert_eq!(hasher.verify("correct horse battery staple", &phc).await.unwrap(), PasswordCheck::Match);
+    }
+
+    #[tokio::test]
+    async fn a_full_waiting_room_refuses_at_once_and_frees_up_when_hashes_finish() {
+        // 4 MiB: a few milliseconds per hash, far longer than polling three futures.
+        let hasher = PasswordHasher::new(Argon2Cost { memory_kib: 4096, iterations: 1, parallelism: 1 }, 1).unwrap().with_max_waiting(1);
+        let (first, second, third) = tokio::join!(hasher.hash("one-password"), hasher.hash("two-password"), hasher.hash("three-password"));
+        assert!(first.is_ok() && second.is_ok(), "one running and one waiting are accepted");
+        assert!(matches!(third, Err(HashError::Busy)), "{third:?}");
+        assert!(hasher.has_room(), "both finished");
+        assert!(matches!(hasher.verify_decoy("x").await, Ok(())), "the room is free again");
+        assert_eq!(hasher.in_flight(), 0);
+        // Without a limit every hash waits its turn.
+        let unlimited = PasswordHasher::new(Argon2Cost { memory_kib: 4096, iterations: 1, parallelism: 1 }, 1).unwrap();
+        let (a, b, c) = tokio::join!(unlimited.hash("one-password"), unlimited.hash("two-password"), unlimited.hash("three-password"));
+        assert!(a.is_ok() && b.is_ok() && c.is_ok());
     }
 
     #[tokio::test]

@@ -62,7 +62,7 @@ impl<S: Stores> Registration<'_, S> {
     }
 
     pub(crate) async fn hash(&self, password: &str) -> Result<String, AccountError> {
-        self.hasher.hash(password).await.map_err(|e| AccountError::Hashing(e.to_string()))
+        self.hasher.hash(password).await.map_err(AccountError::from)
     }
 
     /// Self-service sign-up. The outcome looks the same whether or not the
@@ -237,7 +237,7 @@ impl<S: Stores> Registration<'_, S> {
         let key = user.email.as_str();
         // A signed-in user re-typing the password: only a lock matters, nothing to clear.
         let _ = self.refuse_if_account_locked(key, now).await?;
-        match self.hasher.verify(current, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
+        match self.hasher.verify(current, &user.password_hash).await? {
             PasswordCheck::Mismatch => {
                 return Err(match self.count_failure(key, Some(user), "pwd", origin, now).await? {
                     AccountError::InvalidCredentials => AccountError::WrongCurrentPassword,

@@ -247,11 +247,27 @@ pub struct PasswordConfig {
     pub argon2_parallelism: u32,
     /// Hashes computed at once (default: number of CPUs).
     pub max_concurrent_hashes: usize,
+    /// Hashes that may wait for a free hashing thread; beyond them a sign-in
+    /// is answered 503 with `Retry-After` at once (default: 16 per thread).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_waiting_hashes: Option<usize>,
     /// New passwords (and passwords at sign-in) checked against breaches:
     /// "off", "offline" (the bundled list) or "online" (also the range API).
     pub breached_check: String,
     /// The k-anonymity range API the online check asks.
     pub breached_range_url: String,
+}
+
+impl PasswordConfig {
+    /// Hashes waiting per hashing thread when `max_waiting_hashes` is not set:
+    /// at the default cost a thread does about 45 hashes a second, so the
+    /// last one waiting starts within about a third of a second.
+    pub const WAITING_PER_THREAD: usize = 16;
+
+    /// The waiting room's size.
+    pub fn max_waiting_hashes(&self) -> usize {
+        self.max_waiting_hashes.unwrap_or(self.max_concurrent_hashes.saturating_mul(Self::WAITING_PER_THREAD))
+    }
 }
 
 impl Default for PasswordConfig {
@@ -266,6 +282,7 @@ impl Default for PasswordConfig {
             argon2_iterations: cost.iterations,
             argon2_parallelism: cost.parallelism,
             max_concurrent_hashes: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            max_waiting_hashes: None,
             breached_check: "offline".into(),
             breached_range_url: "https://api.pwnedpasswords.com/range".into(),
         }

@@ -117,7 +117,8 @@ impl Application {
         let p = &config.password;
         let cost = Argon2Cost { memory_kib: p.argon2_memory_kib, iterations: p.argon2_iterations, parallelism: p.argon2_parallelism };
         let hasher = PasswordHasher::new(cost, p.max_concurrent_hashes)
-            .map_err(|e| StartError::Config(config::ConfigError(format!("password: {e}"))))?;
+            .map_err(|e| StartError::Config(config::ConfigError(format!("password: {e}"))))?
+            .with_max_waiting(p.max_waiting_hashes());
         let settings = AccountSettings {
             links: portcullis_server::link_pages(&config.origin()),
             password_policy: PasswordPolicy { min_length: p.min_length, max_length: p.max_length, min_score: p.min_score },

@@ -83,7 +83,7 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::SignInDenied | AccountError::AccountDisabled => (StatusCode::FORBIDDEN, ""),
         AccountError::InvalidInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, ""),
         AccountError::WebauthnUnavailable => (StatusCode::NOT_IMPLEMENTED, ""),
-        AccountError::Delivery(_) => (StatusCode::SERVICE_UNAVAILABLE, ""),
+        AccountError::Delivery(_) | AccountError::Busy => (StatusCode::SERVICE_UNAVAILABLE, ""),
         AccountError::Hashing(_) | AccountError::Store(_) => return None,
     })
 }
@@ -94,6 +94,9 @@ pub fn retry_after(e: &AccountError) -> Option<i64> {
         AccountError::Locked { retry_after_secs }
         | AccountError::CodeSentRecently { retry_after_secs }
         | AccountError::TooManyCodes { retry_after_secs } => Some(*retry_after_secs),
+        // The waiting room empties in well under a second at the bound; one
+        // second spreads the retries (RFC 9110 §10.2.3).
+        AccountError::Busy => Some(1),
         _ => None,
     }
 }
@@ -154,6 +157,7 @@ pub fn account_error_msg(e: &AccountError) -> Msg {
         AccountError::NotFound => Msg::new("error-not-found"),
         AccountError::InvalidName => Msg::new("error-invalid-name"),
         AccountError::Delivery(_) => Msg::new("error-email-delivery"),
+        AccountError::Busy => Msg::new("error-busy"),
         AccountError::Hashing(_) | AccountError::Store(_) => Msg::new("error-internal"),
     }
 }
@@ -199,12 +203,11 @@ impl IntoResponse for AppError {
             return crate::request::see_other("/login?reauth=security&next=%2Faccount%2Fsecurity");
         }
         let status = self.status();
-        let message = if status.is_server_error() {
+        // An overload refusal is expected under load: not an error to log each time.
+        if status.is_server_error() && !matches!(self, Self::Account(AccountError::Busy)) {
             tracing::error!(error = %self, "request failed");
-            tr("error-internal")
-        } else {
-            tr(self.msg())
-        };
+        }
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR { tr("error-internal") } else { tr(self.msg()) };
         let retry = match &self {
             Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
             Self::Account(e) => retry_after(e),

@@ -88,8 +88,12 @@ impl<S: Stores> SignIn<'_, S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<SignInOutcome, AccountError> {
+        // Under overload the answer is the same for every account, before any is read.
+        if !self.hasher.has_room() {
+            return Err(AccountError::Busy);
+        }
         let Ok(email) = EmailAddress::parse(email) else {
-            self.hasher.verify_decoy(password).await;
+            self.hasher.verify_decoy(password).await?;
             self.audit(AuditKind::SignInFailed, None, origin, json!({ "method": "pwd", "account": "unknown" }), now).await?;
             return Err(AccountError::InvalidCredentials);
         };
@@ -97,9 +101,9 @@ impl<S: Stores> SignIn<'_, S> {
         let prior = self.refuse_if_account_locked(key, now).await?;
         let user = self.store.user_by_email(&email).await?;
         let check = match &user {
-            Some(u) => self.hasher.verify(password, &u.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))?,
+            Some(u) => self.hasher.verify(password, &u.password_hash).await?,
             None => {
-                self.hasher.verify_decoy(password).await;
+                self.hasher.verify_decoy(password).await?;
                 PasswordCheck::Mismatch
             }
         };

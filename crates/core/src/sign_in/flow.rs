@@ -208,6 +208,10 @@ impl<S: Stores> SignIn<'_, S> {
         let origin = &RequestOrigin { client_id: pending.client_id.clone(), ..origin.clone() };
         let email = user.email.as_str();
         let _ = self.refuse_if_account_locked(email, now).await?;
+        // Under overload a password is refused before anything is counted.
+        if step == Step::Password && !self.hasher.has_room() {
+            return Err(AccountError::Busy);
+        }
         let digest = token_digest(token);
         let Some(answers) = self.store.take_pending_answer(&digest, MAX_ANSWERS, now).await? else {
             return Err(AccountError::TooManyAnswers);
@@ -215,7 +219,16 @@ impl<S: Stores> SignIn<'_, S> {
         let lock = if step == Step::Password { LockKey::Password(email) } else { LockKey::SecondStep(email) };
         let attempt = self.reserve_attempt(lock, now).await?;
         let (method, verification) = match step {
-            Step::Password => (AuthMethod::Password, self.check_password(&user, response).await?),
+            Step::Password => match self.check_password(&user, response).await {
+                Ok(verification) => (AuthMethod::Password, verification),
+                Err(AccountError::Busy) => {
+                    // The room filled since the check above: the budget is given back
+                    // (the answer is spent; only this narrow race costs one).
+                    self.store.refund_login_failure(&attempt.key).await?;
+                    return Err(AccountError::Busy);
+                }
+                Err(e) => return Err(e),
+            },
             Step::Factor(key) => {
                 let factor = factor::<S>(key);
                 let credentials = self.store.credentials(user.id).await?;
@@ -267,7 +280,7 @@ impl<S: Stores> SignIn<'_, S> {
 
     /// The password as a step of a pending sign-in (one begun with an emailed code).
     async fn check_password(&self, user: &User, password: &str) -> Result<Verification, AccountError> {
-        Ok(match self.hasher.verify(password, &user.password_hash).await.map_err(|e| AccountError::Hashing(e.to_string()))? {
+        Ok(match self.hasher.verify(password, &user.password_hash).await? {
             PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => Verification::Accepted { credential: None },
             PasswordCheck::Mismatch => Verification::Rejected,
         })
