@@ -51,12 +51,18 @@ pub fn router(state: AppState) -> Router {
         .settings()
         .secure_cookies()
         .then(|| SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000")));
-    Router::new()
+    // Only what people read is negotiated: the protocol's JSON endpoints
+    // (token, userinfo, keys: the busiest routes) skip the cookie and
+    // `Accept-Language` parsing, and answer in English as RFC 6749 words them.
+    let pages = Router::new()
         .merge(browser)
+        .merge(routes::oidc_pages())
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), i18n::choose_language));
+    Router::new()
+        .merge(pages)
         .merge(routes::oidc_routes(&state))
         .merge(routes::ops_routes())
-        .fallback(routes::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), i18n::choose_language))
         .with_state(state)
         .layer(axum::middleware::from_fn(input::refuse_nul))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -181,9 +181,9 @@ async fn throttle_posts(
     }
 }
 
-/// OpenID Connect endpoints for clients and the authorization endpoint (which
-/// other sites legitimately POST to, so it sits outside the CSRF guard).
-/// Browser-based clients (single-page apps with PKCE) may call discovery and
+/// OpenID Connect endpoints for clients (the authorization endpoint, which
+/// other sites legitimately POST to and so sits outside the CSRF guard too,
+/// is in [`oidc_pages`]). Browser-based clients (single-page apps with PKCE) may call discovery and
 /// the keys from anywhere, and the token, userinfo and revocation endpoints
 /// from the origin of one of their redirect URIs (CORS, [`cors`]).
 pub fn oidc_routes(state: &AppState) -> Router<AppState> {
@@ -196,14 +196,20 @@ pub fn oidc_routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/.well-known/openid-configuration", open(get(oidc::discovery)))
         .route("/jwks.json", open(get(oidc::jwks)))
-        .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post))
-        .route("/authorize/resume", get(oidc::authorize_resume))
         .route("/token", clients(post(oidc::token)))
         .route("/userinfo", clients(get(oidc::userinfo).post(oidc::userinfo)))
         .route("/revoke", clients(post(oidc::revoke)))
         .route("/introspect", post(oidc::introspect))
         .route("/register", post(oidc::register))
         .route("/register/{client_id}", get(oidc::read_registration).put(oidc::update_registration).delete(oidc::delete_registration))
+}
+
+/// The OpenID Connect routes a person's browser is sent to: they answer
+/// with pages (the sign-in, an error) or redirects, in the person's language.
+pub fn oidc_pages() -> Router<AppState> {
+    Router::new()
+        .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post))
+        .route("/authorize/resume", get(oidc::authorize_resume))
 }
 
 /// A preflight without an `Origin` (no browser sends one): nothing to say.
