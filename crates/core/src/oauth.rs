@@ -442,14 +442,16 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     /// Keeps an authorization request of `client_id` from `requester` (a
     /// client address's network, `rate_limit::network_key`) while the user signs in, in a
     /// bounded table: the requester's oldest waiting requests beyond
-    /// `per_requester`, and then the oldest of all beyond `cap`, make room
-    /// (a flood replaces its own requests first, and never stops new ones).
+    /// `per_requester`, and then, when `cap` is given, the oldest of all
+    /// beyond it make room (a flood replaces its own requests first, and
+    /// never stops new ones). The global check counts every live request, so
+    /// callers ask for it on a sample of inserts, not on each.
     fn save_pending_request(
         &self,
         id_client_requester: (&str, &str, &str),
         request_json: &str,
         now_and_expiry: (UnixTime, UnixTime),
-        per_requester_and_cap: (u64, u64),
+        per_requester_and_cap: (u64, Option<u64>),
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// A pending request that has not expired.
     fn pending_request(&self, id: &str, now: UnixTime) -> impl Future<Output = StoreResult<Option<String>>> + Send;

@@ -430,7 +430,7 @@ impl OidcStore for Store {
         (id, client_id, requester): (&str, &str, &str),
         request_json: &str,
         (now, expires_at): (UnixTime, UnixTime),
-        (per_requester, cap): (u64, u64),
+        (per_requester, cap): (u64, Option<u64>),
     ) -> StoreResult<()> {
         let room = |n: u64| i64::try_from(n).unwrap_or(i64::MAX).saturating_sub(1).max(0);
         on_pool!(self, |p| {
@@ -448,15 +448,17 @@ impl OidcStore for Store {
             .map_err(db_error)?;
             // A full table gives up its oldest requests, down to room for this one
             // (all of the excess: concurrent inserts cannot ratchet it past the cap).
-            sqlx::query(
-                "DELETE FROM pending_requests WHERE id IN (SELECT id FROM pending_requests WHERE expires_at > $1 ORDER BY expires_at, id \
-                 LIMIT (SELECT CASE WHEN COUNT(*) > $2 THEN COUNT(*) - $2 ELSE 0 END FROM pending_requests WHERE expires_at > $1))",
-            )
-            .bind(now)
-            .bind(room(cap))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            if let Some(cap) = cap {
+                sqlx::query(
+                    "DELETE FROM pending_requests WHERE id IN (SELECT id FROM pending_requests WHERE expires_at > $1 ORDER BY expires_at, id \
+                     LIMIT (SELECT CASE WHEN COUNT(*) > $2 THEN COUNT(*) - $2 ELSE 0 END FROM pending_requests WHERE expires_at > $1))",
+                )
+                .bind(now)
+                .bind(room(cap))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
             sqlx::query("INSERT INTO pending_requests (id, client_id, request, expires_at, requester) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id)
                 .bind(client_id)

@@ -464,8 +464,8 @@ async fn purge_removes_only_what_expired(s: Store) {
     let refresh = |digest: &str, expires_at| RefreshToken { digest: digest.into(), grant: grant.clone(), created_at: 0, expires_at };
     s.insert_refresh_token(&refresh("old-refresh", 100)).await.unwrap();
     s.insert_refresh_token(&refresh("new-refresh", 10_000_000)).await.unwrap();
-    s.save_pending_request(("old-request", "app", "a"), "{}", (0, 100), (10, 10)).await.unwrap();
-    s.save_pending_request(("new-request", "app", "a"), "{}", (0, 10_000_000), (10, 10)).await.unwrap();
+    s.save_pending_request(("old-request", "app", "a"), "{}", (0, 100), (10, Some(10))).await.unwrap();
+    s.save_pending_request(("new-request", "app", "a"), "{}", (0, 10_000_000), (10, Some(10))).await.unwrap();
 
     s.purge_expired(200_000).await.unwrap();
     assert!(stored_session(&s, "old").await.unwrap().is_none());
@@ -877,8 +877,8 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
     assert_eq!(s.client("spa").await.unwrap().unwrap().secret_digest, None);
 
     // The sign-in pages read a pending request's client, with its current policy.
-    s.save_pending_request(("to-bank", "bank", "a"), r#"{"acr":"mfa"}"#, (0, 1_000), (10, 10)).await.unwrap();
-    s.save_pending_request(("to-spa", "spa", "b"), "{}", (0, 1_000), (10, 10)).await.unwrap();
+    s.save_pending_request(("to-bank", "bank", "a"), r#"{"acr":"mfa"}"#, (0, 1_000), (10, Some(10))).await.unwrap();
+    s.save_pending_request(("to-spa", "spa", "b"), "{}", (0, 1_000), (10, Some(10))).await.unwrap();
     let (bank, request) = s.pending_request_client("to-bank", 999).await.unwrap().unwrap();
     assert_eq!((bank.id.as_str(), bank.policy, request.as_str()), ("bank", relaxed, r#"{"acr":"mfa"}"#));
     assert_eq!(s.pending_request_client("to-spa", 999).await.unwrap().unwrap().0.id, "spa");
@@ -889,7 +889,7 @@ async fn a_client_keeps_its_policy_and_a_confidential_one_gets_a_new_secret(s: S
 async fn waiting_authorization_requests_are_bounded_per_requester_and_in_all(s: Store) {
     let save = |id: &'static str, requester: &'static str, expires: i64| {
         let s = s.clone();
-        async move { s.save_pending_request((id, "spa", requester), "{}", (0, expires), (2, 4)).await.unwrap() }
+        async move { s.save_pending_request((id, "spa", requester), "{}", (0, expires), (2, Some(4))).await.unwrap() }
     };
     let waiting = |ids: &'static [&'static str]| {
         let s = s.clone();
