@@ -1,15 +1,43 @@
 //! A closed-loop load runner: `concurrency` workers repeat one operation for
-//! a fixed time; each operation's latency is recorded.
+//! a fixed time; each operation's latency is recorded. A worker refused with
+//! `503` waits what `Retry-After` says before it tries again, as a browser's
+//! user told "try again in a moment" would.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Why an operation did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The server refused it for now (`503`), saying how long to wait.
+    Refused {
+        /// `Retry-After`.
+        retry_after: Duration,
+    },
+    /// Anything else: counted as an error.
+    Error(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Self::Error(e)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(e: &str) -> Self {
+        Self::Error(e.to_owned())
+    }
+}
 
 /// What a load run measured.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Successful operations.
     pub ok: u64,
+    /// Operations refused with `503` and `Retry-After` (overload).
+    pub refused: u64,
     /// Failed operations.
     pub errors: u64,
     /// The first failure, to show.
@@ -26,6 +54,11 @@ impl Stats {
         self.ok as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 
+    /// Refused operations' part of all attempts.
+    pub fn refused_share(&self) -> f64 {
+        self.refused as f64 / (self.ok + self.refused + self.errors).max(1) as f64
+    }
+
     /// The `p`th percentile latency in milliseconds (nearest rank).
     pub fn percentile_ms(&self, p: f64) -> f64 {
         if self.latencies.is_empty() {
@@ -40,7 +73,7 @@ impl Stats {
 pub async fn run_load<F, Fut>(concurrency: usize, duration: Duration, op: F) -> Stats
 where
     F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), String>> + Send + 'static,
+    Fut: Future<Output = Result<(), Failure>> + Send + 'static,
 {
     let op = Arc::new(op);
     let start = Instant::now();
@@ -57,7 +90,11 @@ where
                         local.ok += 1;
                         local.latencies.push(t.elapsed());
                     }
-                    Err(e) => {
+                    Err(Failure::Refused { retry_after }) => {
+                        local.refused += 1;
+                        tokio::time::sleep(retry_after.min(deadline.saturating_duration_since(Instant::now()))).await;
+                    }
+                    Err(Failure::Error(e)) => {
                         local.errors += 1;
                         local.first_error.get_or_insert(e);
                     }
@@ -70,6 +107,7 @@ where
     for w in workers {
         if let Ok(s) = w.await {
             all.ok += s.ok;
+            all.refused += s.refused;
             all.errors += s.errors;
             if all.first_error.is_none() {
                 all.first_error = s.first_error;

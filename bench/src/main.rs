@@ -1,13 +1,16 @@
 //! `portcullis-bench`: starts Portcullis (release build) on a fresh data
 //! directory, seeds users, and measures what a demanding operator asks:
-//! full MFA sign-in flows per second against this machine's Argon2 capacity,
-//! endpoint throughput, CPU time per flow, memory. Prints a table and writes
-//! JSON. Run it through `bench/run`, which builds first.
+//! full MFA sign-in flows per second against this machine's Argon2 capacity
+//! (and what happens far beyond it), single sign-on and passkey flows beside
+//! the peer provider's, endpoint throughput, CPU time per flow, memory.
+//! Prints a table and writes JSON. Run it through `bench/run`, which builds
+//! first.
 
 mod endpoints;
 mod flow;
 mod load;
 mod peer;
+mod postgres;
 mod server;
 
 use std::path::PathBuf;
@@ -18,9 +21,10 @@ use clap::Parser;
 use portcullis_core::password::{Argon2Cost, PasswordHasher};
 
 use crate::endpoints::{Endpoint, Provider};
-use crate::flow::Target;
-use crate::load::{Stats, run_load};
+use crate::flow::{BrowserPool, ClientCredentials, PeerFlows, Target};
+use crate::load::{Failure, Stats, run_load};
 use crate::peer::Peer;
+use crate::postgres::{PgCost, PgProbe};
 use crate::server::{Server, Setup};
 
 #[derive(Parser)]
@@ -38,6 +42,12 @@ struct Args {
     /// Concurrency levels of the full-flow scenario.
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 32])]
     concurrency: Vec<usize>,
+    /// Concurrent sign-ins of the overload run (0: none).
+    #[arg(long, default_value_t = 256)]
+    overload: usize,
+    /// Concurrency of the single sign-on and passkey flows.
+    #[arg(long, default_value_t = 32)]
+    flow_concurrency: usize,
     /// The Portcullis binary.
     #[arg(long, default_value = "target/release/portcullis")]
     server: PathBuf,
@@ -82,8 +92,17 @@ async fn run(args: Args) -> Result<(), String> {
     let users = setup.seed(args.users, PASSWORD).await?;
     println!("seeded {} users in {:.1} s", users.len(), started.elapsed().as_secs_f64());
 
+    let probe = match setup.postgres_url() {
+        Some(url) => Some(Arc::new(PgProbe::connect(url).await?)),
+        None => None,
+    };
+    let sizes_seeded = match &probe {
+        Some(p) => Some(p.sizes().await?),
+        None => None,
+    };
     let server = Server::start(&args.server, &setup).await?;
-    let client = server.create_client()?;
+    let client = server.create_client("bench")?;
+    let sso_client = server.create_client("bench-sso")?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss_kib = server.rss_kib().unwrap_or(0);
 
@@ -91,48 +110,41 @@ async fn run(args: Args) -> Result<(), String> {
     let before = argon2_bound(cost, cores, bound_seconds).await?;
     println!("Argon2id bound: {:.1} hashes/s on {cores} core(s), {:.1} ms CPU per hash", before.per_second, before.cpu_ms_per_hash);
 
-    let target = Arc::new(Target::new(&server.base, client, users, PASSWORD).await?);
-    let mut flows = Vec::new();
-    for &c in &args.concurrency {
-        let cpu_before = server.cpu_seconds().unwrap_or(0.0);
-        let hashing_before = server.hashing_cpu_seconds().unwrap_or(0.0);
-        let own_cpu_before = server::cpu_seconds(std::process::id()).unwrap_or(0.0);
+    let mut target = Target::new(&server.base, client, sso_client, users, PASSWORD).await?;
+    // One passkey per concurrent flow and as many again, so no flow waits for a key.
+    let started = Instant::now();
+    target.enroll_passkeys(args.flow_concurrency * 2).await?;
+    println!("enrolled {} passkeys in {:.1} s", args.flow_concurrency * 2, started.elapsed().as_secs_f64());
+    let target = Arc::new(target);
+    let ours = Process { pid: server.pid(), name: "Portcullis" };
+    let seconds = Duration::from_secs(args.seconds);
+    if probe.is_some() {
+        // A server that has run a while: codes, sessions and devices in the
+        // tables, and the planner's statistics (refreshed before each
+        // measurement) counting them, so the plans are the steady state's.
         let t = target.clone();
-        let stats = run_load(c, Duration::from_secs(args.seconds), move || {
+        let warm = run_load(8, Duration::from_secs(5), move || {
             let t = t.clone();
             async move { t.full_sign_in().await }
         })
         .await;
-        let cpu = server.cpu_seconds().unwrap_or(0.0) - cpu_before;
-        let hashing = server.hashing_cpu_seconds().unwrap_or(0.0) - hashing_before;
-        // The generator shares the cores: what it burns is not available to the server.
-        let own_cpu = server::cpu_seconds(std::process::id()).unwrap_or(0.0) - own_cpu_before;
+        println!("warm-up on PostgreSQL: {} sign-ins", warm.ok);
+    }
+    let mut flows = Vec::new();
+    let levels = args.concurrency.iter().copied().chain((args.overload > 0).then_some(args.overload));
+    for c in levels {
+        let t = target.clone();
+        let run = measure_flow(ours, probe.as_deref(), c, seconds, move || {
+            let t = t.clone();
+            async move { t.full_sign_in().await }
+        })
+        .await;
         println!(
             "  resident memory after this load: {:.1} MB (peak so far {:.1} MB)",
             mb(server.rss_kib().unwrap_or(0)),
             mb(server.peak_rss_kib().unwrap_or(0))
         );
-        let per_flow = |seconds: f64| if stats.ok > 0 { seconds * 1000.0 / stats.ok as f64 } else { 0.0 };
-        let run = FlowRun {
-            concurrency: c,
-            server_cpu_ms: per_flow(cpu),
-            hashing_cpu_ms: per_flow(hashing),
-            generator_cpu_ms: per_flow(own_cpu),
-            stats,
-        };
-        println!(
-            "full MFA sign-in, concurrency {c:>2}: {:.1} flows/s  p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  {}  ({} ok, {} errors)",
-            run.stats.per_second(),
-            run.stats.percentile_ms(50.0),
-            run.stats.percentile_ms(95.0),
-            run.stats.percentile_ms(99.0),
-            run.cpu_text(),
-            run.stats.ok,
-            run.stats.errors
-        );
-        if let Some(e) = &run.stats.first_error {
-            println!("  first error: {e}");
-        }
+        run.print(&format!("full MFA sign-in, concurrency {c:>3}"));
         flows.push(run);
     }
 
@@ -142,14 +154,59 @@ async fn run(args: Args) -> Result<(), String> {
     println!("Argon2id bound after the sign-ins: {:.1} hashes/s, {:.1} ms CPU per hash", after.per_second, after.cpu_ms_per_hash);
     let bound = Bounds { before, after };
 
+    // Flows no password hash limits, Portcullis then the peer.
+    let c = args.flow_concurrency;
+    let mut browsers = Vec::with_capacity(c);
+    for _ in 0..c {
+        browsers.push(target.signed_in_browser().await?);
+    }
+    let pool = BrowserPool::new(browsers);
+    let (t, p) = (target.clone(), pool.clone());
+    let sso = measure_flow(ours, probe.as_deref(), c, seconds, move || {
+        let (t, p) = (t.clone(), p.clone());
+        async move {
+            let mut browser = p.take()?;
+            let result = t.single_sign_on(&mut browser).await;
+            p.put(browser);
+            result
+        }
+    })
+    .await;
+    sso.print(&format!("single sign-on, concurrency {c}"));
+    let t = target.clone();
+    let passkey = measure_flow(ours, probe.as_deref(), c, seconds, move || {
+        let t = t.clone();
+        async move { t.passkey_sign_in().await }
+    })
+    .await;
+    passkey.print(&format!("passkey sign-in, concurrency {c}"));
     let peak_rss_kib = server.peak_rss_kib().unwrap_or(0);
+
+    let peer = if args.no_peer || args.flows_only { None } else { Some(Peer::start(&args.peer_dir).await?) };
+    let peer_idle_rss_kib = peer.as_ref().and_then(Peer::rss_kib).unwrap_or(0);
+    let peer_rp = match &peer {
+        Some(p) => {
+            let pair = |(id, secret): &(String, String)| ClientCredentials { id: id.clone(), secret: secret.clone() };
+            Some(Arc::new(PeerFlows::new(&p.issuer, pair(&p.client), pair(&p.sso_client)).await?))
+        }
+        None => None,
+    };
+    let peer_flows = match (&peer, &peer_rp) {
+        (Some(p), Some(f)) => Some(peer_flows(p, f, c, seconds).await?),
+        _ => None,
+    };
 
     // Endpoints, Portcullis then the peer, one at a time (they share the machine).
     let ours = Arc::new(Provider::discover(&server.base, target.client(), target.access_token().await?).await?);
-    let peer = if args.no_peer || args.flows_only { None } else { Some(Peer::start(&args.peer_dir).await?) };
-    let peer_idle_rss_kib = peer.as_ref().and_then(Peer::rss_kib).unwrap_or(0);
     let theirs = match &peer {
-        Some(p) => Some(Arc::new(Provider::discover(&p.issuer, p.client.clone(), p.access_token.clone()).await?)),
+        // A token of a sign-in just now: the peer's store holds it as it would any live token.
+        Some(p) => {
+            let token = match &peer_rp {
+                Some(f) => f.access_token().await?,
+                None => p.access_token.clone(),
+            };
+            Some(Arc::new(Provider::discover(&p.issuer, p.client.clone(), token).await?))
+        }
         None => None,
     };
     let seconds = Duration::from_secs(args.seconds.min(10));
@@ -181,7 +238,12 @@ async fn run(args: Args) -> Result<(), String> {
     }
 
     let memory = Memory { idle_rss_kib, peak_rss_kib, peer_idle_rss_kib };
-    print_table(&args, cores, &bound, &flows, &endpoints, &memory);
+    let sizes_end = match &probe {
+        Some(p) => Some(p.sizes().await?),
+        None => None,
+    };
+    let other_flows = OtherFlows { sso, passkey, peer: peer_flows };
+    print_table(&args, cores, &bound, &flows, &other_flows, &endpoints, &memory);
     let json = serde_json::json!({
         "users": args.users,
         "database": if args.database_url.is_some() { "postgres" } else { "sqlite" },
@@ -191,17 +253,22 @@ async fn run(args: Args) -> Result<(), String> {
             "hashes_per_second": bound.per_second(), "cpu_ms_per_hash": (bound.before.cpu_ms_per_hash + bound.after.cpu_ms_per_hash) / 2.0,
             "hashes_per_second_before": bound.before.per_second, "hashes_per_second_after": bound.after.per_second,
         },
-        "full_sign_in": flows.iter().map(|f| { let s = &f.stats; serde_json::json!({
-            "concurrency": f.concurrency, "flows_per_second": s.per_second(), "share_of_argon2_bound": s.per_second() / bound.per_second(),
-            "p50_ms": s.percentile_ms(50.0), "p95_ms": s.percentile_ms(95.0), "p99_ms": s.percentile_ms(99.0),
-            "server_cpu_ms_per_flow": f.server_cpu_ms, "hashing_cpu_ms_per_flow": f.hashing_cpu_ms,
-            "generator_cpu_ms_per_flow": f.generator_cpu_ms, "hash_share_of_cpu": f.hash_share_of_cpu(), "ok": s.ok, "errors": s.errors,
-        })}).collect::<Vec<_>>(),
+        "full_sign_in": flows.iter().map(|f| {
+            let mut v = f.json();
+            v["share_of_argon2_bound"] = (f.stats.per_second() / bound.per_second()).into();
+            v
+        }).collect::<Vec<_>>(),
+        "single_sign_on": other_flows.sso.json(),
+        "passkey_sign_in": other_flows.passkey.json(),
+        "peer_single_sign_on": other_flows.peer.as_ref().map(|p| p.sso.json()),
+        "peer_interactive_sign_in": other_flows.peer.as_ref().map(|p| p.sign_in.json()),
         "endpoints": endpoints.iter().map(|(n, s, o)| serde_json::json!({
             "name": n, "requests_per_second": s.per_second(), "p50_ms": s.percentile_ms(50.0), "p99_ms": s.percentile_ms(99.0), "errors": s.errors,
             "peer_requests_per_second": o.as_ref().map(Stats::per_second),
             "ratio_to_peer": o.as_ref().map(|o| s.per_second() / o.per_second().max(f64::EPSILON)),
         })).collect::<Vec<_>>(),
+        "postgres_sizes_after_seeding": sizes_seeded,
+        "postgres_sizes_at_the_end": sizes_end,
         "rss_kib": { "idle": memory.idle_rss_kib, "peak": memory.peak_rss_kib, "peer_idle": memory.peer_idle_rss_kib },
     });
     if let Some(dir) = args.json.parent() {
@@ -243,7 +310,7 @@ async fn argon2_bound(cost: Argon2Cost, cores: usize, duration: Duration) -> Res
     let load_hasher = hasher.clone();
     let stats = run_load(cores, duration, move || {
         let hasher = load_hasher.clone();
-        async move { hasher.hash(PASSWORD).await.map(|_| ()).map_err(|e| e.to_string()) }
+        async move { hasher.hash(PASSWORD).await.map(|_| ()).map_err(|e| Failure::Error(e.to_string())) }
     })
     .await;
     // `hasher` is still alive, so are its threads and their CPU counters.
@@ -252,16 +319,61 @@ async fn argon2_bound(cost: Argon2Cost, cores: usize, duration: Duration) -> Res
     Ok(Bound { per_second: stats.per_second(), cpu_ms_per_hash: cpu * 1000.0 / stats.ok.max(1) as f64 })
 }
 
-/// One full-flow measurement and the CPU it took.
+/// A process whose CPU time a measurement reads.
+#[derive(Clone, Copy)]
+struct Process {
+    pid: u32,
+    name: &'static str,
+}
+
+/// One flow measurement and the CPU it took.
 struct FlowRun {
     concurrency: usize,
     stats: Stats,
-    /// Server CPU per flow, all threads.
+    /// The provider's CPU per flow, all threads.
     server_cpu_ms: f64,
     /// Of that, the password-hashing threads.
     hashing_cpu_ms: f64,
     /// The load generator's own CPU per flow (it shares the cores).
     generator_cpu_ms: f64,
+    /// What each flow cost PostgreSQL, when it runs on PostgreSQL.
+    database: Option<PgCost>,
+}
+
+/// Runs `op` from `concurrency` workers for `duration`, reading the CPU time
+/// `provider` and this load generator spent meanwhile.
+async fn measure_flow<F, Fut>(provider: Process, probe: Option<&PgProbe>, concurrency: usize, duration: Duration, op: F) -> FlowRun
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), Failure>> + Send + 'static,
+{
+    let cpu = || server::cpu_seconds(provider.pid).unwrap_or(0.0);
+    let hashing = || server::threads_cpu_seconds(provider.pid, server::HASHING_THREADS).unwrap_or(0.0);
+    let own = || server::cpu_seconds(std::process::id()).unwrap_or(0.0);
+    let db_before = match probe {
+        Some(p) => {
+            let _ = p.analyze().await;
+            p.counters().await.ok()
+        }
+        None => None,
+    };
+    let (cpu_before, hashing_before, own_before) = (cpu(), hashing(), own());
+    let stats = run_load(concurrency, duration, op).await;
+    let (cpu_after, hashing_after, own_after) = (cpu(), hashing(), own());
+    let database = match (probe, db_before) {
+        (Some(p), Some(before)) => p.counters().await.ok().map(|after| PgProbe::cost(&before, &after, stats.ok)),
+        _ => None,
+    };
+    let per_flow = |seconds: f64| if stats.ok > 0 { seconds * 1000.0 / stats.ok as f64 } else { 0.0 };
+    FlowRun {
+        concurrency,
+        server_cpu_ms: per_flow(cpu_after - cpu_before),
+        hashing_cpu_ms: per_flow(hashing_after - hashing_before),
+        // The generator shares the cores: what it burns is not available to the server.
+        generator_cpu_ms: per_flow(own_after - own_before),
+        stats,
+        database,
+    }
 }
 
 impl FlowRun {
@@ -275,6 +387,9 @@ impl FlowRun {
     }
 
     fn cpu_text(&self) -> String {
+        if self.hashing_cpu_ms == 0.0 {
+            return format!("server CPU {:.2} ms/flow, load generator {:.2}", self.server_cpu_ms, self.generator_cpu_ms);
+        }
         format!(
             "server CPU {:.1} ms/flow (password hash {:.1}, the rest {:.1}), load generator {:.1}",
             self.server_cpu_ms,
@@ -283,6 +398,103 @@ impl FlowRun {
             self.generator_cpu_ms
         )
     }
+
+    /// Flows/s and latencies, and the refusals when there were any.
+    fn summary(&self) -> String {
+        let s = &self.stats;
+        let refused = if s.refused > 0 { format!(", {:.0}% refused (503)", s.refused_share() * 100.0) } else { String::new() };
+        format!(
+            "{:.1} flows/s, p50/p95/p99 {:.0}/{:.0}/{:.0} ms{refused}",
+            s.per_second(),
+            s.percentile_ms(50.0),
+            s.percentile_ms(95.0),
+            s.percentile_ms(99.0)
+        )
+    }
+
+    fn print(&self, name: &str) {
+        println!(
+            "{name}: {}  {}  ({} ok, {} refused, {} errors)",
+            self.summary(),
+            self.cpu_text(),
+            self.stats.ok,
+            self.stats.refused,
+            self.stats.errors
+        );
+        if let Some(d) = &self.database {
+            println!(
+                "  PostgreSQL per flow: {:.1} transactions, {} statements, {:.1} rows written, {:.1} rows read, {:.1} WAL records, {:.0} WAL bytes, {:.2} write operations, {:.2} ms CPU",
+                d.transactions,
+                d.statements.map(|s| format!("{s:.1}")).unwrap_or_else(|| "? (pg_stat_statements not loaded)".into()),
+                d.rows_written,
+                d.rows_read,
+                d.wal_records,
+                d.wal_bytes,
+                d.write_ops,
+                d.cpu_ms
+            );
+            let read: Vec<String> = d.most_read.iter().map(|(t, seq, idx)| format!("{t} {seq:.0} by scan + {idx:.0} by index")).collect();
+            println!("  rows read most per flow: {}", read.join(", "));
+        }
+        if let Some(e) = &self.stats.first_error {
+            println!("  first error: {e}");
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let s = &self.stats;
+        serde_json::json!({
+            "concurrency": self.concurrency, "flows_per_second": s.per_second(),
+            "p50_ms": s.percentile_ms(50.0), "p95_ms": s.percentile_ms(95.0), "p99_ms": s.percentile_ms(99.0),
+            "server_cpu_ms_per_flow": self.server_cpu_ms, "hashing_cpu_ms_per_flow": self.hashing_cpu_ms,
+            "generator_cpu_ms_per_flow": self.generator_cpu_ms, "hash_share_of_cpu": self.hash_share_of_cpu(),
+            "ok": s.ok, "refused": s.refused, "refused_share": s.refused_share(), "errors": s.errors,
+            "postgres_per_flow": self.database.as_ref().map(PgCost::json),
+        })
+    }
+}
+
+/// The peer's flows: single sign-on, and its interactive sign-in with an immediate login.
+struct PeerRuns {
+    sso: FlowRun,
+    sign_in: FlowRun,
+}
+
+/// The flows without a password hash.
+struct OtherFlows {
+    sso: FlowRun,
+    passkey: FlowRun,
+    peer: Option<PeerRuns>,
+}
+
+/// The peer's single sign-on and sign-in, `concurrency` at a time.
+async fn peer_flows(peer: &Peer, flows: &Arc<PeerFlows>, concurrency: usize, duration: Duration) -> Result<PeerRuns, String> {
+    let process = Process { pid: peer.pid().ok_or("the peer exited")?, name: "oidc-provider" };
+    let mut browsers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        browsers.push(flows.signed_in_browser().await?);
+    }
+    let pool = BrowserPool::new(browsers);
+    let (f, p) = (flows.clone(), pool.clone());
+    let sso = measure_flow(process, None, concurrency, duration, move || {
+        let (f, p) = (f.clone(), p.clone());
+        async move {
+            let mut browser = p.take()?;
+            let result = f.single_sign_on(&mut browser).await;
+            p.put(browser);
+            result
+        }
+    })
+    .await;
+    sso.print(&format!("{}: single sign-on, concurrency {concurrency}", process.name));
+    let f = flows.clone();
+    let sign_in = measure_flow(process, None, concurrency, duration, move || {
+        let f = f.clone();
+        async move { f.interactive_sign_in().await }
+    })
+    .await;
+    sign_in.print(&format!("{}: sign-in with an immediate login, concurrency {concurrency}", process.name));
+    Ok(PeerRuns { sso, sign_in })
 }
 
 /// Resident set sizes.
@@ -297,7 +509,7 @@ async fn measure_endpoint(provider: &Arc<Provider>, endpoint: Endpoint, duration
     let p = provider.clone();
     run_load(32, duration, move || {
         let p = p.clone();
-        async move { p.hit(endpoint).await }
+        async move { p.hit(endpoint).await.map_err(Failure::Error) }
     })
     .await
 }
@@ -306,7 +518,15 @@ fn mb(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn print_table(args: &Args, cores: usize, bound: &Bounds, flows: &[FlowRun], endpoints: &[(&str, Stats, Option<Stats>)], memory: &Memory) {
+fn print_table(
+    args: &Args,
+    cores: usize,
+    bound: &Bounds,
+    flows: &[FlowRun],
+    other: &OtherFlows,
+    endpoints: &[(&str, Stats, Option<Stats>)],
+    memory: &Memory,
+) {
     println!();
     println!(
         "| {} users, {}, {cores} core(s) | Portcullis | |",
@@ -323,22 +543,42 @@ fn print_table(args: &Args, cores: usize, bound: &Bounds, flows: &[FlowRun], end
         bound.after.cpu_ms_per_hash
     );
     for f in flows {
-        let s = &f.stats;
         println!(
-            "| full MFA sign-in, concurrency {} | {:.1} flows/s, p50/p95/p99 {:.0}/{:.0}/{:.0} ms, {} | {:.2} of the bound; the hash {:.2} of the CPU |",
+            "| full MFA sign-in, {} at a time | {}, {} | {:.2} of the bound; the hash {:.2} of the CPU |",
             f.concurrency,
-            s.per_second(),
-            s.percentile_ms(50.0),
-            s.percentile_ms(95.0),
-            s.percentile_ms(99.0),
+            f.summary(),
             f.cpu_text(),
-            s.per_second() / bound.per_second(),
+            f.stats.per_second() / bound.per_second(),
             f.hash_share_of_cpu()
         );
     }
+    let beside = |ours: &FlowRun, theirs: Option<&FlowRun>| match theirs {
+        Some(t) => format!(
+            "oidc-provider {}, CPU {:.2} ms/flow: {:.1}×",
+            t.summary(),
+            t.server_cpu_ms,
+            ours.stats.per_second() / t.stats.per_second().max(f64::EPSILON)
+        ),
+        None => "no peer".into(),
+    };
+    let peer = other.peer.as_ref();
+    println!(
+        "| single sign-on (second application), {} at a time | {}, {} | {} |",
+        other.sso.concurrency,
+        other.sso.summary(),
+        other.sso.cpu_text(),
+        beside(&other.sso, peer.map(|p| &p.sso))
+    );
+    println!(
+        "| passkey sign-in (passwordless), {} at a time | {}, {} | {} (its sign-in with an immediate login) |",
+        other.passkey.concurrency,
+        other.passkey.summary(),
+        other.passkey.cpu_text(),
+        beside(&other.passkey, peer.map(|p| &p.sign_in))
+    );
     for (n, s, o) in endpoints {
         let peer = match o {
-            Some(o) => format!("oidc-provider {:.0} req/s, ratio {:.2}", o.per_second(), s.per_second() / o.per_second().max(f64::EPSILON)),
+            Some(o) => format!("oidc-provider {:.0} req/s: {:.1}×", o.per_second(), s.per_second() / o.per_second().max(f64::EPSILON)),
             None => "no peer".into(),
         };
         println!("| {n}, 32 connections | {:.0} req/s, p99 {:.1} ms | {peer} |", s.per_second(), s.percentile_ms(99.0));

@@ -13,6 +13,8 @@ pub struct Peer {
     pub issuer: String,
     /// Its confidential client.
     pub client: (String, String),
+    /// A second client, for single sign-on.
+    pub sso_client: (String, String),
     /// A user's access token.
     pub access_token: String,
 }
@@ -50,9 +52,15 @@ impl Peer {
         Ok(Self {
             issuer: field("issuer")?,
             client: (field("client_id")?, field("client_secret")?),
+            sso_client: (field("sso_client_id")?, field("sso_client_secret")?),
             access_token: field("access_token")?,
             child,
         })
+    }
+
+    /// The Node.js process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Resident set size of the Node.js process now.

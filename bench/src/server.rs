@@ -36,8 +36,11 @@ pub struct Setup {
 
 impl Setup {
     /// Writes the configuration: a free port, the data directory, SQLite or a
-    /// fresh database on the PostgreSQL server at `postgres`, and no per-IP
-    /// sign-in limit (every simulated user comes from 127.0.0.1).
+    /// fresh database on the PostgreSQL server at `postgres`, 127.0.0.1 as
+    /// the trusted proxy (each simulated browser has its own address in
+    /// `X-Forwarded-For`), and no per-address sign-in or authorization-request
+    /// limit (a signed-in simulated browser repeats its single sign-on far
+    /// faster than a person would).
     pub async fn new(data_dir: &Path, postgres: Option<&str>) -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
         let database = match postgres {
@@ -45,15 +48,22 @@ impl Setup {
             None => None,
         };
         let database_line = database.as_ref().map(|d| format!("database_url = {:?}\n", d.url)).unwrap_or_default();
+        // `localhost`, not an IP address: passkeys need a host name (WebAuthn's RP ID).
         let text = format!(
-            "listen = \"127.0.0.1:{port}\"\nissuer = \"http://127.0.0.1:{port}\"\ndata_dir = {:?}\n{database_line}\
-             [rate_limit]\nsign_in_per_minute = 1000000000\n",
+            "listen = \"127.0.0.1:{port}\"\nissuer = \"http://localhost:{port}\"\ntrusted_proxies = [\"127.0.0.1\"]\n\
+             data_dir = {:?}\n{database_line}\
+             [rate_limit]\nsign_in_per_minute = 1000000000\nauthorize_per_minute = 1000000000\n",
             data_dir.display().to_string()
         );
         let config_path = data_dir.join("bench.toml");
         std::fs::write(&config_path, text).map_err(|e| e.to_string())?;
         let config = Config::load(Some(&config_path), &FlagOverrides::default()).map_err(|e| e.to_string())?;
         Ok(Self { config_path, config, _database: database })
+    }
+
+    /// The PostgreSQL database's URL, when the benchmark runs on one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self._database.as_ref().map(|d| d.url.as_str())
     }
 
     /// Creates `n` verified users, each with `password` and a confirmed
@@ -165,7 +175,7 @@ impl Server {
         let pid = child.id().ok_or("the server exited at once")?;
         let base = setup.config.issuer.clone();
         let server = Self { child, pid, base, binary: binary.to_owned(), config_path: setup.config_path.clone() };
-        let client = reqwest::Client::new();
+        let client = crate::flow::http_client(&server.base)?;
         for _ in 0..200 {
             if client.get(format!("{}/healthz", server.base)).send().await.is_ok_and(|r| r.status().is_success()) {
                 return Ok(server);
@@ -175,10 +185,15 @@ impl Server {
         Err("the server did not answer /healthz within 10 s".into())
     }
 
-    /// Registers the benchmark's confidential client with the CLI; returns (id, secret).
-    pub fn create_client(&self) -> Result<(String, String), String> {
+    /// The server process.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Registers a confidential client named `name` with the CLI.
+    pub fn create_client(&self, name: &str) -> Result<crate::flow::ClientCredentials, String> {
         let out = std::process::Command::new(&self.binary)
-            .args(["client", "create", "--name", "bench", "--redirect-uri", crate::flow::CALLBACK, "--config"])
+            .args(["client", "create", "--name", name, "--redirect-uri", crate::flow::CALLBACK, "--config"])
             .arg(&self.config_path)
             .env("PORTCULLIS_LOG", "warn")
             .output()
@@ -188,7 +203,7 @@ impl Server {
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("client create output: {e}"))?;
         let field = |k: &str| v[k].as_str().map(str::to_owned).ok_or_else(|| format!("client create output lacks {k}"));
-        Ok((field("client_id")?, field("client_secret")?))
+        Ok(crate::flow::ClientCredentials { id: field("client_id")?, secret: field("client_secret")? })
     }
 
     /// Resident set size now.
@@ -199,16 +214,6 @@ impl Server {
     /// Highest resident set size so far.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         status_kib(self.pid, "VmHWM:")
-    }
-
-    /// User + system CPU time the server used so far.
-    pub fn cpu_seconds(&self) -> Option<f64> {
-        cpu_seconds(self.pid)
-    }
-
-    /// CPU time the server's password-hashing threads used so far.
-    pub fn hashing_cpu_seconds(&self) -> Option<f64> {
-        threads_cpu_seconds(self.pid, HASHING_THREADS)
     }
 
     /// Stops the server.
