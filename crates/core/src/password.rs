@@ -288,17 +288,27 @@ impl PasswordHasher {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Whether a hash asked for now would be accepted (it may still be
-    /// refused if others take the room first): lets a sign-in under
-    /// overload be refused before it reads the account.
-    pub fn has_room(&self) -> bool {
-        self.in_flight() < self.max_in_flight
+    /// A place in the waiting room for one hash, taken now ([`HashError::Busy`]
+    /// when it is full): a caller that must count something before it
+    /// hashes (an answer, an attempt) takes it first, so a refusal never
+    /// comes after the counting.
+    pub fn reserve(&self) -> Result<HashPermit, HashError> {
+        InFlight::take(&self.in_flight, self.max_in_flight).map(HashPermit).ok_or(HashError::Busy)
     }
 
     /// Runs `work` on a hashing thread; waits (without blocking the runtime)
     /// for a free one, unless too many are already waiting.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&mut Worker) -> T + Send + 'static) -> Result<T, HashError> {
-        let slot = InFlight::take(&self.in_flight, self.max_in_flight).ok_or(HashError::Busy)?;
+        let permit = self.reserve()?;
+        self.run_reserved(permit, work).await
+    }
+
+    /// Runs `work` in the place `permit` holds.
+    async fn run_reserved<T: Send + 'static>(
+        &self,
+        HashPermit(slot): HashPermit,
+        work: impl FnOnce(&mut Worker) -> T + Send + 'static,
+    ) -> Result<T, HashError> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |worker| {
             let out = work(worker);
@@ -318,18 +328,28 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored`; re-hashes with current parameters when they changed.
     pub async fn verify(&self, password: &str, stored: &str) -> Result<PasswordCheck, HashError> {
-        let password = Zeroizing::new(password.to_owned());
-        let stored = stored.to_owned();
-        self.run(move |worker| worker.verify(password.as_bytes(), &stored)).await?
+        let permit = self.reserve()?;
+        self.verify_reserved(permit, password, stored).await
     }
 
-    /// Spends the same effort as [`verify`](Self::verify) for an account that
-    /// does not exist; refused when busy exactly as a real one would be.
-    pub async fn verify_decoy(&self, password: &str) -> Result<(), HashError> {
+    /// [`verify`](Self::verify) in a place taken by [`reserve`](Self::reserve).
+    pub async fn verify_reserved(&self, permit: HashPermit, password: &str, stored: &str) -> Result<PasswordCheck, HashError> {
+        let password = Zeroizing::new(password.to_owned());
+        let stored = stored.to_owned();
+        self.run_reserved(permit, move |worker| worker.verify(password.as_bytes(), &stored)).await?
+    }
+
+    /// Spends the same effort as [`verify_reserved`](Self::verify_reserved)
+    /// for an account that does not exist.
+    pub async fn verify_decoy_reserved(&self, permit: HashPermit, password: &str) -> Result<(), HashError> {
         let decoy = self.decoy.as_str().to_owned();
-        self.verify(password, &decoy).await.map(|_| ())
+        self.verify_reserved(permit, password, &decoy).await.map(|_| ())
     }
 }
+
+/// A place in the hashing waiting room ([`PasswordHasher::reserve`]),
+/// given back when the hash it is used for is done, or when it is dropped.
+pub struct HashPermit(InFlight);
 
 /// One accepted hash, counted until it is dropped.
 struct InFlight(Arc<AtomicUsize>);
@@ -377,8 +397,12 @@ mod tests {
         let (first, second, third) = tokio::join!(hasher.hash("one-password"), hasher.hash("two-password"), hasher.hash("three-password"));
         assert!(first.is_ok() && second.is_ok(), "one running and one waiting are accepted");
         assert!(matches!(third, Err(HashError::Busy)), "{third:?}");
-        assert!(hasher.has_room(), "both finished");
-        assert!(matches!(hasher.verify_decoy("x").await, Ok(())), "the room is free again");
+        assert_eq!(hasher.in_flight(), 0, "both finished");
+        // A reserved place is held until used or dropped.
+        let (first, second) = (hasher.reserve().unwrap(), hasher.reserve().unwrap());
+        assert!(matches!(hasher.reserve(), Err(HashError::Busy)));
+        drop(second);
+        assert!(matches!(hasher.verify_decoy_reserved(first, "x").await, Ok(())), "the room is free again");
         assert_eq!(hasher.in_flight(), 0);
         // Without a limit every hash waits its turn.
         let unlimited = PasswordHasher::new(Argon2Cost { memory_kib: 4096, iterations: 1, parallelism: 1 }, 1).unwrap();

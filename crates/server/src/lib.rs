@@ -88,9 +88,11 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// Logs a response that failed on our side, except an overload refusal
-/// (`503` with `Retry-After`, answered by design, and many at once under
-/// load; the handler decides, the log would only flood).
+/// Logs a response that failed on our side, except a `503`: an overload
+/// refusal is answered by design, many at once under load, and would flood
+/// the log; the other 503s (a failed delivery, an unready database) are
+/// logged where they are decided (`form_error`, `AppError::into_response`,
+/// the SMS and mail senders, `/readyz`).
 fn log_failure(class: ServerErrorsFailureClass, latency: std::time::Duration, _span: &tracing::Span) {
     match class {
         ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {

@@ -89,11 +89,9 @@ impl<S: Stores> SignIn<'_, S> {
         now: UnixTime,
     ) -> Result<SignInOutcome, AccountError> {
         // Under overload the answer is the same for every account, before any is read.
-        if !self.hasher.has_room() {
-            return Err(AccountError::Busy);
-        }
+        let permit = self.hasher.reserve()?;
         let Ok(email) = EmailAddress::parse(email) else {
-            self.hasher.verify_decoy(password).await?;
+            self.hasher.verify_decoy_reserved(permit, password).await?;
             self.audit(AuditKind::SignInFailed, None, origin, json!({ "method": "pwd", "account": "unknown" }), now).await?;
             return Err(AccountError::InvalidCredentials);
         };
@@ -101,9 +99,9 @@ impl<S: Stores> SignIn<'_, S> {
         let prior = self.refuse_if_account_locked(key, now).await?;
         let user = self.store.user_by_email(&email).await?;
         let check = match &user {
-            Some(u) => self.hasher.verify(password, &u.password_hash).await?,
+            Some(u) => self.hasher.verify_reserved(permit, password, &u.password_hash).await?,
             None => {
-                self.hasher.verify_decoy(password).await?;
+                self.hasher.verify_decoy_reserved(permit, password).await?;
                 PasswordCheck::Mismatch
             }
         };

@@ -22,7 +22,7 @@ use crate::factors::{
 };
 use crate::lockout::LockKey;
 use crate::messages::Message;
-use crate::password::PasswordCheck;
+use crate::password::{HashPermit, PasswordCheck};
 use crate::secrets::{random_token, token_digest};
 use crate::session::{AuthEvent, AuthMethod, AuthRecord};
 use crate::sessions::{ActiveSession, NewSession};
@@ -208,10 +208,9 @@ impl<S: Stores> SignIn<'_, S> {
         let origin = &RequestOrigin { client_id: pending.client_id.clone(), ..origin.clone() };
         let email = user.email.as_str();
         let _ = self.refuse_if_account_locked(email, now).await?;
-        // Under overload a password is refused before anything is counted.
-        if step == Step::Password && !self.hasher.has_room() {
-            return Err(AccountError::Busy);
-        }
+        // Under overload a password is refused before anything is counted: its
+        // place in the hashing queue is taken first.
+        let permit = if step == Step::Password { Some(self.hasher.reserve()?) } else { None };
         let digest = token_digest(token);
         let Some(answers) = self.store.take_pending_answer(&digest, MAX_ANSWERS, now).await? else {
             return Err(AccountError::TooManyAnswers);
@@ -219,15 +218,9 @@ impl<S: Stores> SignIn<'_, S> {
         let lock = if step == Step::Password { LockKey::Password(email) } else { LockKey::SecondStep(email) };
         let attempt = self.reserve_attempt(lock, now).await?;
         let (method, verification) = match step {
-            Step::Password => match self.check_password(&user, response).await {
-                Ok(verification) => (AuthMethod::Password, verification),
-                Err(AccountError::Busy) => {
-                    // The room filled since the check above: the budget is given back
-                    // (the answer is spent; only this narrow race costs one).
-                    self.store.refund_login_failure(&attempt.key).await?;
-                    return Err(AccountError::Busy);
-                }
-                Err(e) => return Err(e),
+            Step::Password => match permit {
+                Some(permit) => (AuthMethod::Password, self.check_password(permit, &user, response).await?),
+                None => return Err(AccountError::Hashing("no place taken for the password".into())),
             },
             Step::Factor(key) => {
                 let factor = factor::<S>(key);
@@ -279,8 +272,8 @@ impl<S: Stores> SignIn<'_, S> {
     }
 
     /// The password as a step of a pending sign-in (one begun with an emailed code).
-    async fn check_password(&self, user: &User, password: &str) -> Result<Verification, AccountError> {
-        Ok(match self.hasher.verify(password, &user.password_hash).await? {
+    async fn check_password(&self, permit: HashPermit, user: &User, password: &str) -> Result<Verification, AccountError> {
+        Ok(match self.hasher.verify_reserved(permit, password, &user.password_hash).await? {
             PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => Verification::Accepted { credential: None },
             PasswordCheck::Mismatch => Verification::Rejected,
         })

@@ -340,6 +340,11 @@ fn form_error(browser: &Browser, template: &str, ctx: minijinja::Value, err: Acc
     let Some((status, field)) = form_problem(&err) else {
         return AppError::Account(err).into_response();
     };
+    // The trace layer leaves every 503 to the handler (an overload refusal is
+    // expected); a failed delivery shown on its form is logged here.
+    if status.is_server_error() && !matches!(err, AccountError::Busy) {
+        tracing::error!(error = %err, "request failed");
+    }
     let message = crate::i18n::tr(crate::error::account_error_msg(&err));
     let ctx = if field.is_empty() {
         minijinja::context! { error => message, ..ctx }
