@@ -489,16 +489,6 @@ impl Target {
         self.sign_in(None).await.map(|(_, token)| token).map_err(|e| format!("{e:?}"))
     }
 
-    /// A browser with an MFA session, for single sign-on.
-    pub async fn signed_in_browser(&self) -> Result<Browser, String> {
-        self.sign_in(None).await.map(|(browser, _)| browser).map_err(|e| format!("{e:?}"))
-    }
-
-    /// Single sign-on to the second application from a signed-in browser.
-    pub async fn single_sign_on(&self, browser: &mut Browser) -> Result<(), Failure> {
-        self.rp.single_sign_on(browser, &self.sso_client, &["mfa"]).await
-    }
-
     /// Gives the first `n` users a passkey each, through the security page
     /// (after a full sign-in, as a user would).
     pub async fn enroll_passkeys(&mut self, n: usize) -> Result<(), String> {
@@ -602,18 +592,39 @@ impl PeerFlows {
         self.sign_in().await.map(|_| ())
     }
 
-    /// A browser with a session, for single sign-on.
-    pub async fn signed_in_browser(&self) -> Result<Browser, String> {
-        self.sign_in().await.map(|(browser, _)| browser).map_err(|e| format!("{e:?}"))
-    }
-
     /// A user's access token (for the userinfo measurement).
     pub async fn access_token(&self) -> Result<String, String> {
         self.sign_in().await.map(|(_, token)| token).map_err(|e| format!("{e:?}"))
     }
+}
 
-    /// Single sign-on to the second application.
-    pub async fn single_sign_on(&self, browser: &mut Browser) -> Result<(), Failure> {
+/// A provider whose signed-in browsers open a second application: the
+/// single sign-on flow, measured the same way for Portcullis and the peer.
+pub trait SingleSignOn: Send + Sync + 'static {
+    /// A browser with a session (one sign-in).
+    fn signed_in_browser(&self) -> impl std::future::Future<Output = Result<Browser, String>> + Send;
+    /// Single sign-on to the second application from `browser`.
+    fn single_sign_on(&self, browser: &mut Browser) -> impl std::future::Future<Output = Result<(), Failure>> + Send;
+}
+
+impl SingleSignOn for Target {
+    /// A browser with an MFA session.
+    async fn signed_in_browser(&self) -> Result<Browser, String> {
+        self.sign_in(None).await.map(|(browser, _)| browser).map_err(|e| format!("{e:?}"))
+    }
+
+    /// The ID token must still say `mfa`: the session's.
+    async fn single_sign_on(&self, browser: &mut Browser) -> Result<(), Failure> {
+        self.rp.single_sign_on(browser, &self.sso_client, &["mfa"]).await
+    }
+}
+
+impl SingleSignOn for PeerFlows {
+    async fn signed_in_browser(&self) -> Result<Browser, String> {
+        self.sign_in().await.map(|(browser, _)| browser).map_err(|e| format!("{e:?}"))
+    }
+
+    async fn single_sign_on(&self, browser: &mut Browser) -> Result<(), Failure> {
         self.rp.single_sign_on(browser, &self.sso_client, &[]).await
     }
 }

@@ -21,7 +21,7 @@ use clap::Parser;
 use portcullis_core::password::{Argon2Cost, PasswordHasher};
 
 use crate::endpoints::{Endpoint, Provider};
-use crate::flow::{BrowserPool, ClientCredentials, PeerFlows, Target};
+use crate::flow::{BrowserPool, ClientCredentials, PeerFlows, SingleSignOn, Target};
 use crate::load::{Failure, Stats, run_load};
 use crate::peer::Peer;
 use crate::postgres::{PgCost, PgProbe};
@@ -156,22 +156,7 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Flows no password hash limits, Portcullis then the peer.
     let c = args.flow_concurrency;
-    let mut browsers = Vec::with_capacity(c);
-    for _ in 0..c {
-        browsers.push(target.signed_in_browser().await?);
-    }
-    let pool = BrowserPool::new(browsers);
-    let (t, p) = (target.clone(), pool.clone());
-    let sso = measure_flow(ours, probe.as_deref(), c, seconds, move || {
-        let (t, p) = (t.clone(), p.clone());
-        async move {
-            let mut browser = p.take()?;
-            let result = t.single_sign_on(&mut browser).await;
-            p.put(browser);
-            result
-        }
-    })
-    .await;
+    let sso = measure_single_sign_on(&target, ours, probe.as_deref(), c, seconds).await?;
     sso.print(&format!("single sign-on, concurrency {c}"));
     let t = target.clone();
     let passkey = measure_flow(ours, probe.as_deref(), c, seconds, move || {
@@ -467,25 +452,36 @@ struct OtherFlows {
     peer: Option<PeerRuns>,
 }
 
-/// The peer's single sign-on and sign-in, `concurrency` at a time.
-async fn peer_flows(peer: &Peer, flows: &Arc<PeerFlows>, concurrency: usize, duration: Duration) -> Result<PeerRuns, String> {
-    let process = Process { pid: peer.pid().ok_or("the peer exited")?, name: "oidc-provider" };
+/// Single sign-on from `concurrency` signed-in browsers, one per worker.
+async fn measure_single_sign_on<P: SingleSignOn>(
+    provider: &Arc<P>,
+    process: Process,
+    probe: Option<&PgProbe>,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<FlowRun, String> {
     let mut browsers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        browsers.push(flows.signed_in_browser().await?);
+        browsers.push(provider.signed_in_browser().await?);
     }
     let pool = BrowserPool::new(browsers);
-    let (f, p) = (flows.clone(), pool.clone());
-    let sso = measure_flow(process, None, concurrency, duration, move || {
-        let (f, p) = (f.clone(), p.clone());
+    let provider = provider.clone();
+    Ok(measure_flow(process, probe, concurrency, duration, move || {
+        let (provider, pool) = (provider.clone(), pool.clone());
         async move {
-            let mut browser = p.take()?;
-            let result = f.single_sign_on(&mut browser).await;
-            p.put(browser);
+            let mut browser = pool.take()?;
+            let result = provider.single_sign_on(&mut browser).await;
+            pool.put(browser);
             result
         }
     })
-    .await;
+    .await)
+}
+
+/// The peer's single sign-on and sign-in, `concurrency` at a time.
+async fn peer_flows(peer: &Peer, flows: &Arc<PeerFlows>, concurrency: usize, duration: Duration) -> Result<PeerRuns, String> {
+    let process = Process { pid: peer.pid().ok_or("the peer exited")?, name: "oidc-provider" };
+    let sso = measure_single_sign_on(flows, process, None, concurrency, duration).await?;
     sso.print(&format!("{}: single sign-on, concurrency {concurrency}", process.name));
     let f = flows.clone();
     let sign_in = measure_flow(process, None, concurrency, duration, move || {
