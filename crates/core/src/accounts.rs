@@ -216,6 +216,11 @@ impl<S: Stores> Accounts<S> {
         &self.store
     }
 
+    /// The password hasher (its waiting room, for tests and metrics).
+    pub fn password_hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
     /// Counts a request from `client` and refuses it over the limit with the seconds to wait.
     pub async fn throttle(&self, action: LimitedAction, client: &str, now: UnixTime) -> Result<Result<(), i64>, StoreError> {
         let limits = &self.settings.rate_limits;
