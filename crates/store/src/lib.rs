@@ -15,6 +15,8 @@ mod factors;
 mod import;
 mod notices;
 mod oidc;
+#[cfg(all(test, feature = "testing"))]
+mod query_plans;
 mod risk;
 mod sign_in;
 mod sqlite_pool;

@@ -67,6 +67,15 @@ impl TryFrom<PendingRow> for PendingSignIn {
     }
 }
 
+/// A pending sign-in with its user; the user is found by its key, as in
+/// [`SESSION_WITH_USER`](crate::accounts::SESSION_WITH_USER) and for the same reason.
+pub(crate) const PENDING_WITH_USER: &str = "SELECT p.user_id, p.auth_record, p.session_digest, p.state, p.client_id, p.assessment, \
+     p.answers, p.created_at AS pending_created_at, p.expires_at AS pending_expires_at, u.id, u.email, u.name, u.password_hash, \
+     u.email_verified_at, u.is_admin, u.is_auditor, u.mfa_required, u.disabled_at, u.password_reset_at, u.password_breached_at, \
+     u.language, u.enrollment_prompt_snoozed_until, u.security_epoch, u.created_at \
+     FROM pending_sign_ins p JOIN users u ON u.id = p.user_id \
+     WHERE p.digest = $1 AND p.expires_at > $2 AND u.id = (SELECT user_id FROM pending_sign_ins WHERE digest = $1)";
+
 impl SignInStore for Store {
     async fn save_pending_sign_in(&self, digest: &str, s: &PendingSignIn) -> StoreResult<()> {
         let auth = serde_json::to_string(&s.auth).map_err(json_err)?;
@@ -100,19 +109,8 @@ impl SignInStore for Store {
     }
 
     async fn pending_sign_in(&self, digest: &str, now: UnixTime) -> StoreResult<Option<(PendingSignIn, User)>> {
-        let row: Option<PendingWithUserRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT p.user_id, p.auth_record, p.session_digest, p.state, p.client_id, p.assessment, p.answers, \
-                 p.created_at AS pending_created_at, p.expires_at AS pending_expires_at, u.id, u.email, u.name, u.password_hash, \
-                 u.email_verified_at, u.is_admin, u.is_auditor, u.mfa_required, u.disabled_at, u.password_reset_at, u.password_breached_at, u.language, u.enrollment_prompt_snoozed_until, u.security_epoch, u.created_at \
-                 FROM pending_sign_ins p JOIN users u ON u.id = p.user_id WHERE p.digest = $1 AND p.expires_at > $2",
-            )
-            .bind(digest)
-            .bind(now)
-            .fetch_optional(p)
-            .await
-            .map_err(db_error)
-        })?;
+        let row: Option<PendingWithUserRow> =
+            on_pool!(self, |p| { sqlx::query_as(PENDING_WITH_USER).bind(digest).bind(now).fetch_optional(p).await.map_err(db_error) })?;
         row.map(|PendingWithUserRow { pending, user }| Ok((PendingSignIn::try_from(pending)?, User::try_from(user)?))).transpose()
     }
 
