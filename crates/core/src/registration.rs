@@ -14,6 +14,7 @@ use crate::messages::Message;
 use crate::password::PasswordCheck;
 use crate::secrets::{random_token, token_digest};
 use crate::sessions::ActiveSession;
+use crate::sign_in::Forget;
 use crate::user::{User, UserId};
 
 capability!(
@@ -235,16 +236,19 @@ impl<S: Stores> Registration<'_, S> {
     ) -> Result<(), AccountError> {
         let user = &session.user;
         let key = user.email.as_str();
-        // A signed-in user re-typing the password: only a lock matters, nothing to clear.
-        let _ = self.refuse_if_account_locked(key, now).await?;
-        match self.hasher.verify(current, &user.password_hash).await? {
+        // A signed-in user re-typing the password: counted like a sign-in, but
+        // a right one gives back only its own attempt (a session is no proof
+        // against the guesses of others).
+        let permit = self.hasher.reserve()?;
+        let attempt = self.count_password_attempt(key, now).await?;
+        match self.hasher.verify_reserved(permit, current, &user.password_hash).await? {
             PasswordCheck::Mismatch => {
-                return Err(match self.count_failure(key, Some(user), "pwd", origin, now).await? {
+                return Err(match self.password_attempt_failed(&attempt, Some(user), "pwd", origin, now).await? {
                     AccountError::InvalidCredentials => AccountError::WrongCurrentPassword,
                     other => other,
                 });
             }
-            PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => {}
+            PasswordCheck::Match | PasswordCheck::MatchRehashed(_) => self.attempt_succeeded(attempt, Forget::ThisAttempt).await?,
         }
         self.check_new_password(&user.email, &user.name, password, confirm).await?;
         let hash = self.hash(password).await?;

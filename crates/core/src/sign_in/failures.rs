@@ -14,49 +14,84 @@ use crate::user::User;
 impl<S: crate::account_store::Stores> crate::accounts::Accounts<S> {
     /// Refuses while the account keyed `email` (a normalised address, known
     /// or not) is locked, by wrong passwords or by wrong second-step answers
-    /// (one read for both); otherwise returns what a successful password must clear.
-    pub(crate) async fn refuse_if_account_locked(&self, email: &str, now: UnixTime) -> Result<PriorFailures, AccountError> {
+    /// (one read for both).
+    pub(crate) async fn refuse_if_account_locked(&self, email: &str, now: UnixTime) -> Result<(), AccountError> {
         let second = LockKey::SecondStep(email).key();
-        let records = self.store.failure_records(&[email, &second]).await?;
-        for record in &records {
+        for record in &self.store.failure_records(&[email, &second]).await? {
             if let LockState::Locked { retry_after_secs } = self.settings.lockout.state(record, now) {
                 return Err(AccountError::Locked { retry_after_secs });
             }
         }
-        let any = records.first().is_some_and(|r| r.failures > 0 || r.locked_until.is_some());
-        Ok(PriorFailures { key: email.to_owned(), any })
+        Ok(())
     }
 
-    /// After a successful attempt: forgets the failures on record when it
-    /// began. With none, nothing is written (most sign-ins).
-    pub(crate) async fn clear_failures(&self, prior: PriorFailures) -> Result<(), AccountError> {
-        if prior.any {
-            self.store.clear_login_failures(&prior.key).await?;
+    /// Counts one attempt against the budget of `lock` before its secret is
+    /// checked, and refuses it unchecked past the budget. Counting after the
+    /// check let attempts sent at once all be checked before any was counted;
+    /// counted first, the k-th counted sees at least k, so of any number at
+    /// once at most the budget are checked (OWASP ASVS V2.2.1). A right
+    /// answer then gives its place back ([`Self::attempt_succeeded`]).
+    pub(crate) async fn count_attempt(&self, lock: LockKey<'_>, now: UnixTime) -> Result<CountedAttempt, AccountError> {
+        let policy = &self.settings.lockout;
+        let (key, max) = (lock.key(), lock.max_failures(policy));
+        let count = self.store.record_login_failure(&key, now, policy.window_start(now)).await?;
+        let Some(count) = count.filter(|c| *c <= max) else {
+            return Err(AccountError::Locked { retry_after_secs: policy.lock_seconds });
+        };
+        Ok(CountedAttempt { key, count, max })
+    }
+
+    /// A wrong secret, already counted: audited with `detail`, and at the
+    /// budget the account locks and its owner is told (the error to show);
+    /// under it, `None`.
+    pub(crate) async fn attempt_failed(
+        &self,
+        attempt: &CountedAttempt,
+        user: Option<&User>,
+        detail: serde_json::Value,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<Option<AccountError>, AccountError> {
+        self.audit(AuditKind::SignInFailed, user.map(|u| u.id), origin, detail, now).await?;
+        if attempt.count < attempt.max {
+            return Ok(None);
+        }
+        Ok(Some(self.lock_after_failures(&attempt.key, user, attempt.count, origin, now).await?))
+    }
+
+    /// A right secret: its counted attempt is given back, or, with
+    /// [`Forget::All`], every failure on its counter is forgotten (a right
+    /// password at the first step; never for the second step's counter).
+    pub(crate) async fn attempt_succeeded(&self, attempt: CountedAttempt, forget: Forget) -> Result<(), AccountError> {
+        match forget {
+            Forget::ThisAttempt => self.store.refund_login_failure(&attempt.key).await?,
+            Forget::All => {
+                self.store.clear_login_failures(&attempt.key).await?;
+            }
         }
         Ok(())
     }
 
-    /// Counts a failed attempt with `method` (an `amr` value) on the account
-    /// keyed `key` (`user`, when it exists) and records it; returns the error
-    /// to show. At the threshold the account locks and its owner is told.
-    pub(crate) async fn count_failure(
+    /// Before a password or an emailed code is checked for the account keyed
+    /// `key`: refused while locked, else counted ([`Self::count_attempt`]).
+    pub(crate) async fn count_password_attempt(&self, key: &str, now: UnixTime) -> Result<CountedAttempt, AccountError> {
+        self.refuse_if_account_locked(key, now).await?;
+        self.count_attempt(LockKey::Password(key), now).await
+    }
+
+    /// A wrong password or emailed code (`method`, an `amr` value), already
+    /// counted: the error to show, invalid credentials or, at the budget, the lock.
+    pub(crate) async fn password_attempt_failed(
         &self,
-        key: &str,
+        attempt: &CountedAttempt,
         user: Option<&User>,
         method: &str,
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<AccountError, AccountError> {
-        let lockout = &self.settings.lockout;
-        let Some(failures) = self.store.record_login_failure(key, now, lockout.window_start(now)).await? else {
-            return Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds });
-        };
         let account = if user.is_some() { "known" } else { "unknown" };
-        self.audit(AuditKind::SignInFailed, user.map(|u| u.id), origin, json!({ "method": method, "account": account }), now).await?;
-        if lockout.must_lock(failures) {
-            return self.lock_after_failures(key, user, failures, origin, now).await;
-        }
-        Ok(AccountError::InvalidCredentials)
+        let locked = self.attempt_failed(attempt, user, json!({ "method": method, "account": account }), origin, now).await?;
+        Ok(locked.unwrap_or(AccountError::InvalidCredentials))
     }
 
     /// Locks the counter `key` after `failures` and tells the owner (if the
@@ -89,9 +124,18 @@ impl<S: crate::account_store::Stores> crate::accounts::Accounts<S> {
     }
 }
 
-/// Failures on record when an attempt began (see [`crate::accounts::Accounts::clear_failures`]).
-#[must_use = "a success must clear the failures on record"]
-pub(crate) struct PriorFailures {
+/// An attempt counted before its secret was checked ([`crate::accounts::Accounts::count_attempt`]).
+#[must_use = "a counted attempt is given back on success or reported as failed"]
+pub(crate) struct CountedAttempt {
     key: String,
-    any: bool,
+    count: u32,
+    max: u32,
+}
+
+/// What a right secret forgets.
+pub(crate) enum Forget {
+    /// Only its own counted attempt.
+    ThisAttempt,
+    /// Every failure on the counter.
+    All,
 }

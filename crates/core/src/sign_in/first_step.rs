@@ -28,6 +28,7 @@ use crate::risk::device_digest;
 use crate::secrets::{MacKey, random_token, token_digest};
 use crate::session::{AuthMethod, AuthRecord, SessionRecord};
 use crate::sessions::NewSession;
+use crate::sign_in::Forget;
 use crate::user::{User, UserId};
 
 capability!(
@@ -96,7 +97,7 @@ impl<S: Stores> SignIn<'_, S> {
             return Err(AccountError::InvalidCredentials);
         };
         let key = email.as_str();
-        let prior = self.refuse_if_account_locked(key, now).await?;
+        let attempt = self.count_password_attempt(key, now).await?;
         let user = self.store.user_by_email(&email).await?;
         let check = match &user {
             Some(u) => self.hasher.verify_reserved(permit, password, &u.password_hash).await?,
@@ -111,9 +112,9 @@ impl<S: Stores> SignIn<'_, S> {
                 self.store.rehash_password(user.id, &user.password_hash, &new_hash).await?;
                 user
             }
-            (user, _) => return Err(self.count_failure(key, user.as_ref(), "pwd", origin, now).await?),
+            (user, _) => return Err(self.password_attempt_failed(&attempt, user.as_ref(), "pwd", origin, now).await?),
         };
-        self.clear_failures(prior).await?;
+        self.attempt_succeeded(attempt, Forget::All).await?;
         if user.email_verified_at.is_none() {
             self.registration().send_verification(&user, now).await?;
             return Err(AccountError::EmailNotVerified);
@@ -291,7 +292,7 @@ impl<S: Stores> SignIn<'_, S> {
         }
         let email = EmailAddress::parse(email)?;
         // Only a lock matters here: sending a code is not a success to clear failures with.
-        let _ = self.refuse_if_account_locked(email.as_str(), now).await?;
+        self.refuse_if_account_locked(email.as_str(), now).await?;
         let Some(user) = self.email_sign_in_account(&email).await? else {
             tracing::info!("sign-in code requested for an address that cannot use one");
             return Ok(());
@@ -324,7 +325,7 @@ impl<S: Stores> SignIn<'_, S> {
         }
         let Ok(email) = EmailAddress::parse(email) else { return Err(AccountError::InvalidCode) };
         let key = email.as_str();
-        let prior = self.refuse_if_account_locked(key, now).await?;
+        let attempt = self.count_password_attempt(key, now).await?;
         let account = self.email_sign_in_account(&email).await?;
         let accepted = match &account {
             Some(user) => matches!(
@@ -336,13 +337,13 @@ impl<S: Stores> SignIn<'_, S> {
         let user = match account {
             Some(user) if accepted => user,
             account => {
-                return Err(match self.count_failure(key, account.as_ref(), "otp", origin, now).await? {
+                return Err(match self.password_attempt_failed(&attempt, account.as_ref(), "otp", origin, now).await? {
                     AccountError::InvalidCredentials => AccountError::InvalidCode,
                     other => other,
                 });
             }
         };
-        self.clear_failures(prior).await?;
+        self.attempt_succeeded(attempt, Forget::All).await?;
         self.after_first_step(&user, (AuthMethod::EMAIL_OTP, None), remembered, origin, now).await
     }
     /// After a first step (a password, an emailed code, a passkey): a

@@ -26,14 +26,14 @@ use crate::password::{HashPermit, PasswordCheck};
 use crate::secrets::{random_token, token_digest};
 use crate::session::{AuthEvent, AuthMethod, AuthRecord};
 use crate::sessions::{ActiveSession, NewSession};
+use crate::sign_in::Forget;
 use crate::user::User;
 
-/// One answer's place in the account's second-step budget, taken before the
-/// answer is checked so that concurrent answers cannot exceed it.
-struct Attempt {
-    key: String,
-    count: u32,
-    max: u32,
+/// What a second-step answer is checked with: a password, in the hashing
+/// place taken for it, or a factor.
+enum Answer {
+    Password(HashPermit),
+    Factor(FactorKey),
 }
 
 impl<S: Stores> SignIn<'_, S> {
@@ -160,37 +160,6 @@ impl<S: Stores> SignIn<'_, S> {
         factor::<S>(key).challenge(&self.factor_context_for(Requester::Proven(client)), &user, to, now).await
     }
 
-    /// Counts one answer against the account's budget for `lock`, before it
-    /// is checked; past the budget (other answers raced it there) the answer
-    /// is refused unchecked.
-    async fn reserve_attempt(&self, lock: LockKey<'_>, now: UnixTime) -> Result<Attempt, AccountError> {
-        let policy = &self.settings.lockout;
-        let (key, max) = (lock.key(), lock.max_failures(policy));
-        let count = self.store.record_login_failure(&key, now, policy.window_start(now)).await?;
-        let Some(count) = count.filter(|c| *c <= max) else {
-            return Err(AccountError::Locked { retry_after_secs: policy.lock_seconds });
-        };
-        Ok(Attempt { key, count, max })
-    }
-
-    /// A wrong answer: audited, and at the budget the account locks and its owner is told.
-    async fn wrong_answer(
-        &self,
-        attempt: &Attempt,
-        user: &User,
-        method: AuthMethod,
-        origin: &RequestOrigin,
-        now: UnixTime,
-    ) -> Result<Option<AccountError>, AccountError> {
-        let amr = method.amr_values().first().copied().unwrap_or("otp");
-        self.audit(AuditKind::SignInFailed, Some(user.id), origin, json!({ "method": amr, "account": "known", "second_step": true }), now)
-            .await?;
-        if attempt.count < attempt.max {
-            return Ok(None);
-        }
-        Ok(Some(self.lock_after_failures(&attempt.key, Some(user), attempt.count, origin, now).await?))
-    }
-
     /// Checks an answer to the pending sign-in behind `token` and moves it on:
     /// finished, waiting for another step, or refused. At most
     /// [`MAX_ANSWERS`] answers per pending sign-in (then it is gone) and the
@@ -207,22 +176,22 @@ impl<S: Stores> SignIn<'_, S> {
         let (pending, user) = self.advance(token, Transition::Answer(step), origin, now).await?;
         let origin = &RequestOrigin { client_id: pending.client_id.clone(), ..origin.clone() };
         let email = user.email.as_str();
-        let _ = self.refuse_if_account_locked(email, now).await?;
+        self.refuse_if_account_locked(email, now).await?;
         // Under overload a password is refused before anything is counted: its
         // place in the hashing queue is taken first.
-        let permit = if step == Step::Password { Some(self.hasher.reserve()?) } else { None };
+        let answer = match step {
+            Step::Password => Answer::Password(self.hasher.reserve()?),
+            Step::Factor(key) => Answer::Factor(key),
+        };
         let digest = token_digest(token);
         let Some(answers) = self.store.take_pending_answer(&digest, MAX_ANSWERS, now).await? else {
             return Err(AccountError::TooManyAnswers);
         };
         let lock = if step == Step::Password { LockKey::Password(email) } else { LockKey::SecondStep(email) };
-        let attempt = self.reserve_attempt(lock, now).await?;
-        let (method, verification) = match step {
-            Step::Password => match permit {
-                Some(permit) => (AuthMethod::Password, self.check_password(permit, &user, response).await?),
-                None => return Err(AccountError::Hashing("no place taken for the password".into())),
-            },
-            Step::Factor(key) => {
+        let attempt = self.count_attempt(lock, now).await?;
+        let (method, verification) = match answer {
+            Answer::Password(permit) => (AuthMethod::Password, self.check_password(permit, &user, response).await?),
+            Answer::Factor(key) => {
                 let factor = factor::<S>(key);
                 let credentials = self.store.credentials(user.id).await?;
                 (factor.method(), factor.verify(&self.factor_context(), &user, &credentials, response, now).await?)
@@ -231,7 +200,9 @@ impl<S: Stores> SignIn<'_, S> {
         let credential = match verification {
             Verification::Accepted { credential } => credential,
             Verification::Rejected => {
-                let locked = self.wrong_answer(&attempt, &user, method, origin, now).await?;
+                let amr = method.amr_values().first().copied().unwrap_or("otp");
+                let detail = json!({ "method": amr, "account": "known", "second_step": true });
+                let locked = self.attempt_failed(&attempt, Some(&user), detail, origin, now).await?;
                 if answers >= MAX_ANSWERS {
                     self.store.take_pending_sign_in(&digest).await?;
                 }
@@ -247,11 +218,9 @@ impl<S: Stores> SignIn<'_, S> {
                 return Err(self.cloned(&user, (&credential, name), origin, now).await);
             }
         };
-        // A right answer gives its place in the budget back.
-        self.store.refund_login_failure(&attempt.key).await?;
-        if method == AuthMethod::Password {
-            self.store.clear_login_failures(email).await?;
-        }
+        // A right answer gives its place in the budget back; a right password
+        // forgets the password's failures, as at the first step.
+        self.attempt_succeeded(attempt, if method == AuthMethod::Password { Forget::All } else { Forget::ThisAttempt }).await?;
         if let Step::Factor(key) = step
             && let Some(SuccessNotice { audit, detail, message }) = factor::<S>(key).after_success(&self.factor_context(), &user).await?
         {

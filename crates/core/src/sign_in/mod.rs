@@ -41,6 +41,7 @@
 //! `flow.rs` does the reading and writing around it.
 
 mod failures;
+pub(crate) use failures::Forget;
 mod first_step;
 mod flow;
 

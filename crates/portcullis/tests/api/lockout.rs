@@ -8,6 +8,7 @@ on_both_backends!(
     five_wrong_passwords_lock_the_account_for_five_minutes,
     unknown_addresses_answer_and_lock_exactly_like_real_ones,
     a_success_forgets_the_failures_before_it,
+    wrong_passwords_sent_at_once_are_counted_before_they_are_checked,
 );
 
 /// One hash at a time and no waiting room; six failures lock.
@@ -52,6 +53,36 @@ async fn an_overloaded_server_refuses_at_once_and_counts_nothing_against_the_acc
     }
     let right = app.sign_in("max@example.com", PASSWORD).await;
     assert_eq!(right.status, StatusCode::SEE_OTHER, "the refused attempts were counted as failures: {}", right.body);
+}
+
+/// Twelve wrong passwords sent at once, each from its own browser: each is
+/// counted before it is checked, so exactly five (the budget) are checked
+/// and audited, the fifth locks, and the other seven are refused unchecked.
+/// Counted after the check, every one that overlapped was checked first.
+async fn wrong_passwords_sent_at_once_are_counted_before_they_are_checked(app: TestApp) {
+    app.verified_user("eve@example.com").await;
+    let mut forms = Vec::new();
+    for _ in 0..12 {
+        let browser = crate::helpers::browser();
+        let page = browser.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+        forms.push((browser, csrf_token_in(&page)));
+    }
+    let mut running = tokio::task::JoinSet::new();
+    for (browser, token) in forms {
+        let url = app.url("/login");
+        running.spawn(async move {
+            let form = [("email", "eve@example.com"), ("password", "wrong-password-x"), ("csrf_token", token.as_str())];
+            browser.post(url).form(&form).send().await.unwrap().status()
+        });
+    }
+    let statuses = running.join_all().await;
+    let refused = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let locked = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((refused, locked), (4, 8), "four plain refusals, the fifth locks, seven refused unchecked: {statuses:?}");
+    let checked = app.audit(portcullis_core::audit::AuditKind::SignInFailed).await;
+    assert_eq!(checked.len(), 5, "exactly the budget was checked");
+    assert_eq!(app.audit(portcullis_core::audit::AuditKind::AccountLocked).await.len(), 1);
+    assert_eq!(app.sign_in("eve@example.com", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS, "locked");
 }
 
 async fn five_wrong_passwords_lock_the_account_for_five_minutes(app: TestApp) {
