@@ -166,7 +166,8 @@ impl Server {
         let child = tokio::process::Command::new(binary)
             .args(["serve", "--config"])
             .arg(&setup.config_path)
-            .env("PORTCULLIS_LOG", "warn")
+            // BENCH_SERVER_LOG=sqlx::query=debug shows each statement and its time.
+            .env("PORTCULLIS_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
