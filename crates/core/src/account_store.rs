@@ -161,11 +161,14 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
         now: UnixTime,
         window_start: UnixTime,
     ) -> impl Future<Output = StoreResult<Option<u32>>> + Send;
-    /// Gives back one counted failure (an attempt counted before it was
-    /// checked turned out right); never below zero.
-    fn refund_login_failure(&self, account_key: &str) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Locks the account until `until` and resets the counter.
-    fn lock_account(&self, account_key: &str, until: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Gives back `n` counted failures (an attempt counted before it was
+    /// checked turned out right: itself, or itself and those counted before
+    /// it); never below zero, and a lock stays. Failures counted after it
+    /// (other attempts still being checked) are kept.
+    fn forget_login_failures(&self, account_key: &str, n: u32) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Locks the account until `until` and resets the counter, unless it is
+    /// locked already at `now`; true if this call locked it.
+    fn lock_account(&self, account_key: &str, until: UnixTime, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Clears failures and any lock; true if there was something to clear.
     fn clear_login_failures(&self, account_key: &str) -> impl Future<Output = StoreResult<bool>> + Send;
 

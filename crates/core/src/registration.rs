@@ -240,7 +240,7 @@ impl<S: Stores> Registration<'_, S> {
         // a right one gives back only its own attempt (a session is no proof
         // against the guesses of others).
         let permit = self.hasher.reserve()?;
-        let attempt = self.count_password_attempt(key, now).await?;
+        let attempt = self.count_password_attempt(key, Some(user), origin, now).await?;
         match self.hasher.verify_reserved(permit, current, &user.password_hash).await? {
             PasswordCheck::Mismatch => {
                 return Err(match self.password_attempt_failed(&attempt, Some(user), "pwd", origin, now).await? {

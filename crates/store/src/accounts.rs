@@ -433,23 +433,33 @@ impl AccountStore for Store {
         Ok(n.map(count))
     }
 
-    async fn refund_login_failure(&self, key: &str) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("UPDATE login_failures SET failures = failures - 1 WHERE account_key = $1 AND failures > 0")
-            .bind(key)
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
+    async fn forget_login_failures(&self, key: &str, n: u32) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE login_failures SET failures = CASE WHEN failures > $2 THEN failures - $2 ELSE 0 END WHERE account_key = $1"
+        )
+        .bind(key)
+        .bind(i64::from(n))
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error))
     }
 
-    async fn lock_account(&self, key: &str, until: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("UPDATE login_failures SET failures = 0, locked_until = $2 WHERE account_key = $1")
-            .bind(key)
-            .bind(until)
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db_error))
+    async fn lock_account(&self, key: &str, until: UnixTime, now: UnixTime) -> StoreResult<bool> {
+        // An upsert: a lock is never lost to a counter deleted meanwhile.
+        let locked: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
+            "INSERT INTO login_failures (account_key, failures, last_failure_at, locked_until) VALUES ($1, 0, $3, $2) \
+             ON CONFLICT (account_key) DO UPDATE SET failures = 0, locked_until = $2 \
+             WHERE login_failures.locked_until IS NULL OR login_failures.locked_until <= $3 \
+             RETURNING account_key"
+        )
+        .bind(key)
+        .bind(until)
+        .bind(now)
+        .fetch_optional(p)
+        .await
+        .map_err(db_error))?;
+        Ok(locked.is_some())
     }
 
     async fn clear_login_failures(&self, key: &str) -> StoreResult<bool> {

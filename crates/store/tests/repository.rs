@@ -34,6 +34,7 @@ on_both_backends!(
     an_email_link_is_consumed_once_even_under_concurrency,
     expired_and_replaced_links_are_refused,
     failures_count_within_the_window_and_locks_are_stored,
+    a_right_answer_forgets_only_what_was_counted_up_to_it_and_a_lock_outlives_a_cleared_counter,
     sessions_are_found_touched_and_ended,
     rate_buckets_count_per_window,
     purge_removes_only_what_expired,
@@ -321,13 +322,34 @@ async fn expired_and_replaced_links_are_refused(s: Store) {
     assert_eq!(s.consume_email_link("new", LinkPurpose::VerifyEmail, 4_999).await.unwrap(), Some(u.id));
 }
 
+async fn a_right_answer_forgets_only_what_was_counted_up_to_it_and_a_lock_outlives_a_cleared_counter(s: Store) {
+    let key = "fay@example.com";
+    // The owner's attempt is counted first, then two others still being checked.
+    for n in 1..=3 {
+        assert_eq!(s.record_login_failure(key, 100, 0).await.unwrap(), Some(n));
+    }
+    s.forget_login_failures(key, 1).await.unwrap();
+    assert_eq!(s.failure_record(key).await.unwrap().failures, 2, "the two counted after it stay");
+    s.forget_login_failures(key, 5).await.unwrap();
+    assert_eq!(s.failure_record(key).await.unwrap().failures, 0, "never below zero");
+    // A lock set by a racing attempt stays through a right answer's forgetting…
+    assert!(s.lock_account(key, 400, 100).await.unwrap());
+    s.forget_login_failures(key, 1).await.unwrap();
+    assert_eq!(s.failure_record(key).await.unwrap().locked_until, Some(400));
+    // …and a lock is set even where the counter was deleted meanwhile.
+    assert!(s.clear_login_failures(key).await.unwrap());
+    assert!(s.lock_account(key, 500, 200).await.unwrap());
+    assert_eq!(s.record_login_failure(key, 300, 0).await.unwrap(), None, "locked");
+}
+
 async fn failures_count_within_the_window_and_locks_are_stored(s: Store) {
     let key = "dave@example.com";
     assert_eq!(s.failure_record(key).await.unwrap().failures, 0);
     assert_eq!(s.record_login_failure(key, 100, 0).await.unwrap(), Some(1));
     assert_eq!(s.record_login_failure(key, 110, 0).await.unwrap(), Some(2));
     assert_eq!(s.record_login_failure(key, 2_000, 1_000).await.unwrap(), Some(1), "failures before the window are forgotten");
-    s.lock_account(key, 2_300).await.unwrap();
+    assert!(s.lock_account(key, 2_300, 2_000).await.unwrap(), "this call locked it");
+    assert!(!s.lock_account(key, 2_400, 2_100).await.unwrap(), "locked already: not again, and not longer");
     let rec = s.failure_record(key).await.unwrap();
     assert_eq!((rec.failures, rec.locked_until), (0, Some(2_300)));
     assert_eq!(s.record_login_failure(key, 2_299, 1_500).await.unwrap(), None, "nothing is counted while locked");
@@ -353,18 +375,18 @@ async fn failures_count_within_the_window_and_locks_are_stored(s: Store) {
 
     // Several at once, in the order asked, with nothing on record for the unknown.
     s.record_login_failure("erin@example.com", 3_900, 2_500).await.unwrap();
-    s.lock_account("erin@example.com", 4_000).await.unwrap();
+    assert!(s.lock_account("erin@example.com", 4_000, 3_900).await.unwrap());
     let many = s.failure_records(&["nobody@example.com", key, "erin@example.com", key]).await.unwrap();
     let seen: Vec<_> = many.iter().map(|r| (r.failures, r.locked_until)).collect();
     assert_eq!(seen, [(0, None), (10, None), (0, Some(4_000)), (10, None)]);
     assert!(s.failure_records(&[]).await.unwrap().is_empty());
 
     // A counted attempt that turned out right is given back, never below zero.
-    s.refund_login_failure(key).await.unwrap();
+    s.forget_login_failures(key, 1).await.unwrap();
     assert_eq!(s.failure_record(key).await.unwrap().failures, 9);
-    s.refund_login_failure("erin@example.com").await.unwrap();
+    s.forget_login_failures("erin@example.com", 1).await.unwrap();
     assert_eq!(s.failure_record("erin@example.com").await.unwrap().failures, 0);
-    s.refund_login_failure("nobody@example.com").await.unwrap();
+    s.forget_login_failures("nobody@example.com", 1).await.unwrap();
     assert_eq!(s.failure_record("nobody@example.com").await.unwrap().failures, 0);
 }
 

@@ -31,14 +31,25 @@ impl<S: crate::account_store::Stores> crate::accounts::Accounts<S> {
     /// counted first, the k-th counted sees at least k, so of any number at
     /// once at most the budget are checked (OWASP ASVS V2.2.1). A right
     /// answer then gives its place back ([`Self::attempt_succeeded`]).
-    pub(crate) async fn count_attempt(&self, lock: LockKey<'_>, now: UnixTime) -> Result<CountedAttempt, AccountError> {
+    /// `user` is the account's owner, if it exists (told of a lock).
+    pub(crate) async fn count_attempt(
+        &self,
+        lock: LockKey<'_>,
+        user: Option<&User>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<CountedAttempt, AccountError> {
         let policy = &self.settings.lockout;
         let (key, max) = (lock.key(), lock.max_failures(policy));
-        let count = self.store.record_login_failure(&key, now, policy.window_start(now)).await?;
-        let Some(count) = count.filter(|c| *c <= max) else {
-            return Err(AccountError::Locked { retry_after_secs: policy.lock_seconds });
-        };
-        Ok(CountedAttempt { key, count, max })
+        match self.store.record_login_failure(&key, now, policy.window_start(now)).await? {
+            Some(count) if count <= max => Ok(CountedAttempt { key, count, max }),
+            // Past the budget with no lock yet: the budget's attempts are
+            // counted but not all were checked (still running, or cancelled
+            // mid-hash by a client that went away). Lock now, so a counter
+            // is never left refusing without a lock, an end or a word to the owner.
+            Some(count) => Err(self.lock_after_failures(&key, user, count, origin, now).await?),
+            None => Err(AccountError::Locked { retry_after_secs: policy.lock_seconds }),
+        }
     }
 
     /// A wrong secret, already counted: audited with `detail`, and at the
@@ -63,20 +74,27 @@ impl<S: crate::account_store::Stores> crate::accounts::Accounts<S> {
     /// [`Forget::All`], every failure on its counter is forgotten (a right
     /// password at the first step; never for the second step's counter).
     pub(crate) async fn attempt_succeeded(&self, attempt: CountedAttempt, forget: Forget) -> Result<(), AccountError> {
-        match forget {
-            Forget::ThisAttempt => self.store.refund_login_failure(&attempt.key).await?,
-            Forget::All => {
-                self.store.clear_login_failures(&attempt.key).await?;
-            }
-        }
-        Ok(())
+        // Only what was counted up to this attempt: attempts counted after it
+        // are still being checked, and a lock one of them set stays.
+        let n = match forget {
+            Forget::ThisAttempt => 1,
+            Forget::All => attempt.count,
+        };
+        Ok(self.store.forget_login_failures(&attempt.key, n).await?)
     }
 
     /// Before a password or an emailed code is checked for the account keyed
-    /// `key`: refused while locked, else counted ([`Self::count_attempt`]).
-    pub(crate) async fn count_password_attempt(&self, key: &str, now: UnixTime) -> Result<CountedAttempt, AccountError> {
+    /// `key` (owned by `user`, if it exists): refused while locked, else
+    /// counted ([`Self::count_attempt`]).
+    pub(crate) async fn count_password_attempt(
+        &self,
+        key: &str,
+        user: Option<&User>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<CountedAttempt, AccountError> {
         self.refuse_if_account_locked(key, now).await?;
-        self.count_attempt(LockKey::Password(key), now).await
+        self.count_attempt(LockKey::Password(key), user, origin, now).await
     }
 
     /// A wrong password or emailed code (`method`, an `amr` value), already
@@ -105,7 +123,10 @@ impl<S: crate::account_store::Stores> crate::accounts::Accounts<S> {
         now: UnixTime,
     ) -> Result<AccountError, AccountError> {
         let lockout = &self.settings.lockout;
-        self.store.lock_account(key, lockout.lock_until(now)).await?;
+        if !self.store.lock_account(key, lockout.lock_until(now), now).await? {
+            // Locked already by an attempt that raced this one, which told the owner.
+            return Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds });
+        }
         tracing::warn!(account = key, failures, "account locked after repeated failures");
         if let Some(user) = user {
             let minutes = (lockout.lock_seconds + 59) / 60;

@@ -97,8 +97,8 @@ impl<S: Stores> SignIn<'_, S> {
             return Err(AccountError::InvalidCredentials);
         };
         let key = email.as_str();
-        let attempt = self.count_password_attempt(key, now).await?;
         let user = self.store.user_by_email(&email).await?;
+        let attempt = self.count_password_attempt(key, user.as_ref(), origin, now).await?;
         let check = match &user {
             Some(u) => self.hasher.verify_reserved(permit, password, &u.password_hash).await?,
             None => {
@@ -325,8 +325,8 @@ impl<S: Stores> SignIn<'_, S> {
         }
         let Ok(email) = EmailAddress::parse(email) else { return Err(AccountError::InvalidCode) };
         let key = email.as_str();
-        let attempt = self.count_password_attempt(key, now).await?;
         let account = self.email_sign_in_account(&email).await?;
+        let attempt = self.count_password_attempt(key, account.as_ref(), origin, now).await?;
         let accepted = match &account {
             Some(user) => matches!(
                 crate::factors::email::check_sign_in_code(&self.factor_context(), user, code, now).await?,

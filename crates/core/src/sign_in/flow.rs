@@ -188,7 +188,7 @@ impl<S: Stores> SignIn<'_, S> {
             return Err(AccountError::TooManyAnswers);
         };
         let lock = if step == Step::Password { LockKey::Password(email) } else { LockKey::SecondStep(email) };
-        let attempt = self.count_attempt(lock, now).await?;
+        let attempt = self.count_attempt(lock, Some(&user), origin, now).await?;
         let (method, verification) = match answer {
             Answer::Password(permit) => (AuthMethod::Password, self.check_password(permit, &user, response).await?),
             Answer::Factor(key) => {

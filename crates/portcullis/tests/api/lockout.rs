@@ -9,6 +9,7 @@ on_both_backends!(
     unknown_addresses_answer_and_lock_exactly_like_real_ones,
     a_success_forgets_the_failures_before_it,
     wrong_passwords_sent_at_once_are_counted_before_they_are_checked,
+    a_budget_spent_by_attempts_never_checked_locks_for_a_while_and_tells_the_owner,
 );
 
 /// One hash at a time and no waiting room; six failures lock.
@@ -83,6 +84,34 @@ async fn wrong_passwords_sent_at_once_are_counted_before_they_are_checked(app: T
     assert_eq!(checked.len(), 5, "exactly the budget was checked");
     assert_eq!(app.audit(portcullis_core::audit::AuditKind::AccountLocked).await.len(), 1);
     assert_eq!(app.sign_in("eve@example.com", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS, "locked");
+}
+
+/// Five attempts counted and never checked (each cancelled mid-hash by a
+/// client that went away, so none reached its verdict or the lock): the next
+/// attempt locks the account, audited and emailed, for the usual five
+/// minutes, not a counter refusing forever without a lock.
+async fn a_budget_spent_by_attempts_never_checked_locks_for_a_while_and_tells_the_owner(app: TestApp) {
+    use portcullis_core::account_store::AccountStore;
+    app.verified_user("gus@example.com").await;
+    let now = portcullis_core::clock::Clock::now(&app.clock);
+    for _ in 0..5 {
+        app.state.accounts().store().record_login_failure("gus@example.com", now, now - 900).await.unwrap();
+    }
+    let refused = app.sign_in("gus@example.com", PASSWORD).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "over the budget, even the right password");
+    assert_eq!(refused.headers.get("retry-after").unwrap(), "300");
+    assert_eq!(app.audit(portcullis_core::audit::AuditKind::AccountLocked).await.len(), 1, "the lock is recorded");
+    let mut told = false;
+    for _ in 0..50 {
+        told = app.outbox().iter().any(|m| m.email.to == "gus@example.com" && m.email.subject.contains("your account is locked"));
+        if told {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(told, "the owner is told");
+    app.clock.advance(300);
+    assert_eq!(app.sign_in("gus@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER, "the lock ends");
 }
 
 async fn five_wrong_passwords_lock_the_account_for_five_minutes(app: TestApp) {
