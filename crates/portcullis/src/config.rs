@@ -50,6 +50,9 @@ pub struct Config {
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is
     /// believed; from any other peer the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// On SIGTERM or SIGINT, how long requests in progress may take to
+    /// finish before the server stops anyway (seconds).
+    pub shutdown_grace_seconds: u64,
     /// Who must use a second factor, adaptive sign-in rules, GeoIP.
     pub policy: PolicyConfig,
     /// Sign-in policies pinned per client id (`[clients.ID]`): they override
@@ -386,6 +389,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),
+            shutdown_grace_seconds: 30,
             policy: PolicyConfig::default(),
             clients: std::collections::BTreeMap::new(),
             registration: RegistrationConfig::default(),

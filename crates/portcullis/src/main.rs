@@ -353,7 +353,8 @@ async fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> 
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.map_err(|e| StartError::Other(format!("listen {}: {e}", config.listen)))?;
     tracing::info!(listen = %config.listen, issuer = %config.issuer, database = app.store.backend_name(), "Portcullis is ready");
-    portcullis_server::serve(listener, app.state, shutdown_signal()).await.map_err(|e| StartError::Other(format!("server: {e}")))?;
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
+    portcullis_server::serve(listener, app.state, shutdown_signal(), grace).await.map_err(|e| StartError::Other(format!("server: {e}")))?;
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())

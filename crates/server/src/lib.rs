@@ -25,7 +25,7 @@ pub mod parsers {
 }
 pub use state::{AppState, ServerSettings};
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -103,17 +103,37 @@ fn log_failure(class: ServerErrorsFailureClass, latency: std::time::Duration, _s
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes
-/// in-flight requests. Also runs the periodic clean-up of expired records and
-/// the delivery of queued security notices.
+/// in-flight requests for at most `grace` (a client that stalls mid-request
+/// must not keep the process from stopping). Also runs the periodic clean-up
+/// of expired records and the delivery of queued security notices.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
 ) -> std::io::Result<()> {
     let janitor = tokio::spawn(purge_periodically(state.clone()));
     let postman = tokio::spawn(deliver_notices(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let (stopping, stop_asked) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    });
+    let deadline = async move {
+        if stop_asked.await.is_err() {
+            return std::future::pending().await;
+        }
+        tracing::info!(grace_seconds = grace.as_secs(), "stopping: no new connections; finishing requests in progress");
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        result = server.into_future() => result,
+        () = deadline => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "stopped with requests still in progress after the grace period");
+            Ok(())
+        }
+    };
     janitor.abort();
     // A notice being sent now is claimed for a few minutes, then sent by whichever process runs next.
     postman.abort();

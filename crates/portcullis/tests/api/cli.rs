@@ -4,9 +4,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use portcullis_store::testing::TestDatabase;
-use reqwest::StatusCode;
 
-use crate::helpers::{Backend, PASSWORD, browser, csrf_token_in};
+use crate::helpers::{Backend, PASSWORD};
 
 fn portcullis(data_dir: &std::path::Path, db: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -104,41 +103,6 @@ fn bad_configuration_exits_2_with_one_line_naming_the_key() {
     let out = Command::new(env!("CARGO_BIN_EXE_portcullis")).args(["serve", "--database-url", "mysql://x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_answers_then_stops_gracefully_on_sigterm() {
-    let dir = crate::helpers::private_tempdir();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--listen", &listen, "--issuer", &format!("http://{listen}")])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let client = browser();
-    let base = format!("http://{listen}");
-    let mut up = false;
-    for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "server did not come up");
-    let login = client.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
-    assert!(!csrf_token_in(&login).is_empty());
-    assert!(dir.path().join("secrets/cookie.key").exists());
-
-    let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await.expect("stops within 20 s").unwrap();
-    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

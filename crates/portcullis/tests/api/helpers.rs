@@ -65,9 +65,15 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     let app = Application::build(&config, Arc::new(clock.clone())).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = app.state.clone();
-    tokio::spawn(portcullis_server::serve(listener, app.state, async move {
-        let _ = stopped.await;
-    }));
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
+    tokio::spawn(portcullis_server::serve(
+        listener,
+        app.state,
+        async move {
+            let _ = stopped.await;
+        },
+        grace,
+    ));
     // Requests go to the socket; the issuer may name another host (as behind a
     // proxy). WebAuthn needs a host name, so `localhost` issuers are used as is.
     let base = if config.issuer == format!("http://localhost:{port}") { config.issuer.clone() } else { format!("http://127.0.0.1:{port}") };

@@ -13,6 +13,7 @@ mod control;
 mod csrf;
 mod email_codes;
 mod email_sign_in;
+mod faults;
 mod hardening;
 mod lockout;
 mod mfa;
