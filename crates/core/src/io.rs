@@ -17,9 +17,13 @@ pub enum StoreError {
     /// A unique value (such as an email address) is already taken.
     #[error("already exists")]
     Conflict,
-    /// The database could not be reached or answered with an error.
+    /// The database answered with an error.
     #[error("database error: {0}")]
     Backend(String),
+    /// The database cannot be reached now: a connection failed or was cut,
+    /// or none was free in time. Worth a retry in a moment.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Delivery failed.

@@ -53,6 +53,10 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     /// Server failure.
     ServerError,
+    /// The server cannot answer now (its database is unreachable); RFC 6749
+    /// §4.1.2.1 names it for the authorization endpoint, and it is used with
+    /// 503 and `Retry-After` at the other endpoints too.
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -75,6 +79,7 @@ impl ErrorCode {
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }

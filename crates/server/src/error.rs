@@ -7,7 +7,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::AccountError;
+use portcullis_core::{AccountError, StoreError};
 use portcullis_oidc::{ErrorCode, OidcError};
 
 use crate::i18n::{Msg, tr};
@@ -84,9 +84,14 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::InvalidInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, ""),
         AccountError::WebauthnUnavailable => (StatusCode::NOT_IMPLEMENTED, ""),
         AccountError::Delivery(_) | AccountError::Busy => (StatusCode::SERVICE_UNAVAILABLE, ""),
+        AccountError::Store(StoreError::Unavailable(_)) => (StatusCode::SERVICE_UNAVAILABLE, ""),
         AccountError::Hashing(_) | AccountError::Store(_) => return None,
     })
 }
+
+/// Seconds to wait before trying again while the database is unreachable:
+/// a restarted or failed-over PostgreSQL is usually back within seconds.
+const UNAVAILABLE_RETRY_AFTER_SECS: i64 = 5;
 
 /// Seconds a client should wait, for errors that have such a figure.
 pub fn retry_after(e: &AccountError) -> Option<i64> {
@@ -97,6 +102,7 @@ pub fn retry_after(e: &AccountError) -> Option<i64> {
         // The waiting room empties in well under a second at the bound; one
         // second spreads the retries (RFC 9110 §10.2.3).
         AccountError::Busy => Some(1),
+        AccountError::Store(StoreError::Unavailable(_)) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
         _ => None,
     }
 }
@@ -158,6 +164,7 @@ pub fn account_error_msg(e: &AccountError) -> Msg {
         AccountError::InvalidName => Msg::new("error-invalid-name"),
         AccountError::Delivery(_) => Msg::new("error-email-delivery"),
         AccountError::Busy => Msg::new("error-busy"),
+        AccountError::Store(StoreError::Unavailable(_)) => Msg::new("error-database-unavailable"),
         AccountError::Hashing(_) | AccountError::Store(_) => Msg::new("error-internal"),
     }
 }
@@ -227,6 +234,10 @@ pub fn oauth_error_response(e: OidcError, basic_auth: bool) -> Response {
             let body = serde_json::json!({ "error": "not_found", "error_description": what });
             return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
         }
+        OidcError::Store(StoreError::Unavailable(e)) => {
+            tracing::error!(error = %e, "OAuth request failed: the database is unavailable");
+            (ErrorCode::TemporarilyUnavailable, "the server cannot reach its database now; try again in a moment".to_owned())
+        }
         other => {
             tracing::error!(error = %other, "OAuth request failed");
             (ErrorCode::ServerError, "the server could not complete the request".to_owned())
@@ -235,12 +246,16 @@ pub fn oauth_error_response(e: OidcError, basic_auth: bool) -> Response {
     let status = match code {
         ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
     let body = serde_json::json!({ "error": code.as_str(), "error_description": description });
     let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if code == ErrorCode::TemporarilyUnavailable {
+        response = with_retry_after(response, Some(UNAVAILABLE_RETRY_AFTER_SECS));
+    }
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     match code {
         ErrorCode::InvalidToken => {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
@@ -258,6 +273,7 @@ impl From<OidcError> for AppError {
     fn from(e: OidcError) -> Self {
         match e {
             OidcError::OAuth(o) => AppError::BadRequest(Msg::new("error-oauth-refused").arg("detail", o.description)),
+            OidcError::Store(e @ StoreError::Unavailable(_)) => AppError::Account(AccountError::Store(e)),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -82,7 +82,11 @@ pub(crate) const FRESH_IDLE: Duration = Duration::from_secs(1);
 /// within that second fails its statement with a database error, and is
 /// closed when its return ping fails. (SQLite has its own pool: `sqlite_pool`.)
 fn postgres_pool_options() -> PgPoolOptions {
-    PgPoolOptions::new().test_before_acquire(false).before_acquire(|connection, meta| {
+    // A statement waits at most this long for a connection, sqlx retrying a
+    // refused connect meanwhile: long enough for a busy moment or a blip,
+    // short enough that while the database is unreachable people get a 503
+    // in seconds rather than a page hanging (sqlx's default is 30 s).
+    PgPoolOptions::new().acquire_timeout(Duration::from_secs(3)).test_before_acquire(false).before_acquire(|connection, meta| {
         Box::pin(async move {
             if meta.idle_for >= FRESH_IDLE {
                 connection.ping().await?;
@@ -139,12 +143,7 @@ impl Store {
             let pool = SqliteConnections::open(options, 8).await.map_err(OpenError::Connect)?;
             Ok(Self { backend: Backend::Sqlite(pool) })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = postgres_pool_options()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
-                .await
-                .map_err(OpenError::Connect)?;
+            let pool = postgres_pool_options().max_connections(16).connect(url).await.map_err(OpenError::Connect)?;
             Ok(Self { backend: Backend::Postgres(pool) })
         } else {
             Err(OpenError::UnsupportedUrl(url.to_owned()))
@@ -181,6 +180,23 @@ impl Store {
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(d) if d.code().is_some_and(|code| connection_lost(&code)) => StoreError::Unavailable(e.to_string()),
+        // A connection refused, cut or garbled (a protocol error is a server
+        // that closed the connection mid-handshake), or none free in time.
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Backend(e.to_string()),
     }
+}
+
+/// PostgreSQL's SQLSTATEs for a server that is going away or cannot take
+/// the connection: class 08 (connection exception), 57P01–57P03 (terminated
+/// by an administrator, crash shutdown, cannot connect now), 53300 (too many
+/// connections).
+fn connection_lost(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }

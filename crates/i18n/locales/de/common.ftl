@@ -83,6 +83,7 @@ error-start-page = Zur Startseite
 
 ## Fehler
 error-busy = Gerade melden sich sehr viele Menschen an. Versuchen Sie es gleich noch einmal.
+error-database-unavailable = Portcullis erreicht seine Datenbank gerade nicht. Versuchen Sie es gleich noch einmal.
 error-internal = Bei uns ist etwas schiefgegangen. Versuchen Sie es gleich noch einmal.
 error-unsupported-media-type = Senden Sie dieses Formular als application/x-www-form-urlencoded.
 error-payload-too-large = Die Anfrage ist zu groß.

@@ -83,6 +83,7 @@ error-start-page = Go to the start page
 
 ## Errors
 error-busy = Many people are signing in right now. Try again in a moment.
+error-database-unavailable = Portcullis cannot reach its database right now. Try again in a moment.
 error-internal = Something went wrong on our side. Try again in a moment.
 error-unsupported-media-type = Send this form as application/x-www-form-urlencoded.
 error-payload-too-large = The request is too large.

@@ -146,3 +146,197 @@ async fn sigkill_during_sign_ups_loses_no_answered_account_and_leaves_sqlite_int
     signal(&again, "TERM");
     assert!(tokio::time::timeout(Duration::from_secs(20), again.wait()).await.unwrap().unwrap().success());
 }
+
+/// A TCP relay to PostgreSQL that can go away: its port refuses connections
+/// and every open one is cut, as when the database restarts or the network
+/// to it fails, without touching the PostgreSQL server other tests share.
+struct DatabaseRelay {
+    port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl DatabaseRelay {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (up, mut state) = tokio::sync::watch::channel(true);
+        let relay_up = up.clone();
+        tokio::spawn(async move {
+            let mut listener = Some(listener);
+            loop {
+                let Some(open) = listener.as_ref() else {
+                    if state.changed().await.is_err() {
+                        return;
+                    }
+                    if *state.borrow() {
+                        listener = Some(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+                    }
+                    continue;
+                };
+                tokio::select! {
+                    accepted = open.accept() => {
+                        let Ok((mut client, _)) = accepted else { continue };
+                        let (upstream, mut down) = (upstream.clone(), relay_up.subscribe());
+                        tokio::spawn(async move {
+                            let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = down.wait_for(|up| !*up) => {}
+                            }
+                        });
+                    }
+                    changed = state.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if !*state.borrow() {
+                            listener = None; // closed: connections are refused
+                        }
+                    }
+                }
+            }
+        });
+        Self { port, up }
+    }
+
+    /// Cuts every connection and refuses new ones until [`Self::come_back`].
+    fn go_away(&self) {
+        self.up.send_replace(false);
+    }
+
+    fn come_back(&self) {
+        self.up.send_replace(true);
+    }
+}
+
+/// What the simulated browsers saw, by phase.
+#[derive(Default, Debug)]
+struct Answers {
+    signed_in: usize,
+    unavailable: usize,
+    other: Vec<String>,
+}
+
+/// A steady load of sign-ins while PostgreSQL goes away for three seconds
+/// and comes back: every answer is a sign-in or a 503 that says so with
+/// `Retry-After`, never a 500 or a dropped connection; `/readyz` says 503
+/// while the database is away and 200 after; the server recovers without a
+/// restart; and every sign-in that was answered has its session stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_going_away_under_sign_ins_is_answered_503_and_recovered_from_without_a_restart() {
+    let admin = std::env::var("DATABASE_URL").unwrap_or_else(|_| portcullis_store::testing::DEFAULT_POSTGRES_URL.to_owned());
+    let admin = url::Url::parse(&admin).unwrap();
+    let upstream = format!("{}:{}", admin.host_str().unwrap(), admin.port().unwrap_or(5432));
+    let relay = DatabaseRelay::start(upstream).await;
+    let direct = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (relay_port, seen) = (relay.port, direct.clone());
+    let Some(app) = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, move |c| {
+        let mut url = url::Url::parse(c.database_url.as_deref().unwrap()).unwrap();
+        *seen.lock().unwrap() = url.to_string();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(relay_port)).unwrap();
+        c.database_url = Some(url.to_string());
+        c.rate_limit.sign_in_per_minute = 100_000;
+    })
+    .await
+    else {
+        return;
+    };
+    app.verified_user("hal@example.com").await;
+
+    let phase = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)); // 0 before, 1 away, 2 back, 3 stop
+    let mut browsers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (base, phase) = (app.base.clone(), phase.clone());
+        browsers.spawn(async move {
+            let mut answers: [Answers; 3] = Default::default();
+            loop {
+                let now = phase.load(std::sync::atomic::Ordering::SeqCst);
+                if now == 3 {
+                    break answers;
+                }
+                let seen = &mut answers[now as usize];
+                let client = browser();
+                let page = client.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+                let form = [("email", "hal@example.com"), ("password", PASSWORD), ("csrf_token", &csrf_token_in(&page))];
+                let r = client.post(format!("{base}/login")).form(&form).send().await;
+                let r = match r {
+                    Ok(r) => r,
+                    Err(e) => {
+                        seen.other.push(format!("no answer: {e}"));
+                        continue;
+                    }
+                };
+                let (status, retry) = (r.status(), r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()));
+                let body = r.text().await.unwrap_or_default();
+                match status {
+                    StatusCode::SEE_OTHER => seen.signed_in += 1,
+                    StatusCode::SERVICE_UNAVAILABLE
+                        if retry.as_deref() == Some("5") && body.contains("Portcullis cannot reach its database right now.") =>
+                    {
+                        seen.unavailable += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    other => seen.other.push(format!("{other} {retry:?}: {}", body.chars().take(300).collect::<String>())),
+                }
+            }
+        });
+    }
+    let ready = |client: reqwest::Client, base: String| async move { client.get(format!("{base}/readyz")).send().await.unwrap().status() };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    relay.go_away();
+    phase.store(1, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ready(browser(), app.base.clone()).await, StatusCode::SERVICE_UNAVAILABLE, "not ready while the database is away");
+    // An application at the token endpoint is told the same, in OAuth's words.
+    let token = browser()
+        .post(format!("{}/token", app.base))
+        .basic_auth("some-client", Some("some-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(token.headers().get("retry-after").unwrap(), "5");
+    let body: serde_json::Value = token.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    relay.come_back();
+    let back = Instant::now();
+    phase.store(2, std::sync::atomic::Ordering::SeqCst);
+    let mut recovered = None;
+    while back.elapsed() < Duration::from_secs(20) {
+        if ready(browser(), app.base.clone()).await == StatusCode::OK {
+            recovered = Some(back.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = recovered.expect("ready again without a restart");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    phase.store(3, std::sync::atomic::Ordering::SeqCst);
+    let all = browsers.join_all().await;
+    let total = |p: usize, f: fn(&Answers) -> usize| all.iter().map(|a| f(&a[p])).sum::<usize>();
+    let others: Vec<&String> = all.iter().flat_map(|a| a.iter().flat_map(|p| &p.other)).collect();
+    eprintln!(
+        "database outage: before {} signed in; during {} signed in, {} answered 503; after {} signed in, {} answered 503; ready {} ms after it came back",
+        total(0, |a| a.signed_in),
+        total(1, |a| a.signed_in),
+        total(1, |a| a.unavailable),
+        total(2, |a| a.signed_in),
+        total(2, |a| a.unavailable),
+        recovered.as_millis()
+    );
+    assert!(others.is_empty(), "only sign-ins and 503s that say why: {} others, the first {:?}", others.len(), others.first());
+    assert!(total(0, |a| a.signed_in) > 0 && total(2, |a| a.signed_in) > 0, "sign-ins before and after");
+    assert!(total(1, |a| a.unavailable) > 0, "503s while it was away");
+
+    // Every sign-in that was answered has its session; none was lost.
+    use sqlx::Connection;
+    let direct_url = direct.lock().unwrap().clone();
+    let mut db = sqlx::postgres::PgConnection::connect(&direct_url).await.unwrap();
+    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&mut db).await.unwrap();
+    let answered = (0..3).map(|p| total(p, |a| a.signed_in)).sum::<usize>();
+    assert!(sessions as usize >= answered, "{sessions} sessions stored for {answered} sign-ins answered");
+    db.close().await.unwrap();
+}
