@@ -355,7 +355,10 @@ async fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> 
     tracing::info!(listen = %config.listen, issuer = %config.issuer, database = app.store.backend_name(), "Portcullis is ready");
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
     portcullis_server::serve(listener, app.state, shutdown_signal(), grace).await.map_err(|e| StartError::Other(format!("server: {e}")))?;
-    app.store.close().await;
+    // Closing waits for connections still lent; a request stuck past the grace must not hold the exit.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), app.store.close()).await.is_err() {
+        tracing::warn!("stopped without closing every database connection");
+    }
     tracing::info!("stopped");
     Ok(())
 }

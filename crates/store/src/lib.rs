@@ -183,20 +183,18 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.code().is_some_and(|code| connection_lost(&code)) => StoreError::Unavailable(e.to_string()),
         // A connection refused, cut or garbled (a protocol error is a server
         // that closed the connection mid-handshake), or none free in time.
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Backend(e.to_string()),
     }
 }
 
 /// PostgreSQL's SQLSTATEs for a server that is going away or cannot take
-/// the connection: class 08 (connection exception), 57P01–57P03 (terminated
-/// by an administrator, crash shutdown, cannot connect now), 53300 (too many
-/// connections).
+/// the connection: class 08 (connection exception) but 08P01 (a protocol
+/// violation, which is also what a bug such as a wrong number of bind
+/// parameters gives), 57P01–57P03 (terminated by an administrator, crash
+/// shutdown, cannot connect now), 53300 (too many connections).
 fn connection_lost(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    (code.starts_with("08") && code != "08P01") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }

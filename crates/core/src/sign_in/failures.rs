@@ -128,10 +128,17 @@ impl<S: crate::account_store::Stores> crate::accounts::Accounts<S> {
             return Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds });
         }
         tracing::warn!(account = key, failures, "account locked after repeated failures");
+        let minutes = (lockout.lock_seconds + 59) / 60;
+        // Audited for an address without an account too: the operator sees
+        // someone guessing there, and the answer costs the same work either way
+        // (only the owner's notice differs).
+        let (user_id, second_step) = match user {
+            Some(user) => (Some(user.id), key != user.email.as_str()),
+            None => (None, false),
+        };
+        let detail = json!({ "failures": failures, "minutes": minutes, "second_step": second_step, "account": if user.is_some() { "known" } else { "unknown" } });
+        self.audit(AuditKind::AccountLocked, user_id, origin, detail, now).await?;
         if let Some(user) = user {
-            let minutes = (lockout.lock_seconds + 59) / 60;
-            let detail = json!({ "failures": failures, "minutes": minutes, "second_step": key != user.email.as_str() });
-            self.audit(AuditKind::AccountLocked, Some(user.id), origin, detail, now).await?;
             self.notify(user, Message::AccountLocked { minutes }, now).await;
         }
         Ok(AccountError::Locked { retry_after_secs: lockout.lock_seconds })

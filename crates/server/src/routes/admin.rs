@@ -341,6 +341,7 @@ fn client_error(e: portcullis_oidc::OidcError) -> AccountError {
         portcullis_oidc::OidcError::Store(portcullis_core::StoreError::Conflict) => {
             AccountError::InvalidInput("error-client-id-taken".into())
         }
+        portcullis_oidc::OidcError::Store(e) => AccountError::Store(e),
         other => AccountError::Store(portcullis_core::StoreError::Backend(other.to_string())),
     }
 }

@@ -191,7 +191,12 @@ pub(super) fn challenge_json(result: Result<PublicKeyChallenge, AppError>) -> Re
         }
         Err(AppError::Account(e)) if crate::error::form_problem(&e).is_some() => {
             let status = crate::error::form_problem(&e).map(|(s, _)| s).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, serde_json::json!({ "error": tr(account_error_msg(&e)) }))
+            if status.is_server_error() {
+                tracing::error!(error = %e, "WebAuthn options failed");
+            }
+            let body = axum::Json(serde_json::json!({ "error": tr(account_error_msg(&e)) }));
+            let response = (status, [(header::CACHE_CONTROL, "no-store")], body).into_response();
+            return crate::error::with_retry_after(response, crate::error::retry_after(&e));
         }
         Err(e) => {
             tracing::error!(error = %e, "WebAuthn options failed");
