@@ -434,6 +434,20 @@ impl AccountStore for Store {
     }
 
     async fn forget_login_failures(&self, key: &str, n: u32) -> StoreResult<()> {
+        // Most often nothing else is counted and nothing locked: the row goes
+        // (one statement, no row left behind per signed-in account).
+        let deleted = on_pool!(self, |p| sqlx::query(
+            "DELETE FROM login_failures WHERE account_key = $1 AND failures <= $2 AND locked_until IS NULL"
+        )
+        .bind(key)
+        .bind(i64::from(n))
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0)
+        .map_err(db_error))?;
+        if deleted {
+            return Ok(());
+        }
         on_pool!(self, |p| sqlx::query(
             "UPDATE login_failures SET failures = CASE WHEN failures > $2 THEN failures - $2 ELSE 0 END WHERE account_key = $1"
         )
