@@ -93,11 +93,6 @@ impl LockoutPolicy {
         }
     }
 
-    /// Whether a failure count just recorded must start a lock.
-    pub fn must_lock(&self, failures_after_this_one: u32) -> bool {
-        failures_after_this_one >= self.max_failures
-    }
-
     /// When a lock that starts at `now` ends.
     pub fn lock_until(&self, now: UnixTime) -> UnixTime {
         now + self.lock_seconds
@@ -116,8 +111,7 @@ mod tests {
     #[test]
     fn locks_at_the_configured_count_and_for_the_configured_time() {
         let p = LockoutPolicy::default();
-        assert!(!p.must_lock(4));
-        assert!(p.must_lock(5));
+        assert_eq!((LockKey::Password("a@example.com").max_failures(&p), LockKey::SecondStep("a@example.com").max_failures(&p)), (5, 10));
         let rec = FailureRecord { failures: 0, locked_until: Some(p.lock_until(1_000)) };
         assert_eq!(p.state(&rec, 1_000), LockState::Locked { retry_after_secs: 300 });
         assert_eq!(p.state(&rec, 1_299), LockState::Locked { retry_after_secs: 1 });
