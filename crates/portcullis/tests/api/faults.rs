@@ -43,9 +43,19 @@ fn signal(child: &Child, name: &str) {
     assert!(std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap().success());
 }
 
-/// A request whose headers and the start of its body are sent, the rest not yet.
+/// A connection the server has accepted and served once (so it is not left
+/// in the listen queue, which a stop closes), then a request on it whose
+/// headers and the start of its body are sent, the rest not yet.
 async fn request_in_progress(base: &str) -> tokio::net::TcpStream {
     let mut connection = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    connection.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("\r\n\r\nok") {
+        let n = connection.read(&mut buffer).await.unwrap();
+        assert!(n > 0, "the health check was answered: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
     let head = "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
                 Content-Length: 20\r\nConnection: close\r\n\r\nemail=a";
     connection.write_all(head.as_bytes()).await.unwrap();
