@@ -108,6 +108,12 @@ impl<S: Stores> SignIn<'_, S> {
         {
             return Err(AccountError::SignInExpired);
         }
+        // Its answers are spent: nothing more may happen to it. (It is not
+        // deleted then, so a right answer checked at the same time as the
+        // last wrong one still finishes it.)
+        if pending.answers >= MAX_ANSWERS {
+            return Err(AccountError::TooManyAnswers);
+        }
         if pending.permits(t) {
             return Ok((pending, user));
         }
@@ -162,7 +168,7 @@ impl<S: Stores> SignIn<'_, S> {
 
     /// Checks an answer to the pending sign-in behind `token` and moves it on:
     /// finished, waiting for another step, or refused. At most
-    /// [`MAX_ANSWERS`] answers per pending sign-in (then it is gone) and the
+    /// [`MAX_ANSWERS`] answers per pending sign-in (then it is spent) and the
     /// account's second-step budget (then it locks), neither reset by a
     /// correct password.
     pub async fn complete_second_step(
@@ -203,9 +209,6 @@ impl<S: Stores> SignIn<'_, S> {
                 let amr = method.amr_values().first().copied().unwrap_or("otp");
                 let detail = json!({ "method": amr, "account": "known", "second_step": true });
                 let locked = self.attempt_failed(&attempt, Some(&user), detail, origin, now).await?;
-                if answers >= MAX_ANSWERS {
-                    self.store.take_pending_sign_in(&digest).await?;
-                }
                 return Err(match (locked, method) {
                     (Some(locked), _) => locked,
                     (None, _) if answers >= MAX_ANSWERS => AccountError::TooManyAnswers,

@@ -110,7 +110,7 @@ pub enum StepOutcome {
 /// How long a sign-in may wait for its next step.
 pub const PENDING_SIGN_IN_SECONDS: i64 = 600;
 
-/// Wrong answers one pending sign-in takes; then it is gone and the user starts again.
+/// Answers one pending sign-in takes; then it is spent and the user starts again.
 pub const MAX_ANSWERS: u32 = 5;
 
 /// How strong a sign-in must be.
