@@ -203,17 +203,28 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Builds the ring from stored keys (newest first), opening private keys of active ones.
-    pub fn from_stored(keys: &[StoredSigningKey], sealer: &SecretBox) -> Result<Self, OidcError> {
+    /// Builds the ring from stored keys, opening the private key that signs
+    /// for each algorithm: the newest made at or before `signs_if_made_by`
+    /// (the oldest when every key is younger, as just after first start). A
+    /// key younger than that is published but does not sign yet, so every
+    /// node has it in its JWKS before any node signs with it.
+    pub fn from_stored(keys: &[StoredSigningKey], sealer: &SecretBox, signs_if_made_by: UnixTime) -> Result<Self, OidcError> {
         let rng = SystemRandom::new();
         let mut active = HashMap::new();
         let mut verifying = HashMap::new();
         let mut published = Vec::new();
+        // By age; of keys made in the same second, the one rotated out is the older.
+        let age = |k: &&StoredSigningKey| (k.created_at, k.rotated_at.is_none());
+        let signer_of = |alg: SigningAlg| {
+            let of_alg = keys.iter().filter(move |k| k.alg == alg);
+            let ready = of_alg.clone().filter(|k| k.created_at <= signs_if_made_by).max_by_key(age);
+            ready.or_else(|| of_alg.min_by_key(age)).map(|k| k.kid.as_str())
+        };
         for k in keys {
             let jwk: serde_json::Value = serde_json::from_str(&k.public_jwk).map_err(|e| OidcError::Key(format!("{}: {e}", k.kid)))?;
             verifying.insert(k.kid.clone(), VerifyingKey::from_public_jwk(k.alg, &k.kid, &jwk)?);
             published.push(jwk);
-            if k.rotated_at.is_none() && !active.contains_key(&k.alg) {
+            if signer_of(k.alg) == Some(k.kid.as_str()) {
                 let der = sealer
                     .open(&format!("{SEAL_CONTEXT}{}", k.kid), &k.sealed_private_key)
                     .map_err(|_| {
@@ -237,7 +248,7 @@ impl KeyRing {
     /// checked on every use. The digest covers the whole token, header (and so
     /// `kid`) and signature included, so any other token misses; only tokens
     /// that verified enter; and the memo belongs to this ring, so a key rotation
-    /// forgets it (the ring is rebuilt then, and re-read every minute, which
+    /// forgets it (the ring is rebuilt then, and re-read every reload period, which
     /// costs one verification per token a minute). Bounded: emptied when full.
     pub fn verify_token_signature(&self, key: &VerifyingKey, token: &str, signed: &[u8], signature: &[u8]) -> bool {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -301,14 +312,35 @@ mod tests {
         let sealer = SecretBox::new([3; 32]);
         let es = generate(SigningAlg::ES256, &sealer, 10).unwrap();
         let rs = generate(SigningAlg::RS256, &sealer, 10).unwrap();
-        let ring = KeyRing::from_stored(&[es.clone(), rs.clone()], &sealer).unwrap();
+        let ring = KeyRing::from_stored(&[es.clone(), rs.clone()], &sealer, UnixTime::MAX).unwrap();
         assert!(ring.missing().is_empty());
         assert_eq!(ring.active(SigningAlg::ES256).unwrap().kid, es.kid);
         assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2);
         let jwk: serde_json::Value = serde_json::from_str(&es.public_jwk).unwrap();
         assert_eq!((jwk["kty"].as_str(), jwk["alg"].as_str(), jwk["use"].as_str()), (Some("EC"), Some("ES256"), Some("sig")));
         assert!(jwk.get("d").is_none(), "no private part is published");
-        assert!(KeyRing::from_stored(&[es], &SecretBox::new([4; 32])).is_err(), "sealed with the at-rest key");
+        assert!(KeyRing::from_stored(&[es], &SecretBox::new([4; 32]), UnixTime::MAX).is_err(), "sealed with the at-rest key");
+    }
+
+    #[test]
+    fn a_new_key_is_published_at_once_and_signs_only_from_the_time_given() {
+        let sealer = SecretBox::new([3; 32]);
+        let old = generate(SigningAlg::ES256, &sealer, 10).unwrap();
+        let new = generate(SigningAlg::ES256, &sealer, 100).unwrap();
+        let keys = [new.clone(), old.clone()];
+        let before = KeyRing::from_stored(&keys, &sealer, 99).unwrap();
+        assert_eq!(before.active(SigningAlg::ES256).unwrap().kid, old.kid, "the new key does not sign yet");
+        assert!(before.verifying(&new.kid).is_some(), "but it verifies and is published");
+        assert_eq!(before.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(KeyRing::from_stored(&keys, &sealer, 100).unwrap().active(SigningAlg::ES256).unwrap().kid, new.kid);
+        // Just after first start every key is younger than the time given: the oldest signs.
+        assert_eq!(KeyRing::from_stored(&keys, &sealer, 5).unwrap().active(SigningAlg::ES256).unwrap().kid, old.kid);
+        assert_eq!(KeyRing::from_stored(&keys[..1], &sealer, 5).unwrap().active(SigningAlg::ES256).unwrap().kid, new.kid);
+        // Made in the same second: the one rotated out is the older.
+        let rotated = StoredSigningKey { created_at: 100, rotated_at: Some(100), ..old.clone() };
+        let pair = [new.clone(), rotated];
+        assert_eq!(KeyRing::from_stored(&pair, &sealer, 99).unwrap().active(SigningAlg::ES256).unwrap().kid, old.kid);
+        assert_eq!(KeyRing::from_stored(&pair, &sealer, 100).unwrap().active(SigningAlg::ES256).unwrap().kid, new.kid);
     }
 
     #[test]

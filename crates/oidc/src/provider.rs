@@ -141,7 +141,12 @@ pub struct Provider<S> {
     cors_origins: Arc<RwLock<Option<CorsOrigins>>>,
     /// Dynamic client registration (RFC 7591): off unless configured.
     pub(crate) registration: Arc<crate::registration::RegistrationSettings>,
+    /// How often every node re-reads the signing keys (seconds).
+    key_reload_seconds: i64,
 }
+
+/// How often signing keys are re-read by default (seconds).
+pub const KEY_RELOAD_SECONDS: i64 = 60;
 
 /// The CORS origins as read at a time.
 type CorsOrigins = (UnixTime, Arc<std::collections::HashSet<String>>);
@@ -162,10 +167,11 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             sealer,
             issuer,
             lifetimes,
-            ring: Arc::new(RwLock::new(Arc::new(KeyRing::from_stored(&[], &SecretBox::new([0; 32]))?))),
+            ring: Arc::new(RwLock::new(Arc::new(KeyRing::from_stored(&[], &SecretBox::new([0; 32]), now)?))),
             pinned_policies: Arc::new(HashMap::new()),
             cors_origins: Arc::new(RwLock::new(None)),
             registration: Arc::default(),
+            key_reload_seconds: KEY_RELOAD_SECONDS,
         };
         provider.reload_keys(now).await?;
         let missing = provider.ring().missing();
@@ -180,10 +186,12 @@ impl<S: OidcStore + AccountStore> Provider<S> {
 
     /// Re-reads keys from the store (picks up rotations by other processes) and retires expired ones.
     pub async fn reload_keys(&self, now: UnixTime) -> Result<(), OidcError> {
-        // A rotated-out key stays published while tokens it signed can still be valid.
+        // A rotated-out key signs until its successor is ready, and stays
+        // published while tokens it signed can still be valid.
         let longest = self.lifetimes.access_token.max(self.lifetimes.id_token);
-        self.store.retire_signing_keys(now - longest - 60).await?;
-        let ring = Arc::new(KeyRing::from_stored(&self.store.signing_keys().await?, &self.sealer)?);
+        self.store.retire_signing_keys(now - longest - self.key_publication_seconds() - 60).await?;
+        let signs_if_made_by = now - self.key_publication_seconds();
+        let ring = Arc::new(KeyRing::from_stored(&self.store.signing_keys().await?, &self.sealer, signs_if_made_by)?);
         if let Ok(mut guard) = self.ring.write() {
             *guard = ring;
         }
@@ -207,6 +215,27 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Sets how often the signing keys are re-read (every node sharing the
+    /// database must use the same value).
+    pub fn with_key_reload_seconds(mut self, seconds: i64) -> Self {
+        self.key_reload_seconds = seconds.max(1);
+        self
+    }
+
+    /// How often the signing keys are re-read (seconds).
+    pub fn key_reload_seconds(&self) -> i64 {
+        self.key_reload_seconds
+    }
+
+    /// How long a new signing key is only published before it signs: two
+    /// reload periods, so every node (each re-reading the keys once a period,
+    /// whenever its period began) publishes it before any node signs with it.
+    /// Applications that fetch the JWKS again on an unknown `kid` then always
+    /// find it, whichever node answers.
+    pub fn key_publication_seconds(&self) -> i64 {
+        2 * self.key_reload_seconds
     }
 
     /// Pins client policies from the configuration file (by client id); they

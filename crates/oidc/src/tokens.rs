@@ -115,6 +115,7 @@ pub fn verify(ring: &KeyRing, token: &str, expect: Expect<'_>) -> Result<serde_j
 mod tests {
     use super::*;
     use crate::keys::generate;
+    use portcullis_core::clock::UnixTime;
     use portcullis_core::secrets::SecretBox;
 
     #[test]
@@ -126,7 +127,7 @@ mod tests {
     #[test]
     fn tokens_verify_only_with_their_key_issuer_and_type() {
         let sealer = SecretBox::new([9; 32]);
-        let ring = KeyRing::from_stored(&[generate(SigningAlg::ES256, &sealer, 0).unwrap()], &sealer).unwrap();
+        let ring = KeyRing::from_stored(&[generate(SigningAlg::ES256, &sealer, 0).unwrap()], &sealer, UnixTime::MAX).unwrap();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let claims = serde_json::json!({ "iss": "https://id.example", "sub": "u", "exp": now + 60 });
         let token = sign(&ring, SigningAlg::ES256, ACCESS_TOKEN_TYP, &claims).unwrap();
@@ -137,7 +138,7 @@ mod tests {
         let mut tampered = token.clone();
         tampered.insert(tampered.rfind('.').unwrap() + 1, 'A');
         assert!(verify(&ring, &tampered, expect).is_err());
-        let other = KeyRing::from_stored(&[generate(SigningAlg::ES256, &sealer, 0).unwrap()], &sealer).unwrap();
+        let other = KeyRing::from_stored(&[generate(SigningAlg::ES256, &sealer, 0).unwrap()], &sealer, UnixTime::MAX).unwrap();
         assert!(verify(&other, &token, expect).is_err(), "unknown kid");
         let expired =
             sign(&ring, SigningAlg::ES256, ACCESS_TOKEN_TYP, &serde_json::json!({ "iss": "https://id.example", "exp": now - 10 })).unwrap();
@@ -149,7 +150,7 @@ mod tests {
     fn a_verified_signature_is_remembered_and_nothing_else_is() {
         let sealer = SecretBox::new([7; 32]);
         let stored = generate(SigningAlg::ES256, &sealer, 0).unwrap();
-        let ring = KeyRing::from_stored(std::slice::from_ref(&stored), &sealer).unwrap();
+        let ring = KeyRing::from_stored(std::slice::from_ref(&stored), &sealer, UnixTime::MAX).unwrap();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let expect = Expect { issuer: "https://id.example", typ: Some(ACCESS_TOKEN_TYP), check_expiry: true };
         let token = sign(
@@ -181,7 +182,7 @@ mod tests {
         assert_eq!(verify(&ring, &expired, expect).unwrap_err().description, "the token has expired");
 
         // A reloaded ring (as after a rotation) starts with nothing remembered.
-        let reloaded = KeyRing::from_stored(std::slice::from_ref(&stored), &sealer).unwrap();
+        let reloaded = KeyRing::from_stored(std::slice::from_ref(&stored), &sealer, UnixTime::MAX).unwrap();
         assert_eq!(reloaded.remembered_signatures(), 0);
         assert!(verify(&reloaded, &token, expect).is_ok());
 
@@ -213,7 +214,7 @@ mod tests {
         let expect = Expect { issuer: "https://id.example", typ: Some("JWT"), check_expiry: true };
         for alg in [SigningAlg::ES256, SigningAlg::RS256] {
             let stored = generate(alg, &sealer, 0).unwrap();
-            let ring = KeyRing::from_stored(std::slice::from_ref(&stored), &sealer).unwrap();
+            let ring = KeyRing::from_stored(std::slice::from_ref(&stored), &sealer, UnixTime::MAX).unwrap();
             let their_alg = if alg == SigningAlg::ES256 { jsonwebtoken::Algorithm::ES256 } else { jsonwebtoken::Algorithm::RS256 };
 
             let ours = sign(&ring, alg, "JWT", &claims).unwrap();
@@ -240,7 +241,7 @@ mod tests {
     fn forged_and_malformed_tokens_are_refused() {
         let sealer = SecretBox::new([6; 32]);
         let es = generate(SigningAlg::ES256, &sealer, 0).unwrap();
-        let ring = KeyRing::from_stored(std::slice::from_ref(&es), &sealer).unwrap();
+        let ring = KeyRing::from_stored(std::slice::from_ref(&es), &sealer, UnixTime::MAX).unwrap();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let claims = serde_json::json!({ "iss": "https://id.example", "exp": now + 60 });
         let expect = Expect { issuer: "https://id.example", typ: None, check_expiry: true };

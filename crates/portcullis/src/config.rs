@@ -53,6 +53,10 @@ pub struct Config {
     /// On SIGTERM or SIGINT, how long requests in progress may take to
     /// finish before the server stops anyway (seconds).
     pub shutdown_grace_seconds: u64,
+    /// How often each server re-reads the token-signing keys (seconds; the
+    /// same on every node). A key added by `portcullis keys rotate` is
+    /// published for two such periods before it signs.
+    pub key_reload_seconds: u32,
     /// Who must use a second factor, adaptive sign-in rules, GeoIP.
     pub policy: PolicyConfig,
     /// Sign-in policies pinned per client id (`[clients.ID]`): they override
@@ -390,6 +394,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),
             shutdown_grace_seconds: 30,
+            key_reload_seconds: 60,
             policy: PolicyConfig::default(),
             clients: std::collections::BTreeMap::new(),
             registration: RegistrationConfig::default(),
@@ -450,6 +455,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.trusted_proxy_ranges()?;
         self.adaptive_policy()?;
+        if !(1..=3600).contains(&self.key_reload_seconds) {
+            return Err(ConfigError("key_reload_seconds: must be between 1 and 3600".into()));
+        }
         if !(1..=36_500).contains(&self.policy.audit_retention_days) {
             return Err(ConfigError("policy.audit_retention_days: must be between 1 and 36500".into()));
         }

@@ -173,6 +173,7 @@ impl Application {
         let provider =
             Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
                 .await?
+                .with_key_reload_seconds(i64::from(config.key_reload_seconds))
                 .with_pinned_policies(config.clients.clone().into_iter().collect())
                 .with_registration(RegistrationSettings {
                     mode: RegistrationMode::parse(&config.registration.mode).unwrap_or_default(),

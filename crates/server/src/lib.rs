@@ -155,21 +155,25 @@ async fn deliver_notices(state: AppState) {
     }
 }
 
-/// Every minute: re-read signing keys (another process may have rotated them);
-/// every ten minutes: delete expired records.
+/// Every key reload period (a minute by default): re-read signing keys
+/// (another process may have rotated them); every ten minutes: delete
+/// expired records.
 async fn purge_periodically(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    let mut round: u64 = 0;
+    let reload = Duration::from_secs(state.provider().key_reload_seconds().unsigned_abs());
+    let mut reload_tick = tokio::time::interval(reload);
+    let mut purge_tick = tokio::time::interval(Duration::from_secs(600));
     loop {
-        tick.tick().await;
-        if let Err(e) = state.provider().reload_keys(state.now()).await {
-            tracing::warn!(error = %e, "reloading signing keys failed");
+        tokio::select! {
+            _ = reload_tick.tick() => {
+                if let Err(e) = state.provider().reload_keys(state.now()).await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+            }
+            _ = purge_tick.tick() => {
+                if let Err(e) = state.purge_expired().await {
+                    tracing::warn!(error = %e, "periodic clean-up failed");
+                }
+            }
         }
-        if round.is_multiple_of(10)
-            && let Err(e) = state.purge_expired().await
-        {
-            tracing::warn!(error = %e, "periodic clean-up failed");
-        }
-        round += 1;
     }
 }

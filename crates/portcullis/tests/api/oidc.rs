@@ -540,7 +540,14 @@ async fn tokens_signed_before_a_key_rotation_still_validate(app: TestApp) {
     // A fresh RP (re-reading the JWKS) still accepts the token signed before rotation...
     let fresh = app.rp(&id, secret.as_deref()).await;
     assert!(before.claims(&fresh.client.id_token_verifier(), &nonce).is_ok());
-    // ...and new tokens are signed with the new key.
+    // The new key is only published at first: tokens are still signed with the old one...
+    let (code, verifier, nonce) = signed_in_code(&app, &fresh).await;
+    let meanwhile = fresh.exchange(&app, code, verifier).await;
+    let meanwhile = meanwhile.id_token().unwrap();
+    assert!(meanwhile.claims(&fresh.client.id_token_verifier(), &nonce).is_ok());
+    // ...and after two reload periods, new tokens are signed with the new key.
+    app.clock.advance(2 * app.state.provider().key_reload_seconds());
+    app.state.provider().reload_keys(app.clock_now()).await.unwrap();
     let (code, verifier, nonce) = signed_in_code(&app, &fresh).await;
     let after = fresh.exchange(&app, code, verifier).await;
     let after = after.id_token().unwrap();
@@ -551,6 +558,7 @@ async fn tokens_signed_before_a_key_rotation_still_validate(app: TestApp) {
             .unwrap()
             .to_owned()
     };
+    assert_eq!(kid(&before), kid(meanwhile));
     assert_ne!(kid(&before), kid(after));
     assert!(!old.contains(&kid(after)));
 
