@@ -290,6 +290,11 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// Whether its codes and refreshes come with a refresh token (scope `offline_access`).
+    pub fn issues_refresh_tokens(&self) -> bool {
+        self.scope.split_whitespace().any(|s| s == "offline_access")
+    }
+
     /// The `acr` claim of tokens from this grant.
     pub fn acr(&self) -> Option<&str> {
         self.acr.as_deref().or_else(|| self.auth.acr())
@@ -466,24 +471,33 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
     /// Stores an issued code.
     fn insert_authorization_code(&self, code: &AuthorizationCode) -> impl Future<Output = StoreResult<()>> + Send;
     /// Uses a code atomically (RFC 6749 §4.1.2: at most once), if it was
-    /// issued to `client_id`; another client's code is left unspent.
+    /// issued to `client_id`; another client's code is left unspent. When its
+    /// grant [issues refresh tokens](Grant::issues_refresh_tokens), the first
+    /// one (`refresh`: digest and expiry) is stored in the same transaction,
+    /// so a concurrent replay of the code, which revokes the grant, finds it
+    /// there and revokes it too, and the first use still gets its answer.
     fn consume_authorization_code(
         &self,
         digest: &str,
         client_id: &str,
+        refresh: (&str, UnixTime),
         now: UnixTime,
     ) -> impl Future<Output = StoreResult<OneTimeUse<AuthorizationCode>>> + Send;
 
     /// Stores an issued refresh token, unless its grant has been revoked
     /// (false: not stored, the grant is dead).
     fn insert_refresh_token(&self, token: &RefreshToken) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Uses a refresh token of `client_id` atomically for rotation; a used or
-    /// revoked one is a replay; another client's is left unspent; one of a
+    /// Rotates a refresh token of `client_id`: uses it and, in the same
+    /// transaction, stores its successor (`next`: digest and expiry) for the
+    /// same grant, so by the time a concurrent replay of it is seen (and
+    /// revokes the grant) the successor exists and is revoked with it. A used
+    /// or revoked one is a replay; another client's is left unspent; one of a
     /// revoked grant is invalid.
-    fn consume_refresh_token(
+    fn rotate_refresh_token(
         &self,
         digest: &str,
         client_id: &str,
+        next: (&str, UnixTime),
         now: UnixTime,
     ) -> impl Future<Output = StoreResult<OneTimeUse<RefreshToken>>> + Send;
     /// A refresh token that is neither used, revoked nor expired.

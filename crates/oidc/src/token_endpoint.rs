@@ -4,7 +4,7 @@
 
 use portcullis_core::account_store::AccountStore;
 use portcullis_core::clock::UnixTime;
-use portcullis_core::oauth::{AccessTokenIds, Client, Grant, OidcStore, OneTimeUse, RefreshToken, RevokedAccess};
+use portcullis_core::oauth::{AccessTokenIds, Client, Grant, OidcStore, OneTimeUse, RevokedAccess};
 use portcullis_core::secrets::{constant_time_eq, random_token, token_digest};
 use portcullis_core::user::User;
 use serde_json::{Value, json};
@@ -53,35 +53,38 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         let invalid_grant = |why: &str| OidcError::oauth(ErrorCode::InvalidGrant, why);
         let code =
             req.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "code is missing"))?;
-        let code = match self.store.consume_authorization_code(&token_digest(code), &client.id, now).await? {
-            OneTimeUse::Fresh(c) => c,
-            OneTimeUse::Replayed { grant_id } => {
-                // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-                self.store.revoke_grant(&grant_id, now, self.grant_revocation_until(now)).await?;
-                tracing::warn!(client = %client.id, "authorization code replayed: grant revoked");
-                return Err(invalid_grant("the authorization code was already used; tokens issued with it have been revoked"));
+        let refresh = random_token();
+        let first_refresh = (token_digest(&refresh), now + self.lifetimes.refresh_token);
+        let code =
+            match self.store.consume_authorization_code(&token_digest(code), &client.id, (&first_refresh.0, first_refresh.1), now).await? {
+                OneTimeUse::Fresh(c) => c,
+                OneTimeUse::Replayed { grant_id } => {
+                    // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+                    self.store.revoke_grant(&grant_id, now, self.grant_revocation_until(now)).await?;
+                    tracing::warn!(client = %client.id, "authorization code replayed: grant revoked");
+                    return Err(invalid_grant("the authorization code was already used; tokens issued with it have been revoked"));
+                }
+                OneTimeUse::OtherClient => return Err(invalid_grant("the authorization code was issued to another client")),
+                OneTimeUse::Unknown => return Err(invalid_grant("the authorization code is invalid")),
+            };
+        let refused = match (&code.code_challenge, req.code_verifier.as_deref()) {
+            _ if code.expires_at <= now => Some("the authorization code has expired"),
+            _ if req.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) => {
+                Some("redirect_uri does not match the authorization request")
             }
-            OneTimeUse::OtherClient => return Err(invalid_grant("the authorization code was issued to another client")),
-            OneTimeUse::Unknown => return Err(invalid_grant("the authorization code is invalid")),
-        };
-        if code.expires_at <= now {
-            return Err(invalid_grant("the authorization code has expired"));
-        }
-        if req.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
-            return Err(invalid_grant("redirect_uri does not match the authorization request"));
-        }
-        match (&code.code_challenge, req.code_verifier.as_deref()) {
-            (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
-            (Some(_), _) => {
-                return Err(invalid_grant("the PKCE code_verifier does not match the code_challenge"));
-            }
+            (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => None,
+            (Some(_), _) => Some("the PKCE code_verifier does not match the code_challenge"),
             // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
-            (None, Some(_)) => {
-                return Err(invalid_grant("code_verifier sent but no code_challenge was"));
-            }
-            (None, None) => {}
+            (None, Some(_)) => Some("code_verifier sent but no code_challenge was"),
+            (None, None) => None,
+        };
+        if let Some(why) = refused {
+            // The code is spent; the refresh token stored with it (never handed out) goes with its grant.
+            self.store.revoke_grant(&code.grant.grant_id, now, self.grant_revocation_until(now)).await?;
+            return Err(invalid_grant(why));
         }
-        self.respond_with_tokens(client, &code.grant, code.nonce.as_deref(), now).await
+        let refresh = code.grant.issues_refresh_tokens().then_some(refresh);
+        self.respond_with_tokens(client, &code.grant, code.nonce.as_deref(), refresh, now).await
     }
 
     async fn refresh(&self, client: &Client, req: &TokenRequest, now: UnixTime) -> Result<Value, OidcError> {
@@ -91,7 +94,9 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             .as_deref()
             .filter(|c| !c.is_empty())
             .ok_or_else(|| OidcError::oauth(ErrorCode::InvalidRequest, "refresh_token is missing"))?;
-        let old = match self.store.consume_refresh_token(&token_digest(token), &client.id, now).await? {
+        let next = random_token();
+        let successor = (token_digest(&next), now + self.lifetimes.refresh_token);
+        let old = match self.store.rotate_refresh_token(&token_digest(token), &client.id, (&successor.0, successor.1), now).await? {
             OneTimeUse::Fresh(t) => t,
             OneTimeUse::Replayed { grant_id } => {
                 // Rotation: a used token presented again means it leaked; end the whole family.
@@ -112,7 +117,9 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             }
             grant.scope = scope.split_whitespace().collect::<Vec<_>>().join(" ");
         }
-        self.respond_with_tokens(client, &grant, None, now).await
+        // The successor is returned even when the client narrowed this response's
+        // scope: the refresh token keeps the grant's (RFC 6749 §6).
+        self.respond_with_tokens(client, &grant, None, Some(next), now).await
     }
 
     /// The account a grant may still issue for: it exists, is enabled, and its
@@ -124,7 +131,14 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         Ok(user.filter(|u| u.disabled_at.is_none() && u.security_epoch == grant.security_epoch))
     }
 
-    async fn respond_with_tokens(&self, client: &Client, grant: &Grant, nonce: Option<&str>, now: UnixTime) -> Result<Value, OidcError> {
+    async fn respond_with_tokens(
+        &self,
+        client: &Client,
+        grant: &Grant,
+        nonce: Option<&str>,
+        refresh: Option<String>,
+        now: UnixTime,
+    ) -> Result<Value, OidcError> {
         let Some(user) = self.grant_owner(grant).await? else {
             self.store.revoke_grant(&grant.grant_id, now, self.grant_revocation_until(now)).await?;
             return Err(OidcError::oauth(
@@ -138,21 +152,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
         if grant.scope.split_whitespace().any(|s| s == "openid") {
             body["id_token"] = self.id_token(client, grant, &user, nonce, ("at_hash", &access), now)?.into();
         }
-        if grant.scope.split_whitespace().any(|s| s == "offline_access") {
-            let refresh = random_token();
-            let stored = self
-                .store
-                .insert_refresh_token(&RefreshToken {
-                    digest: token_digest(&refresh),
-                    grant: grant.clone(),
-                    created_at: now,
-                    expires_at: now + self.lifetimes.refresh_token,
-                })
-                .await?;
-            if !stored {
-                // Revoked while this request was on its way (the access token above is revoked with it).
-                return Err(OidcError::oauth(ErrorCode::InvalidGrant, "this grant has been revoked; sign in again"));
-            }
+        if let Some(refresh) = refresh {
             body["refresh_token"] = refresh.into();
         }
         Ok(body)

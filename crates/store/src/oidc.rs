@@ -526,30 +526,56 @@ impl OidcStore for Store {
         })
     }
 
-    async fn consume_authorization_code(&self, digest: &str, client_id: &str, now: UnixTime) -> StoreResult<OneTimeUse<AuthorizationCode>> {
-        let row: Option<CodeRow> = on_pool!(self, |p| {
-            sqlx::query_as(
+    async fn consume_authorization_code(
+        &self,
+        digest: &str,
+        client_id: &str,
+        (refresh, refresh_expires_at): (&str, UnixTime),
+        now: UnixTime,
+    ) -> StoreResult<OneTimeUse<AuthorizationCode>> {
+        let code: Option<AuthorizationCode> = on_pool!(self, |p| {
+            begin_transaction!(p, tx);
+            let row: Option<CodeRow> = sqlx::query_as(
                 "UPDATE authorization_codes SET consumed_at = $2 WHERE digest = $1 AND client_id = $3 AND consumed_at IS NULL \
                  AND NOT EXISTS (SELECT 1 FROM access_token_revocations r WHERE r.revoked = 'grant:' || authorization_codes.grant_id) \
-             RETURNING digest, grant_data, redirect_uri, nonce, code_challenge, created_at, expires_at",
+                 RETURNING digest, grant_data, redirect_uri, nonce, code_challenge, created_at, expires_at",
             )
             .bind(digest)
             .bind(now)
             .bind(client_id)
-            .fetch_optional(p)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(db_error)
+            .map_err(db_error)?;
+            let code = row.map(|r| -> StoreResult<AuthorizationCode> {
+                Ok(AuthorizationCode {
+                    grant: grant(&r.grant_data)?,
+                    digest: r.digest,
+                    redirect_uri: r.redirect_uri,
+                    nonce: r.nonce,
+                    code_challenge: r.code_challenge,
+                    created_at: r.created_at,
+                    expires_at: r.expires_at,
+                })
+            });
+            let code = code.transpose()?;
+            if code.as_ref().is_some_and(|c| c.grant.issues_refresh_tokens()) {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (digest, grant_id, client_id, user_id, grant_data, created_at, expires_at) \
+                     SELECT $1, grant_id, client_id, user_id, grant_data, $2, $3 FROM authorization_codes WHERE digest = $4",
+                )
+                .bind(refresh)
+                .bind(now)
+                .bind(refresh_expires_at)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)?;
+            Ok(code)
         })?;
-        if let Some(r) = row {
-            return Ok(OneTimeUse::Fresh(AuthorizationCode {
-                grant: grant(&r.grant_data)?,
-                digest: r.digest,
-                redirect_uri: r.redirect_uri,
-                nonce: r.nonce,
-                code_challenge: r.code_challenge,
-                created_at: r.created_at,
-                expires_at: r.expires_at,
-            }));
+        if let Some(code) = code {
+            return Ok(OneTimeUse::Fresh(code));
         }
         let used: Option<(String, String)> =
             on_pool!(self, |p| sqlx::query_as("SELECT grant_id, client_id FROM authorization_codes WHERE digest = $1")
@@ -585,19 +611,42 @@ impl OidcStore for Store {
         })
     }
 
-    async fn consume_refresh_token(&self, digest: &str, client_id: &str, now: UnixTime) -> StoreResult<OneTimeUse<RefreshToken>> {
+    async fn rotate_refresh_token(
+        &self,
+        digest: &str,
+        client_id: &str,
+        (next, next_expires_at): (&str, UnixTime),
+        now: UnixTime,
+    ) -> StoreResult<OneTimeUse<RefreshToken>> {
         let row: Option<RefreshRow> = on_pool!(self, |p| {
-            sqlx::query_as(
-            "UPDATE refresh_tokens SET consumed_at = $2 WHERE digest = $1 AND client_id = $3 AND consumed_at IS NULL AND revoked_at IS NULL \
-             AND expires_at > $2 AND NOT EXISTS (SELECT 1 FROM access_token_revocations r WHERE r.revoked = 'grant:' || refresh_tokens.grant_id) \
-             RETURNING digest, grant_data, created_at, expires_at"
-        )
-        .bind(digest)
-        .bind(now)
-        .bind(client_id)
-        .fetch_optional(p)
-        .await
-        .map_err(db_error)
+            begin_transaction!(p, tx);
+            let row: Option<RefreshRow> = sqlx::query_as(
+                "UPDATE refresh_tokens SET consumed_at = $2 WHERE digest = $1 AND client_id = $3 AND consumed_at IS NULL AND revoked_at IS NULL \
+                 AND expires_at > $2 AND NOT EXISTS (SELECT 1 FROM access_token_revocations r WHERE r.revoked = 'grant:' || refresh_tokens.grant_id) \
+                 RETURNING digest, grant_data, created_at, expires_at",
+            )
+            .bind(digest)
+            .bind(now)
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if row.is_some() {
+                // The successor carries the same grant, scope included (RFC 6749 §6).
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (digest, grant_id, client_id, user_id, grant_data, created_at, expires_at) \
+                     SELECT $1, grant_id, client_id, user_id, grant_data, $2, $3 FROM refresh_tokens WHERE digest = $4",
+                )
+                .bind(next)
+                .bind(now)
+                .bind(next_expires_at)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)?;
+            Ok(row)
         })?;
         if let Some(r) = row {
             return Ok(OneTimeUse::Fresh(RefreshToken::try_from(r)?));

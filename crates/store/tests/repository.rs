@@ -496,15 +496,20 @@ async fn purge_removes_only_what_expired(s: Store) {
     assert!(s.pending_request("old-request", 0).await.unwrap().is_none());
     assert!(s.pending_request("new-request", 0).await.unwrap().is_some());
     assert!(
-        matches!(s.consume_authorization_code("old-code", &client.id, 0).await.unwrap(), OneTimeUse::Unknown),
+        matches!(s.consume_authorization_code("old-code", &client.id, ("r-1", 100), 0).await.unwrap(), OneTimeUse::Unknown),
         "a day past expiry: gone"
     );
     assert!(
-        matches!(s.consume_authorization_code("new-code", &client.id, 0).await.unwrap(), OneTimeUse::Fresh(_)),
+        matches!(s.consume_authorization_code("new-code", &client.id, ("r-2", 100), 0).await.unwrap(), OneTimeUse::Fresh(_)),
         "kept a day past expiry"
     );
-    assert!(matches!(s.consume_refresh_token("old-refresh", &client.id, 0).await.unwrap(), OneTimeUse::Unknown));
-    assert!(matches!(s.consume_refresh_token("new-refresh", &client.id, 0).await.unwrap(), OneTimeUse::Fresh(_)));
+    assert!(matches!(s.rotate_refresh_token("old-refresh", &client.id, ("next-1", 100), 0).await.unwrap(), OneTimeUse::Unknown));
+    assert!(matches!(s.rotate_refresh_token("new-refresh", &client.id, ("next-2", 100), 0).await.unwrap(), OneTimeUse::Fresh(_)));
+    assert!(s.active_refresh_token("next-1", 0).await.unwrap().is_none(), "nothing rotated in for an unknown token");
+    let successor = s.active_refresh_token("next-2", 0).await.unwrap().expect("the successor is stored with the use");
+    assert_eq!((successor.grant, successor.expires_at), (grant.clone(), 100));
+    assert!(matches!(s.rotate_refresh_token("new-refresh", &client.id, ("next-3", 100), 0).await.unwrap(), OneTimeUse::Replayed { .. }));
+    assert!(s.active_refresh_token("next-3", 0).await.unwrap().is_none());
 }
 
 async fn concurrently<F, Fut>(n: usize, f: F) -> usize
