@@ -1,41 +1,20 @@
 //! `portcullis serve` as a real process, stopped by signals: SIGTERM drains
 //! what is in progress for a bounded time, SIGKILL loses nothing answered.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
 
-use crate::helpers::{PASSWORD, browser, csrf_token_in};
+use crate::helpers::{PASSWORD, browser, csrf_token_in, free_port, serve_process};
 
 /// A `serve` process on a free port with its data in `dir` (SQLite), cheap
 /// hashes and the given extra settings; returns it once `/healthz` answers.
 async fn serve(dir: &std::path::Path, settings: &[(&str, &str)]) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = format!("127.0.0.1:{port}");
-    let base = format!("http://{listen}");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--listen", &listen, "--issuer", &base])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("PORTCULLIS_PASSWORD__ARGON2_MEMORY_KIB", "256")
-        .env("PORTCULLIS_PASSWORD__ARGON2_ITERATIONS", "1")
-        .envs(settings.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let client = browser();
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not come up");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    (serve_process(port, dir, &base, settings, None).await, base)
 }
 
 fn signal(child: &Child, name: &str) {

@@ -126,7 +126,7 @@ pub struct Page {
 }
 
 impl Page {
-    async fn from(r: reqwest::Response) -> Self {
+    pub(crate) async fn from(r: reqwest::Response) -> Self {
         let status = r.status();
         let headers = r.headers().clone();
         let location = headers.get("location").map(|v| v.to_str().unwrap().to_owned());
@@ -284,4 +284,51 @@ impl TestApp2<'_> {
     pub async fn account_status(&self) -> StatusCode {
         self.client.get(self.app.url("/account")).send().await.unwrap().status()
     }
+}
+
+/// A free port on 127.0.0.1 (free when asked; the server binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `portcullis serve` as a process on `port` with its data in `dir`, the
+/// given issuer, cheap hashes and extra settings (environment variables),
+/// its log lines in `log` (or nowhere); returns once `/healthz` answers.
+pub async fn serve_process(
+    port: u16,
+    dir: &std::path::Path,
+    issuer: &str,
+    settings: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> tokio::process::Child {
+    let listen = format!("127.0.0.1:{port}");
+    let stderr = match log {
+        Some(path) => std::process::Stdio::from(std::fs::File::create(path).unwrap()),
+        None => std::process::Stdio::null(),
+    };
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--listen", &listen, "--issuer", issuer])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("PORTCULLIS_PASSWORD__ARGON2_MEMORY_KIB", "256")
+        .env("PORTCULLIS_PASSWORD__ARGON2_ITERATIONS", "1")
+        .envs(settings.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let client = browser();
+    for _ in 0..600 {
+        if client.get(format!("http://{listen}/healthz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
+            return child;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let said = log.and_then(|path| std::fs::read_to_string(path).ok()).unwrap_or_default();
+            panic!("the server on {listen} stopped ({status}):\n{said}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server on {listen} did not come up in 30 s");
 }

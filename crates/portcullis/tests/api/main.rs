@@ -27,4 +27,5 @@ mod sign_in_attacks;
 mod sms_codes;
 mod smtp;
 mod sweep;
+mod two_nodes;
 mod webauthn;

@@ -32,7 +32,7 @@ on_both_backends_webauthn!(
 on_both_backends!(an_ip_address_issuer_offers_no_passkeys);
 
 /// A software authenticator and the origin it believes it is on.
-struct Key {
+pub(crate) struct Key {
     soft: SoftPasskey,
     origin: Url,
     /// The WebAuthn user handle seen at registration (returned with discoverable assertions).
@@ -43,16 +43,16 @@ struct Key {
 
 impl Key {
     fn new(app: &TestApp) -> Self {
-        // `true`: claims user verification, as a passkey unlocked by PIN or biometric would.
-        Self {
-            soft: SoftPasskey::new(true),
-            origin: Url::parse(&app.config.issuer).unwrap(),
-            user_handle: Vec::new(),
-            credential_id: Vec::new(),
-        }
+        Self::for_origin(&app.config.issuer)
     }
 
-    fn create(&mut self, options: serde_json::Value) -> String {
+    /// A key for the site at `origin` (the issuer).
+    pub(crate) fn for_origin(origin: &str) -> Self {
+        // `true`: claims user verification, as a passkey unlocked by PIN or biometric would.
+        Self { soft: SoftPasskey::new(true), origin: Url::parse(origin).unwrap(), user_handle: Vec::new(), credential_id: Vec::new() }
+    }
+
+    pub(crate) fn create(&mut self, options: serde_json::Value) -> String {
         let mut options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
         self.user_handle = options.public_key.user.id.clone();
         // The software key cannot store resident keys; the server cannot tell (and a browser would).
@@ -64,7 +64,7 @@ impl Key {
         serde_json::to_string(&reg).unwrap()
     }
 
-    fn assert(&mut self, mut options: serde_json::Value) -> PublicKeyCredential {
+    pub(crate) fn assert(&mut self, mut options: serde_json::Value) -> PublicKeyCredential {
         let allowed = &mut options["publicKey"]["allowCredentials"];
         if allowed.as_array().is_none_or(Vec::is_empty) {
             // A discoverable request names no credential; the software key needs one to find its key.
@@ -77,7 +77,7 @@ impl Key {
     }
 }
 
-fn json(c: &PublicKeyCredential) -> String {
+pub(crate) fn json(c: &PublicKeyCredential) -> String {
     serde_json::to_string(c).unwrap()
 }
 
