@@ -15,7 +15,7 @@ fn ring() -> &'static KeyRing {
     RING.get_or_init(|| {
         let sealer = SecretBox::new([9; 32]);
         let keys = [generate(SigningAlg::ES256, &sealer, 0).unwrap(), generate(SigningAlg::RS256, &sealer, 0).unwrap()];
-        KeyRing::from_stored(&keys, &sealer).unwrap()
+        KeyRing::from_stored(&keys, &sealer, i64::MAX).unwrap()
     })
 }
 

@@ -42,8 +42,7 @@ impl GrantRow {
 
     /// When tokens were last issued from it: a code when it was redeemed; a
     /// refresh token when it was issued (with an access token) or redeemed
-    /// (a refresh that narrowed the scope gets an access token and no new
-    /// refresh token).
+    /// (its successor, issued in the same request, says the same).
     fn tokens_issued_at(&self) -> Option<UnixTime> {
         match self.artifact {
             GrantArtifact::Code => self.spent_at,

@@ -484,9 +484,6 @@ pub trait OidcStore: Clone + Send + Sync + 'static {
         now: UnixTime,
     ) -> impl Future<Output = StoreResult<OneTimeUse<AuthorizationCode>>> + Send;
 
-    /// Stores an issued refresh token, unless its grant has been revoked
-    /// (false: not stored, the grant is dead).
-    fn insert_refresh_token(&self, token: &RefreshToken) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Rotates a refresh token of `client_id`: uses it and, in the same
     /// transaction, stores its successor (`next`: digest and expiry) for the
     /// same grant, so by the time a concurrent replay of it is seen (and

@@ -145,9 +145,6 @@ pub struct Provider<S> {
     key_reload_seconds: i64,
 }
 
-/// How often signing keys are re-read by default (seconds).
-pub const KEY_RELOAD_SECONDS: i64 = 60;
-
 /// The CORS origins as read at a time.
 type CorsOrigins = (UnixTime, Arc<std::collections::HashSet<String>>);
 
@@ -161,7 +158,15 @@ fn strs(v: &[&str]) -> Value {
 
 impl<S: OidcStore + AccountStore> Provider<S> {
     /// Loads signing keys, creating one per algorithm on first start.
-    pub async fn start(store: S, sealer: SecretBox, issuer: String, lifetimes: TokenLifetimes, now: UnixTime) -> Result<Self, OidcError> {
+    /// `key_reload_seconds`: how often every node re-reads them (the same on
+    /// every node; it decides when a new key signs and an old one retires).
+    pub async fn start(
+        store: S,
+        sealer: SecretBox,
+        issuer: String,
+        (lifetimes, key_reload_seconds): (TokenLifetimes, i64),
+        now: UnixTime,
+    ) -> Result<Self, OidcError> {
         let provider = Self {
             store,
             sealer,
@@ -171,7 +176,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             pinned_policies: Arc::new(HashMap::new()),
             cors_origins: Arc::new(RwLock::new(None)),
             registration: Arc::default(),
-            key_reload_seconds: KEY_RELOAD_SECONDS,
+            key_reload_seconds: key_reload_seconds.max(1),
         };
         provider.reload_keys(now).await?;
         let missing = provider.ring().missing();
@@ -186,10 +191,16 @@ impl<S: OidcStore + AccountStore> Provider<S> {
 
     /// Re-reads keys from the store (picks up rotations by other processes) and retires expired ones.
     pub async fn reload_keys(&self, now: UnixTime) -> Result<(), OidcError> {
-        // A rotated-out key signs until its successor is ready, and stays
-        // published while tokens it signed can still be valid.
+        // A rotated-out key signs until its successor is ready (two periods
+        // after it was added) and a node lagging by up to a period has
+        // re-read the keys, and stays published while tokens it signed can
+        // still be valid, with a minute to spare for clocks that differ.
         let longest = self.lifetimes.access_token.max(self.lifetimes.id_token);
-        self.store.retire_signing_keys(now - longest - self.key_publication_seconds() - 60).await?;
+        let cutoff = now - longest - self.key_publication_seconds() - self.key_reload_seconds - 60;
+        if let Err(e) = self.store.retire_signing_keys(cutoff).await {
+            // Keys past their time stay published a while longer; the ring is rebuilt anyway.
+            tracing::warn!(error = %e, "retiring old signing keys failed");
+        }
         let signs_if_made_by = now - self.key_publication_seconds();
         let ring = Arc::new(KeyRing::from_stored(&self.store.signing_keys().await?, &self.sealer, signs_if_made_by)?);
         if let Ok(mut guard) = self.ring.write() {
@@ -215,13 +226,6 @@ impl<S: OidcStore + AccountStore> Provider<S> {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
-    }
-
-    /// Sets how often the signing keys are re-read (every node sharing the
-    /// database must use the same value).
-    pub fn with_key_reload_seconds(mut self, seconds: i64) -> Self {
-        self.key_reload_seconds = seconds.max(1);
-        self
     }
 
     /// How often the signing keys are re-read (seconds).
@@ -324,7 +328,7 @@ impl<S: OidcStore + AccountStore> Provider<S> {
     /// How long a grant's revocation is kept: until everything issued from
     /// the grant until `now` has expired, refresh tokens too, so that a
     /// rotation in flight at the revocation can neither store nor use a new
-    /// refresh token (`insert_refresh_token`, `consume_refresh_token` look for it).
+    /// refresh token (`rotate_refresh_token` and `active_refresh_token` look for it).
     pub(crate) fn grant_revocation_until(&self, now: UnixTime) -> UnixTime {
         now + self.lifetimes.access_token.max(self.lifetimes.refresh_token) + 60
     }

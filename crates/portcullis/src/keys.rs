@@ -46,45 +46,84 @@ impl ServerKeys {
 
 fn key_file(path: &Path) -> Result<[u8; 32], KeyError> {
     let err = |message: String| KeyError { path: path.to_owned(), message };
-    if !path.exists() {
-        create_key_file(path).map_err(|e| err(e.to_string()))?;
-    }
-    let mut text = Zeroizing::new(String::new());
-    let mut file = fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            create_key_file(path).map_err(|e| err(e.to_string()))?;
+            fs::File::open(path).map_err(|e| err(e.to_string()))?
+        }
+        Err(e) => return Err(err(e.to_string())),
+    };
+    remove_old_drafts(path);
     let mode = file.metadata().map_err(|e| err(e.to_string()))?.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(err(format!("permissions {:o} let other users read it; run chmod 600 on it", mode & 0o777)));
     }
+    let mut text = Zeroizing::new(String::new());
     file.read_to_string(&mut text).map_err(|e| err(e.to_string()))?;
     let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| err("is not base64".into()))?);
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| err("must hold 32 bytes".into()))
 }
 
-/// Writes a new key to a file of its own, then links it in under `path`:
-/// the link appears whole or not at all, so of several processes starting at
-/// once (nodes sharing the directory) one key wins and no process ever reads
-/// a file still being written. A loser's link fails with `AlreadyExists`.
+/// The name of a draft of the key file at `path`.
+fn draft_prefix(path: &Path) -> String {
+    format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("key"))
+}
+
+/// Writes a new key to a draft file of its own, then links it in under
+/// `path`: the link appears whole or not at all, so of several processes
+/// starting at once (nodes sharing the directory) one key wins and none ever
+/// reads a file still being written; a loser's link fails with
+/// `AlreadyExists`. On a file system without hard links, the key is written
+/// in place with `create_new` (one winner still, but a process starting at
+/// that very moment could read it half-written and stop; it starts next time).
 fn create_key_file(path: &Path) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-    let draft = dir.join(format!(".{name}.{}", uuid::Uuid::new_v4().simple()));
-    let written = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&draft)?;
-        let encoded = Zeroizing::new(STANDARD.encode(random_bytes::<32>()));
+    let draft = dir.join(format!("{}{}", draft_prefix(path), uuid::Uuid::new_v4().simple()));
+    let encoded = Zeroizing::new(STANDARD.encode(random_bytes::<32>()));
+    let write_new = |at: &Path| -> std::io::Result<()> {
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(at)?;
         file.write_all(encoded.as_bytes())?;
-        file.sync_all()?;
-        match fs::hard_link(&draft, path) {
-            Ok(()) => {
-                tracing::info!(path = %path.display(), "generated a new secret key");
-                // The new name must survive a crash too.
-                fs::File::open(dir)?.sync_all()
-            }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e),
-        }
-    })();
+        file.sync_all()
+    };
+    write_new(&draft)?;
+    let linked = fs::hard_link(&draft, path);
     let _ = fs::remove_file(&draft);
-    written
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::Unsupported) || e.raw_os_error() == Some(EOPNOTSUPP) => {
+            match write_new(path) {
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+                other => other?,
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    tracing::info!(path = %path.display(), "generated a new secret key");
+    // The new name must survive a crash too; a file system that cannot sync
+    // a directory still has the key.
+    if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(path = %dir.display(), error = %e, "could not sync the secrets directory");
+    }
+    Ok(())
+}
+
+/// `EOPNOTSUPP` on Linux (a file system without hard links).
+const EOPNOTSUPP: i32 = 95;
+
+/// Drafts left by a process that stopped between writing and removing one
+/// (a second name for a key, or a key that never won) are removed once
+/// they are a minute old (younger ones may be another process's, in flight).
+fn remove_old_drafts(path: &Path) {
+    let (Some(dir), prefix) = (path.parent(), draft_prefix(path)) else { return };
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60));
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) && old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]

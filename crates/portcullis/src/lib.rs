@@ -170,15 +170,19 @@ impl Application {
                 .map_err(|e| StartError::Config(config::ConfigError(format!("policy.geoip_database: {e}"))))?;
             accounts = accounts.with_geolocator(Arc::new(db));
         }
-        let provider =
-            Provider::start(store.clone(), SecretBox::new(keys.encryption), config.origin(), TokenLifetimes::default(), clock.now())
-                .await?
-                .with_key_reload_seconds(i64::from(config.key_reload_seconds))
-                .with_pinned_policies(config.clients.clone().into_iter().collect())
-                .with_registration(RegistrationSettings {
-                    mode: RegistrationMode::parse(&config.registration.mode).unwrap_or_default(),
-                    policy: config.registration.policy.clone(),
-                });
+        let provider = Provider::start(
+            store.clone(),
+            SecretBox::new(keys.encryption),
+            config.origin(),
+            (TokenLifetimes::default(), i64::from(config.key_reload_seconds)),
+            clock.now(),
+        )
+        .await?
+        .with_pinned_policies(config.clients.clone().into_iter().collect())
+        .with_registration(RegistrationSettings {
+            mode: RegistrationMode::parse(&config.registration.mode).unwrap_or_default(),
+            policy: config.registration.policy.clone(),
+        });
         for (client, uri) in provider.client_admin().outdated_redirect_uris().await? {
             tracing::warn!(%client, redirect_uri = %uri, "registered before the redirect-URI rules: refused at use until `portcullis client update --client-id ID --redirect-uri URI` replaces it");
         }

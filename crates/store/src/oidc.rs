@@ -586,31 +586,6 @@ impl OidcStore for Store {
         Ok(not_spent(used, client_id))
     }
 
-    async fn insert_refresh_token(&self, t: &RefreshToken) -> StoreResult<bool> {
-        let data = to_json(&t.grant)?;
-        // Not for a revoked grant: a rotation in flight when the grant was
-        // revoked (the app's access removed) writes nothing that outlives it.
-        on_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO refresh_tokens (digest, grant_id, client_id, user_id, grant_data, created_at, expires_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS \
-                 (SELECT 1 FROM access_token_revocations WHERE revoked = 'grant:' || $8)",
-            )
-            .bind(&t.digest)
-            .bind(&t.grant.grant_id)
-            .bind(&t.grant.client_id)
-            .bind(t.grant.user_id.to_string())
-            .bind(&data)
-            .bind(t.created_at)
-            .bind(t.expires_at)
-            .bind(&t.grant.grant_id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(db_error)
-        })
-    }
-
     async fn rotate_refresh_token(
         &self,
         digest: &str,

@@ -128,6 +128,28 @@ impl SignInStore for Store {
         Ok(taken.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
 
+    async fn continue_pending_sign_in(&self, digest: &str, before: &PendingSignIn, next: &PendingSignIn) -> StoreResult<bool> {
+        let (before_auth, auth) =
+            (serde_json::to_string(&before.auth).map_err(json_err)?, serde_json::to_string(&next.auth).map_err(json_err)?);
+        let state = serde_json::to_string(&StoredState {
+            demand: next.demand.clone(),
+            waiting: next.waiting.clone(),
+            security_epoch: next.security_epoch,
+        })
+        .map_err(json_err)?;
+        // Compare and swap on the record of steps: of two requests that read
+        // the same one, one moves it on; `answers` is left alone.
+        on_pool!(self, |p| sqlx::query("UPDATE pending_sign_ins SET auth_record = $3, state = $4 WHERE digest = $1 AND auth_record = $2")
+            .bind(digest)
+            .bind(&before_auth)
+            .bind(&auth)
+            .bind(&state)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
+    }
+
     async fn take_pending_sign_in(&self, digest: &str) -> StoreResult<bool> {
         self.delete_one("DELETE FROM pending_sign_ins WHERE digest = $1", digest).await
     }

@@ -332,10 +332,10 @@ impl<S: Stores> SignIn<'_, S> {
         if !pending.demand.met_by(&auth, now) {
             let (account, _) = self.account_factors(&user).await?;
             let waiting = plan(&pending.demand, &auth, &account, &self.operator_factors(), now)?;
-            if !self.store.take_pending_sign_in(digest).await? {
+            let next = PendingSignIn { auth, waiting, ..pending.clone() };
+            if !self.store.continue_pending_sign_in(digest, &pending, &next).await? {
                 return Err(AccountError::SignInExpired);
             }
-            self.store.save_pending_sign_in(digest, &PendingSignIn { auth, waiting, ..pending }).await?;
             return Ok(StepOutcome::Continue);
         }
         if !self.store.take_pending_sign_in(digest).await? {

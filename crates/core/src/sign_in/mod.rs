@@ -584,6 +584,16 @@ pub trait SignInStore: Clone + Send + Sync + 'static {
     fn take_pending_answer(&self, digest: &str, max: u32, now: UnixTime) -> impl Future<Output = StoreResult<Option<u32>>> + Send;
     /// Ends a pending sign-in atomically; true for exactly one caller.
     fn take_pending_sign_in(&self, digest: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Moves a pending sign-in on to `next` (its record of steps and what it
+    /// waits for) if it still holds the record `before` had: true for exactly
+    /// one of the requests that read `before`. Its answers taken stay as they
+    /// are (concurrent answers may have taken more meanwhile).
+    fn continue_pending_sign_in(
+        &self,
+        digest: &str,
+        before: &PendingSignIn,
+        next: &PendingSignIn,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Ends every pending sign-in of a user (what they waited for no longer
     /// holds: a new password, an account disabled, factors reset).
     fn delete_pending_sign_ins(&self, user: UserId) -> impl Future<Output = StoreResult<()>> + Send;

@@ -4,7 +4,7 @@
 
 use portcullis_core::audit::AuditKind;
 use portcullis_core::clock::Clock;
-use portcullis_core::oauth::{OidcStore, RefreshToken};
+use portcullis_core::oauth::OidcStore;
 use portcullis_core::secrets::{random_token, token_digest};
 use reqwest::StatusCode;
 
@@ -62,7 +62,11 @@ async fn a_user_sees_the_applications_holding_access_and_removing_one_ends_its_t
     let security = app.get("/account/security").await;
     let ada = app.state.accounts().operators().find_user("ada@example.com").await.unwrap();
     let store = app.state.accounts().store();
-    let in_flight = store.user_grant_rows(ada.id).await.unwrap().into_iter().find(|r| r.grant.client_id == id).unwrap().grant;
+    // A rotation in flight at the removal: its old token spent, its successor
+    // stored in that transaction, the answer not yet out.
+    let (successor, now) = (random_token(), app.clock.now());
+    let rotation = store.rotate_refresh_token(&token_digest(&refresh), &id, (&token_digest(&successor), now + 3600), now).await.unwrap();
+    assert!(matches!(rotation, portcullis_core::oauth::OneTimeUse::Fresh(_)));
     let removed = app.post("/account/security/apps/remove", &[("id", &id)], &security.body).await;
     assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
     assert!(removed.body.contains("access was removed"), "{}", removed.body);
@@ -70,10 +74,10 @@ async fn a_user_sees_the_applications_holding_access_and_removing_one_ends_its_t
     assert_eq!(tokens_work(&app, (&id, &secret), &access, &refresh).await, (StatusCode::UNAUTHORIZED, StatusCode::BAD_REQUEST));
     let introspected = crate::oidc::introspect(&app, (&id, &secret), &access).await;
     assert_eq!(introspected["active"], false, "{introspected}");
-    // A rotation in flight at the removal (its old token spent just before) stores no new refresh token.
-    let now = app.clock.now();
-    let late = RefreshToken { digest: token_digest(&random_token()), grant: in_flight, created_at: now, expires_at: now + 3600 };
-    assert!(!store.insert_refresh_token(&late).await.unwrap(), "a removed grant takes no new refresh token");
+    // The successor that rotation stored dies with the grant.
+    let (status, body) =
+        crate::oidc::token_request(&app, &[("grant_type", "refresh_token"), ("refresh_token", &successor)], Some((&id, &secret))).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
     let (wid, wsecret, waccess, wrefresh) = wiki;
     assert_eq!(
         tokens_work(&app, (&wid, &wsecret), &waccess, &wrefresh).await,

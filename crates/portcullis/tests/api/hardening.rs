@@ -101,7 +101,7 @@ async fn a_password_reset_or_change_an_mfa_reset_and_signing_out_everywhere_end_
 /// written here, after the reset, with what such a request had read.
 async fn what_a_request_in_flight_at_a_reset_writes_afterwards_is_dead(app: TestApp) {
     use portcullis_core::account_store::{AccountStore, FinishedSignIn};
-    use portcullis_core::oauth::{AuthorizationCode, Grant, OidcStore, RefreshToken};
+    use portcullis_core::oauth::{AuthorizationCode, Grant, OidcStore};
     use portcullis_core::policy::LastSignIn;
     use portcullis_core::secrets::{random_token, token_digest};
     use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
@@ -177,9 +177,15 @@ async fn what_a_request_in_flight_at_a_reset_writes_afterwards_is_dead(app: Test
     let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CALLBACK)];
     let (status, body) = token_request(&app, &form, Some((&id, &secret))).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "a late code: {body}");
-    let refresh = random_token();
-    let rotated = RefreshToken { digest: token_digest(&refresh), grant: grant("late-refresh"), created_at: now, expires_at: now + 3600 };
-    store.insert_refresh_token(&rotated).await.unwrap();
+    // A refresh token stored by a code exchange in flight at the reset (in the transaction that spent its code).
+    let (late_code, refresh) = (random_token(), random_token());
+    store
+        .insert_authorization_code(&AuthorizationCode { digest: token_digest(&late_code), grant: grant("late-refresh"), ..stored })
+        .await
+        .unwrap();
+    let exchange =
+        store.consume_authorization_code(&token_digest(&late_code), &id, (&token_digest(&refresh), now + 3600), now).await.unwrap();
+    assert!(matches!(exchange, portcullis_core::oauth::OneTimeUse::Fresh(_)));
     assert_eq!(introspect(&app, (&id, &secret), &refresh).await["active"], false, "introspection agrees");
     let (status, body) = token_request(&app, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)], Some((&id, &secret))).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "a late refresh token: {body}");

@@ -563,7 +563,7 @@ async fn tokens_signed_before_a_key_rotation_still_validate(app: TestApp) {
     assert!(!old.contains(&kid(after)));
 
     // Once every token the old key signed has expired, the old key leaves the JWKS.
-    app.clock.advance(3600 + 61);
+    app.clock.advance(3600 + 3 * app.state.provider().key_reload_seconds() + 61);
     app.state.provider().reload_keys(app.clock_now()).await.unwrap();
     let later: serde_json::Value = app.client.get(app.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks(later).len(), 2);

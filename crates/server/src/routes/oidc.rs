@@ -41,7 +41,12 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
 /// GET /jwks.json
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut r = Json(state.provider().jwks()).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    // Cached no longer than a key reload period: a new key is published for
+    // two before it signs, so a cache has taken it in by then.
+    let max_age = format!("public, max-age={}", state.provider().key_reload_seconds());
+    if let Ok(value) = HeaderValue::from_str(&max_age) {
+        r.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
     r
 }
 
