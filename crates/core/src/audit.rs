@@ -11,8 +11,10 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use crate::audit_chain::{ChainAnchor, ChainedEvent};
 use crate::clock::UnixTime;
 use crate::io::StoreResult;
+use crate::secrets::MacKey;
 use crate::user::UserId;
 
 /// Where a request comes from: what the policy and the audit log know of it.
@@ -191,8 +193,22 @@ pub trait AuditStore: Clone + Send + Sync + 'static {
     fn record_audit_event(&self, event: &NewAuditEvent) -> impl Future<Output = StoreResult<()>> + Send;
     /// Reads events: with `after_id`, the oldest ones after it; without, the newest.
     fn audit_events(&self, filter: &AuditFilter) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
-    /// Deletes events recorded before `before` (retention), and devices last seen before it.
+    /// Deletes events recorded before `before` (retention), and devices last
+    /// seen before it. Only sealed events go, and only from the start of the
+    /// chain up to the first event to keep; the chain's anchor moves to the
+    /// last deleted one.
     fn purge_audit_events(&self, before: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Seals up to `limit` unsealed events, oldest id first, at the end of
+    /// the chain (links under `key`, see [`ChainedEvent::link`]); returns how
+    /// many. One sealer at a time: another one busy meanwhile seals nothing.
+    fn seal_audit_events(&self, key: &MacKey, limit: u32) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Where the chain starts, once retention has deleted its beginning.
+    fn audit_chain_anchor(&self) -> impl Future<Output = StoreResult<Option<ChainAnchor>>> + Send;
+    /// Sealed events from place `from_seq` on (`i64::MIN`: every one, places
+    /// a forger chose included), in chain order, at most `limit`.
+    fn sealed_audit_events(&self, from_seq: i64, limit: u32) -> impl Future<Output = StoreResult<Vec<ChainedEvent>>> + Send;
+    /// How many events wait to be sealed.
+    fn unsealed_audit_events(&self) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 /// Follows the audit log by id without missing late commits.

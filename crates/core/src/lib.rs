@@ -11,6 +11,7 @@ pub mod account_store;
 pub mod accounts;
 pub mod app_access;
 pub mod audit;
+pub mod audit_chain;
 pub mod breached;
 pub mod clock;
 pub mod credentials;

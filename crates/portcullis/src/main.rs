@@ -57,7 +57,7 @@ enum Command {
     /// Manage token-signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Read the audit log of security events.
+    /// Read the audit log of security events, or check its chain.
     #[command(subcommand)]
     Audit(AuditCommand),
 }
@@ -96,6 +96,10 @@ enum AuditCommand {
         #[command(flatten)]
         filter: AuditFilterArgs,
     },
+    /// Check the log's chain of sealed events: prints what it found as JSON
+    /// (the head to keep elsewhere, or the first place where it breaks) and
+    /// exits 1 if an event was changed, inserted, moved or deleted.
+    Verify,
 }
 
 /// A client's sign-in policy, as options.
@@ -568,6 +572,20 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
     let fail = |e: portcullis_core::AccountError| StartError::Other(e.to_string());
     let args = match &cmd {
         AuditCommand::Tail { filter, .. } | AuditCommand::Export { filter } => filter,
+        AuditCommand::Verify => {
+            let check = accounts.operators().verify_audit_log().await.map_err(fail);
+            app.store.close().await;
+            let check = check?;
+            println!(
+                "{}",
+                serde_json::json!({ "ok": check.broken.is_none(), "checked": check.checked,
+                "head": { "seq": check.head.0, "chain": check.head.1 }, "unsealed": check.unsealed, "broken": check.broken })
+            );
+            return match check.broken {
+                None => Ok(()),
+                Some(b) => Err(StartError::Other(format!("the audit log's chain breaks at place {}: {}", b.seq, b.reason))),
+            };
+        }
     };
     let now = clock.now();
     let mut filter = AuditFilter {
@@ -645,6 +663,7 @@ async fn audit(cmd: AuditCommand, config: Config, clock: Arc<dyn Clock>) -> Resu
             writeln!(out, "\n]").map_err(write)?;
             out.flush().map_err(write)?;
         }
+        AuditCommand::Verify => {}
     }
     app.store.close().await;
     Ok(())

@@ -155,25 +155,30 @@ async fn deliver_notices(state: AppState) {
     }
 }
 
+/// How soon after it is written an audit event is sealed into the chain (at most).
+pub const AUDIT_SEAL_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Every key reload period (a minute by default): re-read signing keys
 /// (another process may have rotated them); every ten minutes: delete
-/// expired records.
+/// expired records; every two seconds: seal new audit events into the chain.
+/// Each on its own schedule: a slow clean-up delays no key reload.
 async fn purge_periodically(state: AppState) {
-    let reload = Duration::from_secs(state.provider().key_reload_seconds().unsigned_abs());
-    let mut reload_tick = tokio::time::interval(reload);
-    let mut purge_tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tokio::select! {
-            _ = reload_tick.tick() => {
-                if let Err(e) = state.provider().reload_keys(state.now()).await {
-                    tracing::warn!(error = %e, "reloading signing keys failed");
-                }
-            }
-            _ = purge_tick.tick() => {
-                if let Err(e) = state.purge_expired().await {
-                    tracing::warn!(error = %e, "periodic clean-up failed");
-                }
+    async fn every<F: Future<Output = Result<(), String>>>(period: Duration, what: &str, mut run: impl FnMut() -> F) {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = run().await {
+                tracing::warn!(error = %e, "{what} failed");
             }
         }
     }
+    let reload = Duration::from_secs(state.provider().key_reload_seconds().unsigned_abs());
+    tokio::join!(
+        every(reload, "reloading signing keys", || async { state.provider().reload_keys(state.now()).await.map_err(|e| e.to_string()) }),
+        every(Duration::from_secs(600), "periodic clean-up", || async { state.purge_expired().await.map_err(|e| e.to_string()) }),
+        every(AUDIT_SEAL_INTERVAL, "sealing audit events", || async {
+            state.accounts().operators().seal_audit_log().await.map(|_| ()).map_err(|e| e.to_string())
+        }),
+    );
 }

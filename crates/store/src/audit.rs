@@ -2,11 +2,13 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::audit::{AuditFilter, AuditKind, AuditRecord, AuditStore, NewAuditEvent};
+use portcullis_core::audit_chain::{ChainAnchor, ChainedEvent, next_after};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::io::StoreResult;
+use portcullis_core::secrets::MacKey;
 
 use crate::accounts::parse_user_id;
-use crate::{Store, db_error, on_pool};
+use crate::{Backend, Store, begin_transaction, db_error, on_pool};
 
 #[derive(sqlx::FromRow)]
 struct AuditRow {
@@ -104,11 +106,172 @@ impl AuditStore for Store {
     }
 
     async fn purge_audit_events(&self, before: UnixTime) -> StoreResult<()> {
-        on_pool!(self, |p| {
-            for sql in ["DELETE FROM audit_events WHERE at < $1", "DELETE FROM known_devices WHERE last_seen_at < $1"] {
-                sqlx::query(sql).bind(before).execute(p).await.map_err(db_error)?;
+        // The chain loses only its beginning: up to the first event to keep
+        // (an event sealed late can be older than one sealed before it).
+        macro_rules! purge {
+            ($tx:ident) => {{
+                let last: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT seq, chain FROM audit_events WHERE seq IS NOT NULL AND seq < \
+                     COALESCE((SELECT MIN(seq) FROM audit_events WHERE at >= $1), (SELECT MAX(seq) + 1 FROM audit_events)) \
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(before)
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err(db_error)?;
+                if let Some((seq, chain)) = last {
+                    sqlx::query("DELETE FROM audit_events WHERE seq <= $1").bind(seq).execute(&mut *$tx).await.map_err(db_error)?;
+                    sqlx::query(
+                        "INSERT INTO audit_chain_anchor (id, seq, chain) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET seq = $1, chain = $2",
+                    )
+                    .bind(seq)
+                    .bind(chain)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(db_error)?;
+                }
+                sqlx::query("DELETE FROM known_devices WHERE last_seen_at < $1").bind(before).execute(&mut *$tx).await.map_err(db_error)?;
+                $tx.commit().await.map_err(db_error)
+            }};
+        }
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                begin_transaction!(p, tx, "BEGIN IMMEDIATE");
+                purge!(tx)
             }
-            Ok(())
-        })
+            Backend::Postgres(p) => {
+                begin_transaction!(p, tx);
+                // After the sealer: it reads the head this moves.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEALER_LOCK).execute(&mut *tx).await.map_err(db_error)?;
+                purge!(tx)
+            }
+        }
+    }
+
+    async fn seal_audit_events(&self, key: &MacKey, limit: u32) -> StoreResult<u64> {
+        macro_rules! seal {
+            ($tx:ident) => {{
+                let head: Option<(i64, String)> =
+                    sqlx::query_as("SELECT seq, chain FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
+                        .fetch_optional(&mut *$tx)
+                        .await
+                        .map_err(db_error)?;
+                let head = match head {
+                    Some(h) => Some(h),
+                    None => sqlx::query_as("SELECT seq, chain FROM audit_chain_anchor WHERE id = 1")
+                        .fetch_optional(&mut *$tx)
+                        .await
+                        .map_err(db_error)?,
+                };
+                let unsealed: Vec<ChainRow> = sqlx::query_as(concat!(select_chained!(), " WHERE seq IS NULL ORDER BY id LIMIT $1"))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *$tx)
+                    .await
+                    .map_err(db_error)?;
+                let (mut seq, mut prev) = next_after(head);
+                for row in &unsealed {
+                    let link = ChainedEvent::from(row.clone()).link(key, seq, &prev);
+                    sqlx::query("UPDATE audit_events SET seq = $1, chain = $2 WHERE id = $3")
+                        .bind(seq)
+                        .bind(&link)
+                        .bind(row.id)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(db_error)?;
+                    (seq, prev) = (seq + 1, link);
+                }
+                $tx.commit().await.map_err(db_error)?;
+                Ok(u64::try_from(unsealed.len()).unwrap_or(u64::MAX))
+            }};
+        }
+        match &self.backend {
+            // The writer's lock from the start: the head read must not go stale.
+            Backend::Sqlite(p) => {
+                begin_transaction!(p, tx, "BEGIN IMMEDIATE");
+                seal!(tx)
+            }
+            Backend::Postgres(p) => {
+                begin_transaction!(p, tx);
+                // One sealer across the nodes; when another is busy there is nothing to do here now.
+                let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(SEALER_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if !ours {
+                    return Ok(0);
+                }
+                seal!(tx)
+            }
+        }
+    }
+
+    async fn audit_chain_anchor(&self) -> StoreResult<Option<ChainAnchor>> {
+        let row: Option<(i64, String)> = on_pool!(self, |p| sqlx::query_as("SELECT seq, chain FROM audit_chain_anchor WHERE id = 1")
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))?;
+        Ok(row.map(|(seq, chain)| ChainAnchor { seq, chain }))
+    }
+
+    async fn sealed_audit_events(&self, from_seq: i64, limit: u32) -> StoreResult<Vec<ChainedEvent>> {
+        let rows: Vec<ChainRow> = on_pool!(self, |p| sqlx::query_as(concat!(select_chained!(), " WHERE seq >= $1 ORDER BY seq LIMIT $2"))
+            .bind(from_seq)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await
+            .map_err(db_error))?;
+        Ok(rows.into_iter().map(ChainedEvent::from).collect())
+    }
+
+    async fn unsealed_audit_events(&self) -> StoreResult<u64> {
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE seq IS NULL")
+            .fetch_one(p)
+            .await
+            .map_err(db_error))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// The key of the PostgreSQL advisory lock that serialises sealing and
+/// purging across nodes ("audit" in ASCII).
+const SEALER_LOCK: i64 = 0x61_75_64_69_74;
+
+/// The columns a chain link covers.
+macro_rules! select_chained {
+    () => {
+        "SELECT seq, id, at, event, user_id, client_id, ip, user_agent, detail, chain FROM audit_events"
+    };
+}
+use select_chained;
+
+#[derive(sqlx::FromRow, Clone)]
+struct ChainRow {
+    seq: Option<i64>,
+    id: i64,
+    at: i64,
+    event: String,
+    user_id: Option<String>,
+    client_id: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: String,
+    chain: Option<String>,
+}
+
+impl From<ChainRow> for ChainedEvent {
+    fn from(r: ChainRow) -> Self {
+        Self {
+            seq: r.seq,
+            id: r.id,
+            at: r.at,
+            kind: r.event,
+            user_id: r.user_id,
+            client_id: r.client_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            detail: r.detail,
+            chain: r.chain,
+        }
     }
 }

@@ -5,16 +5,17 @@ use portcullis_core::StoreError;
 use portcullis_core::account_store::FinishedSignIn;
 use portcullis_core::account_store::{AccountStore, EmailLink, LinkPurpose};
 use portcullis_core::audit::{AuditFilter, AuditKind, AuditStore, NewAuditEvent, RequestOrigin};
+use portcullis_core::audit_chain::ChainVerifier;
 use portcullis_core::email::EmailAddress;
 use portcullis_core::factors::{Credential, FactorKey, FactorKind, MfaStore};
 use portcullis_core::messages::Message;
 use portcullis_core::notices::NoticeStore;
 use portcullis_core::oauth::{
-    AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RefreshToken, RevokedAccess,
-    SigningAlg,
+    AccessTokenIds, AuthorizationCode, Client, ClientPolicy, Grant, MfaPolicy, OidcStore, OneTimeUse, RevokedAccess, SigningAlg,
 };
 use portcullis_core::policy::{DeviceHistory, LastSignIn, Location, RiskStore, SignInHistory};
 use portcullis_core::rate_limit::{LimitedAction, RateLimits, SlidingQuota};
+use portcullis_core::secrets::MacKey;
 use portcullis_core::session::{AuthMethod, AuthRecord, SessionRecord};
 use portcullis_core::sign_in::{Demand, Level, PendingSignIn, Purpose, SignInStore, Step, Waiting};
 use portcullis_core::user::{User, UserId};
@@ -466,7 +467,7 @@ async fn purge_removes_only_what_expired(s: Store) {
         grant_id: "grant-1".into(),
         client_id: client.id.clone(),
         user_id: u.id,
-        scope: "openid".into(),
+        scope: "openid offline_access".into(),
         auth: AuthRecord::single(AuthMethod::Password, 0),
         session_id: "sid".into(),
         acr: None,
@@ -483,9 +484,11 @@ async fn purge_removes_only_what_expired(s: Store) {
     };
     s.insert_authorization_code(&code("old-code", 60)).await.unwrap();
     s.insert_authorization_code(&code("new-code", 150_000)).await.unwrap();
-    let refresh = |digest: &str, expires_at| RefreshToken { digest: digest.into(), grant: grant.clone(), created_at: 0, expires_at };
-    s.insert_refresh_token(&refresh("old-refresh", 100)).await.unwrap();
-    s.insert_refresh_token(&refresh("new-refresh", 10_000_000)).await.unwrap();
+    // Refresh tokens come with a code's use (its grant has offline_access).
+    for (issuing, refresh, expires_at) in [("code-a", "old-refresh", 100), ("code-b", "new-refresh", 10_000_000)] {
+        s.insert_authorization_code(&code(issuing, 10_000_000)).await.unwrap();
+        assert!(matches!(s.consume_authorization_code(issuing, &client.id, (refresh, expires_at), 0).await.unwrap(), OneTimeUse::Fresh(_)));
+    }
     s.save_pending_request(("old-request", "app", "a"), "{}", (0, 100), (10, Some(10))).await.unwrap();
     s.save_pending_request(("new-request", "app", "a"), "{}", (0, 10_000_000), (10, Some(10))).await.unwrap();
 
@@ -811,7 +814,32 @@ async fn the_audit_log_filters_follows_and_counts(s: Store) {
     assert_eq!(failures(101).await, 1);
     assert_eq!(failures(0).await, 2, "only failures count, and only this account's");
     s.purge_audit_events(300).await.unwrap();
+    assert_eq!(filtered(AuditFilter::default()).await, vec![400, 300, 200, 100], "retention leaves events not yet sealed");
+    let key = MacKey::new([1; 32]);
+    assert_eq!(s.seal_audit_events(&key, 3).await.unwrap(), 3, "a batch at a time");
+    assert_eq!((s.unsealed_audit_events().await.unwrap(), s.seal_audit_events(&key, 3).await.unwrap()), (1, 1));
+    s.purge_audit_events(300).await.unwrap();
     assert_eq!(filtered(AuditFilter::default()).await, vec![400, 300], "retention drops what is older");
+    // What is left verifies from the anchor retention left, and a later event joins the chain.
+    s.record_audit_event(&event(500, AuditKind::SignInFailed, bob)).await.unwrap();
+    assert_eq!(s.seal_audit_events(&key, 10).await.unwrap(), 1);
+    let anchor = s.audit_chain_anchor().await.unwrap();
+    assert_eq!(anchor.as_ref().map(|a| a.seq), Some(2));
+    let mut verifier = ChainVerifier::new(anchor);
+    let sealed = s.sealed_audit_events(i64::MIN, 10).await.unwrap();
+    assert_eq!(sealed.iter().map(|e| (e.seq, e.at)).collect::<Vec<_>>(), vec![(Some(3), 300), (Some(4), 400), (Some(5), 500)]);
+    for e in &sealed {
+        verifier.check(&key, e).unwrap();
+    }
+    assert_eq!(s.sealed_audit_events(4, 10).await.unwrap().len(), 2, "paged by place");
+    // Everything goes once it is old: the anchor keeps the chain's place for what comes next.
+    s.purge_audit_events(1_000).await.unwrap();
+    assert!(filtered(AuditFilter::default()).await.is_empty());
+    s.record_audit_event(&event(600, AuditKind::SignInFailed, bob)).await.unwrap();
+    s.seal_audit_events(&key, 10).await.unwrap();
+    let mut verifier = ChainVerifier::new(s.audit_chain_anchor().await.unwrap());
+    verifier.check(&key, &s.sealed_audit_events(i64::MIN, 10).await.unwrap()[0]).unwrap();
+    assert_eq!(verifier.next_seq(), 7);
 }
 
 async fn a_finished_sign_in_is_recorded_whole_or_not_at_all_per_account(s: Store) {

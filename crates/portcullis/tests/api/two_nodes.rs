@@ -2,7 +2,8 @@
 //! directory (so one `secrets/`), as behind a load balancer that sends each
 //! request to either: a sign-in moves between them at every step, one-time
 //! values sent to both at once count once, the lockout holds across them, a
-//! key rotation reaches both, and a security notice is sent once.
+//! key rotation reaches both, a security notice is sent once, and the audit
+//! log both write is one chain.
 
 use std::time::{Duration, Instant};
 
@@ -600,4 +601,16 @@ async fn security_notices_queued_on_both_nodes_are_each_sent_once() {
     let mut expected = users.clone();
     expected.sort();
     assert_eq!(sent, expected, "one lock notice per account");
+    // Both nodes wrote the audit log at once; their sealers made one chain of it.
+    let started = Instant::now();
+    loop {
+        let report = cluster.cli(&["audit", "verify"], None);
+        assert_eq!(report["ok"], true, "{report}");
+        if report["unsealed"] == 0 {
+            assert!(report["checked"].as_u64().unwrap() >= 60, "{report}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not sealed: {report}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
