@@ -10,8 +10,18 @@ use portcullis_core::secrets::MacKey;
 use crate::accounts::parse_user_id;
 use crate::{Backend, Store, begin_transaction, db_error, on_pool};
 
-#[derive(sqlx::FromRow)]
+/// The columns of an event, its place in the chain included.
+macro_rules! select_chained {
+    () => {
+        "SELECT seq, id, at, event, user_id, client_id, ip, user_agent, detail, chain FROM audit_events"
+    };
+}
+
+/// An event as stored: read as an [`AuditRecord`] or, with its place and
+/// link, as a [`ChainedEvent`].
+#[derive(sqlx::FromRow, Clone)]
 struct AuditRow {
+    seq: Option<i64>,
     id: i64,
     at: i64,
     event: String,
@@ -20,6 +30,7 @@ struct AuditRow {
     ip: Option<String>,
     user_agent: Option<String>,
     detail: String,
+    chain: Option<String>,
 }
 
 impl TryFrom<AuditRow> for AuditRecord {
@@ -42,8 +53,8 @@ impl TryFrom<AuditRow> for AuditRecord {
 macro_rules! select_events {
     ($order:literal) => {
         concat!(
-            "SELECT id, at, event, user_id, client_id, ip, user_agent, detail FROM audit_events \
-             WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR event = $2) \
+            select_chained!(),
+            " WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR event = $2) \
                AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at <= $4) AND id > $5 ",
             $order,
             " LIMIT $6"
@@ -163,7 +174,7 @@ impl AuditStore for Store {
                         .await
                         .map_err(db_error)?,
                 };
-                let unsealed: Vec<ChainRow> = sqlx::query_as(concat!(select_chained!(), " WHERE seq IS NULL ORDER BY id LIMIT $1"))
+                let unsealed: Vec<AuditRow> = sqlx::query_as(concat!(select_chained!(), " WHERE seq IS NULL ORDER BY id LIMIT $1"))
                     .bind(i64::from(limit))
                     .fetch_all(&mut *$tx)
                     .await
@@ -215,7 +226,7 @@ impl AuditStore for Store {
     }
 
     async fn sealed_audit_events(&self, from_seq: i64, limit: u32) -> StoreResult<Vec<ChainedEvent>> {
-        let rows: Vec<ChainRow> = on_pool!(self, |p| sqlx::query_as(concat!(select_chained!(), " WHERE seq >= $1 ORDER BY seq LIMIT $2"))
+        let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(concat!(select_chained!(), " WHERE seq >= $1 ORDER BY seq LIMIT $2"))
             .bind(from_seq)
             .bind(i64::from(limit))
             .fetch_all(p)
@@ -237,30 +248,8 @@ impl AuditStore for Store {
 /// purging across nodes ("audit" in ASCII).
 const SEALER_LOCK: i64 = 0x61_75_64_69_74;
 
-/// The columns a chain link covers.
-macro_rules! select_chained {
-    () => {
-        "SELECT seq, id, at, event, user_id, client_id, ip, user_agent, detail, chain FROM audit_events"
-    };
-}
-use select_chained;
-
-#[derive(sqlx::FromRow, Clone)]
-struct ChainRow {
-    seq: Option<i64>,
-    id: i64,
-    at: i64,
-    event: String,
-    user_id: Option<String>,
-    client_id: Option<String>,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    detail: String,
-    chain: Option<String>,
-}
-
-impl From<ChainRow> for ChainedEvent {
-    fn from(r: ChainRow) -> Self {
+impl From<AuditRow> for ChainedEvent {
+    fn from(r: AuditRow) -> Self {
         Self {
             seq: r.seq,
             id: r.id,
