@@ -30,6 +30,7 @@ pub mod policy;
 pub mod rate_limit;
 pub mod registration;
 pub mod risk;
+pub mod sealed_file;
 pub mod secrets;
 pub mod session;
 pub mod sessions;

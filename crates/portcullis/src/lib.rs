@@ -2,6 +2,7 @@
 //! of store, delivery, domain and transport. `main.rs` only parses the command
 //! line; tests build the same application through [`Application::build`].
 
+pub mod backup;
 pub mod config;
 pub mod geoip;
 pub mod keys;
@@ -202,7 +203,7 @@ impl Application {
 /// Creates the data directory readable by its owner only (it holds the
 /// SQLite file with password hashes, the secrets and the development
 /// outboxes); refuses one that other users can read or enter.
-fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
+pub fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let fail = |e: String| StartError::Other(format!("data_dir {}: {e}", dir.display()));
     if dir.is_dir() {
@@ -220,11 +221,8 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
 /// it is opened: password hashes and sealed secrets live there.
 fn private_sqlite_file(database_url: &str) -> Result<(), StartError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let Some(path) = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) else { return Ok(()) };
-    let path = path.split('?').next().unwrap_or(path);
-    if path.is_empty() || path == ":memory:" {
-        return Ok(());
-    }
+    let Some(path) = sqlite_path(database_url) else { return Ok(()) };
+    let Some(path) = path.to_str() else { return Ok(()) };
     let fail = |p: &str, e: std::io::Error| StartError::Other(format!("database {p}: {e}"));
     std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(|e| fail(path, e))?;
     for file in [path.to_owned(), format!("{path}-wal"), format!("{path}-shm")] {
@@ -233,6 +231,13 @@ fn private_sqlite_file(database_url: &str) -> Result<(), StartError> {
         }
     }
     Ok(())
+}
+
+/// The file of a `sqlite:` database URL (none for PostgreSQL or an in-memory database).
+pub fn sqlite_path(database_url: &str) -> Option<std::path::PathBuf> {
+    let path = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
 /// Opens and migrates the configured database.

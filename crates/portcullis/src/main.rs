@@ -60,6 +60,37 @@ enum Command {
     /// Read the audit log of security events, or check its chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write a backup (SQLite): a consistent snapshot of the database taken
+    /// while servers run, the secrets and a manifest, in one new file (mode 0600).
+    Backup {
+        /// The backup file to create (never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+        /// Seal the backup with a passphrase read from standard input (at least 12 characters).
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
+    /// Check a backup: every file against the manifest, the database's integrity, its schema.
+    VerifyBackup {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The backup is sealed: read its passphrase from standard input.
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
+    /// Restore a backup into the data directory (stop every server using it first).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The backup is sealed: read its passphrase from standard input.
+        #[arg(long)]
+        passphrase_stdin: bool,
+        /// Replace a database and secrets already in the data directory.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]
@@ -342,6 +373,32 @@ async fn run(command: Command, config: Config) -> Result<(), StartError> {
         Command::User(cmd) => user(cmd, config, clock).await,
         Command::Client(cmd) => client(cmd, config, clock).await,
         Command::Audit(cmd) => audit(cmd, config, clock).await,
+        Command::Backup { to, passphrase_stdin } => {
+            let passphrase = passphrase_stdin.then(read_passphrase).transpose()?;
+            let store = open_store(&config).await?;
+            let written = portcullis::backup::write(&config, &store, &to, passphrase.as_deref().map(|p| p.as_str()), clock.now()).await;
+            store.close().await;
+            let manifest = written.map_err(|e| StartError::Other(e.to_string()))?;
+            println!("{}", serde_json::json!({ "backup": to, "sealed": passphrase.is_some(), "manifest": manifest }));
+            Ok(())
+        }
+        Command::VerifyBackup { from, passphrase_stdin } => {
+            let passphrase = passphrase_stdin.then(read_passphrase).transpose()?;
+            let near = std::env::temp_dir();
+            let unpacked = portcullis::backup::unpack(&from, passphrase.as_deref().map(|p| p.as_str()), &near)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))?;
+            println!("{}", serde_json::json!({ "ok": true, "manifest": unpacked.manifest }));
+            Ok(())
+        }
+        Command::Restore { from, passphrase_stdin, force } => {
+            let passphrase = passphrase_stdin.then(read_passphrase).transpose()?;
+            let manifest = portcullis::backup::restore(&config, &from, passphrase.as_deref().map(|p| p.as_str()), force)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))?;
+            println!("{}", serde_json::json!({ "restored": config.data_dir, "manifest": manifest }));
+            Ok(())
+        }
         Command::Keys(KeysCommand::Rotate) => {
             let app = Application::build(&config, clock.clone()).await?;
             let kids = app.state.provider().rotate_keys(clock.now()).await?;
@@ -365,6 +422,15 @@ async fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> 
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A passphrase from standard input (up to the first line end).
+fn read_passphrase() -> Result<Zeroizing<String>, StartError> {
+    let mut input = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| StartError::Other(format!("reading the passphrase from standard input: {e}")))?;
+    Ok(Zeroizing::new(input.lines().next().unwrap_or_default().to_owned()))
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -162,6 +162,51 @@ impl Store {
         .map_err(OpenError::Migrate)
     }
 
+    /// The newest migration this build knows (a database's schema version once migrated).
+    pub fn latest_schema_version(&self) -> i64 {
+        let migrator = match self.backend {
+            Backend::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// The newest migration applied to this database (0 before any).
+    pub async fn schema_version(&self) -> portcullis_core::io::StoreResult<i64> {
+        on_pool!(self, |p| {
+            let applied: Result<Option<i64>, _> =
+                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(p).await;
+            match applied {
+                Ok(v) => Ok(v.unwrap_or(0)),
+                // A database never migrated has no such table.
+                Err(sqlx::Error::Database(_)) => Ok(0),
+                Err(e) => Err(db_error(e)),
+            }
+        })
+    }
+
+    /// SQLite only: writes a consistent copy of the whole database to the
+    /// new file `path` while the server keeps using it (`VACUUM INTO` reads
+    /// one snapshot in one read transaction, so concurrent writes are either
+    /// wholly in the copy or not at all; the copy is compact and has no WAL).
+    pub async fn snapshot_to(&self, path: &std::path::Path) -> portcullis_core::io::StoreResult<()> {
+        let Backend::Sqlite(p) = &self.backend else {
+            return Err(StoreError::Backend("a snapshot file is for SQLite; back PostgreSQL up with pg_dump".into()));
+        };
+        let path = path.to_str().ok_or_else(|| StoreError::Backend("the snapshot path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO ?").bind(path).execute(p).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    /// SQLite: `PRAGMA integrity_check`'s findings (`["ok"]` when sound);
+    /// PostgreSQL checks itself, so always `["ok"]` there.
+    pub async fn integrity_check(&self) -> portcullis_core::io::StoreResult<Vec<String>> {
+        match &self.backend {
+            Backend::Sqlite(p) => sqlx::query_scalar("PRAGMA integrity_check").fetch_all(p).await.map_err(db_error),
+            Backend::Postgres(_) => Ok(vec!["ok".into()]),
+        }
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {

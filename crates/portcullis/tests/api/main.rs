@@ -7,6 +7,7 @@ mod helpers;
 mod accounts;
 mod admin;
 mod audit_log;
+mod backup;
 mod bad_input;
 mod cli;
 mod client_policy;

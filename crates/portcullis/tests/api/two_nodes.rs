@@ -21,17 +21,17 @@ use crate::oidc::{CALLBACK, b64, query_param, urlenc};
 use crate::webauthn::{Key, json};
 
 /// Two nodes sharing a fresh PostgreSQL database and a data directory.
-struct Cluster {
+pub(crate) struct Cluster {
     /// The nodes' base URLs (`http://localhost:PORT`), A first.
     bases: [String; 2],
     /// Every node's issuer: node A's address, standing for the load balancer's.
     issuer: String,
-    dir: tempfile::TempDir,
-    db: TestDatabase,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) db: TestDatabase,
     _nodes: Vec<Child>,
 }
 
-const A: usize = 0;
+pub(crate) const A: usize = 0;
 const B: usize = 1;
 
 impl Cluster {
@@ -40,7 +40,12 @@ impl Cluster {
     /// (every request here comes from one address) and `settings` on top.
     async fn start(settings: &[(&str, &str)]) -> Option<Self> {
         let db = TestDatabase::postgres().await?;
-        let dir = private_tempdir();
+        Some(Self::on(db, private_tempdir(), 2, settings).await)
+    }
+
+    /// `nodes` (1 or 2) servers on `db` with their data in `dir`; with one,
+    /// both node indexes name it.
+    pub(crate) async fn on(db: TestDatabase, dir: tempfile::TempDir, nodes: usize, settings: &[(&str, &str)]) -> Self {
         let ports = [free_port(), free_port()];
         let issuer = format!("http://localhost:{}", ports[A]);
         let mut all = vec![
@@ -52,43 +57,48 @@ impl Cluster {
         ];
         all.extend_from_slice(settings);
         let logs = [dir.path().join("node-a.log"), dir.path().join("node-b.log")];
-        let (a, b) = tokio::join!(
-            serve_process(ports[A], dir.path(), &issuer, &all, Some(&logs[A])),
-            serve_process(ports[B], dir.path(), &issuer, &all, Some(&logs[B])),
-        );
+        let started = if nodes == 1 {
+            vec![serve_process(ports[A], dir.path(), &issuer, &all, Some(&logs[A])).await]
+        } else {
+            let (a, b) = tokio::join!(
+                serve_process(ports[A], dir.path(), &issuer, &all, Some(&logs[A])),
+                serve_process(ports[B], dir.path(), &issuer, &all, Some(&logs[B])),
+            );
+            vec![a, b]
+        };
         let bases = ports.map(|p| format!("http://localhost:{p}"));
-        Some(Self { bases, issuer, dir, db, _nodes: vec![a, b] })
+        let bases = if nodes == 1 { [bases[A].clone(), bases[A].clone()] } else { bases };
+        Self { bases, issuer, dir, db, _nodes: started }
     }
 
-    fn url(&self, node: usize, path: &str) -> String {
+    /// Stops the servers; returns the database and data directory.
+    pub(crate) async fn stop(mut self) -> (TestDatabase, tempfile::TempDir) {
+        for mut node in std::mem::take(&mut self._nodes) {
+            let _ = node.kill().await;
+        }
+        let placeholder = (TestDatabase::sqlite(), private_tempdir());
+        let db = std::mem::replace(&mut self.db, placeholder.0);
+        let dir = std::mem::replace(&mut self.dir, placeholder.1);
+        (db, dir)
+    }
+
+    pub(crate) fn url(&self, node: usize, path: &str) -> String {
         format!("{}{path}", self.bases[node % 2])
     }
 
     /// The command line against the shared data directory and database.
-    fn cli(&self, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
-        use std::io::Write as _;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args(["--database-url", &self.db.url])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
+    pub(crate) fn cli(&self, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+        let out = cli_on(self.dir.path(), &self.db.url, args, stdin);
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
     }
 
-    fn user(&self, email: &str) {
+    pub(crate) fn user(&self, email: &str) {
         self.cli(&["user", "create", "--email", email, "--password-stdin"], Some(&format!("{PASSWORD}\n")));
     }
 
     /// A confidential client; returns (id, secret).
-    fn client(&self) -> (String, String) {
+    pub(crate) fn client(&self) -> (String, String) {
         let c = self.cli(&["client", "create", "--name", "App", "--redirect-uri", CALLBACK], None);
         (c["client_id"].as_str().unwrap().to_owned(), c["client_secret"].as_str().unwrap().to_owned())
     }
@@ -121,6 +131,23 @@ impl Cluster {
     }
 }
 
+/// `portcullis ARGS --data-dir DIR --database-url DB` with `stdin`; its output.
+pub(crate) fn cli_on(dir: &std::path::Path, db: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--database-url", db])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 impl Drop for Cluster {
     /// A failing test shows what the nodes logged.
     fn drop(&mut self) {
@@ -136,19 +163,19 @@ impl Drop for Cluster {
 
 /// One browser: its cookies go to both nodes (one host name), as they would
 /// through a load balancer.
-struct Browser(reqwest::Client);
+pub(crate) struct Browser(reqwest::Client);
 
 impl Browser {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(browser())
     }
 
-    async fn get(&self, url: &str) -> Page {
+    pub(crate) async fn get(&self, url: &str) -> Page {
         Page::from(self.0.get(url).send().await.unwrap()).await
     }
 
     /// Submits a form with the CSRF token of the page it is on.
-    async fn post(&self, url: &str, fields: &[(&str, &str)], form_page: &Page) -> Page {
+    pub(crate) async fn post(&self, url: &str, fields: &[(&str, &str)], form_page: &Page) -> Page {
         let token = csrf_token_in(&form_page.body);
         let mut all = fields.to_vec();
         all.push(("csrf_token", &token));
@@ -167,7 +194,7 @@ impl Browser {
     }
 
     /// The password step on `node`; returns the second-step path it leads to.
-    async fn password(&self, cluster: &Cluster, node: usize, email: &str, next: &str) -> String {
+    pub(crate) async fn password(&self, cluster: &Cluster, node: usize, email: &str, next: &str) -> String {
         let login = self.get(&cluster.url(node, &format!("/login?next={}", urlenc(next)))).await;
         let done = self.post(&cluster.url(node, "/login"), &[("email", email), ("password", PASSWORD), ("next", next)], &login).await;
         assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
@@ -177,14 +204,14 @@ impl Browser {
 
 /// An authorization request (code flow, PKCE S256, `offline_access`) and what
 /// its client keeps to redeem the code.
-struct Authorization {
-    url: String,
-    verifier: String,
-    nonce: String,
+pub(crate) struct Authorization {
+    pub(crate) url: String,
+    pub(crate) verifier: String,
+    pub(crate) nonce: String,
 }
 
 impl Authorization {
-    fn new(client_id: &str) -> Self {
+    pub(crate) fn new(client_id: &str) -> Self {
         let verifier = BASE64URL_NOPAD.encode(&portcullis_core::secrets::random_bytes::<32>());
         let challenge = BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
         let nonce = BASE64URL_NOPAD.encode(&portcullis_core::secrets::random_bytes::<16>());
@@ -199,7 +226,7 @@ impl Authorization {
 
     /// Where the authorization request sends a browser with no session: the
     /// sign-in page, with the request to resume after it.
-    async fn resume_path(&self, cluster: &Cluster, node: usize, browser: &Browser) -> String {
+    pub(crate) async fn resume_path(&self, cluster: &Cluster, node: usize, browser: &Browser) -> String {
         let to_login = browser.get(&cluster.url(node, &self.url)).await;
         assert_eq!(to_login.status, StatusCode::SEE_OTHER, "{}", to_login.body);
         query_param(&format!("http://x{}", to_login.location.unwrap()), "next").unwrap()
@@ -207,12 +234,17 @@ impl Authorization {
 }
 
 /// A token request to `node` as the client; returns (status, answer).
-async fn token(cluster: &Cluster, node: usize, (id, secret): (&str, &str), form: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {
+pub(crate) async fn token(
+    cluster: &Cluster,
+    node: usize,
+    (id, secret): (&str, &str),
+    form: &[(&str, &str)],
+) -> (StatusCode, serde_json::Value) {
     let r = browser().post(cluster.url(node, "/token")).basic_auth(id, Some(secret)).form(form).send().await.unwrap();
     (r.status(), r.json().await.unwrap())
 }
 
-fn claims(jwt: &str) -> serde_json::Value {
+pub(crate) fn claims(jwt: &str) -> serde_json::Value {
     serde_json::from_slice(&b64(jwt.split('.').nth(1).unwrap())).unwrap()
 }
 
@@ -221,22 +253,22 @@ fn kid(jwt: &str) -> String {
     header["kid"].as_str().unwrap().to_owned()
 }
 
-fn amr(id_token: &str) -> Vec<String> {
+pub(crate) fn amr(id_token: &str) -> Vec<String> {
     claims(id_token)["amr"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
 }
 
-async fn userinfo(cluster: &Cluster, node: usize, access_token: &str) -> StatusCode {
+pub(crate) async fn userinfo(cluster: &Cluster, node: usize, access_token: &str) -> StatusCode {
     browser().get(cluster.url(node, "/userinfo")).bearer_auth(access_token).send().await.unwrap().status()
 }
 
-fn totp_code(secret: &[u8], steps_ahead: i64) -> String {
+pub(crate) fn totp_code(secret: &[u8], steps_ahead: i64) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     code_at_step(secret, step_at(i64::try_from(now).unwrap()) + steps_ahead, 6)
 }
 
 /// Sets up an authenticator app: the setup page from `node`, its first code
 /// confirmed on the other one. Returns the app's secret and the recovery codes.
-async fn enroll_totp(cluster: &Cluster, browser: &Browser, node: usize) -> (Vec<u8>, Vec<String>) {
+pub(crate) async fn enroll_totp(cluster: &Cluster, browser: &Browser, node: usize) -> (Vec<u8>, Vec<String>) {
     let security = browser.get(&cluster.url(node, "/account/security")).await;
     assert_eq!(security.status, StatusCode::OK, "{}", security.body);
     let setup = browser.post(&cluster.url(node, "/account/security/totp"), &[], &security).await;
@@ -250,7 +282,7 @@ async fn enroll_totp(cluster: &Cluster, browser: &Browser, node: usize) -> (Vec<
 }
 
 /// A user with an authenticator app, signed in in the browser returned.
-async fn user_with_app(cluster: &Cluster, email: &str) -> (Browser, Vec<u8>, Vec<String>) {
+pub(crate) async fn user_with_app(cluster: &Cluster, email: &str) -> (Browser, Vec<u8>, Vec<String>) {
     cluster.user(email);
     let browser = Browser::new();
     assert_eq!(browser.password(cluster, A, email, "/account").await, "/account");

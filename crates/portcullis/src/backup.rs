@@ -1,0 +1,383 @@
+//! Backups of a SQLite installation: one file holding a consistent snapshot
+//! of the database, the secrets directory and a manifest, optionally sealed
+//! with a passphrase; checked before anything is restored from it.
+//!
+//! The file is a tar archive (`manifest.json` first, then `portcullis.db`
+//! and `secrets/NAME`), so an unsealed backup can be looked into with `tar tf`.
+//! A sealed one is that archive inside [`portcullis_core::sealed_file`].
+//! PostgreSQL installations back up with `pg_dump` plus the secrets
+//! directory (README, Operations).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use portcullis_core::sealed_file;
+use portcullis_store::Store;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+/// What `manifest.json` says the backup holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    /// Always `"portcullis-backup"`.
+    pub format: String,
+    /// This layout's version (1).
+    pub format_version: u32,
+    /// The Portcullis version that wrote it.
+    pub portcullis_version: String,
+    /// When it was taken (Unix seconds).
+    pub created_at: i64,
+    /// The database backend (`"sqlite"`).
+    pub backend: String,
+    /// The newest migration applied to the database copy.
+    pub schema_version: i64,
+    /// Every other file in the archive, with its size and SHA-256.
+    pub files: Vec<ManifestFile>,
+}
+
+/// One file of a backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestFile {
+    /// Its name in the archive.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of its content, hexadecimal.
+    pub sha256: String,
+}
+
+/// Why a backup could not be written, checked or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Reading or writing a file failed.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// The backup file is not a usable Portcullis backup.
+    #[error("not a usable backup: {0}")]
+    Invalid(String),
+    /// Sealing or opening with the passphrase failed.
+    #[error(transparent)]
+    Sealed(#[from] sealed_file::SealedFileError),
+    /// The database refused.
+    #[error("database: {0}")]
+    Store(String),
+    /// What was asked cannot be done as asked.
+    #[error("{0}")]
+    Refused(String),
+}
+
+const FORMAT: &str = "portcullis-backup";
+const DATABASE: &str = "portcullis.db";
+const MANIFEST: &str = "manifest.json";
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BackupError {
+    let what = what.to_string();
+    move |e| BackupError::Io(what, e)
+}
+
+fn store_error(e: impl std::fmt::Display) -> BackupError {
+    BackupError::Store(e.to_string())
+}
+
+/// A temporary directory only the owner may enter, next to `near` (same file system, so renames work).
+fn private_tempdir(near: &Path) -> Result<tempfile::TempDir, BackupError> {
+    tempfile::Builder::new()
+        .prefix(".portcullis-backup-")
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(near)
+        .map_err(io(format!("a temporary directory in {}", near.display())))
+}
+
+/// A new file with mode 0600; fails if it exists.
+fn create_private(path: &Path) -> Result<File, BackupError> {
+    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io(path.display()))
+}
+
+/// Size and SHA-256 of a file.
+fn digest_of(path: &Path) -> Result<(u64, String), BackupError> {
+    let mut file = BufReader::new(File::open(path).map_err(io(path.display()))?);
+    let (mut hash, mut bytes, mut buf) = (Sha256::new(), 0u64, vec![0u8; 64 * 1024]);
+    loop {
+        let n = file.read(&mut buf).map_err(io(path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok((bytes, hex(&hash.finalize())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A secret file's name as kept in the archive: plain names only, no drafts.
+fn secret_name_ok(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// The SQLite database file of `config`, or a refusal for PostgreSQL.
+fn sqlite_file(config: &Config) -> Result<PathBuf, BackupError> {
+    crate::sqlite_path(&config.database_url()).ok_or_else(|| {
+        BackupError::Refused(
+            "backup, verify-backup and restore are for SQLite; with PostgreSQL, back up with pg_dump and copy the secrets directory \
+             (README, Operations)"
+                .into(),
+        )
+    })
+}
+
+/// Writes a backup of the running installation to `to` (a new file, mode
+/// 0600): a consistent snapshot of the database taken while servers keep
+/// using it, every secret, and the manifest; sealed when a passphrase is given.
+pub async fn write(config: &Config, store: &Store, to: &Path, passphrase: Option<&str>, now: i64) -> Result<Manifest, BackupError> {
+    sqlite_file(config)?;
+    if to.exists() {
+        return Err(BackupError::Refused(format!("{} exists; a backup never overwrites a file", to.display())));
+    }
+    let parent = to.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let work = private_tempdir(parent)?;
+    let snapshot = work.path().join(DATABASE);
+    store.snapshot_to(&snapshot).await.map_err(store_error)?;
+    let schema_version = schema_version_of(&snapshot).await?;
+
+    let mut files = vec![(DATABASE.to_owned(), snapshot)];
+    let secrets = config.data_dir.join("secrets");
+    let mut names: Vec<String> = fs::read_dir(&secrets)
+        .map_err(io(secrets.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| secret_name_ok(n))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(BackupError::Refused(format!("{} holds no secrets: nothing started here yet", secrets.display())));
+    }
+    files.extend(names.into_iter().map(|n| (format!("secrets/{n}"), secrets.join(n))));
+    let mut manifest = Manifest {
+        format: FORMAT.into(),
+        format_version: 1,
+        portcullis_version: env!("CARGO_PKG_VERSION").into(),
+        created_at: now,
+        backend: "sqlite".into(),
+        schema_version,
+        files: Vec::new(),
+    };
+    for (name, path) in &files {
+        let (bytes, sha256) = digest_of(path)?;
+        manifest.files.push(ManifestFile { path: name.clone(), bytes, sha256 });
+    }
+
+    let archive = work.path().join("backup.tar");
+    {
+        let mut tar = tar::Builder::new(BufWriter::new(create_private(&archive)?));
+        let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Invalid(e.to_string()))?;
+        let add = |tar: &mut tar::Builder<_>, name: &str, size: u64, content: &mut dyn Read| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(0o600);
+            header.set_mtime(u64::try_from(now).unwrap_or(0));
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, name, content).map_err(io(archive.display()))
+        };
+        add(&mut tar, MANIFEST, manifest_json.len() as u64, &mut manifest_json.as_slice())?;
+        for (name, path) in &files {
+            let size = fs::metadata(path).map_err(io(path.display()))?.len();
+            add(&mut tar, name, size, &mut File::open(path).map_err(io(path.display()))?)?;
+        }
+        tar.into_inner().map_err(io(archive.display()))?.flush().map_err(io(archive.display()))?;
+    }
+    let finished = match passphrase {
+        None => archive,
+        Some(p) => {
+            let sealed = work.path().join("backup.sealed");
+            let mut out = BufWriter::new(create_private(&sealed)?);
+            sealed_file::seal(p, &mut BufReader::new(File::open(&archive).map_err(io(archive.display()))?), &mut out)?;
+            out.into_inner().map_err(|e| BackupError::Io(sealed.display().to_string(), e.into_error()))?;
+            sealed
+        }
+    };
+    File::open(&finished).and_then(|f| f.sync_all()).map_err(io(finished.display()))?;
+    // A hard link appears whole or not at all and never replaces a file.
+    fs::hard_link(&finished, to).or_else(|_| fs::copy(&finished, to).map(|_| ())).map_err(io(to.display()))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o600)).map_err(io(to.display()))?;
+    Ok(manifest)
+}
+
+/// The schema version of a SQLite database file, opened on its own.
+async fn schema_version_of(path: &Path) -> Result<i64, BackupError> {
+    let store = Store::connect(&format!("sqlite:{}", path.display())).await.map_err(store_error)?;
+    let version = store.schema_version().await.map_err(store_error);
+    store.close().await;
+    version
+}
+
+/// A backup unpacked into a private directory and checked.
+pub struct Unpacked {
+    /// What it holds.
+    pub manifest: Manifest,
+    /// The directory holding `portcullis.db` and `secrets/` (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+/// Unpacks the backup at `from` into a private directory next to `near`,
+/// checking the manifest against every file (names, sizes, SHA-256), the
+/// database's integrity and that this build knows its schema.
+pub async fn unpack(from: &Path, passphrase: Option<&str>, near: &Path) -> Result<Unpacked, BackupError> {
+    let dir = private_tempdir(near)?;
+    let mut start = [0u8; sealed_file::MAGIC.len()];
+    let n = File::open(from).and_then(|mut f| f.read(&mut start)).map_err(io(from.display()))?;
+    let archive = if sealed_file::is_sealed(&start[..n]) {
+        let Some(p) = passphrase else {
+            return Err(BackupError::Refused("the backup is sealed with a passphrase: give it with --passphrase-stdin".into()));
+        };
+        let opened = dir.path().join("backup.tar");
+        let mut out = BufWriter::new(create_private(&opened)?);
+        sealed_file::open(p, &mut BufReader::new(File::open(from).map_err(io(from.display()))?), &mut out)?;
+        out.flush().map_err(io(opened.display()))?;
+        opened
+    } else {
+        from.to_owned()
+    };
+    let manifest = extract(&archive, dir.path())?;
+    let database = dir.path().join(DATABASE);
+    let store = Store::connect(&format!("sqlite:{}", database.display())).await.map_err(store_error)?;
+    let checked = async {
+        let findings = store.integrity_check().await.map_err(store_error)?;
+        if findings != ["ok"] {
+            return Err(BackupError::Invalid(format!("the database copy is damaged: {}", findings.join("; "))));
+        }
+        let version = store.schema_version().await.map_err(store_error)?;
+        if version != manifest.schema_version {
+            return Err(BackupError::Invalid(format!("schema {version}, but the manifest says {}", manifest.schema_version)));
+        }
+        if version > store.latest_schema_version() {
+            return Err(BackupError::Invalid(format!(
+                "made by a newer Portcullis (schema {version}; this one knows up to {})",
+                store.latest_schema_version()
+            )));
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    checked?;
+    Ok(Unpacked { manifest, dir })
+}
+
+/// Extracts the archive's files into `dir` under names of our own making
+/// (never a path from the archive), checking each against the manifest.
+fn extract(archive: &Path, dir: &Path) -> Result<Manifest, BackupError> {
+    let invalid = |m: String| BackupError::Invalid(m);
+    let mut tar = tar::Archive::new(BufReader::new(File::open(archive).map_err(io(archive.display()))?));
+    let mut entries = tar.entries().map_err(io(archive.display()))?;
+    let mut first = entries.next().ok_or_else(|| invalid("the archive is empty".into()))?.map_err(io(archive.display()))?;
+    if first.path().map_err(io(archive.display()))?.to_str() != Some(MANIFEST) || first.size() > 1 << 20 {
+        return Err(invalid(format!("{MANIFEST} must come first")));
+    }
+    let mut text = Vec::new();
+    first.read_to_end(&mut text).map_err(io(archive.display()))?;
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| invalid(format!("{MANIFEST}: {e}")))?;
+    if manifest.format != FORMAT || manifest.format_version != 1 || manifest.backend != "sqlite" {
+        return Err(invalid(format!(
+            "format {:?} version {} for {:?}; this build reads {FORMAT} version 1 for sqlite",
+            manifest.format, manifest.format_version, manifest.backend
+        )));
+    }
+    fs::create_dir(dir.join("secrets")).map_err(io(dir.display()))?;
+    let mut seen = Vec::new();
+    for entry in entries {
+        let mut entry = entry.map_err(io(archive.display()))?;
+        let name = entry.path().map_err(io(archive.display()))?.to_str().unwrap_or("").to_owned();
+        let listed = manifest.files.iter().find(|f| f.path == name).ok_or_else(|| invalid(format!("{name:?} is not in the manifest")))?;
+        let target = match name.strip_prefix("secrets/") {
+            Some(secret) if secret_name_ok(secret) => dir.join("secrets").join(secret),
+            None if name == DATABASE => dir.join(DATABASE),
+            _ => return Err(invalid(format!("unexpected file {name:?}"))),
+        };
+        if seen.contains(&name) {
+            return Err(invalid(format!("{name:?} appears twice")));
+        }
+        let mut out = BufWriter::new(create_private(&target)?);
+        let (mut hash, mut bytes, mut buf) = (Sha256::new(), 0u64, vec![0u8; 64 * 1024]);
+        loop {
+            let n = entry.read(&mut buf).map_err(io(archive.display()))?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            bytes += n as u64;
+            out.write_all(&buf[..n]).map_err(io(target.display()))?;
+        }
+        out.flush().map_err(io(target.display()))?;
+        if bytes != listed.bytes || hex(&hash.finalize()) != listed.sha256 {
+            return Err(invalid(format!("{name} does not match its checksum in the manifest")));
+        }
+        seen.push(name);
+    }
+    for f in &manifest.files {
+        if !seen.contains(&f.path) {
+            return Err(invalid(format!("{} is listed in the manifest but missing", f.path)));
+        }
+    }
+    if !seen.iter().any(|n| n == DATABASE) || !seen.iter().any(|n| n.starts_with("secrets/")) {
+        return Err(invalid("a backup holds the database and the secrets".into()));
+    }
+    Ok(manifest)
+}
+
+/// Restores the backup at `from` into the configured data directory and
+/// SQLite file. Refuses a directory that already holds a database or
+/// secrets unless `force` (every server using it must be stopped first:
+/// the files are replaced under it). Checks the whole backup before
+/// touching anything, then migrates the restored database to this build.
+pub async fn restore(config: &Config, from: &Path, passphrase: Option<&str>, force: bool) -> Result<Manifest, BackupError> {
+    let database = sqlite_file(config)?;
+    crate::create_private_dir(&config.data_dir).map_err(|e| BackupError::Refused(e.to_string()))?;
+    let secrets = config.data_dir.join("secrets");
+    let in_use = fs::metadata(&database).is_ok_and(|m| m.len() > 0)
+        || fs::read_dir(&secrets).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_str().is_some_and(secret_name_ok))));
+    if in_use && !force {
+        return Err(BackupError::Refused(format!(
+            "{} already holds a database or secrets; stop every server using it and add --force to replace them",
+            config.data_dir.display()
+        )));
+    }
+    let database_dir = database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let unpacked = unpack(from, passphrase, database_dir).await?;
+
+    fs::create_dir_all(&secrets).map_err(io(secrets.display()))?;
+    fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700)).map_err(io(secrets.display()))?;
+    for f in &unpacked.manifest.files {
+        let Some(name) = f.path.strip_prefix("secrets/") else { continue };
+        let draft = secrets.join(format!(".{name}.restoring"));
+        let _ = fs::remove_file(&draft);
+        fs::copy(unpacked.dir.path().join("secrets").join(name), &draft).map_err(io(draft.display()))?;
+        fs::set_permissions(&draft, fs::Permissions::from_mode(0o600)).map_err(io(draft.display()))?;
+        File::open(&draft).and_then(|f| f.sync_all()).map_err(io(draft.display()))?;
+        fs::rename(&draft, secrets.join(name)).map_err(io(secrets.join(name).display()))?;
+    }
+    // The old write-ahead log belongs to the old database: replayed onto the
+    // restored one it would corrupt it, so it goes before the file is swapped.
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let stale = PathBuf::from(format!("{}{suffix}", database.display()));
+        match fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BackupError::Io(stale.display().to_string(), e)),
+        }
+    }
+    let restored = unpacked.dir.path().join(DATABASE);
+    File::open(&restored).and_then(|f| f.sync_all()).map_err(io(restored.display()))?;
+    fs::rename(&restored, &database).map_err(io(database.display()))?;
+    fs::set_permissions(&database, fs::Permissions::from_mode(0o600)).map_err(io(database.display()))?;
+    let store = crate::open_store(config).await.map_err(|e| BackupError::Store(e.to_string()))?;
+    store.close().await;
+    Ok(unpacked.manifest)
+}
