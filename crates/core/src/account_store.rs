@@ -93,6 +93,18 @@ pub struct EmailLink {
     pub expires_at: UnixTime,
 }
 
+/// How many accounts have a second factor, of those counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FactorAdoption {
+    /// Accounts counted.
+    pub users: i64,
+    /// Of them, those with at least one confirmed second factor.
+    pub with_any: i64,
+    /// Of them, those with each kind (`totp`, `passkey`, `security_key`,
+    /// `phone`, and `recovery` for recovery codes), by kind.
+    pub by_kind: Vec<(String, i64)>,
+}
+
 /// Persistence of accounts, sessions and abuse counters.
 pub trait AccountStore: Clone + Send + Sync + 'static {
     /// Inserts a user; `StoreError::Conflict` if the email is taken.
@@ -103,6 +115,9 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn user_by_id(&self, id: UserId) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// All users, oldest first.
     fn list_users(&self) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+    /// Second-factor adoption among every account (`active_since` `None`) or
+    /// among those that signed in at or after it.
+    fn factor_adoption(&self, active_since: Option<UnixTime>) -> impl Future<Output = StoreResult<FactorAdoption>> + Send;
     /// Deletes a user and everything that belongs to them; false if absent.
     fn delete_user(&self, id: UserId) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Disables an account (`Some(time)`) or enables it (`None`).

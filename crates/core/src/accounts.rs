@@ -238,7 +238,9 @@ impl<S: Stores> Accounts<S> {
         detail: Value,
         now: UnixTime,
     ) -> Result<(), AccountError> {
-        self.store.record_audit_event(&NewAuditEvent::new(kind, user, origin, detail, now)).await?;
+        let event = NewAuditEvent::new(kind, user, origin, detail, now);
+        self.store.record_audit_event(&event).await?;
+        crate::metrics::audited(&event);
         Ok(())
     }
 

@@ -22,6 +22,7 @@ pub mod io;
 pub mod lockout;
 pub mod messages;
 pub mod methods;
+pub mod metrics;
 pub mod notices;
 pub mod oauth;
 pub mod operators;

@@ -210,6 +210,12 @@ impl<S: Stores> Operators<'_, S> {
         Ok(User { is_auditor: auditor, ..user })
     }
 
+    /// Second-factor adoption among every account (`active_since` `None`)
+    /// or among those that signed in at or after it.
+    pub async fn factor_adoption(&self, active_since: Option<UnixTime>) -> Result<crate::account_store::FactorAdoption, AccountError> {
+        Ok(self.store.factor_adoption(active_since).await?)
+    }
+
     /// Whether each of `users` is locked after failed sign-ins or second
     /// steps, in their order (for listings: one read per 250 users, not one per user).
     pub async fn locked_after_failures(&self, users: &[User], now: UnixTime) -> Result<Vec<bool>, AccountError> {

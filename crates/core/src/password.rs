@@ -283,7 +283,12 @@ impl PasswordHasher {
         self
     }
 
-    /// Hashes running or waiting now.
+    /// Hashing threads (hashes that can run at once).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Hashes accepted and not yet finished (running or waiting).
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }

@@ -64,6 +64,17 @@ pub struct Config {
     pub clients: std::collections::BTreeMap<String, ClientPolicy>,
     /// Dynamic client registration (RFC 7591/7592).
     pub registration: RegistrationConfig,
+    /// Prometheus metrics (`[metrics]`).
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` (Prometheus text format) is served, apart from
+    /// the public listener; none (the default): no metrics.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[registration]`
@@ -398,6 +409,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             clients: std::collections::BTreeMap::new(),
             registration: RegistrationConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

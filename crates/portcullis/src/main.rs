@@ -413,9 +413,22 @@ async fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> 
     let app = Application::build(&config, clock).await?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.map_err(|e| StartError::Other(format!("listen {}: {e}", config.listen)))?;
+    let metrics = match config.metrics.listen {
+        Some(at) => {
+            let handle = portcullis_server::metrics::install().map_err(StartError::Other)?;
+            let listener = tokio::net::TcpListener::bind(at).await.map_err(|e| StartError::Other(format!("[metrics] listen {at}: {e}")))?;
+            tracing::info!(listen = %at, "metrics at /metrics");
+            Some(tokio::spawn(portcullis_server::metrics::serve_metrics(listener, app.state.clone(), handle, std::future::pending())))
+        }
+        None => None,
+    };
     tracing::info!(listen = %config.listen, issuer = %config.issuer, database = app.store.backend_name(), "Portcullis is ready");
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
     portcullis_server::serve(listener, app.state, shutdown_signal(), grace).await.map_err(|e| StartError::Other(format!("server: {e}")))?;
+    // Scrapes are short reads; the metrics listener stops with the server.
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     // Closing waits for connections still lent; a request stuck past the grace must not hold the exit.
     if tokio::time::timeout(std::time::Duration::from_secs(5), app.store.close()).await.is_err() {
         tracing::warn!("stopped without closing every database connection");

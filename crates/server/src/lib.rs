@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod error;
 pub mod i18n;
 mod input;
+pub mod metrics;
 pub mod pages;
 mod request;
 mod routes;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .merge(routes::oidc_routes(&state))
         .merge(routes::ops_routes())
+        .route_layer(axum::middleware::from_fn(metrics::observe))
         .with_state(state)
         .layer(axum::middleware::from_fn(input::refuse_nul))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -2,7 +2,7 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::account_store::FinishedSignIn;
-use portcullis_core::account_store::{AccountStore, EmailLink, LinkPurpose};
+use portcullis_core::account_store::{AccountStore, EmailLink, FactorAdoption, LinkPurpose};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::email::EmailAddress;
 use portcullis_core::io::StoreResult;
@@ -254,6 +254,32 @@ impl AccountStore for Store {
         let rows: Vec<UserRow> =
             on_pool!(self, |p| sqlx::query_as(select_users!("ORDER BY created_at, id")).fetch_all(p).await.map_err(db_error))?;
         rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn factor_adoption(&self, active_since: Option<UnixTime>) -> StoreResult<FactorAdoption> {
+        // `$1` is i64::MIN for every account: each one's last sign-in (or none) is later.
+        const COUNTED: &str = "(SELECT u.id FROM users u LEFT JOIN last_sign_ins l ON l.user_id = u.id \
+             WHERE $1 = -9223372036854775808 OR l.at >= $1)";
+        let since = active_since.unwrap_or(i64::MIN);
+        let users_sql = format!("SELECT COUNT(*) FROM {COUNTED} c");
+        let any_sql = format!(
+            "SELECT COUNT(*) FROM {COUNTED} c WHERE EXISTS (SELECT 1 FROM credentials k WHERE k.user_id = c.id AND k.confirmed_at IS NOT NULL)"
+        );
+        let kinds_sql = format!(
+            "SELECT k.kind, COUNT(DISTINCT k.user_id) FROM credentials k JOIN {COUNTED} c ON c.id = k.user_id \
+             WHERE k.confirmed_at IS NOT NULL GROUP BY k.kind \
+             UNION ALL SELECT 'recovery', COUNT(DISTINCT r.user_id) FROM recovery_codes r JOIN {COUNTED} c ON c.id = r.user_id \
+             WHERE r.used_at IS NULL"
+        );
+        on_pool!(self, |p| {
+            let users: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(users_sql)).bind(since).fetch_one(p).await.map_err(db_error)?;
+            let with_any: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(any_sql)).bind(since).fetch_one(p).await.map_err(db_error)?;
+            let mut by_kind: Vec<(String, i64)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(kinds_sql)).bind(since).fetch_all(p).await.map_err(db_error)?;
+            by_kind.retain(|(_, n)| *n > 0);
+            by_kind.sort();
+            Ok(FactorAdoption { users, with_any, by_kind })
+        })
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {

@@ -259,6 +259,7 @@ pub(super) async fn issue_code<S: MfaStore>(
     if let Some(last) = ctx.store.last_otp_sent_at(user.id, (channel, purpose)).await?
         && now - last < limits.resend_cooldown
     {
+        crate::metrics::code_refused(channel.as_str(), "cooldown");
         return Err(AccountError::CodeSentRecently { retry_after_secs: limits.resend_cooldown - (now - last) });
     }
     let (kind, address) = ctx.requester.unwrap_or(Requester::Proven("unknown")).parts();
@@ -269,7 +270,10 @@ pub(super) async fn issue_code<S: MfaStore>(
         hourly(format!("otp-to:{to}:{kind}"), limits.per_destination_per_hour),
     ];
     quotas.extend(extra);
-    ctx.store.take_send_quotas(&quotas, now).await?.map_err(|retry_after_secs| AccountError::TooManyCodes { retry_after_secs })?;
+    ctx.store.take_send_quotas(&quotas, now).await?.map_err(|retry_after_secs| {
+        crate::metrics::code_refused(channel.as_str(), "cap");
+        AccountError::TooManyCodes { retry_after_secs }
+    })?;
     let code = generate_code();
     let record = OneTimeCode {
         id: uuid::Uuid::new_v4().simple().to_string(),
@@ -284,6 +288,7 @@ pub(super) async fn issue_code<S: MfaStore>(
     };
     // Stored (and the previous code killed) before sending, so a code in a message always works.
     ctx.store.replace_otp_code(&record).await?;
+    crate::metrics::code_sent(channel.as_str());
     let minutes = (limits.ttl + 59) / 60;
     Ok(match purpose {
         CodePurpose::SignIn | CodePurpose::FirstStep => Message::SignInCode { code, minutes },

@@ -171,6 +171,7 @@ impl<S: Stores> SignIn<'_, S> {
             fields.insert("methods".into(), json!(auth.amr()));
             fields.insert("acr".into(), json!(auth.acr()));
         }
+        crate::metrics::sign_in_finished(&auth, false);
         let session = self.new_session(user, auth, origin, now);
         let event = crate::audit::NewAuditEvent::new(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now);
         let location = self.locate(origin);

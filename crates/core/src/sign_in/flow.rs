@@ -207,7 +207,7 @@ impl<S: Stores> SignIn<'_, S> {
             Verification::Accepted { credential } => credential,
             Verification::Rejected => {
                 let amr = method.amr_values().first().copied().unwrap_or("otp");
-                let detail = json!({ "method": amr, "account": "known", "second_step": true });
+                let detail = json!({ "method": amr, "factor": method.as_str(), "account": "known", "second_step": true });
                 let locked = self.attempt_failed(&attempt, Some(&user), detail, origin, now).await?;
                 return Err(match (locked, method) {
                     (Some(locked), _) => locked,
@@ -347,6 +347,7 @@ impl<S: Stores> SignIn<'_, S> {
                 if !self.store.upgrade_session(session_digest, &token_digest(&token), user.id, &auth).await? {
                     return Err(AccountError::SignInExpired);
                 }
+                crate::metrics::sign_in_finished(&auth, true);
                 let detail = json!({ "methods": auth.amr(), "acr": auth.acr(), "step_up": true });
                 self.audit(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now).await?;
                 token

@@ -18,6 +18,7 @@ mod email_sign_in;
 mod faults;
 mod hardening;
 mod lockout;
+mod metrics;
 mod mfa;
 mod oidc;
 mod pages;
