@@ -238,6 +238,7 @@ async function tour(locale, lang, headings) {
     ["/admin/users", "admin-users"],
     ["/admin/clients", "admin-clients"],
     ["/admin/audit", "admin-audit"],
+    ["/admin/mfa", "admin-mfa"],
     ["/end-session", "end-session"],
   ]) {
     await page.goto(`${server.base}${path}`);
@@ -267,7 +268,7 @@ test("every page a user meets, in German", () =>
   tour("de-DE", "de", { enroll: "Bestätigung in zwei Schritten einrichten", account: "Ihr Konto", secondStep: "Bestätigung in zwei Schritten" }));
 
 test("axe checked the main pages", () => {
-  for (const path of ["/login", "/signup", "/forgot-password", "/login/enroll", "/login/verify", "/login/verify/methods", "/account", "/account/security", "/account/protect", "/admin/users", "/admin/clients", "/admin/audit", "/end-session"]) {
+  for (const path of ["/login", "/signup", "/forgot-password", "/login/enroll", "/login/verify", "/login/verify/methods", "/account", "/account/security", "/account/protect", "/admin/users", "/admin/clients", "/admin/audit", "/admin/mfa", "/end-session"]) {
     assert.ok(checked.has(path), `${path} was not checked`);
   }
 });

@@ -115,6 +115,9 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn user_by_id(&self, id: UserId) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// All users, oldest first.
     fn list_users(&self) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+    /// Accounts locked now after failures: (counter key, locked until), the
+    /// longest lock first, at most `limit`.
+    fn current_locks(&self, now: UnixTime, limit: u32) -> impl Future<Output = StoreResult<Vec<(String, UnixTime)>>> + Send;
     /// Second-factor adoption among every account (`active_since` `None`) or
     /// among those that signed in at or after it.
     fn factor_adoption(&self, active_since: Option<UnixTime>) -> impl Future<Output = StoreResult<FactorAdoption>> + Send;

@@ -79,7 +79,7 @@ macro_rules! audit_kinds {
 }
 
 audit_kinds! {
-    SignInSucceeded => "sign_in_succeeded", "A sign-in finished (detail: methods, risk, rule).";
+    SignInSucceeded => "sign_in_succeeded", "A sign-in finished (detail: methods, steps, risk, rule).";
     SignInFailed => "sign_in_failed", "A wrong password, code or key.";
     SignInDenied => "sign_in_denied", "A rule refused the sign-in.";
     SignInStepRefused => "sign_in_step_refused", "A request asked a sign-in in progress for a step it does not allow.";
@@ -209,6 +209,8 @@ pub trait AuditStore: Clone + Send + Sync + 'static {
     fn sealed_audit_events(&self, from_seq: i64, limit: u32) -> impl Future<Output = StoreResult<Vec<ChainedEvent>>> + Send;
     /// How many events wait to be sealed.
     fn unsealed_audit_events(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// The time and detail of the newest `limit` finished sign-ins at or after `since`.
+    fn sign_ins_since(&self, since: UnixTime, limit: u32) -> impl Future<Output = StoreResult<Vec<(UnixTime, Value)>>> + Send;
 }
 
 /// Follows the audit log by id without missing late commits.

@@ -15,6 +15,7 @@ pub mod audit_chain;
 pub mod breached;
 pub mod clock;
 pub mod credentials;
+pub mod dashboard;
 pub mod email;
 pub mod error;
 pub mod factors;

@@ -54,6 +54,14 @@ impl LockKey<'_> {
         }
     }
 
+    /// The counter a stored key names: (email, whether it counts second-step answers).
+    pub fn parse_key(key: &str) -> (&str, bool) {
+        match key.strip_prefix("second-step:") {
+            Some(email) => (email, true),
+            None => (key, false),
+        }
+    }
+
     /// Failures on this counter that lock the account.
     pub fn max_failures(&self, policy: &LockoutPolicy) -> u32 {
         match self {

@@ -210,6 +210,28 @@ impl<S: Stores> Operators<'_, S> {
         Ok(User { is_auditor: auditor, ..user })
     }
 
+    /// The MFA dashboard: adoption among accounts active in the last
+    /// [`DAYS`](crate::dashboard::DAYS), sign-ins by method per day, current locks.
+    pub async fn mfa_dashboard(&self, now: UnixTime) -> Result<crate::dashboard::MfaDashboard, AccountError> {
+        use crate::dashboard::{CurrentLock, DAYS, MAX_LOCKS, MAX_SIGN_INS, MfaDashboard, sign_ins_by_day};
+        let since = now.div_euclid(86_400) * 86_400 - (DAYS - 1) * 86_400;
+        let active = self.store.factor_adoption(Some(now - DAYS * 86_400)).await?;
+        let sign_ins = self.store.sign_ins_since(since, MAX_SIGN_INS).await?;
+        let truncated = sign_ins.len() >= MAX_SIGN_INS as usize;
+        let (methods, days) = sign_ins_by_day(&sign_ins, now);
+        let locks = self
+            .store
+            .current_locks(now, MAX_LOCKS)
+            .await?
+            .into_iter()
+            .map(|(key, until)| {
+                let (email, second_step) = LockKey::parse_key(&key);
+                CurrentLock { email: email.to_owned(), second_step, until }
+            })
+            .collect();
+        Ok(MfaDashboard { active, methods, days, truncated, locks })
+    }
+
     /// Second-factor adoption among every account (`active_since` `None`)
     /// or among those that signed in at or after it.
     pub async fn factor_adoption(&self, active_since: Option<UnixTime>) -> Result<crate::account_store::FactorAdoption, AccountError> {

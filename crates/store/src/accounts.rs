@@ -256,6 +256,17 @@ impl AccountStore for Store {
         rows.into_iter().map(User::try_from).collect()
     }
 
+    async fn current_locks(&self, now: UnixTime, limit: u32) -> StoreResult<Vec<(String, UnixTime)>> {
+        on_pool!(self, |p| sqlx::query_as(
+            "SELECT account_key, locked_until FROM login_failures WHERE locked_until > $1 ORDER BY locked_until DESC, account_key LIMIT $2"
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await
+        .map_err(db_error))
+    }
+
     async fn factor_adoption(&self, active_since: Option<UnixTime>) -> StoreResult<FactorAdoption> {
         // `$1` is i64::MIN for every account: each one's last sign-in (or none) is later.
         const COUNTED: &str = "(SELECT u.id FROM users u LEFT JOIN last_sign_ins l ON l.user_id = u.id \

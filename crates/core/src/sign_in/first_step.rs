@@ -169,6 +169,7 @@ impl<S: Stores> SignIn<'_, S> {
     ) -> Result<NewSession, AccountError> {
         if let Some(fields) = detail.as_object_mut() {
             fields.insert("methods".into(), json!(auth.amr()));
+            fields.insert("steps".into(), json!(auth.events.iter().map(|e| e.method.as_str()).collect::<Vec<_>>()));
             fields.insert("acr".into(), json!(auth.acr()));
         }
         crate::metrics::sign_in_finished(&auth, false);

@@ -84,3 +84,31 @@ error-client-id-taken = Diese Client-ID ist schon vergeben.
 error-date-format = Daten haben die Form JJJJ-MM-TT.
 error-no-such-user = Kein Benutzer hat diese E-Mail-Adresse.
 error-unknown-event = Unbekanntes Ereignis.
+
+admin-mfa = MFA
+dashboard-adoption = Zweite Faktoren aktiver Konten
+dashboard-active-accounts = { $n ->
+    [one] Ein Konto hat sich in den letzten 30 Tagen angemeldet.
+   *[other] { $n } Konten haben sich in den letzten 30 Tagen angemeldet.
+}
+dashboard-any-factor = Irgendein zweiter Faktor
+dashboard-recovery-codes = Wiederherstellungscodes
+dashboard-factor = Zweiter Faktor
+dashboard-accounts = Konten
+dashboard-share = Anteil
+dashboard-sign-ins = Anmeldungen nach Methode
+dashboard-sign-ins-between = { $n ->
+    [one] Eine Anmeldung vom { $first } bis { $last }.
+   *[other] { $n } Anmeldungen vom { $first } bis { $last }.
+}
+dashboard-truncated = Nur die neuesten 200.000 Anmeldungen werden gezählt: die ersten Tage sind unvollständig.
+dashboard-method = Methode
+dashboard-sign-ins-count = Anmeldungen
+dashboard-no-sign-ins = Keine Anmeldungen in diesen 30 Tagen.
+dashboard-locks = Jetzt gesperrt
+dashboard-account = Konto
+dashboard-lock-reason = Nach
+dashboard-lock-password = falschen Passwörtern
+dashboard-lock-second-step = falschen Antworten im zweiten Schritt
+dashboard-locked-until = Bis
+dashboard-no-locks = Kein Konto ist gesperrt.

@@ -84,3 +84,31 @@ error-client-id-taken = That client id is taken.
 error-date-format = Dates are YYYY-MM-DD.
 error-no-such-user = No user has that email.
 error-unknown-event = Unknown event.
+
+admin-mfa = MFA
+dashboard-adoption = Second factors among active accounts
+dashboard-active-accounts = { $n ->
+    [one] One account signed in during the last 30 days.
+   *[other] { $n } accounts signed in during the last 30 days.
+}
+dashboard-any-factor = Any second factor
+dashboard-recovery-codes = Recovery codes
+dashboard-factor = Second factor
+dashboard-accounts = Accounts
+dashboard-share = Share
+dashboard-sign-ins = Sign-ins by method
+dashboard-sign-ins-between = { $n ->
+    [one] One sign-in from { $first } to { $last }.
+   *[other] { $n } sign-ins from { $first } to { $last }.
+}
+dashboard-truncated = Only the newest 200,000 sign-ins are counted: the first days are incomplete.
+dashboard-method = Method
+dashboard-sign-ins-count = Sign-ins
+dashboard-no-sign-ins = No sign-ins in these 30 days.
+dashboard-locks = Locked now
+dashboard-account = Account
+dashboard-lock-reason = After
+dashboard-lock-password = wrong passwords
+dashboard-lock-second-step = wrong second-step answers
+dashboard-locked-until = Until
+dashboard-no-locks = No account is locked.

@@ -8,7 +8,10 @@ use reqwest::StatusCode;
 use crate::helpers::{PASSWORD, Page, TestApp, on_both_backends};
 use crate::mfa::after;
 
-on_both_backends!(the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_and_works_after_mfa,);
+on_both_backends!(
+    the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_and_works_after_mfa,
+    the_mfa_dashboard_shows_adoption_among_active_accounts_sign_ins_by_method_and_current_locks,
+);
 
 impl TestApp {
     /// Presses the button `action` for `email` on the users page.
@@ -159,4 +162,59 @@ async fn the_admin_console_refuses_a_non_admin_steps_up_a_password_only_admin_an
     let none = app.get(&format!("/admin/audit?to={yesterday}")).await;
     assert!(none.body.contains("No events match."));
     assert_eq!(app.get("/admin/audit?from=not-a-date").await.status, StatusCode::BAD_REQUEST);
+}
+
+async fn the_mfa_dashboard_shows_adoption_among_active_accounts_sign_ins_by_method_and_current_locks(app: TestApp) {
+    // Ada signs in with her password two days ago; Carol never signs in.
+    app.verified_user("ada@example.com").await;
+    app.verified_user("carol@example.com").await;
+    assert_eq!(app.other_browser().sign_in("ada@example.com", PASSWORD).await, StatusCode::SEE_OTHER);
+    app.clock.advance(2 * 86_400);
+    // Today the admin signs in and sets up an authenticator app on the way to the dashboard.
+    app.state.accounts().operators().create_user("root@example.com", "Root", PASSWORD, true, app.clock.now()).await.unwrap();
+    app.sign_in("root@example.com", PASSWORD).await;
+    let step_up = app.get("/admin/mfa").await.location.unwrap();
+    let (_, done) = app.enroll_app_inline(&app.get(&step_up).await).await;
+    assert_eq!(after(&done.body, "class=\"button\" href=\""), "/admin/mfa");
+    // Someone guesses Carol's password until her account locks.
+    let guesser = app.other_browser();
+    for _ in 0..5 {
+        guesser.sign_in("carol@example.com", "not the password").await;
+    }
+
+    let page = app.get("/admin/mfa").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let from = |marker: &str, end: &str| {
+        let at = page.body.find(marker).unwrap_or_else(|| panic!("no {marker} in {}", page.body));
+        page.body[at..].split(end).next().unwrap().to_owned()
+    };
+    let section = |id: &str| from(&format!("data-testid=\"{id}\""), "</table>");
+    // Two accounts signed in within 30 days (Carol did not); one of them has an app and recovery codes.
+    assert!(page.body.contains("2 accounts signed in during the last 30 days."), "{}", page.body);
+    let adoption = section("adoption");
+    for row in [
+        "<td>Any second factor</td><td>1</td><td>50 %</td>",
+        "<td>Authenticator app</td><td>1</td><td>50 %</td>",
+        "<td>Recovery codes</td><td>1</td><td>50 %</td>",
+    ] {
+        assert!(adoption.contains(row), "{row} in {adoption}");
+    }
+    // Sign-ins by method: Ada's password, the admin's password (before the app existed) and the step-up is no sign-in.
+    let sign_ins = section("sign-ins");
+    assert!(sign_ins.contains("your password</td><td>2</td>"), "{sign_ins}");
+    assert!(page.body.contains("2 sign-ins from"), "{}", page.body);
+    // Two days' bars: one segment each, titled with the day and the method.
+    let chart = from("data-testid=\"sign-ins-chart\"", "</svg>");
+    assert_eq!(chart.matches("<rect ").count(), 2, "{chart}");
+    assert!(chart.contains(": your password · 1</title>"), "{chart}");
+    let locks = section("locks");
+    assert!(locks.contains("<td>carol@example.com</td><td>wrong passwords</td>"), "{locks}");
+    assert!(!locks.contains("ada@example.com"), "{locks}");
+    // Drawn on the server: no script, nothing from elsewhere.
+    assert!(!page.body.contains("<script src=\"http") && page.body.contains("<svg class=\"chart\""));
+
+    // Not for other users.
+    let ada = app.other_browser();
+    ada.sign_in("ada@example.com", PASSWORD).await;
+    assert_eq!(ada.client.get(app.url("/admin/mfa")).send().await.unwrap().status(), StatusCode::FORBIDDEN);
 }

@@ -467,3 +467,90 @@ pub async fn audit(State(state): State<AppState>, browser: Browser, Query(q): Qu
         context! { signed_in => true, section => "audit", read_only => read_only(role), events, kinds, filter },
     ))
 }
+
+/// Colours of the sign-in chart's methods, most used first (past the last: grey).
+const CHART_COLOURS: &[&str] = &["#1f6feb", "#2da44e", "#bf8700", "#8250df", "#cf222e", "#1b7c83", "#9a6700", "#57606a"];
+
+/// A method as the dashboard names it: its steps in words ("your password + your authenticator app").
+fn method_words(method: &str) -> String {
+    use portcullis_core::methods::AuthMethod;
+    method
+        .split(" + ")
+        .map(|step| AuthMethod::try_from(step.to_owned()).map(|m| tr(m.words())).unwrap_or_else(|_| step.to_owned()))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// `GET /admin/mfa`: the MFA dashboard. Adoption among accounts active in
+/// the last 30 days and sign-ins by method per day, as inline SVG drawn here
+/// (no script, nothing from elsewhere), each chart also given as a table;
+/// and the accounts locked now.
+pub async fn mfa_dashboard(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    let (_, role) = admin_or_return!(state, browser, "/admin/mfa");
+    let now = state.now();
+    let d = state.accounts().operators().mfa_dashboard(now).await?;
+    let active = d.active.users;
+    let share = |n: i64| if active > 0 { n as f64 / active as f64 } else { 0.0 };
+    let mut adoption = vec![
+        context! { label => tr("dashboard-any-factor"), n => d.active.with_any, percent => (share(d.active.with_any) * 100.0).round() as i64, width => (share(d.active.with_any) * 300.0).round() as i64, y => 0 },
+    ];
+    for (i, (kind, n)) in d.active.by_kind.iter().enumerate() {
+        let label = match portcullis_core::factors::FactorKind::parse(kind) {
+            Some(k) => tr(k.label()),
+            None if kind == "recovery" => tr("dashboard-recovery-codes"),
+            None => kind.clone(),
+        };
+        let s = share(*n);
+        adoption.push(
+            context! { label, n, percent => (s * 100.0).round() as i64, width => (s * 300.0).round() as i64, y => (i as i64 + 1) * 28 },
+        );
+    }
+    let adoption_height = adoption.len() as i64 * 28;
+    // Stacked bars, one per day, 20 px apart in a 600 × 160 plot.
+    let most = d.days.iter().map(|day| day.counts.iter().sum::<u64>()).max().unwrap_or(0).max(1);
+    let scale = 160.0 / most as f64;
+    let methods: Vec<_> = d
+        .methods
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let total: u64 = d.days.iter().map(|day| day.counts[i]).sum();
+            context! { name => method_words(m), colour => CHART_COLOURS.get(i).copied().unwrap_or("#8c959f"), total }
+        })
+        .collect();
+    let bars: Vec<_> = d
+        .days
+        .iter()
+        .enumerate()
+        .map(|(x, day)| {
+            let mut top = 160.0;
+            let segments: Vec<_> = day
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, n)| {
+                    let h = *n as f64 * scale;
+                    top -= h;
+                    context! { y => top.round() as i64, height => h.round().max(1.0) as i64, colour => CHART_COLOURS.get(i).copied().unwrap_or("#8c959f"), title => format!("{}: {} · {n}", crate::pages::day(day.start), method_words(&d.methods[i])) }
+                })
+                .collect();
+            context! { x => x as i64 * 20, segments }
+        })
+        .collect();
+    let total: u64 = d.days.iter().flat_map(|day| day.counts.iter()).sum();
+    let locks: Vec<_> = d
+        .locks
+        .iter()
+        .map(|l| context! { email => &l.email, what => tr(if l.second_step { "dashboard-lock-second-step" } else { "dashboard-lock-password" }), until => crate::pages::when(l.until) })
+        .collect();
+    Ok(browser.page(
+        StatusCode::OK,
+        "admin.html",
+        context! {
+            signed_in => true, section => "mfa", read_only => read_only(role),
+            active, adoption, adoption_height, methods, bars, total, most, truncated => d.truncated, locks,
+            first_day => d.days.first().map(|day| crate::pages::day(day.start)), last_day => d.days.last().map(|day| crate::pages::day(day.start)),
+        },
+    ))
+}

@@ -92,6 +92,7 @@ pub fn browser_routes(state: &AppState) -> Router<AppState> {
         .route("/admin/clients/policy", post(admin::client_policy))
         .route("/admin/clients/rotate-secret", post(admin::rotate_secret))
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/mfa", get(admin::mfa_dashboard))
 }
 
 /// What a throttled request gets instead of its page.
