@@ -48,6 +48,9 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Ask the server on the listen address whether it is ready (`GET /readyz`): exit 0 if it is
+    /// (a container's health check, without curl in the image).
+    Ready,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -365,6 +368,7 @@ async fn run(command: Command, config: Config) -> Result<(), StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
         Command::Serve => serve(config, clock).await,
+        Command::Ready => ready(config.listen).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("migrations applied ({})", store.backend_name());
@@ -435,6 +439,33 @@ async fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> 
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `GET /readyz` on the listen address (a wildcard one asked on loopback): Ok for 200.
+async fn ready(listen: std::net::SocketAddr) -> Result<(), StartError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut at = listen;
+    if at.ip().is_unspecified() {
+        at.set_ip(if at.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(at).await?;
+        stream.write_all(format!("GET /readyz HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+        let mut head = Vec::new();
+        stream.take(64).read_to_end(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(3), ask)
+        .await
+        .map_err(|_| StartError::Other(format!("{at}: no answer within 3 s")))?
+        .map_err(|e| StartError::Other(format!("{at}: {e}")))?;
+    let status = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+    if status.split(' ').nth(1) == Some("200") {
+        println!("ready");
+        Ok(())
+    } else {
+        Err(StartError::Other(format!("{at}: not ready ({status})")))
+    }
 }
 
 /// A passphrase from standard input (up to the first line end).

@@ -13,6 +13,7 @@ mod cli;
 mod client_policy;
 mod control;
 mod csrf;
+mod deploy;
 mod email_codes;
 mod email_sign_in;
 mod faults;
