@@ -6,7 +6,7 @@ use portcullis_store::testing::TestDatabase;
 use reqwest::StatusCode;
 
 use crate::helpers::{browser, free_port, private_tempdir};
-use crate::two_nodes::{A, Browser, Cluster, totp_code, user_with_app};
+use crate::two_nodes::{A, Authorization, Browser, Cluster, enroll_totp, totp_code};
 
 /// The value of the sample `name` whose labels include every one of `labels`
 /// (`k="v"`), summed over the samples that match; `None` when none does.
@@ -33,9 +33,24 @@ async fn metrics_count_sign_ins_lockouts_codes_factors_and_latency_on_their_own_
         r.text().await.unwrap()
     };
     let email = "ada@example.com";
-    // A password sign-in (no factor yet), then an authenticator app set up.
-    let (_, secret, _) = user_with_app(&cluster, email).await;
+    // Two password sign-ins (no factor yet); in the second browser an authenticator app is set up.
+    cluster.user(email);
+    let signed_in = Browser::new();
+    assert_eq!(signed_in.password(&cluster, A, email, "/account").await, "/account");
+    let other = Browser::new();
+    assert_eq!(other.password(&cluster, A, email, "/account").await, "/account");
+    let (secret, recovery_codes) = enroll_totp(&cluster, &other, A).await;
     cluster.user("bob@example.com");
+    // The first browser's password-only session asked for MFA by an application: a step-up with a recovery code.
+    let (client, _) = cluster.client();
+    let asked = signed_in.get(&cluster.url(A, &format!("{}&acr_values=mfa", Authorization::new(&client).url))).await;
+    let step_up = asked.location.expect("a step-up");
+    assert!(step_up.starts_with("/login/verify"), "{step_up}");
+    let page = signed_in.get(&cluster.url(A, &format!("{step_up}&method=recovery"))).await;
+    let next = crate::oidc::query_param(&format!("http://x{step_up}"), "next").unwrap();
+    let code = &recovery_codes[0];
+    let done = signed_in.post(&cluster.url(A, "/login/verify"), &[("method", "recovery"), ("code", code), ("next", &next)], &page).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
 
     // Password and app; then a wrong app code, and an emailed code asked for twice at once.
     let b = Browser::new();
@@ -68,10 +83,11 @@ async fn metrics_count_sign_ins_lockouts_codes_factors_and_latency_on_their_own_
     let text = scrape().await;
     let count = |name: &str, labels: &[&str]| sample(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"));
     let sign_ins = "portcullis_sign_ins_total";
-    assert_eq!(count(sign_ins, &[r#"first_step="password""#, r#"second_factor="""#, r#"outcome="succeeded""#]), 1.0);
+    assert_eq!(count(sign_ins, &[r#"first_step="password""#, r#"second_factor="""#, r#"outcome="succeeded""#]), 2.0);
     assert_eq!(count(sign_ins, &[r#"first_step="password""#, r#"second_factor="totp""#, r#"outcome="succeeded""#]), 1.0);
     assert_eq!(count(sign_ins, &[r#"first_step="""#, r#"second_factor="totp""#, r#"outcome="failed""#]), 1.0);
     assert_eq!(count(sign_ins, &[r#"first_step="password""#, r#"outcome="failed""#]), 5.0);
+    assert_eq!(count("portcullis_step_ups_total", &[r#"second_factor="recovery_code""#]), 1.0);
     assert_eq!(count("portcullis_lockouts_total", &[]), 1.0);
     assert_eq!(count("portcullis_codes_sent_total", &[r#"channel="email""#]), 1.0);
     assert_eq!(count("portcullis_codes_refused_total", &[r#"channel="email""#, r#"reason="cooldown""#]), 1.0);
