@@ -97,19 +97,26 @@ fn create_private(path: &Path) -> Result<File, BackupError> {
     OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io(path.display()))
 }
 
-/// Size and SHA-256 of a file.
-fn digest_of(path: &Path) -> Result<(u64, String), BackupError> {
-    let mut file = BufReader::new(File::open(path).map_err(io(path.display()))?);
+/// Copies `from` to `to`; returns the size and SHA-256 of what went through.
+fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<(u64, String)> {
     let (mut hash, mut bytes, mut buf) = (Sha256::new(), 0u64, vec![0u8; 64 * 1024]);
     loop {
-        let n = file.read(&mut buf).map_err(io(path.display()))?;
+        let n = from.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hash.update(&buf[..n]);
         bytes += n as u64;
+        to.write_all(&buf[..n])?;
     }
+    to.flush()?;
     Ok((bytes, hex(&hash.finalize())))
+}
+
+/// Size and SHA-256 of a file.
+fn digest_of(path: &Path) -> Result<(u64, String), BackupError> {
+    let mut file = BufReader::new(File::open(path).map_err(io(path.display()))?);
+    copy_hashing(&mut file, &mut std::io::sink()).map_err(io(path.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -304,19 +311,13 @@ fn extract(archive: &Path, dir: &Path) -> Result<Manifest, BackupError> {
         if seen.contains(&name) {
             return Err(invalid(format!("{name:?} appears twice")));
         }
-        let mut out = BufWriter::new(create_private(&target)?);
-        let (mut hash, mut bytes, mut buf) = (Sha256::new(), 0u64, vec![0u8; 64 * 1024]);
-        loop {
-            let n = entry.read(&mut buf).map_err(io(archive.display()))?;
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-            bytes += n as u64;
-            out.write_all(&buf[..n]).map_err(io(target.display()))?;
+        // Its declared size first: nothing larger than the manifest says is written out.
+        if entry.size() != listed.bytes {
+            return Err(invalid(format!("{name} does not match its size in the manifest")));
         }
-        out.flush().map_err(io(target.display()))?;
-        if bytes != listed.bytes || hex(&hash.finalize()) != listed.sha256 {
+        let mut out = BufWriter::new(create_private(&target)?);
+        let (bytes, sha256) = copy_hashing(&mut entry, &mut out).map_err(io(format!("{} into {}", archive.display(), target.display())))?;
+        if bytes != listed.bytes || sha256 != listed.sha256 {
             return Err(invalid(format!("{name} does not match its checksum in the manifest")));
         }
         seen.push(name);
