@@ -10,7 +10,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use portcullis_core::sealed_file;
@@ -73,6 +73,9 @@ pub enum BackupError {
 const FORMAT: &str = "portcullis-backup";
 const DATABASE: &str = "portcullis.db";
 const MANIFEST: &str = "manifest.json";
+/// The secrets a backup must hold: without `encryption.key` nothing sealed
+/// in the database opens; without `cookie.key` no session continues.
+const REQUIRED_SECRETS: [&str; 2] = ["cookie.key", "encryption.key"];
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BackupError {
     let what = what.to_string();
@@ -144,11 +147,19 @@ fn sqlite_file(config: &Config) -> Result<PathBuf, BackupError> {
 /// using it, every secret, and the manifest; sealed when a passphrase is given.
 pub async fn write(config: &Config, store: &Store, to: &Path, passphrase: Option<&str>, now: i64) -> Result<Manifest, BackupError> {
     sqlite_file(config)?;
-    if to.exists() {
+    let live = store.schema_version().await.map_err(store_error)?;
+    if live > store.latest_schema_version() {
+        return Err(BackupError::Refused(format!(
+            "the database has schema {live}, newer than this build knows ({}): back it up with the Portcullis that runs it",
+            store.latest_schema_version()
+        )));
+    }
+    if fs::symlink_metadata(to).is_ok() {
         return Err(BackupError::Refused(format!("{} exists; a backup never overwrites a file", to.display())));
     }
-    let parent = to.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let work = private_tempdir(parent)?;
+    // Everything in the clear stays in the data directory; only the finished
+    // file (sealed, when a passphrase is given) goes where the backup goes.
+    let work = private_tempdir(&config.data_dir)?;
     let snapshot = work.path().join(DATABASE);
     store.snapshot_to(&snapshot).await.map_err(store_error)?;
     let schema_version = schema_version_of(&snapshot).await?;
@@ -158,13 +169,14 @@ pub async fn write(config: &Config, store: &Store, to: &Path, passphrase: Option
     let mut names: Vec<String> = fs::read_dir(&secrets)
         .map_err(io(secrets.display()))?
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| secret_name_ok(n))
+        // A key may be a link to where it is kept (as the server reads it).
+        .filter(|n| fs::metadata(secrets.join(n)).is_ok_and(|m| m.is_file()))
         .collect();
     names.sort();
-    if names.is_empty() {
-        return Err(BackupError::Refused(format!("{} holds no secrets: nothing started here yet", secrets.display())));
+    if let Some(missing) = REQUIRED_SECRETS.iter().find(|r| !names.iter().any(|n| n == *r)) {
+        return Err(BackupError::Refused(format!("{} has no {missing}: nothing started here yet", secrets.display())));
     }
     files.extend(names.into_iter().map(|n| (format!("secrets/{n}"), secrets.join(n))));
     let mut manifest = Manifest {
@@ -210,11 +222,35 @@ pub async fn write(config: &Config, store: &Store, to: &Path, passphrase: Option
             sealed
         }
     };
-    File::open(&finished).and_then(|f| f.sync_all()).map_err(io(finished.display()))?;
-    // A hard link appears whole or not at all and never replaces a file.
-    fs::hard_link(&finished, to).or_else(|_| fs::copy(&finished, to).map(|_| ())).map_err(io(to.display()))?;
-    fs::set_permissions(to, fs::Permissions::from_mode(0o600)).map_err(io(to.display()))?;
+    publish(&finished, to)?;
     Ok(manifest)
+}
+
+/// Writes `finished` to the new file `to` (mode 0600): first to a draft of
+/// its own next to it, then linked in, so `to` appears whole or not at all and
+/// never replaces a file or follows a link someone put there meanwhile.
+fn publish(finished: &Path, to: &Path) -> Result<(), BackupError> {
+    let parent = to.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let draft = parent.join(format!(".portcullis-backup-{}.partial", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        let mut out = create_private(&draft)?;
+        std::io::copy(&mut File::open(finished).map_err(io(finished.display()))?, &mut out).map_err(io(draft.display()))?;
+        out.sync_all().map_err(io(draft.display()))?;
+        match fs::hard_link(&draft, to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(BackupError::Refused(format!("{} exists; a backup never overwrites a file", to.display())))
+            }
+            // No hard links here: a rename could replace a file made meanwhile, so copy once more, exclusively.
+            Err(_) => {
+                let mut out = create_private(to)?;
+                std::io::copy(&mut File::open(&draft).map_err(io(draft.display()))?, &mut out).map_err(io(to.display()))?;
+                out.sync_all().map_err(io(to.display()))
+            }
+        }
+    })();
+    let _ = fs::remove_file(&draft);
+    written
 }
 
 /// The schema version of a SQLite database file, opened on its own.
@@ -249,6 +285,13 @@ pub async fn unpack(from: &Path, passphrase: Option<&str>, near: &Path) -> Resul
         sealed_file::open(p, &mut BufReader::new(File::open(from).map_err(io(from.display()))?), &mut out)?;
         out.flush().map_err(io(opened.display()))?;
         opened
+    } else if passphrase.is_some() {
+        // A sealed backup swapped for a plain one (anyone can write a plain one, checksums and all) is refused.
+        return Err(BackupError::Refused(
+            "the backup is not sealed, but a passphrase was given: refusing a backup that may have been replaced; \
+             without --passphrase-stdin a plain backup is read as such"
+                .into(),
+        ));
     } else {
         from.to_owned()
     };
@@ -311,12 +354,17 @@ fn extract(archive: &Path, dir: &Path) -> Result<Manifest, BackupError> {
         if seen.contains(&name) {
             return Err(invalid(format!("{name:?} appears twice")));
         }
-        // Its declared size first: nothing larger than the manifest says is written out.
-        if entry.size() != listed.bytes {
-            return Err(invalid(format!("{name} does not match its size in the manifest")));
+        // A plain file of the declared size only (a sparse entry could expand
+        // to any size), and never more read than the manifest says.
+        if entry.header().entry_type() != tar::EntryType::Regular || entry.size() != listed.bytes {
+            return Err(invalid(format!("{name} is not a plain file of the size the manifest gives")));
         }
         let mut out = BufWriter::new(create_private(&target)?);
-        let (bytes, sha256) = copy_hashing(&mut entry, &mut out).map_err(io(format!("{} into {}", archive.display(), target.display())))?;
+        let (bytes, sha256) = copy_hashing(&mut (&mut entry).take(listed.bytes), &mut out).map_err(io(format!(
+            "{} into {}",
+            archive.display(),
+            target.display()
+        )))?;
         if bytes != listed.bytes || sha256 != listed.sha256 {
             return Err(invalid(format!("{name} does not match its checksum in the manifest")));
         }
@@ -327,8 +375,8 @@ fn extract(archive: &Path, dir: &Path) -> Result<Manifest, BackupError> {
             return Err(invalid(format!("{} is listed in the manifest but missing", f.path)));
         }
     }
-    if !seen.iter().any(|n| n == DATABASE) || !seen.iter().any(|n| n.starts_with("secrets/")) {
-        return Err(invalid("a backup holds the database and the secrets".into()));
+    if !seen.iter().any(|n| n == DATABASE) || REQUIRED_SECRETS.iter().any(|r| !seen.contains(&format!("secrets/{r}"))) {
+        return Err(invalid(format!("a backup holds the database and the secrets {}", REQUIRED_SECRETS.join(" and "))));
     }
     Ok(manifest)
 }
@@ -353,32 +401,60 @@ pub async fn restore(config: &Config, from: &Path, passphrase: Option<&str>, for
     let database_dir = database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let unpacked = unpack(from, passphrase, database_dir).await?;
 
-    fs::create_dir_all(&secrets).map_err(io(secrets.display()))?;
-    fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700)).map_err(io(secrets.display()))?;
-    for f in &unpacked.manifest.files {
-        let Some(name) = f.path.strip_prefix("secrets/") else { continue };
-        let draft = secrets.join(format!(".{name}.restoring"));
-        let _ = fs::remove_file(&draft);
-        fs::copy(unpacked.dir.path().join("secrets").join(name), &draft).map_err(io(draft.display()))?;
-        fs::set_permissions(&draft, fs::Permissions::from_mode(0o600)).map_err(io(draft.display()))?;
-        File::open(&draft).and_then(|f| f.sync_all()).map_err(io(draft.display()))?;
-        fs::rename(&draft, secrets.join(name)).map_err(io(secrets.join(name).display()))?;
+    // Migrated to this build before anything is replaced, then compacted into
+    // one self-contained file (no write-ahead log of its own to carry over).
+    let copy = unpacked.dir.path().join(DATABASE);
+    let ready = unpacked.dir.path().join("restored.db");
+    let store = Store::connect(&format!("sqlite:{}", copy.display())).await.map_err(store_error)?;
+    let migrated = async {
+        store.migrate().await.map_err(store_error)?;
+        store.snapshot_to(&ready).await.map_err(store_error)
     }
-    // The old write-ahead log belongs to the old database: replayed onto the
-    // restored one it would corrupt it, so it goes before the file is swapped.
+    .await;
+    store.close().await;
+    migrated?;
+    File::open(&ready).and_then(|f| f.sync_all()).map_err(io(ready.display()))?;
+
+    // What was there is kept beside it (`NAME.pre-restore`, with its
+    // write-ahead log under SQLite's name for it; the secrets in
+    // `secrets.pre-restore/`), never deleted.
+    let aside = |path: &Path| PathBuf::from(format!("{}.pre-restore", path.display()));
+    let old_database = aside(&database);
+    let moved = fs::metadata(&database).is_ok();
+    if moved {
+        fs::rename(&database, &old_database).map_err(io(database.display()))?;
+    }
     for suffix in ["-wal", "-shm", "-journal"] {
         let stale = PathBuf::from(format!("{}{suffix}", database.display()));
-        match fs::remove_file(&stale) {
+        match fs::rename(&stale, format!("{}{suffix}", old_database.display())) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(BackupError::Io(stale.display().to_string(), e)),
         }
     }
-    let restored = unpacked.dir.path().join(DATABASE);
-    File::open(&restored).and_then(|f| f.sync_all()).map_err(io(restored.display()))?;
-    fs::rename(&restored, &database).map_err(io(database.display()))?;
+    if let Err(e) = fs::rename(&ready, &database) {
+        if moved {
+            let _ = fs::rename(&old_database, &database);
+        }
+        return Err(BackupError::Io(database.display().to_string(), e));
+    }
     fs::set_permissions(&database, fs::Permissions::from_mode(0o600)).map_err(io(database.display()))?;
-    let store = crate::open_store(config).await.map_err(|e| BackupError::Store(e.to_string()))?;
-    store.close().await;
+
+    fs::create_dir_all(&secrets).map_err(io(secrets.display()))?;
+    fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700)).map_err(io(secrets.display()))?;
+    for f in &unpacked.manifest.files {
+        let Some(name) = f.path.strip_prefix("secrets/") else { continue };
+        let (target, draft) = (secrets.join(name), secrets.join(format!(".{name}.restoring")));
+        if fs::metadata(&target).is_ok() {
+            let kept = config.data_dir.join("secrets.pre-restore");
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&kept).map_err(io(kept.display()))?;
+            fs::copy(&target, kept.join(name)).map_err(io(target.display()))?;
+        }
+        let _ = fs::remove_file(&draft);
+        fs::copy(unpacked.dir.path().join("secrets").join(name), &draft).map_err(io(draft.display()))?;
+        fs::set_permissions(&draft, fs::Permissions::from_mode(0o600)).map_err(io(draft.display()))?;
+        File::open(&draft).and_then(|f| f.sync_all()).map_err(io(draft.display()))?;
+        fs::rename(&draft, &target).map_err(io(target.display()))?;
+    }
     Ok(unpacked.manifest)
 }

@@ -379,7 +379,12 @@ async fn run(command: Command, config: Config) -> Result<(), StartError> {
         Command::Audit(cmd) => audit(cmd, config, clock).await,
         Command::Backup { to, passphrase_stdin } => {
             let passphrase = passphrase_stdin.then(read_passphrase).transpose()?;
-            let store = open_store(&config).await?;
+            // Not migrated: a backup taken by a newer binary must not upgrade the running server's database.
+            let url = config.database_url();
+            if let Some(path) = portcullis::sqlite_path(&url).filter(|p| !p.exists()) {
+                return Err(StartError::Other(format!("no database at {}", path.display())));
+            }
+            let store = portcullis_store::Store::connect(&url).await?;
             let written = portcullis::backup::write(&config, &store, &to, passphrase.as_deref().map(|p| p.as_str()), clock.now()).await;
             store.close().await;
             let manifest = written.map_err(|e| StartError::Other(e.to_string()))?;

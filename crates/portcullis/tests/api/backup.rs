@@ -125,6 +125,10 @@ async fn a_backup_taken_under_sign_in_load_restores_elsewhere_where_users_and_ap
     assert!(!ok && err.contains("--force"), "a second restore replaced a live directory: {err}");
     let (ok, _, err) = run(elsewhere.path(), &db2.url, &[&restore[..], &["--force"]].concat(), Some(PASSPHRASE));
     assert!(ok, "{err}");
+    // What --force replaced is kept beside it.
+    let db2_file = std::path::PathBuf::from(db2.url.trim_start_matches("sqlite:"));
+    assert!(std::path::Path::new(&format!("{}.pre-restore", db2_file.display())).exists());
+    assert!(elsewhere.path().join("secrets.pre-restore/encryption.key").exists());
 
     let restored = Cluster::on(db2, elsewhere, 1, &[]).await;
     // The browser signed in before the backup still is (its session and the cookie key came back).
@@ -161,6 +165,18 @@ async fn a_changed_or_cut_backup_is_refused_and_restores_nothing() {
     }
     let (ok, out, err) = run(dir.path(), &db.url, &["verify-backup", "--from", file.to_str().unwrap()], None);
     assert!(ok && out.contains("\"ok\":true"), "{err}");
+    // Given a passphrase, a plain backup (which anyone could have put in a sealed one's place) is refused.
+    let (ok, _, err) = run(
+        dir.path(),
+        &db.url,
+        &["verify-backup", "--from", file.to_str().unwrap(), "--passphrase-stdin"],
+        Some("a passphrase kept in the safe"),
+    );
+    assert!(!ok && err.contains("not sealed"), "{err}");
+    // A data directory missing a key is no backup.
+    std::fs::remove_file(dir.path().join("secrets/encryption.key")).unwrap();
+    let (ok, _, err) = run(dir.path(), &db.url, &["backup", "--to", dir.path().join("again.tar").to_str().unwrap()], None);
+    assert!(!ok && err.contains("encryption.key"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
