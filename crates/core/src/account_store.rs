@@ -115,7 +115,7 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn user_by_id(&self, id: UserId) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// All users, oldest first.
     fn list_users(&self) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
-    /// Accounts locked now after failures: (counter key, locked until), the
+    /// Existing accounts locked now after failures: (counter key, locked until), the
     /// longest lock first, at most `limit`.
     fn current_locks(&self, now: UnixTime, limit: u32) -> impl Future<Output = StoreResult<Vec<(String, UnixTime)>>> + Send;
     /// Second-factor adoption among every account (`active_since` `None`) or

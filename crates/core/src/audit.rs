@@ -209,8 +209,8 @@ pub trait AuditStore: Clone + Send + Sync + 'static {
     fn sealed_audit_events(&self, from_seq: i64, limit: u32) -> impl Future<Output = StoreResult<Vec<ChainedEvent>>> + Send;
     /// How many events wait to be sealed.
     fn unsealed_audit_events(&self) -> impl Future<Output = StoreResult<u64>> + Send;
-    /// The time and detail of the newest `limit` finished sign-ins at or after `since`.
-    fn sign_ins_since(&self, since: UnixTime, limit: u32) -> impl Future<Output = StoreResult<Vec<(UnixTime, Value)>>> + Send;
+    /// The time and detail (JSON) of the newest `limit` finished sign-ins at or after `since`.
+    fn sign_ins_since(&self, since: UnixTime, limit: u32) -> impl Future<Output = StoreResult<Vec<(UnixTime, String)>>> + Send;
 }
 
 /// Follows the audit log by id without missing late commits.

@@ -42,40 +42,77 @@ pub(crate) async fn observe(request: Request, next: Next) -> Response {
     response
 }
 
-/// Sets the gauges that are read rather than counted: the hashing queue, and
-/// how many accounts have a second factor (of each kind).
-async fn read_gauges(state: &AppState) -> Result<(), portcullis_core::AccountError> {
-    let hasher = state.accounts().password_hasher();
+/// How long the account gauges (three counts over every account) are
+/// reused: frequent scrapes, or anyone reaching the metrics address, cost
+/// the database at most this often.
+const ACCOUNT_GAUGES_SECONDS: u64 = 30;
+
+/// The kinds `portcullis_users_with_factor` reports, each every time (0 when
+/// none has it, so a kind's gauge falls when its last account is gone).
+const FACTOR_KINDS: [&str; 5] = ["totp", "passkey", "security_key", "phone", "recovery"];
+
+/// What the scrape handler holds: the app, the exporter, and when the account gauges were last read.
+#[derive(Clone)]
+struct Scrape {
+    state: AppState,
+    handle: PrometheusHandle,
+    accounts_read: std::sync::Arc<tokio::sync::Mutex<Option<Instant>>>,
+}
+
+/// Sets the gauges that are read rather than counted: the hashing queue at
+/// every scrape, and how many accounts have a second factor (of each kind)
+/// at most every [`ACCOUNT_GAUGES_SECONDS`].
+async fn read_gauges(scrape: &Scrape) -> Result<(), portcullis_core::AccountError> {
+    let hasher = scrape.state.accounts().password_hasher();
     let in_flight = hasher.in_flight();
     metrics::gauge!("portcullis_password_hashes_in_flight").set(in_flight as f64);
     metrics::gauge!("portcullis_password_hash_queue_depth").set(in_flight.saturating_sub(hasher.threads()) as f64);
-    let adoption = state.accounts().operators().factor_adoption(None).await?;
+    // One reader at a time; the others use what it read.
+    let mut read = scrape.accounts_read.lock().await;
+    if read.is_some_and(|at| at.elapsed().as_secs() < ACCOUNT_GAUGES_SECONDS) {
+        return Ok(());
+    }
+    let adoption = scrape.state.accounts().operators().factor_adoption(None).await?;
     metrics::gauge!("portcullis_users").set(adoption.users as f64);
     metrics::gauge!("portcullis_users_with_second_factor").set(adoption.with_any as f64);
-    for (kind, n) in adoption.by_kind {
+    for kind in FACTOR_KINDS {
+        let n = adoption.by_kind.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
         metrics::gauge!("portcullis_users_with_factor", "kind" => kind).set(n as f64);
     }
+    *read = Some(Instant::now());
     Ok(())
 }
 
-async fn scrape(State((state, handle)): State<(AppState, PrometheusHandle)>) -> Response {
-    if let Err(e) = read_gauges(&state).await {
-        // The counters are still worth having; the stale gauges say when they were set.
+async fn scrape(State(scrape): State<Scrape>) -> Response {
+    if let Err(e) = read_gauges(&scrape).await {
+        // The counters are still worth having; the account gauges keep their last values.
         tracing::warn!(error = %e, "metrics: reading the account gauges failed");
     }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], scrape.handle.render()).into_response()
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` completes.
+/// Serves `GET /metrics` on `listener` until `shutdown` completes. Also
+/// drains the histograms every few seconds, so samples do not pile up in
+/// memory while nothing scrapes.
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     state: AppState,
     handle: PrometheusHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let upkeep = handle.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let app = Router::new()
         .route("/metrics", get(scrape))
         .fallback(|| async { (StatusCode::NOT_FOUND, "only /metrics here\n") })
-        .with_state((state, handle));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        .with_state(Scrape { state, handle, accounts_read: Default::default() });
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    upkeep.abort();
+    served
 }

@@ -258,7 +258,10 @@ impl AccountStore for Store {
 
     async fn current_locks(&self, now: UnixTime, limit: u32) -> StoreResult<Vec<(String, UnixTime)>> {
         on_pool!(self, |p| sqlx::query_as(
-            "SELECT account_key, locked_until FROM login_failures WHERE locked_until > $1 ORDER BY locked_until DESC, account_key LIMIT $2"
+            // Accounts only: addresses without one are locked too (so a guess tells nothing), but are no one's.
+            "SELECT f.account_key, f.locked_until FROM login_failures f JOIN users u \
+             ON f.account_key = u.email OR f.account_key = 'second-step:' || u.email \
+             WHERE f.locked_until > $1 ORDER BY f.locked_until DESC, f.account_key LIMIT $2"
         )
         .bind(now)
         .bind(i64::from(limit))

@@ -172,7 +172,6 @@ impl<S: Stores> SignIn<'_, S> {
             fields.insert("steps".into(), json!(auth.events.iter().map(|e| e.method.as_str()).collect::<Vec<_>>()));
             fields.insert("acr".into(), json!(auth.acr()));
         }
-        crate::metrics::sign_in_finished(&auth, false);
         let session = self.new_session(user, auth, origin, now);
         let event = crate::audit::NewAuditEvent::new(AuditKind::SignInSucceeded, Some(user.id), origin, detail, now);
         let location = self.locate(origin);
@@ -190,6 +189,7 @@ impl<S: Stores> SignIn<'_, S> {
                 last: &last,
             })
             .await?;
+        crate::metrics::sign_in_finished(&session.record.auth, false);
         if !device.known && device.any_known {
             // Whole enough for the template to name the browser (`device_name`).
             let message =

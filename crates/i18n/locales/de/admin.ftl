@@ -101,7 +101,7 @@ dashboard-sign-ins-between = { $n ->
     [one] Eine Anmeldung vom { $first } bis { $last }.
    *[other] { $n } Anmeldungen vom { $first } bis { $last }.
 }
-dashboard-truncated = Nur die neuesten 200.000 Anmeldungen werden gezählt: die ersten Tage sind unvollständig.
+dashboard-truncated = Nur die neuesten 50.000 Anmeldungen werden gezählt: die ersten Tage sind unvollständig.
 dashboard-method = Methode
 dashboard-sign-ins-count = Anmeldungen
 dashboard-no-sign-ins = Keine Anmeldungen in diesen 30 Tagen.

@@ -101,7 +101,7 @@ dashboard-sign-ins-between = { $n ->
     [one] One sign-in from { $first } to { $last }.
    *[other] { $n } sign-ins from { $first } to { $last }.
 }
-dashboard-truncated = Only the newest 200,000 sign-ins are counted: the first days are incomplete.
+dashboard-truncated = Only the newest 50,000 sign-ins are counted: the first days are incomplete.
 dashboard-method = Method
 dashboard-sign-ins-count = Sign-ins
 dashboard-no-sign-ins = No sign-ins in these 30 days.
