@@ -78,6 +78,7 @@ const ROUTES: &[&str] = &[
     "/admin/clients/policy",
     "/admin/clients/rotate-secret",
     "/admin/audit",
+    "/admin/mfa",
     "/login/verify",
     "/login/verify/methods",
     "/login/verify/options",
