@@ -87,9 +87,9 @@ error-unknown-event = Unbekanntes Ereignis.
 
 admin-mfa = MFA
 dashboard-adoption = Zweite Faktoren aktiver Konten
-dashboard-active-accounts = { $n ->
+dashboard-active-accounts = { $count ->
     [one] Ein Konto hat sich in den letzten 30 Tagen angemeldet.
-   *[other] { $n } Konten haben sich in den letzten 30 Tagen angemeldet.
+   *[other] { $count } Konten haben sich in den letzten 30 Tagen angemeldet.
 }
 dashboard-any-factor = Irgendein zweiter Faktor
 dashboard-recovery-codes = Wiederherstellungscodes
@@ -97,9 +97,9 @@ dashboard-factor = Zweiter Faktor
 dashboard-accounts = Konten
 dashboard-share = Anteil
 dashboard-sign-ins = Anmeldungen nach Methode
-dashboard-sign-ins-between = { $n ->
+dashboard-sign-ins-between = { $count ->
     [one] Eine Anmeldung vom { $first } bis { $last }.
-   *[other] { $n } Anmeldungen vom { $first } bis { $last }.
+   *[other] { $count } Anmeldungen vom { $first } bis { $last }.
 }
 dashboard-truncated = Nur die neuesten 50.000 Anmeldungen werden gezählt: die ersten Tage sind unvollständig.
 dashboard-method = Methode

@@ -87,9 +87,9 @@ error-unknown-event = Unknown event.
 
 admin-mfa = MFA
 dashboard-adoption = Second factors among active accounts
-dashboard-active-accounts = { $n ->
+dashboard-active-accounts = { $count ->
     [one] One account signed in during the last 30 days.
-   *[other] { $n } accounts signed in during the last 30 days.
+   *[other] { $count } accounts signed in during the last 30 days.
 }
 dashboard-any-factor = Any second factor
 dashboard-recovery-codes = Recovery codes
@@ -97,9 +97,9 @@ dashboard-factor = Second factor
 dashboard-accounts = Accounts
 dashboard-share = Share
 dashboard-sign-ins = Sign-ins by method
-dashboard-sign-ins-between = { $n ->
+dashboard-sign-ins-between = { $count ->
     [one] One sign-in from { $first } to { $last }.
-   *[other] { $n } sign-ins from { $first } to { $last }.
+   *[other] { $count } sign-ins from { $first } to { $last }.
 }
 dashboard-truncated = Only the newest 50,000 sign-ins are counted: the first days are incomplete.
 dashboard-method = Method
