@@ -490,32 +490,36 @@ pub async fn mfa_dashboard(State(state): State<AppState>, browser: Browser) -> R
     let now = state.now();
     let d = state.accounts().operators().mfa_dashboard(now).await?;
     let active = d.active.users;
-    let share = |n: i64| if active > 0 { n as f64 / active as f64 } else { 0.0 };
-    let mut adoption = vec![
-        context! { label => tr("dashboard-any-factor"), n => d.active.with_any, percent => (share(d.active.with_any) * 100.0).round() as i64, width => (share(d.active.with_any) * 300.0).round() as i64, y => 0 },
-    ];
-    for (i, (kind, n)) in d.active.by_kind.iter().enumerate() {
+    // One 28 px row per line: "any second factor", then each kind; bars up to 300 px.
+    let bar = |row: usize, label: String, n: i64| {
+        let share = if active > 0 { n as f64 / active as f64 } else { 0.0 };
+        context! { label, n, percent => (share * 100.0).round() as i64, width => (share * 300.0).round() as i64, y => row as i64 * 28 }
+    };
+    let labels = d.active.by_kind.iter().map(|(kind, n)| {
         let label = match portcullis_core::factors::FactorKind::parse(kind) {
             Some(k) => tr(k.label()),
             None if kind == "recovery" => tr("dashboard-recovery-codes"),
             None => kind.clone(),
         };
-        let s = share(*n);
-        adoption.push(
-            context! { label, n, percent => (s * 100.0).round() as i64, width => (s * 300.0).round() as i64, y => (i as i64 + 1) * 28 },
-        );
-    }
+        (label, *n)
+    });
+    let adoption: Vec<_> = std::iter::once((tr("dashboard-any-factor"), d.active.with_any))
+        .chain(labels)
+        .enumerate()
+        .map(|(row, (l, n))| bar(row, l, n))
+        .collect();
     let adoption_height = adoption.len() as i64 * 28;
     // Stacked bars, one per day, 20 px apart in a 600 × 160 plot.
     let most = d.days.iter().map(|day| day.counts.iter().sum::<u64>()).max().unwrap_or(0).max(1);
     let scale = 160.0 / most as f64;
-    let methods: Vec<_> = d
-        .methods
+    let names: Vec<String> = d.methods.iter().map(|m| method_words(m)).collect();
+    let colour = |i: usize| CHART_COLOURS.get(i).copied().unwrap_or("#8c959f");
+    let methods: Vec<_> = names
         .iter()
         .enumerate()
-        .map(|(i, m)| {
+        .map(|(i, name)| {
             let total: u64 = d.days.iter().map(|day| day.counts[i]).sum();
-            context! { name => method_words(m), colour => CHART_COLOURS.get(i).copied().unwrap_or("#8c959f"), total }
+            context! { name, colour => colour(i), total }
         })
         .collect();
     let bars: Vec<_> = d
@@ -532,7 +536,7 @@ pub async fn mfa_dashboard(State(state): State<AppState>, browser: Browser) -> R
                 .map(|(i, n)| {
                     let h = *n as f64 * scale;
                     top -= h;
-                    context! { y => top.round() as i64, height => h.round().max(1.0) as i64, colour => CHART_COLOURS.get(i).copied().unwrap_or("#8c959f"), title => format!("{}: {} · {n}", crate::pages::day(day.start), method_words(&d.methods[i])) }
+                    context! { y => top.round() as i64, height => h.round().max(1.0) as i64, colour => colour(i), title => format!("{}: {} · {n}", crate::pages::day(day.start), names[i]) }
                 })
                 .collect();
             context! { x => x as i64 * 20, segments }
