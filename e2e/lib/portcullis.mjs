@@ -43,6 +43,10 @@ export async function startServer(settings = {}) {
   const log = createWriteStream(join(output, "server.log"));
   child.stdout.pipe(log);
   child.stderr.pipe(log);
+  let logged = "";
+  const keep = (chunk) => (logged += chunk);
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
@@ -62,6 +66,8 @@ export async function startServer(settings = {}) {
       if (r.status !== 0) throw new Error(`portcullis ${args.join(" ")}: ${r.stderr}`);
       return r.stdout;
     },
+    /** What the server has logged so far. */
+    log: () => logged,
     /** Messages in the development outbox, oldest first. */
     outbox() {
       const file = join(dataDir, "outbox", "mail.jsonl");

@@ -105,10 +105,33 @@ pub struct FactorAdoption {
     pub by_kind: Vec<(String, i64)>,
 }
 
+/// What became of a first administrator sent with a setup link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstAdmin {
+    /// The account exists, and no setup link works any more.
+    Created,
+    /// The link had expired or been used, or there is an administrator already: nothing changed.
+    LinkUnusable,
+    /// An account has the address: nothing changed, the link still works.
+    EmailTaken,
+}
+
 /// Persistence of accounts, sessions and abuse counters.
 pub trait AccountStore: Clone + Send + Sync + 'static {
     /// Inserts a user; `StoreError::Conflict` if the email is taken.
     fn create_user(&self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Whether setup links may be given: no administrator exists, and none
+    /// was ever created through one.
+    fn setup_open(&self) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Stores a setup link by the digest of its token.
+    fn save_setup_link(&self, digest: &str, now: UnixTime, expires_at: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Whether the setup link `digest` would work now (without using it).
+    fn setup_link_usable(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// In one transaction: uses up setup link `digest`, and inserts `admin`
+    /// only if the link was live, no administrator exists and none was ever
+    /// created through a link; then every other setup link goes. Of any
+    /// number sent at once, with one link or several, one is `Created`.
+    fn create_first_admin(&self, digest: &str, admin: &User, now: UnixTime) -> impl Future<Output = StoreResult<FirstAdmin>> + Send;
     /// Looks a user up by normalised email.
     fn user_by_email(&self, email: &EmailAddress) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// Looks a user up by id.

@@ -41,6 +41,8 @@ pub struct LinkPages {
     pub verify_email: String,
     /// Sets a new password.
     pub reset_password: String,
+    /// Creates the first administrator (`first_run`).
+    pub setup: String,
 }
 
 /// Tunables of the account flows.

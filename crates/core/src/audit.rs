@@ -101,7 +101,7 @@ audit_kinds! {
     AdminChanged => "admin_changed", "An operator granted or withdrew the admin role.";
     AuditorChanged => "auditor_changed", "An operator granted or withdrew the read-only auditor role.";
     ConsoleChangeRefused => "console_change_refused", "An auditor asked the admin console for a change, and was refused.";
-    UserCreated => "user_created", "An operator created an account.";
+    UserCreated => "user_created", "An operator created an account (or a setup link the first administrator).";
     UserDeleted => "user_deleted", "An operator deleted an account.";
     ClientChanged => "client_changed", "An operator created, changed or deleted an application.";
     AppAccessRemoved => "app_access_removed", "A user or an operator took away what an application was given for an account.";

@@ -36,6 +36,12 @@ pub enum AccountError {
     /// A link (verification or reset) is unknown, used or expired.
     #[error("This link is invalid or has expired. Request a new one.")]
     InvalidLink,
+    /// A setup link is unknown, used or expired, or an administrator exists already.
+    #[error("This setup link has expired or was used, or an administrator exists already.")]
+    SetupLinkUnusable,
+    /// The first administrator's address belongs to an account already.
+    #[error("An account with this address exists already.")]
+    EmailInUse,
     /// A second-factor code was wrong or already used.
     #[error("That code is not right, or it was already used. Check your app and try again.")]
     InvalidCode,

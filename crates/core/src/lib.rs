@@ -19,6 +19,7 @@ pub mod dashboard;
 pub mod email;
 pub mod error;
 pub mod factors;
+pub mod first_run;
 pub mod io;
 pub mod lockout;
 pub mod messages;

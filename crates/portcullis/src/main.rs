@@ -431,6 +431,13 @@ async fn serve(config: Config, clock: Arc<dyn Clock>) -> Result<(), StartError> 
         }
         None => None,
     };
+    // No default credentials: while there is no administrator, the operator who reads this log makes the first.
+    if let Some(link) = app.state.accounts().first_run().setup_link(app.state.now()).await.map_err(|e| StartError::Other(e.to_string()))? {
+        tracing::warn!(
+            %link,
+            "no administrator yet: open this link within an hour to create the first one (it works once; each start logs a new one until then)"
+        );
+    }
     tracing::info!(listen = %config.listen, issuer = %config.issuer, database = app.store.backend_name(), "Portcullis is ready");
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
     portcullis_server::serve(listener, app.state, shutdown_signal(), grace).await.map_err(|e| StartError::Other(format!("server: {e}")))?;

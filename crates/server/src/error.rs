@@ -66,6 +66,8 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         }
         AccountError::EmailNotVerified => (StatusCode::FORBIDDEN, ""),
         AccountError::InvalidLink => (StatusCode::BAD_REQUEST, ""),
+        AccountError::SetupLinkUnusable => (StatusCode::BAD_REQUEST, ""),
+        AccountError::EmailInUse => (StatusCode::CONFLICT, "email"),
         AccountError::InvalidCode => (StatusCode::UNPROCESSABLE_ENTITY, "code"),
         AccountError::InvalidName => (StatusCode::UNPROCESSABLE_ENTITY, "name"),
         AccountError::InvalidPhoneNumber(_) => (StatusCode::UNPROCESSABLE_ENTITY, "phone"),
@@ -135,6 +137,8 @@ pub fn account_error_msg(e: &AccountError) -> Msg {
         AccountError::Locked { retry_after_secs } => Msg::new("error-locked").arg("minutes", minutes(*retry_after_secs)),
         AccountError::EmailNotVerified => Msg::new("error-email-not-verified"),
         AccountError::InvalidLink => Msg::new("error-invalid-link"),
+        AccountError::SetupLinkUnusable => Msg::new("error-setup-link-unusable"),
+        AccountError::EmailInUse => Msg::new("error-email-in-use"),
         AccountError::InvalidCode => Msg::new("error-invalid-code"),
         AccountError::KeyNotAccepted => Msg::new("error-key-not-accepted"),
         AccountError::ClonedAuthenticator { name } => Msg::new("error-cloned-authenticator").arg("name", name),

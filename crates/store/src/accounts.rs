@@ -2,7 +2,7 @@
 
 use portcullis_core::StoreError;
 use portcullis_core::account_store::FinishedSignIn;
-use portcullis_core::account_store::{AccountStore, EmailLink, FactorAdoption, LinkPurpose};
+use portcullis_core::account_store::{AccountStore, EmailLink, FactorAdoption, FirstAdmin, LinkPurpose};
 use portcullis_core::clock::UnixTime;
 use portcullis_core::email::EmailAddress;
 use portcullis_core::io::StoreResult;
@@ -230,6 +230,83 @@ pub(crate) const SESSION_WITH_USER: &str = "SELECT s.id AS session_id, s.user_id
 impl AccountStore for Store {
     async fn create_user(&self, u: &User) -> StoreResult<()> {
         on_pool!(self, |p| insert_user!(p, u).await.map(|_| ()).map_err(db_error))
+    }
+
+    async fn setup_open(&self) -> StoreResult<bool> {
+        let closed: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM users WHERE is_admin) + (SELECT COUNT(*) FROM first_admin)"
+        )
+        .fetch_one(p)
+        .await
+        .map_err(db_error))?;
+        Ok(closed == 0)
+    }
+
+    async fn save_setup_link(&self, digest: &str, now: UnixTime, expires_at: UnixTime) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("INSERT INTO setup_links (digest, created_at, expires_at) VALUES ($1, $2, $3)")
+            .bind(digest)
+            .bind(now)
+            .bind(expires_at)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))
+    }
+
+    async fn setup_link_usable(&self, digest: &str, now: UnixTime) -> StoreResult<bool> {
+        let usable: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM setup_links WHERE digest = $1 AND expires_at > $2 \
+             AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) AND NOT EXISTS (SELECT 1 FROM first_admin)"
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_one(p)
+        .await
+        .map_err(db_error))?;
+        Ok(usable > 0)
+    }
+
+    async fn create_first_admin(&self, digest: &str, admin: &User, now: UnixTime) -> StoreResult<FirstAdmin> {
+        // Every early return drops the transaction, which rolls it back: the
+        // link is used up only together with the account it made.
+        on_pool!(self, |p| {
+            begin_transaction!(p, tx);
+            // The one row serialises links used at once, and first: PostgreSQL
+            // makes a second insert wait for the first's commit, then refuses it
+            // (taken after the link's row, two links would wait on each other).
+            match sqlx::query("INSERT INTO first_admin (id, user_id, created_at) VALUES (1, $1, $2)")
+                .bind(admin.id.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)
+            {
+                Err(StoreError::Conflict) => return Ok(FirstAdmin::LinkUnusable),
+                other => other?,
+            };
+            let taken = sqlx::query("DELETE FROM setup_links WHERE digest = $1 AND expires_at > $2")
+                .bind(digest)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            if taken.rows_affected() != 1 {
+                return Ok(FirstAdmin::LinkUnusable);
+            }
+            // An administrator made on the command line meanwhile closes setup too.
+            let admins: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin").fetch_one(&mut *tx).await.map_err(db_error)?;
+            if admins > 0 {
+                return Ok(FirstAdmin::LinkUnusable);
+            }
+            match insert_user!(&mut *tx, admin).await.map_err(db_error) {
+                Err(StoreError::Conflict) => return Ok(FirstAdmin::EmailTaken),
+                other => other?,
+            };
+            sqlx::query("DELETE FROM setup_links").execute(&mut *tx).await.map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(FirstAdmin::Created)
+        })
     }
 
     async fn user_by_email(&self, email: &EmailAddress) -> StoreResult<Option<User>> {
@@ -677,6 +754,7 @@ impl AccountStore for Store {
             sqlx::query("DELETE FROM access_token_revocations WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM pending_requests WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             sqlx::query("DELETE FROM registration_tokens WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
+            sqlx::query("DELETE FROM setup_links WHERE expires_at <= $1").bind(now).execute(p).await.map_err(db_error)?;
             // Spent codes and rotated refresh tokens stay a day past their expiry, so a
             // late replay is still recognised as one (and revokes its grant).
             sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= $1").bind(now - day).execute(p).await.map_err(db_error)?;

@@ -111,6 +111,8 @@ error-locked = { $minutes ->
 }
 error-email-not-verified = Bestätigen Sie zuerst Ihre E-Mail-Adresse: Wir haben Ihnen einen neuen Link geschickt.
 error-invalid-link = Dieser Link ist ungültig oder abgelaufen. Fordern Sie einen neuen an.
+error-setup-link-unusable = Dieser Einrichtungslink ist abgelaufen oder wurde schon benutzt, oder es gibt bereits einen Administrator. Solange es keinen Administrator gibt, protokolliert jeder Start des Servers einen neuen Link; auf der Kommandozeile geht auch: portcullis user create --admin
+error-email-in-use = Zu dieser Adresse gibt es bereits ein Konto. Wählen Sie eine andere Adresse, oder geben Sie diesem Konto auf der Kommandozeile die Administratorrolle: portcullis user grant-admin EMAIL
 error-invalid-code = Dieser Code stimmt nicht oder wurde schon verwendet. Prüfen Sie Ihre App und versuchen Sie es erneut.
 error-key-not-accepted = Ihr Sicherheitsschlüssel oder Passkey wurde nicht akzeptiert. Versuchen Sie es erneut oder wählen Sie eine andere Methode.
 error-cloned-authenticator = Ihr Sicherheitsschlüssel „{ $name }“ meldete einen niedrigeren Nutzungszähler als zuvor. Das kann bedeuten, dass er kopiert wurde. Wir haben ihn deaktiviert: Melden Sie sich anders an und prüfen Sie dann Ihre Sicherheitsseite.

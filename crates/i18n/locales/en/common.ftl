@@ -111,6 +111,8 @@ error-locked = { $minutes ->
 }
 error-email-not-verified = Confirm your email address first: we have sent you a new link.
 error-invalid-link = This link is invalid or has expired. Request a new one.
+error-setup-link-unusable = This setup link has expired or was used, or an administrator exists already. While there is no administrator, each start of the server logs a new link; an operator can also run: portcullis user create --admin
+error-email-in-use = An account with this address exists already. Choose another address, or give that account the admin role on the command line: portcullis user grant-admin EMAIL
 error-invalid-code = That code is not right, or it was already used. Check your app and try again.
 error-key-not-accepted = Your security key or passkey was not accepted. Try again, or use another method.
 error-cloned-authenticator = Your security key "{ $name }" reported a use count lower than before, which can mean it was copied. We have disabled it: sign in another way, then check your security page.

@@ -17,6 +17,7 @@ mod deploy;
 mod email_codes;
 mod email_sign_in;
 mod faults;
+mod first_run;
 mod hardening;
 mod lockout;
 mod metrics;

@@ -46,6 +46,7 @@ const ROUTES: &[&str] = &[
     "/verify-email",
     "/forgot-password",
     "/reset-password",
+    "/setup",
     "/account",
     "/account/password",
     "/account/language",

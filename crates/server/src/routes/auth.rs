@@ -313,6 +313,58 @@ pub async fn reset_password(
     }
 }
 
+/// Where the first administrator goes once a second factor is set up.
+const AFTER_FIRST_ADMIN: &str = "/admin";
+
+#[derive(Deserialize)]
+pub struct FirstAdminForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// GET /setup?token=…: the first administrator's form, while the setup link
+/// works (showing it spends nothing: a link previewer may open it).
+pub async fn first_admin_page(State(state): State<AppState>, browser: Browser, Query(q): Query<TokenQuery>) -> Result<Response, AppError> {
+    state.accounts().first_run().check_setup_link(&q.token, state.now()).await?;
+    Ok(browser.page(StatusCode::OK, "first_admin.html", context! { token => q.token }))
+}
+
+/// POST /setup: creates the first administrator, whose sign-in then sets up a
+/// second factor before it reaches the console.
+pub async fn create_first_admin(
+    State(state): State<AppState>,
+    browser: Browser,
+    HtmlForm(form): HtmlForm<FirstAdminForm>,
+) -> Result<Response, AppError> {
+    let ctx = context! { token => &form.token, email => &form.email, name => &form.name };
+    let attempt = SignUpForm {
+        email: &form.email,
+        name: &form.name,
+        password: &form.password,
+        confirm: &form.confirm,
+        language: crate::i18n::current(),
+    };
+    let origin = super::sign_in_origin(&state, &browser, AFTER_FIRST_ADMIN).await;
+    match state.accounts().first_run().create_first_admin(&form.token, attempt, &origin, state.now()).await {
+        Ok(outcome) => first_step_done(&state, &browser, outcome, AFTER_FIRST_ADMIN).await,
+        Err(AccountError::SetupLinkUnusable) => Err(AccountError::SetupLinkUnusable.into()),
+        Err(e) => Ok(form_error(&browser, "first_admin.html", ctx, e)),
+    }
+}
+
+/// The first administrator's form again with what was typed (never the password).
+pub(super) fn first_admin_form(_: &AppState, typed: &Typed) -> minijinja::Value {
+    context! { token => typed.get("token"), email => typed.get("email"), name => typed.get("name") }
+}
+
 fn signed_out(state: &AppState, browser: &Browser) -> Response {
     let mut response = see_other("/login");
     response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, "", Some(0)));

@@ -36,11 +36,15 @@ const VERIFY_EMAIL_PAGE: &str = "/verify-email";
 /// The page a reset's emailed link opens.
 const RESET_PASSWORD_PAGE: &str = "/reset-password";
 
+/// The page the setup link `serve` logs opens (no administrator yet).
+const SETUP_PAGE: &str = "/setup";
+
 /// The pages emailed links open, on the server at `origin` (no trailing slash).
 pub fn link_pages(origin: &str) -> portcullis_core::accounts::LinkPages {
     portcullis_core::accounts::LinkPages {
         verify_email: format!("{origin}{VERIFY_EMAIL_PAGE}"),
         reset_password: format!("{origin}{RESET_PASSWORD_PAGE}"),
+        setup: format!("{origin}{SETUP_PAGE}"),
     }
 }
 
@@ -56,6 +60,7 @@ pub fn browser_routes(state: &AppState) -> Router<AppState> {
             get(auth::forgot_password_page).merge(throttled_post(state, RESET_REQUEST_FORM, post(auth::forgot_password))),
         )
         .route(RESET_PASSWORD_PAGE, get(auth::reset_password_page).post(auth::reset_password))
+        .route(SETUP_PAGE, get(auth::first_admin_page).merge(throttled_post(state, FIRST_ADMIN_FORM, post(auth::create_first_admin))))
         .route("/logout", post(auth::logout))
         .route("/logout/everywhere", post(auth::logout_everywhere))
         .route("/account", get(account::account_page))
@@ -112,6 +117,7 @@ enum Refusal {
 const SIGN_IN_FORM: (LimitedAction, Refusal) = (LimitedAction::SignIn, Refusal::Form("login.html", auth::login_form));
 const EMAIL_CODE_FORM: (LimitedAction, Refusal) = (LimitedAction::SignIn, Refusal::Form("login_code.html", auth::email_code_form));
 const SIGN_UP_FORM: (LimitedAction, Refusal) = (LimitedAction::SignUp, Refusal::Form("signup.html", auth::signup_form));
+const FIRST_ADMIN_FORM: (LimitedAction, Refusal) = (LimitedAction::SignUp, Refusal::Form("first_admin.html", auth::first_admin_form));
 const RESET_REQUEST_FORM: (LimitedAction, Refusal) =
     (LimitedAction::SendEmail, Refusal::Form("forgot_password.html", auth::forgot_password_form));
 

@@ -1,0 +1,95 @@
+//! First run without default credentials. While no administrator exists,
+//! `serve` logs a one-time setup link (a random 256-bit token, stored only as
+//! its digest, for an hour). Its page creates the first administrator, who must
+//! use MFA: the sign-in the page begins goes straight to setting up a second
+//! factor, and the admin console (which demands MFA of everyone) opens after it.
+//! Once an administrator exists, or one was ever made through a link, no link
+//! is given and none works. `portcullis user create --admin` stays the
+//! scripted way.
+
+use serde_json::json;
+
+use crate::account_store::{FirstAdmin, Stores};
+use crate::accounts::capability;
+use crate::audit::{AuditKind, RequestOrigin};
+use crate::clock::UnixTime;
+use crate::email::EmailAddress;
+use crate::error::AccountError;
+use crate::registration::SignUpForm;
+use crate::secrets::{random_token, token_digest};
+use crate::session::AuthMethod;
+use crate::sign_in::SignInOutcome;
+use crate::user::{User, UserId};
+
+capability!(
+    /// The first administrator, through a setup link.
+    FirstRun,
+    first_run
+);
+
+/// How long a setup link works.
+pub const SETUP_LINK_SECONDS: i64 = 3600;
+
+impl<S: Stores> FirstRun<'_, S> {
+    /// A new setup link (the page's full URL with its token), or `None` when
+    /// setup is closed: an administrator exists, or one was made through a link.
+    pub async fn setup_link(&self, now: UnixTime) -> Result<Option<String>, AccountError> {
+        if !self.store.setup_open().await? {
+            return Ok(None);
+        }
+        let token = random_token();
+        self.store.save_setup_link(&token_digest(&token), now, now + SETUP_LINK_SECONDS).await?;
+        Ok(Some(format!("{}?token={token}", self.settings.links.setup)))
+    }
+
+    /// Whether a setup link works now (without using it: a link previewer
+    /// that opens it must not spend it).
+    pub async fn check_setup_link(&self, token: &str, now: UnixTime) -> Result<(), AccountError> {
+        match self.store.setup_link_usable(&token_digest(token), now).await? {
+            true => Ok(()),
+            false => Err(AccountError::SetupLinkUnusable),
+        }
+    }
+
+    /// Creates the first administrator through setup link `token` (address
+    /// confirmed, MFA required), then begins its sign-in as after a password:
+    /// with no factor yet, that sign-in waits for one to be set up.
+    pub async fn create_first_admin(
+        &self,
+        token: &str,
+        form: SignUpForm<'_>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        // A wrong token costs no password hash.
+        self.check_setup_link(token, now).await?;
+        let email = EmailAddress::parse(form.email)?;
+        let name = form.name.trim();
+        self.registration().check_new_password(&email, name, form.password, form.confirm).await?;
+        let admin = User {
+            id: UserId::new(),
+            email,
+            name: name.to_owned(),
+            password_hash: self.registration().hash(form.password).await?,
+            email_verified_at: Some(now),
+            is_admin: true,
+            is_auditor: false,
+            mfa_required: true,
+            disabled_at: None,
+            password_reset_at: None,
+            password_breached_at: None,
+            language: Some(form.language),
+            enrollment_prompt_snoozed_until: None,
+            security_epoch: 0,
+            created_at: now,
+        };
+        match self.store.create_first_admin(&token_digest(token), &admin, now).await? {
+            FirstAdmin::Created => {}
+            FirstAdmin::LinkUnusable => return Err(AccountError::SetupLinkUnusable),
+            FirstAdmin::EmailTaken => return Err(AccountError::EmailInUse),
+        }
+        let acting = RequestOrigin { actor: Some(admin.id), ..origin.clone() };
+        self.audit(AuditKind::UserCreated, Some(admin.id), &acting, json!({ "admin": true, "setup_link": true }), now).await?;
+        self.sign_in().after_first_step(&admin, (AuthMethod::Password, None), None, origin, now).await
+    }
+}
