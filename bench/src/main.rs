@@ -6,6 +6,7 @@
 //! Prints a table and writes JSON. Run it through `bench/run`, which builds
 //! first.
 
+mod audit_chain;
 mod endpoints;
 mod flow;
 mod load;
@@ -60,6 +61,11 @@ struct Args {
     /// The peer provider's directory (after `npm ci` there).
     #[arg(long, default_value = "bench/peer")]
     peer_dir: PathBuf,
+    /// Measure only what the audit chain costs per sign-in: seal this many
+    /// events like a sign-in's, as the server does (on SQLite, or on
+    /// PostgreSQL with --database-url).
+    #[arg(long)]
+    audit_chain: Option<u64>,
     /// Where to write the results.
     #[arg(long, default_value = "bench/results.json")]
     json: PathBuf,
@@ -88,6 +94,16 @@ async fn run(args: Args) -> Result<(), String> {
         tempfile::Builder::new().permissions(std::fs::Permissions::from_mode(0o700)).tempdir().map_err(|e| e.to_string())?
     };
     let setup = Setup::new(data.path(), args.database_url.as_deref()).await?;
+    if let Some(events) = args.audit_chain {
+        let probe = match setup.postgres_url() {
+            Some(url) => Some(PgProbe::connect(url).await?),
+            None => None,
+        };
+        let cost = audit_chain::measure(&setup, probe.as_ref(), events).await?;
+        cost.print();
+        let json = serde_json::json!({ "database": if probe.is_some() { "postgres" } else { "sqlite" }, "audit_chain": cost.json() });
+        return std::fs::write(&args.json, serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?).map_err(|e| e.to_string());
+    }
     let started = Instant::now();
     let users = setup.seed(args.users, PASSWORD).await?;
     println!("seeded {} users in {:.1} s", users.len(), started.elapsed().as_secs_f64());

@@ -108,7 +108,7 @@ pub struct FactorAdoption {
 /// What became of a first administrator sent with a setup link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirstAdmin {
-    /// The account exists, and no setup link works any more.
+    /// The account exists (and its audit event), and no setup link works any more.
     Created,
     /// The link had expired or been used, or there is an administrator already: nothing changed.
     LinkUnusable,
@@ -128,10 +128,16 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     /// Whether the setup link `digest` would work now (without using it).
     fn setup_link_usable(&self, digest: &str, now: UnixTime) -> impl Future<Output = StoreResult<bool>> + Send;
     /// In one transaction: uses up setup link `digest`, and inserts `admin`
-    /// only if the link was live, no administrator exists and none was ever
-    /// created through a link; then every other setup link goes. Of any
-    /// number sent at once, with one link or several, one is `Created`.
-    fn create_first_admin(&self, digest: &str, admin: &User, now: UnixTime) -> impl Future<Output = StoreResult<FirstAdmin>> + Send;
+    /// and audit event `event` only if the link was live, no administrator
+    /// exists and none was ever created through a link (after which no link
+    /// works). Of any number sent at once, with one link or several, one is `Created`.
+    fn create_first_admin(
+        &self,
+        digest: &str,
+        admin: &User,
+        event: &crate::audit::NewAuditEvent,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<FirstAdmin>> + Send;
     /// Looks a user up by normalised email.
     fn user_by_email(&self, email: &EmailAddress) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// Looks a user up by id.

@@ -4,21 +4,22 @@
 //! use MFA: the sign-in the page begins goes straight to setting up a second
 //! factor, and the admin console (which demands MFA of everyone) opens after it.
 //! Once an administrator exists, or one was ever made through a link, no link
-//! is given and none works. `portcullis user create --admin` stays the
-//! scripted way.
+//! is given and none works (so deleting that administrator does not reopen
+//! setup; the command line does what is needed then). `portcullis user
+//! create --admin` stays the scripted way.
 
 use serde_json::json;
 
 use crate::account_store::{FirstAdmin, Stores};
 use crate::accounts::capability;
-use crate::audit::{AuditKind, RequestOrigin};
+use crate::audit::{AuditKind, NewAuditEvent, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::email::EmailAddress;
 use crate::error::AccountError;
 use crate::registration::SignUpForm;
 use crate::secrets::{random_token, token_digest};
-use crate::session::AuthMethod;
-use crate::sign_in::SignInOutcome;
+use crate::session::{AuthEvent, AuthMethod, AuthRecord};
+use crate::sign_in::{SessionUse, SignInOutcome, demand, plan};
 use crate::user::{User, UserId};
 
 capability!(
@@ -83,13 +84,31 @@ impl<S: Stores> FirstRun<'_, S> {
             security_epoch: 0,
             created_at: now,
         };
-        match self.store.create_first_admin(&token_digest(token), &admin, now).await? {
+        self.console_reachable(&admin, origin, now).await?;
+        let acting = RequestOrigin { actor: Some(admin.id), ..origin.clone() };
+        let event = NewAuditEvent::new(AuditKind::UserCreated, Some(admin.id), &acting, json!({ "admin": true, "setup_link": true }), now);
+        match self.store.create_first_admin(&token_digest(token), &admin, &event, now).await? {
             FirstAdmin::Created => {}
             FirstAdmin::LinkUnusable => return Err(AccountError::SetupLinkUnusable),
             FirstAdmin::EmailTaken => return Err(AccountError::EmailInUse),
         }
-        let acting = RequestOrigin { actor: Some(admin.id), ..origin.clone() };
-        self.audit(AuditKind::UserCreated, Some(admin.id), &acting, json!({ "admin": true, "setup_link": true }), now).await?;
         self.sign_in().after_first_step(&admin, (AuthMethod::Password, None), None, origin, now).await
+    }
+
+    /// Refuses, before anything is written (the link stays usable), an
+    /// administrator whose sign-in could not reach the console: a rule that
+    /// denies it, or no first factor the console counts to set up (a
+    /// phishing-resistant demand, which inline setup never meets, or none enabled).
+    async fn console_reachable(&self, admin: &User, origin: &RequestOrigin, now: UnixTime) -> Result<(), AccountError> {
+        let assessment = self.assess(admin, origin, now).await?;
+        let facts = self.demand_facts(admin, SessionUse::Admin, false, now);
+        let wanted = match demand(assessment.action(), facts) {
+            Ok(Some(wanted)) => wanted,
+            Ok(None) => return Ok(()),
+            Err(()) => return Err(AccountError::SignInDenied),
+        };
+        let proven = AuthRecord { events: vec![AuthEvent::performed(AuthMethod::Password, now)] };
+        let (account, _) = self.sign_in().account_factors(admin).await?;
+        plan(&wanted, &proven, &account, &self.sign_in().operator_factors(), now).map(|_| ()).map_err(AccountError::from)
     }
 }

@@ -16,6 +16,9 @@ pub enum LimitedAction {
     SecondStep,
     /// POST /signup.
     SignUp,
+    /// POST /setup (the first administrator): its own bucket, with the sign-up
+    /// limit, so a flood of sign-ups from a shared address cannot hold setup up.
+    FirstAdmin,
     /// Password-reset requests and verification resends (each sends mail).
     SendEmail,
     /// An authorization request that must wait for a sign-in (each stores a pending request).
@@ -30,6 +33,7 @@ impl LimitedAction {
             Self::SignIn => "signin",
             Self::SecondStep => "second-step",
             Self::SignUp => "signup",
+            Self::FirstAdmin => "first-admin",
             Self::SendEmail => "email",
             Self::Authorize => "authorize",
             Self::RegisterClient => "register",
@@ -116,7 +120,7 @@ impl RateLimits {
     pub fn decide(&self, action: LimitedAction, bucket: &RateBucket, hits: u32, now: UnixTime) -> Result<(), i64> {
         let limit = match action {
             LimitedAction::SignIn | LimitedAction::SecondStep => self.sign_in_per_minute,
-            LimitedAction::SignUp => self.sign_up_per_minute,
+            LimitedAction::SignUp | LimitedAction::FirstAdmin => self.sign_up_per_minute,
             LimitedAction::SendEmail => self.send_email_per_minute,
             LimitedAction::Authorize => self.authorize_per_minute,
             LimitedAction::RegisterClient => self.register_client_per_minute,

@@ -3,6 +3,7 @@
 use portcullis_core::StoreError;
 use portcullis_core::account_store::FinishedSignIn;
 use portcullis_core::account_store::{AccountStore, EmailLink, FactorAdoption, FirstAdmin, LinkPurpose};
+use portcullis_core::audit::NewAuditEvent;
 use portcullis_core::clock::UnixTime;
 use portcullis_core::email::EmailAddress;
 use portcullis_core::io::StoreResult;
@@ -266,7 +267,7 @@ impl AccountStore for Store {
         Ok(usable > 0)
     }
 
-    async fn create_first_admin(&self, digest: &str, admin: &User, now: UnixTime) -> StoreResult<FirstAdmin> {
+    async fn create_first_admin(&self, digest: &str, admin: &User, event: &NewAuditEvent, now: UnixTime) -> StoreResult<FirstAdmin> {
         // Every early return drops the transaction, which rolls it back: the
         // link is used up only together with the account it made.
         on_pool!(self, |p| {
@@ -303,7 +304,10 @@ impl AccountStore for Store {
                 Err(StoreError::Conflict) => return Ok(FirstAdmin::EmailTaken),
                 other => other?,
             };
-            sqlx::query("DELETE FROM setup_links").execute(&mut *tx).await.map_err(db_error)?;
+            bind_audit_event!(sqlx::query(insert_audit_event!()), event).execute(&mut *tx).await.map_err(db_error)?;
+            // The other links stay until they expire (the purge's), but the
+            // `first_admin` row makes them useless; deleting them here could
+            // deadlock with the purge on PostgreSQL.
             tx.commit().await.map_err(db_error)?;
             Ok(FirstAdmin::Created)
         })

@@ -13,6 +13,7 @@ on_both_backends!(
     of_setups_sent_at_once_exactly_one_makes_an_admin,
     a_setup_link_expires_works_once_and_ends_when_an_admin_exists,
     an_address_someone_took_first_is_refused_and_the_link_still_works,
+    the_store_checks_the_link_and_the_admins_again_inside_its_transaction,
 );
 
 /// A new setup link, as `serve` logs it; its path and query on this server.
@@ -99,6 +100,12 @@ async fn the_setup_link_makes_an_admin_who_sets_up_a_second_factor_before_the_co
     let audit = app.cli(&["audit", "export", "--event", "user_created"]);
     let events = String::from_utf8_lossy(&audit.stdout);
     assert!(events.contains("\"setup_link\":true"), "{events}");
+
+    // Deleting that administrator does not reopen setup: the command line does what is needed then.
+    let origin = portcullis_core::audit::RequestOrigin::command_line();
+    assert!(app.state.accounts().operators().delete_user("root@example.com", &origin, app.state.now()).await.unwrap());
+    assert!(admins(&app).await.is_empty());
+    assert_eq!(app.state.accounts().first_run().setup_link(app.state.now()).await.unwrap(), None);
 }
 
 async fn of_setups_sent_at_once_exactly_one_makes_an_admin(app: TestApp) {
@@ -184,6 +191,66 @@ async fn an_address_someone_took_first_is_refused_and_the_link_still_works(app: 
     let other = create_admin(&app, &path, "root@example.com", PASSWORD).await;
     assert_eq!(other.status, StatusCode::SEE_OTHER, "{}", other.body);
     assert_eq!(admins(&app).await, ["root@example.com"]);
+}
+
+/// A first administrator as the domain would hand it to the store.
+fn candidate(email: &str, now: i64) -> (portcullis_core::user::User, portcullis_core::audit::NewAuditEvent) {
+    use portcullis_core::user::{User, UserId};
+    let user = User {
+        id: UserId::new(),
+        email: portcullis_core::email::EmailAddress::parse(email).unwrap(),
+        name: String::new(),
+        password_hash: "$argon2id$v=19$m=256,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        email_verified_at: Some(now),
+        is_admin: true,
+        is_auditor: false,
+        mfa_required: true,
+        disabled_at: None,
+        password_reset_at: None,
+        password_breached_at: None,
+        language: None,
+        enrollment_prompt_snoozed_until: None,
+        security_epoch: 0,
+        created_at: now,
+    };
+    let origin = portcullis_core::audit::RequestOrigin::command_line();
+    let event = portcullis_core::audit::NewAuditEvent::new(
+        portcullis_core::audit::AuditKind::UserCreated,
+        Some(user.id),
+        &origin,
+        serde_json::json!({}),
+        now,
+    );
+    (user, event)
+}
+
+/// What the domain checks first (the link, at the same moment) is checked
+/// again by the store's transaction, where a request that waited finds it changed.
+async fn the_store_checks_the_link_and_the_admins_again_inside_its_transaction(app: TestApp) {
+    use portcullis_core::account_store::{AccountStore, FirstAdmin};
+    let store = app.state.accounts().store();
+    let path = setup_link(&app).await;
+    let digest = portcullis_core::secrets::token_digest(token_of(&path));
+    let now = app.state.now();
+    let (late, event) = candidate("late@example.com", now);
+    assert_eq!(store.create_first_admin(&digest, &late, &event, now + 3600).await.unwrap(), FirstAdmin::LinkUnusable);
+    app.state.accounts().operators().create_user("ops@example.com", "", PASSWORD, true, now).await.unwrap();
+    let (other, event) = candidate("other@example.com", now);
+    assert_eq!(store.create_first_admin(&digest, &other, &event, now).await.unwrap(), FirstAdmin::LinkUnusable);
+    assert_eq!(admins(&app).await, ["ops@example.com"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_that_would_strand_the_admin_refuses_the_form_and_keeps_the_link() {
+    // Inline setup never meets a phishing-resistant demand: the account could not reach the console.
+    let rule = crate::policy::rule("keys only", portcullis_core::policy::RuleAction::RequirePhishingResistant);
+    let Some(app) = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| c.policy.rules = vec![rule]).await else { return };
+    let path = setup_link(&app).await;
+    let refused = create_admin(&app, &path, "root@example.com", PASSWORD).await;
+    assert_ne!(refused.status, StatusCode::SEE_OTHER, "{}", refused.body);
+    assert!(refused.body.contains("security key or passkey"), "{}", refused.body);
+    assert!(admins(&app).await.is_empty());
+    assert_eq!(app.get(&path).await.status, StatusCode::OK, "the link still works");
 }
 
 /// The link a server's log shows, if any.

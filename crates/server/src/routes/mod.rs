@@ -117,7 +117,7 @@ enum Refusal {
 const SIGN_IN_FORM: (LimitedAction, Refusal) = (LimitedAction::SignIn, Refusal::Form("login.html", auth::login_form));
 const EMAIL_CODE_FORM: (LimitedAction, Refusal) = (LimitedAction::SignIn, Refusal::Form("login_code.html", auth::email_code_form));
 const SIGN_UP_FORM: (LimitedAction, Refusal) = (LimitedAction::SignUp, Refusal::Form("signup.html", auth::signup_form));
-const FIRST_ADMIN_FORM: (LimitedAction, Refusal) = (LimitedAction::SignUp, Refusal::Form("first_admin.html", auth::first_admin_form));
+const FIRST_ADMIN_FORM: (LimitedAction, Refusal) = (LimitedAction::FirstAdmin, Refusal::Form("first_admin.html", auth::first_admin_form));
 const RESET_REQUEST_FORM: (LimitedAction, Refusal) =
     (LimitedAction::SendEmail, Refusal::Form("forgot_password.html", auth::forgot_password_form));
 
