@@ -180,16 +180,22 @@ impl AuditStore for Store {
                     .await
                     .map_err(db_error)?;
                 let (mut seq, mut prev) = next_after(head);
+                let mut links = Vec::with_capacity(unsealed.len());
                 for row in &unsealed {
                     let link = ChainedEvent::from(row.clone()).link(key, seq, &prev);
-                    sqlx::query("UPDATE audit_events SET seq = $1, chain = $2 WHERE id = $3")
-                        .bind(seq)
-                        .bind(&link)
-                        .bind(row.id)
-                        .execute(&mut *$tx)
-                        .await
-                        .map_err(db_error)?;
+                    links.push((row.id, seq, link.clone()));
                     (seq, prev) = (seq + 1, link);
+                }
+                if !links.is_empty() {
+                    // One statement for the batch, so the lock is held for one
+                    // round trip rather than one per event (both engines name
+                    // the columns of a VALUES list column1, column2, …).
+                    let mut update = sqlx::QueryBuilder::new("UPDATE audit_events SET seq = v.column2, chain = v.column3 FROM (");
+                    update.push_values(&links, |mut row, (id, seq, link)| {
+                        row.push_bind(*id).push_bind(*seq).push_bind(link.as_str());
+                    });
+                    update.push(") AS v WHERE audit_events.id = v.column1");
+                    update.build().execute(&mut *$tx).await.map_err(db_error)?;
                 }
                 $tx.commit().await.map_err(db_error)?;
                 Ok(u64::try_from(unsealed.len()).unwrap_or(u64::MAX))
