@@ -200,7 +200,8 @@ pub trait AuditStore: Clone + Send + Sync + 'static {
     fn purge_audit_events(&self, before: UnixTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// Seals up to `limit` unsealed events, oldest id first, at the end of
     /// the chain (links under `key`, see [`ChainedEvent::link`]); returns how
-    /// many. One sealer at a time: another one busy meanwhile seals nothing.
+    /// many (at most 1,000 at once: one statement writes them). One sealer
+    /// at a time: another one busy meanwhile seals nothing.
     fn seal_audit_events(&self, key: &MacKey, limit: u32) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Where the chain starts, once retention has deleted its beginning.
     fn audit_chain_anchor(&self) -> impl Future<Output = StoreResult<Option<ChainAnchor>>> + Send;

@@ -1,8 +1,9 @@
 //! First run without default credentials. While no administrator exists,
 //! `serve` logs a one-time setup link (a random 256-bit token, stored only as
 //! its digest, for an hour). Its page creates the first administrator, who must
-//! use MFA: the sign-in the page begins goes straight to setting up a second
-//! factor, and the admin console (which demands MFA of everyone) opens after it.
+//! use MFA: the sign-in the page begins is made for the admin console (a
+//! second factor, neither an emailed code nor a remembered browser), so it
+//! goes straight to setting one up, and the console opens after it.
 //! Once an administrator exists, or one was ever made through a link, no link
 //! is given and none works (so deleting that administrator does not reopen
 //! setup; the command line does what is needed then). `portcullis user
@@ -92,7 +93,8 @@ impl<S: Stores> FirstRun<'_, S> {
             FirstAdmin::LinkUnusable => return Err(AccountError::SetupLinkUnusable),
             FirstAdmin::EmailTaken => return Err(AccountError::EmailInUse),
         }
-        self.sign_in().after_first_step(&admin, (AuthMethod::Password, None), None, origin, now).await
+        // Made for the console: what it counts (no emailed code, no remembered browser) is set up now.
+        self.sign_in().after_first_step_for(SessionUse::Admin, &admin, (AuthMethod::Password, None), None, origin, now).await
     }
 
     /// Refuses, before anything is written (the link stays usable), an

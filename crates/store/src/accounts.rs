@@ -294,7 +294,8 @@ impl AccountStore for Store {
             if taken.rows_affected() != 1 {
                 return Ok(FirstAdmin::LinkUnusable);
             }
-            // An administrator made on the command line meanwhile closes setup too.
+            // An administrator made on the command line before closes setup too
+            // (one committed while this runs may be missed: two admins, both the operator's).
             let admins: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin").fetch_one(&mut *tx).await.map_err(db_error)?;
             if admins > 0 {

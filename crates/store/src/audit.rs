@@ -175,7 +175,7 @@ impl AuditStore for Store {
                         .map_err(db_error)?,
                 };
                 let unsealed: Vec<AuditRow> = sqlx::query_as(concat!(select_chained!(), " WHERE seq IS NULL ORDER BY id LIMIT $1"))
-                    .bind(i64::from(limit))
+                    .bind(i64::from(limit.min(MAX_SEAL_BATCH)))
                     .fetch_all(&mut *$tx)
                     .await
                     .map_err(db_error)?;
@@ -195,7 +195,8 @@ impl AuditStore for Store {
                         row.push_bind(*id).push_bind(*seq).push_bind(link.as_str());
                     });
                     update.push(") AS v WHERE audit_events.id = v.column1");
-                    update.build().execute(&mut *$tx).await.map_err(db_error)?;
+                    // Not prepared for reuse: each batch size is another text.
+                    update.build().persistent(false).execute(&mut *$tx).await.map_err(db_error)?;
                 }
                 $tx.commit().await.map_err(db_error)?;
                 Ok(u64::try_from(unsealed.len()).unwrap_or(u64::MAX))
@@ -260,6 +261,10 @@ impl AuditStore for Store {
         .map_err(db_error))
     }
 }
+
+/// The most events one batch seals: its `UPDATE` binds three values each,
+/// well within both engines' limits (PostgreSQL's 65,535).
+const MAX_SEAL_BATCH: u32 = 1000;
 
 /// The key of the PostgreSQL advisory lock that serialises sealing and
 /// purging across nodes ("audit" in ASCII).

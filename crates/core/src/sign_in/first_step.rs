@@ -354,6 +354,21 @@ impl<S: Stores> SignIn<'_, S> {
     pub(crate) async fn after_first_step(
         &self,
         user: &User,
+        step: (AuthMethod, Option<String>),
+        remembered: Option<&str>,
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<SignInOutcome, AccountError> {
+        self.after_first_step_for(session_use(origin), user, step, remembered, origin, now).await
+    }
+
+    /// [`after_first_step`](Self::after_first_step) toward what `using`
+    /// demands rather than what the request resumes (the first
+    /// administrator's sign-in is made for the console).
+    pub(crate) async fn after_first_step_for(
+        &self,
+        using: SessionUse<'_>,
+        user: &User,
         (method, credential): (AuthMethod, Option<String>),
         remembered: Option<&str>,
         origin: &RequestOrigin,
@@ -386,7 +401,7 @@ impl<S: Stores> SignIn<'_, S> {
             d
         };
         // `demand` refuses only for a deny rule, which `refuse_if_denied` has handled.
-        let Ok(wanted) = demand(action, self.demand_facts(user, session_use(origin), account.has_credential, now)) else {
+        let Ok(wanted) = demand(action, self.demand_facts(user, using, account.has_credential, now)) else {
             return Err(AccountError::SignInDenied);
         };
         let Some(wanted) = wanted.filter(|d| !d.met_by(&auth, now)) else {

@@ -241,6 +241,23 @@ async fn the_store_checks_the_link_and_the_admins_again_inside_its_transaction(a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_emailed_codes_count_the_first_admin_still_sets_up_a_factor_the_console_counts() {
+    let Some(app) = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| {
+        c.factors.email_requires_other_factor = false;
+        c.factors.email_counts_as_mfa = true;
+    })
+    .await
+    else {
+        return;
+    };
+    let path = setup_link(&app).await;
+    let created = create_admin(&app, &path, "root@example.com", PASSWORD).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let to = created.location.unwrap();
+    assert!(to.starts_with("/login/enroll"), "not an emailed code, which the console does not count: {to}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_that_would_strand_the_admin_refuses_the_form_and_keeps_the_link() {
     // Inline setup never meets a phishing-resistant demand: the account could not reach the console.
     let rule = crate::policy::rule("keys only", portcullis_core::policy::RuleAction::RequirePhishingResistant);
