@@ -21,7 +21,7 @@ use crate::registration::SignUpForm;
 use crate::secrets::{random_token, token_digest};
 use crate::session::{AuthEvent, AuthMethod, AuthRecord};
 use crate::sign_in::{SessionUse, SignInOutcome, demand, plan};
-use crate::user::{User, UserId};
+use crate::user::User;
 
 capability!(
     /// The first administrator, through a setup link.
@@ -69,21 +69,11 @@ impl<S: Stores> FirstRun<'_, S> {
         let name = form.name.trim();
         self.registration().check_new_password(&email, name, form.password, form.confirm).await?;
         let admin = User {
-            id: UserId::new(),
-            email,
-            name: name.to_owned(),
-            password_hash: self.registration().hash(form.password).await?,
             email_verified_at: Some(now),
             is_admin: true,
-            is_auditor: false,
             mfa_required: true,
-            disabled_at: None,
-            password_reset_at: None,
-            password_breached_at: None,
             language: Some(form.language),
-            enrollment_prompt_snoozed_until: None,
-            security_epoch: 0,
-            created_at: now,
+            ..User::new_account(email, name, self.registration().hash(form.password).await?, now)
         };
         self.console_reachable(&admin, origin, now).await?;
         let acting = RequestOrigin { actor: Some(admin.id), ..origin.clone() };

@@ -100,21 +100,9 @@ impl<S: Stores> Operators<'_, S> {
         let email = EmailAddress::parse(email)?;
         self.registration().check_new_password(&email, name, password, password).await?;
         let user = User {
-            id: UserId::new(),
-            email,
-            name: name.trim().to_owned(),
-            password_hash: self.registration().hash(password).await?,
             email_verified_at: Some(now),
             is_admin,
-            is_auditor: false,
-            mfa_required: false,
-            disabled_at: None,
-            password_reset_at: None,
-            password_breached_at: None,
-            language: None,
-            enrollment_prompt_snoozed_until: None,
-            security_epoch: 0,
-            created_at: now,
+            ..User::new_account(email, name, self.registration().hash(password).await?, now)
         };
         self.store.create_user(&user).await?;
         Ok(user)

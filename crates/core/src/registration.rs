@@ -73,23 +73,7 @@ impl<S: Stores> Registration<'_, S> {
         let email = EmailAddress::parse(form.email)?;
         let name = form.name.trim();
         self.check_new_password(&email, name, form.password, form.confirm).await?;
-        let user = User {
-            id: UserId::new(),
-            email: email.clone(),
-            name: name.to_owned(),
-            password_hash: self.hash(form.password).await?,
-            email_verified_at: None,
-            is_admin: false,
-            is_auditor: false,
-            mfa_required: false,
-            disabled_at: None,
-            password_reset_at: None,
-            password_breached_at: None,
-            language: Some(form.language),
-            enrollment_prompt_snoozed_until: None,
-            security_epoch: 0,
-            created_at: now,
-        };
+        let user = User { language: Some(form.language), ..User::new_account(email.clone(), name, self.hash(form.password).await?, now) };
         match self.store.create_user(&user).await {
             Ok(()) => self.send_verification(&user, now).await,
             // Capped per mailbox and hour (a script could otherwise flood the owner); the page looks the same.

@@ -67,6 +67,30 @@ pub struct User {
     pub created_at: UnixTime,
 }
 
+impl User {
+    /// A new account with a fresh id: no role, address unconfirmed, nothing
+    /// required or recorded yet (callers set what differs).
+    pub fn new_account(email: EmailAddress, name: &str, password_hash: String, now: UnixTime) -> Self {
+        Self {
+            id: UserId::new(),
+            email,
+            name: name.trim().to_owned(),
+            password_hash,
+            email_verified_at: None,
+            is_admin: false,
+            is_auditor: false,
+            mfa_required: false,
+            disabled_at: None,
+            password_reset_at: None,
+            password_breached_at: None,
+            language: None,
+            enrollment_prompt_snoozed_until: None,
+            security_epoch: 0,
+            created_at: now,
+        }
+    }
+}
+
 impl std::fmt::Debug for User {
     // Hand-written so the password hash never reaches a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -23,6 +23,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("forgot_password.html", include_str!("../templates/forgot_password.html")),
         ("reset_password.html", include_str!("../templates/reset_password.html")),
         ("first_admin.html", include_str!("../templates/first_admin.html")),
+        ("account_fields.html", include_str!("../templates/account_fields.html")),
         ("account.html", include_str!("../templates/account.html")),
         ("form_post.html", include_str!("../templates/form_post.html")),
         ("end_session.html", include_str!("../templates/end_session.html")),
