@@ -195,24 +195,10 @@ async fn an_address_someone_took_first_is_refused_and_the_link_still_works(app: 
 
 /// A first administrator as the domain would hand it to the store.
 fn candidate(email: &str, now: i64) -> (portcullis_core::user::User, portcullis_core::audit::NewAuditEvent) {
-    use portcullis_core::user::{User, UserId};
-    let user = User {
-        id: UserId::new(),
-        email: portcullis_core::email::EmailAddress::parse(email).unwrap(),
-        name: String::new(),
-        password_hash: "$argon2id$v=19$m=256,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
-        email_verified_at: Some(now),
-        is_admin: true,
-        is_auditor: false,
-        mfa_required: true,
-        disabled_at: None,
-        password_reset_at: None,
-        password_breached_at: None,
-        language: None,
-        enrollment_prompt_snoozed_until: None,
-        security_epoch: 0,
-        created_at: now,
-    };
+    use portcullis_core::user::User;
+    let email = portcullis_core::email::EmailAddress::parse(email).unwrap();
+    let hash = "$argon2id$v=19$m=256,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned();
+    let user = User { email_verified_at: Some(now), is_admin: true, mfa_required: true, ..User::new_account(email, "", hash, now) };
     let origin = portcullis_core::audit::RequestOrigin::command_line();
     let event = portcullis_core::audit::NewAuditEvent::new(
         portcullis_core::audit::AuditKind::UserCreated,
