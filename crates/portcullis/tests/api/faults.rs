@@ -210,7 +210,9 @@ struct Answers {
 /// and comes back: every answer is a sign-in or a 503 that says so with
 /// `Retry-After`, never a 500 or a dropped connection; `/readyz` says 503
 /// while the database is away and 200 after; the server recovers without a
-/// restart; and every sign-in that was answered has its session stored.
+/// restart; every sign-in that was answered has its session stored; and a
+/// refresh token sent five times at once while it is away and five times
+/// after is accepted exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_going_away_under_sign_ins_is_answered_503_and_recovered_from_without_a_restart() {
     let admin = std::env::var("DATABASE_URL").unwrap_or_else(|_| portcullis_store::testing::DEFAULT_POSTGRES_URL.to_owned());
@@ -232,6 +234,27 @@ async fn postgres_going_away_under_sign_ins_is_answered_503_and_recovered_from_w
         return;
     };
     app.verified_user("hal@example.com").await;
+    // A one-time value issued before the outage: an application's refresh token.
+    app.verified_user("ada@example.com").await;
+    let (client_id, secret) = crate::oidc::register(&app, false, portcullis_core::oauth::SigningAlg::ES256).await;
+    let secret = secret.unwrap();
+    let rp = app.rp(&client_id, Some(&secret)).await;
+    let (code, verifier, _) = crate::oidc::signed_in_code(&app, &rp).await;
+    let refresh = {
+        use openidconnect::OAuth2TokenResponse;
+        rp.exchange(&app, code, verifier).await.refresh_token().unwrap().secret().clone()
+    };
+    let refresh_five_times = || {
+        let mut sends = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let request = browser()
+                .post(app.url("/token"))
+                .basic_auth(&client_id, Some(&secret))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())]);
+            sends.spawn(async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+        }
+        sends.join_all()
+    };
 
     let phase = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)); // 0 before, 1 away, 2 back, 3 stop
     let mut browsers = tokio::task::JoinSet::new();
@@ -289,6 +312,8 @@ async fn postgres_going_away_under_sign_ins_is_answered_503_and_recovered_from_w
     assert_eq!(token.headers().get("retry-after").unwrap(), "5");
     let body: serde_json::Value = token.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    let refreshed_away = refresh_five_times().await;
+    assert!(refreshed_away.iter().all(|s| *s == 503), "the refresh token while the database is away: {refreshed_away:?}");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     relay.come_back();
     let back = Instant::now();
@@ -302,6 +327,10 @@ async fn postgres_going_away_under_sign_ins_is_answered_503_and_recovered_from_w
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovered = recovered.expect("ready again without a restart");
+    let refreshed_back = refresh_five_times().await;
+    let accepted = refreshed_back.iter().filter(|s| **s == 200).count();
+    assert_eq!(accepted, 1, "the refresh token once it is back, five at once: {refreshed_back:?}");
+    assert!(refreshed_back.iter().all(|s| *s == 200 || *s == 400), "{refreshed_back:?}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     phase.store(3, std::sync::atomic::Ordering::SeqCst);
     let all = browsers.join_all().await;
