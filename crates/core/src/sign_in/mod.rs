@@ -25,7 +25,7 @@
 //!   │ FinishEnrollment(kind)                  never for a phishing-resistant demand)        │
 //!   │ anything else                           refused: 403, nothing written, audited       │
 //!   └──────────────────────────────────────────────────────────────────────────────────────┘
-//!        │ wrong answer: counted (5 per pending sign-in, then it is gone;
+//!        │ wrong answer: counted (5 per pending sign-in, then it takes no more;
 //!        │               10 per account in the lock window, then the account locks)
 //!        │ right answer, demand met ──▶ NewSession: a session opens
 //!        │                              StepUp(S): session S proves more, under a new token
