@@ -68,14 +68,16 @@ impl<S: Stores> FirstRun<'_, S> {
         let email = EmailAddress::parse(form.email)?;
         let name = form.name.trim();
         self.registration().check_new_password(&email, name, form.password, form.confirm).await?;
-        let admin = User {
+        let mut admin = User {
             email_verified_at: Some(now),
             is_admin: true,
             mfa_required: true,
             language: Some(form.language),
-            ..User::new_account(email, name, self.registration().hash(form.password).await?, now)
+            ..User::new_account(email, name, String::new(), now)
         };
+        // Before the hash: a refused administrator costs no Argon2 either.
         self.console_reachable(&admin, origin, now).await?;
+        admin.password_hash = self.registration().hash(form.password).await?;
         let acting = RequestOrigin { actor: Some(admin.id), ..origin.clone() };
         let event = NewAuditEvent::new(AuditKind::UserCreated, Some(admin.id), &acting, json!({ "admin": true, "setup_link": true }), now);
         match self.store.create_first_admin(&token_digest(token), &admin, &event, now).await? {
