@@ -29,7 +29,7 @@ use crate::lockout::LockoutPolicy;
 use crate::messages::Messenger;
 use crate::password::{PasswordHasher, PasswordPolicy};
 use crate::rate_limit::{LimitedAction, RateLimits};
-use crate::session::{SessionPolicy, SessionRecord};
+use crate::session::SessionPolicy;
 use crate::sign_in::{DemandFacts, SessionUse};
 use crate::user::{EVERYONE, User, UserId, roles};
 
@@ -130,6 +130,16 @@ pub struct Accounts<S> {
 pub trait TokenRevoker: Send + Sync {
     /// Revokes everything issued to `user`.
     fn revoke_user_tokens(&self, user: UserId, now: UnixTime) -> crate::io::BoxFuture<'_, Result<(), StoreError>>;
+    /// Revokes the grants of `user` whose sign-in credential `credential`
+    /// answered in, or that were made from one of `sessions` (the factor was
+    /// removed, and those sessions ended); returns how many.
+    fn revoke_tokens_vouched_by<'a>(
+        &'a self,
+        user: UserId,
+        credential: &'a str,
+        sessions: &'a [String],
+        now: UnixTime,
+    ) -> crate::io::BoxFuture<'a, Result<usize, StoreError>>;
 }
 
 /// What second factors need beyond the store: keys, and the WebAuthn relying party.
@@ -278,13 +288,6 @@ impl<S: Stores> Accounts<S> {
     /// Whether users may add credentials of `kind` on this server.
     pub fn can_enroll(&self, kind: FactorKind) -> bool {
         factors::enrollable(&self.factor_context()).contains(&kind)
-    }
-
-    /// Refuses a change to how the account signs in (a factor added or removed,
-    /// new recovery codes) from a session whose last sign-in step is older than
-    /// `[session] reauthenticate_after_seconds` (OWASP ASVS 4.0 V3.7.1).
-    pub(crate) fn check_recent_sign_in(&self, session: &SessionRecord, now: UnixTime) -> Result<(), AccountError> {
-        if self.settings.sessions.is_recent(session, now) { Ok(()) } else { Err(AccountError::ReauthenticationRequired) }
     }
 
     /// Ends everything the account's past sign-ins vouch for: its sessions

@@ -15,8 +15,9 @@ use crate::factors::{
 };
 use crate::messages::Message;
 use crate::secrets::{random_token, token_digest};
-use crate::session::AuthEvent;
-use crate::sessions::ActiveSession;
+use crate::session::{AuthEvent, AuthRecord};
+use crate::sessions::{ActiveSession, SessionCheck};
+use crate::sign_in::SessionUse;
 use crate::user::{User, UserId};
 
 capability!(
@@ -95,8 +96,8 @@ impl<S: Stores> Credentials<'_, S> {
         now: UnixTime,
     ) -> Result<(String, Option<Vec<String>>), AccountError> {
         let first = !self.has_second_factor(user.id).await?;
-        let (id, name) = match self.enrolling(kind)?.finish_enrollment(&self.factor_context(), user, pending, response, now).await? {
-            EnrollmentCheck::Confirmed { id, name } => (id, name),
+        let (id, name, kind) = match self.enrolling(kind)?.finish_enrollment(&self.factor_context(), user, pending, response, now).await? {
+            EnrollmentCheck::Confirmed { id, name, kind } => (id, name, kind),
             EnrollmentCheck::Rejected if matches!(kind, FactorKind::SecurityKey | FactorKind::Passkey) => {
                 return Err(AccountError::KeyNotAccepted);
             }
@@ -122,7 +123,7 @@ impl<S: Stores> Credentials<'_, S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<EnrollmentPrompt, AccountError> {
-        self.check_recent_sign_in(&session.record, now)?;
+        self.check_factor_change(session, origin, now).await?;
         self.start_setup(&session.user, kind, (name, destination), origin, now).await
     }
 
@@ -169,14 +170,14 @@ impl<S: Stores> Credentials<'_, S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<FactorAdded, AccountError> {
-        self.check_recent_sign_in(&session.record, now)?;
+        self.check_factor_change(session, origin, now).await?;
         if let Some(name) = name {
             self.name_setup(&session.user, (kind, pending), name, now).await?;
         }
         let (credential, recovery_codes) = self.finish_setup(&session.user, kind, (pending, response), origin, now).await?;
         let session_token = match recovery_codes.is_some() && !session.record.auth.is_multi_factor() {
             true => {
-                let event = AuthEvent { credential: Some(credential), ..AuthEvent::performed(kind.factor().method(), now) };
+                let event = AuthEvent { credential: Some(credential), enrolled: true, ..AuthEvent::performed(kind.factor().method(), now) };
                 let token = random_token();
                 let auth = session.record.auth.clone().with_event(event);
                 self.store.upgrade_session(&session.digest, &token_digest(&token), session.user.id, &auth).await?.then_some(token)
@@ -195,7 +196,7 @@ impl<S: Stores> Credentials<'_, S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<Vec<String>, AccountError> {
-        self.check_recent_sign_in(&session.record, now)?;
+        self.check_factor_change(session, origin, now).await?;
         if !self.has_second_factor(session.user.id).await? {
             return Err(AccountError::RecoveryCodesNeedAFactor);
         }
@@ -245,23 +246,80 @@ impl<S: Stores> Credentials<'_, S> {
         origin: &RequestOrigin,
         now: UnixTime,
     ) -> Result<(), AccountError> {
-        self.check_recent_sign_in(&session.record, now)?;
+        self.check_factor_change(session, origin, now).await?;
         let user = &session.user;
         let factors = self.store.credentials(user.id).await?;
         let Some(c) = factors.iter().find(|c| c.id == id) else { return Err(AccountError::NotFound) };
         if factors.len() == 1 && self.mfa_required(user) {
             return Err(AccountError::LastFactor);
         }
-        self.store.delete_credential(user.id, id).await?;
+        // What it vouched for ends with it (a lost phone's sessions, the
+        // applications signed in with it), except the session removing it:
+        // before the removal, so that a failure leaves the factor to remove
+        // again, and after it, for a sign-in that was finishing meanwhile.
+        let (mut sessions, mut grants) = self.end_vouched_by(user.id, id, &session.record.id, now).await?;
+        if !self.store.delete_credential(user.id, id).await? {
+            return Err(AccountError::NotFound);
+        }
         self.store.forget_all_remembered_browsers(user.id, now).await?;
+        self.store.delete_pending_sign_ins(user.id).await?;
         if factors.len() == 1 {
             // No factor left: recovery codes would be a back door to nothing.
             self.store.delete_all_factors(user.id).await?;
         }
-        let detail = json!({ "credential": id, "kind": c.kind.as_str(), "name": c.name });
+        let (late_sessions, late_grants) = self.end_vouched_by(user.id, id, &session.record.id, now).await?;
+        (sessions, grants) = (sessions + late_sessions, grants + late_grants);
+        let detail = json!({
+            "credential": id, "kind": c.kind.as_str(), "name": c.name, "sessions_ended": sessions, "grants_revoked": grants,
+        });
         self.audit(AuditKind::FactorRemoved, Some(user.id), origin, detail, now).await?;
         self.notify(user, Message::FactorRemoved { name: c.name.clone() }, now).await;
         Ok(())
+    }
+}
+
+impl<S: Stores> crate::accounts::Accounts<S> {
+    /// Ends the sessions of `user` whose record `vouched` picks (but `keep`,
+    /// the id of the session making the change); returns the ids of those ended.
+    pub(crate) async fn end_vouched_sessions(
+        &self,
+        user: UserId,
+        vouched: impl Fn(&AuthRecord) -> bool,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, AccountError> {
+        let mut ended = Vec::new();
+        for s in self.store.user_sessions(user).await?.into_iter().filter(|s| vouched(&s.auth) && Some(s.id.as_str()) != keep) {
+            if self.store.delete_user_session(user, &s.id).await? {
+                ended.push(s.id);
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Ends what credential `id` of `user` vouched for, but the session
+    /// `keep`: the sessions it answered in, and the grants signed in with it
+    /// or from those sessions. Returns how many sessions and grants ended.
+    async fn end_vouched_by(&self, user: UserId, id: &str, keep: &str, now: UnixTime) -> Result<(usize, usize), AccountError> {
+        let sessions = self.end_vouched_sessions(user, |auth| auth.used_credential(id), Some(keep)).await?;
+        let grants = match &self.tokens {
+            Some(tokens) => tokens.revoke_tokens_vouched_by(user, id, &sessions, now).await?,
+            None => 0,
+        };
+        Ok((sessions.len(), grants))
+    }
+
+    /// A change to the account's factors (adding, removing, new recovery
+    /// codes) needs a knowledge step within `[session]
+    /// reauthenticate_after_seconds` (OWASP ASVS 4.0 V3.7.1) and a session
+    /// that proves what the account itself demands, whatever a rule let in
+    /// ([`SessionUse::FactorChanges`]).
+    async fn check_factor_change(&self, session: &ActiveSession, origin: &RequestOrigin, now: UnixTime) -> Result<(), AccountError> {
+        match self.sessions().check_session(session, SessionUse::FactorChanges, true, origin, now).await? {
+            SessionCheck::Satisfied => Ok(()),
+            SessionCheck::Reauthenticate => Err(AccountError::ReauthenticationRequired),
+            SessionCheck::StepUp(_) => Err(AccountError::SecondFactorNeeded),
+            SessionCheck::Denied => Err(AccountError::SignInDenied),
+        }
     }
 }
 

@@ -83,6 +83,10 @@ pub enum AccountError {
     /// A change to how the account signs in, from a session whose last sign-in step is not recent.
     #[error("For your security, sign in again to change how you sign in.")]
     ReauthenticationRequired,
+    /// A change to the account's factors from a session that has not proven
+    /// the account's second factor (a rule let the password alone in).
+    #[error("For your security, confirm your second factor to change how you sign in.")]
+    SecondFactorNeeded,
     /// The sign-in in progress lapsed or was already completed.
     #[error("This sign-in has expired. Please sign in again.")]
     SignInExpired,

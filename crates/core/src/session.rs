@@ -35,17 +35,28 @@ pub struct AuthEvent {
     /// never makes the record multi-factor.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub not_a_factor: bool,
+    /// The credential was set up in this sign-in (its first answer). It
+    /// proves possession, but whoever had the session could have registered
+    /// their own key, so it never makes the record phishing-resistant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enrolled: bool,
 }
 
 impl AuthEvent {
     /// A step performed now.
     pub fn performed(method: AuthMethod, at: UnixTime) -> Self {
-        Self { method, at, remembered: false, credential: None, not_a_factor: false }
+        Self { method, at, remembered: false, credential: None, not_a_factor: false, enrolled: false }
     }
 
     /// Whether this step proves `class` (a step the operator does not count proves nothing).
     pub fn proves(&self, class: FactorClass) -> bool {
         !self.not_a_factor && self.method.proves(class)
+    }
+
+    /// Whether this step proves the sign-in resists phishing: a
+    /// phishing-resistant method performed now with a key set up before.
+    pub fn resists_phishing(&self) -> bool {
+        !self.remembered && !self.enrolled && !self.not_a_factor && self.method.phishing_resistant()
     }
 }
 
@@ -67,9 +78,10 @@ impl AuthRecord {
         self.events.iter().map(|e| e.at).max()
     }
 
-    /// Time of the most recent knowledge step performed in this session.
+    /// Time of the most recent knowledge step performed in this session (a
+    /// passkey registered in it proves nothing of the user yet).
     pub fn last_knowledge_step(&self) -> Option<UnixTime> {
-        self.events.iter().filter(|e| !e.remembered && e.proves(FactorClass::Knowledge)).map(|e| e.at).max()
+        self.events.iter().filter(|e| !e.remembered && !e.enrolled && e.proves(FactorClass::Knowledge)).map(|e| e.at).max()
     }
 
     /// The strongest authentication context class reached; `None` for a
@@ -85,12 +97,14 @@ impl AuthRecord {
     }
 
     /// Whether this record reaches the context class `acr`. `phr` needs a
-    /// phishing-resistant step performed in this session: a remembered
-    /// browser is a cookie, which a phishing proxy can carry.
+    /// phishing-resistant step performed in this session with a key set up
+    /// before it: a remembered browser is a cookie, which a phishing proxy
+    /// can carry, and a key registered now proves only that whoever signed in
+    /// holds some key.
     pub fn satisfies(&self, acr: &str) -> bool {
         match acr {
             ACR_MFA => self.is_multi_factor(),
-            ACR_PHR => self.is_multi_factor() && self.events.iter().any(|e| !e.remembered && e.method.phishing_resistant()),
+            ACR_PHR => self.is_multi_factor() && self.events.iter().any(AuthEvent::resists_phishing),
             _ => false,
         }
     }
@@ -203,10 +217,11 @@ impl SessionPolicy {
 
     /// Whether the session's last knowledge step (the password, or a
     /// user-verified passkey) is recent enough for a security change. A
-    /// possession step alone (an emailed code at a step-up) does not make a
-    /// stale session recent: the mailbox is not the user.
+    /// possession step alone (an emailed code at a step-up, or the emailed
+    /// code that opened a passwordless session) never makes a session
+    /// recent: the mailbox is not the user.
     pub fn is_recent(&self, s: &SessionRecord, now: UnixTime) -> bool {
-        now - s.auth.last_knowledge_step().unwrap_or(s.created_at) < self.reauthenticate_after
+        s.auth.last_knowledge_step().is_some_and(|at| now - at < self.reauthenticate_after)
     }
 
     /// Whether to record activity now.
@@ -254,8 +269,9 @@ mod tests {
     fn a_security_change_needs_a_recent_sign_in_step() {
         let p = SessionPolicy { reauthenticate_after: 900, ..SessionPolicy::default() };
         let mut s = session(0, 0);
-        assert!(p.is_recent(&s, 899), "a session without steps counts from its start");
-        assert!(!p.is_recent(&s, 900));
+        assert!(!p.is_recent(&s, 1), "a session without a knowledge step is never recent");
+        s.auth = AuthRecord::single(AuthMethod::EMAIL_OTP, 0);
+        assert!(!p.is_recent(&s, 1), "nor is one an emailed code alone opened: the mailbox is not the user");
         s.auth = AuthRecord::single(AuthMethod::Password, 100).with(AuthMethod::TOTP, 1000);
         assert!(p.is_recent(&s, 999), "the password's time counts");
         assert!(!p.is_recent(&s, 1000), "a later possession step does not make the session recent");
@@ -295,6 +311,11 @@ mod tests {
         remembered.events.extend(AuthRecord::single(AuthMethod::SECURITY_KEY, 10).possession_events());
         assert!(remembered.satisfies(ACR_MFA));
         assert!(!remembered.satisfies(ACR_PHR), "a remembered browser is not phishing-resistant");
+        let set_up_now = AuthEvent { enrolled: true, ..AuthEvent::performed(AuthMethod::SECURITY_KEY, 20) };
+        let enrolled = AuthRecord::single(AuthMethod::Password, 10).with_event(set_up_now);
+        assert!(enrolled.satisfies(ACR_MFA), "a key set up in the sign-in proves possession");
+        assert!(!enrolled.satisfies(ACR_PHR), "but not that the key is the owner's: whoever had the password could register one");
+        assert!(enrolled.with(AuthMethod::SECURITY_KEY, 30).satisfies(ACR_PHR), "its next use does");
     }
 
     #[test]

@@ -149,7 +149,9 @@ impl<S: Stores> Sessions<'_, S> {
         // use could demand, and no rule could deny it. Portcullis's own pages
         // keep the verdict of the sign-in that made a multi-factor session
         // (rules are weighed again only for a session below the account's
-        // own demand); applications and the admin console weigh them every time.
+        // own demand); applications, the admin console and changes to the
+        // factors weigh them every time (a deny rule for this network holds
+        // even for a multi-factor session's cookie).
         if !rules || matches!(using, SessionUse::OwnPages) {
             let most = demand(Some(RuleAction::RequireMfa), self.demand_facts(user, using, true, now));
             if let Ok(Some(d)) = &most
@@ -166,7 +168,10 @@ impl<S: Stores> Sessions<'_, S> {
                 self.audit(AuditKind::SignInDenied, Some(user.id), &origin, assessment.to_json(), now).await?;
                 return Ok(SessionCheck::Denied);
             }
-            assessment.action()
+            match assessment.action() {
+                Some(RuleAction::AllowSingleFactor) if matches!(using, SessionUse::FactorChanges) => None,
+                action => action,
+            }
         } else {
             None
         };

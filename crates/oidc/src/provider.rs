@@ -664,6 +664,33 @@ impl<S: OidcStore + AccountStore> portcullis_core::accounts::TokenRevoker for Pr
     ) -> portcullis_core::io::BoxFuture<'_, Result<(), portcullis_core::StoreError>> {
         Box::pin(async move { self.store.revoke_user_grants(user, None, now, self.grant_revocation_until(now)).await })
     }
+
+    fn revoke_tokens_vouched_by<'a>(
+        &'a self,
+        user: portcullis_core::user::UserId,
+        credential: &'a str,
+        sessions: &'a [String],
+        now: UnixTime,
+    ) -> portcullis_core::io::BoxFuture<'a, Result<usize, portcullis_core::StoreError>> {
+        Box::pin(async move {
+            let mut grants: Vec<String> = self
+                .store
+                .user_grant_rows(user)
+                .await?
+                .into_iter()
+                // The grant's record is what its client counts (`ClientPolicy::effective`),
+                // which may leave the credential out: its session says it too.
+                .filter(|row| row.grant.auth.used_credential(credential) || sessions.contains(&row.grant.session_id))
+                .map(|row| row.grant.grant_id)
+                .collect();
+            grants.sort_unstable();
+            grants.dedup();
+            for grant in &grants {
+                self.store.revoke_grant(grant, now, self.grant_revocation_until(now)).await?;
+            }
+            Ok(grants.len())
+        })
+    }
 }
 
 /// The authentication context classes that would satisfy `req`, any one of

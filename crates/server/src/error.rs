@@ -76,7 +76,7 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::StepNotAllowed => (StatusCode::FORBIDDEN, ""),
         AccountError::NoUsableFactor => (StatusCode::FORBIDDEN, ""),
         AccountError::RecoveryCodesNeedAFactor => (StatusCode::BAD_REQUEST, ""),
-        AccountError::ReauthenticationRequired => (StatusCode::FORBIDDEN, ""),
+        AccountError::ReauthenticationRequired | AccountError::SecondFactorNeeded => (StatusCode::FORBIDDEN, ""),
         AccountError::LastFactor => (StatusCode::CONFLICT, ""),
         AccountError::NotFound => (StatusCode::NOT_FOUND, ""),
         AccountError::KeyNotAccepted => (StatusCode::UNAUTHORIZED, ""),
@@ -149,6 +149,7 @@ pub fn account_error_msg(e: &AccountError) -> Msg {
         AccountError::CodeSentRecently { retry_after_secs } => Msg::new("error-code-sent-recently").arg("seconds", *retry_after_secs),
         AccountError::TooManyCodes { retry_after_secs } => Msg::new("error-too-many-codes").arg("minutes", minutes(*retry_after_secs)),
         AccountError::ReauthenticationRequired => Msg::new("error-reauthentication-required"),
+        AccountError::SecondFactorNeeded => Msg::new("error-second-factor-needed"),
         AccountError::SignInExpired => Msg::new("error-sign-in-expired"),
         AccountError::StepNotAllowed => Msg::new("error-step-not-allowed"),
         AccountError::TooManyAnswers => Msg::new("error-too-many-answers"),
@@ -212,6 +213,10 @@ impl IntoResponse for AppError {
         if let Self::Account(AccountError::ReauthenticationRequired) = self {
             // Forms answer with the sign-in page; the WebAuthn options endpoint answers JSON (challenge_json).
             return crate::request::see_other("/login?reauth=security&next=%2Faccount%2Fsecurity");
+        }
+        if let Self::Account(AccountError::SecondFactorNeeded) = self {
+            // The security page itself detours to the second step a rule skipped.
+            return crate::request::see_other("/account/security");
         }
         let status = self.status();
         // An overload refusal is expected under load: not an error to log each time.

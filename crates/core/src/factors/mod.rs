@@ -140,6 +140,9 @@ pub enum EnrollmentCheck {
         id: String,
         /// The credential's name.
         name: String,
+        /// What it is, as the setup began (a security key or a passkey: the
+        /// ceremony says, not the form that finishes it).
+        kind: FactorKind,
     },
     /// The response was wrong; the credential stays unconfirmed.
     Rejected,

@@ -111,7 +111,7 @@ impl<S: MfaStore> SecondFactor<S> for SmsCodeFactor {
                 return Ok(EnrollmentCheck::Rejected);
             }
             Ok(if ctx.store.confirm_credential(user.id, &c.id, 0, (now, now - ENROLLMENT_SECONDS)).await? {
-                EnrollmentCheck::Confirmed { id: c.id, name: c.name }
+                EnrollmentCheck::Confirmed { id: c.id, name: c.name, kind: c.kind }
             } else {
                 EnrollmentCheck::Unknown
             })

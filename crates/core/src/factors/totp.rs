@@ -168,7 +168,7 @@ impl<S: super::MfaStore> super::SecondFactor<S> for TotpFactor {
             let Some(step) = matching_step(&secret, response, now) else { return Ok(super::EnrollmentCheck::Rejected) };
             // The confirming step counts as used, so the same code cannot sign in right after.
             Ok(if ctx.store.confirm_credential(user.id, &c.id, step, (now, now - super::ENROLLMENT_SECONDS)).await? {
-                super::EnrollmentCheck::Confirmed { id: c.id, name: c.name }
+                super::EnrollmentCheck::Confirmed { id: c.id, name: c.name, kind: c.kind }
             } else {
                 super::EnrollmentCheck::Unknown
             })

@@ -302,7 +302,7 @@ async fn finish_registration<S: MfaStore>(
     credential.authenticator = rp.authenticator_name(&reg);
     credential.confirmed_at = Some(now);
     match ctx.store.insert_confirmed_credential(&credential, user.security_epoch).await {
-        Ok(true) => Ok(EnrollmentCheck::Confirmed { id: credential.id, name }),
+        Ok(true) => Ok(EnrollmentCheck::Confirmed { id: credential.id, name, kind }),
         Ok(false) => Err(AccountError::SignInExpired),
         // Already registered (to this or another account).
         Err(StoreError::Conflict) => Ok(EnrollmentCheck::Rejected),

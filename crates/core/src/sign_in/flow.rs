@@ -312,7 +312,7 @@ impl<S: Stores> SignIn<'_, S> {
             self.credentials().name_setup(&user, (kind, setup), name, now).await?;
         }
         let (credential, codes) = self.credentials().finish_setup(&user, kind, (setup, response), origin, now).await?;
-        let event = self.step_event(kind.factor().method(), Some(credential), now);
+        let event = AuthEvent { enrolled: true, ..self.step_event(kind.factor().method(), Some(credential), now) };
         self.finish(&digest, (PendingSignIn { answers, ..pending }, user), event, codes, origin, now).await
     }
 
@@ -379,10 +379,7 @@ impl<S: Stores> SignIn<'_, S> {
             for b in self.store.remembered_browsers(user.id, now).await?.into_iter().filter(|b| vouched(&b.auth)) {
                 self.store.forget_remembered_browser(user.id, &b.id, now).await?;
             }
-            let mut sessions = 0;
-            for s in self.store.user_sessions(user.id).await?.into_iter().filter(|s| vouched(&s.auth)) {
-                sessions += u32::from(self.store.delete_user_session(user.id, &s.id).await?);
-            }
+            let sessions = self.end_vouched_sessions(user.id, vouched, None).await?.len();
             // Sign-ins in progress, and what applications hold (a grant does not
             // name its credentials): all of the user's end.
             self.store.delete_pending_sign_ins(user.id).await?;

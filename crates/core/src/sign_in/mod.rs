@@ -58,7 +58,7 @@ use crate::io::StoreResult;
 use crate::methods::{PASSWORD_STEP, StepFacts};
 use crate::oauth::ClientPolicy;
 use crate::policy::RuleAction;
-use crate::session::{ACR_MFA, ACR_PHR, AuthMethod, AuthRecord, FactorClass};
+use crate::session::{ACR_MFA, ACR_PHR, AuthEvent, AuthMethod, AuthRecord, FactorClass};
 use crate::user::{User, UserId};
 
 /// What the second-step page shows for a pending sign-in.
@@ -188,8 +188,7 @@ impl Demand {
         Missing {
             knowledge: !has(FactorClass::Knowledge),
             possession: !has(FactorClass::Possession),
-            phishing_resistant: self.level == Level::PhishingResistant
-                && !counted.events.iter().any(|e| !e.remembered && !e.not_a_factor && e.method.phishing_resistant()),
+            phishing_resistant: self.level == Level::PhishingResistant && !counted.events.iter().any(AuthEvent::resists_phishing),
         }
     }
 
@@ -442,6 +441,12 @@ pub enum SessionUse<'a> {
     },
     /// Portcullis's own pages (account, security).
     OwnPages,
+    /// The security page's changes to how the account signs in (factors,
+    /// recovery codes): as [`Self::OwnPages`], except that no rule lowers
+    /// what the account itself demands. A rule lets a password alone in
+    /// (from the office network, or for one application); it must not let
+    /// the password alone add or remove the factors it stood in for.
+    FactorChanges,
     /// The admin console.
     Admin,
 }
@@ -507,7 +512,7 @@ pub fn demand(rule: Option<RuleAction>, f: DemandFacts<'_>) -> Result<Option<Dem
             let binding = level.is_some() || !policy.allow_remember || policy.remember_browser_days.is_some();
             (binding.then(|| policy.clone()), level, false)
         }
-        SessionUse::OwnPages => (None, None, false),
+        SessionUse::OwnPages | SessionUse::FactorChanges => (None, None, false),
         SessionUse::Admin => (None, Some(Level::Mfa), true),
     };
     let Some(level) = [base, app_level].into_iter().flatten().max() else { return Ok(None) };

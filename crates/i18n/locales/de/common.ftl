@@ -126,6 +126,7 @@ error-too-many-codes = { $minutes ->
    *[other] Es wurden zu viele Codes gesendet. Versuchen Sie es in { $minutes } Minuten erneut oder wählen Sie eine andere Methode.
 }
 error-reauthentication-required = Melden Sie sich zu Ihrer Sicherheit erneut an, um zu ändern, wie Sie sich anmelden.
+error-second-factor-needed = Bestätigen Sie zu Ihrer Sicherheit Ihren zweiten Faktor, um zu ändern, wie Sie sich anmelden.
 error-sign-in-expired = Diese Anmeldung ist abgelaufen. Bitte melden Sie sich erneut an.
 error-step-not-allowed = Dieser Schritt gehört nicht zu Ihrer Anmeldung. Beginnen Sie erneut auf der Anmeldeseite.
 error-too-many-answers = Zu viele falsche Antworten für diese Anmeldung. Melden Sie sich erneut an, um eine neue zu beginnen.

@@ -126,6 +126,7 @@ error-too-many-codes = { $minutes ->
    *[other] Too many codes were sent. Try again in { $minutes } minutes, or use another method.
 }
 error-reauthentication-required = For your security, sign in again to change how you sign in.
+error-second-factor-needed = For your security, confirm your second factor to change how you sign in.
 error-sign-in-expired = This sign-in has expired. Please sign in again.
 error-step-not-allowed = This step is not part of your sign-in. Start again from the sign-in page.
 error-too-many-answers = Too many wrong answers for this sign-in. Sign in again to get a new one.

@@ -69,6 +69,13 @@ async fn an_emailed_code_signs_in_without_a_password_and_tells_no_one_which_addr
     assert_eq!((done.status, done.location.as_deref()), (StatusCode::SEE_OTHER, Some("/account")), "{}", done.body);
     let account = app.get("/account").await;
     assert!(account.body.contains("verified with a code by email."), "one factor, no mfa: {}", account.body);
+    // The mailbox alone may not change how the account signs in: the
+    // password first, and the emailed code is not offered for that.
+    let setup = app.post("/account/security/totp", &[], &account.body).await;
+    let to = setup.location.unwrap_or_default();
+    assert!(to.starts_with("/login?reauth=security"), "no authenticator app from an emailed code alone: {to}");
+    let reauth = app.get(&to).await;
+    assert!(reauth.body.contains("name=\"password\"") && !reauth.body.contains("Email me a sign-in code"), "{}", reauth.body);
 
     app.sign_out().await;
     let again = app.enter_sign_in_code(&ada, "ada@example.com", &code).await;

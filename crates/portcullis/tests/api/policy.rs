@@ -138,6 +138,88 @@ async fn postgres_a_trusted_network_skips_mfa_and_an_unknown_network_requires_it
     a_trusted_network_skips_mfa_and_an_unknown_network_requires_it(Backend::Postgres).await;
 }
 
+/// A rule that lets the password alone in (here: from the office network)
+/// lets the person in; it must not let the password alone change the
+/// factors it stood in for. Otherwise whoever learns the password adds their
+/// own authenticator app or takes new recovery codes at the office, then
+/// signs in with them from anywhere.
+async fn a_rule_that_skips_the_second_factor_does_not_let_the_password_change_factors(backend: Backend) {
+    let office = RuleConfig { networks: vec!["10.0.0.0/8".into()], ..rule("office", RuleAction::AllowSingleFactor) };
+    let cafe = RuleConfig { networks: vec!["198.51.100.0/24".into()], ..rule("no-cafes", RuleAction::Deny) };
+    let Some(mut app) = app_with_rules(backend, vec![office, cafe], |_| {}).await else { return };
+    let desk = new_jar();
+    app.use_browser(&desk, OFFICE);
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (secret, _) = app.enroll_totp("Phone").await;
+    app.sign_out().await;
+
+    // The attacker: the password, at the office.
+    assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.location.as_deref(), Some("/account"), "one step at the office");
+    let account = app.get("/account").await;
+    assert_eq!(account.status, StatusCode::OK, "the account page is open to the session the rule let in");
+    let ada = app.state.accounts().operators().find_user("ada@example.com").await.unwrap();
+    let factor = app.state.accounts().credentials().factors(ada.id).await.unwrap()[0].id.clone();
+    let codes_before = app.state.accounts().credentials().recovery_codes_left(ada.id).await.unwrap();
+    for (path, fields) in [
+        ("/account/security/recovery-codes", vec![]),
+        ("/account/security/totp", vec![]),
+        ("/account/security/factors/remove", vec![("id", factor.as_str())]),
+        ("/account/security/phone", vec![("phone", "+441632960001")]),
+    ] {
+        let refused = app.post(path, &fields, &account.body).await;
+        let to = refused.location.clone().unwrap_or_default();
+        assert!(to.starts_with("/login/verify"), "{path}: the second factor first, not {} {}", refused.status, refused.body);
+        assert!(!refused.body.contains("data-testid=\"recovery-codes\"") && !refused.body.contains("otpauth://"), "{path}");
+    }
+    assert_eq!(app.state.accounts().credentials().factors(ada.id).await.unwrap().len(), 1, "nothing added or removed");
+    assert_eq!(app.state.accounts().credentials().recovery_codes_left(ada.id).await.unwrap(), codes_before, "the old codes still work");
+    let webauthn = app.post("/account/security/webauthn/options", &[("kind", "security_key"), ("name", "Mine")], &account.body).await;
+    assert_eq!(webauthn.status, StatusCode::FORBIDDEN, "no key registration either: {}", webauthn.body);
+
+    // The domain refuses it too, whatever page asks.
+    let token = {
+        use reqwest::cookie::CookieStore;
+        let cookies = desk.cookies(&url::Url::parse(&app.base).unwrap()).unwrap();
+        let cookies = cookies.to_str().unwrap().to_owned();
+        cookies.split("; ").find_map(|c| c.strip_prefix("portcullis_session=")).unwrap().to_owned()
+    };
+    let now = app.clock_now();
+    let session = app.state.accounts().sessions().session(&token, now).await.unwrap().unwrap();
+    let origin = portcullis_core::audit::RequestOrigin { ip: Some(OFFICE.parse().unwrap()), ..Default::default() };
+    let refused = app.state.accounts().credentials().regenerate_recovery_codes(&session, &origin, now).await;
+    assert!(matches!(refused, Err(portcullis_core::AccountError::SecondFactorNeeded)), "{refused:?}");
+
+    // The owner, with the app's code: the security page asks for it once, then works.
+    let to = app.get("/account/security").await.location.unwrap();
+    assert!(to.starts_with("/login/verify"), "{to}");
+    let page = app.get(&to).await;
+    app.clock.advance(30);
+    let next = crate::mfa::hidden(&page.body, "next");
+    let done = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&secret)), ("next", &next)], &page.body).await;
+    assert_eq!(done.location.as_deref(), Some("/account/security"), "{}", done.body);
+    let security = app.get("/account/security").await;
+    assert_eq!(security.status, StatusCode::OK);
+    let codes = app.post("/account/security/recovery-codes", &[], &security.body).await;
+    assert_eq!(crate::mfa::recovery_codes_in(&codes.body).len(), 10, "{}", codes.body);
+
+    // The same multi-factor cookie from a network a rule denies: the account
+    // page keeps the sign-in's verdict, but factors change only where the rules allow.
+    app.use_browser(&desk, CAFE);
+    assert_eq!(app.get("/account").await.status, StatusCode::OK);
+    assert_eq!(app.get("/account/security").await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_rule_that_skips_the_second_factor_does_not_let_the_password_change_factors() {
+    a_rule_that_skips_the_second_factor_does_not_let_the_password_change_factors(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_rule_that_skips_the_second_factor_does_not_let_the_password_change_factors() {
+    a_rule_that_skips_the_second_factor_does_not_let_the_password_change_factors(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_forwarded_for_from_an_untrusted_peer_does_not_put_a_browser_on_a_trusted_network() {
     let office = RuleConfig { networks: vec!["10.0.0.0/8".into()], ..rule("office", RuleAction::AllowSingleFactor) };

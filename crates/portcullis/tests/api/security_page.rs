@@ -12,6 +12,7 @@ on_both_backends!(
     the_security_page_lists_sessions_and_recent_events_and_ends_a_session,
     changing_factors_from_an_old_session_asks_to_sign_in_again,
     a_setup_is_confirmed_only_from_a_recent_session_and_within_ten_minutes,
+    removing_a_factor_ends_the_sessions_and_grants_it_vouched_for,
 );
 
 fn count(html: &str, marker: &str) -> usize {
@@ -191,4 +192,59 @@ async fn a_setup_is_confirmed_only_from_a_recent_session_and_within_ten_minutes(
     let late = app.post("/account/security/phone/confirm", &[("credential_id", &id), ("code", &code)], &adding.body).await;
     assert_eq!(late.location.as_deref(), Some("/login?reauth=security&next=%2Faccount%2Fsecurity"));
     assert!(app.state.accounts().credentials().factors(ada.id).await.unwrap().is_empty(), "no number was added");
+}
+
+/// Removing a factor (a lost phone) ends what it vouched for: the other
+/// sessions it answered in and the application grants signed in with it;
+/// not the session that removes it, nor a grant signed in without it.
+async fn removing_a_factor_ends_the_sessions_and_grants_it_vouched_for(mut app: TestApp) {
+    use crate::hardening::{tokens_for_ada, tokens_work};
+    let new_browser = || {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        reqwest::Client::builder().cookie_provider(jar).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    };
+    app.verified_user("ada@example.com").await;
+    // A tablet signs an application in with the password, before the app exists.
+    let first_browser = std::mem::replace(&mut app.client, new_browser());
+    let (id, secret, access_before, refresh_before) = tokens_for_ada(&app).await;
+    let tablet = std::mem::replace(&mut app.client, first_browser);
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let (totp, _) = app.enroll_totp("Phone").await;
+    // This session answered the app's first code: a grant made now carries it.
+    let rp = app.rp(&id, Some(&secret)).await;
+    let (code, verifier, _) = crate::oidc::signed_in_code(&app, &rp).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", crate::oidc::CALLBACK),
+        ("code_verifier", verifier.secret()),
+    ];
+    let (status, body) = crate::oidc::token_request(&app, &form, Some((&id, &secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (access_after, refresh_after) =
+        (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned());
+
+    // Another browser signs in with the password and the app, and removes the app.
+    let first_browser = std::mem::replace(&mut app.client, new_browser());
+    let (_, page) = app.password_then_second_step("ada@example.com").await;
+    app.clock.advance(30);
+    let done = app.post("/login/verify", &[("method", "totp"), ("code", &app.code_now(&totp)), ("next", "/account")], &page.body).await;
+    assert_eq!(done.location.as_deref(), Some("/account"), "{}", done.body);
+    let security = app.get("/account/security").await;
+    let marker = "action=\"/account/security/factors/remove\"";
+    let form = &security.body[security.body.find(marker).expect("the app can be removed")..];
+    let removed = app.post("/account/security/factors/remove", &[("id", &hidden(form, "id"))], &security.body).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+
+    assert_eq!(app.get("/account").await.status, StatusCode::OK, "the session that removed it stays");
+    let first = first_browser.get(app.url("/account")).send().await.unwrap().status();
+    assert_eq!(first, StatusCode::SEE_OTHER, "the first browser's session used the app: it ends");
+    let after = tokens_work(&app, (&id, &secret), &access_after, &refresh_after).await;
+    assert_eq!(after, (StatusCode::UNAUTHORIZED, StatusCode::BAD_REQUEST), "the grant the app vouched for ends");
+    let before = tokens_work(&app, (&id, &secret), &access_before, &refresh_before).await;
+    assert_eq!(before, (StatusCode::OK, StatusCode::OK), "the tablet's grant, made without the app, stays");
+    let tablet_page = tablet.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(tablet_page.status(), StatusCode::OK, "so does the tablet's session (the account has no factor left)");
+    let audited = &app.audit(AuditKind::FactorRemoved).await[0];
+    assert_eq!((audited.detail["sessions_ended"].as_u64(), audited.detail["grants_revoked"].as_u64()), (Some(1), Some(1)));
 }

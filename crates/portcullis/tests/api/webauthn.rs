@@ -27,6 +27,7 @@ on_both_backends_webauthn!(
     an_expired_ceremony_is_refused,
     another_users_credential_is_refused,
     acr_phr_is_met_only_by_webauthn,
+    a_key_set_up_in_this_session_does_not_make_it_phishing_resistant,
 );
 
 on_both_backends!(an_ip_address_issuer_offers_no_passkeys);
@@ -405,6 +406,42 @@ async fn acr_phr_is_met_only_by_webauthn(app: TestApp) {
     let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
     // The app confirmed on the security page counts as used in this session (it answered its first code there).
     assert_eq!(amr, vec!["pwd", "otp", "hwk", "mfa"]);
+    assert_eq!(acr.as_deref(), Some("phr"));
+}
+
+/// Password, then a first security key registered from the security page:
+/// the session is multi-factor, but not phishing-resistant, because whoever
+/// had the password could have registered their own key. An application that
+/// asks for `phr` gets a step-up with the key; only its next use counts.
+async fn a_key_set_up_in_this_session_does_not_make_it_phishing_resistant(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let mut key = Key::new(&app);
+    let added = app.add_key(&mut key, "security_key", "Blue key").await;
+    assert!(added.body.contains("data-testid=\"recovery-codes\""), "the first factor comes with recovery codes");
+    let (id, client_secret) = register(&app, false, SigningAlg::ES256).await;
+
+    let (rp, url, nonce, verifier) = authorize_url(&app, &id, client_secret.as_deref(), Some("mfa")).await;
+    let back = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
+    assert!(back.starts_with(CALLBACK), "password and the new key are MFA: {back}");
+    let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
+    assert_eq!((amr, acr.as_deref()), (vec!["pwd".to_owned(), "hwk".into(), "mfa".into()], Some("mfa")), "never phr from this session");
+
+    let (rp, url, nonce, verifier) = authorize_url(&app, &id, client_secret.as_deref(), Some("phr")).await;
+    let to = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
+    assert!(to.starts_with("/login/verify"), "phr needs the key used again: {to}");
+    let page = app.get(&to).await;
+    let (ceremony, answer) = app.key_answer(&mut key, &page).await;
+    let next = hidden(&page.body, "next");
+    let done = app
+        .post(
+            "/login/verify",
+            &[("method", "webauthn"), ("ceremony", &ceremony), ("credential", &json(&answer)), ("next", &next)],
+            &page.body,
+        )
+        .await;
+    let back = app.get(&done.location.unwrap()).await.location.unwrap();
+    let (_, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
     assert_eq!(acr.as_deref(), Some("phr"));
 }
 

@@ -17,7 +17,7 @@ use crate::state::AppState;
 /// The session of the account page, or the response that stands in for the page.
 macro_rules! account_session {
     ($state:expr, $browser:expr) => {
-        match own_page_session(&$state, &$browser, "/account").await? {
+        match own_page_session(&$state, &$browser, ("/account", portcullis_core::sign_in::SessionUse::OwnPages)).await? {
             Ok(session) => session,
             Err(detour) => return Ok(detour),
         }

@@ -82,7 +82,7 @@ pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q
     let (notice, signed_in_as) = match (q.reauth.as_deref(), session) {
         (None, Some(_)) => return Ok(see_other(&next)),
         (None, None) => (None, None),
-        // The security page sends a session too old to change factors (Accounts::check_recent_sign_in).
+        // The security page sends a session too old to change factors (`Credentials::check_factor_change`).
         (Some("security"), session) => {
             (Some(tr(account_error_msg(&AccountError::ReauthenticationRequired))), session.map(|s| s.user.email.as_str().to_owned()))
         }
@@ -91,7 +91,14 @@ pub async fn login_page(State(state): State<AppState>, browser: Browser, Query(q
         (Some(_), _) => (Some(tr("notice-reauth-application")), None),
     };
     let email = q.login_hint.or(signed_in_as).unwrap_or_default();
-    Ok(browser.page(StatusCode::OK, "login.html", context! { email, notice, next => &next, ..login_flags(&state, &next) }))
+    let flags = login_flags(&state, &next);
+    // Signing in again for a change needs the password (or a passkey): a
+    // session an emailed code opened is never recent, so it is not offered.
+    let flags = match q.reauth.as_deref() {
+        Some("security" | "admin") => context! { email_code => false, ..flags },
+        _ => flags,
+    };
+    Ok(browser.page(StatusCode::OK, "login.html", context! { email, notice, next => &next, ..flags }))
 }
 
 #[derive(Deserialize)]
@@ -387,7 +394,7 @@ pub async fn logout_everywhere(State(state): State<AppState>, browser: Browser) 
     if browser.session_token.is_none() {
         return Ok(signed_out(&state, &browser));
     }
-    let session = match super::own_page_session(&state, &browser, "/account").await? {
+    let session = match super::own_page_session(&state, &browser, ("/account", portcullis_core::sign_in::SessionUse::OwnPages)).await? {
         Ok(session) => session,
         Err(detour) => return Ok(detour),
     };

@@ -320,13 +320,19 @@ fn to_login(here: &str) -> Response {
     see_other(&format!("/login?next={}", second_step::encode(here)))
 }
 
-/// The session for one of Portcullis's own pages at `here`, or the detour
-/// that stands in for the page: sign in, or a step-up when the session proves
-/// less than the account needs (a password-only session of an account with a
-/// factor, which only a rule for some application granted).
-async fn own_page_session(state: &AppState, browser: &Browser, here: &str) -> Result<Result<ActiveSession, Response>, AppError> {
+/// The session for one of Portcullis's own pages at `here` (`using`:
+/// [`SessionUse::OwnPages`], or [`SessionUse::FactorChanges`] for the
+/// security page), or the detour that stands in for the page: sign in, or a
+/// step-up when the session proves less than the account needs there (a
+/// password-only session of an account with a factor, which a rule granted:
+/// for some application, or from some network, country or role).
+async fn own_page_session(
+    state: &AppState,
+    browser: &Browser,
+    (here, using): (&str, SessionUse<'_>),
+) -> Result<Result<ActiveSession, Response>, AppError> {
     let Some(session) = current_session(state, browser).await? else { return Ok(Err(to_login(here))) };
-    match state.accounts().sessions().check_session(&session, SessionUse::OwnPages, false, &browser.origin(), state.now()).await? {
+    match state.accounts().sessions().check_session(&session, using, false, &browser.origin(), state.now()).await? {
         SessionCheck::Satisfied | SessionCheck::Reauthenticate => Ok(Ok(session)),
         SessionCheck::StepUp(demand) => Ok(Err(second_step::step_up(state, browser, &session, here, (demand, None)).await?)),
         SessionCheck::Denied => Err(AppError::Account(AccountError::SignInDenied)),

@@ -31,7 +31,7 @@ const HERE: &str = "/account/security";
 /// The session of the security page, or the response that stands in for the page.
 macro_rules! security_session {
     ($state:expr, $browser:expr) => {
-        match own_page_session(&$state, &$browser, HERE).await? {
+        match own_page_session(&$state, &$browser, (HERE, SessionUse::FactorChanges)).await? {
             Ok(session) => session,
             Err(detour) => return Ok(detour),
         }
@@ -215,7 +215,7 @@ async fn manage(state: &AppState, browser: &Browser, change: Management<'_>) -> 
             false => Err(AccountError::NotFound),
         },
     };
-    if let Err(e @ AccountError::ReauthenticationRequired) = result {
+    if let Err(e @ (AccountError::ReauthenticationRequired | AccountError::SecondFactorNeeded)) = result {
         return Err(e.into());
     }
     let ctx = security_context(state, &session).await?;
@@ -231,9 +231,11 @@ pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlFo
         // A JSON answer cannot be a detour: a session that needs one is told to reload the page.
         let session = current_session(&state, &browser).await?.ok_or(AppError::Account(AccountError::SignInExpired))?;
         let check =
-            state.accounts().sessions().check_session(&session, SessionUse::OwnPages, false, &browser.origin(), state.now()).await?;
-        if check != SessionCheck::Satisfied && check != SessionCheck::Reauthenticate {
-            return Err(AppError::Account(AccountError::ReauthenticationRequired));
+            state.accounts().sessions().check_session(&session, SessionUse::FactorChanges, false, &browser.origin(), state.now()).await?;
+        match check {
+            SessionCheck::Satisfied | SessionCheck::Reauthenticate => {}
+            SessionCheck::StepUp(_) => return Err(AppError::Account(AccountError::SecondFactorNeeded)),
+            SessionCheck::Denied => return Err(AppError::Account(AccountError::SignInDenied)),
         }
         public_key(
             state
