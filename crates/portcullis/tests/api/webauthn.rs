@@ -28,6 +28,7 @@ on_both_backends_webauthn!(
     another_users_credential_is_refused,
     acr_phr_is_met_only_by_webauthn,
     a_key_set_up_in_this_session_does_not_make_it_phishing_resistant,
+    a_key_set_up_inline_does_not_make_the_sign_in_phishing_resistant,
 );
 
 on_both_backends!(an_ip_address_issuer_offers_no_passkeys);
@@ -443,6 +444,31 @@ async fn a_key_set_up_in_this_session_does_not_make_it_phishing_resistant(app: T
     let back = app.get(&done.location.unwrap()).await.location.unwrap();
     let (_, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
     assert_eq!(acr.as_deref(), Some("phr"));
+}
+
+/// The same through inline setup: an application that requires MFA has a
+/// user without a factor register a security key during the sign-in; an
+/// application that then asks for `phr` gets a step-up with the key.
+async fn a_key_set_up_inline_does_not_make_the_sign_in_phishing_resistant(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    let (id, client_secret) = register(&app, false, SigningAlg::ES256).await;
+    let (_, url, _, _) = authorize_url(&app, &id, client_secret.as_deref(), Some("mfa")).await;
+    let login = app.get(&app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap()).await;
+    let fields = [("email", "ada@example.com"), ("password", PASSWORD), ("next", &hidden(&login.body, "next"))];
+    let to = app.post("/login", &fields, &login.body).await.location.unwrap();
+    assert!(to.starts_with("/login/enroll"), "a factor is set up first: {to}");
+    let enroll = app.get(&to).await;
+    let (ceremony, options) =
+        app.webauthn_options("/login/enroll/webauthn/options", &[("kind", "security_key"), ("name", "Blue key")], &enroll.body).await;
+    let mut key = Key::new(&app);
+    let credential = key.create(options);
+    let fields = [("kind", "security_key"), ("ceremony", &ceremony), ("credential", &credential), ("next", &hidden(&enroll.body, "next"))];
+    let done = app.post("/login/enroll/webauthn", &fields, &enroll.body).await;
+    assert!(done.body.contains("data-testid=\"recovery-codes\""), "signed in, with recovery codes: {}", done.body);
+
+    let (_, url, _, _) = authorize_url(&app, &id, client_secret.as_deref(), Some("phr")).await;
+    let to = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
+    assert!(to.starts_with("/login/verify"), "phr needs the key used again: {to}");
 }
 
 async fn an_ip_address_issuer_offers_no_passkeys(app: TestApp) {
