@@ -122,6 +122,14 @@ impl TestApp {
         (ceremony, key.assert(options))
     }
 
+    /// Answers the second-step page `page` with `key`, on to the page's `next`.
+    async fn answer_with_key(&self, key: &mut Key, page: &Page) -> Page {
+        let (ceremony, answer) = self.key_answer(key, page).await;
+        let fields =
+            [("method", "webauthn"), ("ceremony", &ceremony), ("credential", &json(&answer)), ("next", &hidden(&page.body, "next"))];
+        self.post("/login/verify", &fields, &page.body).await
+    }
+
     async fn send_key_answer(&self, page: &Page, ceremony: &str, answer: &PublicKeyCredential) -> Page {
         self.post(
             "/login/verify",
@@ -393,15 +401,7 @@ async fn acr_phr_is_met_only_by_webauthn(app: TestApp) {
     let code = portcullis_core::factors::totp::code_at_step(&secret, portcullis_core::factors::totp::step_at(app.clock_now()), 6);
     let refused = app.post("/login/verify", &[("method", "totp"), ("code", &code)], &page.body).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "a right TOTP code does not satisfy phr: the step is refused: {}", refused.body);
-    let (ceremony, answer) = app.key_answer(&mut key, &page).await;
-    let next = hidden(&page.body, "next");
-    let done = app
-        .post(
-            "/login/verify",
-            &[("method", "webauthn"), ("ceremony", &ceremony), ("credential", &json(&answer)), ("next", &next)],
-            &page.body,
-        )
-        .await;
+    let done = app.answer_with_key(&mut key, &page).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let back = app.get(&done.location.unwrap()).await.location.unwrap();
     let (amr, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
@@ -432,15 +432,7 @@ async fn a_key_set_up_in_this_session_does_not_make_it_phishing_resistant(app: T
     let to = app.get(url.strip_prefix(&app.base).unwrap()).await.location.unwrap();
     assert!(to.starts_with("/login/verify"), "phr needs the key used again: {to}");
     let page = app.get(&to).await;
-    let (ceremony, answer) = app.key_answer(&mut key, &page).await;
-    let next = hidden(&page.body, "next");
-    let done = app
-        .post(
-            "/login/verify",
-            &[("method", "webauthn"), ("ceremony", &ceremony), ("credential", &json(&answer)), ("next", &next)],
-            &page.body,
-        )
-        .await;
+    let done = app.answer_with_key(&mut key, &page).await;
     let back = app.get(&done.location.unwrap()).await.location.unwrap();
     let (_, acr) = claims_after(&app, &rp, &back, &nonce, verifier).await;
     assert_eq!(acr.as_deref(), Some("phr"));
