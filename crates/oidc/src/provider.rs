@@ -644,7 +644,17 @@ impl<S: OidcStore + AccountStore> Provider<S> {
                 if let Some(s) = state {
                     url.query_pairs_mut().append_pair("state", s);
                 }
-                Some(url.to_string())
+                // A self-registered client's address is anyone's (in open
+                // registration, a phishing page's): followed only for a
+                // signed-in user who allowed that client, or this endpoint is
+                // an open redirector (RFC 9700 §4.11.2). The others sign out
+                // and stay on our page.
+                let followed = match (client.self_registered, session_user) {
+                    (false, _) => true,
+                    (true, None) => false,
+                    (true, Some(user)) => self.store.consented_scope(user.id, &client.id).await?.is_some(),
+                };
+                followed.then(|| url.to_string())
             }
         };
         let hint_matches_session = match (&hint, session_user) {

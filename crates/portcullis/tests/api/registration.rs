@@ -285,3 +285,50 @@ async fn open_registration_needs_no_token_and_is_throttled_per_address() {
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS, "3 a minute per address");
 }
+
+/// A self-registered client's post-logout address is anyone's (in open
+/// registration, a phishing page's): `/end-session` follows it only for a
+/// signed-in user who allowed that client, or it would be an open
+/// redirector (RFC 9700 §4.11.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_session_follows_a_self_registered_clients_address_only_for_a_user_who_allowed_it() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.registration.mode = "open".into()).await else { return };
+    let bye = "https://app.example/bye";
+    let body = json!({
+        "redirect_uris": [CALLBACK], "post_logout_redirect_uris": [bye], "client_name": "Registered app",
+        "token_endpoint_auth_method": "client_secret_basic",
+    });
+    let (status, registered) = app.register_client(None, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let (id, secret) = (registered["client_id"].as_str().unwrap(), registered["client_secret"].as_str().unwrap());
+    let logout = format!("/end-session?client_id={id}&post_logout_redirect_uri={}&state=s1", urlenc(bye));
+    let fields = [("client_id", id), ("post_logout_redirect_uri", bye), ("state", "s1")];
+
+    let anonymous = app.get(&logout).await;
+    assert_eq!((anonymous.status, anonymous.location.as_deref()), (StatusCode::OK, None), "nobody signed in: not sent there");
+
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let asked = app.get(&logout).await;
+    let confirmed = app.post("/end-session", &fields, &asked.body).await;
+    assert_eq!(
+        (confirmed.status, confirmed.location.as_deref()),
+        (StatusCode::OK, None),
+        "a user who never allowed it: signed out, not sent there"
+    );
+    assert_eq!(app.get("/account").await.status, StatusCode::SEE_OTHER, "signed out all the same");
+
+    let rp = app.rp(id, Some(secret)).await;
+    let (url, _) = authorization(&rp, false);
+    let consent = app.browse_authorize(&url, "ada@example.com", PASSWORD).await;
+    let request = crate::mfa::hidden(&consent, "request");
+    let allowed = app.post("/authorize/consent", &[("request", &request), ("decision", "allow")], &consent).await;
+    assert!(allowed.location.is_some_and(|l| l.starts_with(CALLBACK)));
+    let asked = app.get(&logout).await;
+    let confirmed = app.post("/end-session", &fields, &asked.body).await;
+    assert_eq!(
+        confirmed.location.as_deref(),
+        Some("https://app.example/bye?state=s1"),
+        "after allowing it, the application gets its user back"
+    );
+}
