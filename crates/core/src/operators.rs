@@ -140,6 +140,10 @@ impl<S: Stores> Operators<'_, S> {
     pub async fn delete_user(&self, email: &str, origin: &RequestOrigin, now: UnixTime) -> Result<bool, AccountError> {
         let email = EmailAddress::parse(email)?;
         let Some(u) = self.store.user_by_email(&email).await? else { return Ok(false) };
+        // The rows of its codes and refresh tokens go with the account, but
+        // access tokens live on: the grants' revocations (kept apart) make
+        // introspection and /userinfo refuse them.
+        self.end_what_sign_ins_gave(u.id, None, now).await?;
         let deleted = self.store.delete_user(u.id).await?;
         if deleted {
             self.audit(AuditKind::UserDeleted, Some(u.id), origin, json!({ "email": u.email.as_str() }), now).await?;

@@ -14,6 +14,7 @@ on_both_backends!(
     a_client_presenting_another_clients_code_or_refresh_token_spends_nothing,
     an_access_token_is_no_id_token_hint,
     what_a_request_in_flight_at_a_reset_writes_afterwards_is_dead,
+    a_deleted_accounts_access_tokens_are_inactive,
 );
 
 /// The tokens an application got for ada: (client id, secret, access token, refresh token).
@@ -680,4 +681,18 @@ async fn browser_clients_get_cors_for_their_registered_origins_only() {
     };
     app.state.provider().client_admin().register(new, &RequestOrigin::command_line(), app.clock_now()).await.unwrap();
     assert_eq!(preflight("/token", "https://new.example").await.headers()["access-control-allow-origin"], "https://new.example");
+}
+
+/// `user delete` takes the account's code and refresh-token rows with it;
+/// its access tokens (JWTs, valid for their hour) must still be refused by
+/// introspection, which resource servers rely on, as /userinfo refuses them.
+async fn a_deleted_accounts_access_tokens_are_inactive(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    let (id, secret, access, _) = tokens_for_ada(&app).await;
+    assert_eq!(introspect(&app, (&id, &secret), &access).await["active"], true);
+    let deleted = app.state.accounts().operators().delete_user("ada@example.com", &RequestOrigin::command_line(), app.clock_now()).await;
+    assert!(deleted.unwrap());
+    assert_eq!(introspect(&app, (&id, &secret), &access).await, serde_json::json!({ "active": false }));
+    let userinfo = app.client.get(app.url("/userinfo")).bearer_auth(&access).send().await.unwrap().status();
+    assert_eq!(userinfo, StatusCode::UNAUTHORIZED);
 }
