@@ -233,7 +233,14 @@ async fn postgres_going_away_under_sign_ins_is_answered_503_and_recovered_from_w
     else {
         return;
     };
-    app.verified_user("hal@example.com").await;
+    // One account per browser: an attempt the outage cuts off mid-check stays
+    // counted against its account (by design: a client that hangs up mid-hash
+    // must not escape the count), so four browsers on one account could lock
+    // it across the two transitions with the right password.
+    let emails = ["hal0@example.com", "hal1@example.com", "hal2@example.com", "hal3@example.com"];
+    for email in emails {
+        app.verified_user(email).await;
+    }
     // A one-time value issued before the outage: an application's refresh token.
     app.verified_user("ada@example.com").await;
     let (client_id, secret) = crate::oidc::register(&app, false, portcullis_core::oauth::SigningAlg::ES256).await;
@@ -258,7 +265,7 @@ async fn postgres_going_away_under_sign_ins_is_answered_503_and_recovered_from_w
 
     let phase = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)); // 0 before, 1 away, 2 back, 3 stop
     let mut browsers = tokio::task::JoinSet::new();
-    for _ in 0..4 {
+    for email in emails {
         let (base, phase) = (app.base.clone(), phase.clone());
         browsers.spawn(async move {
             let mut answers: [Answers; 3] = Default::default();
@@ -270,7 +277,7 @@ async fn postgres_going_away_under_sign_ins_is_answered_503_and_recovered_from_w
                 let seen = &mut answers[now as usize];
                 let client = browser();
                 let page = client.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
-                let form = [("email", "hal@example.com"), ("password", PASSWORD), ("csrf_token", &csrf_token_in(&page))];
+                let form = [("email", email), ("password", PASSWORD), ("csrf_token", &csrf_token_in(&page))];
                 let r = client.post(format!("{base}/login")).form(&form).send().await;
                 let r = match r {
                     Ok(r) => r,
