@@ -329,9 +329,14 @@ async fn a_signed_in_user_is_asked_only_for_the_missing_factor(app: TestApp) {
 
 /// The value of this browser's session cookie, as the server last set it.
 pub(crate) fn session_cookie(app: &TestApp) -> String {
+    session_cookie_in(&app.jar, &app.base)
+}
+
+/// The value of the session cookie in `jar` for the server at `base`.
+pub(crate) fn session_cookie_in(jar: &reqwest::cookie::Jar, base: &str) -> String {
     use reqwest::cookie::CookieStore;
-    let jar = app.jar.cookies(&url::Url::parse(&app.base).unwrap()).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    jar.split("; ").find_map(|c| c.strip_prefix("portcullis_session=")).unwrap_or_default().to_owned()
+    let cookies = jar.cookies(&url::Url::parse(base).unwrap()).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    cookies.split("; ").find_map(|c| c.strip_prefix("portcullis_session=")).unwrap_or_default().to_owned()
 }
 
 async fn recovery_codes_sign_in_once_each_and_the_user_is_told(app: TestApp) {

@@ -178,12 +178,7 @@ async fn a_rule_that_skips_the_second_factor_does_not_let_the_password_change_fa
     assert_eq!(webauthn.status, StatusCode::FORBIDDEN, "no key registration either: {}", webauthn.body);
 
     // The domain refuses it too, whatever page asks.
-    let token = {
-        use reqwest::cookie::CookieStore;
-        let cookies = desk.cookies(&url::Url::parse(&app.base).unwrap()).unwrap();
-        let cookies = cookies.to_str().unwrap().to_owned();
-        cookies.split("; ").find_map(|c| c.strip_prefix("portcullis_session=")).unwrap().to_owned()
-    };
+    let token = crate::mfa::session_cookie_in(&desk, &app.base);
     let now = app.clock_now();
     let session = app.state.accounts().sessions().session(&token, now).await.unwrap().unwrap();
     let origin = portcullis_core::audit::RequestOrigin { ip: Some(OFFICE.parse().unwrap()), ..Default::default() };

@@ -22,7 +22,6 @@ use crate::error::AppError;
 use crate::i18n::{device_name, tr};
 use crate::request::{Browser, HtmlForm, SESSION_COOKIE, set_cookie};
 use crate::state::AppState;
-use portcullis_core::sessions::SessionCheck;
 use portcullis_core::sign_in::SessionUse;
 
 /// The security page's path (where sign-in and step-up come back to).
@@ -228,15 +227,10 @@ async fn manage(state: &AppState, browser: &Browser, change: Management<'_>) -> 
 /// POST /account/security/webauthn/options: begins registering a security key or passkey.
 pub async fn key_options(State(state): State<AppState>, browser: Browser, HtmlForm(form): HtmlForm<KeyForm>) -> Response {
     let result = async {
-        // A JSON answer cannot be a detour: a session that needs one is told to reload the page.
+        // A JSON answer cannot be a detour: a session that may not change its
+        // factors gets the refusal `start_enrollment` decides (it checks the
+        // session as the security page does), and is told to reload the page.
         let session = current_session(&state, &browser).await?.ok_or(AppError::Account(AccountError::SignInExpired))?;
-        let check =
-            state.accounts().sessions().check_session(&session, SessionUse::FactorChanges, false, &browser.origin(), state.now()).await?;
-        match check {
-            SessionCheck::Satisfied | SessionCheck::Reauthenticate => {}
-            SessionCheck::StepUp(_) => return Err(AppError::Account(AccountError::SecondFactorNeeded)),
-            SessionCheck::Denied => return Err(AppError::Account(AccountError::SignInDenied)),
-        }
         public_key(
             state
                 .accounts()
