@@ -150,6 +150,8 @@ pub struct FactorKeys {
     pub mac: crate::secrets::MacKey,
     /// WebAuthn relying party; `None` when the issuer cannot be one (its host is an IP address).
     pub relying_party: Option<crate::factors::webauthn::RelyingParty>,
+    /// Push approval (the Web Push transport, the companion's address); `None`: off.
+    pub push: Option<crate::factors::push::PushService>,
 }
 
 /// Declares a capability: a view of [`Accounts`] that holds one part of the
@@ -272,6 +274,8 @@ impl<S: Stores> Accounts<S> {
             messenger: &self.messenger,
             otp: &self.settings.otp,
             requester: None,
+            push: self.keys.push.as_ref(),
+            sign_in: None,
         }
     }
 

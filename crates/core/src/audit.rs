@@ -90,6 +90,7 @@ audit_kinds! {
     FactorRemoved => "factor_removed", "A second factor was removed.";
     FactorRenamed => "factor_renamed", "A second factor was renamed.";
     AuthenticatorCloned => "authenticator_cloned", "A key reported a use count lower than before and was disabled.";
+    PushDenied => "push_denied", "A sign-in request was denied on the owner's phone (\"this wasn't me\"); the sign-in ended.";
     RecoveryCodeUsed => "recovery_code_used", "A recovery code finished a sign-in.";
     RecoveryCodesRegenerated => "recovery_codes_regenerated", "A new set of recovery codes replaced the old.";
     RememberedBrowserCreated => "remembered_browser_created", "A browser was remembered for the second step.";

@@ -10,6 +10,7 @@ use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::factors::otp::Requester;
+use crate::factors::push::{self, PushDevice, SignedText};
 use crate::factors::{
     Credential, EnrollmentCheck, EnrollmentPrompt, FactorKind, NewCredential, RememberedBrowser, SecondFactor, factor, recovery,
 };
@@ -214,6 +215,53 @@ impl<S: Stores> Credentials<'_, S> {
     /// Unused recovery codes.
     pub async fn recovery_codes_left(&self, user: UserId) -> Result<u32, AccountError> {
         Ok(self.store.recovery_codes_left(user).await?)
+    }
+
+    /// The companion pairs a phone with the one-time token of a pairing link
+    /// (five minutes, once): `device` is its public key and push
+    /// subscription, `signature` its key's over the token (it holds the key
+    /// it registers). The phone is then a factor, as the security page shows.
+    pub async fn pair_push_device(
+        &self,
+        token: &str,
+        (device, name, signature): (PushDevice, &str, &str),
+        origin: &RequestOrigin,
+        now: UnixTime,
+    ) -> Result<Credential, AccountError> {
+        let service = self.keys.push.as_ref().ok_or(AccountError::NotFound)?;
+        if !push::valid_public_key(&device.public_key) {
+            return Err(AccountError::InvalidInput("the device key is not a P-256 public key".into()));
+        }
+        if let Some(subscription) = &device.subscription {
+            push::check_subscription(subscription).map_err(AccountError::InvalidInput)?;
+        }
+        if !push::signature_valid(&device.public_key, &SignedText::Pairing { token }, &service.origin, signature) {
+            return Err(AccountError::DeviceNotRecognised);
+        }
+        let pairing = push::pairing_key_id(token);
+        let started_after = now - push::PAIRING_SECONDS;
+        let setup = self.store.credential_by_public_key_id(&pairing).await?;
+        let setup = setup.filter(|c| c.kind == FactorKind::PushDevice && c.confirmed_at.is_none() && c.created_at > started_after);
+        let Some(setup) = setup else { return Err(AccountError::InvalidLink) };
+        let user = self.store.user_by_id(setup.user_id).await?.filter(|u| u.disabled_at.is_none()).ok_or(AccountError::InvalidLink)?;
+        let name = if name.trim().is_empty() { setup.name.clone() } else { valid_name(name)? };
+        let ctx = self.factor_context();
+        let paired = Credential {
+            sealed_secret: device.sealed(&ctx, &setup.id),
+            public_key_id: Some(push::device_key_id(&device.public_key)),
+            name,
+            confirmed_at: Some(now),
+            ..setup
+        };
+        // Once (of two phones with one link, one pairs), and not across an
+        // ending of the account's sign-ins begun meanwhile (an MFA reset).
+        if !self.store.pair_push_device(&pairing, &paired, (user.security_epoch, started_after)).await? {
+            return Err(AccountError::InvalidLink);
+        }
+        let kind = FactorKind::PushDevice;
+        self.audit(AuditKind::FactorAdded, Some(user.id), origin, json!({ "kind": kind.as_str(), "name": paired.name }), now).await?;
+        self.notify(&user, Message::FactorAdded { method: kind.label().to_owned(), name: paired.name.clone() }, now).await;
+        Ok(paired)
     }
 
     /// The user's enrolled factors.

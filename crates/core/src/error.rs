@@ -80,6 +80,21 @@ pub enum AccountError {
         /// Seconds to wait.
         retry_after_secs: i64,
     },
+    /// The push-fatigue limit (requests per minute or per hour) is reached.
+    #[error("Too many sign-in requests were sent to your phone. Try again in {} minute(s), or use another method.", minutes_until(*.retry_after_secs))]
+    TooManyPushes {
+        /// Seconds to wait.
+        retry_after_secs: i64,
+    },
+    /// A sign-in request was answered already, ended, or expired.
+    #[error("This sign-in request has ended: it was answered already, or it expired.")]
+    PushRequestEnded,
+    /// A companion's call was not signed by a paired phone's key.
+    #[error("This phone is not set up for sign-in approvals, or its request was not signed by it.")]
+    DeviceNotRecognised,
+    /// The phone picked another number than the sign-in page showed: the sign-in ended.
+    #[error("That was not the number on the sign-in page. The sign-in was stopped; start it again if it was you.")]
+    WrongNumber,
     /// A change to how the account signs in, from a session whose last sign-in step is not recent.
     #[error("For your security, sign in again to change how you sign in.")]
     ReauthenticationRequired,

@@ -102,7 +102,7 @@ impl<S: Stores> FirstRun<'_, S> {
             Err(()) => return Err(AccountError::SignInDenied),
         };
         let proven = AuthRecord { events: vec![AuthEvent::performed(AuthMethod::Password, now)] };
-        let (account, _) = self.sign_in().account_factors(admin).await?;
+        let (account, _) = self.sign_in().account_factors(admin, now).await?;
         plan(&wanted, &proven, &account, &self.sign_in().operator_factors(), now).map(|_| ()).map_err(AccountError::from)
     }
 }

@@ -80,6 +80,13 @@ pub enum Message {
         /// Country, when a GeoIP database knows it (empty otherwise).
         country: String,
     },
+    /// A sign-in request was denied on the owner's phone ("this wasn't me").
+    SignInDeniedOnPhone {
+        /// The browser's `User-Agent` that asked (templates name it: `device_name(browser)`).
+        browser: String,
+        /// Its address.
+        ip: String,
+    },
     /// Repeated failures locked the account for a while.
     AccountLocked {
         /// How long the lock lasts.
@@ -102,6 +109,7 @@ impl Message {
             Self::AuthenticatorCloned { .. } => "authenticator_cloned",
             Self::RecoveryCodeUsed { .. } => "recovery_code_used",
             Self::NewDeviceSignIn { .. } => "new_device_sign_in",
+            Self::SignInDeniedOnPhone { .. } => "sign_in_denied_on_phone",
             Self::AccountLocked { .. } => "account_locked",
         }
     }
@@ -142,6 +150,10 @@ impl Message {
                 browser: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0".into(),
                 ip: "192.0.2.1".into(),
                 country: "GB".into(),
+            },
+            Self::SignInDeniedOnPhone {
+                browser: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0".into(),
+                ip: "192.0.2.1".into(),
             },
             Self::AccountLocked { minutes: 15 },
         ]

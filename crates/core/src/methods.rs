@@ -34,6 +34,8 @@ pub enum FactorKey {
     Email,
     /// Recovery codes.
     Recovery,
+    /// Approval on a phone running the companion app (push, number matching).
+    Push,
 }
 
 /// What a second-step page asks for.
@@ -45,6 +47,9 @@ pub enum Answer {
     Password,
     /// A code the user types.
     Code(CodeField),
+    /// An approval on another device: the page asks for it, shows a number
+    /// and waits (`static/push.js`); the answer is the request's id.
+    Approval,
 }
 
 /// The field a code is typed into, and how the code reaches the user.
@@ -87,6 +92,8 @@ pub struct StepFacts {
     pub name: &'static str,
     /// The name a session's record stores a success under.
     pub method_name: &'static str,
+    /// That method in words on the user's pages ("an authenticator app").
+    pub method_words: &'static str,
     /// In words, as an application's requirement names it.
     pub words: &'static str,
     /// Its button on the "Try another method" page.
@@ -106,6 +113,7 @@ pub struct StepFacts {
 pub const PASSWORD_STEP: StepFacts = StepFacts {
     name: "password",
     method_name: "password",
+    method_words: "method-password",
     words: "step-password-words",
     offer: "step-password-offer",
     prompt: "step-password-prompt",
@@ -118,9 +126,10 @@ const SIX_DIGITS: &str = "field-code";
 
 impl FactorKey {
     /// Every factor, strongest first: the order a second step offers them in
-    /// (NIST SP 800-63B: phishing-resistant keys, then apps, then codes sent
-    /// to a phone or a mailbox; recovery codes are the fallback).
-    pub const ALL: [FactorKey; 5] = [Self::Webauthn, Self::Totp, Self::Sms, Self::Email, Self::Recovery];
+    /// (NIST SP 800-63B: phishing-resistant keys, then a device key on a
+    /// phone (push with number matching) and apps, then codes sent to a phone
+    /// or a mailbox; recovery codes are the fallback).
+    pub const ALL: [FactorKey; 6] = [Self::Webauthn, Self::Push, Self::Totp, Self::Sms, Self::Email, Self::Recovery];
 
     /// Its facts: the one place each factor's names, words and `amr` are written.
     pub const fn facts(self) -> StepFacts {
@@ -128,6 +137,7 @@ impl FactorKey {
             Self::Webauthn => StepFacts {
                 name: "webauthn",
                 method_name: "security_key",
+                method_words: "method-security_key",
                 words: "step-webauthn-words",
                 offer: "step-webauthn-offer",
                 prompt: "step-webauthn-prompt",
@@ -138,6 +148,7 @@ impl FactorKey {
             Self::Totp => StepFacts {
                 name: "totp",
                 method_name: "totp",
+                method_words: "method-totp",
                 words: "step-totp-words",
                 offer: "step-totp-offer",
                 prompt: "step-totp-prompt",
@@ -148,6 +159,7 @@ impl FactorKey {
             Self::Sms => StepFacts {
                 name: "sms",
                 method_name: "sms_otp",
+                method_words: "method-sms_otp",
                 words: "step-sms-words",
                 offer: "step-sms-offer",
                 prompt: "step-sms-prompt",
@@ -170,6 +182,7 @@ impl FactorKey {
             Self::Email => StepFacts {
                 name: "email",
                 method_name: "email_otp",
+                method_words: "method-email_otp",
                 words: "step-email-words",
                 offer: "step-email-offer",
                 prompt: "step-email-prompt",
@@ -193,12 +206,27 @@ impl FactorKey {
             Self::Recovery => StepFacts {
                 name: "recovery",
                 method_name: "recovery_code",
+                method_words: "method-recovery_code",
                 words: "step-recovery-words",
                 offer: "step-recovery-offer",
                 prompt: "step-recovery-prompt",
                 amr: &["otp"],
                 phishing_resistant: false,
                 answer: Answer::Code(CodeField { label: "field-recovery-code", id: "recovery_code", numeric: false, sent: None }),
+            },
+            // RFC 8176 `swk`: proof of possession of a software-secured key
+            // (the companion's WebCrypto key). Not phishing-resistant: a
+            // relayed page shows the right number too.
+            Self::Push => StepFacts {
+                name: "push",
+                method_name: "push",
+                method_words: "method-push",
+                words: "step-push-words",
+                offer: "step-push-offer",
+                prompt: "step-push-prompt",
+                amr: &["swk"],
+                phishing_resistant: false,
+                answer: Answer::Approval,
             },
         }
     }
@@ -319,13 +347,9 @@ impl AuthMethod {
     /// In words on the user's pages ("your password", "a passkey"): a message id.
     pub fn words(self) -> &'static str {
         match self {
-            Self::Password => "method-password",
+            Self::Password => PASSWORD_STEP.method_words,
             Self::Passkey => "method-passkey",
-            Self::Factor(FactorKey::Webauthn) => "method-security_key",
-            Self::Factor(FactorKey::Totp) => "method-totp",
-            Self::Factor(FactorKey::Sms) => "method-sms_otp",
-            Self::Factor(FactorKey::Email) => "method-email_otp",
-            Self::Factor(FactorKey::Recovery) => "method-recovery_code",
+            Self::Factor(k) => k.facts().method_words,
         }
     }
 
@@ -367,7 +391,7 @@ mod tests {
             .chain(FactorKey::ALL.map(AuthMethod::Factor))
             .map(String::from)
             .collect();
-        assert_eq!(names, ["password", "passkey", "security_key", "totp", "sms_otp", "email_otp", "recovery_code"]);
+        assert_eq!(names, ["password", "passkey", "security_key", "push", "totp", "sms_otp", "email_otp", "recovery_code"]);
         for n in &names {
             let json = format!("{n:?}");
             assert_eq!(serde_json::to_string(&serde_json::from_str::<AuthMethod>(&json).unwrap()).unwrap(), json);

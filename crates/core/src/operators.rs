@@ -113,6 +113,8 @@ impl<S: Stores> Operators<'_, S> {
     pub async fn purge_expired(&self, now: UnixTime) -> Result<(), AccountError> {
         self.store.purge_expired(now).await?;
         self.store.purge_unconfirmed_credentials(now - crate::factors::ENROLLMENT_SECONDS).await?;
+        // Denials count toward pausing push for two hours at most; a day is kept for the record.
+        self.store.purge_push_requests(now - 86_400).await?;
         Ok(self.store.purge_audit_events(now - self.settings.audit_retention).await?)
     }
 

@@ -3,10 +3,12 @@
 //! `DATA_DIR/outbox/mail.jsonl` and logged with its link, so a developer can
 //! click through sign-up without a mail server).
 
+mod push;
 mod pwned;
 mod sms;
 mod templates;
 
+pub use push::{VapidKey, WebPushSender};
 pub use pwned::PwnedPasswordsClient;
 pub use sms::{
     SIGNATURE_HEADER, SmsOutbox, SmsProvider, SmsSettings, TwilioSender, TwilioSettings, WebhookSender, WebhookSettings, sms_sender,

@@ -429,7 +429,7 @@ mod tests {
                 for name in [
                     "email", "name", "minutes", "hours", "count", "seconds", "code", "phone", "browser", "os", "date", "time", "day",
                     "month", "year", "product", "site", "detail", "methods", "client", "kind", "scopes", "what", "uri", "since", "until",
-                    "scheme", "to", "first", "last",
+                    "scheme", "to", "first", "last", "number",
                 ] {
                     args.set(name, FluentValue::from(name));
                 }

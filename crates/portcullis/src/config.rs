@@ -43,6 +43,8 @@ pub struct Config {
     pub factors: FactorsConfig,
     /// Security keys and passkeys.
     pub webauthn: WebauthnConfig,
+    /// Sign-in approvals on a phone (Web Push).
+    pub push: PushConfig,
     /// Emails and text messages.
     pub messages: MessagesConfig,
     /// `text` or `json` log lines.
@@ -187,6 +189,10 @@ pub struct FactorsConfig {
     pub email_passwordless: bool,
     /// Phone numbers receiving codes by text message.
     pub sms: bool,
+    /// Sign-in approvals on a phone running the companion app (push with
+    /// number matching). Unset: on when the issuer's host is a name (the
+    /// companion needs a secure context, which an IP address over http is not).
+    pub push: Option<bool>,
 }
 
 impl Default for FactorsConfig {
@@ -201,6 +207,7 @@ impl Default for FactorsConfig {
             email_blocked_after_reset_days: otp.email_blocked_after_reset / 86_400,
             email_passwordless: otp.email_passwordless,
             sms: otp.sms_enabled,
+            push: None,
         }
     }
 }
@@ -213,6 +220,39 @@ pub struct MessagesConfig {
     /// the same relative path (`email/sign_in_code.txt`, `sms/sign_in_code.txt`, …),
     /// or under a language's directory for that language only (`de/sms/sign_in_code.txt`).
     pub templates_dir: Option<PathBuf>,
+}
+
+/// `[push]`: how sign-in requests reach phones (RFC 8030 Web Push).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Who push services may contact about this server's messages (VAPID
+    /// `sub`, RFC 8292): a `mailto:` or `https:` URI. Unset: the issuer when
+    /// it is https, else `mailto:postmaster@` its host.
+    pub contact: Option<String>,
+    /// Send to push services on private, loopback and link-local addresses
+    /// (a UnifiedPush or ntfy server on the operator's own network). Off:
+    /// an endpoint a phone registers cannot point the server inside the network.
+    pub private_push_services: bool,
+}
+
+impl Config {
+    /// Whether push approval is on: `[factors] push`, or by default when the issuer's host is a name.
+    pub fn push_enabled(&self) -> bool {
+        self.factors.push.unwrap_or_else(|| url::Url::parse(&self.issuer).is_ok_and(|u| matches!(u.host(), Some(url::Host::Domain(_)))))
+    }
+
+    /// The VAPID contact (see [`PushConfig::contact`]).
+    pub fn push_contact(&self) -> String {
+        if let Some(contact) = &self.push.contact {
+            return contact.clone();
+        }
+        match url::Url::parse(&self.issuer) {
+            Ok(u) if u.scheme() == "https" => self.origin(),
+            Ok(u) => format!("mailto:postmaster@{}", u.host_str().unwrap_or("localhost")),
+            Err(_) => "mailto:postmaster@localhost".into(),
+        }
+    }
 }
 
 /// `[webauthn]`
@@ -401,6 +441,7 @@ impl Default for Config {
             mfa: MfaConfig::default(),
             factors: FactorsConfig::default(),
             webauthn: WebauthnConfig::default(),
+            push: PushConfig::default(),
             messages: MessagesConfig::default(),
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),

@@ -3,6 +3,9 @@
 //! - `cookie.key`: HMAC key for CSRF tokens and signed cookies;
 //! - `encryption.key`: at-rest encryption key for stored secrets (token-signing
 //!   keys in the database, later TOTP seeds).
+//! - `vapid.key`: the secret scalar of the P-256 key the server signs Web Push
+//!   requests with (VAPID, RFC 8292); phones subscribe to its public key, so
+//!   a new one would silence every paired phone until it subscribes again.
 //!
 //! A new key is written to a file of its own and then linked in under its
 //! name, so two processes starting at once never both write one and never
@@ -24,6 +27,8 @@ pub struct ServerKeys {
     pub cookie: [u8; 32],
     /// At-rest encryption key.
     pub encryption: [u8; 32],
+    /// The VAPID key's secret scalar (Web Push).
+    pub vapid: [u8; 32],
 }
 
 /// A key file could not be read or written.
@@ -40,7 +45,11 @@ impl ServerKeys {
         let dir = data_dir.join("secrets");
         fs::create_dir_all(&dir).map_err(|e| KeyError { path: dir.clone(), message: e.to_string() })?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|e| KeyError { path: dir.clone(), message: e.to_string() })?;
-        Ok(Self { cookie: key_file(&dir.join("cookie.key"))?, encryption: key_file(&dir.join("encryption.key"))? })
+        Ok(Self {
+            cookie: key_file(&dir.join("cookie.key"))?,
+            encryption: key_file(&dir.join("encryption.key"))?,
+            vapid: key_file(&dir.join("vapid.key"))?,
+        })
     }
 }
 

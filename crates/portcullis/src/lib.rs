@@ -13,6 +13,7 @@ use portcullis_core::accounts::{AccountSettings, Accounts, FactorKeys};
 use portcullis_core::breached::{BreachedCheck, BreachedPasswords};
 use portcullis_core::clock::Clock;
 use portcullis_core::factors::otp::OtpSettings;
+use portcullis_core::factors::push::PushService;
 use portcullis_core::factors::webauthn::{AllowedAuthenticator, RelyingParty};
 use portcullis_core::lockout::LockoutPolicy;
 use portcullis_core::messages::{Mailer, Messenger};
@@ -20,7 +21,7 @@ use portcullis_core::password::{Argon2Cost, PasswordHasher, PasswordPolicy};
 use portcullis_core::rate_limit::RateLimits;
 use portcullis_core::secrets::{MacKey, SecretBox};
 use portcullis_core::session::SessionPolicy;
-use portcullis_delivery::{OutboxMailer, PwnedPasswordsClient, SmtpMailer, Templates, sms_sender};
+use portcullis_delivery::{OutboxMailer, PwnedPasswordsClient, SmtpMailer, Templates, VapidKey, WebPushSender, sms_sender};
 use portcullis_oidc::provider::{Provider, TokenLifetimes};
 use portcullis_oidc::registration::{RegistrationMode, RegistrationSettings};
 use portcullis_server::{AppState, ServerSettings};
@@ -102,6 +103,22 @@ fn relying_party(config: &Config) -> Result<Option<RelyingParty>, StartError> {
     Ok(rp)
 }
 
+/// Push approval, when it is on: Web Push signed with the server's VAPID
+/// key, and that key's public half (phones subscribe with it).
+fn push_service(config: &Config, keys: &ServerKeys) -> Result<Option<(PushService, String)>, StartError> {
+    if !config.push_enabled() {
+        return Ok(None);
+    }
+    let bad = |m: String| StartError::Config(config::ConfigError(format!("push: {m}")));
+    let vapid = VapidKey::from_secret(&keys.vapid).map_err(|m| bad(format!("secrets/vapid.key: {m}")))?;
+    let public_key = vapid.public_key();
+    let sender = WebPushSender::new(vapid, config.push_contact(), config.push.private_push_services).map_err(bad)?;
+    // What the companion's `location.origin` says, which its signatures name.
+    let origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).map_err(|e| bad(e.to_string()))?;
+    let service = PushService { sender: Arc::new(sender), companion_url: format!("{}/authenticator", config.origin()), origin };
+    Ok(Some((service, public_key)))
+}
+
 impl Application {
     /// Opens the store (applying migrations), loads or creates secrets, and wires everything.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
@@ -160,8 +177,13 @@ impl Application {
             ..AccountSettings::default()
         };
         // Factor secrets are sealed with the at-rest key; recovery-code tags use the MAC key under their own purpose.
-        let factor_keys =
-            FactorKeys { sealer: SecretBox::new(keys.encryption), mac: MacKey::new(keys.cookie), relying_party: relying_party(config)? };
+        let (push, push_key) = push_service(config, &keys)?.unzip();
+        let factor_keys = FactorKeys {
+            sealer: SecretBox::new(keys.encryption),
+            mac: MacKey::new(keys.cookie),
+            relying_party: relying_party(config)?,
+            push,
+        };
         let templates = Templates::new(PRODUCT_NAME, &config.origin(), config.messages.templates_dir.as_deref())?;
         let messenger = Messenger::new(Box::new(templates), mailer, sms_sender(&config.sms, &config.data_dir)?);
         let mut accounts =
@@ -194,7 +216,12 @@ impl Application {
             provider,
             MacKey::new(keys.cookie),
             clock,
-            ServerSettings { origin: config.origin(), product_name: PRODUCT_NAME.into(), trusted_proxies: config.trusted_proxy_ranges()? },
+            ServerSettings {
+                origin: config.origin(),
+                product_name: PRODUCT_NAME.into(),
+                trusted_proxies: config.trusted_proxy_ranges()?,
+                push_key,
+            },
         );
         Ok(Self { state, store })
     }

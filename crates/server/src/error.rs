@@ -61,9 +61,13 @@ pub fn form_problem(e: &AccountError) -> Option<(StatusCode, &'static str)> {
         AccountError::WrongCurrentPassword => (StatusCode::UNPROCESSABLE_ENTITY, "current"),
         AccountError::InvalidCredentials => (StatusCode::UNAUTHORIZED, ""),
         AccountError::InvalidPassword => (StatusCode::UNAUTHORIZED, "password"),
-        AccountError::Locked { .. } | AccountError::CodeSentRecently { .. } | AccountError::TooManyCodes { .. } => {
-            (StatusCode::TOO_MANY_REQUESTS, "")
-        }
+        AccountError::Locked { .. }
+        | AccountError::CodeSentRecently { .. }
+        | AccountError::TooManyCodes { .. }
+        | AccountError::TooManyPushes { .. } => (StatusCode::TOO_MANY_REQUESTS, ""),
+        AccountError::PushRequestEnded => (StatusCode::GONE, ""),
+        AccountError::DeviceNotRecognised => (StatusCode::UNAUTHORIZED, ""),
+        AccountError::WrongNumber => (StatusCode::UNPROCESSABLE_ENTITY, ""),
         AccountError::EmailNotVerified => (StatusCode::FORBIDDEN, ""),
         AccountError::InvalidLink => (StatusCode::BAD_REQUEST, ""),
         AccountError::SetupLinkUnusable => (StatusCode::BAD_REQUEST, ""),
@@ -100,7 +104,8 @@ pub fn retry_after(e: &AccountError) -> Option<i64> {
     match e {
         AccountError::Locked { retry_after_secs }
         | AccountError::CodeSentRecently { retry_after_secs }
-        | AccountError::TooManyCodes { retry_after_secs } => Some(*retry_after_secs),
+        | AccountError::TooManyCodes { retry_after_secs }
+        | AccountError::TooManyPushes { retry_after_secs } => Some(*retry_after_secs),
         // The waiting room empties in well under a second at the bound; one
         // second spreads the retries (RFC 9110 §10.2.3).
         AccountError::Busy => Some(1),
@@ -148,6 +153,10 @@ pub fn account_error_msg(e: &AccountError) -> Msg {
         AccountError::SmsDelivery(_) => Msg::new("error-sms-delivery"),
         AccountError::CodeSentRecently { retry_after_secs } => Msg::new("error-code-sent-recently").arg("seconds", *retry_after_secs),
         AccountError::TooManyCodes { retry_after_secs } => Msg::new("error-too-many-codes").arg("minutes", minutes(*retry_after_secs)),
+        AccountError::TooManyPushes { retry_after_secs } => Msg::new("error-too-many-pushes").arg("minutes", minutes(*retry_after_secs)),
+        AccountError::PushRequestEnded => Msg::new("error-push-request-ended"),
+        AccountError::DeviceNotRecognised => Msg::new("error-device-not-recognised"),
+        AccountError::WrongNumber => Msg::new("error-wrong-number"),
         AccountError::ReauthenticationRequired => Msg::new("error-reauthentication-required"),
         AccountError::SecondFactorNeeded => Msg::new("error-second-factor-needed"),
         AccountError::SignInExpired => Msg::new("error-sign-in-expired"),

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .merge(browser)
         .merge(routes::oidc_pages())
+        .merge(routes::companion_routes(&state))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), i18n::choose_language));
     Router::new()

@@ -40,6 +40,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("login_code.html", include_str!("../templates/login_code.html")),
         ("admin.html", include_str!("../templates/admin.html")),
         ("protect.html", include_str!("../templates/protect.html")),
+        ("push_setup.html", include_str!("../templates/push_setup.html")),
+        ("companion.html", include_str!("../templates/companion.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             // Templates are compile-time constants; a syntax error is a build defect caught by every test.

@@ -18,6 +18,8 @@ pub struct ServerSettings {
     pub product_name: String,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see `request::client_ip`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The VAPID public key phones subscribe to Web Push with; `None`: push approval is off.
+    pub push_key: Option<String>,
 }
 
 impl ServerSettings {

@@ -1,8 +1,9 @@
-//! [`MfaStore`] for both backends: credentials, recovery codes, sent codes, WebAuthn ceremonies, remembered browsers.
+//! [`MfaStore`] for both backends: credentials, recovery codes, sent codes, WebAuthn ceremonies, push requests, remembered browsers.
 
 use portcullis_core::StoreError;
 use portcullis_core::clock::UnixTime;
 use portcullis_core::factors::otp::{CodeAnswer, CodeCheck, CodePurpose, OneTimeCode, OtpChannel};
+use portcullis_core::factors::push::{PushRequest, PushStatus};
 use portcullis_core::factors::webauthn::Ceremony;
 use portcullis_core::factors::{Credential, FactorKind, MfaStore, RememberedBrowser};
 use portcullis_core::io::StoreResult;
@@ -109,6 +110,63 @@ const CONFIRMED_CREDENTIAL_POSTGRES: &str = concat!(
     credential_columns!(),
     "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM users WHERE id = $2 AND security_epoch = $13 FOR SHARE"
 );
+
+/// Pairs a phone: the unconfirmed setup `$1` still holding pairing key id
+/// `$2`, begun after `$7`, while its account's epoch is `$8` (share-locked on
+/// PostgreSQL, as for [`CONFIRMED_CREDENTIAL_POSTGRES`]).
+macro_rules! pair_push_device {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE credentials SET sealed_secret = $3, public_key_id = $4, name = $5, confirmed_at = $6 \
+             WHERE id = $1 AND public_key_id = $2 AND kind = 'push_device' AND confirmed_at IS NULL AND created_at > $7 \
+             AND EXISTS (SELECT 1 FROM users WHERE users.id = credentials.user_id AND users.security_epoch = $8",
+            $lock,
+            ")"
+        )
+    };
+}
+const PAIR_PUSH_DEVICE_SQLITE: &str = pair_push_device!("");
+const PAIR_PUSH_DEVICE_POSTGRES: &str = pair_push_device!(" FOR SHARE");
+
+#[derive(sqlx::FromRow)]
+struct PushRequestRow {
+    id: String,
+    user_id: String,
+    sign_in: String,
+    number: i32,
+    choices: String,
+    context: String,
+    status: String,
+    device_id: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+macro_rules! select_push_requests {
+    () => {
+        "SELECT id, user_id, sign_in, number, choices, context, status, device_id, created_at, expires_at FROM push_requests "
+    };
+}
+
+impl TryFrom<PushRequestRow> for PushRequest {
+    type Error = StoreError;
+    fn try_from(r: PushRequestRow) -> Result<Self, StoreError> {
+        let bad = |what: &str| StoreError::Backend(format!("push request {} has a malformed {what}", r.id));
+        let choices: Vec<u8> = r.choices.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad("choices"))?;
+        Ok(PushRequest {
+            user_id: parse_user_id(&r.user_id)?,
+            sign_in: r.sign_in.clone(),
+            number: u8::try_from(r.number).map_err(|_| bad("number"))?,
+            choices: <[u8; 3]>::try_from(choices).map_err(|_| bad("choices"))?,
+            context: serde_json::from_str(&r.context).map_err(json_err)?,
+            status: PushStatus::parse(&r.status).ok_or_else(|| bad("status"))?,
+            device: r.device_id.clone(),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            id: r.id,
+        })
+    }
+}
 
 /// The ceremonies of one purpose a user may have open at once.
 const LIVE_CEREMONIES_PER_PURPOSE: i64 = 3;
@@ -466,6 +524,132 @@ impl MfaStore for Store {
             tx.commit().await.map_err(db_error)?;
             Ok(Ok(()))
         })
+    }
+
+    async fn insert_push_request(&self, r: &PushRequest) -> StoreResult<()> {
+        let choices = r.choices.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
+        let context = serde_json::to_string(&r.context).map_err(json_err)?;
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO push_requests (id, user_id, sign_in, number, choices, context, status, device_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )
+        .bind(&r.id)
+        .bind(r.user_id.to_string())
+        .bind(&r.sign_in)
+        .bind(i32::from(r.number))
+        .bind(&choices)
+        .bind(&context)
+        .bind(r.status.as_str())
+        .bind(&r.device)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(db_error))
+    }
+
+    async fn push_request(&self, id: &str) -> StoreResult<Option<PushRequest>> {
+        let row: Option<PushRequestRow> = on_pool!(self, |p| sqlx::query_as(concat!(select_push_requests!(), "WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(p)
+            .await
+            .map_err(db_error))?;
+        row.map(PushRequest::try_from).transpose()
+    }
+
+    async fn pending_push_requests(&self, user: UserId, now: UnixTime) -> StoreResult<Vec<PushRequest>> {
+        let rows: Vec<PushRequestRow> = on_pool!(self, |p| sqlx::query_as(concat!(
+            select_push_requests!(),
+            "WHERE user_id = $1 AND status = 'pending' AND expires_at > $2 ORDER BY created_at DESC, id"
+        ))
+        .bind(user.to_string())
+        .bind(now)
+        .fetch_all(p)
+        .await
+        .map_err(db_error))?;
+        rows.into_iter().map(PushRequest::try_from).collect()
+    }
+
+    async fn answer_push_request(&self, (user, id): (UserId, &str), (to, device): (PushStatus, &str), now: UnixTime) -> StoreResult<bool> {
+        // The row count decides: of answers sent at once, one moves it off `pending`.
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE push_requests SET status = $3, device_id = $4, answered_at = $5 \
+             WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $5"
+        )
+        .bind(id)
+        .bind(user.to_string())
+        .bind(to.as_str())
+        .bind(device)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(db_error))
+    }
+
+    async fn take_push_approval(&self, user: UserId, id: &str, sign_in: &str, now: UnixTime) -> StoreResult<Option<String>> {
+        let device: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(
+            "UPDATE push_requests SET status = 'used' \
+             WHERE id = $1 AND user_id = $2 AND sign_in = $3 AND status = 'approved' AND expires_at > $4 RETURNING device_id"
+        )
+        .bind(id)
+        .bind(user.to_string())
+        .bind(sign_in)
+        .bind(now)
+        .fetch_optional(p)
+        .await
+        .map_err(db_error))?;
+        let Some(Some(device)) = device else { return Ok(None) };
+        on_pool!(self, |p| sqlx::query("UPDATE credentials SET last_used_at = $2 WHERE id = $1")
+            .bind(&device)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db_error))?;
+        Ok(Some(device))
+    }
+
+    async fn push_denials_since(&self, user: UserId, since: UnixTime) -> StoreResult<Vec<UnixTime>> {
+        on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT answered_at FROM push_requests WHERE user_id = $1 AND status = 'denied' AND answered_at > $2 ORDER BY answered_at"
+        )
+        .bind(user.to_string())
+        .bind(since)
+        .fetch_all(p)
+        .await
+        .map_err(db_error))
+    }
+
+    async fn pair_push_device(&self, pairing: &str, d: &Credential, (security_epoch, started_after): (i64, UnixTime)) -> StoreResult<bool> {
+        let sql = match &self.backend {
+            Backend::Sqlite(_) => PAIR_PUSH_DEVICE_SQLITE,
+            Backend::Postgres(_) => PAIR_PUSH_DEVICE_POSTGRES,
+        };
+        // A device key registered already (to any account) is a conflict, as for `insert_credential`.
+        on_pool!(self, |p| sqlx::query(sql)
+            .bind(&d.id)
+            .bind(pairing)
+            .bind(&d.sealed_secret)
+            .bind(&d.public_key_id)
+            .bind(&d.name)
+            .bind(d.confirmed_at)
+            .bind(started_after)
+            .bind(security_epoch)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(db_error))
+    }
+
+    async fn purge_push_requests(&self, before: UnixTime) -> StoreResult<u64> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM push_requests WHERE created_at < $1")
+            .bind(before)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_error))
     }
 
     async fn set_mfa_required(&self, user: UserId, required: bool) -> StoreResult<bool> {

@@ -5,6 +5,7 @@
 
 pub mod email;
 pub mod otp;
+pub mod push;
 pub mod recovery;
 pub mod sms;
 pub mod totp;
@@ -61,6 +62,10 @@ pub struct FactorContext<'a, S> {
     /// Who the request that sends a code comes from (its quotas); `None`
     /// outside a request, where nothing is sent.
     pub requester: Option<otp::Requester<'a>>,
+    /// Push approval; `None` when the operator turned it off.
+    pub push: Option<&'a push::PushService>,
+    /// The pending sign-in a challenge or answer is for (push requests are bound to it); `None` elsewhere.
+    pub sign_in: Option<&'a push::PushBinding>,
 }
 
 /// What a user needs to finish setting up a credential.
@@ -76,6 +81,15 @@ pub enum EnrollmentPrompt {
         credential_id: String,
         /// Where the code went, mostly hidden.
         destination: String,
+    },
+    /// A link (shown as a QR code) that pairs a phone's companion app.
+    Pairing {
+        /// The credential being set up (unconfirmed until the phone pairs).
+        credential_id: String,
+        /// The companion's page with the one-time pairing token.
+        link: String,
+        /// How long the link works.
+        minutes: i64,
     },
 }
 
@@ -168,6 +182,8 @@ pub struct Enrolled<'a> {
     pub credentials: &'a [Credential],
     /// Unused recovery codes.
     pub recovery_codes_left: u32,
+    /// Push approval is paused after repeated denials ([`push::paused`]).
+    pub push_paused: bool,
 }
 
 /// What a factor has the account's owner told after a success with it.
@@ -287,6 +303,7 @@ pub fn factor<S: MfaStore>(key: FactorKey) -> Box<dyn SecondFactor<S>> {
         FactorKey::Sms => Box::new(sms::SmsCodeFactor),
         FactorKey::Email => Box::new(email::EmailCodeFactor),
         FactorKey::Recovery => Box::new(recovery::RecoveryCodeFactor),
+        FactorKey::Push => Box::new(push::PushFactor),
     }
 }
 
@@ -319,11 +336,13 @@ pub enum FactorKind {
     SecurityKey,
     /// Discoverable, user-verifying WebAuthn credential: also signs in without a password.
     Passkey,
+    /// A phone running the companion app, approving sign-ins (push).
+    PushDevice,
 }
 
 impl FactorKind {
     /// Every kind, in the order enrollment offers them.
-    pub const ALL: [FactorKind; 4] = [Self::Totp, Self::Passkey, Self::SecurityKey, Self::Phone];
+    pub const ALL: [FactorKind; 5] = [Self::Totp, Self::Passkey, Self::SecurityKey, Self::PushDevice, Self::Phone];
 
     /// The factor that signs in with credentials of this kind.
     pub fn factor(self) -> FactorKey {
@@ -331,6 +350,7 @@ impl FactorKind {
             Self::Totp => FactorKey::Totp,
             Self::Phone => FactorKey::Sms,
             Self::SecurityKey | Self::Passkey => FactorKey::Webauthn,
+            Self::PushDevice => FactorKey::Push,
         }
     }
 
@@ -341,6 +361,7 @@ impl FactorKind {
             Self::Phone => "phone",
             Self::SecurityKey => "security_key",
             Self::Passkey => "passkey",
+            Self::PushDevice => "push_device",
         }
     }
 
@@ -356,7 +377,15 @@ impl FactorKind {
             Self::Phone => "kind-phone",
             Self::SecurityKey => "kind-security_key",
             Self::Passkey => "kind-passkey",
+            Self::PushDevice => "kind-push_device",
         }
+    }
+
+    /// Whether a sign-in that waits for a first factor can set it up inline.
+    /// A phone pairs on the security page: the pairing finishes on the phone,
+    /// not on the page of the sign-in.
+    pub fn enrolls_inline(self) -> bool {
+        self != Self::PushDevice
     }
 }
 
@@ -516,6 +545,44 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
         quotas: &[crate::rate_limit::SlidingQuota],
         now: UnixTime,
     ) -> impl Future<Output = StoreResult<Result<(), i64>>> + Send;
+    /// Stores a push sign-in request.
+    fn insert_push_request(&self, r: &push::PushRequest) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A push request by id.
+    fn push_request(&self, id: &str) -> impl Future<Output = StoreResult<Option<push::PushRequest>>> + Send;
+    /// The user's requests still waiting for an answer at `now`, newest first.
+    fn pending_push_requests(&self, user: UserId, now: UnixTime) -> impl Future<Output = StoreResult<Vec<push::PushRequest>>> + Send;
+    /// Answers a request in one conditional `UPDATE`: pending → `to`, by
+    /// `device`, only while it is live; true for exactly one caller.
+    fn answer_push_request(
+        &self,
+        request: (UserId, &str),
+        answer: (push::PushStatus, &str),
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Takes an approval for the pending sign-in `sign_in` (a token digest):
+    /// approved → used, once, while live; the device that approved, with its
+    /// last use recorded.
+    fn take_push_approval(
+        &self,
+        user: UserId,
+        id: &str,
+        sign_in: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// When the user's requests answered "this wasn't me" since `since`.
+    fn push_denials_since(&self, user: UserId, since: UnixTime) -> impl Future<Output = StoreResult<Vec<UnixTime>>> + Send;
+    /// Finishes pairing a phone: the unconfirmed credential whose
+    /// `public_key_id` is `pairing` (begun after `started_after`) gets the
+    /// device's sealed secret, key id and name, and is confirmed; once, and
+    /// only while the account's `security_epoch` is the one read.
+    fn pair_push_device(
+        &self,
+        pairing: &str,
+        device: &Credential,
+        epoch_and_start: (i64, UnixTime),
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Deletes push requests created before `before`.
+    fn purge_push_requests(&self, before: UnixTime) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Sets whether the user must use MFA (and enroll at next sign-in if they have no factor).
     fn set_mfa_required(&self, user: UserId, required: bool) -> impl Future<Output = StoreResult<bool>> + Send;
 

@@ -244,7 +244,7 @@ async fn begin_registration<S: MfaStore>(
             let (o, s) = w.start_passkey_registration(handle, email, display, exclude).map_err(webauthn_failed)?;
             (o, Registration::Passkey(s))
         }
-        (FactorKind::Totp | FactorKind::Phone, _) => return Err(AccountError::NotFound),
+        (FactorKind::Totp | FactorKind::Phone | FactorKind::PushDevice, _) => return Err(AccountError::NotFound),
     };
     let mut options = serde_json::to_value(options).map_err(|e| StoreError::Backend(e.to_string()))?;
     if kind == FactorKind::Passkey

@@ -377,7 +377,7 @@ impl<S: Stores> SignIn<'_, S> {
         let assessment = self.assess(user, origin, now).await?;
         self.refuse_if_denied(user, origin, &assessment, now).await?;
         let action = assessment.action();
-        let (account, _) = self.account_factors(user).await?;
+        let (account, _) = self.account_factors(user, now).await?;
         let mut first = self.step_event(method, credential, now);
         // An emailed code where email is no factor of this account (`email_requires_other_factor`
         // without another factor) signs in, but proves nothing toward MFA.

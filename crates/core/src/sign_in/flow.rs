@@ -17,8 +17,10 @@ use crate::audit::{AuditKind, RequestOrigin};
 use crate::clock::UnixTime;
 use crate::error::AccountError;
 use crate::factors::otp::Requester;
+use crate::factors::push::{PushBinding, PushContext};
 use crate::factors::{
-    self, Credential, Enrolled, EnrollmentPrompt, FactorKey, FactorKind, PublicKeyChallenge, SuccessNotice, Verification, all, factor,
+    self, Credential, Enrolled, EnrollmentPrompt, FactorContext, FactorKey, FactorKind, PublicKeyChallenge, SuccessNotice, Verification,
+    all, factor,
 };
 use crate::lockout::LockKey;
 use crate::messages::Message;
@@ -42,15 +44,22 @@ impl<S: Stores> SignIn<'_, S> {
         let ctx = self.factor_context();
         OperatorFactors {
             enabled: factors::enabled(&ctx),
-            enrollable: factors::enrollable(&ctx),
+            // A phone pairs on the security page, not on the page of a sign-in.
+            enrollable: factors::enrollable(&ctx).into_iter().filter(|k| k.enrolls_inline()).collect(),
             email_counts: self.settings.otp.email_counts_as_mfa,
         }
     }
 
     /// What the account has: the factors it can answer with now, and its credentials.
-    pub(crate) async fn account_factors(&self, user: &User) -> Result<(AccountFactors, Vec<Credential>), AccountError> {
+    pub(crate) async fn account_factors(&self, user: &User, now: UnixTime) -> Result<(AccountFactors, Vec<Credential>), AccountError> {
         let credentials = self.store.credentials(user.id).await?;
-        let enrolled = Enrolled { credentials: &credentials, recovery_codes_left: self.store.recovery_codes_left(user.id).await? };
+        // Denials are read only for an account with a phone (most have none).
+        let push_paused = match credentials.iter().any(|c| c.kind == FactorKind::PushDevice) {
+            true => factors::push::paused(&self.store.push_denials_since(user.id, now - 2 * factors::push::PAUSE_SECONDS).await?, now),
+            false => false,
+        };
+        let recovery_codes_left = self.store.recovery_codes_left(user.id).await?;
+        let enrolled = Enrolled { credentials: &credentials, recovery_codes_left, push_paused };
         let ctx = self.factor_context();
         let usable = all::<S>().filter(|f| f.available(&ctx, user, &enrolled)).map(|f| f.key()).collect();
         let account = AccountFactors { usable, has_credential: !credentials.is_empty(), mfa_required: self.mfa_required(user) };
@@ -71,7 +80,7 @@ impl<S: Stores> SignIn<'_, S> {
         client_id: Option<&str>,
         now: UnixTime,
     ) -> Result<SignInOutcome, AccountError> {
-        let (account, _) = self.account_factors(&session.user).await?;
+        let (account, _) = self.account_factors(&session.user, now).await?;
         let mut waiting = plan(&wanted, &session.record.auth, &account, &self.operator_factors(), now)?;
         // Setting up a first factor is a change to how the account signs in:
         // from a session whose password is not recent, only after signing in
@@ -162,8 +171,15 @@ impl<S: Stores> SignIn<'_, S> {
         (client, origin): (&str, &RequestOrigin),
         now: UnixTime,
     ) -> Result<Option<PublicKeyChallenge>, AccountError> {
-        let (_, user) = self.advance(token, Transition::Challenge(key), origin, now).await?;
-        factor::<S>(key).challenge(&self.factor_context_for(Requester::Proven(client)), &user, to, now).await
+        let (pending, user) = self.advance(token, Transition::Challenge(key), origin, now).await?;
+        let context = PushContext {
+            client_id: pending.client_id,
+            user_agent: origin.user_agent_text(256),
+            ip: origin.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        };
+        let binding = PushBinding { sign_in: token_digest(token), context };
+        let ctx = FactorContext { sign_in: Some(&binding), ..self.factor_context_for(Requester::Proven(client)) };
+        factor::<S>(key).challenge(&ctx, &user, to, now).await
     }
 
     /// Checks an answer to the pending sign-in behind `token` and moves it on:
@@ -200,7 +216,9 @@ impl<S: Stores> SignIn<'_, S> {
             Answer::Factor(key) => {
                 let factor = factor::<S>(key);
                 let credentials = self.store.credentials(user.id).await?;
-                (factor.method(), factor.verify(&self.factor_context(), &user, &credentials, response, now).await?)
+                let binding = PushBinding { sign_in: digest.clone(), context: PushContext::default() };
+                let ctx = FactorContext { sign_in: Some(&binding), ..self.factor_context() };
+                (factor.method(), factor.verify(&ctx, &user, &credentials, response, now).await?)
             }
         };
         let credential = match verification {
@@ -214,6 +232,10 @@ impl<S: Stores> SignIn<'_, S> {
                     (None, _) if answers >= MAX_ANSWERS => AccountError::TooManyAnswers,
                     (None, AuthMethod::Password) => AccountError::InvalidPassword,
                     (None, m) if m.phishing_resistant() => AccountError::KeyNotAccepted,
+                    // An approval not (or no longer) given for this sign-in.
+                    (None, m) if m.factor().is_some_and(|k| k.facts().answer == crate::methods::Answer::Approval) => {
+                        AccountError::PushRequestEnded
+                    }
                     (None, _) => AccountError::InvalidCode,
                 });
             }
@@ -330,7 +352,7 @@ impl<S: Stores> SignIn<'_, S> {
     ) -> Result<StepOutcome, AccountError> {
         let auth = pending.auth.clone().with_event(event);
         if !pending.demand.met_by(&auth, now) {
-            let (account, _) = self.account_factors(&user).await?;
+            let (account, _) = self.account_factors(&user, now).await?;
             let waiting = plan(&pending.demand, &auth, &account, &self.operator_factors(), now)?;
             let next = PendingSignIn { auth, waiting, ..pending.clone() };
             if !self.store.continue_pending_sign_in(digest, &pending, &next).await? {

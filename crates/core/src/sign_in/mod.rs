@@ -40,6 +40,8 @@
 //! Everything in this file is pure (time and stored facts are parameters);
 //! `flow.rs` does the reading and writing around it.
 
+mod approvals;
+pub use approvals::ApprovalState;
 mod failures;
 pub(crate) use failures::Forget;
 mod first_step;

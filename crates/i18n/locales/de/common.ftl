@@ -170,3 +170,10 @@ pw-avoid-sequences = Vermeiden Sie Folgen.
 pw-avoid-recent-years = Vermeiden Sie Jahreszahlen der letzten Zeit.
 pw-avoid-years-that-are-associated-with-you = Vermeiden Sie Jahreszahlen, die mit Ihnen zu tun haben.
 pw-avoid-dates-and-years-that-are-associated-with-you = Vermeiden Sie Daten und Jahreszahlen, die mit Ihnen zu tun haben.
+error-too-many-pushes = { $minutes ->
+    [one] Es wurden zu viele Anmeldeanfragen an Ihr Telefon gesendet. Versuchen Sie es in { $minutes } Minute erneut oder wählen Sie eine andere Methode.
+   *[other] Es wurden zu viele Anmeldeanfragen an Ihr Telefon gesendet. Versuchen Sie es in { $minutes } Minuten erneut oder wählen Sie eine andere Methode.
+}
+error-push-request-ended = Diese Anmeldeanfrage ist beendet: Sie wurde schon beantwortet oder ist abgelaufen.
+error-device-not-recognised = Dieses Telefon ist nicht für Anmeldefreigaben eingerichtet, oder seine Anfrage war nicht von ihm signiert.
+error-wrong-number = Das war nicht die Zahl auf der Anmeldeseite. Wir haben die Anmeldung beendet; starten Sie sie neu, wenn Sie es waren.

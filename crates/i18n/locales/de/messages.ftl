@@ -49,6 +49,7 @@ mail-factor-added-intro = { $kind ->
     [kind-phone] Eine Telefonnummer
     [kind-security_key] Ein Sicherheitsschlüssel
     [kind-passkey] Ein Passkey
+    [kind-push_device] Ein Telefon für Anmeldefreigaben
    *[other] Eine Anmeldemethode
 } namens „{ $name }“ wurde Ihrem { $product }-Konto hinzugefügt.
 mail-factor-removed-subject = { $product }: Eine Anmeldemethode wurde entfernt
@@ -75,3 +76,7 @@ mail-account-locked-if-not-you = Wenn Sie es nicht waren, versucht vielleicht je
 
 sms-sign-in-code = { $code } ist Ihr { $product }-Anmeldecode für { $site }. Er läuft in { $minutes } Min. ab. Geben Sie ihn nicht weiter.
 sms-phone-confirmation-code = { $code } ist Ihr { $product }-Code zur Bestätigung dieser Telefonnummer. Er läuft in { $minutes } Min. ab.
+
+mail-push-denied-subject = { $product }: Eine Anmeldung wurde auf Ihrem Telefon abgelehnt
+mail-push-denied-intro = Eine Anmeldung bei Ihrem { $product }-Konto wurde auf Ihrem Telefon abgelehnt („Das war ich nicht“) und beendet. Sie kam von:
+mail-push-denied-advice = Wer es auch war, kannte Ihr Passwort: Ändern Sie es jetzt und prüfen Sie Ihre Anmeldemethoden:

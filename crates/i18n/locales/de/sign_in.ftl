@@ -172,3 +172,15 @@ consent-offline = Sie möchte außerdem angemeldet bleiben, während Sie nicht d
 error-authorization-expired = Diese Anmeldeanfrage ist abgelaufen. Gehen Sie zurück zur Anwendung und beginnen Sie erneut.
 error-consent-needed = Diese Anwendung braucht zuerst Ihre Erlaubnis: Öffnen Sie sie und melden Sie sich erneut an.
 error-choose-allow-or-deny = Wählen Sie „Erlauben“ oder „Ablehnen“.
+
+## Freigabe auf dem Telefon (Push)
+step-push-words = eine Freigabe auf Ihrem Telefon
+step-push-offer = Anmeldeanfrage an mein Telefon senden
+step-push-prompt = Wir senden eine Anmeldeanfrage für { $email } an Ihr Telefon. Tippen Sie dort in der Portcullis-App auf die Zahl, die diese Seite zeigt.
+method-push = eine Freigabe auf Ihrem Telefon
+push-tap-number = Tippen Sie auf Ihrem Telefon auf diese Zahl:
+push-open-app = Nichts auf dem Telefon? Öffnen Sie die Portcullis-App auf Ihrem Telefon: Dort wartet die Anfrage.
+push-denied-here = Die Anmeldung wurde auf Ihrem Telefon abgelehnt und ist beendet. Wenn Sie es doch waren, melden Sie sich erneut an.
+push-wrong-number-here = Auf Ihrem Telefon wurde eine andere Zahl gewählt, daher ist die Anmeldung beendet. Melden Sie sich erneut an, um eine neue Zahl zu erhalten.
+push-expired-here = Die Anfrage ist abgelaufen. Senden Sie eine neue oder wählen Sie eine andere Methode.
+push-failed-here = Die Anfrage konnte nicht gesendet werden. Versuchen Sie es erneut oder wählen Sie eine andere Methode.

@@ -170,3 +170,10 @@ pw-avoid-sequences = Avoid sequences.
 pw-avoid-recent-years = Avoid recent years.
 pw-avoid-years-that-are-associated-with-you = Avoid years that are associated with you.
 pw-avoid-dates-and-years-that-are-associated-with-you = Avoid dates and years that are associated with you.
+error-too-many-pushes = { $minutes ->
+    [one] Too many sign-in requests were sent to your phone. Try again in { $minutes } minute, or use another method.
+   *[other] Too many sign-in requests were sent to your phone. Try again in { $minutes } minutes, or use another method.
+}
+error-push-request-ended = This sign-in request has ended: it was answered already, or it expired.
+error-device-not-recognised = This phone is not set up for sign-in approvals, or its request was not signed by it.
+error-wrong-number = That was not the number on the sign-in page. We stopped the sign-in; start it again if it was you.

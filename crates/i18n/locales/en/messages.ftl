@@ -49,6 +49,7 @@ mail-factor-added-intro = { $kind ->
     [kind-phone] A phone number
     [kind-security_key] A security key
     [kind-passkey] A passkey
+    [kind-push_device] A phone for sign-in approvals
    *[other] A sign-in method
 } named "{ $name }" was added to your { $product } account.
 mail-factor-removed-subject = { $product }: a sign-in method was removed
@@ -75,3 +76,7 @@ mail-account-locked-if-not-you = If it was not you, someone may be guessing your
 
 sms-sign-in-code = { $code } is your { $product } sign-in code for { $site }. It expires in { $minutes } min. Do not share it.
 sms-phone-confirmation-code = { $code } is your { $product } code to confirm this phone number. It expires in { $minutes } min.
+
+mail-push-denied-subject = { $product }: a sign-in was denied on your phone
+mail-push-denied-intro = A sign-in to your { $product } account was denied on your phone ("this wasn't me") and stopped. It came from:
+mail-push-denied-advice = Whoever it was knew your password: change it now, and review your sign-in methods:

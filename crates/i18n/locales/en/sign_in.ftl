@@ -172,3 +172,15 @@ consent-offline = It also asks to stay signed in while you are away.
 error-authorization-expired = This sign-in request has expired. Go back to the application and start again.
 error-consent-needed = This application needs your permission first: open it and sign in again.
 error-choose-allow-or-deny = Choose Allow or Deny.
+
+## Approval on a phone (push)
+step-push-words = approval on your phone
+step-push-offer = Send a sign-in request to your phone
+step-push-prompt = We will send a sign-in request for { $email } to your phone. In the Portcullis app there, tap the number this page shows.
+method-push = approval on your phone
+push-tap-number = On your phone, tap this number:
+push-open-app = Nothing on your phone? Open the Portcullis app on your phone: the request is waiting there.
+push-denied-here = The sign-in was denied on your phone, so it has stopped. If it was you after all, sign in again.
+push-wrong-number-here = Another number was tapped on your phone, so the sign-in has stopped. Sign in again to get a new number.
+push-expired-here = The request has expired. Send a new one, or use another method.
+push-failed-here = The request could not be sent. Try again, or use another method.

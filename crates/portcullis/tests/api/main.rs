@@ -26,6 +26,7 @@ mod oidc;
 mod pages;
 mod password_reset;
 mod policy;
+mod push;
 mod registration;
 mod security_page;
 mod sign_in_attacks;

@@ -21,6 +21,8 @@ fn unthrottled(config: &mut portcullis::config::Config) {
     config.rate_limit.register_client_per_minute = 1_000_000;
     // Registration on, so its endpoints are swept past the "turned off" answer.
     config.registration.mode = "open".into();
+    // Push approval on (the issuer is an IP address, where it is off by default), so its routes reach their handlers.
+    config.factors.push = Some(true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,6 +64,8 @@ const ROUTES: &[&str] = &[
     "/account/security/totp/confirm",
     "/account/security/webauthn",
     "/account/security/webauthn/options",
+    "/account/security/push",
+    "/authenticator",
     "/account/security/phone",
     "/account/security/phone/confirm",
     "/account/security/recovery-codes",
@@ -84,6 +88,7 @@ const ROUTES: &[&str] = &[
     "/login/verify/methods",
     "/login/verify/options",
     "/login/verify/send",
+    "/login/verify/push",
     "/login/enroll",
     "/login/enroll/totp",
     "/login/enroll/webauthn",
@@ -108,6 +113,14 @@ const ROUTES: &[&str] = &[
     "/static/copy.js",
     "/static/errors.js",
     "/static/webauthn.js",
+    "/static/push.js",
+    "/authenticator/app.js",
+    "/authenticator/sw.js",
+    "/authenticator/manifest.webmanifest",
+    "/authenticator/icon.svg",
+    "/authenticator/requests",
+    "/authenticator/pair",
+    "/authenticator/answer",
     "/no/such/route",
     "/logout/everywhere",
     "/logout",
@@ -123,6 +136,7 @@ const FIELDS: &[&str] = &[
     "reauthenticate", "redirect", "redirect_uri", "refresh_token", "remember", "remember_browser_days", "request",
     "request_uri", "response_mode", "response_type", "scope", "scopes", "state", "text", "to", "token", "token_type_hint",
     "user", "factor", "new_password", "before", "after", "page", "language",
+    "public_key", "signature", "at", "number", "subscription",
 ];
 
 /// The values tried one field at a time, the other fields sent as `1`.

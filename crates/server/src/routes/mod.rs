@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod approvals;
 mod auth;
 mod oidc;
 mod ops;
@@ -80,6 +81,8 @@ pub fn browser_routes(state: &AppState) -> Router<AppState> {
         .route("/account/security/totp/confirm", post(security::confirm_totp))
         .route("/account/security/webauthn", post(security::add_key))
         .route("/account/security/webauthn/options", post(security::key_options))
+        .route("/account/security/push", post(security::start_push))
+        .route("/authenticator", get(approvals::companion_page))
         .route("/account/security/phone", post(security::add_phone))
         .route("/account/security/phone/confirm", post(security::confirm_phone))
         .route("/account/security/recovery-codes", post(security::regenerate_codes))
@@ -152,6 +155,7 @@ fn sign_in_in_progress_routes(state: &AppState) -> Router<AppState> {
         .route("/login/verify/methods", get(second_step::methods_page))
         .route("/login/verify/options", post(second_step::verify_options))
         .route("/login/verify/send", post(second_step::send_code))
+        .route("/login/verify/push", get(approvals::request_state).post(approvals::send_request))
         .route("/login/enroll", get(second_step::enroll_page).post(second_step::enroll))
         .route("/login/enroll/totp", post(second_step::enroll_totp))
         .route("/login/enroll/webauthn", post(second_step::enroll_key))
@@ -159,6 +163,22 @@ fn sign_in_in_progress_routes(state: &AppState) -> Router<AppState> {
         .route("/login/enroll/phone", post(second_step::enroll_phone))
         .route("/login/enroll/phone/confirm", post(second_step::enroll_phone_confirm))
         .route_layer(axum::middleware::from_fn_with_state((state.clone(), (LimitedAction::SecondStep, Refusal::Page)), throttle_posts))
+}
+
+/// The companion app's files and its JSON calls. Outside the CSRF guard: the
+/// calls carry no cookie and are signed by the phone's key instead. Pairing
+/// and answering count against the address's second-step budget; listing,
+/// which the app polls, does not.
+pub fn companion_routes(state: &AppState) -> Router<AppState> {
+    let budget = || axum::middleware::from_fn_with_state((state.clone(), (LimitedAction::SecondStep, Refusal::Json)), throttle_posts);
+    Router::new()
+        .route("/authenticator/app.js", get(approvals::companion_script))
+        .route("/authenticator/sw.js", get(approvals::service_worker))
+        .route("/authenticator/manifest.webmanifest", get(approvals::manifest))
+        .route("/authenticator/icon.svg", get(approvals::icon))
+        .route("/authenticator/requests", post(approvals::list_requests))
+        .route("/authenticator/pair", post(approvals::pair).route_layer(budget()))
+        .route("/authenticator/answer", post(approvals::answer).route_layer(budget()))
 }
 
 /// Counts a POST against its client address's budget for the action, and
@@ -284,6 +304,7 @@ pub fn ops_routes() -> Router<AppState> {
         .route("/static/copy.js", get(ops::copy_script))
         .route("/static/errors.js", get(ops::errors_script))
         .route("/static/webauthn.js", get(ops::webauthn_script))
+        .route("/static/push.js", get(ops::push_script))
 }
 
 /// Unknown paths.

@@ -55,6 +55,14 @@ pub async fn form_post_script() -> impl IntoResponse {
     )
 }
 
+/// Push approval's waiting page: sends the request, shows the number, waits for the phone.
+pub async fn push_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/push.js"),
+    )
+}
+
 /// Security keys and passkeys: calls `navigator.credentials` (the only script pages need to work).
 pub async fn webauthn_script() -> impl IntoResponse {
     (

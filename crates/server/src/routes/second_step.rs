@@ -107,9 +107,9 @@ fn sign_in_token(state: &AppState, headers: &HeaderMap) -> Result<String, AppErr
 /// browser, and the sign-in's token from its cookie (none: the sign-in has
 /// expired, a 4xx page).
 pub struct InProgress {
-    state: AppState,
-    browser: Browser,
-    token: String,
+    pub(super) state: AppState,
+    pub(super) browser: Browser,
+    pub(super) token: String,
 }
 
 impl FromRequestParts<AppState> for InProgress {
@@ -233,6 +233,7 @@ fn answer_context(facts: StepFacts, email: &str) -> minijinja::Value {
         Answer::PublicKey => ("public_key", None),
         Answer::Password => ("password", None),
         Answer::Code(field) => ("code", Some(field)),
+        Answer::Approval => ("approval", None),
     };
     let sending = code.and_then(|c| c.sent);
     context! {
@@ -358,7 +359,8 @@ pub async fn verify(InProgress { state, browser, token }: InProgress, HtmlForm(f
     let response = match step.facts().answer {
         Answer::PublicKey => portcullis_core::factors::webauthn::assertion_response(&form.ceremony, &form.credential),
         Answer::Password => form.password.clone(),
-        Answer::Code(_) => form.code.clone(),
+        // The approved request's id, which static/push.js puts in the code field.
+        Answer::Code(_) | Answer::Approval => form.code.clone(),
     };
     let outcome = state
         .accounts()

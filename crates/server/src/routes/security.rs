@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use super::second_step::challenge_json;
 use super::setup::{
-    DEFAULT_PHONE_NAME, KeyForm, PhoneForm, SetupForm, code_sent, default_device_name, key_refusal, phone_context, phone_form_problem,
-    public_key, setup_context, shared_secret, webauthn_kind,
+    DEFAULT_PHONE_NAME, KeyForm, PhoneForm, SetupForm, code_sent, default_device_name, key_refusal, pairing_link, phone_context,
+    phone_form_problem, public_key, setup_context, shared_secret, webauthn_kind,
 };
 use super::{current_session, form_error, own_page_session};
 use crate::error::AppError;
@@ -289,6 +289,20 @@ pub async fn add_phone(State(state): State<AppState>, browser: Browser, HtmlForm
     }
 }
 
+/// POST /account/security/push: "Set up sign-in approvals": a one-time
+/// link (and its QR code) that pairs the companion on a phone.
+pub async fn start_push(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
+    let session = security_session!(state, browser);
+    let name = tr("push-default-name");
+    let prompt = state
+        .accounts()
+        .credentials()
+        .start_enrollment(&session, FactorKind::PushDevice, (&name, ""), &browser.origin(), state.now())
+        .await?;
+    let (link, minutes) = pairing_link(prompt)?;
+    Ok(browser.page(StatusCode::OK, "push_setup.html", context! { qr => crate::pages::qr_svg(&link), link, minutes }))
+}
+
 /// POST /account/security/phone/confirm: the texted code confirms the number.
 pub async fn confirm_phone(
     State(state): State<AppState>,
@@ -374,7 +388,7 @@ async fn security_context(state: &AppState, session: &ActiveSession) -> Result<m
     Ok(context! {
         signed_in => true, factors, codes_left, browsers, sessions, apps, events, mfa_required => state.accounts().mfa_required(user),
         webauthn => state.accounts().webauthn_available(), totp => state.accounts().can_enroll(FactorKind::Totp),
-        sms => state.accounts().can_enroll(FactorKind::Phone),
+        sms => state.accounts().can_enroll(FactorKind::Phone), push => state.accounts().can_enroll(FactorKind::PushDevice),
     })
 }
 
@@ -422,6 +436,7 @@ pub(crate) fn event_label(kind: &str) -> &'static str {
         Some(K::FactorRemoved) => "event-factor-removed",
         Some(K::FactorRenamed) => "event-factor-renamed",
         Some(K::AuthenticatorCloned) => "event-authenticator-cloned",
+        Some(K::PushDenied) => "event-push-denied",
         Some(K::RecoveryCodeUsed) => "event-recovery-code-used",
         Some(K::RecoveryCodesRegenerated) => "event-recovery-codes-regenerated",
         Some(K::RememberedBrowserCreated) => "event-remembered-browser-created",

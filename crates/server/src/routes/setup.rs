@@ -98,6 +98,14 @@ pub(super) fn code_sent(prompt: EnrollmentPrompt) -> Result<(String, String), Ap
     }
 }
 
+/// The pairing part of an enrollment prompt: the companion's link, and for how many minutes it works.
+pub(super) fn pairing_link(prompt: EnrollmentPrompt) -> Result<(String, i64), AppError> {
+    match prompt {
+        EnrollmentPrompt::Pairing { link, minutes, .. } => Ok((link, minutes)),
+        _ => Err(AppError::Internal("a phone pairing returned another kind of prompt".into())),
+    }
+}
+
 /// Whether a phone number's setup failed on something the person can fix
 /// (the number, the gateway, the send limits): the form again, with the error.
 pub(super) fn phone_form_problem(e: &AccountError) -> bool {
