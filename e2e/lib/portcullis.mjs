@@ -81,6 +81,27 @@ export async function startServer(settings = {}) {
   };
 }
 
+/**
+ * A new, empty PostgreSQL database on the server at `DATABASE_URL` (default
+ * postgres://postgres@127.0.0.1:5432/test), made with `psql`; `drop()` removes
+ * it. Without a reachable server: under CI=true an error, else `null` and a loud line.
+ */
+export function postgresDatabase() {
+  const admin = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/test";
+  const name = `portcullis_e2e_${randomBytes(8).toString("hex")}`;
+  const psql = (sql) => spawnSync("psql", [admin, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql], { encoding: "utf8" });
+  const made = psql(`CREATE DATABASE ${name}`);
+  if (made.status !== 0) {
+    const why = made.error ? made.error.message : made.stderr.trim();
+    if (process.env.CI === "true") throw new Error(`CI=true but PostgreSQL at ${admin} cannot be used: ${why}`);
+    console.error(`!!!!!!!! SKIPPING the PostgreSQL browser tests: ${admin}: ${why} !!!!!!!!`);
+    return null;
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
 // axe-core, from npm: the WCAG checks every page the suite visits goes through.
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
