@@ -244,8 +244,14 @@ impl<S: Stores> Credentials<'_, S> {
         let setup = setup.filter(|c| c.kind == FactorKind::PushDevice && c.confirmed_at.is_none() && c.created_at > started_after);
         let Some(setup) = setup else { return Err(AccountError::InvalidLink) };
         let user = self.store.user_by_id(setup.user_id).await?.filter(|u| u.disabled_at.is_none()).ok_or(AccountError::InvalidLink)?;
-        let name = if name.trim().is_empty() { setup.name.clone() } else { valid_name(name)? };
         let ctx = self.factor_context();
+        // The epoch when the link was made: the conditional write below holds it
+        // against the account's, so nothing that ended its sign-ins since is outlived.
+        let began = push::PairingSetup::of(&ctx, &setup).ok_or(AccountError::InvalidLink)?;
+        if began.security_epoch != user.security_epoch {
+            return Err(AccountError::InvalidLink);
+        }
+        let name = if name.trim().is_empty() { setup.name.clone() } else { valid_name(name)? };
         let paired = Credential {
             sealed_secret: device.sealed(&ctx, &setup.id),
             public_key_id: Some(push::device_key_id(&device.public_key)),
@@ -255,7 +261,7 @@ impl<S: Stores> Credentials<'_, S> {
         };
         // Once (of two phones with one link, one pairs), and not across an
         // ending of the account's sign-ins begun meanwhile (an MFA reset).
-        if !self.store.pair_push_device(&pairing, &paired, (user.security_epoch, started_after)).await? {
+        if !self.store.pair_push_device(&pairing, &paired, (began.security_epoch, started_after)).await? {
             return Err(AccountError::InvalidLink);
         }
         let kind = FactorKind::PushDevice;

@@ -25,6 +25,9 @@ pub enum LimitedAction {
     Authorize,
     /// A dynamic client registration (each stores a client).
     RegisterClient,
+    /// A push-approval companion's listing of waiting requests (it polls
+    /// while open, every 3 s): twice the sign-in limit.
+    CompanionPoll,
 }
 
 impl LimitedAction {
@@ -37,6 +40,7 @@ impl LimitedAction {
             Self::SendEmail => "email",
             Self::Authorize => "authorize",
             Self::RegisterClient => "register",
+            Self::CompanionPoll => "companion",
         }
     }
 }
@@ -124,6 +128,7 @@ impl RateLimits {
             LimitedAction::SendEmail => self.send_email_per_minute,
             LimitedAction::Authorize => self.authorize_per_minute,
             LimitedAction::RegisterClient => self.register_client_per_minute,
+            LimitedAction::CompanionPoll => self.sign_in_per_minute.saturating_mul(2),
         };
         if hits > limit { Err((bucket.window_start + WINDOW_SECONDS - now).max(1)) } else { Ok(()) }
     }

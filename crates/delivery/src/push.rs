@@ -71,6 +71,8 @@ impl WebPushSender {
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the phone's host itself, past the check below.
+            .no_proxy()
             .dns_resolver(Arc::new(PublicAddresses { allow_private }))
             .build()
             .map_err(|e| e.to_string())?;
@@ -151,13 +153,31 @@ fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            // Ranges that carry an IPv4 address (NAT64 64:ff9b::/96, 6to4
+            // 2002::/16) reach what that address reaches; IPv4-compatible
+            // ::/96 (deprecated) and the unspecified address are never public.
+            let embedded = |hi: u16, lo: u16| {
+                let ([a, b], [c, d]) = (hi.to_be_bytes(), lo.to_be_bytes());
+                IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+            };
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+                return is_public(embedded(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return is_public(embedded(s[1], s[2]));
+            }
+            if s[..6] == [0, 0, 0, 0, 0, 0] {
+                return false;
+            }
             !(v6.is_loopback()
-                || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                // Teredo tunnels to an address of its choice.
+                || (s[0] == 0x2001 && s[1] == 0))
         }
     }
 }
@@ -199,10 +219,16 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::",
+            "fec0::1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2001:0:4136:e378::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

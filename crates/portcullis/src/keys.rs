@@ -150,7 +150,7 @@ mod tests {
             });
             assert!(keys.iter().all(|k| *k == keys[0]), "every start read the same, whole key");
             let names: Vec<_> = fs::read_dir(dir.path().join("secrets")).unwrap().map(|e| e.unwrap().file_name()).collect();
-            assert_eq!(names.len(), 2, "no draft left behind: {names:?}");
+            assert_eq!(names.len(), 3, "no draft left behind: {names:?}");
         }
     }
 
@@ -165,6 +165,8 @@ mod tests {
         assert_eq!(first.encryption, again.encryption);
         assert_eq!(first.cookie, again.cookie);
         assert_ne!(first.cookie, first.encryption);
+        assert_eq!(first.vapid, again.vapid, "phones stay subscribed across restarts");
+        assert_ne!(first.vapid, first.encryption);
 
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
         let e = ServerKeys::load_or_create(dir.path()).err().unwrap().to_string();

@@ -588,22 +588,23 @@ impl MfaStore for Store {
         .map_err(db_error))
     }
 
-    async fn take_push_approval(&self, user: UserId, id: &str, sign_in: &str, now: UnixTime) -> StoreResult<Option<String>> {
-        let device: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(
+    async fn take_push_approval(&self, user: UserId, id: &str, sign_in: &str, live_after: UnixTime) -> StoreResult<Option<String>> {
+        let taken: Option<(Option<String>, Option<i64>)> = on_pool!(self, |p| sqlx::query_as(
             "UPDATE push_requests SET status = 'used' \
-             WHERE id = $1 AND user_id = $2 AND sign_in = $3 AND status = 'approved' AND expires_at > $4 RETURNING device_id"
+             WHERE id = $1 AND user_id = $2 AND sign_in = $3 AND status = 'approved' AND expires_at > $4 \
+             RETURNING device_id, answered_at"
         )
         .bind(id)
         .bind(user.to_string())
         .bind(sign_in)
-        .bind(now)
+        .bind(live_after)
         .fetch_optional(p)
         .await
         .map_err(db_error))?;
-        let Some(Some(device)) = device else { return Ok(None) };
+        let Some((Some(device), answered_at)) = taken else { return Ok(None) };
         on_pool!(self, |p| sqlx::query("UPDATE credentials SET last_used_at = $2 WHERE id = $1")
             .bind(&device)
-            .bind(now)
+            .bind(answered_at.unwrap_or(live_after))
             .execute(p)
             .await
             .map(|_| ())

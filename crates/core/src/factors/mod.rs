@@ -560,14 +560,14 @@ pub trait MfaStore: Clone + Send + Sync + 'static {
         now: UnixTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Takes an approval for the pending sign-in `sign_in` (a token digest):
-    /// approved → used, once, while live; the device that approved, with its
-    /// last use recorded.
+    /// approved → used, once, if the request expires after `live_after`;
+    /// the device that approved, its last use recorded as the approval's time.
     fn take_push_approval(
         &self,
         user: UserId,
         id: &str,
         sign_in: &str,
-        now: UnixTime,
+        live_after: UnixTime,
     ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
     /// When the user's requests answered "this wasn't me" since `since`.
     fn push_denials_since(&self, user: UserId, since: UnixTime) -> impl Future<Output = StoreResult<Vec<UnixTime>>> + Send;

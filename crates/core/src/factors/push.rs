@@ -39,6 +39,11 @@ pub const REQUEST_SECONDS: i64 = 120;
 pub const PAIRING_SECONDS: i64 = 300;
 /// How far a signed listing call's time may be from the server's (seconds).
 pub const CLOCK_SKEW_SECONDS: i64 = 60;
+/// How long after its two minutes an approval given in time can still be
+/// taken by its sign-in (the waiting page asks every two seconds).
+pub const TAKE_GRACE_SECONDS: i64 = 60;
+/// At most this many phones of one account are pushed to per request.
+pub const MAX_PHONES_PUSHED: usize = 10;
 /// Push-fatigue limits: requests per user per minute, and per hour.
 pub const PUSHES_PER_MINUTE: u32 = 3;
 /// See [`PUSHES_PER_MINUTE`].
@@ -113,6 +118,24 @@ impl PushDevice {
     /// The sealed form, for credential `id`.
     pub fn sealed<S>(&self, ctx: &FactorContext<'_, S>, id: &str) -> Vec<u8> {
         ctx.sealer.seal(&seal_context(id), &serde_json::to_vec(self).unwrap_or_default())
+    }
+}
+
+/// What a pairing's unconfirmed credential holds, sealed: the account's
+/// `security_epoch` when the link was made, so a link made before the
+/// account's sign-ins were ended (signing out everywhere, a password change
+/// or reset, an MFA reset) pairs nothing afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingSetup {
+    /// The account's epoch then.
+    pub security_epoch: i64,
+}
+
+impl PairingSetup {
+    /// The setup of a pairing credential.
+    pub fn of<S>(ctx: &FactorContext<'_, S>, c: &Credential) -> Option<Self> {
+        let bytes = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 }
 
@@ -375,6 +398,8 @@ impl<S: MfaStore> SecondFactor<S> for PushFactor {
             let token = random_token();
             let mut c = Credential::new(user.id, FactorKind::PushDevice, new.name, Vec::new(), now);
             c.public_key_id = Some(pairing_key_id(&token));
+            let setup = PairingSetup { security_epoch: user.security_epoch };
+            c.sealed_secret = ctx.sealer.seal(&seal_context(&c.id), &serde_json::to_vec(&setup).unwrap_or_default());
             ctx.store.insert_credential(&c).await?;
             let link = format!("{}#pair={token}", push.companion_url);
             Ok(Some(EnrollmentPrompt::Pairing { credential_id: c.id, link, minutes: PAIRING_SECONDS / 60 }))
@@ -397,6 +422,10 @@ impl<S: MfaStore> SecondFactor<S> for PushFactor {
             if phones.is_empty() {
                 return Err(AccountError::NotFound);
             }
+            // Paused after denials even for a sign-in begun before the last of them.
+            if paused(&ctx.store.push_denials_since(user.id, now - 2 * PAUSE_SECONDS).await?, now) {
+                return Err(AccountError::StepNotAllowed);
+            }
             if let Err(retry_after_secs) = ctx.store.take_send_quotas(&quotas(user.id), now).await? {
                 return Err(AccountError::TooManyPushes { retry_after_secs });
             }
@@ -407,15 +436,21 @@ impl<S: MfaStore> SecondFactor<S> for PushFactor {
             let payload =
                 serde_json::json!({ "type": "sign_in_request", "request": request.id, "expires_at": request.expires_at }).to_string();
             let ttl = u32::try_from(REQUEST_SECONDS).unwrap_or(120);
-            for phone in &phones {
-                let Some(subscription) = PushDevice::of(ctx, phone).and_then(|d| d.subscription) else { continue };
-                // A phone that cannot be reached still finds the request when the companion opens.
-                match push.sender.send(&subscription, payload.as_bytes(), ttl).await {
-                    Ok(PushDelivery::Accepted) => {}
-                    Ok(PushDelivery::Gone) => tracing::info!(credential = %phone.id, "a phone's push subscription has expired"),
-                    Err(e) => tracing::warn!(credential = %phone.id, error = %e, "a sign-in request could not be pushed"),
+            let to: Vec<(String, PushSubscription)> =
+                phones.iter().take(MAX_PHONES_PUSHED).filter_map(|p| Some((p.id.clone(), PushDevice::of(ctx, p)?.subscription?))).collect();
+            // Sent after the answer, so a slow push service cannot hold the
+            // sign-in page; a phone that is not reached still finds the
+            // request when the companion opens.
+            let sender = push.sender.clone();
+            tokio::spawn(async move {
+                for (credential, subscription) in &to {
+                    match sender.send(subscription, payload.as_bytes(), ttl).await {
+                        Ok(PushDelivery::Accepted) => {}
+                        Ok(PushDelivery::Gone) => tracing::info!(%credential, "a phone's push subscription has expired"),
+                        Err(e) => tracing::warn!(%credential, error = %e, "a sign-in request could not be pushed"),
+                    }
                 }
-            }
+            });
             let options = serde_json::json!({ "request": request.id, "number": request.number, "expires_in": REQUEST_SECONDS });
             Ok(Some(PublicKeyChallenge { ceremony: request.id, options }))
         })
@@ -432,7 +467,8 @@ impl<S: MfaStore> SecondFactor<S> for PushFactor {
     ) -> BoxFuture<'a, FactorResult<Verification>> {
         Box::pin(async move {
             let Some(binding) = ctx.sign_in else { return Ok(Verification::Rejected) };
-            Ok(match ctx.store.take_push_approval(user.id, response.trim(), &binding.sign_in, now).await? {
+            let live_after = now - TAKE_GRACE_SECONDS;
+            Ok(match ctx.store.take_push_approval(user.id, response.trim(), &binding.sign_in, live_after).await? {
                 Some(device) => Verification::Accepted { credential: Some(device) },
                 None => Verification::Rejected,
             })

@@ -44,7 +44,7 @@ impl<S: Stores> SignIn<'_, S> {
         let r = self.store.push_request(request).await?.filter(|r| r.sign_in == token_digest(token)).ok_or(AccountError::NotFound)?;
         Ok(match r.status {
             PushStatus::Pending if r.answerable(now) => ApprovalState::Waiting,
-            PushStatus::Approved if now < r.expires_at => ApprovalState::Approved,
+            PushStatus::Approved if now < r.expires_at + push::TAKE_GRACE_SECONDS => ApprovalState::Approved,
             PushStatus::Denied => ApprovalState::Denied,
             PushStatus::WrongNumber => ApprovalState::WrongNumber,
             PushStatus::Pending | PushStatus::Approved | PushStatus::Used => ApprovalState::Expired,

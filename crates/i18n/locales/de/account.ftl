@@ -125,6 +125,7 @@ companion-approve-with = Mit { $number } freigeben
 companion-approved = Freigegeben. Kehren Sie zur Anmeldeseite zurück: Dort geht es weiter.
 companion-denied = Abgelehnt. Wir haben die Anmeldung beendet und Ihnen eine E-Mail geschickt. Wenn Sie sich nicht anmelden wollten, ändern Sie Ihr Passwort.
 companion-paired = Dieses Telefon ist eingerichtet. Anmeldeanfragen erscheinen hier.
+companion-replaces = Dieses Telefon ist schon als „{ $name }“ eingerichtet. Erneutes Koppeln ersetzt das: Danach gibt es nur noch Anmeldungen für das Konto dieses Links frei.
 companion-pair-failed = Dieses Telefon konnte nicht gekoppelt werden. Fordern Sie auf Ihrer Sicherheitsseite einen neuen Link an.
 companion-not-recognised = Dieses Telefon ist für Ihr Konto nicht mehr eingerichtet (es wurde entfernt oder Ihre Anmeldemethoden wurden zurückgesetzt). Koppeln Sie es erneut über Ihre Sicherheitsseite.
 companion-unsupported = Dieser Browser kann einen Schlüssel nicht sicher aufbewahren (er braucht WebCrypto und IndexedDB). Verwenden Sie einen aktuellen Browser.

@@ -125,6 +125,7 @@ companion-approve-with = Approve with { $number }
 companion-approved = Approved. Go back to the sign-in page: it continues there.
 companion-denied = Denied. We stopped the sign-in and emailed you about it. If you did not try to sign in, change your password.
 companion-paired = This phone is set up. Sign-in requests appear here.
+companion-replaces = This phone is already set up as "{ $name }". Pairing it again replaces that: it will then approve sign-ins only for the account of this link.
 companion-pair-failed = This phone could not be paired. Ask for a new link on your security page.
 companion-not-recognised = This phone is no longer set up for your account (it was removed, or your sign-in methods were reset). Pair it again from your security page.
 companion-unsupported = This browser cannot keep a key safely (it needs WebCrypto and IndexedDB). Use a current browser.

@@ -33,6 +33,8 @@ with_push!(
     ten_concurrent_approvals_answer_a_request_once_and_it_signs_in_once,
     an_approval_serves_only_the_sign_in_it_was_sent_for,
     a_pairing_link_works_once_within_five_minutes,
+    a_pairing_link_dies_when_the_accounts_sign_ins_are_ended,
+    an_approval_given_in_time_is_taken_up_to_a_minute_late,
 );
 
 async fn push_app(backend: Backend) -> Option<TestApp> {
@@ -245,7 +247,7 @@ async fn a_wrong_number_ends_the_sign_in_and_counts_as_a_failed_second_step(app:
     assert!(done.body.contains("This sign-in has expired"), "{}", done.body);
 }
 
-async fn a_denial_ends_the_sign_in_tells_the_owner_and_three_pause_push_for_an_hour(app: TestApp) {
+async fn a_denial_ends_the_sign_in_tells_the_owner_and_three_pause_push_for_an_hour(mut app: TestApp) {
     let phone = Phone::new();
     app.user_with_phone("ada@example.com", &phone).await;
     for i in 0..3 {
@@ -269,6 +271,19 @@ async fn a_denial_ends_the_sign_in_tells_the_owner_and_three_pause_push_for_an_h
     assert!(!page.body.contains("Send a sign-in request to your phone"), "{}", page.body);
     assert!(page.body.contains("authenticator app"), "{}", page.body);
     assert_eq!(app.send_push(&page).await.0, StatusCode::FORBIDDEN, "nor can it be asked for directly");
+    app.clock.advance(3600);
+    // A sign-in begun before the third denial cannot push after it either.
+    let ours = std::mem::replace(&mut app.client, crate::helpers::browser());
+    let begun_early = app.at_second_step("ada@example.com").await;
+    let theirs = std::mem::replace(&mut app.client, ours);
+    for _ in 0..3 {
+        app.clock.advance(61);
+        let page = app.at_second_step("ada@example.com").await;
+        let (request, _) = request_of(&app.send_push(&page).await.1);
+        assert_eq!(app.answer(&phone, &request, None).await.0, StatusCode::OK);
+    }
+    app.client = theirs;
+    assert_eq!(app.send_push(&begun_early).await.0, StatusCode::FORBIDDEN, "paused for sign-ins begun earlier too");
     app.clock.advance(3600);
     app.at_second_step("ada@example.com").await;
 }
@@ -456,4 +471,52 @@ async fn a_pairing_link_works_once_within_five_minutes(app: TestApp) {
     assert_eq!(app.pair(&thief, &late, "Late").await.0, StatusCode::BAD_REQUEST);
     let security = app.get("/account/security").await;
     assert_eq!(security.location.as_deref(), Some("/login/verify?next=%2Faccount%2Fsecurity"), "the phone now guards changes");
+}
+
+async fn a_pairing_link_dies_when_the_accounts_sign_ins_are_ended(app: TestApp) {
+    app.verified_user("ada@example.com").await;
+    app.sign_in("ada@example.com", PASSWORD).await;
+    // A link made in a session the owner then ends everywhere (a stolen one, say).
+    let token = app.pairing_token().await;
+    let account = app.get("/account").await;
+    let ended = app.post("/logout/everywhere", &[], &account.body).await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER, "{}", ended.body);
+    let (status, body) = app.pair(&Phone::new(), &token, "Thief").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the link died with the sessions: {body}");
+    // A password change ends it too.
+    app.sign_in("ada@example.com", PASSWORD).await;
+    let token = app.pairing_token().await;
+    let account = app.get("/account").await;
+    let changed = app
+        .post(
+            "/account/password",
+            &[("current", PASSWORD), ("password", crate::helpers::NEW_PASSWORD), ("confirm", crate::helpers::NEW_PASSWORD)],
+            &account.body,
+        )
+        .await;
+    assert!(changed.status.is_success() || changed.status == StatusCode::SEE_OTHER, "{}", changed.body);
+    assert_eq!(app.pair(&Phone::new(), &token, "Thief").await.0, StatusCode::BAD_REQUEST);
+}
+
+async fn an_approval_given_in_time_is_taken_up_to_a_minute_late(app: TestApp) {
+    let phone = Phone::new();
+    app.user_with_phone("ada@example.com", &phone).await;
+    let page = app.at_second_step("ada@example.com").await;
+    let (request, number) = request_of(&app.send_push(&page).await.1);
+    app.clock.advance(119);
+    assert_eq!(app.answer(&phone, &request, Some(number)).await.0, StatusCode::OK, "approved in its last second");
+    app.clock.advance(30);
+    assert_eq!(app.push_state(&request).await, "approved");
+    let done = app.post("/login/verify", &[("method", "push"), ("code", &request), ("next", "/account")], &page.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+
+    // Past the minute's grace it is not.
+    app.sign_out().await;
+    let page = app.at_second_step("ada@example.com").await;
+    let (request, number) = request_of(&app.send_push(&page).await.1);
+    assert_eq!(app.answer(&phone, &request, Some(number)).await.0, StatusCode::OK);
+    app.clock.advance(181);
+    assert_eq!(app.push_state(&request).await, "expired");
+    let late = app.post("/login/verify", &[("method", "push"), ("code", &request), ("next", "/account")], &page.body).await;
+    assert_ne!(late.status, StatusCode::SEE_OTHER);
 }

@@ -168,15 +168,16 @@ fn sign_in_in_progress_routes(state: &AppState) -> Router<AppState> {
 /// The companion app's files and its JSON calls. Outside the CSRF guard: the
 /// calls carry no cookie and are signed by the phone's key instead. Pairing
 /// and answering count against the address's second-step budget; listing,
-/// which the app polls, does not.
+/// which the app polls, against a budget of its own.
 pub fn companion_routes(state: &AppState) -> Router<AppState> {
     let budget = || axum::middleware::from_fn_with_state((state.clone(), (LimitedAction::SecondStep, Refusal::Json)), throttle_posts);
+    let polling = || axum::middleware::from_fn_with_state((state.clone(), (LimitedAction::CompanionPoll, Refusal::Json)), throttle_posts);
     Router::new()
         .route("/authenticator/app.js", get(approvals::companion_script))
         .route("/authenticator/sw.js", get(approvals::service_worker))
         .route("/authenticator/manifest.webmanifest", get(approvals::manifest))
         .route("/authenticator/icon.svg", get(approvals::icon))
-        .route("/authenticator/requests", post(approvals::list_requests))
+        .route("/authenticator/requests", post(approvals::list_requests).route_layer(polling()))
         .route("/authenticator/pair", post(approvals::pair).route_layer(budget()))
         .route("/authenticator/answer", post(approvals::answer).route_layer(budget()))
 }

@@ -208,6 +208,8 @@
     const device = await load().catch(() => null);
     if (token) {
       show("[data-pairing]", true);
+      // One phone holds one pairing: a second link replaces the first (say so before it does).
+      if (device) tell("notice", w("replaces", { name: device.name }));
       $("[data-pair-form]").addEventListener("submit", (event) => {
         event.preventDefault();
         const button = event.target.querySelector("button");
