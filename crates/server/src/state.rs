@@ -48,6 +48,10 @@ struct Inner {
     cookie_key: MacKey,
     clock: Arc<dyn Clock>,
     settings: ServerSettings,
+    /// Woken when a phone answers a push request, so a waiting page's long
+    /// poll in this process answers at once (other processes' answers are
+    /// found by its periodic re-check).
+    push_answered: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -59,7 +63,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         settings: ServerSettings,
     ) -> Self {
-        Self(Arc::new(Inner { accounts, provider, cookie_key, clock, settings }))
+        Self(Arc::new(Inner { accounts, provider, cookie_key, clock, settings, push_answered: tokio::sync::Notify::new() }))
     }
 
     /// The OpenID Connect provider.
@@ -80,6 +84,11 @@ impl AppState {
     /// Key for CSRF tags.
     pub fn cookie_key(&self) -> &MacKey {
         &self.0.cookie_key
+    }
+
+    /// Wakes the long polls of waiting sign-in pages (a phone answered).
+    pub fn push_answered(&self) -> &tokio::sync::Notify {
+        &self.0.push_answered
     }
 
     /// Transport settings.

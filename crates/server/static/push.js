@@ -3,15 +3,16 @@
 // The button with data-push-send sits in the second-step form. On click we
 // POST the form's CSRF token to its URL and receive { ceremony, options:
 // { request, number } }: the request was sent to the user's phones. We show
-// the number, then ask GET <url>?request=ID every two seconds where it
-// stands; once approved, the request's id goes into the form's code field
+// the number, then ask GET <url>?request=ID&wait=true where it stands (a long
+// poll: the server answers when the phone does, or after 20 s, and we ask
+// again); once approved, the request's id goes into the form's code field
 // and the form is submitted normally, so the server finishes the sign-in
 // with an ordinary page. After ten seconds without an answer we suggest
 // opening the app (it lists requests itself when no push arrives).
 "use strict";
 
 (function () {
-  const POLL_MS = 2000;
+  const RETRY_MS = 2000;
   const HINT_MS = 10000;
 
   const words = (() => {
@@ -43,7 +44,10 @@
   }
 
   async function stateOf(url, request) {
-    const res = await fetch(`${url}?request=${encodeURIComponent(request)}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    const res = await fetch(`${url}?request=${encodeURIComponent(request)}&wait=true`, {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    });
     const json = await res.json().catch(() => ({}));
     return res.ok ? json.state : "expired";
   }
@@ -74,12 +78,12 @@
       say(form, message);
     };
     for (;;) {
-      await new Promise((r) => setTimeout(r, POLL_MS));
       let state;
       try {
         state = await stateOf(url, options.request);
       } catch (_) {
-        continue; // a network blip: ask again
+        await new Promise((r) => setTimeout(r, RETRY_MS)); // a network blip: ask again soon
+        continue;
       }
       if (state === "waiting") continue;
       if (state === "approved") {

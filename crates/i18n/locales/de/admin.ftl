@@ -46,6 +46,7 @@ policy-mfa-required = verlangt
 policy-factors-that-count = Faktoren, die zählen (keiner angekreuzt: alle)
 factor-webauthn = Sicherheitsschlüssel und Passkeys
 factor-totp = Authenticator-Apps
+factor-push = Freigaben auf dem Telefon
 factor-sms = Codes per SMS
 factor-email = Codes per E-Mail
 factor-recovery = Wiederherstellungscodes

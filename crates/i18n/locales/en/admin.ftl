@@ -46,6 +46,7 @@ policy-mfa-required = required
 policy-factors-that-count = Factors that count (none ticked: all)
 factor-webauthn = security keys and passkeys
 factor-totp = authenticator apps
+factor-push = approvals on a phone
 factor-sms = codes by text message
 factor-email = codes by email
 factor-recovery = recovery codes

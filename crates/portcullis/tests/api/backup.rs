@@ -93,7 +93,8 @@ async fn a_backup_taken_under_sign_in_load_restores_elsewhere_where_users_and_ap
     let written: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(written["sealed"], true);
     let paths: Vec<&str> = written["manifest"]["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
-    assert_eq!(paths, ["portcullis.db", "secrets/cookie.key", "secrets/encryption.key"]);
+    // The VAPID key too: without it every paired phone would have to subscribe again.
+    assert_eq!(paths, ["portcullis.db", "secrets/cookie.key", "secrets/encryption.key", "secrets/vapid.key"]);
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);

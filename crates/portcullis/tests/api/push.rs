@@ -201,8 +201,14 @@ async fn a_paired_phone_approves_a_sign_in_with_the_right_number_and_the_applica
     assert!(choices.contains(&u64::from(number)), "{choices:?}");
     assert!(shown["application"].as_str().unwrap().starts_with("Test app"), "{shown}");
 
+    // The waiting page's long poll, held while the phone answers, answers with the approval.
+    let held = {
+        let (client, url) = (app.client.clone(), app.url(&format!("/login/verify/push?request={request}&wait=true")));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() })
+    };
     let (status, answered) = app.answer(&phone, &request, Some(number)).await;
     assert_eq!((status, answered["state"].as_str()), (StatusCode::OK, Some("approved")), "{answered}");
+    assert_eq!(held.await.unwrap()["state"], "approved");
     let (again, _) = app.answer(&phone, &request, Some(number)).await;
     assert_eq!(again, StatusCode::GONE, "answered once");
     assert_eq!(app.push_state(&request).await, "approved");

@@ -39,12 +39,34 @@ pub async fn send_request(InProgress { state, browser, token }: InProgress) -> R
 #[derive(Deserialize)]
 pub struct StateQuery {
     request: String,
+    /// Long poll: answer when the state moves on, or after [`LONG_POLL`].
+    #[serde(default)]
+    wait: bool,
 }
 
-/// GET /login/verify/push?request=ID: `{ "state": "waiting" | "approved" |
-/// "denied" | "wrong_number" | "expired" }`, for this browser's sign-in only.
+/// How long a long poll of the waiting page is held.
+const LONG_POLL: std::time::Duration = std::time::Duration::from_secs(20);
+/// How often a held poll looks again (an answer given to another server process).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// GET /login/verify/push?request=ID[&wait=true]: `{ "state": "waiting" |
+/// "approved" | "denied" | "wrong_number" | "expired" }`, for this browser's
+/// sign-in only. With `wait`, held until the state moves on (a phone
+/// answering in this process wakes it at once) or for 20 seconds.
 pub async fn request_state(InProgress { state, token, .. }: InProgress, Query(q): Query<StateQuery>) -> Response {
-    let answer = match state.accounts().sign_in().approval_state(&token, &q.request, state.now()).await {
+    let deadline = tokio::time::Instant::now() + LONG_POLL;
+    let found = loop {
+        // Registered before the look, so an answer between the two is not missed.
+        let answered = state.push_answered().notified();
+        tokio::pin!(answered);
+        answered.as_mut().enable();
+        match state.accounts().sign_in().approval_state(&token, &q.request, state.now()).await {
+            Ok(ApprovalState::Waiting) if q.wait && tokio::time::Instant::now() < deadline => {}
+            other => break other,
+        }
+        let _ = tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + RECHECK), answered).await;
+    };
+    let answer = match found {
         Ok(s) => json!({ "state": state_name(s) }),
         Err(e) => return json_error(AppError::Account(e)),
     };
@@ -212,6 +234,8 @@ pub async fn answer(State(state): State<AppState>, browser: Browser, Json(body):
         .sign_in()
         .answer_approval(&body.public_key, (&body.request, decision, &body.signature), &browser.origin(), state.now())
         .await;
+    // Any answer (a wrong number and a denial are errors here) moves a waiting page on.
+    state.push_answered().notify_waiters();
     match answered {
         Ok(s) => (StatusCode::OK, Json(json!({ "state": state_name(s) }))).into_response(),
         Err(e) => json_error(AppError::Account(e)),
