@@ -3,40 +3,18 @@
 //! subscription's private key and auth secret (RFC 8291).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+mod common;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::routing::post;
+use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use portcullis_core::factors::push::{PushDelivery, PushSender, PushSubscription};
 use portcullis_delivery::{VapidKey, WebPushSender};
 
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
 /// A push service on a free port: records every POST, answers `status`.
-async fn push_service(status: StatusCode) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let app = Router::new().fallback(post(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-        let log = log.clone();
-        async move {
-            log.lock().unwrap().push(Seen { path: uri.path().to_owned(), headers, body });
-            status
-        }
-    }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (base, seen)
+async fn push_service(status: StatusCode) -> (String, std::sync::Arc<std::sync::Mutex<Vec<common::Seen>>>) {
+    common::receiver(status, "").await
 }
 
 /// A browser's subscription: its keys, and what it gives the server.

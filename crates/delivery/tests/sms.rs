@@ -1,38 +1,12 @@
 //! Text-message gateways against real local HTTP receivers started by the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+mod common;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::routing::post;
+use axum::http::StatusCode;
+use common::receiver;
 use portcullis_core::sms::{OutgoingSms, PhoneNumber, SmsSender};
 use portcullis_delivery::{SIGNATURE_HEADER, SmsOutbox, TwilioSender, TwilioSettings, WebhookSender, WebhookSettings, webhook_signature};
-
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// An HTTP server on a free port recording every POST and answering `status`.
-async fn receiver(status: StatusCode, answer: &'static str) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let app = Router::new().fallback(post(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-        let log = log.clone();
-        async move {
-            log.lock().unwrap().push(Seen { path: uri.path().to_owned(), headers, body });
-            (status, answer)
-        }
-    }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (base, seen)
-}
 
 fn message() -> OutgoingSms {
     OutgoingSms { to: PhoneNumber::parse("+44 7700 900123").unwrap(), body: "Your Portcullis code is 123456".into() }
