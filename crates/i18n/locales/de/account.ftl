@@ -35,6 +35,7 @@ kind-phone = Telefonnummer
 kind-security_key = Sicherheitsschlüssel
 kind-passkey = Passkey
 recovery-codes-heading = Wiederherstellungscodes
+recovery-codes-none = Sie haben keine Wiederherstellungscodes: Verlieren Sie Ihren zweiten Faktor, können Sie sich nicht mehr anmelden. Erzeugen Sie jetzt welche und bewahren Sie sie sicher auf.
 recovery-codes-left = { $count ->
     [one] { $count } Code übrig
    *[other] { $count } Codes übrig

@@ -35,6 +35,7 @@ kind-phone = Phone number
 kind-security_key = Security key
 kind-passkey = Passkey
 recovery-codes-heading = Recovery codes
+recovery-codes-none = You have no recovery codes: if you lose your second factor, you cannot sign in. Generate them now and keep them safe.
 recovery-codes-left = { $count ->
     [one] { $count } code left
    *[other] { $count } codes left

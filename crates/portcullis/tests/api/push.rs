@@ -477,6 +477,14 @@ async fn a_pairing_link_works_once_within_five_minutes(app: TestApp) {
     assert_eq!(app.pair(&thief, &late, "Late").await.0, StatusCode::BAD_REQUEST);
     let security = app.get("/account/security").await;
     assert_eq!(security.location.as_deref(), Some("/login/verify?next=%2Faccount%2Fsecurity"), "the phone now guards changes");
+    // Paired on the phone, the first factor came with no recovery codes: the page says so.
+    let page = app.get(&security.location.unwrap()).await;
+    let (request, number) = request_of(&app.send_push(&page).await.1);
+    assert_eq!(app.answer(&phone, &request, Some(number)).await.0, StatusCode::OK);
+    let done = app.post("/login/verify", &[("method", "push"), ("code", &request), ("next", "/account/security")], &page.body).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let security = app.get("/account/security").await;
+    assert!(security.body.contains("You have no recovery codes"), "{}", security.body);
 }
 
 async fn a_pairing_link_dies_when_the_accounts_sign_ins_are_ended(app: TestApp) {
