@@ -200,6 +200,34 @@ export async function addVirtualAuthenticator(page, options) {
   };
 }
 
+/**
+ * Delivers a Web Push message with `data` (JSON) to the service worker of
+ * `page` whose scope contains `scope`, through DevTools (headless Chromium
+ * reaches no push service); returns the notifications it then shows, as
+ * [title, body, tag].
+ */
+export async function deliverPush(page, scope, data) {
+  const cdp = await page.context().newCDPSession(page);
+  const registration = new Promise((resolve) =>
+    cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => {
+      const found = e.registrations.find((r) => r.scopeURL.includes(scope) && !r.isDeleted);
+      if (found) resolve(found.registrationId);
+    }),
+  );
+  await cdp.send("ServiceWorker.enable");
+  const registrationId = await registration;
+  const origin = new URL(page.url()).origin;
+  await cdp.send("ServiceWorker.deliverPushMessage", { origin, registrationId, data: JSON.stringify(data) });
+  for (let i = 0; i < 50; i++) {
+    const shown = await page.evaluate(async () =>
+      (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => [n.title, n.body, n.tag]),
+    );
+    if (shown.length) return shown;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return [];
+}
+
 /** Keeps a picture of the page under e2e/output/NAME.png, after checking it with axe. */
 export async function screenshot(page, name) {
   await checkAccessibility(page, name);

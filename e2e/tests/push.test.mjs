@@ -5,7 +5,7 @@
 // polling, as it does on a phone without notifications.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { launchBrowser, postgresDatabase, relyingParty, screenshot, startServer } from "../lib/portcullis.mjs";
+import { deliverPush, launchBrowser, postgresDatabase, relyingParty, screenshot, startServer } from "../lib/portcullis.mjs";
 
 const PASSWORD = "tangerine-Quiver-87-lantern";
 let server;
@@ -59,7 +59,9 @@ async function pairedUser(email, phoneName, shots) {
   const link = await desktop.getByTestId("push-pairing-link").getAttribute("href");
   assert.match(link, /\/authenticator#pair=/);
 
-  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  // Notifications allowed: the companion subscribes (no push service answers
+  // here, so it falls back to listing requests itself).
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, permissions: ["notifications"] });
   await phone.goto(link);
   await phone.getByLabel("Name of this phone").fill(phoneName);
   if (shots) await screenshot(phone, "companion-pairing");
@@ -119,6 +121,11 @@ for (const backend of ["sqlite", "postgres"]) {
       if (shots) await screenshot(desktop, "push-waiting");
       const request = await requestOnPhone(phone);
       await request.getByText("E2E app").waitFor();
+      // A pushed request becomes a notification: the service worker's part,
+      // the message delivered through DevTools.
+      const id = await request.getAttribute("data-request");
+      const shown = await deliverPush(phone, "/authenticator", { type: "sign_in_request", request: id, expires_at: 0 });
+      assert.deepEqual(shown, [["Sign-in request", "Someone is signing in to your account. Tap to review.", `portcullis-${id}`]]);
       if (shots) await screenshot(phone, "companion-request");
       assert.equal(await request.getByTestId("push-choice").count(), 3, "three numbers to pick from");
       await request.getByRole("button", { name: `Approve with ${number}` }).click();
