@@ -26,7 +26,8 @@ pub enum LimitedAction {
     /// A dynamic client registration (each stores a client).
     RegisterClient,
     /// A push-approval companion's listing of waiting requests (it polls
-    /// while open, every 3 s): twice the sign-in limit.
+    /// while open, every 3 s): four times the sign-in limit, so several
+    /// phones behind one address (a carrier's NAT) fit.
     CompanionPoll,
 }
 
@@ -128,7 +129,7 @@ impl RateLimits {
             LimitedAction::SendEmail => self.send_email_per_minute,
             LimitedAction::Authorize => self.authorize_per_minute,
             LimitedAction::RegisterClient => self.register_client_per_minute,
-            LimitedAction::CompanionPoll => self.sign_in_per_minute.saturating_mul(2),
+            LimitedAction::CompanionPoll => self.sign_in_per_minute.saturating_mul(4),
         };
         if hits > limit { Err((bucket.window_start + WINDOW_SECONDS - now).max(1)) } else { Ok(()) }
     }

@@ -147,6 +147,8 @@ fn is_public(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 192 && b == 88 && v4.octets()[2] == 99)
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
@@ -164,6 +166,10 @@ fn is_public(ip: IpAddr) -> bool {
             if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
                 return is_public(embedded(s[6], s[7]));
             }
+            // Local-use NAT64 (RFC 8215) may translate to any IPv4 address.
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+                return false;
+            }
             if s[0] == 0x2002 {
                 return is_public(embedded(s[1], s[2]));
             }
@@ -177,7 +183,12 @@ fn is_public(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfec0
                 || (s[0] == 0x2001 && s[1] == 0x0db8)
                 // Teredo tunnels to an address of its choice.
-                || (s[0] == 0x2001 && s[1] == 0))
+                || (s[0] == 0x2001 && s[1] == 0)
+                // Discard-only, benchmarking, ORCHIDv2, documentation (RFC 9637).
+                || (s[0] == 0x100 && s[1..4] == [0, 0, 0])
+                || (s[0] == 0x2001 && s[1] == 2 && s[2] == 0)
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x10)
+                || (s[0] == 0x3fff && (s[1] & 0xf000) == 0))
         }
     }
 }
@@ -225,6 +236,13 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
             "2001:0:4136:e378::1",
+            "64:ff9b:1::a00:1",
+            "100::1",
+            "2001:2::1",
+            "2001:10::1",
+            "3fff::1",
+            "192.0.0.8",
+            "192.88.99.1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

@@ -78,6 +78,7 @@
       say(form, message);
     };
     for (;;) {
+      const asked = Date.now();
       let state;
       try {
         state = await stateOf(url, options.request);
@@ -85,7 +86,11 @@
         await new Promise((r) => setTimeout(r, RETRY_MS)); // a network blip: ask again soon
         continue;
       }
-      if (state === "waiting") continue;
+      if (state === "waiting") {
+        // A server that does not hold the poll answers at once: never ask faster than every two seconds.
+        await new Promise((r) => setTimeout(r, Math.max(0, RETRY_MS - (Date.now() - asked))));
+        continue;
+      }
       if (state === "approved") {
         clearTimeout(hint);
         form.querySelector("input[name=code]").value = options.request;

@@ -592,6 +592,8 @@ impl MfaStore for Store {
         let taken: Option<(Option<String>, Option<i64>)> = on_pool!(self, |p| sqlx::query_as(
             "UPDATE push_requests SET status = 'used' \
              WHERE id = $1 AND user_id = $2 AND sign_in = $3 AND status = 'approved' AND expires_at > $4 \
+             AND EXISTS (SELECT 1 FROM credentials c WHERE c.id = push_requests.device_id AND c.user_id = push_requests.user_id \
+                         AND c.confirmed_at IS NOT NULL AND c.flagged_at IS NULL) \
              RETURNING device_id, answered_at"
         )
         .bind(id)

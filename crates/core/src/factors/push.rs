@@ -436,13 +436,17 @@ impl<S: MfaStore> SecondFactor<S> for PushFactor {
             let payload =
                 serde_json::json!({ "type": "sign_in_request", "request": request.id, "expires_at": request.expires_at }).to_string();
             let ttl = u32::try_from(REQUEST_SECONDS).unwrap_or(120);
-            let to: Vec<(String, PushSubscription)> =
-                phones.iter().take(MAX_PHONES_PUSHED).filter_map(|p| Some((p.id.clone(), PushDevice::of(ctx, p)?.subscription?))).collect();
+            let to: Vec<(String, PushSubscription)> = phones
+                .iter()
+                .filter(|p| p.flagged_at.is_none())
+                .filter_map(|p| Some((p.id.clone(), PushDevice::of(ctx, p)?.subscription?)))
+                .take(MAX_PHONES_PUSHED)
+                .collect();
             // Sent after the answer, so a slow push service cannot hold the
             // sign-in page; a phone that is not reached still finds the
             // request when the companion opens.
             let sender = push.sender.clone();
-            tokio::spawn(async move {
+            let sending = async move {
                 for (credential, subscription) in &to {
                     match sender.send(subscription, payload.as_bytes(), ttl).await {
                         Ok(PushDelivery::Accepted) => {}
@@ -450,7 +454,8 @@ impl<S: MfaStore> SecondFactor<S> for PushFactor {
                         Err(e) => tracing::warn!(%credential, error = %e, "a sign-in request could not be pushed"),
                     }
                 }
-            });
+            };
+            tokio::spawn(tracing::Instrument::instrument(sending, tracing::Span::current()));
             let options = serde_json::json!({ "request": request.id, "number": request.number, "expires_in": REQUEST_SECONDS });
             Ok(Some(PublicKeyChallenge { ceremony: request.id, options }))
         })

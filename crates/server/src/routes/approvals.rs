@@ -234,8 +234,11 @@ pub async fn answer(State(state): State<AppState>, browser: Browser, Json(body):
         .sign_in()
         .answer_approval(&body.public_key, (&body.request, decision, &body.signature), &browser.origin(), state.now())
         .await;
-    // Any answer (a wrong number and a denial are errors here) moves a waiting page on.
-    state.push_answered().notify_waiters();
+    // Only an answer that moved a request on wakes the waiting pages (not a
+    // forged call, which anyone can send).
+    if matches!(answered, Ok(_) | Err(AccountError::WrongNumber)) {
+        state.push_answered().notify_waiters();
+    }
     match answered {
         Ok(s) => (StatusCode::OK, Json(json!({ "state": state_name(s) }))).into_response(),
         Err(e) => json_error(AppError::Account(e)),
