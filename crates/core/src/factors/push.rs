@@ -108,16 +108,27 @@ pub struct PushDevice {
     pub subscription: Option<PushSubscription>,
 }
 
+/// What a push credential's sealed secret holds (a [`PushDevice`], or a
+/// [`PairingSetup`] while pairing), read back.
+fn open_sealed<S, T: serde::de::DeserializeOwned>(ctx: &FactorContext<'_, S>, c: &Credential) -> Option<T> {
+    let bytes = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `value` sealed as credential `id`'s secret.
+fn sealed<S>(ctx: &FactorContext<'_, S>, id: &str, value: &impl Serialize) -> Vec<u8> {
+    ctx.sealer.seal(&seal_context(id), &serde_json::to_vec(value).unwrap_or_default())
+}
+
 impl PushDevice {
     /// The device of a phone credential.
     pub fn of<S>(ctx: &FactorContext<'_, S>, c: &Credential) -> Option<Self> {
-        let bytes = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        open_sealed(ctx, c)
     }
 
     /// The sealed form, for credential `id`.
     pub fn sealed<S>(&self, ctx: &FactorContext<'_, S>, id: &str) -> Vec<u8> {
-        ctx.sealer.seal(&seal_context(id), &serde_json::to_vec(self).unwrap_or_default())
+        sealed(ctx, id, self)
     }
 }
 
@@ -134,8 +145,7 @@ pub struct PairingSetup {
 impl PairingSetup {
     /// The setup of a pairing credential.
     pub fn of<S>(ctx: &FactorContext<'_, S>, c: &Credential) -> Option<Self> {
-        let bytes = ctx.sealer.open(&seal_context(&c.id), &c.sealed_secret).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        open_sealed(ctx, c)
     }
 }
 
@@ -399,7 +409,7 @@ impl<S: MfaStore> SecondFactor<S> for PushFactor {
             let mut c = Credential::new(user.id, FactorKind::PushDevice, new.name, Vec::new(), now);
             c.public_key_id = Some(pairing_key_id(&token));
             let setup = PairingSetup { security_epoch: user.security_epoch };
-            c.sealed_secret = ctx.sealer.seal(&seal_context(&c.id), &serde_json::to_vec(&setup).unwrap_or_default());
+            c.sealed_secret = sealed(ctx, &c.id, &setup);
             ctx.store.insert_credential(&c).await?;
             let link = format!("{}#pair={token}", push.companion_url);
             Ok(Some(EnrollmentPrompt::Pairing { credential_id: c.id, link, minutes: PAIRING_SECONDS / 60 }))

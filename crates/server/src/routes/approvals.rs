@@ -17,8 +17,8 @@ use portcullis_core::sign_in::ApprovalState;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::second_step::{InProgress, challenge_json};
-use crate::error::{AppError, account_error_msg, form_problem, with_retry_after};
+use super::second_step::{InProgress, challenge_json, json_error};
+use crate::error::AppError;
 use crate::i18n::{device_name, tr};
 use crate::request::Browser;
 use crate::state::AppState;
@@ -83,19 +83,6 @@ fn state_name(s: ApprovalState) -> &'static str {
     }
 }
 
-/// A failure as `{ "error": … }` with its status (and `Retry-After`).
-fn json_error(e: AppError) -> Response {
-    let (status, message, retry) = match &e {
-        AppError::Account(a) => match form_problem(a) {
-            Some((status, _)) => (status, tr(account_error_msg(a)), crate::error::retry_after(a)),
-            None => return e.into_response(),
-        },
-        _ => return e.into_response(),
-    };
-    let response = (status, [(header::CACHE_CONTROL, "no-store")], Json(json!({ "error": message }))).into_response();
-    with_retry_after(response, retry)
-}
-
 /// GET /authenticator: the companion app (everything it does is in `static/authenticator/app.js`).
 pub async fn companion_page(State(state): State<AppState>, browser: Browser) -> Result<Response, AppError> {
     let Some(key) = &state.settings().push_key else { return Err(AppError::NotFound) };
@@ -113,18 +100,14 @@ pub async fn companion_script() -> Response {
 pub async fn service_worker() -> Response {
     let words = json!({ "title": tr("companion-notification-title"), "body": tr("companion-notification-body") });
     let source = include_str!("../../static/authenticator/sw.js").replace("__WORDS__", &words.to_string());
-    let mut response = script_owned(source);
+    let mut response = script(source);
     response.headers_mut().insert("service-worker-allowed", header::HeaderValue::from_static("/authenticator"));
-    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache"));
     response
 }
 
-fn script(source: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], source).into_response()
-}
-
-fn script_owned(source: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], source).into_response()
+/// A script, checked for a newer version at each use (a service worker must be).
+fn script(source: impl Into<axum::body::Body>) -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], source.into()).into_response()
 }
 
 /// GET /authenticator/manifest.webmanifest: makes the companion installable.

@@ -182,24 +182,36 @@ fn remember_days(state: &AppState) -> i64 {
 /// A WebAuthn challenge as JSON for `static/webauthn.js`; failures as `{ "error": … }`.
 pub(super) fn challenge_json(result: Result<PublicKeyChallenge, AppError>) -> Response {
     use axum::response::IntoResponse;
-    let (status, body) = match result {
-        Ok(c) => (StatusCode::OK, serde_json::json!({ "ceremony": c.ceremony, "options": c.options })),
-        Err(AppError::TooManyRequests { retry_after_secs }) => {
+    match result {
+        Ok(c) => {
+            let body = axum::Json(serde_json::json!({ "ceremony": c.ceremony, "options": c.options }));
+            (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], body).into_response()
+        }
+        Err(e) => json_error(e),
+    }
+}
+
+/// A failure of a script's JSON call as `{ "error": … }`, with its status
+/// (and `Retry-After`); what is not the person's to fix is logged and a 500.
+pub(super) fn json_error(e: AppError) -> Response {
+    use axum::response::IntoResponse;
+    let (status, body) = match e {
+        AppError::TooManyRequests { retry_after_secs } => {
             let body = axum::Json(serde_json::json!({ "error": tr(Msg::new("error-too-many-requests").arg("seconds", retry_after_secs)) }));
             let response = (StatusCode::TOO_MANY_REQUESTS, [(header::CACHE_CONTROL, "no-store")], body).into_response();
             return crate::error::with_retry_after(response, Some(retry_after_secs));
         }
-        Err(AppError::Account(e)) if crate::error::form_problem(&e).is_some() => {
+        AppError::Account(e) if crate::error::form_problem(&e).is_some() => {
             let status = crate::error::form_problem(&e).map(|(s, _)| s).unwrap_or(StatusCode::BAD_REQUEST);
             if status.is_server_error() {
-                tracing::error!(error = %e, "WebAuthn options failed");
+                tracing::error!(error = %e, "a JSON call failed");
             }
             let body = axum::Json(serde_json::json!({ "error": tr(account_error_msg(&e)) }));
             let response = (status, [(header::CACHE_CONTROL, "no-store")], body).into_response();
             return crate::error::with_retry_after(response, crate::error::retry_after(&e));
         }
-        Err(e) => {
-            tracing::error!(error = %e, "WebAuthn options failed");
+        e => {
+            tracing::error!(error = %e, "a JSON call failed");
             (StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({ "error": tr("error-internal") }))
         }
     };
