@@ -208,22 +208,37 @@ export async function addVirtualAuthenticator(page, options) {
  */
 export async function deliverPush(page, scope, data) {
   const cdp = await page.context().newCDPSession(page);
-  const registration = new Promise((resolve) =>
+  // The registration, and its worker once activated: a message delivered to
+  // a worker still installing can be dropped.
+  let registrationId;
+  let activated = false;
+  const ready = new Promise((resolve) => {
+    const check = () => registrationId && activated && resolve();
     cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => {
       const found = e.registrations.find((r) => r.scopeURL.includes(scope) && !r.isDeleted);
-      if (found) resolve(found.registrationId);
-    }),
-  );
+      if (found) registrationId ??= found.registrationId;
+      check();
+    });
+    cdp.on("ServiceWorker.workerVersionUpdated", (e) => {
+      if (e.versions.some((v) => v.status === "activated" && (!registrationId || v.registrationId === registrationId))) activated = true;
+      check();
+    });
+  });
   await cdp.send("ServiceWorker.enable");
-  const registrationId = await registration;
+  await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+  await ready;
   const origin = new URL(page.url()).origin;
-  await cdp.send("ServiceWorker.deliverPushMessage", { origin, registrationId, data: JSON.stringify(data) });
-  for (let i = 0; i < 50; i++) {
-    const shown = await page.evaluate(async () =>
-      (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => [n.title, n.body, n.tag]),
-    );
-    if (shown.length) return shown;
-    await new Promise((r) => setTimeout(r, 100));
+  // Delivered again if no notification shows within 3 s (a busy machine can
+  // lose the first while it starts the worker); the tag keeps one notification.
+  for (let attempt = 0; attempt < 4; attempt++) {
+    await cdp.send("ServiceWorker.deliverPushMessage", { origin, registrationId, data: JSON.stringify(data) });
+    for (let i = 0; i < 30; i++) {
+      const shown = await page.evaluate(async () =>
+        (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => [n.title, n.body, n.tag]),
+      );
+      if (shown.length) return shown;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
   return [];
 }
