@@ -28,6 +28,7 @@ mod password_reset;
 mod policy;
 mod push;
 mod registration;
+mod relying_party;
 mod security_page;
 mod sign_in_attacks;
 mod sms_codes;

@@ -179,7 +179,7 @@ async fn a_user_enrolls_an_app_and_then_signs_in_with_a_code(app: TestApp) {
 
 /// Follows the browser through sign-in, second step or enrollment; returns the redirect to the app
 /// and, when enrollment happened, the recovery codes shown.
-async fn through_sign_in(app: &TestApp, start: &str, secret: &mut Option<Vec<u8>>) -> (String, Vec<String>) {
+pub(crate) async fn through_sign_in(app: &TestApp, start: &str, secret: &mut Option<Vec<u8>>) -> (String, Vec<String>) {
     let mut next = start.strip_prefix(&app.base).unwrap_or(start).to_owned();
     let mut codes = Vec::new();
     for _ in 0..10 {
