@@ -32,6 +32,9 @@ pub struct WebClient {
 /// browser's server-side session (it holds the PKCE verifier).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingSignIn {
+    issuer: String,
+    /// For a step-up: the user the sign-in must stay with.
+    subject: Option<String>,
     state: String,
     nonce: String,
     code_verifier: String,
@@ -53,6 +56,15 @@ pub struct Callback {
     pub error: Option<String>,
     /// Its description.
     pub error_description: Option<String>,
+}
+
+impl PendingSignIn {
+    /// Whether `callback` answers this sign-in (its `state`, compared in
+    /// constant time): an application keeping several sign-ins picks the one
+    /// to finish with it, and leaves the others alone when none matches.
+    pub fn answered_by(&self, callback: &Callback) -> bool {
+        callback.state.as_deref().is_some_and(|s| bool::from(s.as_bytes().ct_eq(self.state.as_bytes())))
+    }
 }
 
 impl Callback {
@@ -139,7 +151,21 @@ impl WebClient {
     /// `return_to` must be a local path (`/admin?x=1`); anything else
     /// becomes `/`, so the callback cannot be made an open redirect.
     pub fn begin(&self, return_to: &str, requirement: &Requirement) -> (String, PendingSignIn) {
+        self.start(return_to, requirement, None)
+    }
+
+    /// [`WebClient::begin`] for a user already signed in here as `current`
+    /// (the page requires more than `current` meets): [`WebClient::finish`]
+    /// then refuses a sign-in as anyone else, so completing MFA as another
+    /// account cannot raise this session.
+    pub fn begin_step_up(&self, current: &SignedIn, return_to: &str, requirement: &Requirement) -> (String, PendingSignIn) {
+        self.start(return_to, requirement, Some(current.claims.sub.clone()))
+    }
+
+    fn start(&self, return_to: &str, requirement: &Requirement, subject: Option<String>) -> (String, PendingSignIn) {
         let pending = PendingSignIn {
+            issuer: self.issuer.issuer().to_owned(),
+            subject,
             state: random(),
             nonce: random(),
             code_verifier: random(),
@@ -181,14 +207,18 @@ impl WebClient {
     /// started with; a provider that signed the user in with less is an
     /// [`Error::Insufficient`], not a success.
     pub async fn finish(&self, pending: PendingSignIn, callback: &Callback) -> Result<SignedIn, Error> {
-        let state_ok = callback.state.as_deref().is_some_and(|s| bool::from(s.as_bytes().ct_eq(pending.state.as_bytes())));
-        if !state_ok {
+        if !pending.answered_by(callback) {
             return Err(Error::Callback("the state does not match this browser's sign-in".into()));
         }
-        if let Some(iss) = &callback.iss
-            && iss != self.issuer.issuer()
-        {
-            return Err(Error::Callback("the response names another issuer (RFC 9207)".into()));
+        if pending.issuer != self.issuer.issuer() {
+            return Err(Error::Callback("this sign-in was started with another provider".into()));
+        }
+        // RFC 9207 §2.4: `iss` is required from a provider that says it sends it.
+        let iss_required = self.issuer.metadata().authorization_response_iss_parameter_supported;
+        match &callback.iss {
+            Some(iss) if iss != self.issuer.issuer() => return Err(Error::Callback("the response names another issuer (RFC 9207)".into())),
+            None if iss_required => return Err(Error::Callback("the response does not name its issuer (RFC 9207)".into())),
+            _ => {}
         }
         if let Some(error) = &callback.error {
             return Err(Error::Provider { error: error.clone(), description: callback.error_description.clone() });
@@ -197,8 +227,18 @@ impl WebClient {
         let tokens = self.exchange(code, &pending.code_verifier).await?;
         let id_token = tokens.id_token.ok_or_else(|| Error::InvalidToken("the provider returned no ID token".into()))?;
         let claims: IdClaims = self.issuer.verify(&id_token, TokenType::Id, &self.client_id).await?;
-        if claims.azp.as_deref().is_some_and(|azp| azp != self.client_id) {
+        // OpenID Connect Core §3.1.3.7: with several audiences, `azp` must
+        // name this client; a present `azp` always must.
+        let audiences = claims.other.get("aud").and_then(serde_json::Value::as_array).map_or(1, Vec::len);
+        let azp_ok = match claims.azp.as_deref() {
+            Some(azp) => azp == self.client_id,
+            None => audiences <= 1,
+        };
+        if !azp_ok {
             return Err(Error::InvalidToken("the ID token was issued to another client (azp)".into()));
+        }
+        if pending.subject.as_deref().is_some_and(|sub| sub != claims.sub) {
+            return Err(Error::Callback("the step-up was completed as another user".into()));
         }
         let nonce_ok = claims.nonce.as_deref().is_some_and(|n| bool::from(n.as_bytes().ct_eq(pending.nonce.as_bytes())));
         if !nonce_ok {

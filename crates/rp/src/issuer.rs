@@ -23,10 +23,14 @@ pub struct Options {
     /// forged `kid`s costs the provider one request a minute, not one each.
     pub jwks_refetch_interval: Duration,
     /// Keys are fetched again on the first use after this long (one hour),
-    /// so a key the provider withdrew stops being trusted. If that fetch
-    /// fails, the keys held are used and the failure is logged.
+    /// so a key the provider withdrew stops being trusted. While that fetch
+    /// fails (or is under way) the keys held keep verifying, logged, and are
+    /// fetched again at most once per `jwks_refetch_interval`…
     pub jwks_max_age: Duration,
-    /// Clock skew allowed on `exp`, `nbf` and `iat` (60 seconds).
+    /// …for at most this long after the last successful fetch (one day);
+    /// then tokens are refused with [`Error::Keys`] (a 503 from the layer).
+    pub jwks_max_stale: Duration,
+    /// Clock skew allowed on `exp`, `nbf`, `iat` and `auth_time` (60 seconds).
     pub leeway: Duration,
     /// The HTTP client for discovery, the JWKS and the token endpoint; one
     /// without redirects and with a 10-second timeout by default.
@@ -38,6 +42,7 @@ impl Default for Options {
         Self {
             jwks_refetch_interval: Duration::from_secs(60),
             jwks_max_age: Duration::from_secs(3600),
+            jwks_max_stale: Duration::from_secs(86_400),
             leeway: Duration::from_secs(60),
             http: None,
         }
@@ -54,6 +59,12 @@ impl Options {
     /// Sets [`Options::jwks_max_age`].
     pub fn jwks_max_age(mut self, age: Duration) -> Self {
         self.jwks_max_age = age;
+        self
+    }
+
+    /// Sets [`Options::jwks_max_stale`].
+    pub fn jwks_max_stale(mut self, stale: Duration) -> Self {
+        self.jwks_max_stale = stale;
         self
     }
 
@@ -85,6 +96,10 @@ pub struct ProviderMetadata {
     /// RP-initiated logout, when the provider offers it.
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
+    /// Whether authorization responses carry `iss` (RFC 9207); when they
+    /// do, a response without it is refused (§2.4).
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 /// One signing key of the provider, parsed once.
@@ -190,6 +205,10 @@ impl Issuer {
                 TokenType::Id => "the token is not an ID token".into(),
             }));
         }
+        if header.crit.is_some() {
+            // RFC 7515 §4.1.11: extensions this crate does not understand.
+            return Err(Error::InvalidToken("the token requires header extensions this application does not understand".into()));
+        }
         let kid = header.kid.ok_or_else(|| Error::InvalidToken("the token names no key (kid)".into()))?;
         let key = self.key(&kid).await?;
         if header.alg != key.alg {
@@ -201,7 +220,7 @@ impl Issuer {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = self.leeway().as_secs();
-        jsonwebtoken::decode::<T>(token, &key.key, &validation).map(|t| t.claims).map_err(|e| {
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key.key, &validation).map(|t| t.claims).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             Error::InvalidToken(match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired".into(),
@@ -212,26 +231,51 @@ impl Issuer {
                 ErrorKind::MissingRequiredClaim(c) => format!("the token has no {c} claim"),
                 _ => "the token is malformed".into(),
             })
-        })
+        })?;
+        // jsonwebtoken checks neither: a token issued, or a sign-in made, in
+        // the future would pass any `max_age`.
+        let latest = crate::unix_now().saturating_add(i64::try_from(self.leeway().as_secs()).unwrap_or(i64::MAX));
+        for claim in ["iat", "auth_time"] {
+            if claims.get(claim).and_then(serde_json::Value::as_i64).is_some_and(|t| t > latest) {
+                return Err(Error::InvalidToken(format!("the token's {claim} is in the future")));
+            }
+        }
+        serde_json::from_value(claims).map_err(|e| Error::InvalidToken(format!("the token's claims are malformed: {e}")))
     }
 
     /// The key `kid`: from the cache, or after one fetch of the JWKS when the
-    /// cache is old or lacks it and the last fetch is long enough ago.
+    /// cache is old or lacks it and the last attempt is long enough ago.
+    /// Only one fetch runs at a time, and a request whose key is held never
+    /// waits for it.
     async fn key(&self, kid: &str) -> Result<Arc<SigningKey>, Error> {
         let options = &self.inner.options;
-        let cached = |set: &KeySet| set.keys.get(kid).cloned().filter(|_| set.fetched_at.elapsed() < options.jwks_max_age);
-        if let Some(key) = cached(&*self.inner.keys.read().await) {
-            return Ok(key);
-        }
-        let _one_fetch = self.inner.fetching.lock().await;
+        let due = |set: &KeySet| {
+            set.attempted_at.elapsed() >= options.jwks_refetch_interval
+                && (set.fetched_at.elapsed() >= options.jwks_max_age || !set.keys.contains_key(kid))
+        };
         {
             let set = self.inner.keys.read().await;
-            if let Some(key) = cached(&set) {
-                return Ok(key);
+            if !due(&set) {
+                return self.held(&set, kid);
             }
-            let stale = set.fetched_at.elapsed() >= options.jwks_max_age;
-            if !stale && set.attempted_at.elapsed() < options.jwks_refetch_interval {
-                return Err(Error::InvalidToken("the token is signed with a key the issuer does not publish".into()));
+        }
+        let _one_fetch = match self.inner.fetching.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                {
+                    let set = self.inner.keys.read().await;
+                    if set.keys.contains_key(kid) {
+                        return self.held(&set, kid);
+                    }
+                }
+                self.inner.fetching.lock().await
+            }
+        };
+        {
+            // Fetched while this request waited.
+            let set = self.inner.keys.read().await;
+            if !due(&set) {
+                return self.held(&set, kid);
             }
         }
         let fetched = fetch_keys(&self.inner.http, &self.inner.metadata.jwks_uri).await;
@@ -245,10 +289,15 @@ impl Issuer {
             }
             Err(why) => {
                 tracing::warn!(jwks_uri = %self.inner.metadata.jwks_uri, %why, "the issuer's keys could not be fetched again; using the keys held");
-                if set.keys.is_empty() {
-                    return Err(Error::Keys(why));
-                }
             }
+        }
+        self.held(&set, kid)
+    }
+
+    /// `kid` of the keys held, unless they are older than `jwks_max_stale`.
+    fn held(&self, set: &KeySet, kid: &str) -> Result<Arc<SigningKey>, Error> {
+        if set.fetched_at.elapsed() >= self.inner.options.jwks_max_stale {
+            return Err(Error::Keys("the issuer's keys could not be fetched for too long".into()));
         }
         set.keys.get(kid).cloned().ok_or_else(|| Error::InvalidToken("the token is signed with a key the issuer does not publish".into()))
     }
@@ -263,8 +312,9 @@ async fn fetch_json<T: DeserializeOwned>(http: &reqwest::Client, url: &str) -> R
 }
 
 /// The signing keys of a JWKS: with a `kid`, for signatures, of an
-/// asymmetric algorithm this crate verifies (ES256, ES384, RS256, PS256,
-/// EdDSA). Others are skipped, not fatal: a provider may publish more.
+/// asymmetric algorithm on SHA-256 (ES256, RS256, PS256: the `at_hash` this
+/// crate checks is SHA-256's). Others are skipped, not fatal: a provider may
+/// publish more.
 async fn fetch_keys(http: &reqwest::Client, url: &str) -> Result<HashMap<String, Arc<SigningKey>>, String> {
     let set: JwkSet = fetch_json(http, url).await?;
     let mut keys = HashMap::new();
@@ -274,7 +324,7 @@ async fn fetch_keys(http: &reqwest::Client, url: &str) -> Result<HashMap<String,
             continue;
         }
         let Some(alg) = jwk.common.key_algorithm.and_then(|a| Algorithm::try_from(a).ok()) else { continue };
-        if !matches!(alg, Algorithm::ES256 | Algorithm::ES384 | Algorithm::RS256 | Algorithm::PS256 | Algorithm::EdDSA) {
+        if !matches!(alg, Algorithm::ES256 | Algorithm::RS256 | Algorithm::PS256) {
             continue;
         }
         match DecodingKey::from_jwk(&jwk) {

@@ -127,9 +127,12 @@ impl Requirement {
         self
     }
 
-    /// The `acr_values` to ask the provider for, if any.
+    /// The `acr_values` to ask the provider for, if any: the class required;
+    /// with only methods required (other than `pwd`), `mfa`, so the
+    /// provider is asked for a second factor rather than nothing.
     pub fn acr_values(&self) -> Option<&'static str> {
-        self.acr.map(Acr::as_str)
+        let second_factor_method = self.amr.iter().any(|m| m != "pwd");
+        self.acr.or(second_factor_method.then_some(Acr::Mfa)).map(Acr::as_str)
     }
 
     /// The `max_age` to ask the provider for, in seconds, if any.
@@ -158,7 +161,11 @@ impl Requirement {
         }
         if let Some(max_age) = self.max_age_seconds {
             // Without `auth_time` the age is unknown: not recent enough.
-            let recent = facts.auth_time().is_some_and(|t| now.saturating_sub(t) <= i64::try_from(max_age).unwrap_or(i64::MAX));
+            // A time in the future (beyond a minute's skew) is not recent either.
+            let recent = facts.auth_time().is_some_and(|t| {
+                let age = now.saturating_sub(t);
+                age >= -60 && age <= i64::try_from(max_age).unwrap_or(i64::MAX)
+            });
             if !recent {
                 return Err(Unmet::TooOld { max_age });
             }
@@ -196,9 +203,10 @@ impl Unmet {
     }
 }
 
-/// A quoted-string's content (RFC 9110 §5.6.4): no quote, backslash or control character.
+/// A quoted-string's content (RFC 9110 §5.6.4): printable ASCII without
+/// quote or backslash (a header value must be ASCII to be sent at all).
 pub(crate) fn quoted(text: &str) -> String {
-    text.chars().filter(|c| !matches!(c, '"' | '\\') && !c.is_control()).collect()
+    text.chars().filter(|c| (c.is_ascii_graphic() || *c == ' ') && !matches!(c, '"' | '\\')).collect()
 }
 
 #[cfg(test)]
@@ -253,6 +261,8 @@ mod tests {
         let recent = Requirement::any().max_age(Duration::from_secs(300));
         assert!(recent.check(&facts(None, &[]), 1_300).is_ok());
         assert_eq!(recent.check(&facts(None, &[]), 1_301), Err(Unmet::TooOld { max_age: 300 }));
+        let future = Facts { auth_time: Some(1_000 + 120), ..facts(None, &[]) };
+        assert!(recent.check(&future, 1_000).is_err(), "a sign-in in the future is not recent");
         let unknown = Facts { auth_time: None, ..facts(None, &[]) };
         assert!(recent.check(&unknown, 1_000).is_err(), "no auth_time is not recent");
 
@@ -278,6 +288,8 @@ mod tests {
             old.challenge(&Unmet::TooOld { max_age: 5 }),
             "Bearer error=\"insufficient_user_authentication\", error_description=\"this requires a sign-in within the last 5 seconds\", max_age=\"5\""
         );
-        assert_eq!(quoted("a \"b\"\\\n"), "a b");
+        assert_eq!(quoted("a \"b\"\\\n é"), "a b ");
+        assert_eq!(Requirement::any().method("hwk").acr_values(), Some("mfa"), "a method alone asks for a second factor");
+        assert_eq!(Requirement::any().method("pwd").acr_values(), None);
     }
 }

@@ -23,6 +23,8 @@ struct Provider {
     issuer: String,
     published: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
+    /// While set, the JWKS answers 500.
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct Key {
@@ -51,17 +53,26 @@ async fn provider(keys: &[&Key]) -> Provider {
         "issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks.json"),
     });
-    let (p, f) = (published.clone(), fetches.clone());
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (p, f, d) = (published.clone(), fetches.clone(), down.clone());
     let app = Router::new().route("/.well-known/openid-configuration", get(move || async move { axum::Json(discovery) })).route(
         "/jwks.json",
         get(move || {
             f.fetch_add(1, Ordering::SeqCst);
             let keys = p.lock().unwrap().clone();
-            async move { axum::Json(json!({ "keys": keys })) }
+            let down = d.load(Ordering::SeqCst);
+            async move {
+                use axum::response::IntoResponse as _;
+                if down {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                } else {
+                    axum::Json(json!({ "keys": keys })).into_response()
+                }
+            }
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Provider { issuer, published, fetches }
+    Provider { issuer, published, fetches, down }
 }
 
 fn now() -> i64 {
@@ -130,6 +141,59 @@ async fn only_the_issuers_access_tokens_for_this_audience_are_accepted() {
     );
     assert!(tokens.verify_access_token(&unsigned).await.is_err());
     assert!(refused(tokens.verify_access_token("not a token").await).contains("not a JWT"));
+
+    // What RFC 9068 §2.2 requires is required.
+    for claim in ["sub", "exp", "aud", "iss"] {
+        let mut claims = access(&p, json!({}));
+        claims.as_object_mut().unwrap().remove(claim);
+        assert!(tokens.verify_access_token(&sign(&k1, "at+jwt", claims)).await.is_err(), "without {claim}");
+    }
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("at+jwt".into());
+    assert!(
+        refused(tokens.verify_access_token(&jsonwebtoken::encode(&header, &access(&p, json!({})), &k1.encoding).unwrap()).await)
+            .contains("kid")
+    );
+    header.kid = Some("k1".into());
+    header.crit = Some(vec!["exp-ext".into()]);
+    assert!(
+        refused(tokens.verify_access_token(&jsonwebtoken::encode(&header, &access(&p, json!({})), &k1.encoding).unwrap()).await)
+            .contains("extensions")
+    );
+    // Issued, or signed in, in the future (beyond the minute's leeway): no.
+    for claim in ["iat", "auth_time"] {
+        let future = access(&p, json!({ claim: now() + 600 }));
+        assert!(refused(tokens.verify_access_token(&sign(&k1, "at+jwt", future)).await).contains("future"), "{claim}");
+    }
+    // An audience list naming this application is this application's.
+    assert!(tokens.verify_access_token(&sign(&k1, "at+jwt", access(&p, json!({ "aud": ["other", "app"] })))).await.is_ok());
+}
+
+#[tokio::test]
+async fn while_the_provider_is_down_held_keys_verify_for_a_bounded_time() {
+    let k1 = key("k1", 1);
+    let p = provider(&[&k1]).await;
+    let options = Options::default()
+        .jwks_max_age(Duration::from_millis(200))
+        .jwks_refetch_interval(Duration::from_millis(200))
+        .jwks_max_stale(Duration::from_millis(1200));
+    let tokens = Verifier::new(Issuer::discover_with(&p.issuer, options).await.unwrap(), "app");
+    let token = sign(&k1, "at+jwt", access(&p, json!({})));
+    p.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Stale and the refetch fails: the held key verifies; many requests
+    // cost one attempt per interval, not one each.
+    for _ in 0..20 {
+        assert!(tokens.verify_access_token(&token).await.is_ok());
+    }
+    assert_eq!(p.fetches.load(Ordering::SeqCst), 2, "discovery's fetch, then one attempt");
+    // Past the stale limit: refused as unavailable (the layer's 503), not as invalid.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(matches!(tokens.verify_access_token(&token).await, Err(Error::Keys(_))));
+    // The provider is back: the next attempt fetches and verifies.
+    p.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(tokens.verify_access_token(&token).await.is_ok());
 }
 
 #[tokio::test]

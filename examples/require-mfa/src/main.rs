@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -47,20 +48,25 @@ struct Registration {
     client_secret: Option<String>,
 }
 
-/// One browser's session: the sign-in on its way, and the one finished.
-#[derive(Default)]
+/// One browser's session: sign-ins on their way (a few, so a link to a
+/// page that starts one does not cancel another), and the one finished.
 struct Session {
-    pending: Option<PendingSignIn>,
+    pending: Vec<PendingSignIn>,
     signed_in: Option<SignedIn>,
+    created: Instant,
 }
 
 #[derive(Clone)]
 struct App {
     client: WebClient,
+    secure_cookie: bool,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
 }
 
 const COOKIE: &str = "require_mfa_session";
+/// Sessions end after this long (and the sample forgets them).
+const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+const MAX_PENDING: usize = 4;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -71,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let issuer = Issuer::discover(&args.issuer).await.map_err(|e| format!("{e} (is `portcullis serve` running at {}?)", args.issuer))?;
     let redirect_uri = format!("{}/callback", args.url.trim_end_matches('/'));
     let client = WebClient::new(issuer, &registration.client_id, registration.client_secret.as_deref(), &redirect_uri);
-    let app = App { client, sessions: Arc::default() };
+    let app = App { client, secure_cookie: args.url.starts_with("https://"), sessions: Arc::default() };
     let router = Router::new()
         .route("/", get(home))
         .route("/admin", get(admin))
@@ -85,33 +91,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 impl App {
-    fn with_session<T>(&self, id: &str, f: impl FnOnce(&mut Session) -> T) -> T {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        f(sessions.entry(id.to_owned()).or_default())
+        sessions.retain(|_, s| s.created.elapsed() < SESSION_LIFETIME);
+        sessions
+    }
+
+    /// This browser's session id, if the sample issued it and it is live;
+    /// else a new one (a cookie value the sample never issued is ignored).
+    fn session_of(&self, headers: &HeaderMap) -> (String, bool) {
+        let mut sessions = self.sessions();
+        if let Some(id) = session_id(headers).filter(|id| sessions.contains_key(id)) {
+            return (id, false);
+        }
+        let id = random_id();
+        sessions.insert(id.clone(), Session { pending: Vec::new(), signed_in: None, created: Instant::now() });
+        (id, true)
+    }
+
+    fn session_cookie(&self, id: &str) -> String {
+        let secure = if self.secure_cookie { "; Secure" } else { "" };
+        format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_LIFETIME.as_secs())
     }
 
     /// The page if this browser's sign-in meets `requirement`; otherwise a
-    /// redirect to Portcullis for exactly that, coming back to `path`.
+    /// redirect to Portcullis for exactly that (a step-up of the same user
+    /// when someone is signed in), coming back to `path`.
     fn require(&self, headers: &HeaderMap, path: &str, requirement: &Requirement, page: impl FnOnce(&SignedIn) -> String) -> Response {
-        let (id, new_cookie) = match session_id(headers) {
-            Some(id) => (id, None),
-            None => {
-                let id = random_id();
-                (id.clone(), Some(id))
-            }
+        let (id, new) = self.session_of(headers);
+        let mut sessions = self.sessions();
+        let Some(session) = sessions.get_mut(&id) else {
+            return (StatusCode::SERVICE_UNAVAILABLE, "session lost").into_response();
         };
-        let shown = self.with_session(&id, |s| s.signed_in.as_ref().filter(|si| si.meets(requirement).is_ok()).map(page));
-        let mut response = match shown {
-            Some(html) => Html(html).into_response(),
-            None => {
-                let (url, pending) = self.client.begin(path, requirement);
-                self.with_session(&id, |s| s.pending = Some(pending));
+        let mut response = match &session.signed_in {
+            Some(s) if s.meets(requirement).is_ok() => Html(page(s)).into_response(),
+            current => {
+                let (url, pending) = match current {
+                    Some(s) => self.client.begin_step_up(s, path, requirement),
+                    None => self.client.begin(path, requirement),
+                };
+                if session.pending.len() == MAX_PENDING {
+                    session.pending.remove(0);
+                }
+                session.pending.push(pending);
                 Redirect::to(&url).into_response()
             }
         };
-        if let Some(id) = new_cookie
-            && let Ok(value) = session_cookie(&id).parse()
-        {
+        if new && let Ok(value) = self.session_cookie(&id).parse() {
             response.headers_mut().insert(header::SET_COOKIE, value);
         }
         response
@@ -146,11 +172,18 @@ async fn admin(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 async fn callback(State(app): State<App>, headers: HeaderMap, Query(answer): Query<Callback>) -> Response {
+    let failed = |why: &str| (StatusCode::BAD_REQUEST, Html(page("Sign-in failed", &format!("<p>{}</p>", escape(why))))).into_response();
     let Some(id) = session_id(&headers) else {
-        return (StatusCode::BAD_REQUEST, Html(page("Sign-in failed", "<p>This browser started no sign-in.</p>"))).into_response();
+        return failed("This browser started no sign-in.");
     };
-    let Some(pending) = app.with_session(&id, |s| s.pending.take()) else {
-        return (StatusCode::BAD_REQUEST, Html(page("Sign-in failed", "<p>This browser has no sign-in on its way.</p>"))).into_response();
+    // Only the sign-in this answer is for is taken: a forged callback does
+    // not cancel one in progress.
+    let pending = app.sessions().get_mut(&id).and_then(|s| {
+        let at = s.pending.iter().position(|p| p.answered_by(&answer))?;
+        Some(s.pending.remove(at))
+    });
+    let Some(pending) = pending else {
+        return failed("This browser has no sign-in on its way that this answer is for.");
     };
     match app.client.finish(pending, &answer).await {
         Ok(signed_in) => {
@@ -159,23 +192,23 @@ async fn callback(State(app): State<App>, headers: HeaderMap, Query(answer): Que
             let to = signed_in.return_to.clone();
             let fresh = random_id();
             {
-                let mut sessions = app.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut sessions = app.sessions();
                 sessions.remove(&id);
-                sessions.insert(fresh.clone(), Session { pending: None, signed_in: Some(signed_in) });
+                sessions.insert(fresh.clone(), Session { pending: Vec::new(), signed_in: Some(signed_in), created: Instant::now() });
             }
             let mut response = Redirect::to(&to).into_response();
-            if let Ok(value) = session_cookie(&fresh).parse() {
+            if let Ok(value) = app.session_cookie(&fresh).parse() {
                 response.headers_mut().insert(header::SET_COOKIE, value);
             }
             response
         }
-        Err(e) => (StatusCode::BAD_REQUEST, Html(page("Sign-in failed", &format!("<p>{}</p>", escape(&e.to_string()))))).into_response(),
+        Err(e) => failed(&e.to_string()),
     }
 }
 
 async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Some(id) = session_id(&headers) {
-        app.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        app.sessions().remove(&id);
     }
     Html(page("Signed out", "<p>Signed out of the sample (not of Portcullis).</p>")).into_response()
 }
@@ -187,10 +220,6 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))
-}
-
-fn session_cookie(id: &str) -> String {
-    format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax")
 }
 
 fn random_id() -> String {

@@ -18,6 +18,13 @@ use crate::oidc::{CALLBACK, register};
 
 on_both_backends!(a_browser_application_steps_up_to_mfa_and_an_api_demands_it, a_key_rotation_while_the_application_runs);
 
+/// The provider's clock is the test's, moved forward for each TOTP step and
+/// key period; the application's is the real one, so it allows the skew
+/// (by default a token issued more than a minute in the future is refused).
+fn skewed() -> Options {
+    Options::default().leeway(Duration::from_secs(900))
+}
+
 /// Signs in through `client` for `requirement`: the provider's pages (password,
 /// then a TOTP code when asked) and the callback.
 async fn sign_in_through(app: &TestApp, client: &WebClient, requirement: &Requirement, secret: &[u8]) -> Result<SignedIn, Error> {
@@ -48,7 +55,7 @@ async fn call(base: &str, token: &str) -> (StatusCode, Option<String>, String) {
 async fn a_browser_application_steps_up_to_mfa_and_an_api_demands_it(app: TestApp) {
     app.verified_user("ada@example.com").await;
     let (id, client_secret) = register(&app, false, SigningAlg::ES256).await;
-    let issuer = Issuer::discover(&app.config.issuer).await.unwrap();
+    let issuer = Issuer::discover_with(&app.config.issuer, skewed()).await.unwrap();
     let client = WebClient::new(issuer.clone(), &id, client_secret.as_deref(), CALLBACK);
 
     // The home page needs only a sign-in: a password is enough (the user has
@@ -97,6 +104,14 @@ async fn a_browser_application_steps_up_to_mfa_and_an_api_demands_it(app: TestAp
     assert!(stepped.meets(&admin).is_ok());
     assert_eq!(call(&base, &stepped.access_token).await, (StatusCode::OK, None, format!("{} mfa", home.claims.sub)));
 
+    // A step-up of one user's session completed as another is refused.
+    let mut someone_else = stepped.clone();
+    someone_else.claims.sub = "another-user".into();
+    let (url, pending) = client.begin_step_up(&someone_else, "/admin", &admin);
+    let (back, _) = through_sign_in(&app, &url, &mut Some(secret.clone())).await;
+    let refused = client.finish(pending, &Callback::from_query(back.split_once('?').unwrap().1)).await;
+    assert!(matches!(refused, Err(Error::Callback(why)) if why.contains("another user")));
+
     // A requirement the provider's answer does not meet is an error, not a sign-in.
     let key_only = Requirement::mfa().method("hwk");
     assert!(matches!(
@@ -110,6 +125,10 @@ async fn a_browser_application_steps_up_to_mfa_and_an_api_demands_it(app: TestAp
     let mut forged = Callback::from_query(back.split_once('?').unwrap().1);
     forged.state = Some("another".into());
     assert!(matches!(client.finish(pending.clone(), &forged).await, Err(Error::Callback(_))));
+    // This provider sends `iss` (RFC 9207): a response without it is refused.
+    let mut unnamed = Callback::from_query(back.split_once('?').unwrap().1);
+    unnamed.iss = None;
+    assert!(matches!(client.finish(pending.clone(), &unnamed).await, Err(Error::Callback(_))));
     // The same code, replayed after a real finish, is refused by the provider.
     let real = Callback::from_query(back.split_once('?').unwrap().1);
     client.finish(pending.clone(), &real).await.unwrap();
@@ -132,7 +151,7 @@ async fn a_key_rotation_while_the_application_runs(app: TestApp) {
     // one-minute interval; the test's clock moves the provider, not the
     // application, so the interval is shortened here.
     let interval = Duration::from_millis(300);
-    let issuer = Issuer::discover_with(&app.config.issuer, Options::default().jwks_refetch_interval(interval)).await.unwrap();
+    let issuer = Issuer::discover_with(&app.config.issuer, skewed().jwks_refetch_interval(interval)).await.unwrap();
     let client = WebClient::new(issuer.clone(), &id, client_secret.as_deref(), CALLBACK);
     let tokens = Verifier::new(issuer, &id);
     let base = api(&tokens).await;
