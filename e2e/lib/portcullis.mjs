@@ -243,6 +243,43 @@ export async function deliverPush(page, scope, data) {
   return [];
 }
 
+/** Fills the sign-in form `page` shows (email, password) and submits it. */
+export async function submitSignIn(page, email, password) {
+  await page.locator("#email").fill(email);
+  await page.locator("#password").fill(password);
+  await page.locator("#password").press("Enter");
+}
+
+/**
+ * In a browser of its own (another device), signs `email` in and sets up an
+ * authenticator app on the security page; returns the app's secret.
+ */
+export async function setUpAuthenticatorAppElsewhere(browser, server, email, password) {
+  const other = await browser.newPage();
+  await other.goto(`${server.base}/login`);
+  await submitSignIn(other, email, password);
+  await other.waitForURL(/\/account$/);
+  await other.goto(`${server.base}/account/security`);
+  await other.getByRole("button", { name: "Set up authenticator app" }).click();
+  const secret = (await other.getByTestId("totp-secret").innerText()).trim();
+  await other.locator("#code").fill(totp(secret));
+  await other.getByRole("button", { name: "Verify", exact: true }).click();
+  await other.getByTestId("recovery-codes").waitFor();
+  await other.close();
+  return secret;
+}
+
+/** Starts `command` and waits until its output says `ready`; it never outlives the test process. */
+export async function spawnReady(command, args, ready) {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+  process.on("exit", () => child.kill("SIGKILL"));
+  await new Promise((resolve, reject) => {
+    child.stdout.on("data", (d) => String(d).includes(ready) && resolve());
+    child.once("exit", (code) => reject(new Error(`${command} exited with ${code}`)));
+  });
+  return child;
+}
+
 /** Keeps a picture of the page under e2e/output/NAME.png, after checking it with axe. */
 export async function screenshot(page, name) {
   await checkAccessibility(page, name);

@@ -7,12 +7,11 @@
 // acr_values=mfa that asks only for the second factor, refresh, hybrid
 // `code id_token` with form_post, and RP-initiated logout.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { freePort, launchBrowser, startServer, totp } from "../lib/portcullis.mjs";
+import { freePort, launchBrowser, setUpAuthenticatorAppElsewhere, spawnReady, startServer, submitSignIn, totp } from "../lib/portcullis.mjs";
 import { startOpenIdClientRp } from "../lib/rp_openid_client.mjs";
 
 const PASSWORD = "tangerine-Quiver-87-lantern";
@@ -53,15 +52,8 @@ const libraries = {
     if (!existsSync(python)) throw new Error(`${python} is missing: scripts/e2e makes the virtual environment (e2e/requirements.txt)`);
     const port = await freePort();
     const { client_id, client_secret } = register("Authlib app", port);
-    const child = spawn(python, [join(e2e, "rp", "authlib_rp.py"), String(port), server.base, client_id, client_secret], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    process.on("exit", () => child.kill("SIGKILL"));
+    const child = await spawnReady(python, [join(e2e, "rp", "authlib_rp.py"), String(port), server.base, client_id, client_secret], "ready");
     stops.push(async () => child.kill("SIGTERM"));
-    await new Promise((resolve, reject) => {
-      child.stdout.on("data", (d) => String(d).includes("ready") && resolve());
-      child.once("exit", (c) => reject(new Error(`the Authlib relying party exited with ${c}`)));
-    });
     return `http://127.0.0.1:${port}`;
   },
 };
@@ -72,12 +64,6 @@ async function result(page) {
   const body = JSON.parse(text);
   assert.ok(!body.error, `the relying party failed: ${text}`);
   return body;
-}
-
-async function signIn(page, email) {
-  await page.locator("#email").fill(email);
-  await page.locator("#password").fill(PASSWORD);
-  await page.locator("#password").press("Enter");
 }
 
 for (const [library, start] of Object.entries(libraries)) {
@@ -91,7 +77,7 @@ for (const [library, start] of Object.entries(libraries)) {
       // A password sign-in (no second factor yet): the library validates the ID token.
       await page.goto(`${rp}/start`);
       await page.waitForURL(/\/login\?/);
-      await signIn(page, email);
+      await submitSignIn(page, email, PASSWORD);
       await page.waitForURL(`${rp}/cb?**`);
       let signedIn = await result(page);
       assert.equal(signedIn.library, library);
@@ -102,17 +88,7 @@ for (const [library, start] of Object.entries(libraries)) {
       assert.equal(signedIn.alg, "ES256");
 
       // An authenticator app, set up from another browser.
-      const other = await browser.newPage();
-      await other.goto(`${server.base}/login`);
-      await signIn(other, email);
-      await other.waitForURL(/\/account$/);
-      await other.goto(`${server.base}/account/security`);
-      await other.getByRole("button", { name: "Set up authenticator app" }).click();
-      const secret = (await other.getByTestId("totp-secret").innerText()).trim();
-      await other.locator("#code").fill(totp(secret));
-      await other.getByRole("button", { name: "Verify", exact: true }).click();
-      await other.getByTestId("recovery-codes").waitFor();
-      await other.close();
+      const secret = await setUpAuthenticatorAppElsewhere(browser, server, email, PASSWORD);
 
       // acr_values=mfa: the second factor only, then honest claims.
       await page.goto(`${rp}/start?acr=mfa`);

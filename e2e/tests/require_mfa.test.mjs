@@ -3,12 +3,11 @@
 // sign-in; the admin page sends the user back for the second factor only (no
 // second password) and returns to the admin page, which shows acr mfa.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { freePort, launchBrowser, screenshot, startServer, totp } from "../lib/portcullis.mjs";
+import { freePort, launchBrowser, screenshot, setUpAuthenticatorAppElsewhere, spawnReady, startServer, submitSignIn, totp } from "../lib/portcullis.mjs";
 
 const PASSWORD = "tangerine-Quiver-87-lantern";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -30,51 +29,28 @@ after(async () => {
 
 /** Starts the sample the way the README does: with the JSON `client create` printed. */
 async function startSample() {
-  if (!existsSync(sampleBinary)) throw new Error(`${sampleBinary} is missing: run cargo build -p require-mfa first`);
+  if (!existsSync(sampleBinary)) throw new Error(`${sampleBinary} is missing: run cargo test --workspace --all-features --no-run first`);
   const port = await freePort();
   const url = `http://localhost:${port}`;
   const client = server.cli(["client", "create", "--name", "Require-MFA sample", "--redirect-uri", `${url}/callback`]);
-  sample = spawn(sampleBinary, ["--issuer", server.base, "--url", url, "--listen", `127.0.0.1:${port}`, "--client", client.trim()], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  process.on("exit", () => sample.kill("SIGKILL"));
-  await new Promise((resolve, reject) => {
-    sample.stdout.on("data", (d) => String(d).includes("require-mfa sample on") && resolve());
-    sample.once("exit", (code) => reject(new Error(`the sample exited with ${code}`)));
-  });
+  sample = await spawnReady(sampleBinary, ["--issuer", server.base, "--url", url, "--listen", `127.0.0.1:${port}`, "--client", client.trim()], "require-mfa sample on");
   return url;
 }
 
 test("the admin page requires MFA: a password-only user is asked only for the second factor and comes back", async () => {
   server.cli(["user", "create", "--email", "ada@example.com", "--password-stdin"], `${PASSWORD}\n`);
   const app = await startSample();
-  const signIn = async (page) => {
-    await page.locator("#email").fill("ada@example.com");
-    await page.locator("#password").fill(PASSWORD);
-    await page.locator("#password").press("Enter");
-  };
-
   // Home: any signed-in user. Ada has no second factor yet: a password it is.
   const page = await browser.newPage();
   await page.goto(app);
   await page.waitForURL(/\/login\?/);
-  await signIn(page);
+  await submitSignIn(page, "ada@example.com", PASSWORD);
   await page.waitForURL(`${app}/`);
   await page.getByRole("heading", { name: "Home" }).waitFor();
   assert.match(await page.locator("main").innerText(), /with pwd \(acr: none\)/);
 
   // On another device she sets up an authenticator app.
-  const other = await browser.newPage();
-  await other.goto(`${server.base}/login`);
-  await signIn(other);
-  await other.waitForURL(/\/account$/);
-  await other.goto(`${server.base}/account/security`);
-  await other.getByRole("button", { name: "Set up authenticator app" }).click();
-  const secret = (await other.getByTestId("totp-secret").innerText()).trim();
-  await other.locator("#code").fill(totp(secret));
-  await other.getByRole("button", { name: "Verify", exact: true }).click();
-  await other.getByTestId("recovery-codes").waitFor();
-  await other.close();
+  const secret = await setUpAuthenticatorAppElsewhere(browser, server, "ada@example.com", PASSWORD);
 
   // Admin, in the first browser: back to Portcullis for the second factor only.
   await page.getByRole("link", { name: "Admin page" }).click();

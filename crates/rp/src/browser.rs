@@ -63,7 +63,7 @@ impl PendingSignIn {
     /// constant time): an application keeping several sign-ins picks the one
     /// to finish with it, and leaves the others alone when none matches.
     pub fn answered_by(&self, callback: &Callback) -> bool {
-        callback.state.as_deref().is_some_and(|s| bool::from(s.as_bytes().ct_eq(self.state.as_bytes())))
+        callback.state.as_deref().is_some_and(|s| same(s, &self.state))
     }
 }
 
@@ -240,7 +240,7 @@ impl WebClient {
         if pending.subject.as_deref().is_some_and(|sub| sub != claims.sub) {
             return Err(Error::Callback("the step-up was completed as another user".into()));
         }
-        let nonce_ok = claims.nonce.as_deref().is_some_and(|n| bool::from(n.as_bytes().ct_eq(pending.nonce.as_bytes())));
+        let nonce_ok = claims.nonce.as_deref().is_some_and(|n| same(n, &pending.nonce));
         if !nonce_ok {
             return Err(Error::InvalidToken("the ID token's nonce is not this sign-in's".into()));
         }
@@ -248,7 +248,7 @@ impl WebClient {
         // provider signs with (OpenID Connect Core §3.1.3.6).
         if let Some(at_hash) = &claims.at_hash {
             let expected = URL_SAFE_NO_PAD.encode(&Sha256::digest(tokens.access_token.as_bytes())[..16]);
-            if !bool::from(at_hash.as_bytes().ct_eq(expected.as_bytes())) {
+            if !same(at_hash, &expected) {
                 return Err(Error::InvalidToken("the access token does not match the ID token's at_hash".into()));
             }
         }
@@ -267,6 +267,7 @@ impl WebClient {
     }
 
     async fn exchange(&self, code: &str, verifier: &str) -> Result<TokenResponse, Error> {
+        let unreachable = |e: reqwest::Error| Error::Provider { error: "unreachable".into(), description: Some(e.to_string()) };
         let mut form =
             vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", &self.redirect_uri), ("code_verifier", verifier)];
         let mut request = self.issuer.http().post(&self.issuer.metadata().token_endpoint).header("accept", "application/json");
@@ -278,13 +279,9 @@ impl WebClient {
             }
             None => form.push(("client_id", &self.client_id)),
         }
-        let response = request
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| Error::Provider { error: "unreachable".into(), description: Some(e.to_string()) })?;
+        let response = request.form(&form).send().await.map_err(unreachable)?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| Error::Provider { error: "unreachable".into(), description: Some(e.to_string()) })?;
+        let body = response.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
             let refused: Option<TokenError> = serde_json::from_slice(&body).ok();
             return Err(match refused {
@@ -294,6 +291,11 @@ impl WebClient {
         }
         serde_json::from_slice(&body).map_err(|e| Error::Provider { error: "invalid_response".into(), description: Some(e.to_string()) })
     }
+}
+
+/// Whether `a` and `b` are equal, compared in constant time.
+fn same(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// 32 random bytes, base64url: `state`, `nonce` and the PKCE verifier (RFC 7636 §4.1).

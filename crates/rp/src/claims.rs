@@ -58,7 +58,7 @@ pub struct AccessClaims {
 impl AccessClaims {
     /// Whether `scope` was granted.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope.split(' ').any(|s| s == scope)
+        grants(&self.scope, scope)
     }
 }
 
@@ -75,6 +75,11 @@ impl AuthenticationFacts for AccessClaims {
     fn scope(&self) -> Option<&str> {
         Some(&self.scope)
     }
+}
+
+/// Whether the space-separated `granted` scopes include `scope`.
+pub(crate) fn grants(granted: &str, scope: &str) -> bool {
+    granted.split(' ').any(|s| s == scope)
 }
 
 /// The claims of a verified ID token (OpenID Connect Core §2).

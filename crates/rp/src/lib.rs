@@ -3,18 +3,24 @@
 //!
 //! - **APIs** ([`Verifier`], [`Verifier::require`]): a layer validates the
 //!   bearer access token (RFC 9068 JWT: signature from the issuer's JWKS,
-//!   fetched through discovery and cached, `typ`, `iss`, `aud`, `exp`) and
-//!   checks a [`Requirement`] (`acr` at least `mfa` or `phr`, an `amr`
-//!   method, `max_age`, scopes). A token that does not meet it gets RFC
-//!   9470's challenge, `401` with `WWW-Authenticate: Bearer
-//!   error="insufficient_user_authentication", acr_values="mfa"`, so the
-//!   client knows to sign the user in again with more. Handlers take the
-//!   verified [`AccessClaims`] as an extractor.
+//!   fetched through discovery and cached; `typ`, `iss`, `aud`, `exp`, `nbf`;
+//!   a `kid` and `sub` required, `crit` headers and an `iat`/`auth_time`
+//!   beyond the leeway in the future refused; ES256, RS256 and PS256 keys
+//!   only) and checks a [`Requirement`] (`acr` at least `mfa` or `phr`, an
+//!   `amr` method, `max_age`, scopes). A token that does not meet it gets
+//!   RFC 9470's challenge, `401` with `WWW-Authenticate: Bearer
+//!   error="insufficient_user_authentication", error_description="…",
+//!   acr_values="mfa"`, so the client knows to sign the user in again with
+//!   more. Handlers take the verified [`AccessClaims`] as an extractor.
+//!   Tokens are checked locally: a revoked grant's token passes until it
+//!   expires.
 //! - **Browser applications** ([`WebClient`]): the code flow with PKCE;
 //!   on a page that requires more than the session has, [`WebClient::begin`]
 //!   sends the user back to the provider with `acr_values`, which asks only
 //!   for the missing factor, and [`WebClient::finish`] checks the ID token's
-//!   `acr`/`amr`, not only that it exists.
+//!   `acr`/`amr`, not only that it exists. For a session already signed in,
+//!   use [`WebClient::begin_step_up`]: `finish` then refuses a sign-in
+//!   completed as another user.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};

@@ -1,10 +1,11 @@
-//! The sample from the product's brief: an application behind Portcullis with
-//! a home page any signed-in user sees and an admin page that requires MFA.
+//! A sample application behind Portcullis: a home page any signed-in user
+//! sees and an admin page that requires MFA.
 //!
 //! A user signed in with a password only who opens `/admin` is sent back to
 //! Portcullis with `acr_values=mfa`, asked only for the second factor (the
 //! provider still has the session), and returns to `/admin`. The check is on
-//! the ID token's `acr`, through `portcullis-rp`.
+//! the ID token's `acr`, through `portcullis-rp`; the step-up must be
+//! completed as the same user (`begin_step_up`).
 //!
 //! ```sh
 //! cargo run --release -- serve
@@ -105,13 +106,16 @@ impl App {
             return (id, false);
         }
         let id = random_id();
-        sessions.insert(id.clone(), Session { pending: Vec::new(), signed_in: None, created: Instant::now() });
+        sessions.insert(id.clone(), Session::new(None));
         (id, true)
     }
 
-    fn session_cookie(&self, id: &str) -> String {
+    fn set_session_cookie(&self, response: &mut Response, id: &str) {
         let secure = if self.secure_cookie { "; Secure" } else { "" };
-        format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_LIFETIME.as_secs())
+        let cookie = format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_LIFETIME.as_secs());
+        if let Ok(value) = cookie.parse() {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
     }
 
     /// The page if this browser's sign-in meets `requirement`; otherwise a
@@ -137,10 +141,16 @@ impl App {
                 Redirect::to(&url).into_response()
             }
         };
-        if new && let Ok(value) = self.session_cookie(&id).parse() {
-            response.headers_mut().insert(header::SET_COOKIE, value);
+        if new {
+            self.set_session_cookie(&mut response, &id);
         }
         response
+    }
+}
+
+impl Session {
+    fn new(signed_in: Option<SignedIn>) -> Self {
+        Self { pending: Vec::new(), signed_in, created: Instant::now() }
     }
 }
 
@@ -194,12 +204,10 @@ async fn callback(State(app): State<App>, headers: HeaderMap, Query(answer): Que
             {
                 let mut sessions = app.sessions();
                 sessions.remove(&id);
-                sessions.insert(fresh.clone(), Session { pending: Vec::new(), signed_in: Some(signed_in), created: Instant::now() });
+                sessions.insert(fresh.clone(), Session::new(Some(signed_in)));
             }
             let mut response = Redirect::to(&to).into_response();
-            if let Ok(value) = app.session_cookie(&fresh).parse() {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
+            app.set_session_cookie(&mut response, &fresh);
             response
         }
         Err(e) => failed(&e.to_string()),

@@ -1,8 +1,8 @@
 //! `portcullis-rp` against the running server: a browser application steps a
 //! password-only sign-in up to MFA and checks the ID token's claims; an API
 //! behind the crate's layer answers RFC 9470 challenges to the password-only
-//! access token and serves the MFA one; and a `portcullis keys rotate` while
-//! the application runs is picked up by one JWKS fetch.
+//! access token and serves the MFA one; and after a `portcullis keys rotate`
+//! while the application runs, tokens of the new key and of the old one pass.
 
 use std::time::Duration;
 
@@ -30,8 +30,12 @@ fn skewed() -> Options {
 async fn sign_in_through(app: &TestApp, client: &WebClient, requirement: &Requirement, secret: &[u8]) -> Result<SignedIn, Error> {
     let (url, pending) = client.begin("/admin?tab=keys", requirement);
     let (back, _) = through_sign_in(app, &url, &mut Some(secret.to_vec())).await;
-    let query = back.split_once('?').map_or("", |(_, q)| q);
-    client.finish(pending, &Callback::from_query(query)).await
+    client.finish(pending, &callback_of(&back)).await
+}
+
+/// The provider's answer in the redirect `back`.
+fn callback_of(back: &str) -> Callback {
+    Callback::from_query(back.split_once('?').map_or("", |(_, q)| q))
 }
 
 /// A small API with the crate's layer; returns its address.
@@ -97,7 +101,7 @@ async fn a_browser_application_steps_up_to_mfa_and_an_api_demands_it(app: TestAp
         first.location
     );
     let (back, _) = through_sign_in(&app, &url, &mut Some(secret.clone())).await;
-    let stepped = client.finish(pending, &Callback::from_query(back.split_once('?').unwrap().1)).await.unwrap();
+    let stepped = client.finish(pending, &callback_of(&back)).await.unwrap();
     assert_eq!(stepped.claims.amr, vec!["pwd", "otp", "mfa"]);
     assert_eq!(stepped.claims.acr.as_deref(), Some("mfa"));
     assert_eq!(stepped.claims.sub, home.claims.sub);
@@ -109,7 +113,7 @@ async fn a_browser_application_steps_up_to_mfa_and_an_api_demands_it(app: TestAp
     someone_else.claims.sub = "another-user".into();
     let (url, pending) = client.begin_step_up(&someone_else, "/admin", &admin);
     let (back, _) = through_sign_in(&app, &url, &mut Some(secret.clone())).await;
-    let refused = client.finish(pending, &Callback::from_query(back.split_once('?').unwrap().1)).await;
+    let refused = client.finish(pending, &callback_of(&back)).await;
     assert!(matches!(refused, Err(Error::Callback(why)) if why.contains("another user")));
 
     // A requirement the provider's answer does not meet is an error, not a sign-in.
@@ -122,15 +126,15 @@ async fn a_browser_application_steps_up_to_mfa_and_an_api_demands_it(app: TestAp
     // A callback that is not this browser's is refused before the code is used.
     let (url, pending) = client.begin("/", &Requirement::any());
     let (back, _) = through_sign_in(&app, &url, &mut Some(secret.clone())).await;
-    let mut forged = Callback::from_query(back.split_once('?').unwrap().1);
+    let mut forged = callback_of(&back);
     forged.state = Some("another".into());
     assert!(matches!(client.finish(pending.clone(), &forged).await, Err(Error::Callback(_))));
     // This provider sends `iss` (RFC 9207): a response without it is refused.
-    let mut unnamed = Callback::from_query(back.split_once('?').unwrap().1);
+    let mut unnamed = callback_of(&back);
     unnamed.iss = None;
     assert!(matches!(client.finish(pending.clone(), &unnamed).await, Err(Error::Callback(_))));
     // The same code, replayed after a real finish, is refused by the provider.
-    let real = Callback::from_query(back.split_once('?').unwrap().1);
+    let real = callback_of(&back);
     client.finish(pending.clone(), &real).await.unwrap();
     assert!(matches!(client.finish(pending, &real).await, Err(Error::Provider { error, .. }) if error == "invalid_grant"));
     // An ID token is not an access token.
