@@ -139,7 +139,7 @@ impl WebClient {
 
     /// The scopes to ask for (default `openid email`; `openid` is added if missing).
     pub fn scope(mut self, scope: &str) -> Self {
-        self.scope = if scope.split(' ').any(|s| s == "openid") { scope.to_owned() } else { format!("openid {scope}") };
+        self.scope = if crate::claims::grants(scope, "openid") { scope.to_owned() } else { format!("openid {scope}") };
         self
     }
 
@@ -173,12 +173,7 @@ impl WebClient {
             requirement: requirement.clone(),
         };
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(pending.code_verifier.as_bytes()));
-        let mut url = match url::Url::parse(&self.issuer.metadata().authorization_endpoint) {
-            Ok(u) => u,
-            // Discovery gave a URL that does not parse: the provider's fault,
-            // shown where it is visible (the provider answers the path).
-            Err(_) => return (self.issuer.metadata().authorization_endpoint.clone(), pending),
-        };
+        let mut url = self.issuer.authorization_endpoint().clone();
         {
             let mut query = url.query_pairs_mut();
             query

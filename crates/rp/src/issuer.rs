@@ -123,6 +123,8 @@ pub struct Issuer {
 
 struct Inner {
     metadata: ProviderMetadata,
+    /// `metadata.authorization_endpoint`, parsed once at discovery.
+    authorization_endpoint: url::Url,
     http: reqwest::Client,
     options: Options,
     keys: RwLock<KeySet>,
@@ -164,10 +166,12 @@ impl Issuer {
         if metadata.issuer != issuer {
             return Err(Error::Discovery(format!("the provider at {url} names itself {:?}, not {issuer:?}", metadata.issuer)));
         }
+        let authorization_endpoint = url::Url::parse(&metadata.authorization_endpoint)
+            .map_err(|e| Error::Discovery(format!("authorization_endpoint {:?}: {e}", metadata.authorization_endpoint)))?;
         let keys = fetch_keys(&http, &metadata.jwks_uri).await.map_err(Error::Keys)?;
         let now = Instant::now();
         let keys = RwLock::new(KeySet { keys, fetched_at: now, attempted_at: now });
-        Ok(Self { inner: Arc::new(Inner { metadata, http, options, keys, fetching: Mutex::new(()) }) })
+        Ok(Self { inner: Arc::new(Inner { metadata, authorization_endpoint, http, options, keys, fetching: Mutex::new(()) }) })
     }
 
     /// The discovery document.
@@ -178,6 +182,11 @@ impl Issuer {
     /// The issuer identifier.
     pub fn issuer(&self) -> &str {
         &self.inner.metadata.issuer
+    }
+
+    /// Where browsers are sent to sign in.
+    pub(crate) fn authorization_endpoint(&self) -> &url::Url {
+        &self.inner.authorization_endpoint
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {

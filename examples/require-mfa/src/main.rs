@@ -98,18 +98,6 @@ impl App {
         sessions
     }
 
-    /// This browser's session id, if the sample issued it and it is live;
-    /// else a new one (a cookie value the sample never issued is ignored).
-    fn session_of(&self, headers: &HeaderMap) -> (String, bool) {
-        let mut sessions = self.sessions();
-        if let Some(id) = session_id(headers).filter(|id| sessions.contains_key(id)) {
-            return (id, false);
-        }
-        let id = random_id();
-        sessions.insert(id.clone(), Session::new(None));
-        (id, true)
-    }
-
     fn set_session_cookie(&self, response: &mut Response, id: &str) {
         let secure = if self.secure_cookie { "; Secure" } else { "" };
         let cookie = format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_LIFETIME.as_secs());
@@ -122,11 +110,13 @@ impl App {
     /// redirect to Portcullis for exactly that (a step-up of the same user
     /// when someone is signed in), coming back to `path`.
     fn require(&self, headers: &HeaderMap, path: &str, requirement: &Requirement, page: impl FnOnce(&SignedIn) -> String) -> Response {
-        let (id, new) = self.session_of(headers);
         let mut sessions = self.sessions();
-        let Some(session) = sessions.get_mut(&id) else {
-            return (StatusCode::SERVICE_UNAVAILABLE, "session lost").into_response();
-        };
+        // This browser's session if the sample issued it and it is live, else
+        // a new one (a cookie value the sample never issued is ignored).
+        let known = session_id(headers).filter(|id| sessions.contains_key(id));
+        let new = known.is_none();
+        let id = known.unwrap_or_else(random_id);
+        let session = sessions.entry(id.clone()).or_insert_with(|| Session::new(None));
         let mut response = match &session.signed_in {
             Some(s) if s.meets(requirement).is_ok() => Html(page(s)).into_response(),
             current => {
